@@ -1,0 +1,10 @@
+export { Stepflare, type EventSender, type StepflareOptions } from "./client.ts";
+export { NonRetriableError } from "./errors/NonRetriableError.ts";
+export { RetryAfterError } from "./errors/RetryAfterError.ts";
+export { StepError } from "./errors/StepError.ts";
+export { StepflareFunction, type FunctionConfig, type FailureEventData, type FailureHandler, type Trigger } from "./function.ts";
+export type { Handler, HandlerContext, RunOutcome, StepRecord } from "./driver.ts";
+export type { EventPayload, StoredEvent } from "./event.ts";
+export type { StepTools } from "./step.ts";
+export type { DurationLike } from "./duration.ts";
+export type { JsonObject, Logger, SerializedError } from "./types.ts";

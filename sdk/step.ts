@@ -1,0 +1,60 @@
+import type { DurationLike } from "./duration.ts";
+import type { EventPayload } from "./event.ts";
+
+/** The step tools a handler receives as `step`. Every step id must be unique in a run; repeats get `:1`, `:2`. */
+export interface StepTools {
+  /**
+   * Runs `fn` once and memoizes its JSON result; later replays return the stored result.
+   * Retried on its own (the function's `retries`); after the last attempt, throws a `StepError`.
+   *
+   * @example
+   * const user = await step.run("load-user", () => db.users.find(event.data.userId));
+   */
+  run<T>(id: string, fn: () => T | Promise<T>): Promise<Awaited<T>>;
+  /**
+   * Suspends the run for `duration` (ms, or text such as `"30s"`, `"1h30m"`, `"2 days"`).
+   *
+   * @example
+   * await step.sleep("wait-a-day", "1 day");
+   */
+  sleep(id: string, duration: DurationLike): Promise<void>;
+  /**
+   * Suspends the run until `time` (a `Date`, an ISO 8601 string or epoch ms).
+   *
+   * @example
+   * await step.sleepUntil("until-launch", "2026-12-01T09:00:00Z");
+   */
+  sleepUntil(id: string, time: Date | string | number): Promise<void>;
+  /**
+   * Sends events through the event API's path, once, and returns their ids.
+   *
+   * @example
+   * const { ids } = await step.sendEvent("notify", { name: "shop/order.paid", data: { orderId } });
+   */
+  sendEvent(id: string, events: EventPayload | EventPayload[]): Promise<{ ids: string[] }>;
+}
+
+/** The largest number of steps one run may have (DESIGN "Limits"). */
+export const MAX_STEPS_PER_RUN = 1000;
+
+/**
+ * Gives each step call its unique id, in call order: the user's id, then `id:1`, `id:2`, ... for repeats.
+ *
+ * @example
+ * const ids = new StepIdAllocator(); ids.next("a"); ids.next("a"); // "a", "a:1"
+ */
+export class StepIdAllocator {
+  private readonly seen = new Map<string, number>();
+
+  next(id: string): string {
+    const uses = this.seen.get(id) ?? 0;
+    this.seen.set(id, uses + 1);
+    return uses === 0 ? id : `${id}:${uses}`;
+  }
+}
+
+/** Hashes a step id for storage (SHA-1 hex, as Inngest does), so any id text is a safe key. */
+export async function hashStepId(id: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(id));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,47 @@
+import type { RunStatus } from "../messages.ts";
+
+/** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
+export interface RunIndexRow {
+  id: string;
+  function_id: string;
+  event_id: string;
+  status: RunStatus;
+  started_at: number;
+  ended_at: number | null;
+}
+
+export interface RunIndexEntry {
+  runId: string;
+  functionId: string;
+  eventId: string;
+  status: RunStatus;
+  startedAt: number;
+  endedAt?: number;
+}
+
+/** Statement recording a started run; never overwrites a row that already learned its end. */
+export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
+  return db
+    .prepare("INSERT INTO runs (id, function_id, event_id, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING")
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt);
+}
+
+/** Statement recording a run's end (inserting the row if its start has not been indexed yet). */
+export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+       ON CONFLICT(id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at`,
+    )
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.endedAt ?? null);
+}
+
+export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
+  return db.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).first<RunIndexRow>();
+}
+
+export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunIndexRow[]> {
+  // Uses index runs_event.
+  const { results } = await db.prepare("SELECT * FROM runs WHERE event_id = ?1 ORDER BY started_at, id").bind(eventId).all<RunIndexRow>();
+  return results;
+}

@@ -1,0 +1,3 @@
+export { serve, type ServeOptions } from "./serve.ts";
+export { RunObject } from "./objects/RunObject.ts";
+export { Scheduler } from "./objects/Scheduler.ts";

@@ -1,0 +1,108 @@
+import { ulid } from "ulidx";
+import { eventBatchSchema, eventPayloadSchema, type StoredEvent } from "../sdk/event.ts";
+import { insertEvents } from "./db/events.ts";
+import type { Env } from "./env.ts";
+import type { AcceptedEvent, QueueMessage } from "./messages.ts";
+
+/** Ingest limits (DESIGN "Limits"). */
+export const MAX_EVENT_BYTES = 512 * 1024;
+export const MAX_REQUEST_BYTES = 3 * 1024 * 1024;
+export const MAX_EVENTS_PER_REQUEST = 5000;
+
+/** Queue limits: 128 KB per message, 100 messages and 256 KB per sendBatch (kept with a margin). */
+const MAX_INLINE_MESSAGE_BYTES = 100 * 1024;
+const MAX_BATCH_MESSAGES = 100;
+const MAX_BATCH_BYTES = 200 * 1024;
+
+/** A request the event API refuses: `status` is 400 or 413, `error` says what is wrong. */
+export class IngestError extends Error {
+  override readonly name = "IngestError";
+  constructor(
+    readonly status: 400 | 413,
+    message: string,
+    readonly path?: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Validates one event or an array (Inngest's shape) and checks the limits; throws IngestError.
+ *
+ * @example
+ * const events = parseEvents(JSON.parse(body));
+ */
+export function parseEvents(body: unknown): StoredEvent[] {
+  const result = (Array.isArray(body) ? eventBatchSchema : eventPayloadSchema.transform((event) => [event])).safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue?.path.join(".") ?? "";
+    throw new IngestError(400, `invalid event${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
+  }
+  const payloads = result.data;
+  if (payloads.length === 0) throw new IngestError(400, "no events: send one event or a non-empty array");
+  if (payloads.length > MAX_EVENTS_PER_REQUEST) {
+    throw new IngestError(413, `${payloads.length} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
+  }
+  const now = Date.now();
+  return payloads.map((payload, i) => {
+    const event: StoredEvent = {
+      id: payload.id ?? ulid(now),
+      name: payload.name,
+      data: payload.data,
+      ts: payload.ts ?? now,
+      ...(payload.user ? { user: payload.user } : {}),
+      ...(payload.v ? { v: payload.v } : {}),
+    };
+    const bytes = byteLength(JSON.stringify(event));
+    if (bytes > MAX_EVENT_BYTES) {
+      throw new IngestError(413, `event ${i} is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES} bytes (512 KiB) per event`, String(i));
+    }
+    return event;
+  });
+}
+
+/**
+ * Makes events durable and starts their dispatch: writes them to the D1 event log, then sends the
+ * new ones to the queue. Answers once both are done; ids come back in order, duplicates included.
+ *
+ * @example
+ * const { ids } = await ingestEvents(env, parseEvents(body));
+ */
+export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ ids: string[] }> {
+  const receivedAt = Date.now();
+  const fresh = await insertEvents(env.DB, events, receivedAt);
+  await enqueueEvents(env, fresh.map((event) => ({ event, receivedAt })));
+  return { ids: events.map((e) => e.id) };
+}
+
+/** Sends accepted events to the queue, in batches within the queue's limits. */
+export async function enqueueEvents(env: Env, accepted: AcceptedEvent[]): Promise<void> {
+  const messages = accepted.map(({ event, receivedAt }): QueueMessage => {
+    const inline: QueueMessage = { type: "event", event, receivedAt };
+    return byteLength(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id };
+  });
+  await sendMessages(env, messages);
+}
+
+export async function sendMessages(env: Env, messages: QueueMessage[]): Promise<void> {
+  let batch: MessageSendRequest<QueueMessage>[] = [];
+  let batchBytes = 0;
+  const sends: Promise<unknown>[] = [];
+  for (const body of messages) {
+    const bytes = byteLength(JSON.stringify(body));
+    if (batch.length === MAX_BATCH_MESSAGES || batchBytes + bytes > MAX_BATCH_BYTES) {
+      sends.push(env.EVENTS.sendBatch(batch));
+      batch = [];
+      batchBytes = 0;
+    }
+    batch.push({ body, contentType: "json" });
+    batchBytes += bytes;
+  }
+  if (batch.length > 0) sends.push(env.EVENTS.sendBatch(batch));
+  await Promise.all(sends);
+}
+
+export function byteLength(text: string): number {
+  return new TextEncoder().encode(text).length;
+}

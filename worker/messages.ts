@@ -1,0 +1,22 @@
+import type { StoredEvent } from "../sdk/event.ts";
+
+/** Run statuses as the REST API shows them (Inngest's names, plus Queued). */
+export type RunStatus = "Queued" | "Running" | "Completed" | "Failed" | "Cancelled";
+
+export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(["Completed", "Failed", "Cancelled"]);
+
+/** An event with the time the event API accepted it (part of its runs' deterministic ids). */
+export interface AcceptedEvent {
+  event: StoredEvent;
+  receivedAt: number;
+}
+
+/**
+ * What travels on the EVENTS queue. Events ride inline when small; a large one travels by
+ * reference and the consumer reads it from the D1 event log. Run ends update the D1 runs index
+ * in the consumer's batch (DESIGN "Performance notes").
+ */
+export type QueueMessage =
+  | ({ type: "event" } & AcceptedEvent)
+  | { type: "event-ref"; id: string }
+  | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number };

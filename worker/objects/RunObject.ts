@@ -1,0 +1,182 @@
+import { DurableObject } from "cloudflare:workers";
+import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../../sdk/driver.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
+import { FUNCTION_FAILED_EVENT } from "../../sdk/function.ts";
+import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
+import { serializeError, type SerializedError } from "../../sdk/types.ts";
+import type { Env } from "../env.ts";
+import { ingestEvents, parseEvents } from "../ingest.ts";
+import { createLogger } from "../logger.ts";
+import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
+import { findFunction } from "../registry.ts";
+import { RunStore, type RunRecord } from "./RunStore.ts";
+import { toRunView, type RunView } from "./runView.ts";
+
+/**
+ * While a run executes, its alarm stands this far ahead as a watchdog: if the runtime dies
+ * mid-run, the alarm fires after restart and the run resumes from its stored steps.
+ */
+const WATCHDOG_MS = 10_000;
+
+export interface RunInit {
+  runId: string;
+  functionId: string;
+  events: StoredEvent[];
+  /** Epoch ms to start at: now, or an event's future `ts` (a delayed run). */
+  startAt: number;
+}
+
+/**
+ * One function run (DESIGN "A run"): its record and steps in this object's SQLite, the handler
+ * executed here through the SDK's driver, and every timer (start, sleep, retry, watchdog) on the alarm.
+ */
+export class RunObject extends DurableObject<Env> {
+  private readonly store: RunStore;
+  /** The invocation in progress, so an alarm never starts a second one beside it. */
+  private executing: Promise<void> | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new RunStore(ctx.storage.sql);
+  }
+
+  /**
+   * Stores the run (once: a repeated start changes nothing) and starts it, or arms the alarm for a
+   * delayed start. Returns as soon as the run is stored, not when it ends.
+   */
+  async start(init: RunInit): Promise<RunStatus> {
+    const existing = this.store.run();
+    if (existing) return existing.status;
+    const now = Date.now();
+    const delayed = init.startAt > now;
+    this.store.createRun({ id: init.runId, functionId: init.functionId, events: init.events, status: delayed ? "Queued" : "Running", startedAt: now });
+    if (delayed) {
+      await this.ctx.storage.setAlarm(init.startAt);
+    } else {
+      await this.ctx.storage.setAlarm(now + WATCHDOG_MS);
+      void this.execute();
+    }
+    return delayed ? "Queued" : "Running";
+  }
+
+  override async alarm(): Promise<void> {
+    if (this.executing) {
+      await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
+      return;
+    }
+    await this.execute();
+  }
+
+  /** The run with its steps, as the REST API shows it; null if this object holds no run. */
+  async getRun(): Promise<RunView | null> {
+    const run = this.store.run();
+    return run ? toRunView(run, [...this.store.steps().values()]) : null;
+  }
+
+  /** Cancels the run: it stops at its next step boundary and a running step's result is discarded. */
+  async cancel(): Promise<RunView | null> {
+    const run = this.store.run();
+    if (!run) return null;
+    if (!FINAL_STATUSES.has(run.status)) {
+      await this.ctx.storage.deleteAlarm();
+      await this.finish(run, "Cancelled", {});
+    }
+    return this.getRun();
+  }
+
+  private execute(): Promise<void> {
+    this.executing ??= this.invoke()
+      .catch(async (err: unknown) => {
+        // The watchdog alarm retries the invocation; log why it broke.
+        console.error(JSON.stringify({ level: "error", message: "run invocation failed; the alarm retries it", error: String(err) }));
+      })
+      .finally(() => (this.executing = null));
+    return this.executing;
+  }
+
+  /** Runs the handler once against the stored steps and records what came of it. */
+  private async invoke(): Promise<void> {
+    const run = this.store.run();
+    if (!run || FINAL_STATUSES.has(run.status)) return;
+    const logger = createLogger({ run_id: run.id, function_id: run.functionId });
+    const fn = findFunction(run.functionId);
+    if (!fn) {
+      const error = serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`));
+      return this.fail(run, error);
+    }
+    if (run.status === "Queued") this.store.setStatus("Running");
+    await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
+
+    const host: RunHost = {
+      steps: this.store.steps(),
+      saveStep: (step: StepRecord) => this.store.saveStep(step),
+      sendEvents: (events) => ingestEvents(this.env, parseStepEvents(events)),
+      isCancelled: () => this.store.run()?.status === "Cancelled",
+      now: Date.now,
+    };
+    const outcome = await executeRun(fn.handler, { runId: run.id, events: run.events, handlerAttempt: run.attempt, retries: fn.retries, logger }, host);
+    await this.record(run, outcome, logger);
+  }
+
+  private async record(run: RunRecord, outcome: RunOutcome, logger: ReturnType<typeof createLogger>): Promise<void> {
+    if (this.store.run()?.status === "Cancelled") return;
+    switch (outcome.type) {
+      case "completed":
+        await this.ctx.storage.deleteAlarm();
+        return this.finish(run, "Completed", { output: outcome.output });
+      case "failed":
+        return this.fail(run, outcome.error);
+      case "suspended":
+        await this.ctx.storage.setAlarm(outcome.wakeAt);
+        return;
+      case "retry":
+        logger.warn("handler failed; retrying", { attempt: run.attempt, error: outcome.error.message });
+        this.store.setAttempt(run.attempt + 1);
+        await this.ctx.storage.setAlarm(outcome.wakeAt);
+        return;
+      case "cancelled":
+        return;
+    }
+  }
+
+  /**
+   * Fails the run for good. The failure event goes through the durable ingest path first, so
+   * `onFailure` is never lost: if sending it throws, the watchdog alarm retries this.
+   */
+  private async fail(run: RunRecord, error: SerializedError): Promise<void> {
+    await ingestEvents(this.env, [
+      {
+        id: `${run.id}-failed`,
+        name: FUNCTION_FAILED_EVENT,
+        data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] },
+        ts: Date.now(),
+      },
+    ]);
+    await this.ctx.storage.deleteAlarm();
+    await this.finish(run, "Failed", { error });
+  }
+
+  /** Stores the final status and tells the D1 runs index through the queue (batched there). */
+  private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): Promise<void> {
+    const endedAt = Date.now();
+    this.store.end(status, endedAt, result);
+    try {
+      await this.env.EVENTS.send(
+        { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status, startedAt: run.startedAt, endedAt },
+        { contentType: "json" },
+      );
+    } catch (err) {
+      // The index is only an index: the API reads a run's status from here.
+      console.error(JSON.stringify({ level: "error", message: "could not queue the run's end for the runs index", run_id: run.id, error: String(err) }));
+    }
+  }
+}
+
+/** Events a step sends are validated like the event API's; bad ones fail the step for good. */
+function parseStepEvents(events: unknown[]): StoredEvent[] {
+  try {
+    return parseEvents(events);
+  } catch (err) {
+    throw new NonRetriableError(`step.sendEvent: ${serializeError(err).message}`);
+  }
+}

@@ -1,0 +1,59 @@
+import type { StepRecord } from "../../sdk/driver.ts";
+import type { SerializedError } from "../../sdk/types.ts";
+import type { RunStatus } from "../messages.ts";
+import type { RunRecord } from "./RunStore.ts";
+
+/** A step as the REST API shows it. */
+export interface StepView {
+  id: string;
+  name: string;
+  status: "Completed" | "Failed" | "Sleeping" | "Retrying";
+  attempts: number;
+  output: unknown;
+  error: SerializedError | null;
+  started_at: string;
+  ended_at: string | null;
+}
+
+/** A run as the REST API shows it (Inngest's field names). */
+export interface RunView {
+  run_id: string;
+  function_id: string;
+  event_id: string;
+  status: RunStatus;
+  output: unknown;
+  error: SerializedError | null;
+  run_started_at: string;
+  ended_at: string | null;
+  steps: StepView[];
+}
+
+const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
+  completed: "Completed",
+  failed: "Failed",
+  sleeping: "Sleeping",
+  retrying: "Retrying",
+};
+
+export function toRunView(run: RunRecord, steps: StepRecord[]): RunView {
+  return {
+    run_id: run.id,
+    function_id: run.functionId,
+    event_id: run.events[0]?.id ?? "",
+    status: run.status,
+    output: run.output ?? null,
+    error: run.error ?? null,
+    run_started_at: new Date(run.startedAt).toISOString(),
+    ended_at: run.endedAt ? new Date(run.endedAt).toISOString() : null,
+    steps: steps.map((step) => ({
+      id: step.id,
+      name: step.name,
+      status: STEP_STATUS[step.status],
+      attempts: step.attempts,
+      output: step.output ?? null,
+      error: step.error ?? null,
+      started_at: new Date(step.startedAt).toISOString(),
+      ended_at: step.endedAt ? new Date(step.endedAt).toISOString() : null,
+    })),
+  };
+}

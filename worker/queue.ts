@@ -1,0 +1,78 @@
+import { getEvents, markDispatched } from "./db/events.ts";
+import { endRunStatement, insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
+import type { Env } from "./env.ts";
+import type { AcceptedEvent, QueueMessage } from "./messages.ts";
+import { allFunctions } from "./registry.ts";
+import { runIdFor } from "./runId.ts";
+
+/**
+ * The queue consumer (dispatch): for each event, start a run of every function it triggers,
+ * then record the batch in D1 in one round trip (runs index, events dispatched, run ends).
+ * Run ids are deterministic, so a redelivered message starts nothing twice; a message is acked
+ * only when all of its work succeeded.
+ */
+export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env): Promise<void> {
+  const refIds = batch.messages.flatMap((m) => (m.body.type === "event-ref" ? [m.body.id] : []));
+  const referenced = new Map((await getEvents(env.DB, refIds)).map((a) => [a.event.id, a]));
+
+  const started: RunIndexEntry[] = [];
+  const ended: RunIndexEntry[] = [];
+  const dispatchedIds: string[] = [];
+  const done: Message<QueueMessage>[] = [];
+
+  await Promise.all(
+    batch.messages.map(async (message) => {
+      const body = message.body;
+      if (body.type === "run-ended") {
+        ended.push({ ...body });
+        done.push(message);
+        return;
+      }
+      const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(body.id);
+      if (!accepted) {
+        // The event log has no such event (never stored): nothing to dispatch.
+        console.error(JSON.stringify({ level: "error", message: "queued event not found in the event log", id: (body as { id: string }).id }));
+        done.push(message);
+        return;
+      }
+      try {
+        started.push(...(await dispatchEvent(env, accepted)));
+        dispatchedIds.push(accepted.event.id);
+        done.push(message);
+      } catch (err) {
+        console.error(JSON.stringify({ level: "error", message: "dispatch failed; will retry", eventId: accepted.event.id, error: String(err) }));
+        message.retry();
+      }
+    }),
+  );
+
+  const now = Date.now();
+  const statements = [
+    ...started.map((run) => insertRunStatement(env.DB, run)),
+    ...ended.map((run) => endRunStatement(env.DB, run)),
+    ...markDispatched(env.DB, dispatchedIds, now),
+  ];
+  try {
+    if (statements.length > 0) await env.DB.batch(statements);
+    for (const message of done) message.ack();
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", message: "D1 write of a dispatched batch failed; will retry", error: String(err) }));
+    for (const message of done) message.retry();
+  }
+}
+
+/**
+ * Starts a run of every function `accepted` triggers (fan-out) and answers their index entries.
+ * A RunObject's start() returns once the run is stored with its alarm armed, not when it ends.
+ */
+export async function dispatchEvent(env: Env, { event, receivedAt }: AcceptedEvent): Promise<RunIndexEntry[]> {
+  const targets = allFunctions().filter((fn) => fn.matches(event));
+  return Promise.all(
+    targets.map(async (fn) => {
+      const runId = await runIdFor(fn.id, event.id, receivedAt);
+      const startAt = Math.max(event.ts, receivedAt);
+      const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt });
+      return { runId, functionId: fn.id, eventId: event.id, status, startedAt: receivedAt };
+    }),
+  );
+}

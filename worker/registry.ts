@@ -1,0 +1,25 @@
+import type { StepflareFunction } from "../sdk/function.ts";
+
+/**
+ * The functions this Worker serves, set once by `serve()` when the entry module loads, which is
+ * before any request, queue batch or Durable Object of this isolate runs.
+ */
+let functions: StepflareFunction[] = [];
+
+export function registerFunctions(list: StepflareFunction[]): void {
+  const all = list.flatMap((fn) => (fn.failureFunction ? [fn, fn.failureFunction] : [fn]));
+  const ids = new Set<string>();
+  for (const fn of all) {
+    if (ids.has(fn.id)) throw new TypeError(`serve(): two functions have the id "${fn.id}"; function ids must be unique`);
+    ids.add(fn.id);
+  }
+  functions = all;
+}
+
+export function allFunctions(): readonly StepflareFunction[] {
+  return functions;
+}
+
+export function findFunction(id: string): StepflareFunction | undefined {
+  return functions.find((fn) => fn.id === id);
+}

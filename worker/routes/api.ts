@@ -1,0 +1,65 @@
+import { Hono } from "hono";
+import { nameSchema } from "../../sdk/event.ts";
+import { getEvent } from "../db/events.ts";
+import { findRun, runsOfEvent } from "../db/runs.ts";
+import type { Env } from "../env.ts";
+import { allFunctions } from "../registry.ts";
+import { RUN_ID_PATTERN } from "../runId.ts";
+import type { RunView } from "../objects/runView.ts";
+import { jsonError } from "./errors.ts";
+
+/**
+ * The REST API (Inngest's shapes). D1 says which runs exist; each run's RunObject, its record
+ * of truth, answers for its status, output and steps.
+ */
+export const apiRoutes = new Hono<{ Bindings: Env }>();
+
+apiRoutes.get("/v1/functions", (c) =>
+  c.json({
+    data: allFunctions().map((fn) => ({ id: fn.id, name: fn.name, triggers: fn.triggers, config: { retries: fn.retries } })),
+  }),
+);
+
+apiRoutes.get("/v1/events/:eventId", async (c) => {
+  const id = c.req.param("eventId");
+  const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
+  if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
+  const { event, receivedAt } = found;
+  return c.json({ data: { ...event, received_at: new Date(receivedAt).toISOString() } });
+});
+
+apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
+  const id = c.req.param("eventId");
+  const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
+  if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
+  const rows = await runsOfEvent(c.env.DB, id);
+  const runs = await Promise.all(rows.map((row) => readRun(c.env, row.id)));
+  return c.json({ data: runs.filter((run) => run !== null).map(({ steps: _steps, ...run }) => run) });
+});
+
+apiRoutes.get("/v1/runs/:runId", async (c) => {
+  const run = await indexedRun(c.env, c.req.param("runId"));
+  if (!run) return jsonError(c, 404, `no run with id ${JSON.stringify(c.req.param("runId"))}`);
+  return c.json({ data: run });
+});
+
+apiRoutes.delete("/v1/runs/:runId", async (c) => {
+  const runId = c.req.param("runId");
+  if (!(await indexedRun(c.env, runId))) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  const run = (await runObject(c.env, runId).cancel()) as RunView | null;
+  return c.json({ data: run });
+});
+
+/** A run the runs index knows, read from its RunObject; null for anything else. */
+async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
+  if (!RUN_ID_PATTERN.test(runId) || !(await findRun(env.DB, runId))) return null;
+  return readRun(env, runId);
+}
+
+async function readRun(env: Env, runId: string): Promise<RunView | null> {
+  return (await runObject(env, runId).getRun()) as RunView | null;
+}
+
+function runObject(env: Env, runId: string) {
+  return env.RUNS.get(env.RUNS.idFromName(runId));
+}

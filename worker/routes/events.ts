@@ -1,0 +1,62 @@
+import { Hono } from "hono";
+import type { Env } from "../env.ts";
+import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest.ts";
+import { jsonError } from "./errors.ts";
+
+/** The event API: `POST /e/:key` with one event or an array (Inngest's shape). */
+export const eventRoutes = new Hono<{ Bindings: Env }>();
+
+eventRoutes.post("/e/:key", async (c) => {
+  const contentType = c.req.header("content-type");
+  if (contentType && !/json|text\/plain/i.test(contentType)) {
+    return jsonError(c, 415, `content-type ${contentType} is not accepted: send application/json`);
+  }
+  const bytes = await readLimited(c.req.raw, MAX_REQUEST_BYTES);
+  if (bytes === null) return jsonError(c, 413, `request body is over ${MAX_REQUEST_BYTES} bytes (3 MiB), the limit per request`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    return jsonError(c, 400, "request body is not valid UTF-8");
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return jsonError(c, 400, "request body is not valid JSON");
+  }
+  try {
+    const { ids } = await ingestEvents(c.env, parseEvents(body));
+    return c.json({ ids, status: 200 });
+  } catch (err) {
+    if (err instanceof IngestError) return jsonError(c, err.status, err.message, err.path);
+    throw err;
+  }
+});
+
+/** Reads a body, or answers null as soon as it passes `limit` bytes. */
+async function readLimited(request: Request, limit: number): Promise<Uint8Array | null> {
+  const declared = Number(request.headers.get("content-length") ?? "0");
+  if (declared > limit) return null;
+  if (!request.body) return new Uint8Array();
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const part of chunks) {
+    bytes.set(part, offset);
+    offset += part.byteLength;
+  }
+  return bytes;
+}

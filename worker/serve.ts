@@ -1,0 +1,56 @@
+import { Hono } from "hono";
+import type { Stepflare } from "../sdk/client.ts";
+import type { StepflareFunction } from "../sdk/function.ts";
+import type { Env } from "./env.ts";
+import { ingestEvents, parseEvents } from "./ingest.ts";
+import type { QueueMessage } from "./messages.ts";
+import { consumeBatch } from "./queue.ts";
+import { registerFunctions } from "./registry.ts";
+import { apiRoutes } from "./routes/api.ts";
+import { jsonError } from "./routes/errors.ts";
+import { eventRoutes } from "./routes/events.ts";
+import { ensureScheduler, tick } from "./scheduled.ts";
+import { env as workerEnv } from "cloudflare:workers";
+
+export interface ServeOptions {
+  client: Stepflare;
+  functions: StepflareFunction[];
+}
+
+/**
+ * Builds the Worker's default export from the user's functions: the event API and REST API
+ * (`fetch`), dispatch (`queue`) and the tick (`scheduled`).
+ *
+ * @example
+ * export * from "stepflare/worker";
+ * export default serve({ client: app, functions: [hello] });
+ */
+export function serve({ client, functions }: ServeOptions): ExportedHandler<Env, QueueMessage> {
+  registerFunctions(functions);
+  // Inside the Worker, app.send() takes the ingest path directly.
+  client.useSender(async (events) => ingestEvents(workerEnv as Env, parseEvents(events)));
+
+  const app = new Hono<{ Bindings: Env }>();
+  app.use(async (c, next) => {
+    await ensureScheduler(c.env);
+    await next();
+  });
+  app.route("/", eventRoutes);
+  app.route("/", apiRoutes);
+  app.notFound((c) => jsonError(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+  app.onError((err, c) => {
+    console.error(JSON.stringify({ level: "error", message: "request failed", error: String(err), stack: err.stack }));
+    return jsonError(c, 500, "internal error");
+  });
+
+  return {
+    fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+    async queue(batch, env) {
+      await ensureScheduler(env);
+      await consumeBatch(batch, env);
+    },
+    async scheduled(_controller, env) {
+      await tick(env);
+    },
+  };
+}
