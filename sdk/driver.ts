@@ -54,7 +54,10 @@ export interface HandlerContext<TData extends object = Record<string, any>> {
   events: StoredEvent<TData>[];
   step: StepTools;
   runId: string;
-  /** 0-based attempt of the step being executed, or of the handler outside steps. */
+  /**
+   * 0-based attempt: of the step being executed (read inside a step body), of the step this
+   * invocation retries (read at the top, e.g. destructured), or of the handler outside steps.
+   */
   attempt: number;
   logger: Logger;
 }
@@ -109,8 +112,15 @@ class Invocation {
     private readonly input: RunInput,
     private readonly host: RunHost,
   ) {
-    this.currentAttempt = input.handlerAttempt;
-    for (const step of host.steps.values()) this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
+    // A handler that destructures `attempt` reads it once: make that the attempt of the step this
+    // invocation woke up to retry, as Inngest's per-step requests would show it.
+    const now = host.now();
+    let retried = -1;
+    for (const step of host.steps.values()) {
+      this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
+      if (step.status === "retrying" && (step.wakeAt ?? 0) <= now) retried = Math.max(retried, step.attempts);
+    }
+    this.currentAttempt = retried >= 0 ? retried : input.handlerAttempt;
   }
 
   async execute(handler: Handler<object, unknown>): Promise<RunOutcome> {

@@ -1,0 +1,9 @@
+import type { Env as StepflareEnv } from "../worker/env.ts";
+
+declare global {
+  namespace Cloudflare {
+    interface Env extends StepflareEnv {
+      TEST_MIGRATIONS: import("cloudflare:test").D1Migration[];
+    }
+  }
+}

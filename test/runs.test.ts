@@ -1,0 +1,113 @@
+import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { QueueMessage } from "../worker/messages.ts";
+import { tick } from "../worker/scheduled.ts";
+import worker from "./worker.ts";
+import { effectCount, eventually, finishedRuns, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+
+describe("failures", () => {
+  it("fails a run after its retries and runs onFailure as a run of its own with the event and error", async () => {
+    const key = uniqueKey("failing");
+    const [eventId] = await sendEvents({ name: "test/failing", data: { key } });
+    const failed = (await finishedRuns(eventId!)).get("failing")!;
+    expect(failed.status).toBe("Failed");
+    expect(failed.error).toMatchObject({ name: "RetryAfterError", message: "always broken" });
+
+    const failureEventId = `${failed.run_id}-failed`;
+    const event = (await (await request(`/v1/events/${failureEventId}`)).json()) as { data: { name: string; data: Record<string, unknown> } };
+    expect(event.data.name).toBe("inngest/function.failed");
+    expect(event.data.data).toMatchObject({ function_id: "failing", run_id: failed.run_id, event: { id: eventId, data: { key } } });
+
+    const onFailure = (await finishedRuns(failureEventId)).get("failing-failure")!;
+    expect(onFailure).toMatchObject({ status: "Completed", output: { failedRun: failed.run_id } });
+    expect(await effectCount(`${key}:onFailure:always broken`)).toBe(1);
+  });
+});
+
+describe("cancellation", () => {
+  it("cancels a sleeping run: status Cancelled, and its later steps never run", async () => {
+    const key = uniqueKey("cancel");
+    const [eventId] = await sendEvents({ name: "test/cancellable", data: { key } });
+    const run = await eventually(async () => {
+      const [found] = await runsOf(eventId!);
+      return found && (await effectCount(`${key}:before`)) === 1 ? found : undefined;
+    });
+    const response = await request(`/v1/runs/${run.run_id}`, { method: "DELETE" });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { data: RunJson }).data.status).toBe("Cancelled");
+
+    // Wake it as if the hour had passed: a cancelled run does nothing.
+    const stub = env.RUNS.get(env.RUNS.idFromName(run.run_id));
+    await runInDurableObject(stub, (instance) => instance.alarm());
+    const after = await getRun(run.run_id);
+    expect(after.status).toBe("Cancelled");
+    expect(after.ended_at).not.toBeNull();
+    expect(await effectCount(`${key}:after`)).toBe(0);
+  });
+});
+
+describe("dispatch", () => {
+  it("starts nothing twice when the queue redelivers a message", async () => {
+    const key = uniqueKey("redelivery");
+    const [eventId] = await sendEvents({ name: "test/counted", data: { key, sleep: 0 } });
+    const first = await finishedRuns(eventId!);
+    const { results } = await env.DB.prepare("SELECT * FROM events WHERE id = ?1").bind(eventId).all<{ received_at: number; data: string; ts: number }>();
+    const row = results[0]!;
+    const body: QueueMessage = { type: "event", event: { id: eventId!, name: "test/counted", data: JSON.parse(row.data), ts: row.ts }, receivedAt: row.received_at };
+    for (const _ of [1, 2]) {
+      const batch = createMessageBatch<QueueMessage>("stepflare-events", [{ id: crypto.randomUUID(), timestamp: new Date(), attempts: 1, body }]);
+      const ctx = createExecutionContext();
+      await worker.queue!(batch, env, ctx);
+      const result = await getQueueResult(batch, ctx);
+      expect(result.explicitAcks).toHaveLength(1);
+    }
+    expect(await runsOf(eventId!)).toHaveLength(1);
+    expect((await getRun(first.get("counted")!.run_id)).status).toBe("Completed");
+    expect(await effectCount(`${key}:a`)).toBe(1);
+  });
+
+  it("re-enqueues an event that was stored but never dispatched (lost from the queue)", async () => {
+    const key = uniqueKey("swept");
+    const id = uniqueKey("lost");
+    const longAgo = Date.now() - 60_000;
+    // As if the process died after the D1 write and before the queue kept the message.
+    await env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at) VALUES (?1, 'test/fanout', ?2, ?3, ?3)")
+      .bind(id, JSON.stringify({ key }), longAgo)
+      .run();
+    expect(await tick(env)).toBeGreaterThanOrEqual(1);
+    const runs = await finishedRuns(id, 2);
+    expect(runs.get("fanout-b")).toMatchObject({ status: "Completed", output: `b:${key}` });
+  });
+});
+
+describe("REST API", () => {
+  it("lists the registered functions with their triggers and config", async () => {
+    const { data } = (await (await request("/v1/functions")).json()) as { data: { id: string; triggers: unknown[]; config: { retries: number } }[] };
+    expect(data.find((f) => f.id === "counted")).toEqual({ id: "counted", name: "counted", triggers: [{ event: "test/counted" }], config: { retries: 3 } });
+    expect(data.find((f) => f.id === "failing-failure")?.triggers).toEqual([{ event: "inngest/function.failed", if: 'event.data.function_id == "failing"' }]);
+  });
+
+  it("shows a run with its steps", async () => {
+    const [eventId] = await sendEvents({ name: "test/recovers", data: { key: uniqueKey("api") } });
+    const run = (await finishedRuns(eventId!)).get("recovers")!;
+    const full = await getRun(run.run_id);
+    expect(full).toMatchObject({ run_id: run.run_id, function_id: "recovers", event_id: eventId, status: "Completed" });
+    expect(full.steps).toEqual([
+      expect.objectContaining({ name: "doomed", status: "Failed", attempts: 1, output: null, error: expect.objectContaining({ message: "no way" }) }),
+    ]);
+  });
+
+  it.each([
+    ["GET", "/v1/events/no-such-event"],
+    ["GET", "/v1/events/no-such-event/runs"],
+    ["GET", "/v1/runs/0123456789abcdef0123456789abcdef"],
+    ["GET", "/v1/runs/not-a-run-id"],
+    ["DELETE", "/v1/runs/0123456789abcdef0123456789abcdef"],
+    ["GET", "/v1/nothing-here"],
+  ])("answers %s %s for an unknown id with a JSON 404", async (method, path) => {
+    const response = await request(path, { method });
+    expect(response.status).toBe(404);
+    expect(((await response.json()) as { error: string }).error).toMatch(/no /);
+  });
+});

@@ -1,0 +1,32 @@
+import path from "node:path";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        // Pure modules (the SDK's driver, durations, errors) in Node.
+        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts"], environment: "node" },
+      },
+      {
+        // The Worker under workerd with its real D1, Queue and Durable Object bindings.
+        plugins: [
+          cloudflareTest({
+            // A user's entry of the documented shape, with functions that count their side effects.
+            main: "./test/worker.ts",
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+          }),
+        ],
+        test: { name: "workers", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"], testTimeout: 30_000 },
+      },
+      {
+        // `wrangler dev` as a user runs it, driven over HTTP.
+        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
+      },
+    ],
+  },
+});
