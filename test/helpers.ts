@@ -15,7 +15,7 @@ export interface RunJson {
 
 /** A request to the Worker under test, as a client would make it. */
 export function request(path: string, init?: RequestInit): Promise<Response> {
-  return exports.default.fetch(new Request(`http://stepflare.test${path}`, init));
+  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`http://stepflare.test${path}`, init));
 }
 
 /** POSTs events to the event API and answers their ids. */

@@ -2,6 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult, runInDurabl
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { QueueMessage } from "../worker/messages.ts";
+import type { RunObject } from "../worker/objects/RunObject.ts";
 import { tick } from "../worker/scheduled.ts";
 import worker from "./worker.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
@@ -39,7 +40,7 @@ describe("cancellation", () => {
 
     // Wake it as if the hour had passed: a cancelled run does nothing.
     const stub = env.RUNS.get(env.RUNS.idFromName(run.run_id));
-    await runInDurableObject(stub, (instance) => instance.alarm());
+    await runInDurableObject(stub, (instance) => (instance as RunObject).alarm());
     const after = await getRun(run.run_id);
     expect(after.status).toBe("Cancelled");
     expect(after.ended_at).not.toBeNull();
