@@ -60,10 +60,9 @@ export class RunObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    if (this.executing) {
-      await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
-      return;
-    }
+    // An invocation in progress finishes first (and records its own next timer); invoking again
+    // after it is at worst a replay of memoized steps, never a second run of a step.
+    if (this.executing) await this.executing;
     await this.execute();
   }
 
@@ -77,10 +76,7 @@ export class RunObject extends DurableObject<Env> {
   async cancel(): Promise<RunView | null> {
     const run = this.store.run();
     if (!run) return null;
-    if (!FINAL_STATUSES.has(run.status)) {
-      await this.ctx.storage.deleteAlarm();
-      await this.finish(run, "Cancelled", {});
-    }
+    if (!FINAL_STATUSES.has(run.status)) await this.finish(run, "Cancelled", {});
     return this.getRun();
   }
 
@@ -122,7 +118,6 @@ export class RunObject extends DurableObject<Env> {
     if (this.store.run()?.status === "Cancelled") return;
     switch (outcome.type) {
       case "completed":
-        await this.ctx.storage.deleteAlarm();
         return this.finish(run, "Completed", { output: outcome.output });
       case "failed":
         return this.fail(run, outcome.error);
@@ -152,14 +147,17 @@ export class RunObject extends DurableObject<Env> {
         ts: Date.now(),
       },
     ]);
-    await this.ctx.storage.deleteAlarm();
     await this.finish(run, "Failed", { error });
   }
 
-  /** Stores the final status and tells the D1 runs index through the queue (batched there). */
+  /**
+   * Stores the final status, then clears the alarm (in this order: a crash in between leaves an
+   * alarm that finds the run ended), and tells the D1 runs index through the queue (batched there).
+   */
   private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): Promise<void> {
     const endedAt = Date.now();
     this.store.end(status, endedAt, result);
+    await this.ctx.storage.deleteAlarm();
     try {
       await this.env.EVENTS.send(
         { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status, startedAt: run.startedAt, endedAt },
