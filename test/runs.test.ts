@@ -99,6 +99,23 @@ describe("REST API", () => {
     ]);
   });
 
+  it("counts billable operations: DO requests and rows, D1 statements and rows, queue messages", async () => {
+    type Usage = Record<"doRequests" | "doRowsWritten" | "d1Statements" | "d1RowsWritten" | "queueMessages", number>;
+    const read = async () => ((await (await request("/v1/usage")).json()) as { data: Usage }).data;
+    const before = await read();
+    const [eventId] = await sendEvents({ name: "test/counted", data: { key: uniqueKey("usage"), sleep: 0 } });
+    await finishedRuns(eventId!);
+    const after = await read();
+    // One run of three steps and a sleep: at least the run row, four step rows and the end.
+    expect(after.doRowsWritten - before.doRowsWritten).toBeGreaterThanOrEqual(6);
+    expect(after.doRequests - before.doRequests).toBeGreaterThanOrEqual(1);
+    // The event row, the runs index row and the run's end.
+    expect(after.d1RowsWritten - before.d1RowsWritten).toBeGreaterThanOrEqual(3);
+    expect(after.d1Statements - before.d1Statements).toBeGreaterThanOrEqual(2);
+    // The event and the run's end.
+    expect(after.queueMessages - before.queueMessages).toBeGreaterThanOrEqual(2);
+  });
+
   it.each([
     ["GET", "/v1/events/no-such-event"],
     ["GET", "/v1/events/no-such-event/runs"],

@@ -1,5 +1,6 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { AcceptedEvent } from "../messages.ts";
+import { countD1 } from "../usage.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -33,11 +34,13 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
       statement.bind(e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts, receivedAt, receivedAt - DEDUP_WINDOW_MS),
     ),
   );
+  countD1(results);
   return events.filter((_, i) => (results[i]?.results.length ?? 0) > 0);
 }
 
 export async function getEvent(db: D1Database, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
-  const row = await db.prepare("SELECT * FROM events WHERE id = ?1").bind(id).first<EventRow>();
+  const { results } = await db.prepare("SELECT * FROM events WHERE id = ?1").bind(id).all<EventRow>().then((r) => (countD1(r), r));
+  const row = results[0];
   return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at } : null;
 }
 
@@ -48,6 +51,7 @@ export async function getEvents(db: D1Database, ids: string[]): Promise<Accepted
   const results = await db.batch<EventRow>(
     chunks.map((part) => db.prepare(`SELECT * FROM events WHERE id IN (${part.map((_, i) => `?${i + 1}`).join(",")})`).bind(...part)),
   );
+  countD1(results);
   return results.flatMap((r) => r.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
 }
 
@@ -61,11 +65,12 @@ export function markDispatched(db: D1Database, ids: string[], at: number): D1Pre
 /** Ids of events accepted before `before` whose runs were never started (lost from the queue). */
 export async function undispatchedEventIds(db: D1Database, before: number, limit: number): Promise<string[]> {
   // Uses index events_undispatched.
-  const { results } = await db
+  const result = await db
     .prepare("SELECT id FROM events WHERE dispatched_at IS NULL AND received_at < ?1 ORDER BY received_at LIMIT ?2")
     .bind(before, limit)
     .all<{ id: string }>();
-  return results.map((r) => r.id);
+  countD1(result);
+  return result.results.map((r) => r.id);
 }
 
 function toEvent(row: EventRow): StoredEvent {

@@ -1,4 +1,5 @@
 import type { RunStatus } from "../messages.ts";
+import { countD1 } from "../usage.ts";
 
 /** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
 export interface RunIndexRow {
@@ -37,11 +38,14 @@ export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedS
 }
 
 export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
-  return db.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).first<RunIndexRow>();
+  const result = await db.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).all<RunIndexRow>();
+  countD1(result);
+  return result.results[0] ?? null;
 }
 
 export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunIndexRow[]> {
   // Uses index runs_event.
-  const { results } = await db.prepare("SELECT * FROM runs WHERE event_id = ?1 ORDER BY started_at, id").bind(eventId).all<RunIndexRow>();
-  return results;
+  const result = await db.prepare("SELECT * FROM runs WHERE event_id = ?1 ORDER BY started_at, id").bind(eventId).all<RunIndexRow>();
+  countD1(result);
+  return result.results;
 }

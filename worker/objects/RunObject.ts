@@ -9,6 +9,7 @@ import { ingestEvents, parseEvents } from "../ingest.ts";
 import { createLogger } from "../logger.ts";
 import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
 import { findFunction } from "../registry.ts";
+import { usage } from "../usage.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
 import { toRunView, type RunView } from "./runView.ts";
 
@@ -45,6 +46,7 @@ export class RunObject extends DurableObject<Env> {
    * delayed start. Returns as soon as the run is stored, not when it ends.
    */
   async start(init: RunInit): Promise<RunStatus> {
+    usage.doRequests++;
     const existing = this.store.run();
     if (existing) return existing.status;
     const now = Date.now();
@@ -60,6 +62,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    usage.doRequests++;
     // An invocation in progress finishes first (and records its own next timer); invoking again
     // after it is at worst a replay of memoized steps, never a second run of a step.
     if (this.executing) await this.executing;
@@ -68,12 +71,14 @@ export class RunObject extends DurableObject<Env> {
 
   /** The run with its steps, as the REST API shows it; null if this object holds no run. */
   async getRun(): Promise<RunView | null> {
+    usage.doRequests++;
     const run = this.store.run();
     return run ? toRunView(run, [...this.store.steps().values()]) : null;
   }
 
   /** Cancels the run: it stops at its next step boundary and a running step's result is discarded. */
   async cancel(): Promise<RunView | null> {
+    usage.doRequests++;
     const run = this.store.run();
     if (!run) return null;
     if (!FINAL_STATUSES.has(run.status)) await this.finish(run, "Cancelled", {});
@@ -158,6 +163,7 @@ export class RunObject extends DurableObject<Env> {
     const endedAt = Date.now();
     this.store.end(status, endedAt, result);
     await this.ctx.storage.deleteAlarm();
+    usage.queueMessages++;
     try {
       await this.env.EVENTS.send(
         { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status, startedAt: run.startedAt, endedAt },

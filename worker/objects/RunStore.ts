@@ -2,6 +2,7 @@ import type { StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { RunStatus } from "../messages.ts";
+import { usage } from "../usage.ts";
 
 /** A run's own record, as its RunObject keeps it. */
 export interface RunRecord {
@@ -68,7 +69,7 @@ export class RunStore {
   }
 
   createRun(run: Omit<RunRecord, "attempt">): void {
-    this.sql.exec(
+    this.write(
       "INSERT INTO run (id, function_id, events, status, attempt, started_at) VALUES (?, ?, ?, ?, 0, ?)",
       run.id,
       run.functionId,
@@ -80,17 +81,17 @@ export class RunStore {
   }
 
   setStatus(status: RunStatus): void {
-    this.sql.exec("UPDATE run SET status = ?", status);
+    this.write("UPDATE run SET status = ?", status);
     if (this.cachedRun) this.cachedRun.status = status;
   }
 
   setAttempt(attempt: number): void {
-    this.sql.exec("UPDATE run SET attempt = ?", attempt);
+    this.write("UPDATE run SET attempt = ?", attempt);
     if (this.cachedRun) this.cachedRun.attempt = attempt;
   }
 
   end(status: RunStatus, endedAt: number, result: { output?: unknown; error?: SerializedError }): void {
-    this.sql.exec(
+    this.write(
       "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?",
       status,
       endedAt,
@@ -105,9 +106,13 @@ export class RunStore {
     return this.cachedSteps;
   }
 
+  private write(query: string, ...bindings: SqlStorageValue[]): void {
+    usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
+  }
+
   /** Writes a step; the output gate holds every later reply and fetch until it is durable. */
   saveStep(step: StepRecord): void {
-    this.sql.exec(
+    this.write(
       `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, output = excluded.output,
          error = excluded.error, wake_at = excluded.wake_at, ended_at = excluded.ended_at`,

@@ -5,6 +5,7 @@ import { findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../env.ts";
 import { allFunctions } from "../registry.ts";
 import { RUN_ID_PATTERN } from "../runId.ts";
+import { usage } from "../usage.ts";
 import type { RunView } from "../objects/runView.ts";
 import { jsonError } from "./errors.ts";
 
@@ -19,6 +20,9 @@ apiRoutes.get("/v1/functions", (c) =>
     data: allFunctions().map((fn) => ({ id: fn.id, name: fn.name, triggers: fn.triggers, config: { retries: fn.retries } })),
   }),
 );
+
+/** Billable operations counted by this isolate (worker/usage.ts); `npm run bench` reads them. */
+apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));
 
 apiRoutes.get("/v1/events/:eventId", async (c) => {
   const id = c.req.param("eventId");
