@@ -8,6 +8,10 @@ export interface Env {
   EVENTS: Queue<QueueMessage>;
   RUNS: DurableObjectNamespace<RunObject>;
   SCHEDULER: DurableObjectNamespace<Scheduler>;
-  /** "1" under `wrangler dev`: any event key works. */
+  /** "1" under `wrangler dev`: any event key works and the API is open. */
   STEPFLARE_DEV?: string;
+  /** Secret: the event keys `POST /e/:key` accepts outside dev mode, comma-separated. */
+  STEPFLARE_EVENT_KEYS?: string;
+  /** Secret: the bearer token the REST API needs outside dev mode. */
+  STEPFLARE_SIGNING_KEY?: string;
 }

@@ -7,6 +7,7 @@ import { allFunctions } from "../registry.ts";
 import { RUN_ID_PATTERN } from "../runId.ts";
 import { usage } from "../usage.ts";
 import type { RunView } from "../objects/runView.ts";
+import { requireSigningKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 
 /**
@@ -14,6 +15,8 @@ import { jsonError } from "./errors.ts";
  * of truth, answers for its status, output and steps.
  */
 export const apiRoutes = new Hono<{ Bindings: Env }>();
+
+apiRoutes.use("/v1/*", requireSigningKey);
 
 apiRoutes.get("/v1/functions", (c) =>
   c.json({

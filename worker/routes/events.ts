@@ -1,12 +1,13 @@
 import { Hono } from "hono";
 import type { Env } from "../env.ts";
 import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest.ts";
+import { requireEventKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 
 /** The event API: `POST /e/:key` with one event or an array (Inngest's shape). */
 export const eventRoutes = new Hono<{ Bindings: Env }>();
 
-eventRoutes.post("/e/:key", async (c) => {
+eventRoutes.post("/e/:key", requireEventKey, async (c) => {
   const contentType = c.req.header("content-type");
   if (contentType && !/json|text\/plain/i.test(contentType)) {
     return jsonError(c, 415, `content-type ${contentType} is not accepted: send application/json`);
