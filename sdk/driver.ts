@@ -215,7 +215,8 @@ class Invocation {
     kind: StepKind = "run",
   ): Promise<Awaited<T> | typeof SUSPENDED> {
     const stored = this.host.steps.get(id);
-    if (stored?.status === "completed") return stored.output as Awaited<T>;
+    // A copy: the handler may change what it gets without touching the stored result.
+    if (stored?.status === "completed") return structuredClone(stored.output) as Awaited<T>;
     if (stored?.status === "failed") throw new StepError(name, stored.error ?? { name: "Error", message: "unknown error" });
     if (stored?.status === "retrying" && stored.wakeAt !== undefined && stored.wakeAt > this.host.now()) {
       return this.suspend(stored.wakeAt);
@@ -249,12 +250,13 @@ class Invocation {
     this.currentAttempt = this.input.handlerAttempt;
     // Let ingest and other runs on this thread in between steps (DESIGN "Performance notes").
     await yieldToEventLoop();
-    return output.value as Awaited<T>;
+    return structuredClone(output.value) as Awaited<T>;
   }
 
   private async sleepStep(name: string, id: string, wakeTime: () => number): Promise<void | typeof SUSPENDED> {
     const stored = this.host.steps.get(id);
     if (stored?.status === "completed") return;
+    if (this.host.isCancelled()) return this.cancel();
     const now = this.host.now();
     const wakeAt = stored?.wakeAt ?? wakeTime();
     if (wakeAt <= now) {

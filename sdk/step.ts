@@ -44,12 +44,18 @@ export const MAX_STEPS_PER_RUN = 1000;
  * const ids = new StepIdAllocator(); ids.next("a"); ids.next("a"); // "a", "a:1"
  */
 export class StepIdAllocator {
-  private readonly seen = new Map<string, number>();
+  private readonly repeats = new Map<string, number>();
+  private readonly taken = new Set<string>();
 
   next(id: string): string {
-    const uses = this.seen.get(id) ?? 0;
-    this.seen.set(id, uses + 1);
-    return uses === 0 ? id : `${id}:${uses}`;
+    let unique = id;
+    // Skip suffixes a user id already took ("x", "x:1", then "x" again becomes "x:2").
+    for (let n = this.repeats.get(id) ?? 0; this.taken.has(unique); n++) {
+      unique = `${id}:${n + 1}`;
+      this.repeats.set(id, n + 1);
+    }
+    this.taken.add(unique);
+    return unique;
   }
 }
 

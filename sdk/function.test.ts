@@ -1,0 +1,142 @@
+import { describe, expect, it } from "vitest";
+import { Stepflare } from "./client.ts";
+import type { HandlerContext } from "./driver.ts";
+import type { StoredEvent } from "./event.ts";
+import { FUNCTION_FAILED_EVENT, type FailureEventData } from "./function.ts";
+import type { StepTools } from "./step.ts";
+import type { Logger } from "./types.ts";
+
+const app = new Stepflare({ id: "test-app" });
+const noop = async () => null;
+
+let nextId = 0;
+function eventNamed(name: string, data: Record<string, unknown> = {}): StoredEvent {
+  return { id: `evt-${++nextId}`, name, data, ts: Date.parse("2026-01-01T00:00:00Z") };
+}
+
+describe("StepflareFunction: trigger matching", () => {
+  it("matches an exact event name and nothing else", () => {
+    const fn = app.createFunction({ id: "exact" }, { event: "shop/product.imported" }, noop);
+    expect(fn.matches(eventNamed("shop/product.imported"))).toBe(true);
+    expect(fn.matches(eventNamed("shop/product.imported.v2"))).toBe(false);
+    expect(fn.matches(eventNamed("shop/product.deleted"))).toBe(false);
+  });
+
+  it("matches every name under a `prefix/*` wildcard", () => {
+    const fn = app.createFunction({ id: "wildcard" }, { event: "shop/*" }, noop);
+    expect(fn.matches(eventNamed("shop/product.imported"))).toBe(true);
+    expect(fn.matches(eventNamed("shop/order.paid"))).toBe(true);
+    expect(fn.matches(eventNamed("shopping/cart.updated"))).toBe(false);
+    expect(fn.matches(eventNamed("other/shop/order.paid"))).toBe(false);
+  });
+
+  it("matches only events for which the CEL `if` is true", () => {
+    const fn = app.createFunction({ id: "pro-only" }, { event: "user/upgraded", if: "event.data.plan == 'pro'" }, noop);
+    expect(fn.matches(eventNamed("user/upgraded", { plan: "pro" }))).toBe(true);
+    expect(fn.matches(eventNamed("user/upgraded", { plan: "free" }))).toBe(false);
+    expect(fn.matches(eventNamed("user/other", { plan: "pro" }))).toBe(false);
+  });
+
+  it("treats an `if` that reads a missing field as a non-match", () => {
+    const fn = app.createFunction({ id: "missing-field" }, { event: "user/upgraded", if: "event.data.plan == 'pro'" }, noop);
+    expect(fn.matches(eventNamed("user/upgraded", {}))).toBe(false);
+  });
+
+  it("runs on any of several triggers", () => {
+    const fn = app.createFunction({ id: "several" }, [{ event: "a/one" }, { event: "b/two", if: "event.data.ok == true" }], noop);
+    expect(fn.matches(eventNamed("a/one"))).toBe(true);
+    expect(fn.matches(eventNamed("b/two", { ok: true }))).toBe(true);
+    expect(fn.matches(eventNamed("b/two", { ok: false }))).toBe(false);
+    expect(fn.triggers).toHaveLength(2);
+  });
+});
+
+describe("StepflareFunction: config", () => {
+  it("defaults retries to 4 and name to the id", () => {
+    const fn = app.createFunction({ id: "defaults" }, { event: "a/b" }, noop);
+    expect(fn.retries).toBe(4);
+    expect(fn.name).toBe("defaults");
+  });
+
+  it("rejects an invalid CEL expression at creation, naming the function and the expression", () => {
+    const create = () => app.createFunction({ id: "bad-cel" }, { event: "a/b", if: "event.data.x ==" }, noop);
+    expect(create).toThrow(TypeError);
+    expect(create).toThrow(/function "bad-cel"/);
+    expect(create).toThrow(/"event\.data\.x =="/);
+  });
+
+  it("rejects options it does not implement, by name", () => {
+    const config = { id: "flow", concurrency: { limit: 1 } } as unknown as Parameters<typeof app.createFunction>[0];
+    expect(() => app.createFunction(config, { event: "a/b" }, noop)).toThrow(/concurrency/);
+  });
+
+  it.each([-1, 21, 1.5])("rejects retries %d (allowed: 0..20)", (retries) => {
+    expect(() => app.createFunction({ id: "retries", retries }, { event: "a/b" }, noop)).toThrow(/retries/);
+  });
+
+  it.each([0, 20])("accepts retries %d", (retries) => {
+    expect(app.createFunction({ id: "retries", retries }, { event: "a/b" }, noop).retries).toBe(retries);
+  });
+
+  it("rejects an empty id and an id longer than 255 characters", () => {
+    expect(() => app.createFunction({ id: "" }, { event: "a/b" }, noop)).toThrow(TypeError);
+    expect(() => app.createFunction({ id: "x".repeat(256) }, { event: "a/b" }, noop)).toThrow(TypeError);
+  });
+
+  it("rejects a handler that is not a function, and no triggers", () => {
+    const notAHandler = "nope" as unknown as typeof noop;
+    expect(() => app.createFunction({ id: "no-handler" }, { event: "a/b" }, notAHandler)).toThrow(/handler must be a function/);
+    expect(() => app.createFunction({ id: "no-triggers" }, [], noop)).toThrow(/triggers/);
+  });
+});
+
+describe("StepflareFunction: onFailure", () => {
+  const failed = (functionId: string): StoredEvent<FailureEventData> => ({
+    id: `evt-${++nextId}`,
+    name: FUNCTION_FAILED_EVENT,
+    data: {
+      function_id: functionId,
+      run_id: "run-1",
+      error: { name: "StepError", message: 'step "charge" failed' },
+      event: eventNamed("shop/order.created"),
+    },
+    ts: Date.parse("2026-01-01T00:00:00Z"),
+  });
+
+  it("has no failure function without onFailure", () => {
+    expect(app.createFunction({ id: "plain" }, { event: "a/b" }, noop).failureFunction).toBeUndefined();
+  });
+
+  it("creates `<id>-failure`, triggered by inngest/function.failed for this function only", () => {
+    const fn = app.createFunction({ id: "checkout", retries: 2, onFailure: noop }, { event: "shop/order.created" }, noop);
+    const failure = fn.failureFunction;
+    expect(failure?.id).toBe("checkout-failure");
+    expect(failure?.retries).toBe(2);
+    expect(failure?.triggers.map((t) => t.event)).toEqual([FUNCTION_FAILED_EVENT]);
+    expect(failure?.matches(failed("checkout"))).toBe(true);
+    expect(failure?.matches(failed("other-function"))).toBe(false);
+    expect(failure?.matches(eventNamed("shop/order.created"))).toBe(false);
+  });
+
+  it("calls onFailure with the failure event and the error rebuilt as an Error", async () => {
+    let received: { event?: unknown; error?: unknown } = {};
+    const fn = app.createFunction(
+      {
+        id: "checkout",
+        onFailure: ({ event, error }) => {
+          received = { event, error };
+          return "handled";
+        },
+      },
+      { event: "shop/order.created" },
+      noop,
+    );
+    const event = failed("checkout");
+    const logger: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
+    const ctx: HandlerContext<object> = { event, events: [event], step: {} as StepTools, runId: "failure-run", attempt: 0, logger };
+    expect(await fn.failureFunction?.handler(ctx)).toBe("handled");
+    expect(received.event).toBe(event);
+    expect(received.error).toBeInstanceOf(Error);
+    expect(received.error).toMatchObject({ name: "StepError", message: 'step "charge" failed' });
+  });
+});
