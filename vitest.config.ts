@@ -6,6 +6,9 @@ const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrat
 
 export default defineConfig({
   test: {
+    // The JSON report is what .ci/run counts passed and failed tests from.
+    reporters: ["default", "json"],
+    outputFile: { json: "test-results/vitest.json" },
     projects: [
       {
         // Pure modules (the SDK's driver, durations, errors) in Node.

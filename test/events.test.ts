@@ -59,6 +59,28 @@ describe("POST /e/:key", () => {
     }
   });
 
+  it("accepts JSON sent the way `curl -d` sends it, as form-urlencoded", async () => {
+    const name = uniqueKey("test/curl");
+    const response = await post(JSON.stringify({ name }), "application/x-www-form-urlencoded");
+    expect(response.status).toBe(200);
+    expect(await storedWithName(name)).toBe(1);
+  });
+
+  it("derives ids from the inngest SDK's event id seed, so its retried send is a duplicate", async () => {
+    const key = uniqueKey("seeded");
+    const seed = `${Date.now()},${btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(10))))}`;
+    const send = () =>
+      request("/e/key", {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-inngest-event-id-seed": seed },
+        body: JSON.stringify([{ name: "test/fanout", data: { key } }]),
+      }).then(async (r) => ((await r.json()) as { ids: string[] }).ids);
+    const first = await send();
+    await finishedRuns(first[0]!, 2);
+    expect(await send()).toEqual(first);
+    expect(await runsOf(first[0]!)).toHaveLength(2);
+  });
+
   it("accepts events sent by app.send() inside the Worker", async () => {
     const key = uniqueKey("send");
     const { ids } = await app.send({ name: "test/fanout", data: { key } });
@@ -79,7 +101,8 @@ describe("POST /e/:key", () => {
     ["an empty array", () => post("[]"), 400, /no events/],
     ["a JSON value that is not an event", () => post("12"), 400, /invalid event/],
     ["invalid UTF-8", () => post(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])), 400, /UTF-8/],
-    ["a form content type", () => post("name=x", "application/x-www-form-urlencoded"), 415, /content-type/],
+    ["an XML content type", () => post("<event/>", "application/xml"), 415, /content-type/],
+    ["a multipart content type", () => post("--x--", "multipart/form-data; boundary=x"), 415, /content-type/],
     ["an event over 512 KiB", () => post(JSON.stringify({ name: "test/bad", data: { blob: "x".repeat(600 * 1024) } })), 413, /512 KiB/],
     ["a body over 3 MiB", () => post(JSON.stringify([{ name: "test/bad", data: { blob: "x".repeat(3200 * 1024) } }])), 413, /3 MiB/],
     ["more than 5,000 events", () => post(JSON.stringify(Array.from({ length: 5001 }, () => ({ name: "test/bad" })))), 413, /5000/],

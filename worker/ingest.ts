@@ -29,11 +29,12 @@ export class IngestError extends Error {
 
 /**
  * Validates one event or an array (Inngest's shape) and checks the limits; throws IngestError.
+ * Events without an id get one from `nextId`.
  *
  * @example
  * const events = parseEvents(JSON.parse(body));
  */
-export function parseEvents(body: unknown): StoredEvent[] {
+export function parseEvents(body: unknown, nextId: () => string = () => ulid()): StoredEvent[] {
   const result = (Array.isArray(body) ? eventBatchSchema : eventPayloadSchema.transform((event) => [event])).safeParse(body);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -48,7 +49,7 @@ export function parseEvents(body: unknown): StoredEvent[] {
   const now = Date.now();
   return payloads.map((payload, i) => {
     const event: StoredEvent = {
-      id: payload.id ?? ulid(now),
+      id: payload.id ?? nextId(),
       name: payload.name,
       data: payload.data,
       ts: payload.ts ?? now,

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { Env } from "../env.ts";
 import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest.ts";
+import { eventIdSource } from "../eventIds.ts";
 import { requireEventKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 
@@ -9,7 +10,8 @@ export const eventRoutes = new Hono<{ Bindings: Env }>();
 
 eventRoutes.post("/e/:key", requireEventKey, async (c) => {
   const contentType = c.req.header("content-type");
-  if (contentType && !/json|text\/plain/i.test(contentType)) {
+  // JSON, or what `curl -d` sends without -H (form-urlencoded), as Inngest's own examples do.
+  if (contentType && !/json|text\/plain|x-www-form-urlencoded/i.test(contentType)) {
     return jsonError(c, 415, `content-type ${contentType} is not accepted: send application/json`);
   }
   const bytes = await readLimited(c.req.raw, MAX_REQUEST_BYTES);
@@ -27,7 +29,7 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
     return jsonError(c, 400, "request body is not valid JSON");
   }
   try {
-    const { ids } = await ingestEvents(c.env, parseEvents(body));
+    const { ids } = await ingestEvents(c.env, parseEvents(body, eventIdSource(c.req.header("x-inngest-event-id-seed"))));
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return jsonError(c, err.status, err.message, err.path);
