@@ -55,13 +55,21 @@ type TestHandler = Handler<Record<string, any>, unknown>;
 interface InvokeOptions {
   handlerAttempt?: number;
   retries?: number;
+  stepTimeoutMs?: number;
 }
 
 /** One invocation of the handler, as the RunObject makes it. */
 function invoke(handler: TestHandler, host: TestHost, options: InvokeOptions = {}): Promise<RunOutcome> {
   return executeRun(
     handler,
-    { runId: "run-1", events: [EVENT], handlerAttempt: options.handlerAttempt ?? 0, retries: options.retries ?? 4, logger: silentLogger },
+    {
+      runId: "run-1",
+      events: [EVENT],
+      handlerAttempt: options.handlerAttempt ?? 0,
+      retries: options.retries ?? 4,
+      stepTimeoutMs: options.stepTimeoutMs ?? 60_000,
+      logger: silentLogger,
+    },
     host,
   );
 }
@@ -379,7 +387,7 @@ describe("executeRun: step retries", () => {
     const logger: Logger = { ...silentLogger, warn: vi.fn() };
     await executeRun(
       async ({ step }) => step.run("flaky", () => { throw new Error("nope"); }),
-      { runId: "run-1", events: [EVENT], handlerAttempt: 0, retries: 4, logger },
+      { runId: "run-1", events: [EVENT], handlerAttempt: 0, retries: 4, stepTimeoutMs: 60_000, logger },
       host,
     );
     expect(logger.warn).toHaveBeenCalledTimes(1);
@@ -761,5 +769,37 @@ describe("executeRun: sendEvent", () => {
     const outcome = await invoke(async ({ step }) => step.sendEvent("fan-out", events), host);
     expect(outcome).toEqual({ type: "completed", output: { ids: ["sent-1-0", "sent-1-1"] } });
     expect(host.sent).toEqual([events]);
+  });
+});
+
+describe("step timeout", () => {
+  it("fails a step body that never settles, retriably, naming the stepTimeout", async () => {
+    const host = createHost();
+    const outcome = await invoke(async ({ step }) => step.run("hangs", () => new Promise(() => {})), host, { stepTimeoutMs: 20 });
+    expect(outcome.type).toBe("suspended");
+    const [stored] = [...host.steps.values()];
+    expect(stored).toMatchObject({ name: "hangs", status: "retrying", attempts: 1, error: { name: "StepTimeoutError" } });
+    expect(stored?.error?.message).toContain("stepTimeout");
+  });
+
+  it("throws a StepError once a hanging step has used its retries", async () => {
+    const host = createHost();
+    const outcome = await invoke(async ({ step }) => step.run("hangs", () => new Promise(() => {})), host, { stepTimeoutMs: 20, retries: 0 });
+    expect(outcome).toMatchObject({ type: "failed", error: { name: "StepError" } });
+    expect((outcome as { error: { message: string } }).error.message).toContain("StepTimeoutError");
+  });
+
+  it("fails a handler whose own code hangs between steps, as an error outside steps", async () => {
+    const host = createHost();
+    const outcome = await invoke(
+      async ({ step }) => {
+        await step.run("first", () => 1);
+        await new Promise(() => {});
+      },
+      host,
+      { stepTimeoutMs: 20, retries: 1 },
+    );
+    expect(outcome).toMatchObject({ type: "retry", error: { name: "StepTimeoutError" } });
+    expect([...host.steps.values()].map((s) => s.status)).toEqual(["completed"]);
   });
 });

@@ -70,6 +70,8 @@ export interface RunInput {
   /** Failed attempts of the handler outside steps so far. */
   handlerAttempt: number;
   retries: number;
+  /** How long a step body, or the handler's code between steps, may run before it fails. */
+  stepTimeoutMs: number;
   logger: Logger;
 }
 
@@ -105,8 +107,11 @@ class Invocation {
   private inFlight = 0;
   private currentAttempt: number;
   private storedBytes = 0;
-  private settle!: (outcome: RunOutcome) => void;
-  private readonly outcome = new Promise<RunOutcome>((resolve) => (this.settle = resolve));
+  private resolveOutcome!: (outcome: RunOutcome) => void;
+  private readonly outcome = new Promise<RunOutcome>((resolve) => (this.resolveOutcome = resolve));
+  /** Fires when the handler runs outside steps for longer than the step timeout. */
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private isSettled = false;
 
   constructor(
     private readonly input: RunInput,
@@ -135,6 +140,7 @@ class Invocation {
       },
       logger: this.input.logger,
     };
+    this.watchOutsideSteps();
     Promise.resolve()
       .then(() => handler(ctx))
       .then(
@@ -191,10 +197,12 @@ class Invocation {
     this.stepCount++;
     const name = this.ids.next(id);
     this.inFlight++;
+    clearTimeout(this.idleTimer);
     const result = hashStepId(name).then((hashed) => body(name, hashed));
     const settled = () => {
       this.inFlight--;
       this.suspendIfIdle();
+      this.watchOutsideSteps();
     };
     return result.then(
       (value) => {
@@ -228,7 +236,7 @@ class Invocation {
     this.currentAttempt = attempts;
     let output: Serialized;
     try {
-      output = this.serializeOutput(name, await fn());
+      output = this.serializeOutput(name, await this.withStepTimeout(name, fn));
     } catch (err) {
       if (this.host.isCancelled()) return this.cancel();
       const error = serializeError(err);
@@ -284,6 +292,38 @@ class Invocation {
     return serialized;
   }
 
+  /** Runs a step body, failing it (retriably) if it has not finished within the step timeout. */
+  private withStepTimeout<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StepTimeoutError(`step "${name}" did not finish within ${this.input.stepTimeoutMs} ms, the function's stepTimeout`)),
+        this.input.stepTimeoutMs,
+      );
+    });
+    return Promise.race([Promise.resolve().then(fn), timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * While no step is in flight and no path is suspended, the handler runs its own code: if that
+   * lasts longer than the step timeout (a promise that never settles, say), the handler fails
+   * and is retried like any error outside steps, instead of holding the run forever.
+   */
+  private watchOutsideSteps(): void {
+    clearTimeout(this.idleTimer);
+    if (this.isSettled || this.inFlight > 0 || this.wakeTimes.length > 0) return;
+    this.idleTimer = setTimeout(() => {
+      const error = new StepTimeoutError(`the handler ran outside any step for ${this.input.stepTimeoutMs} ms without finishing (the function's stepTimeout)`);
+      this.settle(this.handlerFailure(error));
+    }, this.input.stepTimeoutMs);
+  }
+
+  private settle(outcome: RunOutcome): void {
+    this.isSettled = true;
+    clearTimeout(this.idleTimer);
+    this.resolveOutcome(outcome);
+  }
+
   /** Parks this path of the handler until `wakeAt`. */
   private suspend(wakeAt: number): typeof SUSPENDED {
     this.wakeTimes.push(wakeAt);
@@ -305,6 +345,11 @@ class Invocation {
       if (this.inFlight === 0) this.settle({ type: "suspended", wakeAt: Math.min(...this.wakeTimes) });
     }, 0);
   }
+}
+
+/** A step body (or the handler between steps) that ran past the function's `stepTimeout`. */
+export class StepTimeoutError extends Error {
+  override readonly name = "StepTimeoutError";
 }
 
 /** Marks a step path that waits for a later invocation. */

@@ -2,9 +2,14 @@ import { z } from "zod";
 import type { Handler } from "./driver.ts";
 import type { StoredEvent } from "./event.ts";
 import { nameSchema } from "./event.ts";
+import { toMilliseconds } from "./duration.ts";
 import { compileExpression, type Expression } from "./expression.ts";
 import type { StepTools } from "./step.ts";
 import type { Logger, SerializedError } from "./types.ts";
+
+/** Default and largest `stepTimeout`: a Durable Object alarm may run for at most 15 minutes. */
+const DEFAULT_STEP_TIMEOUT = "10m";
+const MAX_STEP_TIMEOUT_MS = 15 * 60 * 1000;
 
 /** The internal event a failed run sends; `onFailure` handlers are triggered by it. */
 export const FUNCTION_FAILED_EVENT = "inngest/function.failed";
@@ -24,6 +29,23 @@ export const functionConfigSchema = z
     id: nameSchema,
     name: z.string().min(1).max(255).optional(),
     retries: z.number().int().min(0).max(20).default(4),
+    /**
+     * How long one step body (or the handler's own code between steps) may run before it fails
+     * and is retried: a Stepflare option, like Workflows' step timeout (default 10 minutes).
+     */
+    stepTimeout: z
+      .union([z.number(), z.string()])
+      .default(DEFAULT_STEP_TIMEOUT)
+      .transform((value, ctx) => {
+        try {
+          const ms = toMilliseconds(value);
+          if (ms >= 1 && ms <= MAX_STEP_TIMEOUT_MS) return ms;
+          ctx.addIssue({ code: "custom", message: `stepTimeout must be between 1 ms and 15 minutes, got ${ms} ms` });
+        } catch (err) {
+          ctx.addIssue({ code: "custom", message: (err as Error).message });
+        }
+        return z.NEVER;
+      }),
     onFailure: handlerSchema.optional(),
   })
   .strict();
@@ -56,6 +78,7 @@ export type FailureHandler<TData extends object> = (ctx: {
 interface CompiledTrigger {
   event: string;
   if?: Expression;
+  source?: string;
 }
 
 /**
@@ -65,6 +88,7 @@ export class StepflareFunction {
   readonly id: string;
   readonly name: string;
   readonly retries: number;
+  readonly stepTimeoutMs: number;
   readonly triggers: Trigger[];
   readonly handler: Handler<object, unknown>;
   /** The `onFailure` handler as a function of its own (id `<id>-failure`), if any. */
@@ -79,13 +103,14 @@ export class StepflareFunction {
     this.id = parsed.id;
     this.name = parsed.name ?? parsed.id;
     this.retries = parsed.retries;
+    this.stepTimeoutMs = parsed.stepTimeout;
     this.triggers = list;
     this.handler = handler as Handler<object, unknown>;
-    this.compiled = list.map((t) => ({ event: t.event, ...(t.if ? { if: compileExpression(t.if, owner) } : {}) }));
+    this.compiled = list.map((t) => ({ event: t.event, ...(t.if ? { if: compileExpression(t.if, owner), source: t.if } : {}) }));
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
       this.failureFunction = new StepflareFunction(
-        { id: `${parsed.id}-failure`, name: `${this.name} (failure)`, retries: parsed.retries },
+        { id: `${parsed.id}-failure`, name: `${this.name} (failure)`, retries: parsed.retries, stepTimeout: parsed.stepTimeout },
         { event: FUNCTION_FAILED_EVENT, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
         (ctx: Parameters<Handler<FailureEventData, unknown>>[0]) =>
           onFailure({ ...ctx, error: rebuildError(ctx.event.data.error) } as Parameters<FailureHandler<object>>[0]),
@@ -95,21 +120,23 @@ export class StepflareFunction {
 
   /** True when `event` fires one of this function's triggers. A failing `if` is a non-match. */
   matches(event: StoredEvent): boolean {
-    return this.compiled.some((trigger) => namesMatch(trigger.event, event.name) && (!trigger.if || evaluatesTrue(trigger.if, event)));
+    return this.compiled.some((trigger) => namesMatch(trigger.event, event.name) && (!trigger.if || this.evaluatesTrue(trigger, event)));
+  }
+
+  private evaluatesTrue(trigger: CompiledTrigger, event: StoredEvent): boolean {
+    try {
+      return trigger.if!({ event }) === true;
+    } catch (err) {
+      // An expression that fails on this event (a missing field, a type mismatch) does not match it;
+      // say why, since the event then starts no run of this function.
+      console.warn(JSON.stringify({ level: "warn", message: "trigger expression failed; the event does not match", function_id: this.id, event_id: event.id, expression: trigger.source, error: err instanceof Error ? err.message.split("\n")[0] : String(err) }));
+      return false;
+    }
   }
 }
 
 function namesMatch(pattern: string, name: string): boolean {
   return pattern.endsWith("*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
-}
-
-function evaluatesTrue(expression: Expression, event: StoredEvent): boolean {
-  try {
-    return expression({ event }) === true;
-  } catch {
-    // An expression that reads a missing field does not match, as in Inngest.
-    return false;
-  }
 }
 
 function rebuildError(serialized: SerializedError): Error {

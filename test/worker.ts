@@ -91,6 +91,29 @@ const cancellable = app.createFunction({ id: "cancellable" }, { event: "test/can
   await step.run("after", () => effect(`${event.data.key}:after`));
 });
 
+/** Each event misbehaves in its own way (data.mode); runs of the other modes must not notice. */
+const isolated = app.createFunction({ id: "isolated", retries: 0, stepTimeout: "300ms" }, { event: "test/isolated" }, async ({ event, step }) => {
+  const mode = event.data.mode as string;
+  return step.run("misbehave", () => {
+    if (mode === "non-error") throw { code: 42, reason: "a plain object" };
+    if (mode === "string") throw "just a string";
+    if (mode === "circular") {
+      const value: Record<string, unknown> = { name: "loop" };
+      value.self = value;
+      return value;
+    }
+    if (mode === "huge") return "x".repeat(10 * 1024 * 1024);
+    if (mode === "hang") return new Promise(() => {});
+    return `ok:${event.data.key}`;
+  });
+});
+
+const expressionFails = app.createFunction(
+  { id: "expression-fails" },
+  { event: "test/expression", if: "event.data.order.total > 100" },
+  async ({ event }) => `big order ${event.data.order.total}`,
+);
+
 const logs = app.createFunction({ id: "logs" }, { event: "test/logs" }, async ({ logger, event }) => {
   logger.info("hello from a run", { key: event.data.key });
   return "logged";
@@ -98,5 +121,5 @@ const logs = app.createFunction({ id: "logs" }, { event: "test/logs" }, async ({
 
 export default serve({
   client: app,
-  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, logs],
+  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, logs],
 });

@@ -115,7 +115,7 @@ export class RunObject extends DurableObject<Env> {
       isCancelled: () => this.store.run()?.status === "Cancelled",
       now: Date.now,
     };
-    const outcome = await executeRun(fn.handler, { runId: run.id, events: run.events, handlerAttempt: run.attempt, retries: fn.retries, logger }, host);
+    const outcome = await executeRun(fn.handler, { runId: run.id, events: run.events, handlerAttempt: run.attempt, retries: fn.retries, stepTimeoutMs: fn.stepTimeoutMs, logger }, host);
     await this.record(run, outcome, logger);
   }
 
