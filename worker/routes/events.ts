@@ -39,9 +39,11 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
 
 /** Reads a body, or answers null as soon as it passes `limit` bytes. */
 async function readLimited(request: Request, limit: number): Promise<Uint8Array | null> {
-  const declared = Number(request.headers.get("content-length") ?? "0");
-  if (declared > limit) return null;
+  const declared = request.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) return null;
   if (!request.body) return new Uint8Array();
+  // With a declared length within the limit, one native read; otherwise count while streaming.
+  if (declared !== null) return new Uint8Array(await request.arrayBuffer());
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
