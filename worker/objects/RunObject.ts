@@ -14,8 +14,10 @@ import { RunStore, type RunRecord } from "./RunStore.ts";
 import { toRunView, type RunView } from "./runView.ts";
 
 /**
- * While a run executes, its alarm stands this far ahead as a watchdog: if the runtime dies
- * mid-run, the alarm fires after restart and the run resumes from its stored steps.
+ * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
+ * watchdog: if the runtime dies mid-run, the alarm fires after restart and the run resumes from its
+ * stored steps. A run woken by its alarm needs none: the runtime retries an alarm whose handler
+ * did not finish.
  */
 const WATCHDOG_MS = 10_000;
 
@@ -88,8 +90,8 @@ export class RunObject extends DurableObject<Env> {
   private execute(): Promise<void> {
     this.executing ??= this.invoke()
       .catch(async (err: unknown) => {
-        // The watchdog alarm retries the invocation; log why it broke.
         console.error(JSON.stringify({ level: "error", message: "run invocation failed; the alarm retries it", error: String(err) }));
+        await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
       })
       .finally(() => (this.executing = null));
     return this.executing;
@@ -106,7 +108,6 @@ export class RunObject extends DurableObject<Env> {
       return this.fail(run, error);
     }
     if (run.status === "Queued") this.store.setStatus("Running");
-    await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
 
     const host: RunHost = {
       steps: this.store.steps(),
