@@ -2,7 +2,6 @@ import { ulid } from "ulidx";
 import { eventBatchSchema, eventPayloadSchema, type StoredEvent } from "../sdk/event.ts";
 import { insertEvents } from "./db/events.ts";
 import type { Env } from "./env.ts";
-import { GroupCommit } from "./groupCommit.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
 import { usage } from "./usage.ts";
 
@@ -73,20 +72,10 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
  * const { ids } = await ingestEvents(env, parseEvents(body));
  */
 export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ ids: string[] }> {
-  await ingestGroup(env).add(events);
+  const receivedAt = Date.now();
+  const fresh = await insertEvents(env.DB, events, receivedAt);
+  await enqueueEvents(env, fresh.map((event) => ({ event, receivedAt })));
   return { ids: events.map((e) => e.id) };
-}
-
-/** Concurrent ingests of this isolate share their D1 write and queue send (group commit). */
-let group: GroupCommit<StoredEvent> | undefined;
-
-function ingestGroup(env: Env): GroupCommit<StoredEvent> {
-  group ??= new GroupCommit(async (events) => {
-    const receivedAt = Date.now();
-    const fresh = await insertEvents(env.DB, events, receivedAt);
-    await enqueueEvents(env, fresh.map((event) => ({ event, receivedAt })));
-  }, MAX_EVENTS_PER_REQUEST);
-  return group;
 }
 
 /** Sends accepted events to the queue, in batches within the queue's limits. */
