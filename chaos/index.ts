@@ -1,0 +1,140 @@
+// The Stepflare Worker `npm run chaos` kills and restarts: a user's entry of the documented shape
+// whose steps report every execution of their body to the chaos counter (a Node HTTP server on
+// 127.0.0.1, its URL in `event.data.counter`) BEFORE returning, so the counter sees each execution,
+// including one whose result the run never stored because the process died.
+//
+// Each function here is one or more rows of chaos/scenarios.mjs, which holds what each run must
+// end as and how many times each step body may run.
+import { NonRetriableError, RetryAfterError, Stepflare } from "../sdk/index.ts";
+import type { HandlerContext } from "../sdk/index.ts";
+import { serve } from "../worker/index.ts";
+
+export * from "../worker/index.ts";
+
+const app = new Stepflare({ id: "chaos" });
+
+/** What every chaos event carries: where the counter is, and the id of the event the runner sent. */
+interface ChaosData {
+  counter: string;
+  /** The id of the event the runner sent: side effects of every run it leads to are counted under it. */
+  root: string;
+  [key: string]: unknown;
+}
+
+/**
+ * Tells the counter that the body of step `step` of function `fn` runs (attempt `attempt`) for
+ * `root`. `fn` may carry a suffix (`chaos-chain@1`) when one scenario runs a function more than once.
+ * Throws if the counter does not answer 2xx, so a lost hit fails the step instead of going unseen.
+ */
+async function hit(data: ChaosData, fn: string, step: string, attempt: number, eventId: string): Promise<void> {
+  const res = await fetch(`${data.counter}/hit`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: eventId }),
+  });
+  await res.arrayBuffer();
+  if (!res.ok) throw new Error(`counter answered ${res.status}`);
+}
+
+type Ctx = HandlerContext<ChaosData>;
+
+/** A counted step: reports its execution (with the step's attempt), then answers `value()`. */
+function counted<T>(ctx: Ctx, fn: string, id: string, label: string, value: () => T): Promise<T> {
+  return ctx.step.run(id, async () => {
+    await hit(ctx.event.data, fn, label, ctx.attempt, ctx.event.id);
+    return value();
+  }) as Promise<T>;
+}
+
+/** Multi-step with a sleep of `data.sleepMs` (1–3 s) between steps. */
+const steps = app.createFunction<ChaosData>({ id: "chaos-steps", retries: 3 }, { event: "chaos/steps" }, async (ctx) => {
+  const n = ctx.event.data.n as number;
+  const a = await counted(ctx, "chaos-steps", "a", "a", () => n * 2);
+  await ctx.step.sleep("nap", ctx.event.data.sleepMs as number);
+  const b = await counted(ctx, "chaos-steps", "b", "b", () => a + 1);
+  const c = await counted(ctx, "chaos-steps", "c", "c", () => a + b);
+  return { a, b, c };
+});
+
+/** A step that fails its first `data.failures` attempts (RetryAfterError, `data.retryMs`), then a step after it. */
+const retry = app.createFunction<ChaosData>({ id: "chaos-retry", retries: 3 }, { event: "chaos/retry" }, async (ctx) => {
+  const failures = ctx.event.data.failures as number;
+  const flaky = await ctx.step.run("flaky", async () => {
+    const attempt = ctx.attempt;
+    await hit(ctx.event.data, "chaos-retry", "flaky", attempt, ctx.event.id);
+    if (attempt < failures) throw new RetryAfterError(`flaky fails attempt ${attempt}`, ctx.event.data.retryMs as number);
+    return `ok at attempt ${attempt}`;
+  });
+  const after = await counted(ctx, "chaos-retry", "after", "after", () => "after");
+  return { flaky, after };
+});
+
+/** An error outside any step on the first attempt: the handler is retried, the memoized step is not. */
+const handlerRetry = app.createFunction<ChaosData>({ id: "chaos-handler-retry", retries: 2 }, { event: "chaos/handler-retry" }, async (ctx) => {
+  const once = await counted(ctx, "chaos-handler-retry", "once", "once", () => "stored");
+  if (ctx.attempt === 0) throw new RetryAfterError("outside any step", ctx.event.data.retryMs as number);
+  return { once, attempt: ctx.attempt };
+});
+
+/**
+ * A `sendEvent` chain: hop `data.hop` of `data.hops` does its work, then sends the next hop with a
+ * deterministic id (`<root>-h<hop>`), so a re-run of the send after a crash starts nothing twice.
+ */
+const chain = app.createFunction<ChaosData>({ id: "chaos-chain", retries: 3 }, { event: "chaos/chain" }, async (ctx) => {
+  const { hop, hops, root } = ctx.event.data as ChaosData & { hop: number; hops: number };
+  const work = await counted(ctx, `chaos-chain@${hop}`, "work", "work", () => hop * 10);
+  if (hop < hops) {
+    const next = hop + 1;
+    const sent = await ctx.step.sendEvent("next", { id: `${root}-h${next}`, name: "chaos/chain", data: { ...ctx.event.data, hop: next } });
+    return { hop, work, sent: sent.ids };
+  }
+  return { hop, work, sent: [] };
+});
+
+/** Fan-out: two functions on one event name. */
+const fanA = app.createFunction<ChaosData>({ id: "chaos-fan-a", retries: 3 }, { event: "chaos/fanout" }, async (ctx) => {
+  const a = await counted(ctx, "chaos-fan-a", "a", "a", () => `a:${ctx.event.data.n}`);
+  await ctx.step.sleep("pause", 1000);
+  const a2 = await counted(ctx, "chaos-fan-a", "a2", "a2", () => `${a}!`);
+  return { a2 };
+});
+const fanB = app.createFunction<ChaosData>({ id: "chaos-fan-b", retries: 3 }, { event: "chaos/fanout" }, async (ctx) => {
+  const b = await counted(ctx, "chaos-fan-b", "b", "b", () => `b:${ctx.event.data.n}`);
+  const b2 = await counted(ctx, "chaos-fan-b", "b2", "b2", () => `${b}?`);
+  return { b2 };
+});
+
+/** Parallel steps (one id, three calls: `p`, `p:1`, `p:2`), parallel sleeps, then a step that sums. */
+const parallel = app.createFunction<ChaosData>({ id: "chaos-parallel", retries: 3 }, { event: "chaos/parallel" }, async (ctx) => {
+  const squares = await Promise.all([0, 1, 2].map((i) => counted(ctx, "chaos-parallel", "p", i === 0 ? "p" : `p:${i}`, () => i * i)));
+  await Promise.all([ctx.step.sleep("s1", ctx.event.data.sleepMs as number), ctx.step.sleep("s2", 1000)]);
+  const sum = await counted(ctx, "chaos-parallel", "sum", "sum", () => squares.reduce((x, y) => x + y, 0));
+  return { squares, sum };
+});
+
+/** Fails for good (NonRetriableError in a step); its onFailure runs as a run of its own with a counted step. */
+const fails = app.createFunction<ChaosData>(
+  {
+    id: "chaos-fails",
+    retries: 0,
+    // retries: 0 applies to the failure handler too, so its one step has only attempt 0.
+    onFailure: async ({ event, step }) => {
+      const data = event.data.event.data as ChaosData;
+      const notified = await step.run("notify", async () => {
+        await hit(data, "chaos-fails-failure", "notify", 0, event.id);
+        return { failedRun: event.data.run_id };
+      });
+      return notified;
+    },
+  },
+  { event: "chaos/fails" },
+  async (ctx) => {
+    await ctx.step.run("doomed", async () => {
+      await hit(ctx.event.data, "chaos-fails", "doomed", ctx.attempt, ctx.event.id);
+      throw new NonRetriableError("doomed on purpose");
+    });
+    return "unreachable";
+  },
+);
+
+export default serve({ client: app, functions: [steps, retry, handlerRetry, chain, fanA, fanB, parallel, fails] });
