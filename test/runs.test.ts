@@ -82,6 +82,19 @@ describe("dispatch", () => {
   });
 });
 
+describe("the tick", () => {
+  it("repairs a runs index row whose end was lost with the queue", async () => {
+    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("index") } });
+    const run = (await finishedRuns(eventId!, 2)).get("fanout-a")!;
+    const indexed = () => env.DB.prepare("SELECT status, ended_at FROM runs WHERE id = ?1").bind(run.run_id).first<{ status: string; ended_at: number | null }>();
+    await eventually(async () => ((await indexed())?.status === "Completed" ? true : undefined));
+    // As if the process died right after the run ended, taking its queued end message along.
+    await env.DB.prepare("UPDATE runs SET status = 'Running', ended_at = NULL, started_at = started_at - 120000 WHERE id = ?1").bind(run.run_id).run();
+    await tick(env);
+    expect(await indexed()).toEqual({ status: "Completed", ended_at: Date.parse(run.ended_at!) });
+  });
+});
+
 describe("REST API", () => {
   it("lists the registered functions with their triggers and config", async () => {
     const { data } = (await (await request("/v1/functions")).json()) as { data: { id: string; triggers: unknown[]; config: { retries: number } }[] };

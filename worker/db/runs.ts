@@ -49,3 +49,19 @@ export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunI
   countD1(result);
   return result.results;
 }
+
+/** Unfinished runs indexed before `before`, least recently checked first. */
+export async function unfinishedRuns(db: D1Database, before: number, limit: number): Promise<RunIndexRow[]> {
+  // Uses index runs_unfinished.
+  const result = await db
+    .prepare("SELECT * FROM runs WHERE status IN ('Queued', 'Running') AND started_at < ?1 ORDER BY checked_at LIMIT ?2")
+    .bind(before, limit)
+    .all<RunIndexRow>();
+  countD1(result);
+  return result.results;
+}
+
+/** Statement noting that an unfinished run's object was asked at `at`. */
+export function markCheckedStatement(db: D1Database, runId: string, at: number): D1PreparedStatement {
+  return db.prepare("UPDATE runs SET checked_at = ?1 WHERE id = ?2").bind(at, runId);
+}

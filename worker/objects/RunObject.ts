@@ -78,6 +78,13 @@ export class RunObject extends DurableObject<Env> {
     return run ? toRunView(run, [...this.store.steps().values()]) : null;
   }
 
+  /** The run's status and end time, for the tick's repair of the runs index; null if no run. */
+  async status(): Promise<{ status: RunStatus; endedAt?: number } | null> {
+    usage.doRequests++;
+    const run = this.store.run();
+    return run ? { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) } : null;
+  }
+
   /** Cancels the run: it stops at its next step boundary and a running step's result is discarded. */
   async cancel(): Promise<RunView | null> {
     usage.doRequests++;
