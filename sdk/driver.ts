@@ -198,7 +198,7 @@ class Invocation {
     const name = this.ids.next(id);
     this.inFlight++;
     clearTimeout(this.idleTimer);
-    const result = hashStepId(name).then((hashed) => body(name, hashed));
+    const result = body(name, hashStepId(name));
     const settled = () => {
       this.inFlight--;
       this.suspendIfIdle();

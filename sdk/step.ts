@@ -1,3 +1,5 @@
+import { sha1 } from "@noble/hashes/legacy.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
 import type { EventPayload } from "./event.ts";
 
@@ -59,8 +61,12 @@ export class StepIdAllocator {
   }
 }
 
-/** Hashes a step id for storage (SHA-1 hex, as Inngest does), so any id text is a safe key. */
-export async function hashStepId(id: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(id));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/**
+ * Hashes a step id for storage (SHA-1 hex, as Inngest does), so any id text is a safe key.
+ * Synchronous on purpose: an async digest per step is a hop through the runtime on every step.
+ */
+export function hashStepId(id: string): string {
+  return bytesToHex(sha1(utf8.encode(id)));
 }
+
+const utf8 = new TextEncoder();
