@@ -18,9 +18,9 @@
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import path from "node:path";
 import { isDeepStrictEqual, parseArgs, promisify } from "node:util";
+import { childEnv, freePort, groupAlive, signalGroup } from "../bench/lib/processes.mjs";
 import { runsOf, scenarios } from "./scenarios.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -52,7 +52,6 @@ const SEED = Number(opts.seed ?? Date.now() % 1_000_000);
 const SETTLE_MS = SHORT ? 150_000 : 240_000;
 const POLL_MS = 2_000;
 
-const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1", FORCE_COLOR: "0" };
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
@@ -71,17 +70,6 @@ function makeRng(seed) {
   return { next, int: (n) => Math.floor(next() * n), between: (lo, hi) => lo + next() * (hi - lo) };
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // The counter: every step body POSTs { root, key, event } here before returning. Answers after a
@@ -149,21 +137,6 @@ let up = false;
 let upWaiters = [];
 const killTimes = [];
 
-function signalGroup(pid, signal) {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-function groupAlive(pid) {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 process.on("exit", () => {
   if (child?.pid) signalGroup(child.pid, "SIGKILL");
 });

@@ -79,7 +79,8 @@ export async function startWranglerDev({ name, cwd, config, port, inspectorPort,
   }
 }
 
-function signalGroup(pid, signal) {
+/** Sends `signal` to the process group `pid` leads, if it is still there. */
+export function signalGroup(pid, signal) {
   try {
     process.kill(-pid, signal);
   } catch {
@@ -87,7 +88,8 @@ function signalGroup(pid, signal) {
   }
 }
 
-function groupAlive(pid) {
+/** True while any process of the group `pid` leads is alive. */
+export function groupAlive(pid) {
   try {
     process.kill(-pid, 0);
     return true;
