@@ -51,7 +51,7 @@ export async function runIngest(ctx, { seconds: duration, connections }) {
       `every accepted event's run started ${drainMs.toFixed(0)} ms after the load stopped${notStarted.length ? `, except ${notStarted.length}` : ""}; ` +
       `latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`,
   );
-  return { eventsPerSec: accepted.size / seconds };
+  return { eventsPerSec: accepted.size / seconds, p99Ms: result.latency.p99 };
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
