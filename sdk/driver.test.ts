@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { executeRun, MAX_STEP_OUTPUT_BYTES, type Handler, type RunHost, type RunOutcome, type StepRecord } from "./driver.ts";
+import { executeRun, type Handler, type RunHost, type RunOutcome, type StepRecord } from "./driver.ts";
+import { MAX_STEP_OUTPUT_BYTES } from "./output.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { RetryAfterError } from "./errors/RetryAfterError.ts";
 import { StepError } from "./errors/StepError.ts";

@@ -2,15 +2,12 @@ import { toEpochMs, toMilliseconds } from "./duration.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { RetryAfterError } from "./errors/RetryAfterError.ts";
 import { StepError } from "./errors/StepError.ts";
+import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
+import { serialize, serializeStepOutput, utf8Bytes, type Serialized } from "./output.ts";
 import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger, type SerializedError } from "./types.ts";
-
-/** Step output limit (DESIGN "Limits"). */
-export const MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024;
-/** Total stored step output per run (DESIGN "Limits"). */
-export const MAX_RUN_STATE_BYTES = 32 * 1024 * 1024;
 
 export type StepKind = "run" | "sleep" | "sendEvent";
 
@@ -236,7 +233,7 @@ class Invocation {
     this.currentAttempt = attempts;
     let output: Serialized;
     try {
-      output = this.serializeOutput(name, await this.withStepTimeout(name, fn));
+      output = serializeStepOutput(name, await this.withStepTimeout(name, fn), this.storedBytes);
     } catch (err) {
       if (this.host.isCancelled()) return this.cancel();
       const error = serializeError(err);
@@ -273,23 +270,6 @@ class Invocation {
     }
     if (!stored) await this.host.saveStep({ id, name, kind: "sleep", status: "sleeping", attempts: 0, wakeAt, startedAt: now });
     return this.suspend(wakeAt);
-  }
-
-  /** The step's result as stored (JSON), checked against the size limits; failures here never retry. */
-  private serializeOutput(name: string, output: unknown): Serialized {
-    let serialized: Serialized;
-    try {
-      serialized = serialize(output);
-    } catch (err) {
-      throw new NonRetriableError(`step "${name}" output is not JSON-serializable: ${serializeError(err).message}`);
-    }
-    if (serialized.bytes > MAX_STEP_OUTPUT_BYTES) {
-      throw new NonRetriableError(`step "${name}" output is ${formatMiB(serialized.bytes)}; the limit is 4 MiB: return a reference instead`);
-    }
-    if (this.storedBytes + serialized.bytes > MAX_RUN_STATE_BYTES) {
-      throw new NonRetriableError(`run state would reach ${formatMiB(this.storedBytes + serialized.bytes)} at step "${name}"; the limit is 32 MiB per run`);
-    }
-    return serialized;
   }
 
   /** Runs a step body, failing it (retriably) if it has not finished within the step timeout. */
@@ -347,32 +327,8 @@ class Invocation {
   }
 }
 
-/** A step body (or the handler between steps) that ran past the function's `stepTimeout`. */
-export class StepTimeoutError extends Error {
-  override readonly name = "StepTimeoutError";
-}
-
 /** Marks a step path that waits for a later invocation. */
 const SUSPENDED: unique symbol = Symbol("suspended");
-
-interface Serialized {
-  value: unknown;
-  bytes: number;
-}
-
-/** JSON round-trip: what a replay would return, so the first run and replays see the same value. */
-function serialize(value: unknown): Serialized {
-  const text = JSON.stringify(value === undefined ? null : value) ?? "null";
-  return { value: JSON.parse(text), bytes: utf8Bytes(text) };
-}
-
-function utf8Bytes(text: string): number {
-  return new TextEncoder().encode(text).length;
-}
-
-function formatMiB(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));

@@ -2,6 +2,7 @@ export { Stepflare, type EventSender, type StepflareOptions } from "./client.ts"
 export { NonRetriableError } from "./errors/NonRetriableError.ts";
 export { RetryAfterError } from "./errors/RetryAfterError.ts";
 export { StepError } from "./errors/StepError.ts";
+export { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 export { StepflareFunction, type FunctionConfig, type FailureEventData, type FailureHandler, type Trigger } from "./function.ts";
 export type { Handler, HandlerContext, RunOutcome, StepRecord } from "./driver.ts";
 export type { EventPayload, StoredEvent } from "./event.ts";

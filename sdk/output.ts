@@ -1,0 +1,56 @@
+import { NonRetriableError } from "./errors/NonRetriableError.ts";
+import { serializeError } from "./types.ts";
+
+/** Step output limit (DESIGN "Limits"). */
+export const MAX_STEP_OUTPUT_BYTES = 4 * 1024 * 1024;
+/** Total stored step output per run (DESIGN "Limits"). */
+export const MAX_RUN_STATE_BYTES = 32 * 1024 * 1024;
+
+/** A value as it is stored (its JSON round-trip) and its size in UTF-8 bytes. */
+export interface Serialized {
+  value: unknown;
+  bytes: number;
+}
+
+/**
+ * JSON round-trip: what a replay would return, so the first run and replays see the same value
+ * (`undefined` becomes `null`, a `Date` a string). Throws what JSON.stringify throws (a cycle).
+ *
+ * @example
+ * serialize({ at: new Date(0) }).value; // { at: "1970-01-01T00:00:00.000Z" }
+ */
+export function serialize(value: unknown): Serialized {
+  const text = JSON.stringify(value === undefined ? null : value) ?? "null";
+  return { value: JSON.parse(text), bytes: utf8Bytes(text) };
+}
+
+/**
+ * A step's result as it will be stored, checked against the limits given the run's `storedBytes`
+ * so far; a breach, or a value JSON cannot hold, is a NonRetriableError that names it.
+ *
+ * @example
+ * const { value, bytes } = serializeStepOutput("load", await fn(), storedBytes);
+ */
+export function serializeStepOutput(name: string, output: unknown, storedBytes: number): Serialized {
+  let serialized: Serialized;
+  try {
+    serialized = serialize(output);
+  } catch (err) {
+    throw new NonRetriableError(`step "${name}" output is not JSON-serializable: ${serializeError(err).message}`);
+  }
+  if (serialized.bytes > MAX_STEP_OUTPUT_BYTES) {
+    throw new NonRetriableError(`step "${name}" output is ${formatMiB(serialized.bytes)}; the limit is 4 MiB: return a reference instead`);
+  }
+  if (storedBytes + serialized.bytes > MAX_RUN_STATE_BYTES) {
+    throw new NonRetriableError(`run state would reach ${formatMiB(storedBytes + serialized.bytes)} at step "${name}"; the limit is 32 MiB per run`);
+  }
+  return serialized;
+}
+
+export function utf8Bytes(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
+function formatMiB(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
