@@ -804,3 +804,33 @@ describe("step timeout", () => {
     expect([...host.steps.values()].map((s) => s.status)).toEqual(["completed"]);
   });
 });
+
+describe("after an invocation ends", () => {
+  it("starts no step from handler code that was still running when the run suspended", async () => {
+    const host = createHost();
+    let lateRuns = 0;
+    const outcome = await invoke(
+      async ({ step }) => {
+        await Promise.all([
+          step.sleep("nap", "1h"),
+          (async () => {
+            await new Promise((resolve) => setTimeout(resolve, 30));
+            await step.run("late", () => ++lateRuns);
+          })(),
+        ]);
+      },
+      host,
+    );
+    expect(outcome.type).toBe("suspended");
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(lateRuns).toBe(0);
+    expect([...host.steps.values()].map((s) => s.name)).toEqual(["nap"]);
+  });
+
+  it("fails at once, without retries, on a sleep duration it cannot read", async () => {
+    const host = createHost();
+    const outcome = await invoke(async ({ step }) => step.sleep("nap", "soon-ish"), host, { retries: 4 });
+    expect(outcome).toMatchObject({ type: "failed", error: { name: "NonRetriableError" } });
+    expect((outcome as { error: { message: string } }).error.message).toContain("invalid duration");
+  });
+});

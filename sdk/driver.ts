@@ -4,7 +4,7 @@ import { RetryAfterError } from "./errors/RetryAfterError.ts";
 import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
-import { serialize, serializeStepOutput, utf8Bytes, type Serialized } from "./output.ts";
+import { serializeOutput, utf8Bytes, type Serialized } from "./output.ts";
 import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger, type SerializedError } from "./types.ts";
@@ -147,11 +147,12 @@ class Invocation {
     return this.outcome;
   }
 
+  /** The run's output, held to the same limits as a step's; a breach fails the run for good. */
   private handlerResult(output: unknown): RunOutcome {
     try {
-      return { type: "completed", output: serialize(output).value };
+      return { type: "completed", output: serializeOutput("handler output", output, 0).value };
     } catch (err) {
-      return { type: "failed", error: serializeError(new NonRetriableError(`handler output is not JSON-serializable: ${serializeError(err).message}`)) };
+      return { type: "failed", error: serializeError(err) };
     }
   }
 
@@ -171,8 +172,8 @@ class Invocation {
     return {
       run: (id, fn) => this.step(id, (name, hashed) => this.runStep(name, hashed, fn)),
       sleep: (id, duration) =>
-        this.step(id, (name, hashed) => this.sleepStep(name, hashed, () => this.host.now() + toMilliseconds(duration))),
-      sleepUntil: (id, time) => this.step(id, (name, hashed) => this.sleepStep(name, hashed, () => toEpochMs(time))),
+        this.step(id, (name, hashed) => this.sleepStep(name, hashed, () => this.host.now() + nonRetriable(() => toMilliseconds(duration)))),
+      sleepUntil: (id, time) => this.step(id, (name, hashed) => this.sleepStep(name, hashed, () => nonRetriable(() => toEpochMs(time)))),
       sendEvent: (id, events) =>
         this.step(id, (name, hashed) =>
           this.runStep(name, hashed, () => this.host.sendEvents(Array.isArray(events) ? events : [events]), "sendEvent"),
@@ -191,6 +192,9 @@ class Invocation {
         new NonRetriableError(`run has more than ${MAX_STEPS_PER_RUN} steps (at step "${id}"); the limit is ${MAX_STEPS_PER_RUN} steps per run`),
       );
     }
+    // Handler code still running after this invocation ended (a branch that awaited something
+    // other than a step) must not start steps: the next invocation owns the run now.
+    if (this.isSettled) return new Promise<T>(() => {});
     this.stepCount++;
     const name = this.ids.next(id);
     this.inFlight++;
@@ -233,7 +237,7 @@ class Invocation {
     this.currentAttempt = attempts;
     let output: Serialized;
     try {
-      output = serializeStepOutput(name, await this.withStepTimeout(name, fn), this.storedBytes);
+      output = serializeOutput(`step "${name}" output`, await this.withStepTimeout(name, fn), this.storedBytes);
     } catch (err) {
       if (this.host.isCancelled()) return this.cancel();
       const error = serializeError(err);
@@ -329,6 +333,15 @@ class Invocation {
 
 /** Marks a step path that waits for a later invocation. */
 const SUSPENDED: unique symbol = Symbol("suspended");
+
+/** Runs `read`; an error it throws (a duration or time that cannot be read) will not get better by retrying. */
+function nonRetriable<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw new NonRetriableError(serializeError(err).message);
+  }
+}
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));

@@ -25,24 +25,25 @@ export function serialize(value: unknown): Serialized {
 }
 
 /**
- * A step's result as it will be stored, checked against the limits given the run's `storedBytes`
- * so far; a breach, or a value JSON cannot hold, is a NonRetriableError that names it.
+ * A result as it will be stored (a step's, or the handler's), checked against the limits given the
+ * run's `storedBytes` so far; a breach, or a value JSON cannot hold, is a NonRetriableError naming
+ * `what` it was.
  *
  * @example
- * const { value, bytes } = serializeStepOutput("load", await fn(), storedBytes);
+ * const { value, bytes } = serializeOutput('step "load" output', await fn(), storedBytes);
  */
-export function serializeStepOutput(name: string, output: unknown, storedBytes: number): Serialized {
+export function serializeOutput(what: string, output: unknown, storedBytes: number): Serialized {
   let serialized: Serialized;
   try {
     serialized = serialize(output);
   } catch (err) {
-    throw new NonRetriableError(`step "${name}" output is not JSON-serializable: ${serializeError(err).message}`);
+    throw new NonRetriableError(`${what} is not JSON-serializable: ${serializeError(err).message}`);
   }
   if (serialized.bytes > MAX_STEP_OUTPUT_BYTES) {
-    throw new NonRetriableError(`step "${name}" output is ${formatMiB(serialized.bytes)}; the limit is 4 MiB: return a reference instead`);
+    throw new NonRetriableError(`${what} is ${formatMiB(serialized.bytes)}; the limit is 4 MiB: return a reference instead`);
   }
   if (storedBytes + serialized.bytes > MAX_RUN_STATE_BYTES) {
-    throw new NonRetriableError(`run state would reach ${formatMiB(storedBytes + serialized.bytes)} at step "${name}"; the limit is 32 MiB per run`);
+    throw new NonRetriableError(`run state would reach ${formatMiB(storedBytes + serialized.bytes)} with ${what}; the limit is 32 MiB per run`);
   }
   return serialized;
 }

@@ -16,10 +16,13 @@ export interface Logger {
   error(message: string, fields?: JsonObject): void;
 }
 
-/** Turns anything thrown into a SerializedError (non-Errors included). */
+/** Longest message or stack kept of an error: errors are stored and sent in events, whose rows are bounded. */
+const MAX_ERROR_TEXT = 16 * 1024;
+
+/** Turns anything thrown into a SerializedError (non-Errors included), its texts cut to 16 KiB. */
 export function serializeError(err: unknown): SerializedError {
   if (err instanceof Error) {
-    return { name: err.name || "Error", message: err.message, ...(err.stack ? { stack: err.stack } : {}) };
+    return { name: cut(err.name || "Error"), message: cut(err.message), ...(err.stack ? { stack: cut(err.stack) } : {}) };
   }
   let message: string;
   try {
@@ -27,5 +30,9 @@ export function serializeError(err: unknown): SerializedError {
   } catch {
     message = String(err);
   }
-  return { name: "Error", message };
+  return { name: "Error", message: cut(message) };
+}
+
+function cut(text: string): string {
+  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}… (${text.length - MAX_ERROR_TEXT} more characters)`;
 }

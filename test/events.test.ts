@@ -47,6 +47,23 @@ describe("POST /e/:key", () => {
     expect([...runs.values()].map((r) => r.run_id)).not.toEqual([...first.values()].map((r) => r.run_id));
   });
 
+  it("stores one event of several that share an id in one request", async () => {
+    const id = uniqueKey("twice");
+    expect(await sendEvents([{ id, name: "test/fanout", data: { key: "first" } }, { id, name: "test/fanout", data: { key: "second" } }])).toEqual([id, id]);
+    const runs = await finishedRuns(id, 2);
+    expect(runs.get("fanout-a")?.output).toBe("a:first");
+  });
+
+  it("stores a request of large events that spans several statements", async () => {
+    const name = uniqueKey("test/large");
+    const ids = await sendEvents(Array.from({ length: 5 }, (_, i) => ({ name, data: { i, blob: "z".repeat(400 * 1024) } })));
+    expect(ids).toHaveLength(5);
+    expect(await storedWithName(name)).toBe(5);
+    const event = (await (await request(`/v1/events/${ids[4]}`)).json()) as { data: { data: { i: number; blob: string } } };
+    expect(event.data.data.i).toBe(4);
+    expect(event.data.data.blob).toHaveLength(400 * 1024);
+  });
+
   it("delays the runs of an event whose ts is in the future", async () => {
     const key = uniqueKey("delayed");
     const [eventId] = await sendEvents({ name: "test/fanout", data: { key }, ts: Date.now() + 1500 });

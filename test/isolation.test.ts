@@ -1,5 +1,8 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { dispatched, finishedRuns, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+import { RunStore } from "../worker/objects/RunStore.ts";
+import { dispatched, effectCount, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
 
 describe("isolation inside a run", () => {
   const cases: [string, RegExp][] = [
@@ -37,5 +40,32 @@ describe("isolation inside a run", () => {
     await dispatched(wrongType!);
     expect(await runsOf(missing!)).toEqual([]);
     expect(await runsOf(wrongType!)).toEqual([]);
+  });
+
+  it("stores a step output larger than one SQLite value, and memoizes it across a sleep", async () => {
+    const key = uniqueKey("big");
+    const [eventId] = await sendEvents({ name: "test/big-output", data: { key } });
+    const run = (await finishedRuns(eventId!)).get("big-output")!;
+    expect(run).toMatchObject({ status: "Completed", output: { length: 3 * 1024 * 1024 / 2 - 8, intact: true } });
+    expect(await effectCount(`${key}:big`)).toBe(1);
+    // Read back from SQLite, not from the object's memory.
+    const stub = env.RUNS.get(env.RUNS.idFromName(run.run_id));
+    const stored = await runInDurableObject(stub, (_instance, state) => [...new RunStore(state.storage.sql).steps().values()].find((s) => s.name === "big"));
+    expect((stored?.output as string).length).toBe(3 * 1024 * 1024 / 2 - 8);
+  });
+
+  it("fails a run whose handler returns more than 4 MiB, naming the limit", async () => {
+    const [eventId] = await sendEvents({ name: "test/big-output", data: { key: uniqueKey("big"), returnTooMuch: true } });
+    const run = (await finishedRuns(eventId!)).get("big-output")!;
+    expect(run.status).toBe("Failed");
+    expect(run.error?.message).toMatch(/handler output is 5\.0 MiB; the limit is 4 MiB/);
+  });
+
+  it("sends no failure event for a failed run that a failure event started", async () => {
+    const [eventId] = await sendEvents({ name: "test/isolated", data: { mode: "string" } });
+    const failed = (await finishedRuns(eventId!)).get("isolated")!;
+    const watcher = (await finishedRuns(`${failed.run_id}-failed`)).get("failure-watcher")!;
+    expect(watcher.status).toBe("Failed");
+    expect((await request(`/v1/events/${watcher.run_id}-failed`)).status).toBe(404);
   });
 });

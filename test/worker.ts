@@ -114,6 +114,26 @@ const expressionFails = app.createFunction(
   async ({ event }) => `big order ${event.data.order.total}`,
 );
 
+/** A step output over SQLite's 2 MB per value (stored in parts), memoized across a sleep. */
+const bigOutput = app.createFunction({ id: "big-output" }, { event: "test/big-output" }, async ({ event, step }) => {
+  const big = await step.run("big", async () => {
+    await effect(`${event.data.key}:big`);
+    return "é".repeat(3 * 1024 * 1024 / 2 - 8);
+  });
+  await step.sleep("nap", 50);
+  if (event.data.returnTooMuch) return "x".repeat(5 * 1024 * 1024);
+  return { length: big.length, intact: big === "é".repeat(big.length) };
+});
+
+/** A failure handler for "failing" runs that fails itself: it must not trigger itself again. */
+const failureWatcher = app.createFunction(
+  { id: "failure-watcher", retries: 0 },
+  { event: "inngest/function.failed", if: "event.data.function_id == 'isolated'" },
+  async () => {
+    throw new NonRetriableError("the watcher fails too");
+  },
+);
+
 const logs = app.createFunction({ id: "logs" }, { event: "test/logs" }, async ({ logger, event }) => {
   logger.info("hello from a run", { key: event.data.key });
   return "logged";
@@ -121,5 +141,5 @@ const logs = app.createFunction({ id: "logs" }, { event: "test/logs" }, async ({
 
 export default serve({
   client: app,
-  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, logs],
+  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs],
 });

@@ -1,4 +1,4 @@
-import { undispatchedEventIds } from "./db/events.ts";
+import { sweepUndispatchedEvents } from "./db/events.ts";
 import { endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
 import { FINAL_STATUSES } from "./messages.ts";
 import { countD1 } from "./usage.ts";
@@ -8,6 +8,8 @@ import { sendMessages } from "./ingest.ts";
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
 export const REDISPATCH_AFTER_MS = 30_000;
+/** An event re-enqueued once and still not dispatched (a backlog, or lost again) is sent again after this. */
+export const RESWEEP_AFTER_MS = 5 * 60_000;
 const SWEEP_LIMIT = 1000;
 /** Unfinished runs whose objects one tick asks for their status. */
 const INDEX_REPAIR_LIMIT = 50;
@@ -23,7 +25,7 @@ export async function tick(env: Env, now = Date.now()): Promise<number> {
 }
 
 async function redispatchLostEvents(env: Env, now: number): Promise<number> {
-  const ids = await undispatchedEventIds(env.DB, now - REDISPATCH_AFTER_MS, SWEEP_LIMIT);
+  const ids = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
   if (ids.length > 0) {
     await sendMessages(env, ids.map((id) => ({ type: "event-ref", id })));
     console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: ids.length }));

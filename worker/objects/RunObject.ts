@@ -20,6 +20,8 @@ import { toRunView, type RunView } from "./runView.ts";
  * did not finish.
  */
 const WATCHDOG_MS = 10_000;
+/** Invocations in a row that may break outside the handler before the run fails for good. */
+const MAX_FAILED_INVOCATIONS = 5;
 
 export interface RunInit {
   runId: string;
@@ -37,6 +39,8 @@ export class RunObject extends DurableObject<Env> {
   private readonly store: RunStore;
   /** The invocation in progress, so an alarm never starts a second one beside it. */
   private executing: Promise<void> | null = null;
+  /** Invocations in a row that broke outside the handler. */
+  private failedInvocations = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -96,12 +100,29 @@ export class RunObject extends DurableObject<Env> {
 
   private execute(): Promise<void> {
     this.executing ??= this.invoke()
-      .catch(async (err: unknown) => {
-        console.error(JSON.stringify({ level: "error", message: "run invocation failed; the alarm retries it", error: String(err) }));
-        await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
+      .then(() => {
+        this.failedInvocations = 0;
       })
+      .catch((err: unknown) => this.invocationFailed(err))
       .finally(() => (this.executing = null));
     return this.executing;
+  }
+
+  /**
+   * An invocation that broke outside the handler (storage or D1 failing, say) is retried by the
+   * alarm; one that keeps breaking fails the run, so that every run reaches a final state.
+   */
+  private async invocationFailed(err: unknown): Promise<void> {
+    this.failedInvocations++;
+    const run = this.store.run();
+    console.error(JSON.stringify({ level: "error", message: "run invocation failed", run_id: run?.id, failures: this.failedInvocations, error: String(err) }));
+    if (run && !FINAL_STATUSES.has(run.status) && this.failedInvocations >= MAX_FAILED_INVOCATIONS) {
+      const error = serializeError(new NonRetriableError(`the run could not record its progress ${MAX_FAILED_INVOCATIONS} times in a row: ${serializeError(err).message}`));
+      this.store.end("Failed", Date.now(), { error });
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
   }
 
   /** Runs the handler once against the stored steps and records what came of it. */
@@ -152,14 +173,18 @@ export class RunObject extends DurableObject<Env> {
    * `onFailure` is never lost: if sending it throws, the watchdog alarm retries this.
    */
   private async fail(run: RunRecord, error: SerializedError): Promise<void> {
-    await ingestEvents(this.env, [
-      {
-        id: `${run.id}-failed`,
-        name: FUNCTION_FAILED_EVENT,
-        data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] },
-        ts: Date.now(),
-      },
-    ]);
+    // A run started by a failure event sends none of its own: a failure handler that fails must
+    // not trigger itself again.
+    if (run.events[0]?.name !== FUNCTION_FAILED_EVENT) {
+      await ingestEvents(this.env, [
+        {
+          id: `${run.id}-failed`,
+          name: FUNCTION_FAILED_EVENT,
+          data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] },
+          ts: Date.now(),
+        },
+      ]);
+    }
     await this.finish(run, "Failed", { error });
   }
 
@@ -168,6 +193,8 @@ export class RunObject extends DurableObject<Env> {
    * alarm that finds the run ended), and tells the D1 runs index through the queue (batched there).
    */
   private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): Promise<void> {
+    // Whatever ended first wins: a cancel that arrived while the failure event was being sent stays.
+    if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
     const endedAt = Date.now();
     this.store.end(status, endedAt, result);
     await this.ctx.storage.deleteAlarm();

@@ -43,6 +43,11 @@ type StepRow = {
   ended_at: number | null;
 };
 
+/** Longest JSON text stored in one value: at most 1.5 MB of UTF-8, under SQLite's 2 MB per value. */
+const PART_CHARS = 500_000;
+/** Starts a stored value whose JSON is in `parts` (JSON text never starts with a NUL). */
+const PARTS_MARKER = "\u0000parts:";
+
 /**
  * A RunObject's SQLite tables (`run`: one row; `steps`: one row per step), read once into memory
  * and written through, so an invocation never re-reads what it already holds.
@@ -63,7 +68,7 @@ export class RunStore {
   run(): RunRecord | null {
     if (this.cachedRun === undefined) {
       const row = this.sql.exec<RunRow>("SELECT * FROM run LIMIT 1").toArray()[0];
-      this.cachedRun = row ? toRunRecord(row) : null;
+      this.cachedRun = row ? toRunRecord(row, this.decode("run", row.output)) : null;
     }
     return this.cachedRun;
   }
@@ -95,15 +100,48 @@ export class RunStore {
       "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?",
       status,
       endedAt,
-      result.output === undefined ? null : JSON.stringify(result.output),
+      this.encode("run", result.output),
       result.error ? JSON.stringify(result.error) : null,
     );
     if (this.cachedRun) Object.assign(this.cachedRun, { status, endedAt, ...result });
   }
 
   steps(): Map<string, StepRecord> {
-    this.cachedSteps ??= new Map(this.sql.exec<StepRow>("SELECT * FROM steps ORDER BY started_at, rowid").toArray().map((row) => [row.id, toStepRecord(row)]));
+    this.cachedSteps ??= new Map(
+      this.sql
+        .exec<StepRow>("SELECT * FROM steps ORDER BY started_at, rowid")
+        .toArray()
+        .map((row) => [row.id, toStepRecord(row, this.decode(row.id, row.output))]),
+    );
     return this.cachedSteps;
+  }
+
+  /**
+   * A value as stored: its JSON, or, past PART_CHARS, a marker whose JSON lies in `parts` rows
+   * (SQLite in a Durable Object holds at most 2 MB in one value; step outputs may reach 4 MiB).
+   */
+  private encode(owner: string, value: unknown): string | null {
+    if (value === undefined) return null;
+    const text = JSON.stringify(value);
+    if (text.length <= PART_CHARS) return text;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS parts (owner TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (owner, seq))");
+    this.write("DELETE FROM parts WHERE owner = ?", owner);
+    let seq = 0;
+    for (let start = 0; start < text.length; seq++) {
+      let end = Math.min(start + PART_CHARS, text.length);
+      // Never split a surrogate pair: a lone half cannot be stored as UTF-8.
+      if (end < text.length && /[\uD800-\uDBFF]/.test(text[end - 1]!)) end--;
+      this.write("INSERT INTO parts (owner, seq, text) VALUES (?, ?, ?)", owner, seq, text.slice(start, end));
+      start = end;
+    }
+    return `${PARTS_MARKER}${seq}`;
+  }
+
+  private decode(owner: string, stored: string | null): unknown {
+    if (stored === null) return undefined;
+    if (!stored.startsWith(PARTS_MARKER)) return JSON.parse(stored);
+    const parts = this.sql.exec<{ text: string }>("SELECT text FROM parts WHERE owner = ? ORDER BY seq", owner).toArray();
+    return JSON.parse(parts.map((part) => part.text).join(""));
   }
 
   private write(query: string, ...bindings: SqlStorageValue[]): void {
@@ -121,7 +159,7 @@ export class RunStore {
       step.kind,
       step.status,
       step.attempts,
-      step.output === undefined ? null : JSON.stringify(step.output),
+      this.encode(step.id, step.output),
       step.error ? JSON.stringify(step.error) : null,
       step.wakeAt ?? null,
       step.startedAt,
@@ -131,28 +169,28 @@ export class RunStore {
   }
 }
 
-function toRunRecord(row: RunRow): RunRecord {
+function toRunRecord(row: RunRow, output: unknown): RunRecord {
   return {
     id: row.id,
     functionId: row.function_id,
     events: JSON.parse(row.events) as StoredEvent[],
     status: row.status,
     attempt: row.attempt,
-    ...(row.output !== null ? { output: JSON.parse(row.output) as unknown } : {}),
+    ...(output !== undefined ? { output } : {}),
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     startedAt: row.started_at,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
   };
 }
 
-function toStepRecord(row: StepRow): StepRecord {
+function toStepRecord(row: StepRow, output: unknown): StepRecord {
   return {
     id: row.id,
     name: row.name,
     kind: row.kind,
     status: row.status,
     attempts: row.attempts,
-    ...(row.output !== null ? { output: JSON.parse(row.output) as unknown } : {}),
+    ...(output !== undefined ? { output } : {}),
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
     startedAt: row.started_at,
