@@ -70,7 +70,7 @@ export async function dispatchEvent(env: Env, { event, receivedAt }: AcceptedEve
   const targets = allFunctions().filter((fn) => fn.matches(event));
   return Promise.all(
     targets.map(async (fn) => {
-      const runId = await runIdFor(fn.id, event.id, receivedAt);
+      const runId = runIdFor(fn.id, event.id, receivedAt);
       const startAt = Math.max(event.ts, receivedAt);
       const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt });
       return { runId, functionId: fn.id, eventId: event.id, status, startedAt: receivedAt };

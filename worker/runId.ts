@@ -1,14 +1,16 @@
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+
 /**
  * A run's id, derived from what started it, so a redelivered message or a repeated sweep
  * starts nothing twice: SHA-256 of (function id, event id, time the event was accepted), 32 hex chars.
+ * Synchronous, like step ids: no runtime hop per run in the consumer.
  *
  * @example
- * await runIdFor("hello", "01J...", 1764000000000);
+ * runIdFor("hello", "01J...", 1764000000000);
  */
-export async function runIdFor(functionId: string, eventId: string, receivedAt: number): Promise<string> {
-  const text = `${functionId}\n${eventId}\n${receivedAt}`;
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest).slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
+export function runIdFor(functionId: string, eventId: string, receivedAt: number): string {
+  return bytesToHex(sha256(new TextEncoder().encode(`${functionId}\n${eventId}\n${receivedAt}`)).slice(0, 16));
 }
 
 /** The shape of every run id. */
