@@ -197,7 +197,8 @@ describe("executeRun: sleep and sleepUntil", () => {
     host.time = T0 + 30 * MINUTE;
     expect(await invoke(handler, host)).toEqual({ type: "completed", output: "awake" });
     expect(after).toBe(1);
-    expect(await recordOf(host, "nap")).toMatchObject({ status: "completed", wakeAt: T0 + 30 * MINUTE });
+    // Its wake time having passed is what makes a sleep done: nothing more is written on waking.
+    expect(await recordOf(host, "nap")).toMatchObject({ status: "sleeping", wakeAt: T0 + 30 * MINUTE });
   });
 
   it.each([
@@ -261,7 +262,7 @@ describe("executeRun: parallel steps", () => {
 
     host.time = T0 + HOUR;
     expect(await invoke(handler, host)).toEqual({ type: "suspended", wakeAt: T0 + 2 * HOUR });
-    expect((await recordOf(host, "short"))?.status).toBe("completed");
+    expect(await recordOf(host, "short")).toMatchObject({ status: "sleeping", wakeAt: T0 + HOUR });
     expect(after).toBe(0);
 
     host.time = T0 + 2 * HOUR;

@@ -268,8 +268,11 @@ class Invocation {
     if (this.host.isCancelled()) return this.cancel();
     const now = this.host.now();
     const wakeAt = stored?.wakeAt ?? wakeTime();
-    if (wakeAt <= now) {
-      await this.host.saveStep({ id, name, kind: "sleep", status: "completed", attempts: 1, output: null, wakeAt, startedAt: stored?.startedAt ?? now, endedAt: now });
+    // A stored sleep whose time has come is over: writing that down would cost the waking run a
+    // commit before its next step's output leaves, and the stored wake time already says it.
+    if (stored && wakeAt <= now) return;
+    if (!stored && wakeAt <= now) {
+      await this.host.saveStep({ id, name, kind: "sleep", status: "completed", attempts: 1, output: null, wakeAt, startedAt: now, endedAt: now });
       return;
     }
     if (!stored) await this.host.saveStep({ id, name, kind: "sleep", status: "sleeping", attempts: 0, wakeAt, startedAt: now });

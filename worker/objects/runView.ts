@@ -35,7 +35,7 @@ const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   retrying: "Retrying",
 };
 
-export function toRunView(run: RunRecord, steps: StepRecord[]): RunView {
+export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
   return {
     run_id: run.id,
     function_id: run.functionId,
@@ -45,15 +45,20 @@ export function toRunView(run: RunRecord, steps: StepRecord[]): RunView {
     error: run.error ?? null,
     run_started_at: new Date(run.startedAt).toISOString(),
     ended_at: run.endedAt ? new Date(run.endedAt).toISOString() : null,
-    steps: steps.map((step) => ({
-      id: step.id,
-      name: step.name,
-      status: STEP_STATUS[step.status],
-      attempts: step.attempts,
-      output: step.output ?? null,
-      error: step.error ?? null,
-      started_at: new Date(step.startedAt).toISOString(),
-      ended_at: step.endedAt ? new Date(step.endedAt).toISOString() : null,
-    })),
+    steps: steps.map((step) => {
+      // A sleep is over once its wake time has passed; the driver does not write that down.
+      const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;
+      const endedAt = hasWoken ? step.wakeAt : step.endedAt;
+      return {
+        id: step.id,
+        name: step.name,
+        status: hasWoken ? "Completed" : STEP_STATUS[step.status],
+        attempts: hasWoken ? 1 : step.attempts,
+        output: step.output ?? null,
+        error: step.error ?? null,
+        started_at: new Date(step.startedAt).toISOString(),
+        ended_at: endedAt ? new Date(endedAt).toISOString() : null,
+      };
+    }),
   };
 }
