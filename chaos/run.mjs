@@ -20,7 +20,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { isDeepStrictEqual, parseArgs, promisify } from "node:util";
-import { childEnv, freePort, groupAlive, signalGroup } from "../bench/lib/processes.mjs";
+import { childEnv, freePort, groupAlive, signalGroup, stopProcessGroup } from "../bench/lib/processes.mjs";
 import { runsOf, scenarios } from "./scenarios.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -211,10 +211,7 @@ async function stopServer() {
   if (!child) return;
   const proc = child;
   up = false;
-  signalGroup(proc.pid, "SIGTERM");
-  const deadline = Date.now() + 5_000;
-  while (groupAlive(proc.pid) && Date.now() < deadline) await sleep(100);
-  if (groupAlive(proc.pid)) signalGroup(proc.pid, "SIGKILL");
+  await stopProcessGroup(proc.pid);
   child = null;
 }
 

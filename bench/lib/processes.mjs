@@ -102,6 +102,12 @@ export function groupAlive(pid) {
 export async function stopGroup(child) {
   const pid = child.pid;
   if (pid === undefined || !started.has(child)) return;
+  await stopProcessGroup(pid);
+  started.delete(child);
+}
+
+/** SIGTERM to the process group `pid` leads, then SIGKILL if anything in it is still alive after 5 s. */
+export async function stopProcessGroup(pid) {
   signalGroup(pid, "SIGTERM");
   const deadline = Date.now() + 5_000;
   while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
@@ -109,7 +115,6 @@ export async function stopGroup(child) {
     signalGroup(pid, "SIGKILL");
     while (groupAlive(pid) && Date.now() < deadline + 5_000) await sleep(100);
   }
-  started.delete(child);
 }
 
 /** Last resort when the bench itself dies: synchronous SIGKILL to the groups started here, and only those. */

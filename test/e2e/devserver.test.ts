@@ -7,12 +7,12 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, signalGroup, sleep, stopProcessGroup } from "../../bench/lib/processes.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const NPX = process.platform === "win32" ? "npx.cmd" : "npx";
@@ -44,53 +44,14 @@ interface RunDetail extends RunSummary {
 async function stopServer(): Promise<void> {
   const pid = server?.pid;
   if (!server || pid === undefined) return;
-  signalGroup(pid, "SIGTERM");
-  const deadline = Date.now() + 5_000;
-  while (groupAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (groupAlive(pid)) {
-    signalGroup(pid, "SIGKILL");
-    while (groupAlive(pid) && Date.now() < deadline + 5_000) await sleep(100);
-  }
+  await stopProcessGroup(pid);
   server = undefined;
-}
-
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 // Last resort if the test process dies before afterAll: synchronous, the group of our own child only.
 const killOnExit = () => {
   if (server?.pid !== undefined) signalGroup(server.pid, "SIGKILL");
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
 
 /** Polls `probe` until it answers something other than undefined, or throws when `timeoutMs` passes. */
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
