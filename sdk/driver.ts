@@ -1,12 +1,15 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Clock } from "./clock.ts";
 import { toEpochMs, toMilliseconds } from "./duration.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { RetryAfterError } from "./errors/RetryAfterError.ts";
 import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
-import { serializeOutput, utf8Bytes, type Serialized } from "./output.ts";
+import { serializeOutput, utf8Bytes } from "./output.ts";
+import { highestSeq, replayOrder, type InvocationStart } from "./replay.ts";
 import { backoffDelay } from "./retry.ts";
-import { hashStepId, MAX_STEPS_PER_RUN, StepIdAllocator, type StepTools } from "./step.ts";
+import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger, type SerializedError } from "./types.ts";
 
 export type StepKind = "run" | "sleep" | "sendEvent";
@@ -26,21 +29,32 @@ export interface StepRecord {
   output?: unknown;
   error?: SerializedError;
   wakeAt?: number;
+  /** Completion order (1, 2, ...) of a completed or failed step: replays settle steps in this order. */
+  seq?: number;
   startedAt: number;
   endedAt?: number;
+}
+
+/** Failures of the handler's code outside steps, counted per unit: the code after the step whose seq is `unitSeq`. */
+export interface HandlerFailures {
+  count: number;
+  unitSeq: number;
 }
 
 /** What the driver needs from the place a run lives (a RunObject, or a test). */
 export interface RunHost {
   /** Steps stored by earlier invocations, by hashed id. */
   steps: ReadonlyMap<string, StepRecord>;
-  /** Persists a step; it must be durable before the handler sees the result. */
-  saveStep(step: StepRecord): void | Promise<void>;
-  /** Sends events through the ingest path and returns their ids. */
-  sendEvents(events: EventPayload[]): Promise<{ ids: string[] }>;
+  /**
+   * Persists a step, with the events it sends (step.sendEvent) in the same commit; it must be
+   * durable before the handler sees the result.
+   */
+  saveStep(step: StepRecord, events?: StoredEvent[]): void | Promise<void>;
+  /** Validates events a step sends, giving one without an id the id `idAt(position)`; throws for bad ones. */
+  prepareEvents(events: EventPayload[], idAt: (position: number) => string): StoredEvent[];
   /** True once the run was cancelled: no new step starts, results in flight are discarded. */
   isCancelled(): boolean;
-  now(): number;
+  clock: Clock;
 }
 
 /** The context a handler receives. */
@@ -52,8 +66,9 @@ export interface HandlerContext<TData extends object = Record<string, any>> {
   step: StepTools;
   runId: string;
   /**
-   * 0-based attempt: of the step being executed (read inside a step body), of the step this
-   * invocation retries (read at the top, e.g. destructured), or of the handler outside steps.
+   * 0-based attempt of the unit the reading code belongs to, as Inngest counts it: inside a step
+   * body, that step's attempt; outside, the attempt of the step this invocation retries, or of
+   * the handler's code since the last step.
    */
   attempt: number;
   logger: Logger;
@@ -64,12 +79,20 @@ export type Handler<TData extends object, TOutput> = (ctx: HandlerContext<TData>
 export interface RunInput {
   runId: string;
   events: StoredEvent[];
-  /** Failed attempts of the handler outside steps so far. */
-  handlerAttempt: number;
+  /** Failures of the handler outside steps so far (see HandlerFailures). */
+  handlerFailures: HandlerFailures;
   retries: number;
   /** How long a step body, or the handler's code between steps, may run before it fails. */
   stepTimeoutMs: number;
   logger: Logger;
+  /** Every invocation's start, this one last (see InvocationStart). */
+  starts: readonly InvocationStart[];
+  /**
+   * The invocation before this one died with the runtime: the steps it had running are the
+   * steps this replay reaches without a stored result, and each counts as a failed attempt
+   * instead of running again (so a step that kills the isolate cannot loop forever).
+   */
+  recovering: boolean;
 }
 
 /** How one invocation of a handler ended. */
@@ -77,55 +100,96 @@ export type RunOutcome =
   | { type: "completed"; output: unknown }
   | { type: "failed"; error: SerializedError }
   | { type: "suspended"; wakeAt: number }
-  | { type: "retry"; error: SerializedError; wakeAt: number }
+  | { type: "retry"; error: SerializedError; wakeAt: number; handlerFailures: HandlerFailures }
   | { type: "cancelled" };
 
 /**
- * Runs a handler once against the stored steps of its run. Memoized steps return their stored
- * result; new steps run, are saved, and the handler goes on in the same invocation. It returns
- * when the handler ends, or when every path is suspended (sleeps, step retries).
+ * Runs a handler once against the stored steps of its run. Stored steps settle in the order they
+ * first settled; new steps run, are saved, and the handler goes on in the same invocation. It
+ * returns once the handler has ended, or every path of it waits for a time (sleeps, retries), and
+ * no step body is still running. It rejects only if the host fails to store a step.
  *
  * @example
- * const outcome = await executeRun(fn.handler, { runId, events, handlerAttempt: 0, retries: 4, logger }, host);
+ * const outcome = await executeRun(fn.handler, input, host);
  */
-export async function executeRun<TData extends object>(
-  handler: Handler<TData, unknown>,
-  input: RunInput,
-  host: RunHost,
-): Promise<RunOutcome> {
-  const run = new Invocation(input, host);
-  return run.execute(handler as Handler<object, unknown>);
+export async function executeRun<TData extends object>(handler: Handler<TData, unknown>, input: RunInput, host: RunHost): Promise<RunOutcome> {
+  return new Invocation(input, host).execute(handler as Handler<object, unknown>);
 }
+
+/** A step call of the handler, waiting to be settled. */
+interface StepCall {
+  name: string;
+  id: string;
+  kind: StepKind;
+  /** What the step does when it is new: its body, or a sleep's wake time. */
+  work: StepWork;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+type StepWork =
+  | { type: "body"; run: () => unknown }
+  | { type: "send"; events: EventPayload[] }
+  | { type: "sleep"; wakeAt: () => number };
+
+/** What the code running now belongs to: a step body (with its attempt) or the handler. */
+const bodyScope = new AsyncLocalStorage<{ attempt: number }>();
 
 class Invocation {
   private readonly ids = new StepIdAllocator();
-  private stepCount = 0;
-  private readonly wakeTimes: number[] = [];
-  private inFlight = 0;
-  private currentAttempt: number;
+  private readonly clock: Clock;
+  /** When this invocation began: what decides whether a stored sleep or retry is due. */
+  private readonly startedAt: number;
+  /** Stored steps to settle, first settled first, and how far the replay got. */
+  private readonly replay: string[];
+  private replayed = 0;
+  private readonly requested = new Map<string, () => void>();
+  /** New results, stored, waiting to reach the handler after the replay (by seq). */
+  private readonly held: { seq: number; deliver: () => void }[] = [];
+  /** Steps reached without a result while recovering: what the dead invocation had running. */
+  private frontier: StepCall[] = [];
+  private recovering: boolean;
+  private seq: number;
+  private readonly initialSeq: number;
+  private readonly initialAttempt: number;
   private storedBytes = 0;
+  private stepCount = 0;
+  private inFlight = 0;
+  private readonly wakeTimes: number[] = [];
+  private handlerEnd: { ok: true; value: unknown } | { ok: false; error: unknown } | undefined;
+  private settled = false;
   private resolveOutcome!: (outcome: RunOutcome) => void;
-  private readonly outcome = new Promise<RunOutcome>((resolve) => (this.resolveOutcome = resolve));
-  /** Fires when the handler runs outside steps for longer than the step timeout. */
-  private idleTimer: ReturnType<typeof setTimeout> | undefined;
-  private isSettled = false;
+  private rejectOutcome!: (err: unknown) => void;
+  private readonly outcome = new Promise<RunOutcome>((resolve, reject) => {
+    this.resolveOutcome = resolve;
+    this.rejectOutcome = reject;
+  });
+  /** Counts everything that happens, so a check can tell whether the handler is still moving. */
+  private activity = 0;
+  private checkedActivity = -1;
+  private checkScheduled = false;
+  private idleTimer: unknown;
 
   constructor(
     private readonly input: RunInput,
     private readonly host: RunHost,
   ) {
-    // A handler that destructures `attempt` reads it once: make that the attempt of the step this
-    // invocation woke up to retry, as Inngest's per-step requests would show it.
-    const now = host.now();
+    this.clock = host.clock;
+    this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
+    this.replay = replayOrder(host.steps.values(), input.starts);
+    this.seq = this.initialSeq = highestSeq(host.steps.values());
+    this.recovering = input.recovering;
     let retried = -1;
     for (const step of host.steps.values()) {
       this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
-      if (step.status === "retrying" && (step.wakeAt ?? 0) <= now) retried = Math.max(retried, step.attempts);
+      if (step.status === "retrying" && (step.wakeAt ?? 0) <= this.startedAt) retried = Math.max(retried, step.attempts);
     }
-    this.currentAttempt = retried >= 0 ? retried : input.handlerAttempt;
+    // A handler that destructures `attempt` reads it once: make that the attempt of the step this
+    // invocation woke up to retry, as Inngest's per-step requests would show it.
+    this.initialAttempt = retried >= 0 ? retried : this.unitFailures();
   }
 
-  async execute(handler: Handler<object, unknown>): Promise<RunOutcome> {
+  execute(handler: Handler<object, unknown>): Promise<RunOutcome> {
     const invocation = this;
     const ctx: HandlerContext<object> = {
       event: this.input.events[0] as StoredEvent<object>,
@@ -133,22 +197,285 @@ class Invocation {
       step: this.stepTools(),
       runId: this.input.runId,
       get attempt() {
-        return invocation.currentAttempt;
+        return invocation.attemptHere();
       },
-      logger: this.input.logger,
+      logger: this.replayAwareLogger(),
     };
-    this.watchOutsideSteps();
     Promise.resolve()
       .then(() => handler(ctx))
       .then(
-        (output) => this.settle(this.handlerResult(output)),
-        (err: unknown) => this.settle(this.handlerFailure(err)),
+        (value) => this.handlerEnded({ ok: true, value }),
+        (error: unknown) => this.handlerEnded({ ok: false, error }),
       );
+    this.scheduleCheck();
     return this.outcome;
   }
 
+  private attemptHere(): number {
+    const scope = bodyScope.getStore();
+    if (scope) return scope.attempt;
+    // A step stored in this invocation began a new unit of code outside steps.
+    return this.seq === this.initialSeq ? this.initialAttempt : 0;
+  }
+
+  /** Failures so far of the code outside steps that runs now (reset by every settled step). */
+  private unitFailures(): number {
+    const { count, unitSeq } = this.input.handlerFailures;
+    return unitSeq === this.seq ? count : 0;
+  }
+
+  /** Lines written outside step bodies while stored steps are still replaying were written before. */
+  private replayAwareLogger(): Logger {
+    const logger = this.input.logger;
+    const isReplaying = () => !bodyScope.getStore() && this.replayed < this.replay.length;
+    return {
+      debug: (message, fields) => isReplaying() || logger.debug(message, fields),
+      info: (message, fields) => isReplaying() || logger.info(message, fields),
+      warn: (message, fields) => isReplaying() || logger.warn(message, fields),
+      error: (message, fields) => isReplaying() || logger.error(message, fields),
+    };
+  }
+
+  private stepTools(): StepTools {
+    const call = (id: string, kind: StepKind, work: StepWork) => this.call(id, kind, work);
+    return {
+      run: (id, fn) => call(id, "run", { type: "body", run: fn }),
+      sleep: (id, duration) => call(id, "sleep", { type: "sleep", wakeAt: () => this.clock.now() + nonRetriable(() => toMilliseconds(duration)) }),
+      sleepUntil: (id, time) => call(id, "sleep", { type: "sleep", wakeAt: () => nonRetriable(() => toEpochMs(time)) }),
+      sendEvent: (id, events) => call(id, "sendEvent", { type: "send", events: Array.isArray(events) ? events : [events] }),
+    } as StepTools;
+  }
+
+  /** Gives a step call its id synchronously (call order decides repeats) and settles it in turn. */
+  private call<T>(id: string, kind: StepKind, work: StepWork): Promise<T> {
+    if (this.stepCount >= MAX_STEPS_PER_RUN) {
+      return Promise.reject(
+        new NonRetriableError(`run has more than ${MAX_STEPS_PER_RUN} steps (at step "${id}"); the limit is ${MAX_STEPS_PER_RUN} steps per run`),
+      );
+    }
+    // Handler code still running after the handler ended (a branch left behind by a rejected
+    // Promise.all) starts no step: the next invocation owns the run's future.
+    if (this.handlerEnd || this.settled) return new Promise<T>(() => {});
+    this.stepCount++;
+    const name = this.ids.next(id);
+    return new Promise<T>((resolve, reject) => {
+      this.request({ name, id: hashStepId(name), kind, work, resolve: resolve as (value: unknown) => void, reject });
+    });
+  }
+
+  private request(call: StepCall): void {
+    this.touch();
+    const stored = this.host.steps.get(call.id);
+    if (stored && this.settlesOnReplay(stored)) {
+      this.requested.set(call.id, () => this.settleStored(call, stored));
+      return;
+    }
+    if (stored?.status === "sleeping") return this.park(stored.wakeAt ?? this.startedAt);
+    if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > this.startedAt) return this.park(stored.wakeAt!);
+    if (this.host.isCancelled()) return;
+    if (call.work.type === "sleep") return this.startSleep(call);
+    if (this.recovering) {
+      this.frontier.push(call);
+      return;
+    }
+    this.startBody(call, stored);
+  }
+
+  private settlesOnReplay(stored: StepRecord): boolean {
+    if (stored.status === "completed" || stored.status === "failed") return true;
+    return stored.status === "sleeping" && (stored.wakeAt ?? 0) <= this.startedAt;
+  }
+
+  private settleStored(call: StepCall, stored: StepRecord): void {
+    if (stored.status === "failed") return call.reject(new StepError(call.name, stored.error ?? { name: "Error", message: "unknown error" }));
+    // A copy: the handler may change what it gets without touching the stored result.
+    call.resolve(stored.status === "sleeping" ? undefined : structuredClone(stored.output));
+  }
+
+  private startSleep(call: StepCall): void {
+    let wakeAt: number;
+    try {
+      wakeAt = (call.work as { wakeAt: () => number }).wakeAt();
+    } catch (err) {
+      return call.reject(err);
+    }
+    const now = this.clock.now();
+    const base = { id: call.id, name: call.name, kind: "sleep" as const, startedAt: now };
+    if (wakeAt <= now) {
+      const seq = ++this.seq;
+      return this.store({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq, endedAt: now }, undefined, () => this.hold(seq, () => call.resolve(undefined)));
+    }
+    this.store({ ...base, status: "sleeping", attempts: 0, wakeAt }, undefined, () => this.park(wakeAt));
+  }
+
+  /** Runs a new step (or a retry of one): its body, then stores the result or the failure. */
+  private startBody(call: StepCall, stored: StepRecord | undefined): void {
+    const attempts = stored?.attempts ?? 0;
+    const startedAt = this.clock.now();
+    let events: StoredEvent[] | undefined;
+    const work = call.work;
+    const body =
+      work.type === "send"
+        ? () => {
+            events = this.host.prepareEvents(work.events, (position) => sendEventId(this.input.runId, call.name, position));
+            return { ids: events.map((event) => event.id) };
+          }
+        : (work as { run: () => unknown }).run;
+    this.inFlight++;
+    bodyScope
+      .run({ attempt: attempts }, () => this.withStepTimeout(call.name, body))
+      .then(
+        (value) => {
+          if (this.host.isCancelled()) return;
+          let output;
+          try {
+            output = serializeOutput(`step "${call.name}" output`, value, this.storedBytes);
+          } catch (err) {
+            return this.stepFailed(call, attempts, startedAt, err);
+          }
+          this.storedBytes += output.bytes;
+          const seq = ++this.seq;
+          const record: StepRecord = { id: call.id, name: call.name, kind: call.kind, status: "completed", attempts: attempts + 1, output: output.value, seq, startedAt, endedAt: this.clock.now() };
+          this.store(record, events, () => this.hold(seq, () => call.resolve(structuredClone(output.value))));
+        },
+        (err: unknown) => {
+          if (!this.host.isCancelled()) this.stepFailed(call, attempts, startedAt, err);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.touch();
+      });
+  }
+
+  private stepFailed(call: StepCall, attempts: number, startedAt: number, err: unknown): void {
+    const error = serializeError(err);
+    const failed = attempts + 1;
+    const base = { id: call.id, name: call.name, kind: call.kind, attempts: failed, error, startedAt, endedAt: this.clock.now() };
+    if (err instanceof NonRetriableError || failed > this.input.retries) {
+      const seq = ++this.seq;
+      return this.store({ ...base, status: "failed", seq }, undefined, () => this.hold(seq, () => call.reject(new StepError(call.name, error))));
+    }
+    const wakeAt = this.retryAt(err, failed);
+    this.input.logger.warn(`step "${call.name}" failed; retrying`, { step: call.name, attempt: attempts, error: error.message });
+    this.store({ ...base, status: "retrying", wakeAt }, undefined, () => this.park(wakeAt));
+  }
+
+  /** Stores a record, then goes on; a store that fails breaks the invocation (the host retries it). */
+  private store(record: StepRecord, events: StoredEvent[] | undefined, then: () => void): void {
+    this.inFlight++;
+    Promise.resolve()
+      .then(() => this.host.saveStep(record, events))
+      .then(then, (err: unknown) => this.break(err))
+      .finally(() => {
+        this.inFlight--;
+        this.touch();
+      });
+  }
+
+  /** Runs a step body, failing it (retriably) if it has not finished within the step timeout. */
+  private withStepTimeout<T>(name: string, fn: () => T): Promise<Awaited<T>> {
+    let timer: unknown;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = this.clock.setTimer(
+        () => reject(new StepTimeoutError(`step "${name}" did not finish within ${this.input.stepTimeoutMs} ms, the function's stepTimeout`)),
+        this.input.stepTimeoutMs,
+      );
+    });
+    return Promise.race([Promise.resolve().then(fn), timeout]).finally(() => this.clock.clearTimer(timer));
+  }
+
+  private retryAt(err: unknown, failedAttempts: number): number {
+    const now = this.clock.now();
+    return err instanceof RetryAfterError ? err.retryAt(now) : now + backoffDelay(failedAttempts, () => this.clock.random());
+  }
+
+  /** Parks a path of the handler until `wakeAt`: its promise never settles in this invocation. */
+  private park(wakeAt: number): void {
+    this.wakeTimes.push(wakeAt);
+    this.touch();
+  }
+
+  /** A new result reaches the handler once the replay has settled what settled before it. */
+  private hold(seq: number, deliver: () => void): void {
+    this.held.push({ seq, deliver });
+    this.held.sort((a, b) => a.seq - b.seq);
+    this.touch();
+  }
+
+  private handlerEnded(end: NonNullable<Invocation["handlerEnd"]>): void {
+    this.handlerEnd = end;
+    this.touch();
+  }
+
+  private touch(): void {
+    this.activity++;
+    this.scheduleCheck();
+  }
+
+  private scheduleCheck(): void {
+    this.clock.clearTimer(this.idleTimer);
+    if (this.checkScheduled || this.settled) return;
+    this.checkScheduled = true;
+    void this.clock.yield().then(() => {
+      this.checkScheduled = false;
+      this.check();
+    });
+  }
+
+  /**
+   * Moves the invocation on by one thing per turn of the event loop, so the handler reacts to each
+   * settled step before the next: a stored result in its turn, then a new result, then the
+   * recovery of what a dead invocation left running, then the end once nothing moves.
+   */
+  private check(): void {
+    if (this.settled) return;
+    const moved = this.activity !== this.checkedActivity;
+    this.checkedActivity = this.activity;
+    if (this.host.isCancelled()) {
+      if (this.inFlight === 0) this.settle({ type: "cancelled" });
+      return;
+    }
+    const next = this.replay[this.replayed];
+    const settleNext = next === undefined ? undefined : this.requested.get(next);
+    if (settleNext) {
+      this.replayed++;
+      this.requested.delete(next!);
+      settleNext();
+      return this.touch();
+    }
+    const replayDone = this.replayed >= this.replay.length;
+    if (this.held.length > 0 && (replayDone || !moved)) {
+      this.held.shift()!.deliver();
+      return this.touch();
+    }
+    if (moved) return this.scheduleCheck();
+    if (this.frontier.length > 0 && this.inFlight === 0) return this.recoverFrontier();
+    if (this.inFlight > 0) return;
+    if (this.handlerEnd) return this.settle(this.handlerEnd.ok ? this.completed(this.handlerEnd.value) : this.handlerFailed(this.handlerEnd.error));
+    if (this.wakeTimes.length > 0) return this.settle({ type: "suspended", wakeAt: Math.min(...this.wakeTimes) });
+    // Nothing runs, nothing waits for a time: the handler's own code is busy (or hangs).
+    this.idleTimer = this.clock.setTimer(() => {
+      const error = new StepTimeoutError(`the handler ran outside any step for ${this.input.stepTimeoutMs} ms without finishing (the function's stepTimeout)`);
+      this.handlerEnded({ ok: false, error });
+    }, this.input.stepTimeoutMs);
+  }
+
+  /** Each step the dead invocation had running failed an attempt: the runtime died under it. */
+  private recoverFrontier(): void {
+    const calls = this.frontier;
+    this.frontier = [];
+    this.recovering = false;
+    const now = this.clock.now();
+    for (const call of calls) {
+      const error = new Error(`the runtime died while running step "${call.name}" (the isolate ran out of CPU or memory, crashed, or was restarted)`);
+      error.name = "RuntimeDiedError";
+      this.stepFailed(call, this.host.steps.get(call.id)?.attempts ?? 0, now, error);
+    }
+  }
+
   /** The run's output, held to the same limits as a step's; a breach fails the run for good. */
-  private handlerResult(output: unknown): RunOutcome {
+  private completed(output: unknown): RunOutcome {
     try {
       return { type: "completed", output: serializeOutput("handler output", output, 0).value };
     } catch (err) {
@@ -156,186 +483,26 @@ class Invocation {
     }
   }
 
-  private handlerFailure(err: unknown): RunOutcome {
+  private handlerFailed(err: unknown): RunOutcome {
     const error = serializeError(err);
-    const isFinal = err instanceof NonRetriableError || err instanceof StepError;
-    if (isFinal || this.input.handlerAttempt >= this.input.retries) return { type: "failed", error };
-    return { type: "retry", error, wakeAt: this.retryAt(err, this.input.handlerAttempt + 1) };
-  }
-
-  private retryAt(err: unknown, failedAttempts: number): number {
-    const now = this.host.now();
-    return err instanceof RetryAfterError ? err.retryAt(now) : now + backoffDelay(failedAttempts);
-  }
-
-  private stepTools(): StepTools {
-    return {
-      run: (id, fn) => this.step(id, (name, hashed) => this.runStep(name, hashed, fn)),
-      sleep: (id, duration) =>
-        this.step(id, (name, hashed) => this.sleepStep(name, hashed, () => this.host.now() + nonRetriable(() => toMilliseconds(duration)))),
-      sleepUntil: (id, time) => this.step(id, (name, hashed) => this.sleepStep(name, hashed, () => nonRetriable(() => toEpochMs(time)))),
-      sendEvent: (id, events) =>
-        this.step(id, (name, hashed) =>
-          this.runStep(name, hashed, () => this.host.sendEvents(Array.isArray(events) ? events : [events]), "sendEvent"),
-        ),
-    } as StepTools;
-  }
-
-  /**
-   * Gives a step call its id synchronously (call order decides repeats), then runs `body` while
-   * counting it as in flight, so the run never suspends while a step is still being saved.
-   * A body that returns SUSPENDED parks its path of the handler: the promise never settles here.
-   */
-  private step<T>(id: string, body: (name: string, hashed: string) => Promise<T | typeof SUSPENDED>): Promise<T> {
-    if (this.stepCount >= MAX_STEPS_PER_RUN) {
-      return Promise.reject(
-        new NonRetriableError(`run has more than ${MAX_STEPS_PER_RUN} steps (at step "${id}"); the limit is ${MAX_STEPS_PER_RUN} steps per run`),
-      );
-    }
-    // Handler code still running after this invocation ended (a branch that awaited something
-    // other than a step) must not start steps: the next invocation owns the run now.
-    if (this.isSettled) return new Promise<T>(() => {});
-    this.stepCount++;
-    const name = this.ids.next(id);
-    this.inFlight++;
-    clearTimeout(this.idleTimer);
-    const result = body(name, hashStepId(name));
-    const settled = () => {
-      this.inFlight--;
-      this.suspendIfIdle();
-      this.watchOutsideSteps();
-    };
-    return result.then(
-      (value) => {
-        settled();
-        return value === SUSPENDED ? new Promise<T>(() => {}) : (value as T);
-      },
-      (err: unknown) => {
-        settled();
-        throw err;
-      },
-    );
-  }
-
-  private async runStep<T>(
-    name: string,
-    id: string,
-    fn: () => T | Promise<T>,
-    kind: StepKind = "run",
-  ): Promise<Awaited<T> | typeof SUSPENDED> {
-    const stored = this.host.steps.get(id);
-    // A copy: the handler may change what it gets without touching the stored result.
-    if (stored?.status === "completed") return structuredClone(stored.output) as Awaited<T>;
-    if (stored?.status === "failed") throw new StepError(name, stored.error ?? { name: "Error", message: "unknown error" });
-    if (stored?.status === "retrying" && stored.wakeAt !== undefined && stored.wakeAt > this.host.now()) {
-      return this.suspend(stored.wakeAt);
-    }
-    if (this.host.isCancelled()) return this.cancel();
-
-    const attempts = stored?.attempts ?? 0;
-    const startedAt = this.host.now();
-    this.currentAttempt = attempts;
-    let output: Serialized;
-    try {
-      output = serializeOutput(`step "${name}" output`, await this.withStepTimeout(name, fn), this.storedBytes);
-    } catch (err) {
-      if (this.host.isCancelled()) return this.cancel();
-      const error = serializeError(err);
-      const failed = attempts + 1;
-      const isFinal = err instanceof NonRetriableError || failed > this.input.retries;
-      const base = { id, name, kind, attempts: failed, error, startedAt, endedAt: this.host.now() };
-      if (isFinal) {
-        await this.host.saveStep({ ...base, status: "failed" });
-        throw new StepError(name, error);
-      }
-      const wakeAt = this.retryAt(err, failed);
-      await this.host.saveStep({ ...base, status: "retrying", wakeAt });
-      this.input.logger.warn(`step "${name}" failed; retrying`, { attempt: attempts, error: error.message });
-      return this.suspend(wakeAt);
-    }
-    if (this.host.isCancelled()) return this.cancel();
-    this.storedBytes += output.bytes;
-    await this.host.saveStep({ id, name, kind, status: "completed", attempts: attempts + 1, output: output.value, startedAt, endedAt: this.host.now() });
-    this.currentAttempt = this.input.handlerAttempt;
-    // Let ingest and other runs on this thread in between steps (DESIGN "Performance notes").
-    await yieldToEventLoop();
-    return structuredClone(output.value) as Awaited<T>;
-  }
-
-  private async sleepStep(name: string, id: string, wakeTime: () => number): Promise<void | typeof SUSPENDED> {
-    const stored = this.host.steps.get(id);
-    if (stored?.status === "completed") return;
-    if (this.host.isCancelled()) return this.cancel();
-    const now = this.host.now();
-    const wakeAt = stored?.wakeAt ?? wakeTime();
-    // A stored sleep whose time has come is over: writing that down would cost the waking run a
-    // commit before its next step's output leaves, and the stored wake time already says it.
-    if (stored && wakeAt <= now) return;
-    if (!stored && wakeAt <= now) {
-      await this.host.saveStep({ id, name, kind: "sleep", status: "completed", attempts: 1, output: null, wakeAt, startedAt: now, endedAt: now });
-      return;
-    }
-    if (!stored) await this.host.saveStep({ id, name, kind: "sleep", status: "sleeping", attempts: 0, wakeAt, startedAt: now });
-    return this.suspend(wakeAt);
-  }
-
-  /** Runs a step body, failing it (retriably) if it has not finished within the step timeout. */
-  private withStepTimeout<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new StepTimeoutError(`step "${name}" did not finish within ${this.input.stepTimeoutMs} ms, the function's stepTimeout`)),
-        this.input.stepTimeoutMs,
-      );
-    });
-    return Promise.race([Promise.resolve().then(fn), timeout]).finally(() => clearTimeout(timer));
-  }
-
-  /**
-   * While no step is in flight and no path is suspended, the handler runs its own code: if that
-   * lasts longer than the step timeout (a promise that never settles, say), the handler fails
-   * and is retried like any error outside steps, instead of holding the run forever.
-   */
-  private watchOutsideSteps(): void {
-    clearTimeout(this.idleTimer);
-    if (this.isSettled || this.inFlight > 0 || this.wakeTimes.length > 0) return;
-    this.idleTimer = setTimeout(() => {
-      const error = new StepTimeoutError(`the handler ran outside any step for ${this.input.stepTimeoutMs} ms without finishing (the function's stepTimeout)`);
-      this.settle(this.handlerFailure(error));
-    }, this.input.stepTimeoutMs);
+    const count = this.unitFailures() + 1;
+    if (err instanceof NonRetriableError || err instanceof StepError || count > this.input.retries) return { type: "failed", error };
+    return { type: "retry", error, wakeAt: this.retryAt(err, count), handlerFailures: { count, unitSeq: this.seq } };
   }
 
   private settle(outcome: RunOutcome): void {
-    this.isSettled = true;
-    clearTimeout(this.idleTimer);
+    this.settled = true;
+    this.clock.clearTimer(this.idleTimer);
     this.resolveOutcome(outcome);
   }
 
-  /** Parks this path of the handler until `wakeAt`. */
-  private suspend(wakeAt: number): typeof SUSPENDED {
-    this.wakeTimes.push(wakeAt);
-    return SUSPENDED;
-  }
-
-  private cancel(): typeof SUSPENDED {
-    this.settle({ type: "cancelled" });
-    return SUSPENDED;
-  }
-
-  /**
-   * Suspends the run once no step is in flight and some path waits for a time. One macrotask of
-   * grace lets parallel steps started in the same tick register first.
-   */
-  private suspendIfIdle(): void {
-    if (this.inFlight > 0 || this.wakeTimes.length === 0) return;
-    setTimeout(() => {
-      if (this.inFlight === 0) this.settle({ type: "suspended", wakeAt: Math.min(...this.wakeTimes) });
-    }, 0);
+  private break(err: unknown): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.clock.clearTimer(this.idleTimer);
+    this.rejectOutcome(err);
   }
 }
-
-/** Marks a step path that waits for a later invocation. */
-const SUSPENDED: unique symbol = Symbol("suspended");
 
 /** Runs `read`; an error it throws (a duration or time that cannot be read) will not get better by retrying. */
 function nonRetriable<T>(read: () => T): T {
@@ -344,8 +511,4 @@ function nonRetriable<T>(read: () => T): T {
   } catch (err) {
     throw new NonRetriableError(serializeError(err).message);
   }
-}
-
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }

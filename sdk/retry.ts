@@ -1,11 +1,17 @@
+/** Inngest's retry schedule (its pkg/backoff table): the wait after the 1st, 2nd, ... failure. */
+const BACKOFF_TABLE_MS = [15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200].map((seconds) => seconds * 1000);
+/** Inngest adds up to 30 s of jitter to every wait. */
+const MAX_JITTER_MS = 30_000;
+
 /**
- * When to try again after `failedAttempts` failures: first retry after 1 s, doubling,
- * capped at 10 min, ±25% jitter (DESIGN "A run": Temporal's default shape).
+ * How long to wait after `failedAttempts` failures (1 for the first): 15 s, 30 s, 1 m, 2 m, 5 m,
+ * 10 m, 20 m, 40 m, 1 h, then 2 h, each plus up to 30 s of jitter, as Inngest retries. A few
+ * minutes' outage of anything a step calls is ridden out by the default 4 retries.
  *
  * @example
- * backoffDelay(1); // ≈ 1000 ms (750..1250)
+ * backoffDelay(1, () => 0); // 15_000
  */
 export function backoffDelay(failedAttempts: number, random: () => number = Math.random): number {
-  const base = Math.min(1000 * 2 ** Math.max(0, failedAttempts - 1), 10 * 60 * 1000);
-  return Math.round(base * (0.75 + random() * 0.5));
+  const index = Math.min(Math.max(failedAttempts, 1), BACKOFF_TABLE_MS.length) - 1;
+  return BACKOFF_TABLE_MS[index]! + Math.floor(random() * MAX_JITTER_MS);
 }

@@ -1,4 +1,5 @@
 import { sha1 } from "@noble/hashes/legacy.js";
+import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
 import type { EventPayload } from "./event.ts";
@@ -67,6 +68,18 @@ export class StepIdAllocator {
  */
 export function hashStepId(id: string): string {
   return bytesToHex(sha1(utf8.encode(id)));
+}
+
+/**
+ * The id of the event at `position` that step `stepName` of run `runId` sends, when the sender gave
+ * none: the same every time the step runs, so a send repeated after a crash is a duplicate that
+ * the event log's 24 h dedupe drops, and starts nothing twice downstream.
+ *
+ * @example
+ * sendEventId("9f…", "notify", 0); // 32 hex characters
+ */
+export function sendEventId(runId: string, stepName: string, position: number): string {
+  return bytesToHex(sha256(utf8.encode(`${runId}\n${stepName}\n${position}`)).slice(0, 16));
 }
 
 const utf8 = new TextEncoder();

@@ -1,0 +1,42 @@
+import type { StepRecord } from "./driver.ts";
+
+/**
+ * When one invocation of a run began, and how many step results the run had stored by then (the
+ * highest completion `seq`). A run keeps one per invocation: sleeps are not written when they
+ * wake, so this is what says when, among the stored results, a sleep was over.
+ */
+export interface InvocationStart {
+  at: number;
+  seq: number;
+}
+
+/**
+ * The order in which a replay settles the stored steps of a run: the order in which they first
+ * settled. A completed or failed step settled at its completion `seq`; a sleep settled when the
+ * first invocation that began at or after its wake time began, after the results stored by then.
+ * Steps that do not settle on replay (a sleep or retry still to come) are left out.
+ *
+ * @example
+ * replayOrder(steps, [{ at: t0, seq: 0 }, { at: t1, seq: 2 }]); // hashed ids, first settled first
+ */
+export function replayOrder(steps: Iterable<StepRecord>, starts: readonly InvocationStart[]): string[] {
+  const current = starts.at(-1);
+  const keyed: { id: string; key: number }[] = [];
+  for (const step of steps) {
+    if ((step.status === "completed" || step.status === "failed") && step.seq !== undefined) {
+      keyed.push({ id: step.id, key: step.seq });
+    } else if (step.status === "sleeping" && step.wakeAt !== undefined && current && step.wakeAt <= current.at) {
+      const wokenBy = starts.find((start) => start.at >= step.wakeAt!) ?? current;
+      keyed.push({ id: step.id, key: wokenBy.seq + 0.5 });
+    }
+  }
+  // Sleeps that woke together settle in one fixed order (by id): the same on every replay.
+  return keyed.sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((entry) => entry.id);
+}
+
+/** The highest completion seq among stored steps (0 when none has settled). */
+export function highestSeq(steps: Iterable<StepRecord>): number {
+  let highest = 0;
+  for (const step of steps) if (step.seq !== undefined && step.seq > highest) highest = step.seq;
+  return highest;
+}
