@@ -15,8 +15,12 @@ describe("failures", () => {
     expect(failed.status).toBe("Failed");
     expect(failed.error).toMatchObject({ name: "RetryAfterError", message: "always broken" });
 
+    // The failure event leaves the run's outbox right after the run ends.
     const failureEventId = `${failed.run_id}-failed`;
-    const event = (await (await request(`/v1/events/${failureEventId}`)).json()) as { data: { name: string; data: Record<string, unknown> } };
+    const event = await eventually(async () => {
+      const response = await request(`/v1/events/${failureEventId}`);
+      return response.ok ? ((await response.json()) as { data: { name: string; data: Record<string, unknown> } }) : undefined;
+    });
     expect(event.data.name).toBe("inngest/function.failed");
     expect(event.data.data).toMatchObject({ function_id: "failing", run_id: failed.run_id, event: { id: eventId, data: { key } } });
 

@@ -14,4 +14,6 @@ export interface Env {
   STEPFLARE_EVENT_KEYS?: string;
   /** Secret: the bearer token the REST API needs outside dev mode. */
   STEPFLARE_SIGNING_KEY?: string;
+  /** Days events, runs index rows and finished runs are kept (default 30). */
+  STEPFLARE_RETENTION_DAYS?: string;
 }

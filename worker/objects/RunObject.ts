@@ -1,17 +1,21 @@
 import { DurableObject } from "cloudflare:workers";
+import { systemClock } from "../../sdk/clock.ts";
 import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import { FUNCTION_FAILED_EVENT } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
-import { serializeError, type SerializedError } from "../../sdk/types.ts";
+import { highestSeq } from "../../sdk/replay.ts";
+import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
 import type { Env } from "../env.ts";
+import { runAsObject } from "../faults.ts";
 import { ingestEvents, parseEvents } from "../ingest.ts";
 import { createLogger } from "../logger.ts";
 import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
 import { findFunction } from "../registry.ts";
+import { retentionMs } from "../retention.ts";
+import { isDevMode } from "../routes/auth.ts";
 import { usage } from "../usage.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
-import { toRunView, type RunView } from "./runView.ts";
 
 /**
  * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
@@ -20,8 +24,16 @@ import { toRunView, type RunView } from "./runView.ts";
  * did not finish.
  */
 const WATCHDOG_MS = 10_000;
-/** Invocations in a row that may break outside the handler before the run fails for good. */
+/** How soon an outbox entry or a run's end that could not be delivered is tried again. */
+const DELIVERY_RETRY_MS = 5_000;
+/** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
+
+/** A run's record with its steps. */
+export interface RunWithSteps {
+  run: RunRecord;
+  steps: StepRecord[];
+}
 
 export interface RunInit {
   runId: string;
@@ -33,14 +45,19 @@ export interface RunInit {
 
 /**
  * One function run (DESIGN "A run"): its record and steps in this object's SQLite, the handler
- * executed here through the SDK's driver, and every timer (start, sleep, retry, watchdog) on the alarm.
+ * executed here through the SDK's driver, and every timer (start, sleep, retry, watchdog, delivery,
+ * retention) on the alarm.
  */
 export class RunObject extends DurableObject<Env> {
   private readonly store: RunStore;
-  /** The invocation in progress, so an alarm never starts a second one beside it. */
+  /** The invocation in progress, so nothing starts a second one beside it. */
   private executing: Promise<void> | null = null;
+  /** The outbox delivery in progress, so two never send the same entry at once. */
+  private delivering: Promise<void> | null = null;
   /** Invocations in a row that broke outside the handler. */
   private failedInvocations = 0;
+  /** The run's end reached the runs index (in memory: after a restart the alarm sends it again, harmlessly). */
+  private endDelivered = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -57,49 +74,69 @@ export class RunObject extends DurableObject<Env> {
     if (existing) return existing.status;
     const now = Date.now();
     const delayed = init.startAt > now;
-    this.store.createRun({ id: init.runId, functionId: init.functionId, events: init.events, status: delayed ? "Queued" : "Running", startedAt: now });
-    if (delayed) {
-      await this.ctx.storage.setAlarm(init.startAt);
-    } else {
-      await this.ctx.storage.setAlarm(now + WATCHDOG_MS);
-      void this.execute();
-    }
+    this.store.createRun({ id: init.runId, functionId: init.functionId, events: init.events, startedAt: now, ...(delayed ? { wakeAt: init.startAt } : {}) });
+    await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
+    if (!delayed) void this.execute(true);
     return delayed ? "Queued" : "Running";
   }
 
   override async alarm(): Promise<void> {
     usage.doRequests++;
-    // An invocation in progress finishes first (and records its own next timer); invoking again
-    // after it is at worst a replay of memoized steps, never a second run of a step.
-    if (this.executing) await this.executing;
-    await this.execute();
+    // The invocation in progress records its own next timer when it ends: a stored wake or retry
+    // time is never cut short by a watchdog that fired meanwhile.
+    if (this.executing) return void (await this.executing);
+    await this.deliverOutbox();
+    const run = this.store.run();
+    if (!run) return;
+    if (!FINAL_STATUSES.has(run.status)) return this.execute(false);
+    if (Date.now() < (run.endedAt ?? 0) + retentionMs(this.env)) {
+      await this.deliverEnd(run);
+      return this.rearm();
+    }
+    // The retention period is over: the run's records go (DESIGN "Retention").
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    this.store.clear();
   }
 
-  /** The run with its steps, as the REST API shows it; null if this object holds no run. */
-  async getRun(): Promise<RunView | null> {
+  /** The run with its steps; null if this object holds no run. */
+  async getRun(): Promise<RunWithSteps | null> {
     usage.doRequests++;
     const run = this.store.run();
-    return run ? toRunView(run, [...this.store.steps().values()]) : null;
+    return run ? { run, steps: [...this.store.steps().values()] } : null;
   }
 
-  /** The run's status and end time, for the tick's repair of the runs index; null if no run. */
+  /** The run without its steps, for listings; null if this object holds no run. */
+  async summary(): Promise<RunRecord | null> {
+    usage.doRequests++;
+    return this.store.run();
+  }
+
+  /**
+   * The run's status and end time, for the tick's repair of the runs index; null if no run. A run
+   * that is not over and has no alarm (the runtime gave up retrying one) gets one again.
+   */
   async status(): Promise<{ status: RunStatus; endedAt?: number } | null> {
     usage.doRequests++;
     const run = this.store.run();
-    return run ? { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) } : null;
+    if (!run) return null;
+    if (!FINAL_STATUSES.has(run.status) && !this.executing && (await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(Date.now());
+    }
+    return { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) };
   }
 
   /** Cancels the run: it stops at its next step boundary and a running step's result is discarded. */
-  async cancel(): Promise<RunView | null> {
+  async cancel(): Promise<RunWithSteps | null> {
     usage.doRequests++;
     const run = this.store.run();
     if (!run) return null;
-    if (!FINAL_STATUSES.has(run.status)) await this.finish(run, "Cancelled", {});
+    await this.finish(run, "Cancelled", {});
     return this.getRun();
   }
 
-  private execute(): Promise<void> {
-    this.executing ??= this.invoke()
+  private execute(isFirst: boolean): Promise<void> {
+    this.executing ??= this.invoke(isFirst)
       .then(() => {
         this.failedInvocations = 0;
       })
@@ -109,112 +146,171 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * An invocation that broke outside the handler (storage or D1 failing, say) is retried by the
-   * alarm; one that keeps breaking fails the run, so that every run reaches a final state.
+   * An invocation that broke outside the handler (storage failing, say) is retried by the alarm;
+   * one that keeps breaking fails the run, so that every run reaches a final state.
    */
   private async invocationFailed(err: unknown): Promise<void> {
     this.failedInvocations++;
     const run = this.store.run();
-    console.error(JSON.stringify({ level: "error", message: "run invocation failed", run_id: run?.id, failures: this.failedInvocations, error: String(err) }));
+    const logger = createLogger({ run_id: run?.id ?? null, function_id: run?.functionId ?? null });
+    logger.error("run invocation failed", { failures: this.failedInvocations, error: String(err) });
     if (run && !FINAL_STATUSES.has(run.status) && this.failedInvocations >= MAX_FAILED_INVOCATIONS) {
-      const error = serializeError(new NonRetriableError(`the run could not record its progress ${MAX_FAILED_INVOCATIONS} times in a row: ${serializeError(err).message}`));
-      this.store.end("Failed", Date.now(), { error });
-      await this.ctx.storage.deleteAlarm();
-      return;
+      const message = `the run could not record its progress ${MAX_FAILED_INVOCATIONS} times in a row: ${serializeError(err).message}`;
+      return this.fail(run, serializeError(new NonRetriableError(message)));
     }
     await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
   }
 
   /** Runs the handler once against the stored steps and records what came of it. */
-  private async invoke(): Promise<void> {
-    const run = this.store.run();
+  private async invoke(isFirst: boolean): Promise<void> {
+    let run = this.store.run();
     if (!run || FINAL_STATUSES.has(run.status)) return;
+    const now = Date.now();
+    // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
+    if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return this.rearm();
     const logger = createLogger({ run_id: run.id, function_id: run.functionId });
     const fn = findFunction(run.functionId);
-    if (!fn) {
-      const error = serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`));
-      return this.fail(run, error);
+    if (!fn) return this.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
+
+    // An invocation that began and never ended died with the runtime (nothing runs it in memory).
+    const recovering = !isFirst && run.isOpen;
+    if (!isFirst) run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering);
+    // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
+    // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
+    if (run.crashes > fn.retries + 1) {
+      const message = `the runtime died ${run.crashes} times in a row while running this run's code outside any step`;
+      return this.fail(run, { name: "RuntimeDiedError", message });
     }
-    if (run.status === "Queued") this.store.setStatus("Running");
 
     const host: RunHost = {
       steps: this.store.steps(),
-      saveStep: (step: StepRecord) => this.store.saveStep(step),
-      sendEvents: (events) => ingestEvents(this.env, parseStepEvents(events)),
+      saveStep: (step, events) => {
+        this.store.saveStep(step, events);
+        if (events?.length) void this.deliverOutbox();
+      },
+      prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
       isCancelled: () => this.store.run()?.status === "Cancelled",
-      now: Date.now,
+      clock: systemClock,
     };
-    const outcome = await executeRun(fn.handler, { runId: run.id, events: run.events, handlerAttempt: run.attempt, retries: fn.retries, stepTimeoutMs: fn.stepTimeoutMs, logger }, host);
+    const input = {
+      runId: run.id,
+      events: run.events,
+      handlerFailures: run.handlerFailures,
+      retries: fn.retries,
+      stepTimeoutMs: fn.stepTimeoutMs,
+      logger,
+      starts: run.starts,
+      recovering,
+    };
+    const execute = () => executeRun(fn.handler, input, host);
+    const outcome = await (isDevMode(this.env) ? runAsObject((reason) => this.ctx.abort(reason), execute) : execute());
     await this.record(run, outcome, logger);
   }
 
-  private async record(run: RunRecord, outcome: RunOutcome, logger: ReturnType<typeof createLogger>): Promise<void> {
-    if (this.store.run()?.status === "Cancelled") return;
+  private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
+    if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
     switch (outcome.type) {
       case "completed":
         return this.finish(run, "Completed", { output: outcome.output });
       case "failed":
         return this.fail(run, outcome.error);
       case "suspended":
-        await this.ctx.storage.setAlarm(outcome.wakeAt);
-        return;
+        this.store.suspend(outcome.wakeAt, run.handlerFailures);
+        return this.rearm();
       case "retry":
-        logger.warn("handler failed; retrying", { attempt: run.attempt, error: outcome.error.message });
-        this.store.setAttempt(run.attempt + 1);
-        await this.ctx.storage.setAlarm(outcome.wakeAt);
-        return;
+        logger.warn("handler failed; retrying", { attempt: outcome.handlerFailures.count - 1, error: outcome.error.message });
+        this.store.suspend(outcome.wakeAt, outcome.handlerFailures);
+        return this.rearm();
       case "cancelled":
         return;
     }
   }
 
   /**
-   * Fails the run for good. The failure event goes through the durable ingest path first, so
-   * `onFailure` is never lost: if sending it throws, the watchdog alarm retries this.
+   * Fails the run for good. Its failure event (which starts `onFailure`) goes to the outbox in the
+   * commit that ends the run, so an outage delays it and loses nothing, and a cancel that came
+   * first leaves no failure event at all.
    */
-  private async fail(run: RunRecord, error: SerializedError): Promise<void> {
+  private fail(run: RunRecord, error: SerializedError): Promise<void> {
     // A run started by a failure event sends none of its own: a failure handler that fails must
     // not trigger itself again.
-    if (run.events[0]?.name !== FUNCTION_FAILED_EVENT) {
-      await ingestEvents(this.env, [
-        {
-          id: `${run.id}-failed`,
-          name: FUNCTION_FAILED_EVENT,
-          data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] },
-          ts: Date.now(),
-        },
-      ]);
-    }
-    await this.finish(run, "Failed", { error });
+    const events: StoredEvent[] =
+      run.events[0]?.name === FUNCTION_FAILED_EVENT
+        ? []
+        : [{ id: `${run.id}-failed`, name: FUNCTION_FAILED_EVENT, data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] }, ts: Date.now() }];
+    return this.finish(run, "Failed", { error }, events);
   }
 
   /**
-   * Stores the final status, then clears the alarm (in this order: a crash in between leaves an
-   * alarm that finds the run ended), and tells the D1 runs index through the queue (batched there).
+   * Ends the run: status, result and the events its end sends in one commit (whatever ended the
+   * run first wins, and nothing replaces it), then delivers them and tells the runs index.
    */
-  private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): Promise<void> {
-    // Whatever ended first wins: a cancel that arrived while the failure event was being sent stays.
+  private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): Promise<void> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    const endedAt = Date.now();
-    this.store.end(status, endedAt, result);
-    await this.ctx.storage.deleteAlarm();
+    this.store.end(status, Date.now(), result, events);
+    this.endDelivered = false;
+    await this.rearm();
+    await this.deliverOutbox();
+    await this.deliverEnd(this.store.run() ?? run);
+    await this.rearm();
+  }
+
+  /** Sends the outbox's events through the ingest path; what fails stays for the alarm to retry. */
+  private deliverOutbox(): Promise<void> {
+    this.delivering ??= this.sendOutbox().finally(() => (this.delivering = null));
+    return this.delivering;
+  }
+
+  private async sendOutbox(): Promise<void> {
+    try {
+      for (const entry of this.store.outbox()) {
+        await ingestEvents(this.env, entry.events);
+        this.store.delivered(entry.seq);
+      }
+    } catch (err) {
+      const run = this.store.run();
+      createLogger({ run_id: run?.id ?? null, function_id: run?.functionId ?? null }).warn("could not deliver the run's events; will retry", { error: String(err) });
+      await this.rearm();
+    }
+  }
+
+  /** Tells the D1 runs index the run's end, through the queue (batched by the consumer). */
+  private async deliverEnd(run: RunRecord): Promise<void> {
     usage.queueMessages++;
     try {
       await this.env.EVENTS.send(
-        { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status, startedAt: run.startedAt, endedAt },
+        { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status: run.status, startedAt: run.startedAt, endedAt: run.endedAt ?? Date.now() },
         { contentType: "json" },
       );
+      this.endDelivered = true;
     } catch (err) {
-      // The index is only an index: the API reads a run's status from here.
-      console.error(JSON.stringify({ level: "error", message: "could not queue the run's end for the runs index", run_id: run.id, error: String(err) }));
+      createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not queue the run's end for the runs index; will retry", { error: String(err) });
     }
+  }
+
+  /**
+   * Sets the alarm to the earliest thing the object must do: deliver what is undelivered, wake
+   * the run when it is due (or watch an invocation in progress), or delete the run after retention.
+   */
+  private async rearm(): Promise<void> {
+    const run = this.store.run();
+    if (!run) return;
+    const now = Date.now();
+    const times: number[] = [];
+    if (this.store.hasOutbox()) times.push(now + DELIVERY_RETRY_MS);
+    if (FINAL_STATUSES.has(run.status)) times.push(this.endDelivered ? (run.endedAt ?? now) + retentionMs(this.env) : now + DELIVERY_RETRY_MS);
+    else if (run.isOpen) times.push(now + WATCHDOG_MS);
+    else times.push(run.wakeAt ?? now);
+    await this.ctx.storage.setAlarm(Math.min(...times));
   }
 }
 
 /** Events a step sends are validated like the event API's; bad ones fail the step for good. */
-function parseStepEvents(events: unknown[]): StoredEvent[] {
+function prepareStepEvents(events: unknown[], idAt: (position: number) => string): StoredEvent[] {
+  if (events.length === 0) return [];
+  let position = 0;
   try {
-    return parseEvents(events);
+    return parseEvents(events, () => idAt(position++));
   } catch (err) {
     throw new NonRetriableError(`step.sendEvent: ${serializeError(err).message}`);
   }

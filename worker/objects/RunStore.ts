@@ -1,5 +1,6 @@
-import type { StepRecord } from "../../sdk/driver.ts";
+import type { HandlerFailures, StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
+import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { RunStatus } from "../messages.ts";
 import { usage } from "../usage.ts";
@@ -10,8 +11,16 @@ export interface RunRecord {
   functionId: string;
   events: StoredEvent[];
   status: RunStatus;
-  /** Failed attempts of the handler outside steps. */
-  attempt: number;
+  /** Failures of the handler's code outside steps, per unit (see HandlerFailures). */
+  handlerFailures: HandlerFailures;
+  /** Every invocation's start: written before the invocation runs any step body. */
+  starts: InvocationStart[];
+  /** An invocation began and has not ended: if none is running in memory, it died with the runtime. */
+  isOpen: boolean;
+  /** Invocations in a row that died with the runtime. */
+  crashes: number;
+  /** When the run is due again, while it waits (a sleep, a retry, a delayed start). */
+  wakeAt?: number;
   output?: unknown;
   error?: SerializedError;
   startedAt: number;
@@ -24,6 +33,11 @@ type RunRow = {
   events: string;
   status: RunStatus;
   attempt: number;
+  attempt_seq: number;
+  starts: string;
+  open: number;
+  crashes: number;
+  wake_at: number | null;
   output: string | null;
   error: string | null;
   started_at: number;
@@ -39,6 +53,7 @@ type StepRow = {
   output: string | null;
   error: string | null;
   wake_at: number | null;
+  seq: number | null;
   started_at: number;
   ended_at: number | null;
 };
@@ -48,21 +63,48 @@ const PART_CHARS = 500_000;
 /** Starts a stored value whose JSON is in `parts` (JSON text never starts with a NUL). */
 const PARTS_MARKER = "\u0000parts:";
 
+/** Columns added after the first engine, for objects whose tables predate them. */
+const ADDED_COLUMNS: Record<string, Record<string, string>> = {
+  run: {
+    attempt_seq: "INTEGER NOT NULL DEFAULT 0",
+    starts: "TEXT NOT NULL DEFAULT '[]'",
+    open: "INTEGER NOT NULL DEFAULT 0",
+    crashes: "INTEGER NOT NULL DEFAULT 0",
+    wake_at: "INTEGER",
+  },
+  steps: { seq: "INTEGER" },
+};
+
 /**
- * A RunObject's SQLite tables (`run`: one row; `steps`: one row per step), read once into memory
- * and written through, so an invocation never re-reads what it already holds.
+ * A RunObject's SQLite tables, read once into memory and written through, so an invocation never
+ * re-reads what it already holds: `run` (one row), `steps` (one row per step), `outbox` (events
+ * that must leave the object, written in the commit that decides to send them), `parts` (values
+ * too large for one SQLite value).
  */
 export class RunStore {
   private cachedRun: RunRecord | null | undefined;
   private cachedSteps: Map<string, StepRecord> | undefined;
 
   constructor(private readonly sql: SqlStorage) {
-    sql.exec(`CREATE TABLE IF NOT EXISTS run (
+    this.createTables();
+  }
+
+  private createTables(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS run (
       id TEXT PRIMARY KEY, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
-      attempt INTEGER NOT NULL DEFAULT 0, output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
-    sql.exec(`CREATE TABLE IF NOT EXISTS steps (
+      attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
+      open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER,
+      output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
       id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-      output TEXT, error TEXT, wake_at INTEGER, started_at INTEGER NOT NULL, ended_at INTEGER)`);
+      output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, started_at INTEGER NOT NULL, ended_at INTEGER)`);
+    this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, events TEXT NOT NULL)");
+    for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
+      const present = new Set(this.sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
+      for (const [column, type] of Object.entries(columns)) {
+        if (!present.has(column)) this.sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
+      }
+    }
   }
 
   run(): RunRecord | null {
@@ -73,37 +115,60 @@ export class RunStore {
     return this.cachedRun;
   }
 
-  createRun(run: Omit<RunRecord, "attempt">): void {
+  /**
+   * Stores a new run. A run that starts now is stored with its first invocation begun (one row
+   * for both); a delayed one waits for `wakeAt`.
+   */
+  createRun(run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; wakeAt?: number }): void {
+    const delayed = run.wakeAt !== undefined;
+    const record: RunRecord = {
+      ...run,
+      status: delayed ? "Queued" : "Running",
+      handlerFailures: { count: 0, unitSeq: 0 },
+      starts: delayed ? [] : [{ at: run.startedAt, seq: 0 }],
+      isOpen: !delayed,
+      crashes: 0,
+    };
     this.write(
-      "INSERT INTO run (id, function_id, events, status, attempt, started_at) VALUES (?, ?, ?, ?, 0, ?)",
-      run.id,
-      run.functionId,
-      JSON.stringify(run.events),
-      run.status,
-      run.startedAt,
+      "INSERT INTO run (id, function_id, events, status, starts, open, wake_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      record.id,
+      record.functionId,
+      JSON.stringify(record.events),
+      record.status,
+      JSON.stringify(record.starts),
+      record.isOpen ? 1 : 0,
+      record.wakeAt ?? null,
+      record.startedAt,
     );
-    this.cachedRun = { ...run, attempt: 0 };
+    this.cachedRun = record;
   }
 
-  setStatus(status: RunStatus): void {
-    this.write("UPDATE run SET status = ?", status);
-    if (this.cachedRun) this.cachedRun.status = status;
+  /** Records that an invocation begins, before it runs any step body. */
+  beginInvocation(start: InvocationStart, recovering: boolean): RunRecord {
+    const run = this.run()!;
+    const starts = [...run.starts, start];
+    const crashes = recovering ? run.crashes + 1 : 0;
+    this.write("UPDATE run SET status = 'Running', starts = ?, open = 1, crashes = ?, wake_at = NULL", JSON.stringify(starts), crashes);
+    return Object.assign(run, { status: "Running", starts, isOpen: true, crashes, wakeAt: undefined });
   }
 
-  setAttempt(attempt: number): void {
-    this.write("UPDATE run SET attempt = ?", attempt);
-    if (this.cachedRun) this.cachedRun.attempt = attempt;
+  /** Records that the invocation ended with the run waiting until `wakeAt`. */
+  suspend(wakeAt: number, handlerFailures: HandlerFailures): void {
+    this.write("UPDATE run SET open = 0, crashes = 0, wake_at = ?, attempt = ?, attempt_seq = ?", wakeAt, handlerFailures.count, handlerFailures.unitSeq);
+    Object.assign(this.run()!, { isOpen: false, crashes: 0, wakeAt, handlerFailures });
   }
 
-  end(status: RunStatus, endedAt: number, result: { output?: unknown; error?: SerializedError }): void {
+  /** Ends the run, with the events its end sends (a failure event) in the same commit. */
+  end(status: RunStatus, endedAt: number, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): void {
     this.write(
-      "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?",
+      "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?, open = 0, wake_at = NULL",
       status,
       endedAt,
       this.encode("run", result.output),
       result.error ? JSON.stringify(result.error) : null,
     );
-    if (this.cachedRun) Object.assign(this.cachedRun, { status, endedAt, ...result });
+    this.addToOutbox(events);
+    Object.assign(this.run()!, { status, endedAt, isOpen: false, wakeAt: undefined, ...result });
   }
 
   steps(): Map<string, StepRecord> {
@@ -114,6 +179,57 @@ export class RunStore {
         .map((row) => [row.id, toStepRecord(row, this.decode(row.id, row.output))]),
     );
     return this.cachedSteps;
+  }
+
+  /** Writes a step and the events it sends; the output gate holds every later reply and fetch until both are durable. */
+  saveStep(step: StepRecord, events: StoredEvent[] = []): void {
+    this.write(
+      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, seq, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, output = excluded.output,
+         error = excluded.error, wake_at = excluded.wake_at, seq = excluded.seq, ended_at = excluded.ended_at`,
+      step.id,
+      step.name,
+      step.kind,
+      step.status,
+      step.attempts,
+      this.encode(step.id, step.output),
+      step.error ? JSON.stringify(step.error) : null,
+      step.wakeAt ?? null,
+      step.seq ?? null,
+      step.startedAt,
+      step.endedAt ?? null,
+    );
+    this.addToOutbox(events);
+    this.steps().set(step.id, step);
+  }
+
+  /** Events waiting to leave the object, oldest first. */
+  outbox(): { seq: number; events: StoredEvent[] }[] {
+    return this.sql
+      .exec<{ seq: number; events: string }>("SELECT seq, events FROM outbox ORDER BY seq")
+      .toArray()
+      .map((row) => ({ seq: row.seq, events: JSON.parse(row.events) as StoredEvent[] }));
+  }
+
+  hasOutbox(): boolean {
+    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
+  }
+
+  /** Drops an outbox entry once its events are accepted. */
+  delivered(seq: number): void {
+    this.write("DELETE FROM outbox WHERE seq = ?", seq);
+  }
+
+  /** Deletes everything (the run's retention is over); the object is empty afterwards. */
+  clear(): void {
+    this.cachedRun = undefined;
+    this.cachedSteps = undefined;
+    this.createTables();
+  }
+
+  private addToOutbox(events: StoredEvent[]): void {
+    // Event bodies are at most 512 KiB each and a step sends at most what one request may carry.
+    if (events.length > 0) this.write("INSERT INTO outbox (events) VALUES (?)", JSON.stringify(events));
   }
 
   /**
@@ -147,26 +263,6 @@ export class RunStore {
   private write(query: string, ...bindings: SqlStorageValue[]): void {
     usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
   }
-
-  /** Writes a step; the output gate holds every later reply and fetch until it is durable. */
-  saveStep(step: StepRecord): void {
-    this.write(
-      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, output = excluded.output,
-         error = excluded.error, wake_at = excluded.wake_at, ended_at = excluded.ended_at`,
-      step.id,
-      step.name,
-      step.kind,
-      step.status,
-      step.attempts,
-      this.encode(step.id, step.output),
-      step.error ? JSON.stringify(step.error) : null,
-      step.wakeAt ?? null,
-      step.startedAt,
-      step.endedAt ?? null,
-    );
-    this.steps().set(step.id, step);
-  }
 }
 
 function toRunRecord(row: RunRow, output: unknown): RunRecord {
@@ -175,7 +271,11 @@ function toRunRecord(row: RunRow, output: unknown): RunRecord {
     functionId: row.function_id,
     events: JSON.parse(row.events) as StoredEvent[],
     status: row.status,
-    attempt: row.attempt,
+    handlerFailures: { count: row.attempt, unitSeq: row.attempt_seq },
+    starts: JSON.parse(row.starts) as InvocationStart[],
+    isOpen: row.open === 1,
+    crashes: row.crashes,
+    ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
     ...(output !== undefined ? { output } : {}),
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     startedAt: row.started_at,
@@ -193,6 +293,7 @@ function toStepRecord(row: StepRow, output: unknown): StepRecord {
     ...(output !== undefined ? { output } : {}),
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
+    ...(row.seq !== null ? { seq: row.seq } : {}),
     startedAt: row.started_at,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
   };

@@ -6,7 +6,9 @@ import type { Env } from "../env.ts";
 import { allFunctions } from "../registry.ts";
 import { RUN_ID_PATTERN } from "../runId.ts";
 import { usage } from "../usage.ts";
-import type { RunView } from "../objects/runView.ts";
+import type { RunWithSteps } from "../objects/RunObject.ts";
+import type { RunRecord } from "../objects/RunStore.ts";
+import { toRunSummaryView, toRunView, type RunView } from "./runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 
@@ -40,8 +42,9 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
   const rows = await runsOfEvent(c.env.DB, id);
-  const runs = await Promise.all(rows.map((row) => readRun(c.env, row.id)));
-  return c.json({ data: runs.filter((run) => run !== null).map(({ steps: _steps, ...run }) => run) });
+  // A listing reads each run's record only, never its steps (up to 32 MiB of outputs per run).
+  const runs = (await Promise.all(rows.map((row) => runObject(c.env, row.id).summary()))) as (RunRecord | null)[];
+  return c.json({ data: runs.filter((run) => run !== null).map((run) => toRunSummaryView(run)) });
 });
 
 apiRoutes.get("/v1/runs/:runId", async (c) => {
@@ -53,8 +56,9 @@ apiRoutes.get("/v1/runs/:runId", async (c) => {
 apiRoutes.delete("/v1/runs/:runId", async (c) => {
   const runId = c.req.param("runId");
   if (!(await indexedRun(c.env, runId))) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
-  const run = (await runObject(c.env, runId).cancel()) as RunView | null;
-  return c.json({ data: run });
+  // RPC types cannot carry `unknown` outputs: the object answers a RunWithSteps.
+  const found = (await runObject(c.env, runId).cancel()) as RunWithSteps | null;
+  return c.json({ data: found ? toRunView(found.run, found.steps) : null });
 });
 
 /** A run the runs index knows, read from its RunObject; null for anything else. */
@@ -64,7 +68,8 @@ async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
 }
 
 async function readRun(env: Env, runId: string): Promise<RunView | null> {
-  return (await runObject(env, runId).getRun()) as RunView | null;
+  const found = (await runObject(env, runId).getRun()) as RunWithSteps | null;
+  return found ? toRunView(found.run, found.steps) : null;
 }
 
 function runObject(env: Env, runId: string) {

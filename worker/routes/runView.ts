@@ -1,7 +1,7 @@
 import type { StepRecord } from "../../sdk/driver.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { RunStatus } from "../messages.ts";
-import type { RunRecord } from "./RunStore.ts";
+import type { RunRecord } from "../objects/RunStore.ts";
 
 /** A step as the REST API shows it. */
 export interface StepView {
@@ -15,8 +15,8 @@ export interface StepView {
   ended_at: string | null;
 }
 
-/** A run as the REST API shows it (Inngest's field names). */
-export interface RunView {
+/** A run as the REST API lists it (Inngest's field names). */
+export interface RunSummaryView {
   run_id: string;
   function_id: string;
   event_id: string;
@@ -25,6 +25,10 @@ export interface RunView {
   error: SerializedError | null;
   run_started_at: string;
   ended_at: string | null;
+}
+
+/** A run with its steps, as `GET /v1/runs/:runId` shows it. */
+export interface RunView extends RunSummaryView {
   steps: StepView[];
 }
 
@@ -35,7 +39,7 @@ const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   retrying: "Retrying",
 };
 
-export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
+export function toRunSummaryView(run: RunRecord): RunSummaryView {
   return {
     run_id: run.id,
     function_id: run.functionId,
@@ -45,6 +49,12 @@ export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now())
     error: run.error ?? null,
     run_started_at: new Date(run.startedAt).toISOString(),
     ended_at: run.endedAt ? new Date(run.endedAt).toISOString() : null,
+  };
+}
+
+export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
+  return {
+    ...toRunSummaryView(run),
     steps: steps.map((step) => {
       // A sleep is over once its wake time has passed; the driver does not write that down.
       const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;
