@@ -3,6 +3,7 @@
 import { env } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError, StepError, Stepflare } from "../sdk/index.ts";
 import { serve } from "../worker/index.ts";
+import { killCurrentRunObject } from "../worker/faults.ts";
 
 export * from "../worker/index.ts";
 
@@ -139,7 +140,75 @@ const logs = app.createFunction({ id: "logs" }, { event: "test/logs" }, async ({
   return "logged";
 });
 
+/** Waits `ms` inside a step body or the handler. */
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Issue 9, item 1: the handler rejects while a step body is still running. */
+const chargeWhileRejecting = app.createFunction({ id: "charge-while-rejecting", retries: 2 }, { event: "test/charge-while-rejecting" }, async ({ event, step }) => {
+  const key = event.data.key as string;
+  await Promise.all([
+    step.run("charge", async () => {
+      await effect(`${key}:charge`);
+      await pause(500);
+      return "charged";
+    }),
+    pause(10).then(() => {
+      throw new RetryAfterError("the order is invalid", 50);
+    }),
+  ]);
+});
+
+/** Issue 9, item 2: a race of two steps, then a suspension, then code that depends on the winner. */
+const raceThenSleep = app.createFunction({ id: "race-then-sleep" }, { event: "test/race-then-sleep" }, async ({ step }) => {
+  const winner = await Promise.race([
+    step.run("slow", async () => {
+      await pause(300);
+      return "slow";
+    }),
+    step.run("fast", () => "fast"),
+  ]);
+  await step.sleep("nap", 50);
+  const work = await step.run("work", () => "work");
+  return `${work}+${winner}`;
+});
+
+/** Issue 9, item 3: a long first invocation that throws RetryAfterError outside any step. */
+const longThenRetryLater = app.createFunction({ id: "long-then-retry-later", retries: 2 }, { event: "test/long-then-retry-later" }, async ({ event, step }) => {
+  await step.run("slow", () => pause(1500));
+  await effect(`${event.data.key}:throws`);
+  throw new RetryAfterError("rate limited", "1h");
+});
+
+/** Issue 9, item 4: a call outside steps that fails once after each of three steps, with retries: 1. */
+const flakyBetweenSteps = app.createFunction({ id: "flaky-between-steps", retries: 1 }, { event: "test/flaky-between-steps" }, async ({ event, step }) => {
+  const key = event.data.key as string;
+  for (const name of ["a", "b", "c"]) {
+    await step.run(name, () => name);
+    const calls = await env.DB.prepare("SELECT COUNT(*) AS n FROM test_effects WHERE key = ?1").bind(`${key}:flaky-${name}`).first<{ n: number }>();
+    await effect(`${key}:flaky-${name}`);
+    if ((calls?.n ?? 0) === 0) throw new RetryAfterError(`flaky after ${name}`, 50);
+  }
+  return "done";
+});
+
+/** Issue 9, items 5 and 6: sending no events, and sending an event with a reserved name. */
+const sendsNothing = app.createFunction({ id: "sends-nothing" }, { event: "test/sends-nothing" }, async ({ step }) => step.sendEvent("none", []));
+const forgesFailure = app.createFunction({ id: "forges-failure", retries: 3 }, { event: "test/forges-failure" }, async ({ step }) =>
+  step.sendEvent("forge", { name: "inngest/function.failed", data: { function_id: "failing" } }),
+);
+
+/** Issue 9, item 9: a step that kills its Durable Object, as a CPU or memory limit would. */
+const diesInStep = app.createFunction({ id: "dies-in-step", retries: 0 }, { event: "test/dies-in-step" }, async ({ event, step }) => {
+  await step.run("die", async () => {
+    await effect(`${event.data.key}:die`);
+    killCurrentRunObject();
+  });
+});
+
 export default serve({
   client: app,
-  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs],
+  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep],
 });

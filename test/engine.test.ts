@@ -1,0 +1,99 @@
+// The run engine's guarantees under interleavings and crashes (issue 9): each test is a scenario
+// that broke a guarantee of the first engine.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { RunObject } from "../worker/objects/RunObject.ts";
+import { effectCount, eventually, finishedRuns, getRun, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+
+function runStub(runId: string): DurableObjectStub<RunObject> {
+  return env.RUNS.get(env.RUNS.idFromName(runId));
+}
+
+/** The id of the one run `eventId` started, once the runs index knows it. */
+async function runIdOf(eventId: string): Promise<string> {
+  const runs = await eventually(async () => {
+    const list = await runsOf(eventId);
+    return list.length === 1 ? list : undefined;
+  });
+  return runs[0]!.run_id;
+}
+
+describe("an invocation and its step bodies", () => {
+  it("does not end, and no retry starts, while a step body is still running", async () => {
+    const key = uniqueKey("charge");
+    const [eventId] = await sendEvents({ name: "test/charge-while-rejecting", data: { key } });
+    const run = (await finishedRuns(eventId!)).get("charge-while-rejecting")!;
+    expect(run.status).toBe("Failed");
+    expect(run.error?.message).toBe("the order is invalid");
+    expect(await effectCount(`${key}:charge`)).toBe(1);
+    expect((await getRun(run.run_id)).steps?.map((s) => [s.name, s.status])).toEqual([["charge", "Completed"]]);
+  });
+
+  it("takes the same branch of a Promise.race on replay as on the first pass", async () => {
+    const [eventId] = await sendEvents({ name: "test/race-then-sleep", data: {} });
+    const run = (await finishedRuns(eventId!)).get("race-then-sleep")!;
+    expect(run).toMatchObject({ status: "Completed", output: "work+fast" });
+  });
+});
+
+describe("retry times", () => {
+  it("keeps a RetryAfterError's time when a watchdog or any other wake comes first", async () => {
+    const key = uniqueKey("retry-later");
+    const [eventId] = await sendEvents({ name: "test/long-then-retry-later", data: { key } });
+    const runId = await runIdOf(eventId!);
+    // The watchdog fires while the first invocation is still running its slow step.
+    await runDurableObjectAlarm(runStub(runId));
+    await eventually(async () => ((await effectCount(`${key}:throws`)) === 1 ? true : undefined));
+    const alarm = await eventually(async () => {
+      const at = await runInDurableObject(runStub(runId), (_object, state) => state.storage.getAlarm());
+      return at !== null && at > Date.now() + 50 * 60_000 ? at : undefined;
+    });
+    expect(alarm).toBeLessThan(Date.now() + 61 * 60_000);
+    // Any wake before the retry time changes nothing.
+    await runDurableObjectAlarm(runStub(runId));
+    expect(await effectCount(`${key}:throws`)).toBe(1);
+    expect((await getRun(runId)).status).toBe("Running");
+  });
+
+  it("counts attempts per unit of code: a call outside steps that fails once after each step does not use up retries: 1", async () => {
+    const key = uniqueKey("flaky");
+    const [eventId] = await sendEvents({ name: "test/flaky-between-steps", data: { key } });
+    const run = (await finishedRuns(eventId!)).get("flaky-between-steps")!;
+    expect(run).toMatchObject({ status: "Completed", output: "done" });
+  });
+});
+
+describe("sending events from steps", () => {
+  it("answers { ids: [] } for step.sendEvent(id, [])", async () => {
+    const [eventId] = await sendEvents({ name: "test/sends-nothing", data: {} });
+    expect((await finishedRuns(eventId!)).get("sends-nothing")).toMatchObject({ status: "Completed", output: { ids: [] } });
+  });
+
+  it("refuses an event name reserved for the engine, for good, and sends nothing", async () => {
+    const [eventId] = await sendEvents({ name: "test/forges-failure", data: {} });
+    const run = (await finishedRuns(eventId!)).get("forges-failure")!;
+    expect(run.status).toBe("Failed");
+    expect(run.error?.message).toMatch(/inngest\//);
+    expect((await getRun(run.run_id)).steps?.[0]).toMatchObject({ name: "forge", status: "Failed", attempts: 1 });
+  });
+});
+
+describe("a step that kills the runtime", () => {
+  it("counts the attempt as failed on the next wake instead of running it forever", async () => {
+    const key = uniqueKey("die");
+    const [eventId] = await sendEvents({ name: "test/dies-in-step", data: { key } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await effectCount(`${key}:die`)) === 1 ? true : undefined));
+    // The object died mid-step; its watchdog alarm wakes it (fired now instead of in 10 s).
+    const run = await eventually(async () => {
+      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
+      const found = await getRun(runId);
+      return found.status === "Failed" ? found : undefined;
+    });
+    expect(run.error).toMatchObject({ name: "StepError" });
+    expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
+    expect(run.steps?.[0]).toMatchObject({ name: "die", status: "Failed", attempts: 1 });
+    expect(await effectCount(`${key}:die`)).toBe(1);
+  });
+});
