@@ -97,3 +97,59 @@ describe("a step that kills the runtime", () => {
     expect(await effectCount(`${key}:die`)).toBe(1);
   });
 });
+
+describe("code outside steps that kills the runtime", () => {
+  it("fails the run after as many deaths in a row as its retries allow, instead of looping", async () => {
+    const key = uniqueKey("die-outside");
+    const [eventId] = await sendEvents({ name: "test/dies-outside-steps", data: { key } });
+    const runId = await runIdOf(eventId!);
+    // Each death is found by the next wake: the object's watchdog, or the tick's re-arm (status()).
+    const run = await eventually(async () => {
+      await runStub(runId).status().catch(() => null);
+      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
+      const found = await getRun(runId);
+      return found.status === "Failed" ? found : undefined;
+    });
+    expect(run.error).toMatchObject({ name: "RuntimeDiedError" });
+    // The first invocation, and the recovery that found no step to blame (retries: 0).
+    expect(await effectCount(`${key}:handler`)).toBe(2);
+  });
+});
+
+describe("the tick and the alarm", () => {
+  it("re-arms the alarm of a run that is not over and has none (the runtime gave up retrying it)", async () => {
+    const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("rearm") } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await getRun(runId)).steps?.some((s) => s.name === "long-wait") ? true : undefined));
+    await runInDurableObject(runStub(runId), (_object, state) => state.storage.deleteAlarm());
+    // What the tick asks each unfinished run it checks.
+    expect(await runStub(runId).status()).toMatchObject({ status: "Running" });
+    // The re-armed alarm wakes the run early; it keeps sleeping until its stored wake time.
+    await runDurableObjectAlarm(runStub(runId));
+    await eventually(async () => {
+      const at = await runInDurableObject(runStub(runId), (_object, state) => state.storage.getAlarm());
+      return at !== null && at > Date.now() + 50 * 60_000 ? true : undefined;
+    });
+    await runStub(runId).cancel();
+  });
+
+  it("deletes a finished run's records once the retention period is over", async () => {
+    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("retention") } });
+    const run = (await finishedRuns(eventId!, 2)).get("fanout-a")!;
+    // Its end reached the index, and the alarm stands at the end of the retention period.
+    const alarm = await eventually(async () => {
+      const at = await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm());
+      return at !== null && at > Date.now() + 29 * 24 * 3600_000 ? at : undefined;
+    });
+    expect(alarm).toBeLessThan(Date.now() + 31 * 24 * 3600_000);
+    // Thirty-one days later (moved in the object's record rather than waited for):
+    await runInDurableObject(runStub(run.run_id), (object, state) => {
+      state.storage.sql.exec("UPDATE run SET ended_at = ?", Date.now() - 31 * 24 * 3600_000);
+      // The object reads its record once: make it read the changed one.
+      (object as unknown as { store: { clear(): void } }).store.clear();
+    });
+    await runDurableObjectAlarm(runStub(run.run_id));
+    expect(await runStub(run.run_id).getRun()).toBeNull();
+    expect(await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm())).toBeNull();
+  });
+});

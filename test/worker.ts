@@ -207,8 +207,14 @@ const diesInStep = app.createFunction({ id: "dies-in-step", retries: 0 }, { even
   });
 });
 
+/** Issue 9, item 9: code outside steps that kills the object every time (a synchronous loop, say). */
+const diesOutsideSteps = app.createFunction({ id: "dies-outside-steps", retries: 0 }, { event: "test/dies-outside-steps" }, async ({ event }) => {
+  await effect(`${event.data.key}:handler`);
+  killCurrentRunObject();
+});
+
 export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep],
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesOutsideSteps],
 });

@@ -76,7 +76,10 @@ export class RunObject extends DurableObject<Env> {
     const delayed = init.startAt > now;
     this.store.createRun({ id: init.runId, functionId: init.functionId, events: init.events, startedAt: now, ...(delayed ? { wakeAt: init.startAt } : {}) });
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
-    if (!delayed) void this.execute(true);
+    // The run's record must be durable before a step body can run: a body that kills the isolate
+    // before the commit would otherwise take the run with it, and its next start would run it again.
+    // (If the sync fails, the watchdog alarm starts the run.)
+    if (!delayed) void this.ctx.storage.sync().then(() => this.execute(true), () => undefined);
     return delayed ? "Queued" : "Running";
   }
 
@@ -174,7 +177,13 @@ export class RunObject extends DurableObject<Env> {
 
     // An invocation that began and never ended died with the runtime (nothing runs it in memory).
     const recovering = !isFirst && run.isOpen;
-    if (!isFirst) run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering);
+    if (!isFirst) {
+      run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering);
+      // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died.
+      await this.ctx.storage.setAlarm(now + WATCHDOG_MS);
+      // Durable before any step body runs, or a body that kills the isolate would leave no trace.
+      await this.ctx.storage.sync();
+    }
     // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
     // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
     if (run.crashes > fn.retries + 1) {
