@@ -82,7 +82,7 @@ export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ i
 export async function enqueueEvents(env: Env, accepted: AcceptedEvent[]): Promise<void> {
   const messages = accepted.map(({ event, receivedAt }): QueueMessage => {
     const inline: QueueMessage = { type: "event", event, receivedAt };
-    return byteLength(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id };
+    return byteLength(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id, receivedAt };
   });
   await sendMessages(env, messages);
 }

@@ -25,12 +25,12 @@ export async function tick(env: Env, now = Date.now()): Promise<number> {
 }
 
 async function redispatchLostEvents(env: Env, now: number): Promise<number> {
-  const ids = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
-  if (ids.length > 0) {
-    await sendMessages(env, ids.map((id) => ({ type: "event-ref", id })));
-    console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: ids.length }));
+  const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
+  if (refs.length > 0) {
+    await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
+    console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: refs.length }));
   }
-  return ids.length;
+  return refs.length;
 }
 
 /** Asks the objects of the least recently checked unfinished runs how they stand, and records ends. */
