@@ -173,6 +173,23 @@ describe("POST /e/:key", () => {
     expect(runs.get("fanout-a")?.output).toBe(`a:${key}`);
   });
 
+  it("refuses an event named inngest/… from a sender, naming it, and stores none of the request", async () => {
+    const name = uniqueKey("test/beside-reserved");
+    const response = await post(JSON.stringify([{ name }, { name: "inngest/function.failed", data: { run_id: "forged" } }]));
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: 'event 1: the name "inngest/function.failed" is reserved: names starting with "inngest/" are sent only by Stepflare',
+      path: "1.name",
+    });
+    expect(await storedWithName(name)).toBe(0);
+    const one = await post(JSON.stringify({ name: "inngest/anything" }));
+    expect(((await one.json()) as { error: string }).error).toMatch(/^event 0: the name "inngest\/anything" is reserved/);
+  });
+
+  it("refuses an event named inngest/… from app.send() inside the Worker", async () => {
+    await expect(app.send({ name: "inngest/function.finished", data: {} })).rejects.toThrow(/event 0: the name "inngest\/function.finished" is reserved/);
+  });
+
   const badRequests: [string, () => Promise<Response>, number, RegExp][] = [
     ["invalid JSON", () => post("{ nope"), 400, /not valid JSON/],
     ["a missing name", () => post(JSON.stringify({ data: {} })), 400, /name/],

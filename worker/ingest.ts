@@ -1,5 +1,5 @@
 import { ulid } from "ulidx";
-import { eventBatchSchema, eventPayloadSchema, type StoredEvent } from "../sdk/event.ts";
+import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../sdk/event.ts";
 import { insertEvents } from "./db/events.ts";
 import type { Env } from "./env.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
@@ -28,8 +28,9 @@ export class IngestError extends Error {
 }
 
 /**
- * Validates one event or an array (Inngest's shape) and checks the limits; throws IngestError.
- * Events without an id get one from `nextId`.
+ * Validates one event or an array (Inngest's shape) from a sender and checks the limits; throws
+ * IngestError. Names starting with `inngest/` are refused: the engine sends those through
+ * `ingestEvents` directly. Events without an id get one from `nextId`.
  *
  * @example
  * const events = parseEvents(JSON.parse(body));
@@ -48,6 +49,8 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
   }
   const now = Date.now();
   return payloads.map((payload, i) => {
+    const reserved = reservedNameError(payload.name, i);
+    if (reserved) throw new IngestError(400, reserved, `${i}.name`);
     const event: StoredEvent = {
       id: payload.id ?? nextId(),
       name: payload.name,
