@@ -32,4 +32,20 @@ describe("Stepflare.send over HTTP", () => {
     await app.send([{ name: "inngest" }, { name: "my-inngest/x" }, { name: "Inngest/x" }]);
     expect(fetchStub).toHaveBeenCalledOnce();
   });
+
+  it("answers no ids for no events, without a request", async () => {
+    const { app, fetchStub } = httpClient();
+    expect(await app.send([])).toEqual({ ids: [] });
+    expect(fetchStub).not.toHaveBeenCalled();
+  });
+});
+
+describe("Stepflare.send inside a Worker", () => {
+  it("answers no ids for no events, without calling the ingest path", async () => {
+    const app = new Stepflare({ id: "client-test" });
+    const sender = vi.fn(async () => ({ ids: ["unexpected"] }));
+    app.useSender(sender);
+    expect(await app.send([])).toEqual({ ids: [] });
+    expect(sender).not.toHaveBeenCalled();
+  });
 });

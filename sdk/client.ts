@@ -53,13 +53,16 @@ export class Stepflare {
   }
 
   /**
-   * Sends one event or several and answers their ids, once they are durably accepted.
+   * Sends one event or several and answers their ids, once they are durably accepted. An empty
+   * array sends nothing and answers `{ ids: [] }`.
    *
    * @example
    * const { ids } = await app.send({ name: "demo/hello", data: { name: "Ada" } });
    */
   async send(events: EventPayload | EventPayload[]): Promise<{ ids: string[] }> {
     const list = Array.isArray(events) ? events : [events];
+    // As in Inngest: sending no events is allowed and does nothing.
+    if (list.length === 0) return { ids: [] };
     if (this.sender) return this.sender(list);
     const { baseUrl, eventKey } = this.options;
     if (!baseUrl) throw new Error("Stepflare.send: no baseUrl given and not running inside a Stepflare Worker");

@@ -28,7 +28,8 @@ export class IngestError extends Error {
 }
 
 /**
- * Validates one event or an array (Inngest's shape) from a sender and checks the limits; throws
+ * Validates one event or an array (Inngest's shape; an empty array is no events, not an error)
+ * from a sender and checks the limits; throws
  * IngestError. Names starting with `inngest/` are refused: the engine sends those through
  * `ingestEvents` directly. Events without an id get one from `nextId`.
  *
@@ -43,7 +44,6 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
     throw new IngestError(400, `invalid event${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
   }
   const payloads = result.data;
-  if (payloads.length === 0) throw new IngestError(400, "no events: send one event or a non-empty array");
   if (payloads.length > MAX_EVENTS_PER_REQUEST) {
     throw new IngestError(413, `${payloads.length} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
   }
