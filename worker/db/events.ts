@@ -146,6 +146,20 @@ export async function sweepUndispatchedEvents(db: D1Database, before: number, sw
   return result.results.map((row) => ({ id: row.id, receivedAt: row.received_at }));
 }
 
+/**
+ * Statement deleting up to `limit` events received before `before`, oldest first (retention).
+ * Bounded so one tick's delete stays a short write, whatever the backlog.
+ *
+ * @example
+ * await env.DB.batch([deleteOldEventsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
+ */
+export function deleteOldEventsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
+  // Uses index events_received.
+  return db
+    .prepare("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)")
+    .bind(before, limit);
+}
+
 function toEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
