@@ -28,10 +28,9 @@ export class IngestError extends Error {
 }
 
 /**
- * Validates one event or an array (Inngest's shape; an empty array is no events, not an error)
- * from a sender and checks the limits; throws
- * IngestError. Names starting with `inngest/` are refused: the engine sends those through
- * `ingestEvents` directly. Events without an id get one from `nextId`.
+ * Validates one event or an array from a sender (Inngest's shape; an empty array is no events, not
+ * an error) and checks the limits; throws IngestError. Names starting with `inngest/` are refused:
+ * the engine sends those through `ingestEvents` directly. Events without an id get one from `nextId`.
  *
  * @example
  * const events = parseEvents(JSON.parse(body));
@@ -70,6 +69,7 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
 /**
  * Makes events durable and starts their dispatch: writes them to the D1 event log, then sends the
  * new ones to the queue. Answers once both are done; ids come back in order, duplicates included.
+ * Takes events as they are, reserved names included: senders' events come through parseEvents.
  *
  * @example
  * const { ids } = await ingestEvents(env, parseEvents(body));
