@@ -1,5 +1,5 @@
 import type { Handler } from "./driver.ts";
-import type { EventPayload } from "./event.ts";
+import { reservedNameError, type EventPayload } from "./event.ts";
 import { StepflareFunction, type FunctionConfig, type Trigger } from "./function.ts";
 
 /** Sends events into Stepflare and answers their ids. */
@@ -53,16 +53,24 @@ export class Stepflare {
   }
 
   /**
-   * Sends one event or several and answers their ids, once they are durably accepted.
+   * Sends one event or several and answers their ids, once they are durably accepted. An empty
+   * array sends nothing and answers `{ ids: [] }`.
    *
    * @example
    * const { ids } = await app.send({ name: "demo/hello", data: { name: "Ada" } });
    */
   async send(events: EventPayload | EventPayload[]): Promise<{ ids: string[] }> {
     const list = Array.isArray(events) ? events : [events];
+    // As in Inngest: sending no events is allowed and does nothing.
+    if (list.length === 0) return { ids: [] };
     if (this.sender) return this.sender(list);
     const { baseUrl, eventKey } = this.options;
     if (!baseUrl) throw new Error("Stepflare.send: no baseUrl given and not running inside a Stepflare Worker");
+    // Refused here as the event API would refuse them, without a request.
+    for (const [i, { name }] of list.entries()) {
+      const reserved = typeof name === "string" ? reservedNameError(name, i) : null;
+      if (reserved) throw new Error(`Stepflare.send: ${reserved}`);
+    }
     const response = await fetch(`${baseUrl.replace(/\/$/, "")}/e/${encodeURIComponent(eventKey ?? "dev")}`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -1,16 +1,53 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { app } from "./worker.ts";
-import { finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+import worker, { app } from "./worker.ts";
+import { runIdFor } from "../worker/runId.ts";
+import { tick } from "../worker/scheduled.ts";
+import { ingestEvents, parseEvents } from "../worker/ingest.ts";
+import type { Env } from "../worker/env.ts";
+import { eventually, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
 
 async function receivedAtOf(id: string): Promise<number | undefined> {
   const row = await env.DB.prepare("SELECT received_at FROM events WHERE id = ?1").bind(id).first<{ received_at: number }>();
   return row?.received_at;
 }
 
+interface EventRowJson {
+  data: unknown;
+  received_at: number;
+  dispatched_at: number | null;
+  swept_at: number | null;
+}
+
+/** Every stored event with this id, oldest first. */
+async function eventRows(id: string): Promise<EventRowJson[]> {
+  const { results } = await env.DB.prepare("SELECT data, received_at, dispatched_at, swept_at FROM events WHERE id = ?1 ORDER BY received_at")
+    .bind(id)
+    .all<EventRowJson & { data: string }>();
+  return results.map((row) => ({ ...row, data: JSON.parse(row.data) as unknown }));
+}
+
 async function storedWithName(name: string): Promise<number> {
   const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE name = ?1").bind(name).first<{ n: number }>();
   return row?.n ?? 0;
+}
+
+/** The test env with its event log and queue wrapped to record every call made on them. */
+function recordingEnv(): { recorded: Env; calls: string[] } {
+  const calls: string[] = [];
+  const record = <T extends object>(binding: T, name: string): T =>
+    new Proxy(binding, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          calls.push(`${name}.${String(property)}`);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+  return { recorded: { ...(env as Env), DB: record(env.DB, "DB"), EVENTS: record(env.EVENTS, "EVENTS") }, calls };
 }
 
 function post(body: BodyInit, contentType = "application/json"): Promise<Response> {
@@ -29,22 +66,73 @@ describe("POST /e/:key", () => {
     expect(single).toMatch(/^[0-9A-Z]{26}$/);
   });
 
-  it("gives an event id seen in the last 24 h back and starts nothing again; an older id is new", async () => {
+  it("gives an event id seen in the last 24 h back and starts nothing again", async () => {
     const id = uniqueKey("dedup");
     const key = uniqueKey("fanout");
     expect(await sendEvents({ id, name: "test/fanout", data: { key } })).toEqual([id]);
-    const first = await finishedRuns(id, 2);
+    await finishedRuns(id, 2);
     const receivedAt = await receivedAtOf(id);
-    expect(await sendEvents([{ id, name: "test/fanout", data: { key } }])).toEqual([id]);
-    // Only an event whose row is new (or replaced) is enqueued: the row is untouched.
-    expect(await receivedAtOf(id)).toBe(receivedAt);
+    expect(await sendEvents([{ id, name: "test/fanout", data: { key: "again" } }])).toEqual([id]);
+    // Only a new event is stored and enqueued: the row is untouched.
+    expect(await eventRows(id)).toEqual([expect.objectContaining({ received_at: receivedAt, data: { key } })]);
     expect(await runsOf(id)).toHaveLength(2);
+  });
 
+  it("keeps an event whose id is sent again after 24 h beside the new one, each with its own runs", async () => {
+    const id = uniqueKey("resent");
+    const [first, second] = [uniqueKey("first"), uniqueKey("second")];
+    expect(await sendEvents({ id, name: "test/fanout", data: { key: first } })).toEqual([id]);
+    await finishedRuns(id, 2);
+    const firstReceivedAt = (await receivedAtOf(id))!;
+    // As if the first had been received 25 h ago (its runs keep the ids of its real receipt).
     await env.DB.prepare("UPDATE events SET received_at = received_at - ?1 WHERE id = ?2").bind(25 * 3600_000, id).run();
-    expect(await sendEvents({ id, name: "test/fanout", data: { key } })).toEqual([id]);
-    const runs = await finishedRuns(id, 4);
-    expect(runs.size).toBe(2);
-    expect([...runs.values()].map((r) => r.run_id)).not.toEqual([...first.values()].map((r) => r.run_id));
+    expect(await sendEvents({ id, name: "test/fanout", data: { key: second } })).toEqual([id]);
+
+    const rows = await eventRows(id);
+    expect(rows.map((row) => row.data)).toEqual([{ key: first }, { key: second }]);
+    const secondReceivedAt = rows[1]!.received_at;
+    const runs = await eventually(async () => {
+      const list = await runsOf(id);
+      return list.length === 4 && list.every((run) => run.status === "Completed") ? list : undefined;
+    });
+    const outputs = new Map(runs.map((run) => [run.run_id, run.output]));
+    expect(outputs).toEqual(
+      new Map([
+        [runIdFor("fanout-a", id, firstReceivedAt), `a:${first}`],
+        [runIdFor("fanout-b", id, firstReceivedAt), `b:${first}`],
+        [runIdFor("fanout-a", id, secondReceivedAt), `a:${second}`],
+        [runIdFor("fanout-b", id, secondReceivedAt), `b:${second}`],
+      ]),
+    );
+    await eventually(async () => ((await eventRows(id)).every((row) => row.dispatched_at !== null) ? true : undefined));
+
+    // The event API shows the newest event with the id.
+    const shown = (await (await request(`/v1/events/${id}`)).json()) as { data: Record<string, unknown> };
+    expect(shown.data).toMatchObject({ id, data: { key: second }, received_at: new Date(secondReceivedAt).toISOString() });
+    // Within 24 h of the second, the id is a duplicate again.
+    expect(await sendEvents({ id, name: "test/fanout", data: { key: "third" } })).toEqual([id]);
+    expect(await eventRows(id)).toHaveLength(2);
+  });
+
+  it("re-dispatches the undispatched one of two events sharing an id, and marks only it", async () => {
+    const id = uniqueKey("lost-resent");
+    const [old, lost] = [uniqueKey("old"), uniqueKey("lost")];
+    const now = Date.now();
+    const insert = env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at, dispatched_at) VALUES (?1, 'test/fanout', ?2, ?3, ?3, ?4)");
+    // The older one was dispatched long ago; the newer one was lost from the queue a minute ago.
+    await env.DB.batch([
+      insert.bind(id, JSON.stringify({ key: old }), now - 26 * 3600_000, now - 26 * 3600_000),
+      insert.bind(id, JSON.stringify({ key: lost }), now - 60_000, null),
+    ]);
+    expect(await tick(env, now)).toBeGreaterThanOrEqual(1);
+    const runs = await finishedRuns(id, 2);
+    expect(runs.get("fanout-a")).toMatchObject({ run_id: runIdFor("fanout-a", id, now - 60_000), output: `a:${lost}` });
+    const rows = await eventually(async () => {
+      const found = await eventRows(id);
+      return found[1]?.dispatched_at ? found : undefined;
+    });
+    expect(rows[0]).toMatchObject({ data: { key: old }, dispatched_at: now - 26 * 3600_000, swept_at: null });
+    expect(rows[1]).toMatchObject({ data: { key: lost }, swept_at: now });
   });
 
   it("stores one event of several that share an id in one request", async () => {
@@ -105,6 +193,37 @@ describe("POST /e/:key", () => {
     expect(runs.get("fanout-a")?.output).toBe(`a:${key}`);
   });
 
+  it("refuses an event named inngest/… from a sender, naming it, and stores none of the request", async () => {
+    const name = uniqueKey("test/beside-reserved");
+    const response = await post(JSON.stringify([{ name }, { name: "inngest/function.failed", data: { run_id: "forged" } }]));
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      error: 'event 1: the name "inngest/function.failed" is reserved: names starting with "inngest/" are sent only by Stepflare',
+      path: "1.name",
+    });
+    expect(await storedWithName(name)).toBe(0);
+    const one = await post(JSON.stringify({ name: "inngest/anything" }));
+    expect(((await one.json()) as { error: string }).error).toMatch(/^event 0: the name "inngest\/anything" is reserved/);
+  });
+
+  it("refuses an event named inngest/… from app.send() inside the Worker", async () => {
+    await expect(app.send({ name: "inngest/function.finished", data: {} })).rejects.toThrow(/event 0: the name "inngest\/function.finished" is reserved/);
+  });
+
+  it("answers no ids for an empty array, and stores and enqueues nothing", async () => {
+    const { recorded, calls } = recordingEnv();
+    const req = new Request("http://stepflare.test/e/some-key", { method: "POST", headers: { "content-type": "application/json" }, body: "[]" });
+    const response = await worker.fetch!(req as Request<unknown, IncomingRequestCfProperties>, recorded, createExecutionContext());
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ ids: [], status: 200 });
+    expect(await ingestEvents(recorded, parseEvents([]))).toEqual({ ids: [] });
+    expect(calls).toEqual([]);
+    expect(await app.send([])).toEqual({ ids: [] });
+    // The recorder sees what one event costs.
+    await ingestEvents(recorded, parseEvents([{ name: uniqueKey("test/recorded") }]));
+    expect(calls).toEqual(expect.arrayContaining(["DB.batch", "EVENTS.sendBatch"]));
+  });
+
   const badRequests: [string, () => Promise<Response>, number, RegExp][] = [
     ["invalid JSON", () => post("{ nope"), 400, /not valid JSON/],
     ["a missing name", () => post(JSON.stringify({ data: {} })), 400, /name/],
@@ -115,7 +234,6 @@ describe("POST /e/:key", () => {
     ["data that is a string", () => post(JSON.stringify({ name: "test/bad", data: "x" })), 400, /data/],
     ["ts that is not a number", () => post(JSON.stringify({ name: "test/bad", ts: "soon" })), 400, /ts/],
     ["a bad event inside an array", () => post(JSON.stringify([{ name: "test/ok" }, { name: 1 }])), 400, /1\.name/],
-    ["an empty array", () => post("[]"), 400, /no events/],
     ["a JSON value that is not an event", () => post("12"), 400, /invalid event/],
     ["invalid UTF-8", () => post(new Uint8Array([0x7b, 0xff, 0xfe, 0x7d])), 400, /UTF-8/],
     ["an XML content type", () => post("<event/>", "application/xml"), 415, /content-type/],

@@ -5,7 +5,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import worker from "./worker.ts";
 
 // Every generated request is bad input: each must get a 4xx with a JSON error, and nothing may be
-// stored. Valid-looking names in generated events start with "fuzz/", so a leak would show in D1.
+// stored. Valid-looking names in generated events start with "fuzz/" (or "inngest/fuzz/", a reserved
+// name), so a leak would show in D1. An empty array is not bad input: it is no events (events.test.ts).
 const statusCounts = new Map<number, number>();
 
 afterAll(() => {
@@ -29,7 +30,7 @@ function request(path: string, init?: RequestInit): Promise<Response> {
 }
 
 async function storedFuzzEvents(): Promise<number> {
-  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE name LIKE 'fuzz%'").first<{ n: number }>();
+  const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE name LIKE 'fuzz%' OR name LIKE 'inngest/fuzz%'").first<{ n: number }>();
   return row?.n ?? 0;
 }
 
@@ -47,6 +48,8 @@ const invalidEvent = fc.oneof(
   fc.record({ name: fuzzName, user: notAnObject }),
   fc.record({ name: fuzzName, v: fc.oneof(fc.integer(), fc.object({ maxDepth: 1 }), fc.constant("v".repeat(300))) }),
   fc.record({ name: fuzzName, id: fc.oneof(fc.constant(""), fc.constant("i".repeat(300)), fc.integer()) }),
+  // Reserved for the engine.
+  fc.record({ name: fuzzName.map((name) => `inngest/${name}`), data: fc.object({ maxDepth: 1 }) }),
 );
 
 const deepArray = fc.integer({ min: 500, max: 50_000 }).map((depth) => "[".repeat(depth) + "]".repeat(depth));
@@ -58,7 +61,7 @@ const tooMany = JSON.stringify(Array.from({ length: 5001 }, () => ({ name: "fuzz
 const badEventRequest: fc.Arbitrary<{ body: BodyInit; contentType?: string }> = fc.oneof(
   { weight: 8, arbitrary: invalidEvent.map((event) => ({ body: JSON.stringify(event) })) },
   { weight: 4, arbitrary: fc.tuple(fc.array(validEvent, { maxLength: 3 }), invalidEvent, fc.array(validEvent, { maxLength: 3 })).map(([a, bad, b]) => ({ body: JSON.stringify([...a, bad, ...b]) })) },
-  { weight: 2, arbitrary: fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.boolean(), fc.constant([])).map((v) => ({ body: JSON.stringify(v) })) },
+  { weight: 2, arbitrary: fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.boolean()).map((v) => ({ body: JSON.stringify(v) })) },
   { weight: 3, arbitrary: fc.string().filter((s) => !isJson(s)).map((body) => ({ body })) },
   { weight: 1, arbitrary: deepArray.map((body) => ({ body })) },
   { weight: 2, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 40 }).map((bytes) => ({ body: new Uint8Array([0x7b, 0x22, 0xff, ...bytes, 0xc3, 0x28, 0x7d]) })) },

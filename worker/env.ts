@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { RunObject } from "./objects/RunObject.ts";
 import type { Scheduler } from "./objects/Scheduler.ts";
 import type { QueueMessage } from "./messages.ts";
@@ -14,6 +15,45 @@ export interface Env {
   STEPFLARE_EVENT_KEYS?: string;
   /** Secret: the bearer token the REST API needs outside dev mode. */
   STEPFLARE_SIGNING_KEY?: string;
-  /** Days events, runs index rows and finished runs are kept (default 30). */
+  /** Days events, runs index rows and finished runs are kept (a positive whole number; default 30). */
   STEPFLARE_RETENTION_DAYS?: string;
+}
+
+export const DEFAULT_RETENTION_DAYS = 30;
+
+const retentionDaysSchema = z
+  .string()
+  .trim()
+  .regex(/^[0-9]+$/, "must be a whole number of days")
+  .transform(Number)
+  .pipe(z.number().int().positive("must be at least 1").max(Number.MAX_SAFE_INTEGER / 86_400_000, "is too large"));
+
+/** The last value parsed, so a bad setting is warned about once per isolate, not at every tick. */
+let parsedRetention: { raw: string | undefined; days: number } | undefined;
+
+/**
+ * How many days events, runs index rows and finished runs are kept: `STEPFLARE_RETENTION_DAYS`, or 30
+ * when it is unset; an invalid value also gives 30, with a warning in the log.
+ *
+ * @example
+ * retentionDays({ STEPFLARE_RETENTION_DAYS: "7" }); // 7
+ */
+export function retentionDays(env: Pick<Env, "STEPFLARE_RETENTION_DAYS">): number {
+  const raw = env.STEPFLARE_RETENTION_DAYS;
+  if (!parsedRetention || parsedRetention.raw !== raw) parsedRetention = { raw, days: parseRetentionDays(raw) };
+  return parsedRetention.days;
+}
+
+function parseRetentionDays(raw: string | undefined): number {
+  if (raw === undefined) return DEFAULT_RETENTION_DAYS;
+  const result = retentionDaysSchema.safeParse(raw);
+  if (result.success) return result.data;
+  console.warn(
+    JSON.stringify({
+      level: "warn",
+      message: `STEPFLARE_RETENTION_DAYS ${result.error.issues[0]?.message ?? "is invalid"}; keeping ${DEFAULT_RETENTION_DAYS} days`,
+      value: raw,
+    }),
+  );
+  return DEFAULT_RETENTION_DAYS;
 }

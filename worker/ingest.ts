@@ -1,5 +1,5 @@
 import { ulid } from "ulidx";
-import { eventBatchSchema, eventPayloadSchema, type StoredEvent } from "../sdk/event.ts";
+import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../sdk/event.ts";
 import { insertEvents } from "./db/events.ts";
 import type { Env } from "./env.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
@@ -28,8 +28,9 @@ export class IngestError extends Error {
 }
 
 /**
- * Validates one event or an array (Inngest's shape) and checks the limits; throws IngestError.
- * Events without an id get one from `nextId`.
+ * Validates one event or an array from a sender (Inngest's shape; an empty array is no events, not
+ * an error) and checks the limits; throws IngestError. Names starting with `inngest/` are refused:
+ * the engine sends those through `ingestEvents` directly. Events without an id get one from `nextId`.
  *
  * @example
  * const events = parseEvents(JSON.parse(body));
@@ -42,12 +43,13 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
     throw new IngestError(400, `invalid event${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
   }
   const payloads = result.data;
-  if (payloads.length === 0) throw new IngestError(400, "no events: send one event or a non-empty array");
   if (payloads.length > MAX_EVENTS_PER_REQUEST) {
     throw new IngestError(413, `${payloads.length} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
   }
   const now = Date.now();
   return payloads.map((payload, i) => {
+    const reserved = reservedNameError(payload.name, i);
+    if (reserved) throw new IngestError(400, reserved, `${i}.name`);
     const event: StoredEvent = {
       id: payload.id ?? nextId(),
       name: payload.name,
@@ -67,6 +69,7 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
 /**
  * Makes events durable and starts their dispatch: writes them to the D1 event log, then sends the
  * new ones to the queue. Answers once both are done; ids come back in order, duplicates included.
+ * Takes events as they are, reserved names included: senders' events come through parseEvents.
  *
  * @example
  * const { ids } = await ingestEvents(env, parseEvents(body));
@@ -82,7 +85,7 @@ export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ i
 export async function enqueueEvents(env: Env, accepted: AcceptedEvent[]): Promise<void> {
   const messages = accepted.map(({ event, receivedAt }): QueueMessage => {
     const inline: QueueMessage = { type: "event", event, receivedAt };
-    return byteLength(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id };
+    return byteLength(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id, receivedAt };
   });
   await sendMessages(env, messages);
 }

@@ -12,11 +12,20 @@ export interface AcceptedEvent {
 }
 
 /**
+ * Names one accepted event in the log: an id may be sent again after the 24 h dedup window, and
+ * each time is an event of its own, so the id alone is not enough.
+ */
+export interface EventRef {
+  id: string;
+  receivedAt: number;
+}
+
+/**
  * What travels on the EVENTS queue. Events ride inline when small; a large one travels by
  * reference and the consumer reads it from the D1 event log. Run ends update the D1 runs index
  * in the consumer's batch (DESIGN "Performance notes").
  */
 export type QueueMessage =
   | ({ type: "event" } & AcceptedEvent)
-  | { type: "event-ref"; id: string }
+  | ({ type: "event-ref" } & EventRef)
   | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number };

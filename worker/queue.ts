@@ -1,7 +1,7 @@
 import { getEvents, markDispatched } from "./db/events.ts";
 import { endRunStatement, insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
 import type { Env } from "./env.ts";
-import type { AcceptedEvent, QueueMessage } from "./messages.ts";
+import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
 import { countD1 } from "./usage.ts";
@@ -13,12 +13,12 @@ import { countD1 } from "./usage.ts";
  * only when all of its work succeeded.
  */
 export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env): Promise<void> {
-  const refIds = batch.messages.flatMap((m) => (m.body.type === "event-ref" ? [m.body.id] : []));
-  const referenced = new Map((await getEvents(env.DB, refIds)).map((a) => [a.event.id, a]));
+  const refs = batch.messages.flatMap((m) => (m.body.type === "event-ref" ? [{ id: m.body.id, receivedAt: m.body.receivedAt }] : []));
+  const referenced = new Map((await getEvents(env.DB, refs)).map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
 
   const started: RunIndexEntry[] = [];
   const ended: RunIndexEntry[] = [];
-  const dispatchedIds: string[] = [];
+  const dispatched: EventRef[] = [];
   const done: Message<QueueMessage>[] = [];
 
   await Promise.all(
@@ -29,16 +29,18 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
         done.push(message);
         return;
       }
-      const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(body.id);
+      const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(refKey(body));
       if (!accepted) {
-        // The event log has no such event (never stored): nothing to dispatch.
-        console.error(JSON.stringify({ level: "error", message: "queued event not found in the event log", id: (body as { id: string }).id }));
+        // The event log has no such event (never stored, or a ref queued by a version that sent the
+        // id alone): nothing to dispatch here; a stored event left undispatched is swept again.
+        const { id, receivedAt } = body as EventRef;
+        console.error(JSON.stringify({ level: "error", message: "queued event not found in the event log", id, receivedAt }));
         done.push(message);
         return;
       }
       try {
         started.push(...(await dispatchEvent(env, accepted)));
-        dispatchedIds.push(accepted.event.id);
+        dispatched.push({ id: accepted.event.id, receivedAt: accepted.receivedAt });
         done.push(message);
       } catch (err) {
         console.error(JSON.stringify({ level: "error", message: "dispatch failed; will retry", eventId: accepted.event.id, error: String(err) }));
@@ -51,7 +53,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   const statements = [
     ...started.map((run) => insertRunStatement(env.DB, run)),
     ...ended.map((run) => endRunStatement(env.DB, run)),
-    ...markDispatched(env.DB, dispatchedIds, now),
+    ...markDispatched(env.DB, dispatched, now),
   ];
   try {
     if (statements.length > 0) countD1(await env.DB.batch(statements));
@@ -60,6 +62,11 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
     console.error(JSON.stringify({ level: "error", message: "D1 write of a dispatched batch failed; will retry", error: String(err) }));
     for (const message of done) message.retry();
   }
+}
+
+/** One event's key in a map: its id alone may name several events. */
+function refKey({ id, receivedAt }: EventRef): string {
+  return `${receivedAt}\n${id}`;
 }
 
 /**

@@ -1,8 +1,8 @@
-import { sweepUndispatchedEvents } from "./db/events.ts";
-import { endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
+import { deleteOldEventsStatement, sweepUndispatchedEvents } from "./db/events.ts";
+import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
 import { FINAL_STATUSES } from "./messages.ts";
 import { countD1 } from "./usage.ts";
-import type { Env } from "./env.ts";
+import { retentionDays, type Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
 
 export const TICK_MS = 60_000;
@@ -13,24 +13,48 @@ export const RESWEEP_AFTER_MS = 5 * 60_000;
 const SWEEP_LIMIT = 1000;
 /** Unfinished runs whose objects one tick asks for their status. */
 const INDEX_REPAIR_LIMIT = 50;
+/**
+ * Rows per table one tick deletes past retention: a backlog (a first deploy of retention, a
+ * shortened period) drains over many ticks, and no tick holds D1, the single writer, for long.
+ */
+export const PRUNE_LIMIT = 500;
+const DAY_MS = 86_400_000;
 
 /**
- * One tick: re-enqueue events that are in the event log but were never dispatched, and repair
- * runs index rows whose end never arrived (under `wrangler dev` a queue's contents vanish when the
- * process dies). Dispatch is idempotent. Answers how many events it re-enqueued.
+ * One tick: re-enqueue events that are in the event log but were never dispatched, repair runs
+ * index rows whose end never arrived (under `wrangler dev` a queue's contents vanish when the
+ * process dies), and delete rows past retention. Dispatch is idempotent. Answers how many events
+ * it re-enqueued.
  */
 export async function tick(env: Env, now = Date.now()): Promise<number> {
-  const [redispatched] = await Promise.all([redispatchLostEvents(env, now), repairRunsIndex(env, now)]);
+  const [redispatched] = await Promise.all([redispatchLostEvents(env, now), repairRunsIndex(env, now), pruneExpired(env, now)]);
   return redispatched;
 }
 
+/**
+ * Deletes events received, and runs index rows of runs that ended, more than
+ * `STEPFLARE_RETENTION_DAYS` before `now`: at most `PRUNE_LIMIT` rows per table, oldest first.
+ * Unfinished runs keep their rows. Answers how many rows of each went.
+ *
+ * @example
+ * const { events, runs } = await pruneExpired(env, Date.now());
+ */
+export async function pruneExpired(env: Env, now: number): Promise<{ events: number; runs: number }> {
+  const before = now - retentionDays(env) * DAY_MS;
+  const results = await env.DB.batch([deleteOldEventsStatement(env.DB, before, PRUNE_LIMIT), deleteEndedRunsStatement(env.DB, before, PRUNE_LIMIT)]);
+  countD1(results);
+  const [events, runs] = results.map((result) => result.meta.changes) as [number, number];
+  if (events + runs > 0) console.log(JSON.stringify({ level: "info", message: "deleted rows past retention", events, runs }));
+  return { events, runs };
+}
+
 async function redispatchLostEvents(env: Env, now: number): Promise<number> {
-  const ids = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
-  if (ids.length > 0) {
-    await sendMessages(env, ids.map((id) => ({ type: "event-ref", id })));
-    console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: ids.length }));
+  const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
+  if (refs.length > 0) {
+    await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
+    console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: refs.length }));
   }
-  return ids.length;
+  return refs.length;
 }
 
 /** Asks the objects of the least recently checked unfinished runs how they stand, and records ends. */

@@ -1,5 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
-import type { AcceptedEvent } from "../messages.ts";
+import type { AcceptedEvent, EventRef } from "../messages.ts";
 import { countD1 } from "../usage.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
@@ -17,21 +17,28 @@ interface EventRow {
 }
 
 /**
- * Writes events to the log in one batch and answers those that are new: an id seen in the last
- * 24 h is a duplicate and comes back out; an older one is replaced and dispatched again.
+ * Writes events to the log in one batch and answers those that are new. An event is new unless
+ * an event with its id was received in the 24 h before `receivedAt`; an older one stays in the log
+ * and the new one is stored beside it (Inngest's dedup window). Of several events sharing an id in
+ * one request, the first is the one stored.
  * Events travel as one JSON parameter per statement (read with json_each), so a request of 5,000
  * events is a handful of statements, within D1's limits on statements and bound parameters.
+ *
+ * @example
+ * const fresh = await insertEvents(env.DB, events, Date.now());
  */
 export async function insertEvents(db: D1Database, events: StoredEvent[], receivedAt: number): Promise<StoredEvent[]> {
-  if (events.length === 0) return [];
+  // Deduplicated here: a statement's NOT EXISTS does not see the rows that statement inserts.
+  const firsts = firstOfEachId(events);
+  if (firsts.length === 0) return [];
   // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them.
-  const rows = events.map((e) => JSON.stringify([e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
+  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
+  // The dedup check uses the primary key (id, received_at).
   const statement = db.prepare(
     `INSERT INTO events (id, name, data, user, v, ts, received_at)
-     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, ?2 FROM json_each(?1) WHERE true
-     ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data, user = excluded.user, v = excluded.v,
-       ts = excluded.ts, received_at = excluded.received_at, dispatched_at = NULL
-     WHERE events.received_at < ?3
+     SELECT sent.value ->> 0, sent.value ->> 1, sent.value ->> 2, sent.value ->> 3, sent.value ->> 4, sent.value ->> 5, ?2
+     FROM json_each(?1) AS sent
+     WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = sent.value ->> 0 AND events.received_at >= ?3)
      RETURNING id`,
   );
   const results = await db.batch<{ id: string }>(
@@ -39,8 +46,12 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
   );
   countD1(results);
   const fresh = new Set(results.flatMap((r) => r.results.map((row) => row.id)));
-  // The first of several events sharing an id in one request is the one that was stored.
-  return events.filter((e) => fresh.delete(e.id));
+  return firsts.filter((e) => fresh.has(e.id));
+}
+
+function firstOfEachId(events: StoredEvent[]): StoredEvent[] {
+  const seen = new Set<string>();
+  return events.filter((e) => !seen.has(e.id) && seen.add(e.id));
 }
 
 /** D1 holds at most 2 MB in one value; a bound JSON parameter stays under it. */
@@ -64,50 +75,89 @@ function chunkByBytes(items: string[], maxBytes: number): string[][] {
   return out;
 }
 
+/** Event refs as JSON array parameters of `[id, receivedAt]` pairs, each within D1's value limit. */
+function refParameters(refs: EventRef[]): string[] {
+  return chunkByBytes(refs.map((ref) => JSON.stringify([ref.id, ref.receivedAt])), MAX_PARAMETER_BYTES).map((part) => `[${part.join(",")}]`);
+}
+
+/**
+ * The newest event with this id (an id sent again after the dedup window names several events),
+ * with when it was dispatched; null if the log has none.
+ *
+ * @example
+ * const found = await getEvent(env.DB, "01J...");
+ */
 export async function getEvent(db: D1Database, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
-  const { results } = await db.prepare("SELECT * FROM events WHERE id = ?1").bind(id).all<EventRow>().then((r) => (countD1(r), r));
-  const row = results[0];
+  // Uses the primary key (id, received_at).
+  const result = await db.prepare("SELECT * FROM events WHERE id = ?1 ORDER BY received_at DESC LIMIT 1").bind(id).all<EventRow>();
+  countD1(result);
+  const row = result.results[0];
   return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at } : null;
 }
 
-export async function getEvents(db: D1Database, ids: string[]): Promise<AcceptedEvent[]> {
-  if (ids.length === 0) return [];
-  // D1 binds at most 100 parameters per statement.
-  const chunks = chunk(ids, 100);
-  const results = await db.batch<EventRow>(
-    chunks.map((part) => db.prepare(`SELECT * FROM events WHERE id IN (${part.map((_, i) => `?${i + 1}`).join(",")})`).bind(...part)),
+/**
+ * The events these refs name, in no particular order; a ref the log does not hold is left out.
+ *
+ * @example
+ * const accepted = await getEvents(env.DB, [{ id: "01J...", receivedAt: 1764000000000 }]);
+ */
+export async function getEvents(db: D1Database, refs: EventRef[]): Promise<AcceptedEvent[]> {
+  if (refs.length === 0) return [];
+  // Uses the primary key (id, received_at).
+  const statement = db.prepare(
+    `SELECT events.* FROM json_each(?1) AS ref JOIN events ON events.id = ref.value ->> 0 AND events.received_at = ref.value ->> 1`,
   );
+  const results = await db.batch<EventRow>(refParameters(refs).map((param) => statement.bind(param)));
   countD1(results);
   return results.flatMap((r) => r.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
 }
 
-/** Statement marking events dispatched: their runs are started. */
-export function markDispatched(db: D1Database, ids: string[], at: number): D1PreparedStatement[] {
-  return chunk(ids, 99).map((part) =>
-    db.prepare(`UPDATE events SET dispatched_at = ?1 WHERE id IN (${part.map((_, i) => `?${i + 2}`).join(",")})`).bind(at, ...part),
-  );
+/**
+ * Statements marking events dispatched: their runs are started.
+ *
+ * @example
+ * await env.DB.batch(markDispatched(env.DB, [{ id: "01J...", receivedAt: 1764000000000 }], Date.now()));
+ */
+export function markDispatched(db: D1Database, refs: EventRef[], at: number): D1PreparedStatement[] {
+  // Uses the primary key (id, received_at).
+  const statement = db.prepare(`UPDATE events SET dispatched_at = ?1 WHERE (id, received_at) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`);
+  return refParameters(refs).map((param) => statement.bind(at, param));
 }
 
 /**
- * Ids of events accepted before `before` whose runs were never started (lost from the queue), and
- * not swept since `sweptBefore`; marks them swept at `now`.
+ * Events accepted before `before` whose runs were never started (lost from the queue), and not
+ * swept since `sweptBefore`, oldest first; marks them swept at `now` in the same statement.
+ *
+ * @example
+ * const lost = await sweepUndispatchedEvents(env.DB, now - 30_000, now - 300_000, now, 1000);
  */
-export async function sweepUndispatchedEvents(db: D1Database, before: number, sweptBefore: number, now: number, limit: number): Promise<string[]> {
+export async function sweepUndispatchedEvents(db: D1Database, before: number, sweptBefore: number, now: number, limit: number): Promise<EventRef[]> {
   // Uses index events_undispatched.
   const result = await db
     .prepare(
-      `SELECT id FROM events WHERE dispatched_at IS NULL AND received_at < ?1 AND (swept_at IS NULL OR swept_at < ?2)
-       ORDER BY received_at LIMIT ?3`,
+      `UPDATE events SET swept_at = ?3 WHERE rowid IN (
+         SELECT rowid FROM events WHERE dispatched_at IS NULL AND received_at < ?1 AND (swept_at IS NULL OR swept_at < ?2)
+         ORDER BY received_at LIMIT ?4)
+       RETURNING id, received_at`,
     )
-    .bind(before, sweptBefore, limit)
-    .all<{ id: string }>();
+    .bind(before, sweptBefore, now, limit)
+    .all<{ id: string; received_at: number }>();
   countD1(result);
-  const ids = result.results.map((r) => r.id);
-  const marks = chunk(ids, 99).map((part) =>
-    db.prepare(`UPDATE events SET swept_at = ?1 WHERE id IN (${part.map((_, i) => `?${i + 2}`).join(",")})`).bind(now, ...part),
-  );
-  if (marks.length > 0) countD1(await db.batch(marks));
-  return ids;
+  return result.results.map((row) => ({ id: row.id, receivedAt: row.received_at }));
+}
+
+/**
+ * Statement deleting up to `limit` events received before `before`, oldest first (retention).
+ * Bounded so one tick's delete stays a short write, whatever the backlog.
+ *
+ * @example
+ * await env.DB.batch([deleteOldEventsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
+ */
+export function deleteOldEventsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
+  // Uses index events_received.
+  return db
+    .prepare("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)")
+    .bind(before, limit);
 }
 
 function toEvent(row: EventRow): StoredEvent {

@@ -65,3 +65,15 @@ export async function unfinishedRuns(db: D1Database, before: number, limit: numb
 export function markCheckedStatement(db: D1Database, runId: string, at: number): D1PreparedStatement {
   return db.prepare("UPDATE runs SET checked_at = ?1 WHERE id = ?2").bind(at, runId);
 }
+
+/**
+ * Statement deleting up to `limit` index rows of runs that ended before `before`, oldest first
+ * (retention). Unfinished runs have no end and are never deleted here.
+ *
+ * @example
+ * await env.DB.batch([deleteEndedRunsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
+ */
+export function deleteEndedRunsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
+  // Uses index runs_ended.
+  return db.prepare("DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE ended_at < ?1 ORDER BY ended_at LIMIT ?2)").bind(before, limit);
+}

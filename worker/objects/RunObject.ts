@@ -6,13 +6,12 @@ import { FUNCTION_FAILED_EVENT } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
-import type { Env } from "../env.ts";
+import { retentionDays, type Env } from "../env.ts";
 import { runAsObject } from "../faults.ts";
 import { ingestEvents, parseEvents } from "../ingest.ts";
 import { createLogger } from "../logger.ts";
 import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
 import { findFunction } from "../registry.ts";
-import { retentionMs } from "../retention.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { usage } from "../usage.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
@@ -26,6 +25,7 @@ import { RunStore, type RunRecord } from "./RunStore.ts";
 const WATCHDOG_MS = 10_000;
 /** How soon an outbox entry or a run's end that could not be delivered is tried again. */
 const DELIVERY_RETRY_MS = 5_000;
+const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
 
@@ -92,7 +92,7 @@ export class RunObject extends DurableObject<Env> {
     const run = this.store.run();
     if (!run) return;
     if (!FINAL_STATUSES.has(run.status)) return this.execute(false);
-    if (Date.now() < (run.endedAt ?? 0) + retentionMs(this.env)) {
+    if (Date.now() < (run.endedAt ?? 0) + retentionDays(this.env) * DAY_MS) {
       await this.deliverEnd(run);
       return this.rearm();
     }
@@ -307,7 +307,7 @@ export class RunObject extends DurableObject<Env> {
     const now = Date.now();
     const times: number[] = [];
     if (this.store.hasOutbox()) times.push(now + DELIVERY_RETRY_MS);
-    if (FINAL_STATUSES.has(run.status)) times.push(this.endDelivered ? (run.endedAt ?? now) + retentionMs(this.env) : now + DELIVERY_RETRY_MS);
+    if (FINAL_STATUSES.has(run.status)) times.push(this.endDelivered ? (run.endedAt ?? now) + retentionDays(this.env) * DAY_MS : now + DELIVERY_RETRY_MS);
     else if (run.isOpen) times.push(now + WATCHDOG_MS);
     else times.push(run.wakeAt ?? now);
     await this.ctx.storage.setAlarm(Math.min(...times));

@@ -29,6 +29,7 @@ apiRoutes.get("/v1/functions", (c) =>
 /** Billable operations counted by this isolate (worker/usage.ts); `npm run bench` reads them. */
 apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));
 
+// An id sent again after the 24 h dedup window names several events: this answers the newest.
 apiRoutes.get("/v1/events/:eventId", async (c) => {
   const id = c.req.param("eventId");
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
@@ -37,6 +38,7 @@ apiRoutes.get("/v1/events/:eventId", async (c) => {
   return c.json({ data: { ...event, received_at: new Date(receivedAt).toISOString() } });
 });
 
+// The runs of every event with this id, oldest first (an id sent again after 24 h names several).
 apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   const id = c.req.param("eventId");
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
