@@ -137,6 +137,16 @@ export const scenarios = [
     targets: perStepTargets("parallel-steps"),
   },
   {
+    // The run the cost table prices (README "What it costs"): its rows written per run are read from /v1/usage.
+    id: "five-steps",
+    name: "2b. 100 runs × 5 steps",
+    params: { runs: 100, steps: 5 },
+    warmup: { runs: 10, steps: 5 },
+    metrics: msPerStep,
+    systems: nStepsSystems(60_000),
+    targets: perStepTargets("five-steps"),
+  },
+  {
     id: "long-run",
     name: "3. 1 run × 1,000 steps",
     params: { runs: 1, steps: 1000 },
