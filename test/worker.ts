@@ -213,8 +213,30 @@ const diesOutsideSteps = app.createFunction({ id: "dies-outside-steps", retries:
   killCurrentRunObject();
 });
 
+/** Issue 9, items 7 and 8: fails for good after a pause, so an outage or a cancel can come first. */
+const failsAfterPause = app.createFunction(
+  {
+    id: "fails-after-pause",
+    retries: 0,
+    onFailure: async ({ event, step }) => {
+      await step.run("record", () => effect(`${(event.data.event.data as { key: string }).key}:onFailure`));
+    },
+  },
+  { event: "test/fails-after-pause" },
+  async ({ event, step }) => {
+    await step.run("work", () => pause(event.data.pauseMs ?? 800));
+    throw new NonRetriableError("broken for good");
+  },
+);
+
+/** Issue 9, item 8: sends an event (without an id) after a pause, so an outage can come first. */
+const sendsAfterPause = app.createFunction({ id: "sends-after-pause" }, { event: "test/sends-after-pause" }, async ({ event, step }) => {
+  await step.run("work", () => pause(800));
+  return step.sendEvent("next", { name: "test/chain.next", data: { key: event.data.key } });
+});
+
 export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesOutsideSteps],
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesOutsideSteps, failsAfterPause, sendsAfterPause],
 });
