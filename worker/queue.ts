@@ -4,7 +4,6 @@ import type { Env } from "./env.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
-import { countD1 } from "./usage.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,
@@ -54,7 +53,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
     ...markDispatched(env.DB, dispatchedIds, now),
   ];
   try {
-    if (statements.length > 0) countD1(await env.DB.batch(statements));
+    if (statements.length > 0) await env.DB.batch(statements);
     for (const message of done) message.ack();
   } catch (err) {
     console.error(JSON.stringify({ level: "error", message: "D1 write of a dispatched batch failed; will retry", error: String(err) }));

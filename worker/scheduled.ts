@@ -1,7 +1,6 @@
 import { sweepUndispatchedEvents } from "./db/events.ts";
 import { endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
 import { FINAL_STATUSES } from "./messages.ts";
-import { countD1 } from "./usage.ts";
 import type { Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
 
@@ -44,7 +43,7 @@ async function repairRunsIndex(env: Env, now: number): Promise<void> {
       return endRunStatement(env.DB, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: state.status, startedAt: row.started_at, endedAt: state.endedAt });
     }),
   );
-  countD1(await env.DB.batch(statements));
+  await env.DB.batch(statements);
 }
 
 let schedulerArmed = false;

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { Stepflare } from "../sdk/client.ts";
 import type { StepflareFunction } from "../sdk/function.ts";
+import { instrument } from "./bindings.ts";
 import type { Env } from "./env.ts";
 import { ingestEvents, parseEvents } from "./ingest.ts";
 import type { QueueMessage } from "./messages.ts";
@@ -28,7 +29,7 @@ export interface ServeOptions {
 export function serve({ client, functions }: ServeOptions): ExportedHandler<Env, QueueMessage> {
   registerFunctions(functions);
   // Inside the Worker, app.send() takes the ingest path directly.
-  client.useSender(async (events) => ingestEvents(workerEnv as Env, parseEvents(events)));
+  client.useSender(async (events) => ingestEvents(instrument(workerEnv as Env), parseEvents(events)));
 
   const app = new Hono<{ Bindings: Env }>();
   app.use(async (c, next) => {
@@ -44,13 +45,15 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   });
 
   return {
-    fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+    // Every binding use is counted (and, in dev mode, can be made to fail) by the wrapper.
+    fetch: (request, env, ctx) => app.fetch(request, instrument(env), ctx),
     async queue(batch, env) {
-      await ensureScheduler(env);
-      await consumeBatch(batch, env);
+      const metered = instrument(env);
+      await ensureScheduler(metered);
+      await consumeBatch(batch, metered);
     },
     async scheduled(_controller, env) {
-      await tick(env);
+      await tick(instrument(env));
     },
   };
 }

@@ -1,6 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { AcceptedEvent } from "../messages.ts";
-import { countD1 } from "../usage.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -37,7 +36,6 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
   const results = await db.batch<{ id: string }>(
     chunkByBytes(rows, MAX_PARAMETER_BYTES).map((part) => statement.bind(`[${part.join(",")}]`, receivedAt, receivedAt - DEDUP_WINDOW_MS)),
   );
-  countD1(results);
   const fresh = new Set(results.flatMap((r) => r.results.map((row) => row.id)));
   // The first of several events sharing an id in one request is the one that was stored.
   return events.filter((e) => fresh.delete(e.id));
@@ -65,7 +63,7 @@ function chunkByBytes(items: string[], maxBytes: number): string[][] {
 }
 
 export async function getEvent(db: D1Database, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
-  const { results } = await db.prepare("SELECT * FROM events WHERE id = ?1").bind(id).all<EventRow>().then((r) => (countD1(r), r));
+  const { results } = await db.prepare("SELECT * FROM events WHERE id = ?1").bind(id).all<EventRow>();
   const row = results[0];
   return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at } : null;
 }
@@ -77,7 +75,6 @@ export async function getEvents(db: D1Database, ids: string[]): Promise<Accepted
   const results = await db.batch<EventRow>(
     chunks.map((part) => db.prepare(`SELECT * FROM events WHERE id IN (${part.map((_, i) => `?${i + 1}`).join(",")})`).bind(...part)),
   );
-  countD1(results);
   return results.flatMap((r) => r.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
 }
 
@@ -101,12 +98,11 @@ export async function sweepUndispatchedEvents(db: D1Database, before: number, sw
     )
     .bind(before, sweptBefore, limit)
     .all<{ id: string }>();
-  countD1(result);
   const ids = result.results.map((r) => r.id);
   const marks = chunk(ids, 99).map((part) =>
     db.prepare(`UPDATE events SET swept_at = ?1 WHERE id IN (${part.map((_, i) => `?${i + 2}`).join(",")})`).bind(now, ...part),
   );
-  if (marks.length > 0) countD1(await db.batch(marks));
+  if (marks.length > 0) await db.batch(marks);
   return ids;
 }
 
