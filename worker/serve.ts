@@ -8,6 +8,7 @@ import type { QueueMessage } from "./messages.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { devRoutes } from "./routes/dev.ts";
 import { jsonError } from "./routes/errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { ensureScheduler, tick } from "./scheduled.ts";
@@ -38,6 +39,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   });
   app.route("/", eventRoutes);
   app.route("/", apiRoutes);
+  app.route("/", devRoutes);
   app.notFound((c) => jsonError(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
     console.error(JSON.stringify({ level: "error", message: "request failed", error: String(err), stack: err.stack }));
