@@ -1,6 +1,7 @@
 import { getEvents, markDispatched } from "./db/events.ts";
 import { endRunStatement, insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
 import type { Env } from "./env.ts";
+import { createLogger } from "./logger.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
@@ -31,7 +32,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
       const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(body.id);
       if (!accepted) {
         // The event log has no such event (never stored): nothing to dispatch.
-        console.error(JSON.stringify({ level: "error", message: "queued event not found in the event log", id: (body as { id: string }).id }));
+        createLogger({ event_id: (body as { id: string }).id }).error("queued event not found in the event log");
         done.push(message);
         return;
       }
@@ -40,7 +41,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
         dispatchedIds.push(accepted.event.id);
         done.push(message);
       } catch (err) {
-        console.error(JSON.stringify({ level: "error", message: "dispatch failed; will retry", eventId: accepted.event.id, error: String(err) }));
+        createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
         message.retry();
       }
     }),
@@ -56,7 +57,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
     if (statements.length > 0) await env.DB.batch(statements);
     for (const message of done) message.ack();
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", message: "D1 write of a dispatched batch failed; will retry", error: String(err) }));
+    createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
     for (const message of done) message.retry();
   }
 }
@@ -66,7 +67,8 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
  * A RunObject's start() returns once the run is stored with its alarm armed, not when it ends.
  */
 export async function dispatchEvent(env: Env, { event, receivedAt }: AcceptedEvent): Promise<RunIndexEntry[]> {
-  const targets = allFunctions().filter((fn) => fn.matches(event));
+  const logger = createLogger({ event_id: event.id });
+  const targets = allFunctions().filter((fn) => fn.matches(event, logger));
   return Promise.all(
     targets.map(async (fn) => {
       const runId = runIdFor(fn.id, event.id, receivedAt);

@@ -1,4 +1,5 @@
 import type { Env } from "./env.ts";
+import { createLogger } from "./logger.ts";
 
 const DEFAULT_RETENTION_DAYS = 30;
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -23,5 +24,5 @@ let warned = false;
 function warnOnce(message: string): void {
   if (warned) return;
   warned = true;
-  console.warn(JSON.stringify({ level: "warn", message }));
+  createLogger().warn(message);
 }

@@ -3,6 +3,7 @@ import { endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs
 import { FINAL_STATUSES } from "./messages.ts";
 import type { Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
+import { createLogger } from "./logger.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -27,7 +28,7 @@ async function redispatchLostEvents(env: Env, now: number): Promise<number> {
   const ids = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
   if (ids.length > 0) {
     await sendMessages(env, ids.map((id) => ({ type: "event-ref", id })));
-    console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: ids.length }));
+    createLogger().info("re-enqueued undispatched events", { count: ids.length });
   }
   return ids.length;
 }
@@ -56,6 +57,6 @@ export async function ensureScheduler(env: Env): Promise<void> {
     await env.SCHEDULER.get(env.SCHEDULER.idFromName("scheduler")).ensureTicking();
   } catch (err) {
     schedulerArmed = false;
-    console.error(JSON.stringify({ level: "error", message: "could not arm the scheduler", error: String(err) }));
+    createLogger().error("could not arm the scheduler", { error: String(err) });
   }
 }

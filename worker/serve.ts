@@ -4,6 +4,7 @@ import type { StepflareFunction } from "../sdk/function.ts";
 import { instrument } from "./bindings.ts";
 import type { Env } from "./env.ts";
 import { ingestEvents, parseEvents } from "./ingest.ts";
+import { createLogger } from "./logger.ts";
 import type { QueueMessage } from "./messages.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
@@ -42,7 +43,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   app.route("/", devRoutes);
   app.notFound((c) => jsonError(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
-    console.error(JSON.stringify({ level: "error", message: "request failed", error: String(err), stack: err.stack }));
+    createLogger().error("request failed", { method: c.req.method, path: new URL(c.req.url).pathname, error: String(err), stack: err.stack });
     return jsonError(c, 500, "internal error");
   });
 
