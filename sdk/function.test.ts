@@ -37,9 +37,15 @@ describe("StepflareFunction: trigger matching", () => {
     expect(fn.matches(eventNamed("user/other", { plan: "pro" }))).toBe(false);
   });
 
-  it("treats an `if` that reads a missing field as a non-match", () => {
+  it("treats an `if` that reads a missing field as a non-match, and tells the logger it is given why", () => {
     const fn = app.createFunction({ id: "missing-field" }, { event: "user/upgraded", if: "event.data.plan == 'pro'" }, noop);
     expect(fn.matches(eventNamed("user/upgraded", {}))).toBe(false);
+    const warnings: unknown[][] = [];
+    const logger: Logger = { debug: () => {}, info: () => {}, warn: (...args) => warnings.push(args), error: () => {} };
+    expect(fn.matches(eventNamed("user/upgraded", {}), logger)).toBe(false);
+    expect(warnings).toEqual([
+      ["trigger expression failed; the event does not match", { function_id: "missing-field", expression: "event.data.plan == 'pro'", error: expect.any(String) }],
+    ]);
   });
 
   it("runs on any of several triggers", () => {

@@ -118,18 +118,25 @@ export class StepflareFunction {
     }
   }
 
-  /** True when `event` fires one of this function's triggers. A failing `if` is a non-match. */
-  matches(event: StoredEvent): boolean {
-    return this.compiled.some((trigger) => namesMatch(trigger.event, event.name) && (!trigger.if || this.evaluatesTrue(trigger, event)));
+  /**
+   * True when `event` fires one of this function's triggers. A failing `if` is a non-match, and
+   * `logger` (the engine's, tagged with the event) says why.
+   */
+  matches(event: StoredEvent, logger?: Logger): boolean {
+    return this.compiled.some((trigger) => namesMatch(trigger.event, event.name) && (!trigger.if || this.evaluatesTrue(trigger, event, logger)));
   }
 
-  private evaluatesTrue(trigger: CompiledTrigger, event: StoredEvent): boolean {
+  private evaluatesTrue(trigger: CompiledTrigger, event: StoredEvent, logger?: Logger): boolean {
     try {
       return trigger.if!({ event }) === true;
     } catch (err) {
       // An expression that fails on this event (a missing field, a type mismatch) does not match it;
       // say why, since the event then starts no run of this function.
-      console.warn(JSON.stringify({ level: "warn", message: "trigger expression failed; the event does not match", function_id: this.id, event_id: event.id, expression: trigger.source, error: err instanceof Error ? err.message.split("\n")[0] : String(err) }));
+      logger?.warn("trigger expression failed; the event does not match", {
+        function_id: this.id,
+        expression: trigger.source,
+        error: err instanceof Error ? err.message.split("\n")[0] : String(err),
+      });
       return false;
     }
   }

@@ -15,7 +15,7 @@ function runStub(runId: string): DurableObjectStub<RunObject> {
 
 /** The run's own record, asked of its object (the REST API needs D1, which may be down). */
 async function objectRun(runId: string): Promise<RunWithSteps["run"]> {
-  return ((await runStub(runId).getRun()) as RunWithSteps).run;
+  return ((await runStub(runId).getRun()) as unknown as RunWithSteps).run;
 }
 
 async function runIdOf(eventId: string): Promise<string> {
@@ -91,7 +91,7 @@ describe("cancel and failure", () => {
     const runId = await runIdOf(eventId!);
     setFaults({ queue: true });
     await eventually(async () => ((await objectRun(runId)).status === "Failed" ? true : undefined));
-    const cancelled = (await runStub(runId).cancel()) as RunWithSteps;
+    const cancelled = (await runStub(runId).cancel()) as unknown as RunWithSteps;
     expect(cancelled.run.status).toBe("Failed");
     setFaults({ queue: false });
     await deliverNow(runId);
@@ -102,7 +102,7 @@ describe("cancel and failure", () => {
     const key = uniqueKey("cancel-then-fail");
     const [eventId] = await sendEvents({ name: "test/fails-after-pause", data: { key, pauseMs: 600 } });
     const runId = await runIdOf(eventId!);
-    const cancelled = (await runStub(runId).cancel()) as RunWithSteps;
+    const cancelled = (await runStub(runId).cancel()) as unknown as RunWithSteps;
     expect(cancelled.run.status).toBe("Cancelled");
     // The step that was running finishes; its result is discarded and the handler's failure never
     // recorded. An alarm waits for the invocation in progress to end: after it, nothing is running.

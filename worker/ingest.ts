@@ -3,7 +3,6 @@ import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEve
 import { insertEvents } from "./db/events.ts";
 import type { Env } from "./env.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
-import { usage } from "./usage.ts";
 
 /** Ingest limits (DESIGN "Limits"). */
 export const MAX_EVENT_BYTES = 512 * 1024;
@@ -106,7 +105,6 @@ export async function sendMessages(env: Env, messages: QueueMessage[]): Promise<
   }
   if (batch.length > 0) sends.push(env.EVENTS.sendBatch(batch));
   await Promise.all(sends);
-  usage.queueMessages += messages.length;
 }
 
 export function byteLength(text: string): number {

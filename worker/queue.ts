@@ -1,10 +1,10 @@
 import { getEvents, markDispatched } from "./db/events.ts";
 import { endRunStatement, insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
 import type { Env } from "./env.ts";
+import { createLogger } from "./logger.ts";
 import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
-import { countD1 } from "./usage.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,
@@ -34,7 +34,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
         // The event log has no such event (never stored, or a ref queued by a version that sent the
         // id alone): nothing to dispatch here; a stored event left undispatched is swept again.
         const { id, receivedAt } = body as EventRef;
-        console.error(JSON.stringify({ level: "error", message: "queued event not found in the event log", id, receivedAt }));
+        createLogger({ event_id: id }).error("queued event not found in the event log", { received_at: receivedAt ?? null });
         done.push(message);
         return;
       }
@@ -43,7 +43,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
         dispatched.push({ id: accepted.event.id, receivedAt: accepted.receivedAt });
         done.push(message);
       } catch (err) {
-        console.error(JSON.stringify({ level: "error", message: "dispatch failed; will retry", eventId: accepted.event.id, error: String(err) }));
+        createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
         message.retry();
       }
     }),
@@ -56,10 +56,10 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
     ...markDispatched(env.DB, dispatched, now),
   ];
   try {
-    if (statements.length > 0) countD1(await env.DB.batch(statements));
+    if (statements.length > 0) await env.DB.batch(statements);
     for (const message of done) message.ack();
   } catch (err) {
-    console.error(JSON.stringify({ level: "error", message: "D1 write of a dispatched batch failed; will retry", error: String(err) }));
+    createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
     for (const message of done) message.retry();
   }
 }
@@ -74,7 +74,8 @@ function refKey({ id, receivedAt }: EventRef): string {
  * A RunObject's start() returns once the run is stored with its alarm armed, not when it ends.
  */
 export async function dispatchEvent(env: Env, { event, receivedAt }: AcceptedEvent): Promise<RunIndexEntry[]> {
-  const targets = allFunctions().filter((fn) => fn.matches(event));
+  const logger = createLogger({ event_id: event.id });
+  const targets = allFunctions().filter((fn) => fn.matches(event, logger));
   return Promise.all(
     targets.map(async (fn) => {
       const runId = runIdFor(fn.id, event.id, receivedAt);

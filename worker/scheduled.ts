@@ -1,9 +1,9 @@
 import { deleteOldEventsStatement, sweepUndispatchedEvents } from "./db/events.ts";
 import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
 import { FINAL_STATUSES } from "./messages.ts";
-import { countD1 } from "./usage.ts";
 import { retentionDays, type Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
+import { createLogger } from "./logger.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -42,9 +42,8 @@ export async function tick(env: Env, now = Date.now()): Promise<number> {
 export async function pruneExpired(env: Env, now: number): Promise<{ events: number; runs: number }> {
   const before = now - retentionDays(env) * DAY_MS;
   const results = await env.DB.batch([deleteOldEventsStatement(env.DB, before, PRUNE_LIMIT), deleteEndedRunsStatement(env.DB, before, PRUNE_LIMIT)]);
-  countD1(results);
   const [events, runs] = results.map((result) => result.meta.changes) as [number, number];
-  if (events + runs > 0) console.log(JSON.stringify({ level: "info", message: "deleted rows past retention", events, runs }));
+  if (events + runs > 0) createLogger().info("deleted rows past retention", { events, runs });
   return { events, runs };
 }
 
@@ -52,7 +51,7 @@ async function redispatchLostEvents(env: Env, now: number): Promise<number> {
   const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
   if (refs.length > 0) {
     await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
-    console.log(JSON.stringify({ level: "info", message: "re-enqueued undispatched events", count: refs.length }));
+    createLogger().info("re-enqueued undispatched events", { count: refs.length });
   }
   return refs.length;
 }
@@ -68,7 +67,7 @@ async function repairRunsIndex(env: Env, now: number): Promise<void> {
       return endRunStatement(env.DB, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: state.status, startedAt: row.started_at, endedAt: state.endedAt });
     }),
   );
-  countD1(await env.DB.batch(statements));
+  await env.DB.batch(statements);
 }
 
 let schedulerArmed = false;
@@ -81,6 +80,6 @@ export async function ensureScheduler(env: Env): Promise<void> {
     await env.SCHEDULER.get(env.SCHEDULER.idFromName("scheduler")).ensureTicking();
   } catch (err) {
     schedulerArmed = false;
-    console.error(JSON.stringify({ level: "error", message: "could not arm the scheduler", error: String(err) }));
+    createLogger().error("could not arm the scheduler", { error: String(err) });
   }
 }

@@ -1,12 +1,15 @@
 import { Hono } from "hono";
 import type { Stepflare } from "../sdk/client.ts";
 import type { StepflareFunction } from "../sdk/function.ts";
+import { instrument } from "./bindings.ts";
 import type { Env } from "./env.ts";
 import { ingestEvents, parseEvents } from "./ingest.ts";
+import { createLogger } from "./logger.ts";
 import type { QueueMessage } from "./messages.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { devRoutes } from "./routes/dev.ts";
 import { jsonError } from "./routes/errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { ensureScheduler, tick } from "./scheduled.ts";
@@ -28,7 +31,7 @@ export interface ServeOptions {
 export function serve({ client, functions }: ServeOptions): ExportedHandler<Env, QueueMessage> {
   registerFunctions(functions);
   // Inside the Worker, app.send() takes the ingest path directly.
-  client.useSender(async (events) => ingestEvents(workerEnv as Env, parseEvents(events)));
+  client.useSender(async (events) => ingestEvents(instrument(workerEnv as Env), parseEvents(events)));
 
   const app = new Hono<{ Bindings: Env }>();
   app.use(async (c, next) => {
@@ -37,20 +40,23 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   });
   app.route("/", eventRoutes);
   app.route("/", apiRoutes);
+  app.route("/", devRoutes);
   app.notFound((c) => jsonError(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
-    console.error(JSON.stringify({ level: "error", message: "request failed", error: String(err), stack: err.stack }));
+    createLogger().error("request failed", { method: c.req.method, path: new URL(c.req.url).pathname, error: String(err), stack: err.stack });
     return jsonError(c, 500, "internal error");
   });
 
   return {
-    fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+    // Every binding use is counted (and, in dev mode, can be made to fail) by the wrapper.
+    fetch: (request, env, ctx) => app.fetch(request, instrument(env), ctx),
     async queue(batch, env) {
-      await ensureScheduler(env);
-      await consumeBatch(batch, env);
+      const metered = instrument(env);
+      await ensureScheduler(metered);
+      await consumeBatch(batch, metered);
     },
     async scheduled(_controller, env) {
-      await tick(env);
+      await tick(instrument(env));
     },
   };
 }

@@ -1,6 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { AcceptedEvent, EventRef } from "../messages.ts";
-import { countD1 } from "../usage.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -44,7 +43,6 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
   const results = await db.batch<{ id: string }>(
     chunkByBytes(rows, MAX_PARAMETER_BYTES).map((part) => statement.bind(`[${part.join(",")}]`, receivedAt, receivedAt - DEDUP_WINDOW_MS)),
   );
-  countD1(results);
   const fresh = new Set(results.flatMap((r) => r.results.map((row) => row.id)));
   return firsts.filter((e) => fresh.has(e.id));
 }
@@ -90,7 +88,6 @@ function refParameters(refs: EventRef[]): string[] {
 export async function getEvent(db: D1Database, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
   // Uses the primary key (id, received_at).
   const result = await db.prepare("SELECT * FROM events WHERE id = ?1 ORDER BY received_at DESC LIMIT 1").bind(id).all<EventRow>();
-  countD1(result);
   const row = result.results[0];
   return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at } : null;
 }
@@ -108,7 +105,6 @@ export async function getEvents(db: D1Database, refs: EventRef[]): Promise<Accep
     `SELECT events.* FROM json_each(?1) AS ref JOIN events ON events.id = ref.value ->> 0 AND events.received_at = ref.value ->> 1`,
   );
   const results = await db.batch<EventRow>(refParameters(refs).map((param) => statement.bind(param)));
-  countD1(results);
   return results.flatMap((r) => r.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
 }
 
@@ -142,7 +138,6 @@ export async function sweepUndispatchedEvents(db: D1Database, before: number, sw
     )
     .bind(before, sweptBefore, now, limit)
     .all<{ id: string; received_at: number }>();
-  countD1(result);
   return result.results.map((row) => ({ id: row.id, receivedAt: row.received_at }));
 }
 

@@ -1,5 +1,4 @@
 import type { RunStatus } from "../messages.ts";
-import { countD1 } from "../usage.ts";
 
 /** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
 export interface RunIndexRow {
@@ -39,14 +38,12 @@ export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedS
 
 export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
   const result = await db.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).all<RunIndexRow>();
-  countD1(result);
   return result.results[0] ?? null;
 }
 
 export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunIndexRow[]> {
   // Uses index runs_event.
   const result = await db.prepare("SELECT * FROM runs WHERE event_id = ?1 ORDER BY started_at, id").bind(eventId).all<RunIndexRow>();
-  countD1(result);
   return result.results;
 }
 
@@ -57,7 +54,6 @@ export async function unfinishedRuns(db: D1Database, before: number, limit: numb
     .prepare("SELECT * FROM runs WHERE status IN ('Queued', 'Running') AND started_at < ?1 ORDER BY checked_at LIMIT ?2")
     .bind(before, limit)
     .all<RunIndexRow>();
-  countD1(result);
   return result.results;
 }
 

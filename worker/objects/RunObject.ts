@@ -6,6 +6,7 @@ import { FUNCTION_FAILED_EVENT } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
+import { instrument } from "../bindings.ts";
 import { retentionDays, type Env } from "../env.ts";
 import { runAsObject } from "../faults.ts";
 import { ingestEvents, parseEvents } from "../ingest.ts";
@@ -60,7 +61,7 @@ export class RunObject extends DurableObject<Env> {
   private endDelivered = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
-    super(ctx, env);
+    super(ctx, instrument(env));
     this.store = new RunStore(ctx.storage.sql);
   }
 
@@ -69,7 +70,6 @@ export class RunObject extends DurableObject<Env> {
    * delayed start. Returns as soon as the run is stored, not when it ends.
    */
   async start(init: RunInit): Promise<RunStatus> {
-    usage.doRequests++;
     const existing = this.store.run();
     if (existing) return existing.status;
     const now = Date.now();
@@ -104,14 +104,12 @@ export class RunObject extends DurableObject<Env> {
 
   /** The run with its steps; null if this object holds no run. */
   async getRun(): Promise<RunWithSteps | null> {
-    usage.doRequests++;
     const run = this.store.run();
     return run ? { run, steps: [...this.store.steps().values()] } : null;
   }
 
   /** The run without its steps, for listings; null if this object holds no run. */
   async summary(): Promise<RunRecord | null> {
-    usage.doRequests++;
     return this.store.run();
   }
 
@@ -120,7 +118,6 @@ export class RunObject extends DurableObject<Env> {
    * that is not over and has no alarm (the runtime gave up retrying one) gets one again.
    */
   async status(): Promise<{ status: RunStatus; endedAt?: number } | null> {
-    usage.doRequests++;
     const run = this.store.run();
     if (!run) return null;
     if (!FINAL_STATUSES.has(run.status) && !this.executing && (await this.ctx.storage.getAlarm()) === null) {
@@ -131,7 +128,6 @@ export class RunObject extends DurableObject<Env> {
 
   /** Cancels the run: it stops at its next step boundary and a running step's result is discarded. */
   async cancel(): Promise<RunWithSteps | null> {
-    usage.doRequests++;
     const run = this.store.run();
     if (!run) return null;
     await this.finish(run, "Cancelled", {});
@@ -285,7 +281,6 @@ export class RunObject extends DurableObject<Env> {
 
   /** Tells the D1 runs index the run's end, through the queue (batched by the consumer). */
   private async deliverEnd(run: RunRecord): Promise<void> {
-    usage.queueMessages++;
     try {
       await this.env.EVENTS.send(
         { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status: run.status, startedAt: run.startedAt, endedAt: run.endedAt ?? Date.now() },

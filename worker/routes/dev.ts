@@ -1,0 +1,35 @@
+import { Hono } from "hono";
+import type { Env } from "../env.ts";
+import { faults, faultSwitchSchema, setFaults } from "../faults.ts";
+import { isDevMode } from "./auth.ts";
+import { jsonError } from "./errors.ts";
+
+/**
+ * Routes for tests and `npm run chaos`, in dev mode only: elsewhere they answer 404 like any
+ * unknown route. `POST /v1/dev/faults` with `{ "d1"?: boolean, "queue"?: boolean }` takes D1 or
+ * the Queue down (true) or back up (false); both routes answer the switch.
+ *
+ * @example
+ * curl -X POST localhost:8787/v1/dev/faults -d '{"d1": true}' # {"data":{"d1":true,"queue":false}}
+ */
+export const devRoutes = new Hono<{ Bindings: Env }>();
+
+devRoutes.use("/v1/dev/*", async (c, next) => (isDevMode(c.env) ? next() : c.notFound()));
+
+devRoutes.get("/v1/dev/faults", (c) => c.json({ data: { ...faults } }));
+
+devRoutes.post("/v1/dev/faults", async (c) => {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return jsonError(c, 400, "request body is not valid JSON: send { \"d1\"?: boolean, \"queue\"?: boolean }");
+  }
+  const result = faultSwitchSchema.partial().safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const path = issue?.path.join(".") ?? "";
+    return jsonError(c, 400, `invalid fault switch${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
+  }
+  return c.json({ data: setFaults(result.data) });
+});
