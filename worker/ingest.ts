@@ -1,6 +1,6 @@
 import { ulid } from "ulidx";
 import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../sdk/event.ts";
-import { insertEvents } from "./db/events.ts";
+import { DEDUP_WINDOW_MS, insertEvents, undispatchedEvents } from "./db/events.ts";
 import type { Env } from "./env.ts";
 import type { AcceptedEvent, QueueMessage } from "./messages.ts";
 
@@ -67,7 +67,7 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
 
 /**
  * Makes events durable and starts their dispatch: writes them to the D1 event log, then sends the
- * new ones to the queue. Answers once both are done; ids come back in order, duplicates included.
+ * new ones to the queue, with any duplicate whose first copy is stored but was never queued. Answers once both are done; ids come back in order, duplicates included.
  * Takes events as they are, reserved names included: senders' events come through parseEvents.
  *
  * @example
@@ -76,7 +76,11 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
 export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ ids: string[] }> {
   const receivedAt = Date.now();
   const fresh = await insertEvents(env.DB, events, receivedAt);
-  await enqueueEvents(env, fresh.map((event) => ({ event, receivedAt })));
+  const accepted: AcceptedEvent[] = fresh.map((event) => ({ event, receivedAt }));
+  const freshIds = new Set(fresh.map((event) => event.id));
+  const duplicates = [...new Set(events.map((event) => event.id).filter((id) => !freshIds.has(id)))];
+  if (duplicates.length > 0) accepted.push(...(await undispatchedEvents(env.DB, duplicates, receivedAt - DEDUP_WINDOW_MS)));
+  await enqueueEvents(env, accepted);
   return { ids: events.map((e) => e.id) };
 }
 

@@ -47,6 +47,24 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
   return firsts.filter((e) => fresh.has(e.id));
 }
 
+/**
+ * The events among `ids` received since `since` that are stored but not dispatched: a sender that
+ * saw its request fail after the write (the queue down, say) sends them again as duplicates, and
+ * they must still reach the queue. Dispatch is idempotent, so a second message changes nothing.
+ *
+ * @example
+ * const stuck = await undispatchedEvents(env.DB, ["01J..."], Date.now() - DEDUP_WINDOW_MS);
+ */
+export async function undispatchedEvents(db: D1Database, ids: string[], since: number): Promise<AcceptedEvent[]> {
+  if (ids.length === 0) return [];
+  // Uses the primary key (id, received_at).
+  const result = await db
+    .prepare("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND dispatched_at IS NULL")
+    .bind(JSON.stringify(ids), since)
+    .all<EventRow>();
+  return result.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at }));
+}
+
 function firstOfEachId(events: StoredEvent[]): StoredEvent[] {
   const seen = new Set<string>();
   return events.filter((e) => !seen.has(e.id) && seen.add(e.id));
