@@ -150,6 +150,8 @@ class Invocation {
   private frontier: StepCall[] = [];
   private recovering: boolean;
   private seq: number;
+  /** The seq of the last new result the handler got: results reach it in seq order. */
+  private delivered: number;
   private readonly initialSeq: number;
   private readonly initialAttempt: number;
   private storedBytes = 0;
@@ -177,7 +179,7 @@ class Invocation {
     this.clock = host.clock;
     this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
     this.replay = replayOrder(host.steps.values(), input.starts);
-    this.seq = this.initialSeq = highestSeq(host.steps.values());
+    this.seq = this.initialSeq = this.delivered = highestSeq(host.steps.values());
     this.recovering = input.recovering;
     let retried = -1;
     for (const step of host.steps.values()) {
@@ -317,7 +319,8 @@ class Invocation {
     const body =
       work.type === "send"
         ? () => {
-            events = this.host.prepareEvents(work.events, (position) => sendEventId(this.input.runId, call.name, position));
+            // Events that do not validate will not validate on a retry either.
+            events = nonRetriable(() => this.host.prepareEvents(work.events, (position) => sendEventId(this.input.runId, call.name, position)));
             return { ids: events.map((event) => event.id) };
           }
         : (work as { run: () => unknown }).run;
@@ -425,8 +428,9 @@ class Invocation {
 
   /**
    * Moves the invocation on by one thing per turn of the event loop, so the handler reacts to each
-   * settled step before the next: a stored result in its turn, then a new result, then the
-   * recovery of what a dead invocation left running, then the end once nothing moves.
+   * settled step before the next: a stored result in its turn, then a new result once the stored
+   * ones are all settled, then the recovery of what a dead invocation left running, then the end
+   * once nothing moves.
    */
   private check(): void {
     if (this.settled) return;
@@ -444,9 +448,15 @@ class Invocation {
       settleNext();
       return this.touch();
     }
+    // Not before the replay is done, even when nothing moves: the handler may be awaiting
+    // something outside steps before it asks for the next stored step. And in seq order: a
+    // slower save of an earlier result holds back the later ones.
     const replayDone = this.replayed >= this.replay.length;
-    if (this.held.length > 0 && (replayDone || !moved)) {
-      this.held.shift()!.deliver();
+    const nextHeld = this.held[0];
+    if (nextHeld && replayDone && nextHeld.seq === this.delivered + 1) {
+      this.held.shift();
+      this.delivered = nextHeld.seq;
+      nextHeld.deliver();
       return this.touch();
     }
     if (moved) return this.scheduleCheck();
@@ -509,6 +519,6 @@ function nonRetriable<T>(read: () => T): T {
   try {
     return read();
   } catch (err) {
-    throw new NonRetriableError(serializeError(err).message);
+    throw err instanceof NonRetriableError ? err : new NonRetriableError(serializeError(err).message);
   }
 }

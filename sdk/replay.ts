@@ -21,17 +21,20 @@ export interface InvocationStart {
  */
 export function replayOrder(steps: Iterable<StepRecord>, starts: readonly InvocationStart[]): string[] {
   const current = starts.at(-1);
-  const keyed: { id: string; key: number }[] = [];
+  const keyed: { id: string; key: number; wokenBy: number }[] = [];
   for (const step of steps) {
     if ((step.status === "completed" || step.status === "failed") && step.seq !== undefined) {
-      keyed.push({ id: step.id, key: step.seq });
+      keyed.push({ id: step.id, key: step.seq, wokenBy: 0 });
     } else if (step.status === "sleeping" && step.wakeAt !== undefined && current && step.wakeAt <= current.at) {
-      const wokenBy = starts.find((start) => start.at >= step.wakeAt!) ?? current;
-      keyed.push({ id: step.id, key: wokenBy.seq + 0.5 });
+      const wokenBy = starts.findIndex((start) => start.at >= step.wakeAt!);
+      keyed.push({ id: step.id, key: starts[wokenBy]!.seq + 0.5, wokenBy });
     }
   }
-  // Sleeps that woke together settle in one fixed order (by id): the same on every replay.
-  return keyed.sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((entry) => entry.id);
+  // Sleeps woken by different invocations with no result stored in between settle in the order
+  // they woke (a sleep after a sleep); sleeps that woke together, in one fixed order (by id).
+  return keyed
+    .sort((a, b) => a.key - b.key || a.wokenBy - b.wokenBy || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((entry) => entry.id);
 }
 
 /** The highest completion seq among stored steps (0 when none has settled). */

@@ -34,7 +34,7 @@ export class IngestError extends Error {
  * @example
  * const events = parseEvents(JSON.parse(body));
  */
-export function parseEvents(body: unknown, nextId: () => string = () => ulid()): StoredEvent[] {
+export function parseEvents(body: unknown, nextId: (index: number) => string = () => ulid()): StoredEvent[] {
   const result = (Array.isArray(body) ? eventBatchSchema : eventPayloadSchema.transform((event) => [event])).safeParse(body);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -50,7 +50,7 @@ export function parseEvents(body: unknown, nextId: () => string = () => ulid()):
     const reserved = reservedNameError(payload.name, i);
     if (reserved) throw new IngestError(400, reserved, `${i}.name`);
     const event: StoredEvent = {
-      id: payload.id ?? nextId(),
+      id: payload.id ?? nextId(i),
       name: payload.name,
       data: payload.data,
       ts: payload.ts ?? now,

@@ -312,9 +312,8 @@ export class RunObject extends DurableObject<Env> {
 /** Events a step sends are validated like the event API's; bad ones fail the step for good. */
 function prepareStepEvents(events: unknown[], idAt: (position: number) => string): StoredEvent[] {
   if (events.length === 0) return [];
-  let position = 0;
   try {
-    return parseEvents(events, () => idAt(position++));
+    return parseEvents(events, idAt);
   } catch (err) {
     throw new NonRetriableError(`step.sendEvent: ${serializeError(err).message}`);
   }
