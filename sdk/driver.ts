@@ -31,8 +31,17 @@ export interface StepRecord {
   wakeAt?: number;
   /** Completion order (1, 2, ...) of a completed or failed step: replays settle steps in this order. */
   seq?: number;
+  /** Every failed attempt, oldest first (the last one's error is also `error`), for the run's timeline. */
+  failedAttempts?: FailedAttempt[];
   startedAt: number;
   endedAt?: number;
+}
+
+/** One failed attempt of a step. */
+export interface FailedAttempt {
+  error: SerializedError;
+  startedAt: number;
+  endedAt: number;
 }
 
 /** Failures of the handler's code outside steps, counted per unit: the code after the step whose seq is `unitSeq`. */
@@ -338,7 +347,11 @@ class Invocation {
           }
           this.storedBytes += output.bytes;
           const seq = ++this.seq;
-          const record: StepRecord = { id: call.id, name: call.name, kind: call.kind, status: "completed", attempts: attempts + 1, output: output.value, seq, startedAt, endedAt: this.clock.now() };
+          const failedAttempts = stored?.failedAttempts;
+          const record: StepRecord = {
+            ...{ id: call.id, name: call.name, kind: call.kind, status: "completed", attempts: attempts + 1, output: output.value, seq, startedAt, endedAt: this.clock.now() },
+            ...(failedAttempts ? { failedAttempts } : {}),
+          };
           this.store(record, events, () => this.hold(seq, () => call.resolve(structuredClone(output.value))));
         },
         (err: unknown) => {
@@ -354,7 +367,9 @@ class Invocation {
   private stepFailed(call: StepCall, attempts: number, startedAt: number, err: unknown): void {
     const error = serializeError(err);
     const failed = attempts + 1;
-    const base = { id: call.id, name: call.name, kind: call.kind, attempts: failed, error, startedAt, endedAt: this.clock.now() };
+    const endedAt = this.clock.now();
+    const failedAttempts = [...(this.host.steps.get(call.id)?.failedAttempts ?? []), { error, startedAt, endedAt }];
+    const base = { id: call.id, name: call.name, kind: call.kind, attempts: failed, error, failedAttempts, startedAt, endedAt };
     if (err instanceof NonRetriableError || failed > this.input.retries) {
       const seq = ++this.seq;
       return this.store({ ...base, status: "failed", seq }, undefined, () => this.hold(seq, () => call.reject(new StepError(call.name, error))));

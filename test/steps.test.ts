@@ -19,6 +19,10 @@ describe("steps", () => {
       ["b", "Completed", 3],
       ["c", "Completed", 1],
     ]);
+    // Every failed attempt is kept, with its own error and times.
+    const b = steps!.find((s) => s.name === "b") as unknown as { failed_attempts: { error: { message: string }; started_at: string; ended_at: string }[] };
+    expect(b.failed_attempts.map((attempt) => attempt.error.message)).toEqual(["b fails on attempt 0", "b fails on attempt 1"]);
+    expect(b.failed_attempts.every((attempt) => attempt.started_at <= attempt.ended_at)).toBe(true);
   });
 
   it("runs parallel steps and gives repeated ids :1, :2 in call order", async () => {

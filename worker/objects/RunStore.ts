@@ -1,4 +1,4 @@
-import type { HandlerFailures, StepRecord } from "../../sdk/driver.ts";
+import type { FailedAttempt, HandlerFailures, StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
@@ -54,6 +54,7 @@ type StepRow = {
   error: string | null;
   wake_at: number | null;
   seq: number | null;
+  failed_attempts: string | null;
   started_at: number;
   ended_at: number | null;
 };
@@ -72,7 +73,7 @@ const ADDED_COLUMNS: Record<string, Record<string, string>> = {
     crashes: "INTEGER NOT NULL DEFAULT 0",
     wake_at: "INTEGER",
   },
-  steps: { seq: "INTEGER" },
+  steps: { seq: "INTEGER", failed_attempts: "TEXT" },
 };
 
 /**
@@ -97,7 +98,7 @@ export class RunStore {
       output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
       id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-      output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, started_at INTEGER NOT NULL, ended_at INTEGER)`);
+      output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, events TEXT NOT NULL)");
     for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
       const present = new Set(this.sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
@@ -184,9 +185,11 @@ export class RunStore {
   /** Writes a step and the events it sends; the output gate holds every later reply and fetch until both are durable. */
   saveStep(step: StepRecord, events: StoredEvent[] = []): void {
     this.write(
-      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, seq, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, seq, failed_attempts, started_at, ended_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, output = excluded.output,
-         error = excluded.error, wake_at = excluded.wake_at, seq = excluded.seq, ended_at = excluded.ended_at`,
+         error = excluded.error, wake_at = excluded.wake_at, seq = excluded.seq, failed_attempts = excluded.failed_attempts,
+         ended_at = excluded.ended_at`,
       step.id,
       step.name,
       step.kind,
@@ -196,6 +199,7 @@ export class RunStore {
       step.error ? JSON.stringify(step.error) : null,
       step.wakeAt ?? null,
       step.seq ?? null,
+      step.failedAttempts ? JSON.stringify(step.failedAttempts) : null,
       step.startedAt,
       step.endedAt ?? null,
     );
@@ -294,6 +298,7 @@ function toStepRecord(row: StepRow, output: unknown): StepRecord {
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
     ...(row.seq !== null ? { seq: row.seq } : {}),
+    ...(row.failed_attempts !== null ? { failedAttempts: JSON.parse(row.failed_attempts) as FailedAttempt[] } : {}),
     startedAt: row.started_at,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
   };

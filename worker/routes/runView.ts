@@ -11,6 +11,8 @@ export interface StepView {
   attempts: number;
   output: unknown;
   error: SerializedError | null;
+  /** Each failed attempt, oldest first. */
+  failed_attempts: { error: SerializedError; started_at: string; ended_at: string }[];
   started_at: string;
   ended_at: string | null;
 }
@@ -66,6 +68,11 @@ export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now())
         attempts: hasWoken ? 1 : step.attempts,
         output: step.output ?? null,
         error: step.error ?? null,
+        failed_attempts: (step.failedAttempts ?? []).map((attempt) => ({
+          error: attempt.error,
+          started_at: new Date(attempt.startedAt).toISOString(),
+          ended_at: new Date(attempt.endedAt).toISOString(),
+        })),
         started_at: new Date(step.startedAt).toISOString(),
         ended_at: endedAt ? new Date(endedAt).toISOString() : null,
       };
