@@ -1,23 +1,10 @@
 // The run engine's guarantees under interleavings and crashes (issue 9): each test is a scenario
 // that broke a guarantee of the first engine.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { RunObject } from "../worker/objects/RunObject.ts";
-import { effectCount, eventually, finishedRuns, getRun, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+import { effectCount, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
 
-function runStub(runId: string): DurableObjectStub<RunObject> {
-  return env.RUNS.get(env.RUNS.idFromName(runId));
-}
 
-/** The id of the one run `eventId` started, once the runs index knows it. */
-async function runIdOf(eventId: string): Promise<string> {
-  const runs = await eventually(async () => {
-    const list = await runsOf(eventId);
-    return list.length === 1 ? list : undefined;
-  });
-  return runs[0]!.run_id;
-}
 
 describe("an invocation and its step bodies", () => {
   it("does not end, and no retry starts, while a step body is still running", async () => {

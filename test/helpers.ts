@@ -1,4 +1,5 @@
 import { env, exports } from "cloudflare:workers";
+import type { RunObject } from "../worker/objects/RunObject.ts";
 import { expect } from "vitest";
 
 export interface RunJson {
@@ -87,4 +88,18 @@ export async function dispatched(eventId: string): Promise<void> {
     const row = await env.DB.prepare("SELECT dispatched_at FROM events WHERE id = ?1").bind(eventId).first<{ dispatched_at: number | null }>();
     return row?.dispatched_at ? true : undefined;
   }, 15_000, `dispatch of event ${eventId}`);
+}
+
+/** A fresh stub of a run's object (a stub that saw its object reset stays broken: never reuse one). */
+export function runStub(runId: string): DurableObjectStub<RunObject> {
+  return env.RUNS.get(env.RUNS.idFromName(runId));
+}
+
+/** The id of the one run `eventId` started, once the runs index knows it. */
+export async function runIdOf(eventId: string): Promise<string> {
+  const runs = await eventually(async () => {
+    const list = await runsOf(eventId);
+    return list.length === 1 ? list : undefined;
+  }, 15_000, `the run of event ${eventId}`);
+  return runs[0]!.run_id;
 }

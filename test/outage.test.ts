@@ -2,29 +2,18 @@
 // are cancelled: nothing that leaves a run is lost or doubled, and a run's own status and error are
 // final at once (issue 9, items 7 and 8).
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { sendEventId } from "../sdk/step.ts";
 import { setFaults } from "../worker/faults.ts";
-import type { RunObject, RunWithSteps } from "../worker/objects/RunObject.ts";
-import { effectCount, eventually, finishedRuns, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+import type { RunWithSteps } from "../worker/objects/RunObject.ts";
+import { effectCount, eventually, finishedRuns, runIdOf, runsOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
 
-function runStub(runId: string): DurableObjectStub<RunObject> {
-  return env.RUNS.get(env.RUNS.idFromName(runId));
-}
 
 /** The run's own record, asked of its object (the REST API needs D1, which may be down). */
 async function objectRun(runId: string): Promise<RunWithSteps["run"]> {
   return ((await runStub(runId).getRun()) as unknown as RunWithSteps).run;
 }
 
-async function runIdOf(eventId: string): Promise<string> {
-  const runs = await eventually(async () => {
-    const list = await runsOf(eventId);
-    return list.length === 1 ? list : undefined;
-  });
-  return runs[0]!.run_id;
-}
 
 /** Lets the object's delivery retries (every 5 s) happen now, once the outage is over. */
 async function deliverNow(runId: string): Promise<void> {
