@@ -7,110 +7,13 @@ import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
 import { serializeOutput, utf8Bytes } from "./output.ts";
-import { highestSeq, replayOrder, type InvocationStart } from "./replay.ts";
+import { highestSeq, replayOrder } from "./replay.ts";
 import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
-import { serializeError, type Logger, type SerializedError } from "./types.ts";
+import { serializeError, type Logger } from "./types.ts";
+import type { Handler, HandlerContext, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
 
-export type StepKind = "run" | "sleep" | "sendEvent";
-
-/**
- * A step as the run stores it. `completed` and `failed` are final; `sleeping` waits for `wakeAt`;
- * `retrying` failed `attempts` times and runs again at `wakeAt`.
- */
-export interface StepRecord {
-  /** SHA-1 of `name`: the storage key. */
-  id: string;
-  /** The step id as the handler wrote it, with `:n` for repeats. */
-  name: string;
-  kind: StepKind;
-  status: "completed" | "failed" | "sleeping" | "retrying";
-  attempts: number;
-  output?: unknown;
-  error?: SerializedError;
-  wakeAt?: number;
-  /** Completion order (1, 2, ...) of a completed or failed step: replays settle steps in this order. */
-  seq?: number;
-  /** Every failed attempt, oldest first (the last one's error is also `error`), for the run's timeline. */
-  failedAttempts?: FailedAttempt[];
-  startedAt: number;
-  endedAt?: number;
-}
-
-/** One failed attempt of a step. */
-export interface FailedAttempt {
-  error: SerializedError;
-  startedAt: number;
-  endedAt: number;
-}
-
-/** Failures of the handler's code outside steps, counted per unit: the code after the step whose seq is `unitSeq`. */
-export interface HandlerFailures {
-  count: number;
-  unitSeq: number;
-}
-
-/** What the driver needs from the place a run lives (a RunObject, or a test). */
-export interface RunHost {
-  /** Steps stored by earlier invocations, by hashed id. */
-  steps: ReadonlyMap<string, StepRecord>;
-  /**
-   * Persists a step, with the events it sends (step.sendEvent) in the same commit; it must be
-   * durable before the handler sees the result.
-   */
-  saveStep(step: StepRecord, events?: StoredEvent[]): void | Promise<void>;
-  /** Validates events a step sends, giving one without an id the id `idAt(position)`; throws for bad ones. */
-  prepareEvents(events: EventPayload[], idAt: (position: number) => string): StoredEvent[];
-  /** True once the run was cancelled: no new step starts, results in flight are discarded. */
-  isCancelled(): boolean;
-  clock: Clock;
-}
-
-/** The context a handler receives. */
-// `any` by default, as in Inngest: untyped event data is read freely by handlers.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export interface HandlerContext<TData extends object = Record<string, any>> {
-  event: StoredEvent<TData>;
-  events: StoredEvent<TData>[];
-  step: StepTools;
-  runId: string;
-  /**
-   * 0-based attempt of the unit the reading code belongs to, as Inngest counts it: inside a step
-   * body, that step's attempt; outside, the attempt of the step this invocation retries, or of
-   * the handler's code since the last step.
-   */
-  attempt: number;
-  logger: Logger;
-}
-
-export type Handler<TData extends object, TOutput> = (ctx: HandlerContext<TData>) => TOutput | Promise<TOutput>;
-
-export interface RunInput {
-  runId: string;
-  events: StoredEvent[];
-  /** Failures of the handler outside steps so far (see HandlerFailures). */
-  handlerFailures: HandlerFailures;
-  retries: number;
-  /** How long a step body, or the handler's code between steps, may run before it fails. */
-  stepTimeoutMs: number;
-  logger: Logger;
-  /** Every invocation's start, this one last (see InvocationStart). */
-  starts: readonly InvocationStart[];
-  /**
-   * The invocation before this one died with the runtime: the steps it had running are the
-   * steps this replay reaches without a stored result, and each counts as a failed attempt
-   * instead of running again (so a step that kills the isolate cannot loop forever).
-   */
-  recovering: boolean;
-}
-
-/** How one invocation of a handler ended. */
-export type RunOutcome =
-  | { type: "completed"; output: unknown }
-  | { type: "failed"; error: SerializedError }
-  | { type: "suspended"; wakeAt: number }
-  | { type: "retry"; error: SerializedError; wakeAt: number; handlerFailures: HandlerFailures }
-  | { type: "cancelled" };
+export type { FailedAttempt, Handler, HandlerContext, HandlerFailures, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
 
 /**
  * Runs a handler once against the stored steps of its run. Stored steps settle in the order they
