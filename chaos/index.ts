@@ -24,13 +24,14 @@ interface ChaosData {
 /**
  * Tells the counter that the body of step `step` of function `fn` runs (attempt `attempt`) for
  * `root`. `fn` may carry a suffix (`chaos-chain@1`) when one scenario runs a function more than once.
+ * `aim` marks a hit the runner may aim a kill at (it kills just after the counter answers).
  * Throws if the counter does not answer 2xx, so a lost hit fails the step instead of going unseen.
  */
-async function hit(data: ChaosData, fn: string, step: string, attempt: number, eventId: string): Promise<void> {
+async function hit(data: ChaosData, fn: string, step: string, attempt: number, eventId: string, aim = false): Promise<void> {
   const res = await fetch(`${data.counter}/hit`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: eventId }),
+    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: eventId, ...(aim ? { aim: true } : {}) }),
   });
   await res.arrayBuffer();
   if (!res.ok) throw new Error(`counter answered ${res.status}`);
@@ -38,10 +39,13 @@ async function hit(data: ChaosData, fn: string, step: string, attempt: number, e
 
 type Ctx = HandlerContext<ChaosData>;
 
-/** A counted step: reports its execution (with the step's attempt), then answers `value()`. */
-function counted<T>(ctx: Ctx, fn: string, id: string, label: string, value: () => T): Promise<T> {
+/**
+ * A counted step: reports its execution (with the step's attempt: a body a kill cut runs again at
+ * the next attempt), then answers `value()`. `label` is the step's stored name (`p:1` for a repeat).
+ */
+function counted<T>(ctx: Ctx, fn: string, id: string, label: string, value: () => T, aim = false): Promise<T> {
   return ctx.step.run(id, async () => {
-    await hit(ctx.event.data, fn, label, ctx.attempt, ctx.event.id);
+    await hit(ctx.event.data, fn, label, ctx.attempt, ctx.event.id, aim);
     return value();
   }) as Promise<T>;
 }
@@ -77,18 +81,46 @@ const handlerRetry = app.createFunction<ChaosData>({ id: "chaos-handler-retry", 
 });
 
 /**
- * A `sendEvent` chain: hop `data.hop` of `data.hops` does its work, then sends the next hop with a
- * deterministic id (`<root>-h<hop>`), so a re-run of the send after a crash starts nothing twice.
+ * A `sendEvent` chain: hop `data.hop` of `data.hops` does its work, naps `data.napMs`, then sends the
+ * next hop with an id of its own (`<root>-h<hop>`), so a re-run of the send after a crash starts
+ * nothing twice.
  */
 const chain = app.createFunction<ChaosData>({ id: "chaos-chain", retries: 3 }, { event: "chaos/chain" }, async (ctx) => {
   const { hop, hops, root } = ctx.event.data as ChaosData & { hop: number; hops: number };
   const work = await counted(ctx, `chaos-chain@${hop}`, "work", "work", () => hop * 10);
   if (hop < hops) {
+    await ctx.step.sleep("nap", ctx.event.data.napMs as number);
     const next = hop + 1;
     const sent = await ctx.step.sendEvent("next", { id: `${root}-h${next}`, name: "chaos/chain", data: { ...ctx.event.data, hop: next } });
     return { hop, work, sent: sent.ids };
   }
   return { hop, work, sent: [] };
+});
+
+/**
+ * `sendEvent` without ids, so the engine derives them (sha256 of run id, step name, position):
+ * `data.rounds` rounds of a counted step (`work`, `work:1`…; the runner may aim a kill just after
+ * it) and a send (`emit`, `emit:1`…), with a sleep of `data.gapMs` between rounds. Round 0 sends
+ * two events without an id around one with an id; each later round one without. Every event sent
+ * starts a `chaos-derived-child` run.
+ */
+const derived = app.createFunction<ChaosData>({ id: "chaos-derived", retries: 3 }, { event: "chaos/derived" }, async (ctx) => {
+  const { rounds, gapMs, root } = ctx.event.data as ChaosData & { rounds: number; gapMs: number };
+  const sent: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    if (round > 0) await ctx.step.sleep("gap", gapMs);
+    await counted(ctx, "chaos-derived", "work", round === 0 ? "work" : `work:${round}`, () => round, true);
+    const child = (slot: number) => ({ name: "chaos/derived-child", data: { ...ctx.event.data, slot } });
+    const events = round === 0 ? [child(0), { id: `${root}-x`, ...child(1) }, child(2)] : [child(round + 2)];
+    const { ids } = await ctx.step.sendEvent("emit", events);
+    sent.push(...ids);
+  }
+  return { rounds, sent };
+});
+const derivedChild = app.createFunction<ChaosData>({ id: "chaos-derived-child", retries: 3 }, { event: "chaos/derived-child" }, async (ctx) => {
+  const slot = ctx.event.data.slot as number;
+  const got = await counted(ctx, `chaos-derived-child@${slot}`, "got", "got", () => slot);
+  return { slot: got };
 });
 
 /** Fan-out: two functions on one event name. */
@@ -112,16 +144,20 @@ const parallel = app.createFunction<ChaosData>({ id: "chaos-parallel", retries: 
   return { squares, sum };
 });
 
-/** Fails for good (NonRetriableError in a step); its onFailure runs as a run of its own with a counted step. */
+/**
+ * Sleeps `data.sleepMs`, then fails for good (NonRetriableError in a step); its onFailure runs as a
+ * run of its own with a counted step. Retries are not 0: a kill must cost an attempt, not the run
+ * (the doomed step fails for good at its first attempt that runs to the end anyway).
+ */
 const fails = app.createFunction<ChaosData>(
   {
     id: "chaos-fails",
-    retries: 0,
-    // retries: 0 applies to the failure handler too, so its one step has only attempt 0.
-    onFailure: async ({ event, step }) => {
+    retries: 3,
+    // onFailure gets the attempt of the step its invocation retries (or 0): the notify step's own.
+    onFailure: async ({ event, step, attempt }) => {
       const data = event.data.event.data as ChaosData;
       const notified = await step.run("notify", async () => {
-        await hit(data, "chaos-fails-failure", "notify", 0, event.id);
+        await hit(data, "chaos-fails-failure", "notify", attempt, event.id);
         return { failedRun: event.data.run_id };
       });
       return notified;
@@ -129,6 +165,7 @@ const fails = app.createFunction<ChaosData>(
   },
   { event: "chaos/fails" },
   async (ctx) => {
+    await ctx.step.sleep("wait", ctx.event.data.sleepMs as number);
     await ctx.step.run("doomed", async () => {
       await hit(ctx.event.data, "chaos-fails", "doomed", ctx.attempt, ctx.event.id);
       throw new NonRetriableError("doomed on purpose");
@@ -137,4 +174,4 @@ const fails = app.createFunction<ChaosData>(
   },
 );
 
-export default serve({ client: app, functions: [steps, retry, handlerRetry, chain, fanA, fanB, parallel, fails] });
+export default serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails] });

@@ -1,20 +1,28 @@
 // `npm run chaos`: starts `wrangler dev` (chaos/wrangler.toml) on a temp `--persist-to` dir, sends
 // the events of chaos/scenarios.mjs over HTTP in many small requests, kills the dev server's whole
 // process group with SIGKILL at random moments (0.3–3 s apart, at least 3 times), restarts it on
-// the same state each time, lets it settle, then checks:
-// - every event answered with a 200 is in D1 (`GET /v1/events/:id`) and has its runs;
+// the same state each time, takes D1 and/or the Queue down for 5–15 s between two kills (the dev
+// server's fault switch, `POST /v1/dev/faults`), lets it settle, then checks:
+// - every event answered with a 200 is in D1 (`GET /v1/events/:id`) and has its runs; the event
+//   log holds each event a scenario leads to once, and no other (ids `step.sendEvent` derives
+//   included);
 // - every run reaches its expected final state with its expected output and stored steps;
-// - every step body ran as often as the row says (counted by a counter server on 127.0.0.1 that
-//   each step calls before returning); a body may run again only after a crash cut it mid-flight
-//   (a kill between each execution and the next), never otherwise.
+// - every step body ran at attempts 0..n (counted by a counter server on 127.0.0.1 that each step
+//   calls before returning): n is the attempts the row needs plus one per kill that cut the body
+//   (a cut body fails that attempt and runs again at the next one, after the retry backoff); a kill
+//   must lie between each execution and the next unless the row makes that attempt fail, and no
+//   attempt runs twice.
 // Crashes land wherever they land: in ingest (between the D1 write and the queue send), in the queue
-// consumer (between starting runs and its D1 write), and in Durable Objects mid-run.
+// consumer (between starting runs and its D1 write), and in Durable Objects mid-run; some are aimed
+// at a request, and some just after a step that a `step.sendEvent` follows.
 //
-// Usage: node chaos/run.mjs [--short] [--runs N] [--kills N] [--seed S] [--keep]
-//   full: 200 runs, 5 kills; --short (CI): 40 runs, 3 kills.
+// Usage: node chaos/run.mjs [--short] [--runs N] [--kills N] [--seed S] [--outage auto|d1|queue|both|off] [--keep]
+//   full: 200 runs, 5 kills; --short (CI): 40 runs, 3 kills. --outage auto (the default) picks
+//   what goes down from the seed; off skips the outage (a dev server without the fault switch).
 // Prints `chaos: runs=… crashes=… lost=… duplicated=…` last and exits 1 if anything was lost,
-// duplicated or wrong. Logs (one wrangler log per server life, counter hits, report) go to
-// /tmp/stepflare-chaos-<time>/; the persisted state is kept there too when the run fails (or --keep).
+// duplicated or wrong (2 if the run itself could not go on, say the fault switch is missing).
+// Logs (one wrangler log per server life, counter hits, report) go to /tmp/stepflare-chaos-<time>/;
+// the persisted state is kept there too when the run fails (or --keep).
 import { execFile, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
@@ -37,6 +45,7 @@ const { values: opts } = parseArgs({
     runs: { type: "string" },
     kills: { type: "string" },
     seed: { type: "string" },
+    outage: { type: "string", default: "auto" },
     keep: { type: "boolean", default: false },
   },
 });
@@ -44,12 +53,25 @@ const SHORT = opts.short;
 const TARGET_RUNS = Number(opts.runs ?? (SHORT ? 40 : 200));
 const KILLS = Math.max(3, Number(opts.kills ?? (SHORT ? 3 : 5)));
 const SEED = Number(opts.seed ?? Date.now() % 1_000_000);
+const OUTAGE_MODES = ["auto", "d1", "queue", "both", "off"];
+if (!OUTAGE_MODES.includes(opts.outage)) throw new Error(`--outage ${opts.outage}: expected one of ${OUTAGE_MODES.join(", ")}`);
+/** How long the outage lasts: seeded, 5–10 s short (to stay within `npm test`'s budget), 5–15 s full. */
+const OUTAGE_MS = SHORT ? [5_000, 10_000] : [5_000, 15_000];
 /**
- * How long runs may take to settle after the last restart: runs mid-execution resume from their
- * watchdog alarm (≤ 10 s), and events lost from the queue wait for the Scheduler's sweep (every
- * 60 s, for events older than 30 s), so up to ~90 s plus the work itself.
+ * How long runs may take to settle after the last restart (and the outage). The slowest things the
+ * engine may legitimately still do then:
+ * - a step body a kill cut: its run resumes from its watchdog alarm (≤ 10 s), records the attempt
+ *   as failed and retries it after Inngest's backoff for that attempt: 15–45 s after a first
+ *   attempt, 30–60 s after a second, 60–90 s after a third (chaos-retry's flaky step, whose first
+ *   attempts fail by design): up to ~100 s, plus the steps after it;
+ * - an event lost from the queue (a kill between ingest's D1 write and its queue send, or an event
+ *   stored while the Queue was down and answered with a 5xx): the Scheduler's sweep re-enqueues it
+ *   (every 60 s, events older than 30 s), up to ~90 s, plus the run;
+ * - a failure event or a `sendEvent` event stuck in a run's outbox by the outage: tried every 5 s.
+ * Short: 120 s keeps `npm test`'s run within ~3 minutes at worst; full: 240 s, room for a step cut
+ * twice (full runs kill for longer).
  */
-const SETTLE_MS = SHORT ? 150_000 : 240_000;
+const SETTLE_MS = SHORT ? 120_000 : 240_000;
 const POLL_MS = 2_000;
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -72,23 +94,39 @@ function makeRng(seed) {
 
 
 // ---------------------------------------------------------------------------------------------
-// The counter: every step body POSTs { root, key, event } here before returning. Answers after a
-// random 0–150 ms, which widens the window in which a kill cuts a step mid-flight.
+// The counter: every step body POSTs { root, key, event, aim? } here before returning, key
+// `<label>/<step>#<attempt>`. Answers after a random 0–150 ms, which widens the window in which a
+// kill cuts a step mid-flight. A hit marked `aim` resolves a kill waiting for that root as soon as
+// the counter answers it (kills aimed just after a step a `step.sendEvent` follows).
 
-const hits = []; // { root, key, event, at }
+const hits = []; // { root, key, step, attempt, event, at }
+/** root → resolvers of kills waiting for that root's next aimed hit to be answered. */
+const aimWaiters = new Map();
+const nextAimedHit = (root) => new Promise((resolve) => aimWaiters.set(root, [...(aimWaiters.get(root) ?? []), resolve]));
+
 function startCounter() {
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("end", () => {
+      let body;
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString());
-        hits.push({ root: body.root, key: body.key, event: body.event, at: Date.now() });
+        body = JSON.parse(Buffer.concat(chunks).toString());
+        const m = /^(.*)#(\d+)$/.exec(body.key);
+        if (!m) throw new Error(`key ${body.key} has no #attempt`);
+        hits.push({ root: body.root, key: body.key, step: m[1], attempt: Number(m[2]), event: body.event, at: Date.now() });
       } catch {
         res.writeHead(400).end();
         return;
       }
-      setTimeout(() => res.writeHead(204).end(), Math.random() * 150);
+      setTimeout(() => {
+        const waiting = body.aim ? aimWaiters.get(body.root) : undefined;
+        if (waiting) {
+          aimWaiters.delete(body.root);
+          for (const resolve of waiting) resolve(body.key);
+        }
+        res.writeHead(204).end();
+      }, Math.random() * 150);
     });
   });
   server.keepAliveTimeout = 60_000;
@@ -218,44 +256,62 @@ async function stopServer() {
 const whenUp = () => (up ? Promise.resolve() : new Promise((resolve) => upWaiters.push(resolve)));
 
 // ---------------------------------------------------------------------------------------------
-// The plan: scenario instances until the target number of runs, sent in requests of 1–4 events.
+// The plan: scenario instances until the target number of runs, sent in requests of 1–4 events,
+// plus instances held back: one `chaos/derived` per kill aimed at a send (sent just before it), and
+// a burst of one failing, one chain, one derived and one sleeping instance sent just before the
+// outage, so that runs fail, send events and sleep while D1 or the Queue is down.
 
-function plan(rng, counterUrl) {
+/** Which kill is aimed where: every third just after a step a send follows, the others as before. */
+const killKind = (k) => (k % 3 === 0 ? "send" : k % 3 === 2 ? "request" : "random");
+
+function plan(rng, counterUrl, withOutage) {
   const totalWeight = scenarios.reduce((n, s) => n + s.weight, 0);
   const instances = [];
   let runs = 0;
+  const make = (i, scenario) => {
+    const root = `chaos-${String(i).padStart(3, "0")}-${scenario.event.split("/")[1]}`;
+    const data = { ...scenario.data(i, rng), counter: counterUrl, root };
+    runs += runsOf(scenario, data);
+    const instance = { scenario, root, data };
+    instances.push(instance);
+    return instance;
+  };
   // Every row at least once, then weighted picks.
-  for (let i = 0; runs < TARGET_RUNS || i < scenarios.length; i++) {
+  const main = [];
+  let i = 0;
+  for (; runs < TARGET_RUNS || i < scenarios.length; i++) {
     let scenario = scenarios[i];
     if (i >= scenarios.length) {
       let pick = rng.next() * totalWeight;
       scenario = scenarios.find((s) => (pick -= s.weight) < 0) ?? scenarios[0];
     }
-    const root = `chaos-${String(i).padStart(3, "0")}-${scenario.event.split("/")[1]}`;
-    const data = { ...scenario.data(i, rng), counter: counterUrl, root };
-    runs += runsOf(scenario, data);
-    instances.push({ scenario, root, data });
+    main.push(make(i, scenario));
   }
-  for (let i = instances.length - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    [instances[i], instances[j]] = [instances[j], instances[i]];
+  for (let j = main.length - 1; j > 0; j--) {
+    const k = rng.int(j + 1);
+    [main[j], main[k]] = [main[k], main[j]];
   }
   const batches = [];
-  for (let i = 0; i < instances.length; ) {
+  for (let j = 0; j < main.length; ) {
     const size = 1 + rng.int(4);
-    batches.push(instances.slice(i, i + size));
-    i += size;
+    batches.push(main.slice(j, j + size));
+    j += size;
   }
-  return { instances, batches, runs };
+  const row = (event) => scenarios.find((s) => s.event === event);
+  const aimed = [];
+  for (let k = 1; k <= KILLS; k++) if (killKind(k) === "send") aimed.push(make(i++, row("chaos/derived")));
+  const burst = withOutage ? ["chaos/fails", "chaos/chain", "chaos/derived", "chaos/steps"].map((event) => make(i++, row(event))) : [];
+  return { instances, batches, runs, aimed, burst };
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sending: one request at a time or two, all through the kills. A request the kill cut (or any
-// answer but 200) is not accepted and is sent again later with the same event ids; an id answered
-// with 200 must never be lost.
+// Sending: one request at a time or two, all through the kills and the outage. A request the kill
+// cut (or any answer but 200, like the 5xx of ingest while D1 or the Queue is down) is not accepted
+// and is sent again later with the same event ids; an id answered with 200 must never be lost.
 
 const accepted = new Map(); // root → { at, life }
-const sendStats = { requests: 0, ok: 0, cut: 0, refused: 0, cutIds: [], refusals: [] };
+const firstSent = new Map(); // root → when a request first carried it: nothing of it ran before
+const sendStats = { requests: 0, ok: 0, cut: 0, refused: 0, refusedInOutage: 0, cutIds: [], refusals: [] };
 
 /** Resolvers waiting for the next request to start (aimed kills). */
 let requestWaiters = [];
@@ -263,9 +319,11 @@ const nextRequestStart = () => new Promise((resolve) => requestWaiters.push(reso
 
 async function sendBatch(batch) {
   const body = batch.map(({ scenario, root, data }) => ({ id: root, name: scenario.event, data }));
+  for (const { root } of batch) if (!firstSent.has(root)) firstSent.set(root, Date.now());
   sendStats.requests++;
   for (const resolve of requestWaiters) resolve();
   requestWaiters = [];
+  const inOutage = outage.on;
   try {
     const res = await fetch(`${baseUrl}/e/chaos`, {
       method: "POST",
@@ -287,8 +345,10 @@ async function sendBatch(batch) {
       return true;
     }
     sendStats.refused++;
-    sendStats.refusals.push({ at: new Date().toISOString(), life, status: res.status, ids });
-    log(`POST /e/chaos answered ${res.status} in server life ${life} (sent again later): ${JSON.stringify(answer).slice(0, 200)}`);
+    sendStats.refusals.push({ at: new Date().toISOString(), life, status: res.status, ids, outage: inOutage || outage.on });
+    // Refusals during the outage are expected (and many): counted, not logged one by one.
+    if (inOutage || outage.on) sendStats.refusedInOutage++;
+    else log(`POST /e/chaos answered ${res.status} in server life ${life} (sent again later): ${JSON.stringify(answer).slice(0, 200)}`);
     return false;
   } catch {
     sendStats.cut++;
@@ -314,6 +374,76 @@ async function sendAll(batches, intervalMs) {
     inFlight.add(p);
     await sleep(intervalMs);
   }
+}
+
+/** Sends one batch now, and again until it is accepted (a held-back instance). */
+async function sendUntilAccepted(batch) {
+  for (;;) {
+    await whenUp();
+    if (await sendBatch(batch)) return;
+    await sleep(200);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The outage: the dev server's fault switch (`POST /v1/dev/faults`, dev mode only) makes every D1
+// call and/or every Queue send fail while it is on. It lives in the server's memory, so a kill
+// would end it: no kill comes while it is on.
+
+const outage = { on: false, plan: null, startedAt: null, endedAt: null, burstAcceptedAt: null };
+
+/** Sets the fault switch; throws (ending the chaos run) if the server has none or does not obey. */
+async function setFaults(change) {
+  let res;
+  let text;
+  for (let tries = 1; ; tries++) {
+    try {
+      res = await fetch(`${baseUrl}/v1/dev/faults`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(change),
+        signal: AbortSignal.timeout(10_000),
+      });
+      text = await res.text();
+      break;
+    } catch (err) {
+      if (tries >= 3) throw new Error(`POST /v1/dev/faults ${JSON.stringify(change)} failed: ${err.message}`);
+      await sleep(500);
+    }
+  }
+  if (res.status !== 200) {
+    throw new Error(
+      `POST /v1/dev/faults ${JSON.stringify(change)} answered ${res.status} (${text.slice(0, 200)}): this dev server has no fault switch, ` +
+        "so the outage phase cannot run (node chaos/run.mjs --outage off runs without it)",
+    );
+  }
+  const state = JSON.parse(text).data;
+  for (const [binding, on] of Object.entries(change)) {
+    if (state?.[binding] !== on) throw new Error(`POST /v1/dev/faults ${JSON.stringify(change)} answered ${text.slice(0, 200)}: the switch did not take`);
+  }
+  return state;
+}
+
+/**
+ * Sends the burst, waits until its runs are under way, takes the planned bindings down for the
+ * planned time while the sending goes on, and brings them back.
+ */
+async function runOutage(burst) {
+  const { which, leadMs, durationMs } = outage.plan;
+  await Promise.all(burst.map((instance) => sendUntilAccepted([instance])));
+  outage.burstAcceptedAt = Date.now();
+  // Long enough for the burst's runs to start; short enough that their sleeps end during the outage.
+  await sleep(leadMs);
+  const change = Object.fromEntries(which.map((binding) => [binding, true]));
+  await setFaults(change);
+  outage.on = true;
+  outage.startedAt = Date.now();
+  log(`outage: ${which.join(" and ")} down for ${(durationMs / 1000).toFixed(1)} s (server life ${life})`);
+  await sleep(durationMs);
+  await setFaults(Object.fromEntries(which.map((binding) => [binding, false])));
+  outage.on = false;
+  outage.endedAt = Date.now();
+  log(`outage over: ${which.join(" and ")} back up; ${sendStats.refusedInOutage} requests refused meanwhile (sent again)`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -346,24 +476,38 @@ async function pool(items, limit, fn) {
   return out;
 }
 
+/** For a row's `events`: the highest attempt at which each step body of `root` ran. */
+function seenFor(root) {
+  return {
+    last(step) {
+      const attempts = hits.filter((h) => h.root === root && h.step === step).map((h) => h.attempt);
+      return attempts.length ? Math.max(...attempts) : undefined;
+    },
+  };
+}
+
 /**
  * Walks the events an instance leads to; answers { settled, events: [{ id, expected, status, runs }] }.
  * Settled: every expected event has at least its expected number of runs, all in a final state.
+ * Each event's expectation is the row's answer once the runs before it are known (an output may
+ * name ids derived from a run id).
  */
 async function observe(instance) {
   const found = {};
   const events = [];
   let settled = true;
-  let listed = instance.scenario.events(instance.data, instance.root, found);
+  const seen = seenFor(instance.root);
+  let listed = instance.scenario.events(instance.data, instance.root, found, seen);
   for (let i = 0; i < listed.length; i++) {
-    const expected = listed[i];
-    const { status, body } = await getJson(`/v1/events/${encodeURIComponent(expected.id)}/runs`);
+    const { id } = listed[i];
+    const { status, body } = await getJson(`/v1/events/${encodeURIComponent(id)}/runs`);
     const runs = status === 200 ? body.data : [];
-    events.push({ id: expected.id, expected, status, runs });
-    if (status !== 200 || runs.length < expected.runs.length || !runs.every((r) => FINAL.has(r.status))) settled = false;
     for (const run of runs) found[run.function_id] ??= run;
-    // A later event's id may depend on a run just found (`<run_id>-failed`).
-    listed = instance.scenario.events(instance.data, instance.root, found);
+    // A later event's id may depend on a run just found (`<run_id>-failed`, a derived id).
+    listed = instance.scenario.events(instance.data, instance.root, found, seen);
+    const expected = listed[i];
+    events.push({ id, expected, status, runs });
+    if (status !== 200 || runs.length < expected.runs.length || !runs.every((r) => FINAL.has(r.status))) settled = false;
   }
   return { settled, events };
 }
@@ -382,21 +526,67 @@ async function settle(instances) {
 }
 
 /**
- * For the executions of one step body (sorted by time): a distinct kill between each one and the
- * next, i.e. every execution but the last was cut mid-flight by a crash. Answers one entry per cut
- * (how long after the execution the kill came, and when the body ran again), or null if some
- * re-run has no crash to explain it.
+ * Checks the executions of one step body (sorted by time) against the engine's attempts: each
+ * attempt runs at most once, in order, up to the one that ends the step. An attempt ends without
+ * a further one when its body runs to the end (returns, or throws NonRetriableError), except the
+ * first `planned` ones, which fail by design. Every other attempt that is not the last must have
+ * been cut by a kill, or never got its body to the counter because a kill came first (the next
+ * wake records it as failed with a RuntimeDiedError): one distinct kill per such attempt, after
+ * its execution (or the one before, or `notBefore` if none) and before the next execution.
+ * Answers { cuts } (one entry per attempt a kill ended), or { lost } / { duplicated } with why.
  */
-function crashesBetween(seen) {
-  const cuts = [];
-  let used = -1;
-  for (let i = 0; i + 1 < seen.length; i++) {
-    const k = killTimes.findIndex((t, j) => j > used && t >= seen[i].at - HIT_CLOCK_SLACK_MS && t <= seen[i + 1].at);
-    if (k < 0) return null;
-    used = k;
-    cuts.push({ killAfterMs: killTimes[k] - seen[i].at, rerunAfterMs: seen[i + 1].at - seen[i].at });
+function explainAttempts(seen, planned, notBefore = -Infinity) {
+  for (let i = 1; i < seen.length; i++) {
+    if (seen[i].attempt === seen[i - 1].attempt) return { duplicated: `attempt ${seen[i].attempt} ran twice` };
+    if (seen[i].attempt < seen[i - 1].attempt) return { duplicated: `attempt ${seen[i].attempt} ran after attempt ${seen[i - 1].attempt}` };
   }
-  return cuts;
+  const last = seen.at(-1).attempt;
+  if (last < planned) return { lost: `ran up to attempt ${last}, but attempts 0..${planned - 1} fail by design: its final attempt never ran` };
+  const byAttempt = new Map(seen.map((h) => [h.attempt, h]));
+  // The attempts a kill must have ended, each with the window its kill lies in.
+  /** @type {{ attempt: number, execution?: object, next: object, from: number, k?: number }[]} */
+  const needs = [];
+  let previousAt = notBefore; // the last execution before the attempt in question
+  for (let attempt = 0; attempt < last; attempt++) {
+    const execution = byAttempt.get(attempt);
+    const next = seen.find((h) => h.attempt > attempt);
+    if (!(execution && attempt < planned)) needs.push({ attempt, execution, next, from: (execution?.at ?? previousAt) - HIT_CLOCK_SLACK_MS });
+    if (execution) previousAt = execution.at;
+  }
+  // One distinct kill each, in order, each the first its window allows: the kill that cut an
+  // execution is the first after it.
+  let used = -1;
+  for (const need of needs) {
+    need.k = killTimes.findIndex((t, j) => j > used && t >= need.from && t <= need.next.at);
+    if (need.k < 0) {
+      return {
+        duplicated: need.execution
+          ? `attempt ${need.attempt} ran to its end and attempt ${need.next.attempt} ran after it with no kill between`
+          : `attempt ${need.attempt} never ran and no kill before attempt ${need.next.attempt} explains its failure`,
+      };
+    }
+    used = need.k;
+  }
+  // An attempt whose body never ran was most likely ended by the last kill before the next
+  // execution (the matching stays valid: each kill stays after the one before and before the next).
+  for (let i = needs.length - 1; i >= 0; i--) {
+    const need = needs[i];
+    if (need.execution) continue;
+    const bound = i + 1 < needs.length ? needs[i + 1].k : killTimes.length;
+    for (let j = bound - 1; j > need.k; j--) {
+      if (killTimes[j] <= need.next.at) {
+        need.k = j;
+        break;
+      }
+    }
+  }
+  const cuts = needs.map(({ attempt, execution, next, k }) => ({
+    attempt,
+    ran: Boolean(execution),
+    killAfterMs: execution ? killTimes[k] - execution.at : null,
+    rerunAfterKillMs: next.at - killTimes[k],
+  }));
+  return { cuts };
 }
 
 /** Map.groupBy (Node 21+), for Node 20. */
@@ -419,12 +609,15 @@ async function verify(instances) {
   const problems = []; // { kind: lost | wrong | duplicated, root, ... }
   let runsSeen = 0;
   const runStates = new Map(); // run id → { status, ended_at } as its object tells
-  const reruns = []; // step executions a crash cut mid-flight, so the body ran again (allowed)
+  const reruns = []; // step attempts a kill ended (cut mid-flight, or before the body ran)
+  const sendCuts = []; // sendEvent steps a kill cut: they stored more than one attempt
   const resumed = new Set(); // runs with step executions on both sides of a crash
+  const expectedEvents = new Map(); // root → ids of every event it leads to, when all its runs were found
   const hitsByRoot = groupBy(hits, (h) => h.root);
 
   await pool(instances, 4, async (instance) => {
     const { root } = instance;
+    const mine = hitsByRoot.get(root) ?? [];
     // Every accepted event is in the event log.
     const event = await getJson(`/v1/events/${encodeURIComponent(root)}`);
     if (event.status !== 200) issue(problems, "lost", root, { what: `GET /v1/events/${root} answered ${event.status}`, body: event.body });
@@ -433,9 +626,11 @@ async function verify(instances) {
     }
 
     const { events } = await observe(instance);
+    let complete = true;
     for (const { id, expected, status, runs } of events) {
       if (status !== 200) {
         issue(problems, "lost", root, { what: `event ${id} is not in the event log (${status})` });
+        complete = false;
         continue;
       }
       const byFn = groupBy(runs, (r) => r.function_id);
@@ -447,6 +642,7 @@ async function verify(instances) {
         const run = byFn.get(want.fn)?.[0];
         if (!run) {
           issue(problems, "lost", root, { what: `event ${id} has no run of ${want.fn}` });
+          complete = false;
           continue;
         }
         runsSeen++;
@@ -473,38 +669,77 @@ async function verify(instances) {
         }
         const unfinished = steps.filter((s) => s.status !== "Completed" && !(want.status === "Failed" && s.status === "Failed"));
         if (unfinished.length > 0) issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) has unfinished steps ${JSON.stringify(unfinished.map((s) => [s.name, s.status]))}` });
+        // Each stored step's attempts agree with the executions the counter saw: a counted step
+        // ended at its last execution's attempt; an uncounted one (a send) took more than one
+        // attempt only if kills cut it, and kills while its run was under way are all there are.
+        const label = want.label ?? want.fn;
+        for (const step of steps) {
+          const attempts = mine.filter((h) => h.step === `${label}/${step.name}`).map((h) => h.attempt);
+          if (attempts.length > 0) {
+            if (step.attempts !== Math.max(...attempts) + 1) {
+              issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) stored step ${step.name} with ${step.attempts} attempts, but its last execution was attempt ${Math.max(...attempts)}` });
+            }
+          } else if (step.attempts > 1) {
+            const from = Date.parse(run.run_started_at);
+            const to = step.ended_at ? Date.parse(step.ended_at) : Date.now();
+            const kills = killTimes.filter((t) => t >= from && t <= to).length;
+            if (step.attempts - 1 > kills) {
+              issue(problems, "duplicated", root, { what: `run ${run.run_id} (${want.fn}) stored step ${step.name} with ${step.attempts} attempts, but only ${kills} kills came while it ran` });
+            } else sendCuts.push({ root, runId: run.run_id, step: step.name, attempts: step.attempts });
+          }
+        }
       }
     }
+    if (complete) expectedEvents.set(root, events.map((e) => e.id));
 
-    // Side effects: each step body ran as often as expected, plus once per crash that cut it mid-flight.
-    const expectedEffects = instance.scenario.effects(instance.data);
-    const mine = groupBy(hitsByRoot.get(root) ?? [], (h) => h.key);
-    for (const key of new Set([...Object.keys(expectedEffects), ...mine.keys()])) {
-      const want = expectedEffects[key] ?? 0;
-      const seen = (mine.get(key) ?? []).sort((a, b) => a.at - b.at);
-      const eventIds = new Set(seen.map((h) => h.event));
-      if (eventIds.size > 1) issue(problems, "duplicated", root, { what: `step ${key} ran for ${eventIds.size} different events: ${[...eventIds].join(", ")}` });
-      if (seen.length < want) {
-        issue(problems, "lost", root, { what: `step ${key} ran ${seen.length} times, expected ${want}` });
-      } else if (seen.length > want) {
-        const cuts = want === 1 ? crashesBetween(seen) : null;
-        if (cuts) for (const cut of cuts) reruns.push({ root, key, ...cut });
-        else
-          issue(problems, "duplicated", root, {
-            what: `step ${key} ran ${seen.length} times, expected ${want}${want === 1 ? ", and not every execution was cut by a crash before the next" : ""}`,
-            hits: seen.map((h) => new Date(h.at).toISOString()),
-          });
+    // Side effects: each step body ran at the attempts the engine allows, and only for one event.
+    const planned = instance.scenario.effects(instance.data);
+    const bySteps = groupBy(mine, (h) => h.step);
+    for (const step of new Set([...Object.keys(planned), ...bySteps.keys()])) {
+      const seen = (bySteps.get(step) ?? []).sort((a, b) => a.at - b.at);
+      const where = { hits: seen.map((h) => `#${h.attempt} at ${new Date(h.at).toISOString()}`) };
+      if (!(step in planned)) {
+        issue(problems, "duplicated", root, { what: `step ${step} ran ${seen.length} times, but the row runs no such step`, ...where });
+        continue;
       }
+      const eventIds = new Set(seen.map((h) => h.event));
+      if (eventIds.size > 1) issue(problems, "duplicated", root, { what: `step ${step} ran for ${eventIds.size} different events: ${[...eventIds].join(", ")}`, ...where });
+      if (seen.length === 0) {
+        issue(problems, "lost", root, { what: `step ${step} never ran` });
+        continue;
+      }
+      const verdict = explainAttempts(seen, planned[step], firstSent.get(root));
+      if (verdict.lost) issue(problems, "lost", root, { what: `step ${step} ${verdict.lost}`, ...where });
+      else if (verdict.duplicated) issue(problems, "duplicated", root, { what: `step ${step}: ${verdict.duplicated}`, ...where });
+      else for (const cut of verdict.cuts) reruns.push({ root, step, ...cut });
     }
     // A run resumed across a crash: it executed steps both before and after a kill.
-    for (const [eventId, list] of groupBy(hitsByRoot.get(root) ?? [], (h) => `${h.event}|${h.key.split("/")[0]}`)) {
+    for (const [eventId, list] of groupBy(mine, (h) => `${h.event}|${h.step.split("/")[0]}`)) {
       const times = list.map((h) => h.at);
       const first = Math.min(...times);
       const last = Math.max(...times);
       if (killTimes.some((k) => k > first && k < last)) resumed.add(eventId);
     }
   });
-  return { problems, runsSeen, reruns, resumed: resumed.size, runStates };
+  return { problems, runsSeen, reruns, sendCuts, resumed: resumed.size, runStates, expectedEvents };
+}
+
+/**
+ * The event log as the server left it, against what each row leads to: every event a root leads
+ * to is stored once (so an event `step.sendEvent` sent again after a crash, its id derived or
+ * given, was deduplicated), and no other event names the root (one a re-run sent with a new id).
+ * Only roots whose runs were all found are checked: a missing run is already reported as lost.
+ */
+function checkEventLog(rows, expectedEvents, problems) {
+  const byRoot = groupBy(rows.filter((r) => r.root), (r) => r.root);
+  for (const [root, ids] of expectedEvents) {
+    const stored = byRoot.get(root) ?? [];
+    for (const row of stored) {
+      if (row.n > 1) issue(problems, "duplicated", root, { what: `the event log holds event ${row.id} (${row.name}) ${row.n} times` });
+      if (!ids.includes(row.id)) issue(problems, "duplicated", root, { what: `the event log holds event ${row.id} (${row.name}), which the row never sends` });
+    }
+    for (const id of ids) if (!stored.some((r) => r.id === id)) issue(problems, "lost", root, { what: `event ${id} is not in the event log read from D1` });
+  }
 }
 
 /**
@@ -530,16 +765,26 @@ async function readD1() {
       ? await query(`SELECT id, received_at, dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
       : [];
     for (const row of stale) row.eventRow = staleEvents.find((e) => e.id === row.event_id) ?? null;
-    return { runsIndexByStatus: Object.fromEntries(runs.map((r) => [r.status, r.n])), undispatchedEvents: undispatched.map((r) => r.id), unfinishedInIndex: stale };
+    // Every event with the root it belongs to (a failure event carries the failed run's event).
+    const eventLog = await query(
+      "SELECT id, name, COALESCE(json_extract(data, '$.root'), json_extract(data, '$.event.data.root')) AS root, COUNT(*) AS n FROM events GROUP BY id, name, root",
+    );
+    return { runsIndexByStatus: Object.fromEntries(runs.map((r) => [r.status, r.n])), undispatchedEvents: undispatched.map((r) => r.id), unfinishedInIndex: stale, eventLog };
   } catch (err) {
     return { error: String(err) };
   }
 }
 
-/** What the wrangler logs say: sweeps that re-enqueued lost events, run invocations that failed, errors. */
+/**
+ * What the wrangler logs say: sweeps that re-enqueued lost events, deliveries the outage made
+ * wait, errors (lines about the injected faults are counted, not listed).
+ */
 function scanLogs() {
   let reenqueued = 0;
   let sweeps = 0;
+  let faultLines = 0;
+  let outboxRetries = 0;
+  let endRetries = 0;
   const reloads = [];
   const errors = [];
   for (let i = 1; i <= life; i++) {
@@ -552,10 +797,16 @@ function scanLogs() {
         sweeps++;
         reenqueued += Number(m[1]);
       }
+      if (line.includes("could not deliver the run's events")) outboxRetries++;
+      if (line.includes("could not queue the run's end")) endRetries++;
+      if (/InjectedFaultError|fault injected/.test(line)) {
+        faultLines++;
+        continue;
+      }
       if (/"level":"error"|✘ \[ERROR\]|Uncaught|Error:/.test(line) && !/Request\.cf|workers\.cloudflare\.com|getaddrinfo/.test(line)) errors.push(`life ${i}: ${line.slice(0, 400)}`);
     }
   }
-  return { reenqueued, sweeps, errors, reloads };
+  return { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,9 +814,16 @@ function scanLogs() {
 async function main() {
   const rng = makeRng(SEED);
   log(`mode ${SHORT ? "short" : "full"}: ${TARGET_RUNS} runs, ${KILLS} kills, seed ${SEED}; logs in ${outDir}`);
+  // The outage, drawn first so that a seed gives the same outage whatever the other options.
+  const downs = [["d1"], ["queue"], ["d1", "queue"]];
+  const drawn = { which: downs[rng.int(3)], afterKill: 1 + rng.int(KILLS - 1), leadMs: rng.between(300, 1500), durationMs: rng.between(...OUTAGE_MS) };
+  const modes = { d1: ["d1"], queue: ["queue"], both: ["d1", "queue"] };
+  if (opts.outage !== "off") outage.plan = { ...drawn, ...(modes[opts.outage] ? { which: modes[opts.outage] } : {}) };
   const counter = await startCounter();
-  const { instances, batches, runs } = plan(rng, counter.url);
-  log(`${instances.length} events (${runs} runs) in ${batches.length} requests`);
+  const { instances, batches, runs, aimed, burst } = plan(rng, counter.url, outage.plan !== null);
+  log(`${instances.length} events (${runs} runs) in ${batches.length} requests, ${aimed.length + burst.length} of them sent alone at aimed kills and before the outage`);
+  if (outage.plan) log(`outage planned after kill #${outage.plan.afterKill}: ${outage.plan.which.join(" and ")} down for ${(outage.plan.durationMs / 1000).toFixed(1)} s`);
+  const kills = Array.from({ length: KILLS }, (_, i) => ({ kind: killKind(i + 1), waitMs: rng.between(300, 3000), aimMs: killKind(i + 1) === "send" ? rng.between(0, 8) : rng.between(0, 40) }));
 
   await freezeWorker();
   await promisify(execFile)(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--config", CONFIG, "--persist-to", persistDir], {
@@ -574,65 +832,108 @@ async function main() {
     timeout: 120_000,
   });
   await startServer();
+  // Fails now, not halfway, if this server has no fault switch.
+  if (outage.plan) await setFaults({});
 
   // Spread the requests over about half the time the kills take (a server life of 0.3–3 s, then
   // about 3.5 s to kill and restart), so crashes land in ingest and dispatch too.
   const intervalMs = Math.min(1000, Math.max(30, (KILLS * 2500) / batches.length));
   let sendingDone = false;
   const sending = sendAll(batches, intervalMs).then(() => (sendingDone = true));
+  const heldBack = [];
   const sendStart = Date.now();
+  const aimedKills = [];
   for (let k = 1; k <= KILLS; k++) {
-    await sleep(rng.between(300, 3000));
-    // Every other kill is aimed at a request: 0–40 ms after one starts, the window of ingest's D1
-    // write and queue send (a request takes 7–50 ms here), and of the consumer right after.
+    const { kind, waitMs, aimMs } = kills[k - 1];
+    await sleep(waitMs);
     let how = "at a random moment";
-    if (k % 2 === 0 && !sendingDone) {
+    if (kind === "request" && !sendingDone) {
+      // Aimed at a request: 0–40 ms after one starts, the window of ingest's D1 write and queue
+      // send (a request takes 7–50 ms here), and of the consumer right after.
       const started = await Promise.race([nextRequestStart().then(() => true), sleep(3000).then(() => false)]);
       if (started) {
-        const delay = rng.between(0, 40);
-        await sleep(delay);
-        how = `${delay.toFixed(0)} ms after a request started`;
+        await sleep(aimMs);
+        how = `${aimMs.toFixed(0)} ms after a request started`;
       }
+    } else if (kind === "send") {
+      // Aimed at a send: a held-back chaos/derived instance goes out now, and the kill comes
+      // 0–8 ms after the counter answers its first step, the window in which that step's result,
+      // the `step.sendEvent` after it and the delivery of its events (D1, then the queue) commit.
+      const instance = aimed.shift();
+      const answered = nextAimedHit(instance.root);
+      heldBack.push(sendUntilAccepted([instance]));
+      const hit = await Promise.race([answered.then(() => true), sleep(10_000).then(() => false)]);
+      if (hit) {
+        await sleep(aimMs);
+        how = `${aimMs.toFixed(0)} ms after ${instance.root}'s first step (a send follows) returned`;
+        aimedKills.push({ kill: k, root: instance.root, afterMs: aimMs });
+      } else how = `at a random moment (${instance.root}'s first step did not run within 10 s)`;
     }
     const killMs = await killServer();
     log(`kill -9 #${k} ${how} (server life ${life}, its group gone in ${killMs} ms); ${accepted.size}/${instances.length} events accepted so far`);
     await startServer();
+    if (outage.plan && k === outage.plan.afterKill) await runOutage(burst);
   }
-  await sending;
-  log(`all ${instances.length} events accepted in ${((Date.now() - sendStart) / 1000).toFixed(1)} s (${sendStats.requests} requests, ${sendStats.cut} cut by a kill, ${sendStats.refused} refused)`);
+  await Promise.all([sending, ...heldBack]);
+  const chaosEnd = Date.now();
+  log(
+    `all ${instances.length} events accepted in ${((chaosEnd - sendStart) / 1000).toFixed(1)} s (${sendStats.requests} requests, ${sendStats.cut} cut by a kill, ` +
+      `${sendStats.refused} refused${outage.plan ? `, ${sendStats.refusedInOutage} of them during the outage` : ""})`,
+  );
 
   const unsettled = await settle(instances);
-  if (unsettled.length > 0) log(`${unsettled.length} events not settled after ${SETTLE_MS / 1000} s`);
-  else log("every event settled");
+  const settledAfterMs = unsettled.length > 0 ? null : Date.now() - chaosEnd;
+  if (unsettled.length > 0) log(`${unsettled.length} events not settled ${((Date.now() - chaosEnd) / 1000).toFixed(0)} s after the last kill (deadline ${SETTLE_MS / 1000} s)`);
+  else log(`every event settled, ${((Date.now() - chaosEnd) / 1000).toFixed(0)} s after the last kill${outage.plan ? " and the outage" : ""}`);
   // A little grace, so a step that would run a second time after the end is counted too.
   await sleep(2_000);
-  const { problems, runsSeen, reruns, resumed, runStates } = await verify(instances);
-  const { reenqueued, sweeps, errors, reloads } = scanLogs();
+  const { problems, runsSeen, reruns, sendCuts, resumed, runStates, expectedEvents } = await verify(instances);
+  const { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries } = scanLogs();
+  // Where each kill aimed at a send landed, as far as the run tells: before the step before the
+  // send stored its result (it ran again), in the send (its step took two attempts), or after it.
+  for (const aim of aimedKills) {
+    if (reruns.some((r) => r.root === aim.root && r.step === "chaos-derived/work")) aim.landed = "before the first step stored its result";
+    else if (sendCuts.some((c) => c.root === aim.root && c.step === "emit")) aim.landed = "in the send";
+    else aim.landed = "after the send was stored";
+  }
 
-  const count = (kind) => problems.filter((p) => p.kind === kind).length;
-  const lost = count("lost");
-  const duplicated = count("duplicated");
-  const wrong = count("wrong");
   const report = {
     mode: SHORT ? "short" : "full",
     seed: SEED,
-    seconds: (Date.now() - t0) / 1000,
+    seconds: null,
     runs: runsSeen,
     expectedRuns: runs,
     events: instances.length,
     crashes: killTimes.length,
     killTimes: killTimes.map((t) => new Date(t).toISOString()),
+    aimedKills,
+    outage: outage.plan
+      ? {
+          ...outage.plan,
+          burst: burst.map((b) => b.root),
+          burstAcceptedAt: new Date(outage.burstAcceptedAt).toISOString(),
+          startedAt: new Date(outage.startedAt).toISOString(),
+          endedAt: new Date(outage.endedAt).toISOString(),
+          hitsDuring: hits.filter((h) => h.at >= outage.startedAt && h.at <= outage.endedAt).length,
+          // Runs that ended while it was on: their ends, failure events and sends had to wait.
+          runsEndedDuring: [...runStates.values()].filter((r) => r.ended_at && Date.parse(r.ended_at) >= outage.startedAt && Date.parse(r.ended_at) <= outage.endedAt).map((r) => r.status),
+          faultLogLines: faultLines,
+          outboxDeliveryRetries: outboxRetries,
+          runEndRetries: endRetries,
+        }
+      : null,
     requests: sendStats,
+    // How long after the last kill (and the outage) every event had settled; null if not in time.
+    settledAfterMs,
     stepReruns: reruns.length,
-    // For each cut execution: how long after it the kill came, and after it the body ran again.
+    // For each attempt a kill ended: whether its body had run (and how long before the kill), and
+    // how long after the kill the next attempt ran (watchdog plus retry backoff).
     stepRerunDetails: reruns,
+    sendsCut: sendCuts,
     runsResumedAcrossACrash: resumed,
     sweeps,
     reenqueuedBySweep: reenqueued,
     unplannedReloads: reloads,
-    lost,
-    duplicated,
-    wrong,
     problems,
     logErrors: errors.slice(0, 50),
   };
@@ -644,6 +945,8 @@ async function main() {
   counter.close();
   // The D1 runs index and event log as the server left them (read with the server stopped).
   report.d1 = await readD1();
+  if (report.d1.eventLog) checkEventLog(report.d1.eventLog, expectedEvents, problems);
+  else issue(problems, "wrong", "-", { what: `could not read the event log from D1 to check it: ${report.d1.error}` });
   // For a run the index still thinks unfinished: what its object says, and the kill that followed its end.
   for (const row of report.d1.unfinishedInIndex ?? []) {
     const state = runStates.get(row.id);
@@ -652,31 +955,47 @@ async function main() {
     const kill = killTimes.find((k) => k >= ended);
     row.killAfterEndMs = Number.isFinite(ended) && kill !== undefined ? kill - ended : null;
   }
+  const count = (kind) => problems.filter((p) => p.kind === kind).length;
+  const lost = count("lost");
+  const duplicated = count("duplicated");
+  const wrong = count("wrong");
+  Object.assign(report, { seconds: (Date.now() - t0) / 1000, lost, duplicated, wrong });
   fs.writeFileSync(path.join(outDir, "report.json"), JSON.stringify(report, null, 2));
   const failed = lost + duplicated + wrong > 0;
   if (!failed && !opts.keep) for (const dir of ["state", "bundle", ".wrangler"]) fs.rmSync(path.join(outDir, dir), { recursive: true, force: true });
 
-  for (const p of problems.slice(0, 30)) console.log(`  ${p.kind}: ${p.root}: ${p.what}${p.hits ? ` at ${p.hits.join(", ")}` : ""}`);
+  for (const p of problems.slice(0, 30)) console.log(`  ${p.kind}: ${p.root}: ${p.what}${p.hits ? ` (${p.hits.join(", ")})` : ""}`);
   if (problems.length > 30) console.log(`  … ${problems.length - 30} more in ${path.join(outDir, "report.json")}`);
   if (reloads.length > 0) log(`warning: wrangler reloaded the server without a kill (${reloads.join(", ")}): a reload drops objects mid-step like a crash the checks do not know of`);
   if (errors.length > 0) log(`${errors.length} error lines in the wrangler logs (first: ${errors[0]})`);
-  const latestCut = Math.max(0, ...reruns.map((r) => r.killAfterMs));
+  const ran = reruns.filter((r) => r.ran);
+  const latestCut = Math.max(0, ...ran.map((r) => r.killAfterMs));
   // A step's result is stored within milliseconds of its body returning (the counter answers in
   // ≤ 150 ms): a second execution whose kill came much later points at a result that was not durable.
-  const late = reruns.filter((r) => r.killAfterMs > 2_000);
-  if (late.length > 0) log(`warning: ${late.length} step bodies ran again although the kill came > 2 s after their first execution: ${JSON.stringify(late.slice(0, 5))}`);
+  const late = ran.filter((r) => r.killAfterMs > 2_000);
+  if (late.length > 0) log(`warning: ${late.length} step bodies ran again although the kill came > 2 s after their execution: ${JSON.stringify(late.slice(0, 5))}`);
+  const soonest = Math.min(...reruns.map((r) => r.rerunAfterKillMs));
   log(
-    `${sendStats.cut} requests cut by a kill; ${reruns.length} step executions cut mid-flight ran again${reruns.length ? ` (each killed ≤ ${latestCut} ms after it ran)` : ""}; ${resumed} runs resumed across a crash; ` +
-      `${reenqueued} events re-enqueued by ${sweeps} sweeps; report in ${path.join(outDir, "report.json")}`,
+    `${sendStats.cut} requests cut by a kill; ${reruns.length} step attempts ended by a kill (${ran.length} cut mid-flight${ran.length ? `, each killed ≤ ${latestCut} ms after it ran` : ""}` +
+      `${reruns.length ? `; the next attempt ran ${(soonest / 1000).toFixed(0)}–${(Math.max(...reruns.map((r) => r.rerunAfterKillMs)) / 1000).toFixed(0)} s after the kill` : ""}); ` +
+      `${sendCuts.length} sendEvent steps cut; ${aimedKills.length ? `kills aimed at a send landed ${aimedKills.map((a) => a.landed).join(", ")}; ` : ""}${resumed} runs resumed across a crash; ${reenqueued} events re-enqueued by ${sweeps} sweeps`,
   );
+  if (outage.plan) {
+    log(
+      `outage: ${outage.plan.which.join(" and ")} down ${((outage.endedAt - outage.startedAt) / 1000).toFixed(1)} s; ${report.outage.hitsDuring} step executions meanwhile; ` +
+        `${report.outage.runsEndedDuring.length} runs ended meanwhile (${report.outage.runsEndedDuring.filter((st) => st === "Failed").length} failed); ` +
+        `${sendStats.refusedInOutage} requests refused; ${outboxRetries} outbox deliveries and ${endRetries} run ends retried; ${faultLines} log lines about the injected fault`,
+    );
+  }
   const staleIndex = (report.d1.unfinishedInIndex ?? []).filter((row) => FINAL.has(row.object?.status));
   if (report.d1.runsIndexByStatus) {
     log(
-      `D1 after the run: runs index ${JSON.stringify(report.d1.runsIndexByStatus)}, ${report.d1.undispatchedEvents.length} events never marked dispatched` +
+      `D1 after the run: runs index ${JSON.stringify(report.d1.runsIndexByStatus)}, ${report.d1.undispatchedEvents.length} events never marked dispatched, ` +
+        `${report.d1.eventLog.length} events in the log` +
         (staleIndex.length ? ` (warning: the index misses the end of ${staleIndex.length} runs their objects say are over: ${staleIndex.slice(0, 3).map((r) => r.id).join(", ")})` : ""),
     );
   } else log(`could not read D1: ${report.d1.error}`);
-  log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  log(`report in ${path.join(outDir, "report.json")}; done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   console.log(`chaos: runs=${runsSeen} crashes=${killTimes.length} lost=${lost} duplicated=${duplicated}${wrong ? ` wrong=${wrong}` : ""}`);
   process.exitCode = failed ? 1 : 0;
 }

@@ -6,17 +6,50 @@
 // - `event`: the event name the runner sends (with an explicit id, the row's "root").
 // - `weight`: how often the row is picked relative to the others.
 // - `data(i, rng)`: the event's data (the runner adds `counter` and `root`). `rng.int(n)` is 0..n-1.
-// - `events(data, root, found)`: every event the root leads to, the root first, each with the runs it
-//   must have: `{ id, runs: [{ fn, status, output?, error?, steps? }] }`. `found` maps a function
-//   id to its run (as `GET /v1/events/:id/runs` answers it) among the events listed before, so a
-//   later event's id may depend on an earlier run (`<run_id>-failed`). `output` is compared deeply,
-//   `error` is a substring of the error message, `steps` the stored step names in order.
-// - `effects(data)`: how many times each step body must run, by the key the step reports to the
-//   counter, `<function>/<step>#<attempt>` (chaos/index.ts). Without a crash each runs exactly that
-//   many times; a step a crash cut mid-flight runs once more (twice in all), and only a second crash
-//   cutting that re-run too allows a third execution: a kill must come between each and the next.
+// - `events(data, root, found, seen)`: every event the root leads to, the root first, each with the
+//   runs it must have: `{ id, runs: [{ fn, label?, status, output?, error?, steps? }] }`. `found`
+//   maps a function id to its run (as `GET /v1/events/:id/runs` answers it) among the events
+//   listed before, so a later event's id may depend on an earlier run (`<run_id>-failed`, or the id
+//   the engine derives for an event `step.sendEvent` sent without one). `seen.last(key)` is the
+//   highest attempt at which the step body `key` ran (from the counter), for outputs that embed
+//   the attempt. `output` is compared deeply, `error` is a substring of the error message, `steps`
+//   the stored step names; `label` is the function part of the run's counter keys (default `fn`).
+// - `effects(data)`: every step body the row runs, by the key it reports to the counter
+//   (`<label>/<step>`; chaos/index.ts adds `#<attempt>`), each with how many of its attempts fail by
+//   design before the one that ends it (a RetryAfterError; 0 for most). So a body runs at attempts
+//   0..n: n is that number plus one per kill that cut it (a body cut by a kill fails that attempt
+//   with a RuntimeDiedError and runs again at the next one, after the retry backoff); a kill must
+//   lie between an execution and the next, and nothing runs again without one (run.mjs checks it).
+
+import { createHash } from "node:crypto";
 
 /** @typedef {{ int: (n: number) => number }} Rng */
+
+/**
+ * The id the engine gives an event that `step.sendEvent` sends without one (sdk/step.ts): the first
+ * 16 bytes of sha256(`<runId>\n<step name>\n<position>`) as hex, where the step name is the id as
+ * written with `:n` for repeats, and position counts the events of that call that have no id.
+ */
+export function derivedEventId(runId, stepName, position) {
+  return createHash("sha256").update(`${runId}\n${stepName}\n${position}`).digest("hex").slice(0, 32);
+}
+
+/**
+ * What a `chaos/derived` run sends (chaos/index.ts): round 0 sends [no id, `<root>-x`, no id] with
+ * `emit`, each later round one event without an id with `emit:<round>`. Answers [{ id, slot }].
+ */
+function derivedSends(d, root, runId) {
+  const sends = [
+    { id: derivedEventId(runId, "emit", 0), slot: 0 },
+    { id: `${root}-x`, slot: 1 },
+    { id: derivedEventId(runId, "emit", 1), slot: 2 },
+  ];
+  for (let round = 1; round < d.rounds; round++) sends.push({ id: derivedEventId(runId, `emit:${round}`, 0), slot: round + 2 });
+  return sends;
+}
+
+/** `name`, then `name:1`, `name:2`…: the stored names of a step id called `count` times. */
+const repeated = (name, count) => Array.from({ length: count }, (_, i) => (i === 0 ? name : `${name}:${i}`));
 
 export const scenarios = [
   {
@@ -30,51 +63,91 @@ export const scenarios = [
         runs: [{ fn: "chaos-steps", status: "Completed", output: { a: 2 * d.n, b: 2 * d.n + 1, c: 4 * d.n + 1 }, steps: ["a", "nap", "b", "c"] }],
       },
     ],
-    effects: () => ({ "chaos-steps/a#0": 1, "chaos-steps/b#0": 1, "chaos-steps/c#0": 1 }),
+    effects: () => ({ "chaos-steps/a": 0, "chaos-steps/b": 0, "chaos-steps/c": 0 }),
   },
   {
     name: "a step that fails its first attempts",
     event: "chaos/retry",
     weight: 2,
     data: (_i, rng) => ({ failures: 1 + rng.int(2), retryMs: 300 + rng.int(700) }),
-    events: (d, root) => [
+    events: (d, root, _found, seen) => [
       {
         id: root,
-        runs: [{ fn: "chaos-retry", status: "Completed", output: { flaky: `ok at attempt ${d.failures}`, after: "after" }, steps: ["flaky", "after"] }],
+        runs: [
+          {
+            fn: "chaos-retry",
+            status: "Completed",
+            // The attempt that succeeded: `failures`, or later if a kill cut an attempt from there on.
+            output: { flaky: `ok at attempt ${seen.last("chaos-retry/flaky") ?? d.failures}`, after: "after" },
+            steps: ["flaky", "after"],
+          },
+        ],
       },
     ],
-    effects: (d) => {
-      const effects = { "chaos-retry/after#0": 1 };
-      for (let a = 0; a <= d.failures; a++) effects[`chaos-retry/flaky#${a}`] = 1;
-      return effects;
-    },
+    effects: (d) => ({ "chaos-retry/flaky": d.failures, "chaos-retry/after": 0 }),
   },
   {
     name: "an error outside steps retries the handler",
     event: "chaos/handler-retry",
     weight: 1,
     data: (_i, rng) => ({ retryMs: 300 + rng.int(700) }),
+    // A kill never counts as a failure of the handler's code outside steps: the attempt stays 1.
     events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-handler-retry", status: "Completed", output: { once: "stored", attempt: 1 }, steps: ["once"] }] }],
-    effects: () => ({ "chaos-handler-retry/once#0": 1 }),
+    effects: () => ({ "chaos-handler-retry/once": 0 }),
   },
   {
     name: "a sendEvent chain",
     event: "chaos/chain",
     weight: 2,
-    data: (_i, rng) => ({ hop: 0, hops: 1 + rng.int(2) }),
+    data: (_i, rng) => ({ hop: 0, hops: 1 + rng.int(2), napMs: 300 + rng.int(1201) }),
     events: (d, root) =>
       Array.from({ length: d.hops + 1 }, (_, hop) => ({
         id: hop === 0 ? root : `${root}-h${hop}`,
         runs: [
           {
             fn: "chaos-chain",
+            label: `chaos-chain@${hop}`,
             status: "Completed",
             output: { hop, work: hop * 10, sent: hop < d.hops ? [`${root}-h${hop + 1}`] : [] },
-            steps: hop < d.hops ? ["work", "next"] : ["work"],
+            steps: hop < d.hops ? ["work", "nap", "next"] : ["work"],
           },
         ],
       })),
-    effects: (d) => Object.fromEntries(Array.from({ length: d.hops + 1 }, (_, hop) => [`chaos-chain@${hop}/work#0`, 1])),
+    effects: (d) => Object.fromEntries(Array.from({ length: d.hops + 1 }, (_, hop) => [`chaos-chain@${hop}/work`, 0])),
+  },
+  {
+    name: "sendEvent without ids: the ids the engine derives",
+    event: "chaos/derived",
+    weight: 2,
+    data: (_i, rng) => ({ rounds: 2 + rng.int(2), gapMs: 500 + rng.int(1501) }),
+    events: (d, root, found) => {
+      // The derived ids depend on the run id: known once the root's runs are listed.
+      const runId = found["chaos-derived"]?.run_id;
+      const sends = derivedSends(d, root, runId ?? "unknown");
+      return [
+        {
+          id: root,
+          runs: [
+            {
+              fn: "chaos-derived",
+              status: "Completed",
+              ...(runId ? { output: { rounds: d.rounds, sent: sends.map((s) => s.id) } } : {}),
+              steps: [...repeated("work", d.rounds), ...repeated("emit", d.rounds), ...repeated("gap", d.rounds - 1)],
+            },
+          ],
+        },
+        ...(runId
+          ? sends.map(({ id, slot }) => ({
+              id,
+              runs: [{ fn: "chaos-derived-child", label: `chaos-derived-child@${slot}`, status: "Completed", output: { slot }, steps: ["got"] }],
+            }))
+          : []),
+      ];
+    },
+    effects: (d) => ({
+      ...Object.fromEntries(repeated("chaos-derived/work", d.rounds).map((key) => [key, 0])),
+      ...Object.fromEntries(Array.from({ length: d.rounds + 2 }, (_, slot) => [`chaos-derived-child@${slot}/got`, 0])),
+    }),
   },
   {
     name: "fan-out: two functions on one event",
@@ -90,7 +163,7 @@ export const scenarios = [
         ],
       },
     ],
-    effects: () => ({ "chaos-fan-a/a#0": 1, "chaos-fan-a/a2#0": 1, "chaos-fan-b/b#0": 1, "chaos-fan-b/b2#0": 1 }),
+    effects: () => ({ "chaos-fan-a/a": 0, "chaos-fan-a/a2": 0, "chaos-fan-b/b": 0, "chaos-fan-b/b2": 0 }),
   },
   {
     name: "parallel steps and sleeps",
@@ -103,15 +176,15 @@ export const scenarios = [
         runs: [{ fn: "chaos-parallel", status: "Completed", output: { squares: [0, 1, 4], sum: 5 }, steps: ["p", "p:1", "p:2", "s1", "s2", "sum"] }],
       },
     ],
-    effects: () => ({ "chaos-parallel/p#0": 1, "chaos-parallel/p:1#0": 1, "chaos-parallel/p:2#0": 1, "chaos-parallel/sum#0": 1 }),
+    effects: () => ({ "chaos-parallel/p": 0, "chaos-parallel/p:1": 0, "chaos-parallel/p:2": 0, "chaos-parallel/sum": 0 }),
   },
   {
     name: "fails for good, then onFailure",
     event: "chaos/fails",
     weight: 1,
-    data: () => ({}),
+    data: (_i, rng) => ({ sleepMs: 500 + rng.int(2001) }),
     events: (_d, root, found) => [
-      { id: root, runs: [{ fn: "chaos-fails", status: "Failed", error: "doomed on purpose", steps: ["doomed"] }] },
+      { id: root, runs: [{ fn: "chaos-fails", status: "Failed", error: "doomed on purpose", steps: ["wait", "doomed"] }] },
       ...(found["chaos-fails"]
         ? [
             {
@@ -121,12 +194,13 @@ export const scenarios = [
           ]
         : []),
     ],
-    effects: () => ({ "chaos-fails/doomed#0": 1, "chaos-fails-failure/notify#0": 1 }),
+    // The doomed step throws NonRetriableError: its first attempt that runs to the end fails the run.
+    effects: () => ({ "chaos-fails/doomed": 0, "chaos-fails-failure/notify": 0 }),
   },
 ];
 
 /** How many runs a row's event leads to (its `events` with every dependent event known). */
 export function runsOf(scenario, data) {
   const stub = new Proxy({}, { get: () => ({ run_id: "x" }) });
-  return scenario.events(data, "root", stub).reduce((n, e) => n + e.runs.length, 0);
+  return scenario.events(data, "root", stub, { last: () => undefined }).reduce((n, e) => n + e.runs.length, 0);
 }
