@@ -28,7 +28,7 @@ import { createHash } from "node:crypto";
 /**
  * The id the engine gives an event that `step.sendEvent` sends without one (sdk/step.ts): the first
  * 16 bytes of sha256(`<runId>\n<step name>\n<position>`) as hex, where the step name is the id as
- * written with `:n` for repeats, and position counts the events of that call that have no id.
+ * written with `:n` for repeats, and position is the event's index in that call's list.
  */
 export function derivedEventId(runId, stepName, position) {
   return createHash("sha256").update(`${runId}\n${stepName}\n${position}`).digest("hex").slice(0, 32);
@@ -42,7 +42,7 @@ function derivedSends(d, root, runId) {
   const sends = [
     { id: derivedEventId(runId, "emit", 0), slot: 0 },
     { id: `${root}-x`, slot: 1 },
-    { id: derivedEventId(runId, "emit", 1), slot: 2 },
+    { id: derivedEventId(runId, "emit", 2), slot: 2 },
   ];
   for (let round = 1; round < d.rounds; round++) sends.push({ id: derivedEventId(runId, `emit:${round}`, 0), slot: round + 2 });
   return sends;
