@@ -88,7 +88,7 @@ export interface RunInput {
   /** How long a step body, or the handler's code between steps, may run before it fails. */
   stepTimeoutMs: number;
   logger: Logger;
-  /** Every invocation's start, this one last (see InvocationStart). */
+  /** Every invocation's start, this one's last (a recovering invocation goes on from the dead one's). */
   starts: readonly InvocationStart[];
   /**
    * The invocation before this one died with the runtime: the steps it had running are the

@@ -181,8 +181,9 @@ export class TestRun<TData extends object = Record<string, unknown>> {
    */
   async invoke(crash?: CrashPoint): Promise<InvocationOutcome> {
     const index = this.outcomes.length;
-    if (index > 0) this.starts.push({ at: this.clock.now(), seq: highestSeq(this.steps.values()) });
     const recovering = this.open;
+    // A recovering invocation goes on from the dead one's start: it settles what that one could have.
+    if (index > 0 && !recovering) this.starts.push({ at: this.clock.now(), seq: highestSeq(this.steps.values()) });
     this.open = true;
     const life = new InvocationLife(this.clock, crash);
     const host: RunHost = {

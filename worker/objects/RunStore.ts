@@ -144,10 +144,14 @@ export class RunStore {
     this.cachedRun = record;
   }
 
-  /** Records that an invocation begins, before it runs any step body. */
+  /**
+   * Records that an invocation begins, before it runs any step body. One that recovers from a dead
+   * invocation goes on from the dead one's start (no start of its own): it settles only what the
+   * dead one could have, so it blames only steps the dead one could have been running.
+   */
   beginInvocation(start: InvocationStart, recovering: boolean): RunRecord {
     const run = this.run()!;
-    const starts = [...run.starts, start];
+    const starts = recovering ? run.starts : [...run.starts, start];
     const crashes = recovering ? run.crashes + 1 : 0;
     this.write("UPDATE run SET status = 'Running', starts = ?, open = 1, crashes = ?, wake_at = NULL", JSON.stringify(starts), crashes);
     return Object.assign(run, { status: "Running", starts, isOpen: true, crashes, wakeAt: undefined });
