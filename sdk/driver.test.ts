@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import type { Handler } from "./driver.ts";
+import { executeRun, type Handler, type RunHost, type StepRecord } from "./driver.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { RetryAfterError } from "./errors/RetryAfterError.ts";
 import { StepError } from "./errors/StepError.ts";
@@ -936,6 +936,41 @@ describe("executeRun: recovering from a dead invocation", () => {
     expect(run.outcomes.map((o) => o.type)).toEqual(["crashed", "completed"]);
     expect(runs).toBe(1);
     expect(run.step("heavy")).toMatchObject({ status: "failed", attempts: 1, error: { name: "RuntimeDiedError" } });
+  });
+});
+
+describe("executeRun: a host whose invocation start is not durable yet", () => {
+  function hostWith(ready: Promise<void>): RunHost & { saved: StepRecord[] } {
+    const saved: StepRecord[] = [];
+    return {
+      saved,
+      steps: new Map(),
+      saveStep: (record) => void saved.push(record),
+      prepareEvents: () => [],
+      isCancelled: () => false,
+      clock: new FakeClock(T0),
+      ready,
+    };
+  }
+  const input = { runId: "run-1", events: [EVENT], handlerFailures: { count: 0, unitSeq: 0 }, retries: 4, stepTimeoutMs: HOUR, logger: memoryLogger().logger, starts: [{ at: T0, seq: 0 }], recovering: false };
+
+  it("runs no step body before the host says the start is durable", async () => {
+    let release!: () => void;
+    const host = hostWith(new Promise<void>((resolve) => (release = resolve)));
+    let ran = 0;
+    const outcome = executeRun(async ({ step }) => step.run("a", () => ++ran), input, host);
+    await turns(20);
+    expect(ran).toBe(0);
+    release();
+    expect(await outcome).toEqual({ type: "completed", output: 1 });
+    expect(host.saved.map((record) => record.name)).toEqual(["a"]);
+  });
+
+  it("breaks the invocation, running no body, when the start cannot be made durable", async () => {
+    const host = hostWith(Promise.reject(new Error("storage is gone")));
+    let ran = 0;
+    await expect(executeRun(async ({ step }) => step.run("a", () => ++ran), input, host)).rejects.toThrow("storage is gone");
+    expect(ran).toBe(0);
   });
 });
 

@@ -237,8 +237,15 @@ class Invocation {
           }
         : (work as { run: () => unknown }).run;
     this.inFlight++;
-    bodyScope
-      .run({ attempt: attempts }, () => this.withStepTimeout(call.name, body))
+    // No body runs before the host has made this invocation's start durable (see RunHost.ready).
+    (this.host.ready ?? Promise.resolve())
+      .then(
+        () => bodyScope.run({ attempt: attempts }, () => this.withStepTimeout(call.name, body)),
+        (err: unknown) => {
+          this.break(err);
+          return new Promise<never>(() => {});
+        },
+      )
       .then(
         (value) => {
           if (this.host.isCancelled()) return;

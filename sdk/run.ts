@@ -55,6 +55,12 @@ export interface RunHost {
   saveStep(step: StepRecord, events?: StoredEvent[]): void | Promise<void>;
   /** Validates events a step sends, giving one without an id the id `idAt(position)`; throws for bad ones. */
   prepareEvents(events: EventPayload[], idAt: (position: number) => string): StoredEvent[];
+  /**
+   * Resolves once this invocation's start is durable; no step body runs before. (A body that
+   * kills the isolate must find the invocation recorded, or the next wake would run it again
+   * without counting the death.) The replay of stored steps goes on meanwhile.
+   */
+  ready?: Promise<void>;
   /** True once the run was cancelled: no new step starts, results in flight are discarded. */
   isCancelled(): boolean;
   clock: Clock;

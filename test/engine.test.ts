@@ -85,6 +85,20 @@ describe("a step that kills the runtime", () => {
   });
 });
 
+describe("a step that kills the runtime at once", () => {
+  it("keeps the run when its first step kills the object in the turn its invocation began", async () => {
+    const [eventId] = await sendEvents({ name: "test/dies-at-once", data: {} });
+    const runId = await runIdOf(eventId!);
+    const run = await eventually(async () => {
+      await runStub(runId).status().catch(() => null);
+      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
+      const found = await getRun(runId);
+      return found.status === "Failed" ? found : undefined;
+    });
+    expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
+  });
+});
+
 describe("code outside steps that kills the runtime", () => {
   it("fails the run after as many deaths in a row as its retries allow, instead of looping", async () => {
     const key = uniqueKey("die-outside");

@@ -207,6 +207,11 @@ const diesInStep = app.createFunction({ id: "dies-in-step", retries: 0 }, { even
   });
 });
 
+/** Issue 9, item 9: a step that kills its object at once, in the turn its invocation began. */
+const diesAtOnce = app.createFunction({ id: "dies-at-once", retries: 0 }, { event: "test/dies-at-once" }, async ({ step }) => {
+  await step.run("die", () => killCurrentRunObject());
+});
+
 /** Issue 9, item 9: code outside steps that kills the object every time (a synchronous loop, say). */
 const diesOutsideSteps = app.createFunction({ id: "dies-outside-steps", retries: 0 }, { event: "test/dies-outside-steps" }, async ({ event }) => {
   await effect(`${event.data.key}:handler`);
@@ -238,5 +243,5 @@ const sendsAfterPause = app.createFunction({ id: "sends-after-pause" }, { event:
 export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesOutsideSteps, failsAfterPause, sendsAfterPause],
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause],
 });

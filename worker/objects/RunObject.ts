@@ -76,10 +76,7 @@ export class RunObject extends DurableObject<Env> {
     const delayed = init.startAt > now;
     this.store.createRun({ id: init.runId, functionId: init.functionId, events: init.events, startedAt: now, ...(delayed ? { wakeAt: init.startAt } : {}) });
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
-    // The run's record must be durable before a step body can run: a body that kills the isolate
-    // before the commit would otherwise take the run with it, and its next start would run it again.
-    // (If the sync fails, the watchdog alarm starts the run.)
-    if (!delayed) void this.ctx.storage.sync().then(() => this.execute(true), () => undefined);
+    if (!delayed) void this.execute(true);
     return delayed ? "Queued" : "Running";
   }
 
@@ -177,8 +174,6 @@ export class RunObject extends DurableObject<Env> {
       run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering);
       // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died.
       await this.ctx.storage.setAlarm(now + WATCHDOG_MS);
-      // Durable before any step body runs, or a body that kills the isolate would leave no trace.
-      await this.ctx.storage.sync();
     }
     // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
     // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
@@ -187,6 +182,8 @@ export class RunObject extends DurableObject<Env> {
       return this.fail(run, { name: "RuntimeDiedError", message });
     }
 
+    const durable = this.ctx.storage.sync();
+    durable.catch(() => undefined); // a failed sync breaks the invocation through the driver
     const host: RunHost = {
       steps: this.store.steps(),
       saveStep: (step, events) => {
@@ -194,6 +191,9 @@ export class RunObject extends DurableObject<Env> {
         if (events?.length) void this.deliverOutbox();
       },
       prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
+      // The run's record (first invocation) or this invocation's start is durable before a step body
+      // runs: a body that kills the isolate must find it, or its next start would run it again.
+      ready: durable,
       isCancelled: () => this.store.run()?.status === "Cancelled",
       clock: systemClock,
     };
