@@ -2,7 +2,7 @@
 // that broke a guarantee of the first engine.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { effectCount, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
 
 
 
@@ -152,5 +152,29 @@ describe("the tick and the alarm", () => {
     await runDurableObjectAlarm(runStub(run.run_id));
     expect(await runStub(run.run_id).getRun()).toBeNull();
     expect(await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm())).toBeNull();
+  });
+});
+
+describe("listings", () => {
+  it("lists an event's runs from their records alone, never loading their steps", async () => {
+    const [eventId] = await sendEvents({ name: "test/big-output", data: { key: uniqueKey("listing") } });
+    const run = (await finishedRuns(eventId!)).get("big-output")!;
+    type Spied = { store: { steps(): unknown }; stepLoads?: number };
+    await runInDurableObject(runStub(run.run_id), (object) => {
+      const spied = object as unknown as Spied;
+      const load = spied.store.steps.bind(spied.store);
+      spied.stepLoads = 0;
+      spied.store.steps = () => {
+        spied.stepLoads!++;
+        return load();
+      };
+    });
+    const listed = await runsOf(eventId!);
+    expect(listed[0]).toMatchObject({ run_id: run.run_id, status: "Completed" });
+    expect(listed[0]).not.toHaveProperty("steps");
+    expect(await runInDurableObject(runStub(run.run_id), (object) => (object as unknown as Spied).stepLoads)).toBe(0);
+    // The run's own page does load them.
+    expect((await getRun(run.run_id)).steps).toHaveLength(2);
+    expect(await runInDurableObject(runStub(run.run_id), (object) => (object as unknown as Spied).stepLoads)).toBe(1);
   });
 });
