@@ -29,7 +29,10 @@ export interface StepTools {
    */
   sleepUntil(id: string, time: Date | string | number): Promise<void>;
   /**
-   * Sends events through the event API's path, once, and returns their ids.
+   * Sends events through the event API's path, once, and returns their ids (`{ ids: [] }` for none).
+   * An event without an `id` gets one derived from the run, this step and its position, so a send
+   * repeated after a crash is a duplicate that starts nothing twice. Names starting with `inngest/`
+   * are refused.
    *
    * @example
    * const { ids } = await step.sendEvent("notify", { name: "shop/order.paid", data: { orderId } });
