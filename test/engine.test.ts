@@ -2,9 +2,22 @@
 // that broke a guarantee of the first engine.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 
+
+/**
+ * Wakes a run whose object keeps dying until it has failed: each wake is what production gives it,
+ * fired now instead of later: the tick's re-arm (status()) and the alarm (its watchdog).
+ */
+async function wakeUntilFailed(runId: string): Promise<RunJson> {
+  return eventually(async () => {
+    await runStub(runId).status().catch(() => null);
+    await runDurableObjectAlarm(runStub(runId)).catch(() => false);
+    const found = await getRun(runId);
+    return found.status === "Failed" ? found : undefined;
+  });
+}
 
 describe("an invocation and its step bodies", () => {
   it("does not end, and no retry starts, while a step body is still running", async () => {
@@ -72,12 +85,8 @@ describe("a step that kills the runtime", () => {
     const [eventId] = await sendEvents({ name: "test/dies-in-step", data: { key } });
     const runId = await runIdOf(eventId!);
     await eventually(async () => ((await effectCount(`${key}:die`)) === 1 ? true : undefined));
-    // The object died mid-step; its watchdog alarm wakes it (fired now instead of in 10 s).
-    const run = await eventually(async () => {
-      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
-      const found = await getRun(runId);
-      return found.status === "Failed" ? found : undefined;
-    });
+    // The object died mid-step; its watchdog alarm wakes it.
+    const run = await wakeUntilFailed(runId);
     expect(run.error).toMatchObject({ name: "StepError" });
     expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
     expect(run.steps?.[0]).toMatchObject({ name: "die", status: "Failed", attempts: 1 });
@@ -89,12 +98,7 @@ describe("a step that kills the runtime at once", () => {
   it("keeps the run when its first step kills the object in the turn its invocation began", async () => {
     const [eventId] = await sendEvents({ name: "test/dies-at-once", data: {} });
     const runId = await runIdOf(eventId!);
-    const run = await eventually(async () => {
-      await runStub(runId).status().catch(() => null);
-      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
-      const found = await getRun(runId);
-      return found.status === "Failed" ? found : undefined;
-    });
+    const run = await wakeUntilFailed(runId);
     expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
   });
 });
@@ -104,13 +108,8 @@ describe("code outside steps that kills the runtime", () => {
     const key = uniqueKey("die-outside");
     const [eventId] = await sendEvents({ name: "test/dies-outside-steps", data: { key } });
     const runId = await runIdOf(eventId!);
-    // Each death is found by the next wake: the object's watchdog, or the tick's re-arm (status()).
-    const run = await eventually(async () => {
-      await runStub(runId).status().catch(() => null);
-      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
-      const found = await getRun(runId);
-      return found.status === "Failed" ? found : undefined;
-    });
+    // Each death is found by the next wake.
+    const run = await wakeUntilFailed(runId);
     expect(run.error).toMatchObject({ name: "RuntimeDiedError" });
     // The first invocation, and the recovery that found no step to blame (retries: 0).
     expect(await effectCount(`${key}:handler`)).toBe(2);
