@@ -118,7 +118,7 @@ describe("StepflareFunction: onFailure", () => {
     const failure = fn.failureFunction;
     expect(failure?.id).toBe("checkout-failure");
     expect(failure?.retries).toBe(2);
-    expect(failure?.triggers.map((t) => t.event)).toEqual([FUNCTION_FAILED_EVENT]);
+    expect(failure?.triggers.map((t) => ("event" in t ? t.event : t.cron))).toEqual([FUNCTION_FAILED_EVENT]);
     expect(failure?.matches(failed("checkout"))).toBe(true);
     expect(failure?.matches(failed("other-function"))).toBe(false);
     expect(failure?.matches(eventNamed("shop/order.created"))).toBe(false);
@@ -144,5 +144,23 @@ describe("StepflareFunction: onFailure", () => {
     expect(received.event).toBe(event);
     expect(received.error).toBeInstanceOf(Error);
     expect(received.error).toMatchObject({ name: "StepError", message: 'step "charge" failed' });
+  });
+});
+
+describe("cron triggers", () => {
+  const app = new Stepflare({ id: "crons" });
+  const noop = async () => undefined;
+
+  it("takes a cron alone or beside event triggers; an event fires only the event triggers", () => {
+    const fn = app.createFunction({ id: "weekly" }, [{ cron: "TZ=Europe/Paris 0 9 * * 1" }, { event: "report/requested" }], noop);
+    expect(fn.crons.map((c) => [c.source, c.pattern, c.timezone])).toEqual([["TZ=Europe/Paris 0 9 * * 1", "0 9 * * 1", "Europe/Paris"]]);
+    expect(fn.matches({ id: "1", name: "report/requested", data: {}, ts: 0 })).toBe(true);
+    expect(fn.matches({ id: "2", name: "inngest/scheduled.timer", data: {}, ts: 0 })).toBe(false);
+    expect(app.createFunction({ id: "daily" }, { cron: "@daily" }, noop).crons).toHaveLength(1);
+  });
+
+  it("refuses a bad cron or time zone when the function is created, naming the function", () => {
+    expect(() => app.createFunction({ id: "bad-cron" }, { cron: "every monday" }, noop)).toThrow(/function "bad-cron": invalid cron "every monday"/);
+    expect(() => app.createFunction({ id: "bad-zone" }, { cron: "TZ=Nowhere/Land 0 9 * * *" }, noop)).toThrow(/function "bad-zone": invalid cron/);
   });
 });

@@ -3,6 +3,7 @@ import type { Handler } from "./driver.ts";
 import type { StoredEvent } from "./event.ts";
 import { nameSchema } from "./event.ts";
 import { toMilliseconds } from "./duration.ts";
+import { parseCron, type CronSchedule } from "./cron.ts";
 import { compileExpression, type Expression } from "./expression.ts";
 import type { StepTools } from "./step.ts";
 import type { Logger, SerializedError } from "./types.ts";
@@ -14,9 +15,17 @@ const MAX_STEP_TIMEOUT_MS = 15 * 60 * 1000;
 /** The internal event a failed run sends; `onFailure` handlers are triggered by it. */
 export const FUNCTION_FAILED_EVENT = "inngest/function.failed";
 
+/** The event a scheduled run receives (Inngest's): `data.cron` is the trigger that fired. */
+export const SCHEDULED_TIMER_EVENT = "inngest/scheduled.timer";
+
 /** An event trigger: an exact name or a `prefix/*` wildcard, and an optional CEL `if` over `event`. */
-export const triggerSchema = z.object({ event: nameSchema, if: z.string().min(1).optional() }).strict();
-export type Trigger = z.infer<typeof triggerSchema>;
+export const eventTriggerSchema = z.object({ event: nameSchema, if: z.string().min(1).optional() }).strict();
+/** A cron trigger: five fields or a nickname, with Inngest's optional `TZ=<zone> ` prefix. */
+export const cronTriggerSchema = z.object({ cron: z.string().min(1).max(255) }).strict();
+export const triggerSchema = z.union([eventTriggerSchema, cronTriggerSchema]);
+export type EventTrigger = z.infer<typeof eventTriggerSchema>;
+export type CronTrigger = z.infer<typeof cronTriggerSchema>;
+export type Trigger = EventTrigger | CronTrigger;
 
 const handlerSchema = z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", "must be a function");
 
@@ -90,6 +99,8 @@ export class StepflareFunction {
   readonly retries: number;
   readonly stepTimeoutMs: number;
   readonly triggers: Trigger[];
+  /** The cron triggers, parsed (DESIGN "Cron and the tick"). */
+  readonly crons: CronSchedule[];
   readonly handler: Handler<object, unknown>;
   /** The `onFailure` handler as a function of its own (id `<id>-failure`), if any. */
   readonly failureFunction?: StepflareFunction;
@@ -106,7 +117,8 @@ export class StepflareFunction {
     this.stepTimeoutMs = parsed.stepTimeout;
     this.triggers = list;
     this.handler = handler as Handler<object, unknown>;
-    this.compiled = list.map((t) => ({ event: t.event, ...(t.if ? { if: compileExpression(t.if, owner), source: t.if } : {}) }));
+    this.compiled = list.flatMap((t) => ("event" in t ? [{ event: t.event, ...(t.if ? { if: compileExpression(t.if, owner), source: t.if } : {}) }] : []));
+    this.crons = list.flatMap((t) => ("cron" in t ? [parseCron(t.cron, owner)] : []));
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
       this.failureFunction = new StepflareFunction(

@@ -53,7 +53,7 @@ describe("the dev-mode fault switch", () => {
     faults.queue = false;
     // As if the sweep's 30 s had passed.
     await env.DB.prepare("UPDATE events SET received_at = received_at - 60000 WHERE id = ?1").bind(event.id).run();
-    expect(await tick(env)).toBeGreaterThanOrEqual(1);
+    expect((await tick(env)).redispatched).toBeGreaterThanOrEqual(1);
     const runs = await finishedRuns(event.id, 2);
     expect([...runs.values()].map((run) => run.status)).toEqual(["Completed", "Completed"]);
   });

@@ -81,7 +81,7 @@ describe("dispatch", () => {
       .bind(id, JSON.stringify({ key }), longAgo)
       .run();
     const now = Date.now();
-    expect(await tick(env, now)).toBeGreaterThanOrEqual(1);
+    expect((await tick(env, now)).redispatched).toBeGreaterThanOrEqual(1);
     // Swept once: a slow event is not sent again at every tick.
     const row = await env.DB.prepare("SELECT swept_at FROM events WHERE id = ?1").bind(id).first<{ swept_at: number }>();
     expect(row?.swept_at).toBe(now);
@@ -106,7 +106,7 @@ describe("the tick", () => {
 describe("REST API", () => {
   it("lists the registered functions with their triggers and config", async () => {
     const { data } = (await (await request("/v1/functions")).json()) as { data: { id: string; triggers: unknown[]; config: { retries: number } }[] };
-    expect(data.find((f) => f.id === "counted")).toEqual({ id: "counted", name: "counted", triggers: [{ event: "test/counted" }], config: { retries: 3 } });
+    expect(data.find((f) => f.id === "counted")).toEqual({ id: "counted", name: "counted", triggers: [{ event: "test/counted" }], config: { retries: 3 }, crons: [] });
     expect(data.find((f) => f.id === "failing-failure")?.triggers).toEqual([{ event: "inngest/function.failed", if: 'event.data.function_id == "failing"' }]);
   });
 

@@ -240,8 +240,21 @@ const sendsAfterPause = app.createFunction({ id: "sends-after-pause" }, { event:
   return step.sendEvent("next", { name: "test/chain.next", data: { key: event.data.key } });
 });
 
+/** Issue 11: a weekly report on a cron in Paris time, that can also be asked for by an event. */
+const weeklyReport = app.createFunction(
+  { id: "weekly-report" },
+  [{ cron: "TZ=Europe/Paris 0 9 * * 1" }, { event: "test/report.requested" }],
+  async ({ event, step }) => {
+    const report = await step.run("compile", () => ({ for: event.name === "inngest/scheduled.timer" ? "schedule" : "request" }));
+    return { ...report, cron: (event.data as { cron?: string }).cron ?? null, ts: event.ts };
+  },
+);
+
+/** Issue 11: the same cron string as wrangler.toml's trigger, so that trigger fires it directly. */
+const everyMinute = app.createFunction({ id: "every-minute" }, { cron: "* * * * *" }, async ({ event }) => ({ cron: event.data.cron, ts: event.ts }));
+
 export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause],
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute],
 });

@@ -4,6 +4,7 @@ import { FINAL_STATUSES } from "./messages.ts";
 import { retentionDays, type Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
 import { createLogger } from "./logger.ts";
+import { runDueCrons } from "./crons.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -20,15 +21,22 @@ const INDEX_REPAIR_LIMIT = 50;
 export const PRUNE_LIMIT = 500;
 const DAY_MS = 86_400_000;
 
+/** What one tick did: events it re-enqueued, cron runs it started, and when the next cron is due. */
+export interface TickResult {
+  redispatched: number;
+  cronRuns: number;
+  nextCronAt: number | null;
+}
+
 /**
- * One tick: re-enqueue events that are in the event log but were never dispatched, repair runs
- * index rows whose end never arrived (under `wrangler dev` a queue's contents vanish when the
- * process dies), and delete rows past retention. Dispatch is idempotent. Answers how many events
- * it re-enqueued.
+ * One tick: start the cron runs that are due, re-enqueue events that are in the event log but were
+ * never dispatched, repair runs index rows whose end never arrived (under `wrangler dev` a queue's
+ * contents vanish when the process dies), and delete rows past retention. Dispatch and cron runs
+ * are idempotent, so ticks may repeat or overlap.
  */
-export async function tick(env: Env, now = Date.now()): Promise<number> {
-  const [redispatched] = await Promise.all([redispatchLostEvents(env, now), repairRunsIndex(env, now), pruneExpired(env, now)]);
-  return redispatched;
+export async function tick(env: Env, now = Date.now()): Promise<TickResult> {
+  const [crons, redispatched] = await Promise.all([runDueCrons(env, now), redispatchLostEvents(env, now), repairRunsIndex(env, now), pruneExpired(env, now)]);
+  return { redispatched, cronRuns: crons.started.length, nextCronAt: crons.nextAt };
 }
 
 /**

@@ -6,6 +6,7 @@ import type { Env } from "./env.ts";
 import { ingestEvents, parseEvents } from "./ingest.ts";
 import { createLogger } from "./logger.ts";
 import type { QueueMessage } from "./messages.ts";
+import { fireCronTrigger } from "./crons.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
 import { apiRoutes } from "./routes/api.ts";
@@ -55,8 +56,12 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
       await ensureScheduler(metered);
       await consumeBatch(batch, metered);
     },
-    async scheduled(_controller, env) {
-      await tick(instrument(env));
+    // The `wrangler.toml` cron trigger (production; `wrangler dev --test-scheduled` on request): the
+    // same tick as the Scheduler's alarm, and the functions whose cron is exactly this trigger's.
+    async scheduled(controller, env) {
+      const metered = instrument(env);
+      const now = Date.now();
+      await Promise.all([tick(metered, now), fireCronTrigger(metered, controller.cron, controller.scheduledTime, now)]);
     },
   };
 }

@@ -6,7 +6,8 @@ import { usage } from "../usage.ts";
 
 /**
  * The one object that keeps the tick going (DESIGN "Cron and the tick"): a durable alarm every
- * minute that survives restarts, so the sweep runs under `wrangler dev` too, where cron triggers don't.
+ * minute (and at the next cron's time) that survives restarts, so crons fire and the sweep runs
+ * under `wrangler dev` too, where cron triggers don't.
  */
 export class Scheduler extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -23,6 +24,8 @@ export class Scheduler extends DurableObject<Env> {
     usage.doRequests++;
     // Re-arm first: a failing tick must not stop the next one.
     await this.ctx.storage.setAlarm(Date.now() + TICK_MS);
-    await tick(this.env);
+    const { nextCronAt } = await tick(this.env);
+    // Crons fire at their minute, not up to a tick later.
+    if (nextCronAt !== null && nextCronAt < Date.now() + TICK_MS) await this.ctx.storage.setAlarm(Math.max(nextCronAt, Date.now()));
   }
 }

@@ -3,7 +3,8 @@ import { nameSchema } from "../../sdk/event.ts";
 import { getEvent } from "../db/events.ts";
 import { findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../env.ts";
-import { allFunctions } from "../registry.ts";
+import { triggerCronNow } from "../crons.ts";
+import { allFunctions, findFunction } from "../registry.ts";
 import { RUN_ID_PATTERN } from "../runId.ts";
 import { usage } from "../usage.ts";
 import type { RunWithSteps } from "../objects/RunObject.ts";
@@ -20,11 +21,33 @@ export const apiRoutes = new Hono<{ Bindings: Env }>();
 
 apiRoutes.use("/v1/*", requireSigningKey);
 
-apiRoutes.get("/v1/functions", (c) =>
-  c.json({
-    data: allFunctions().map((fn) => ({ id: fn.id, name: fn.name, triggers: fn.triggers, config: { retries: fn.retries } })),
-  }),
-);
+apiRoutes.get("/v1/functions", (c) => {
+  const now = Date.now();
+  return c.json({
+    data: allFunctions().map((fn) => ({
+      id: fn.id,
+      name: fn.name,
+      triggers: fn.triggers,
+      config: { retries: fn.retries },
+      // When each cron trigger fires next.
+      crons: fn.crons.map((schedule) => ({ cron: schedule.source, timezone: schedule.timezone, next_run_at: isoOrNull(schedule.nextAfter(now)) })),
+    })),
+  });
+});
+
+/** Runs a cron function now, as its schedule would (the dashboard's "Run now"); answers the run's id. */
+apiRoutes.post("/v1/functions/:functionId/trigger", async (c) => {
+  const id = c.req.param("functionId");
+  const fn = findFunction(id);
+  if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(id)}`);
+  if (fn.crons.length === 0) return jsonError(c, 400, `function ${JSON.stringify(id)} has no cron trigger: send it an event instead`);
+  const run = await triggerCronNow(c.env, fn, Date.now());
+  return c.json({ data: { run_id: run.runId, function_id: fn.id, event_id: run.eventId } });
+});
+
+function isoOrNull(time: number | null): string | null {
+  return time === null ? null : new Date(time).toISOString();
+}
 
 /** Billable operations counted by this isolate (worker/usage.ts); `npm run bench` reads them. */
 apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));

@@ -1,4 +1,5 @@
 import type { StepRecord } from "../../sdk/driver.ts";
+import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { RunStatus } from "../messages.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
@@ -27,6 +28,8 @@ export interface RunSummaryView {
   error: SerializedError | null;
   run_started_at: string;
   ended_at: string | null;
+  /** For a run a cron started: the time it was scheduled for. */
+  scheduled_at?: string;
 }
 
 /** A run with its steps, as `GET /v1/runs/:runId` shows it. */
@@ -42,6 +45,7 @@ const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
 };
 
 export function toRunSummaryView(run: RunRecord): RunSummaryView {
+  const event = run.events[0];
   return {
     run_id: run.id,
     function_id: run.functionId,
@@ -51,6 +55,7 @@ export function toRunSummaryView(run: RunRecord): RunSummaryView {
     error: run.error ?? null,
     run_started_at: new Date(run.startedAt).toISOString(),
     ended_at: run.endedAt ? new Date(run.endedAt).toISOString() : null,
+    ...(event?.name === SCHEDULED_TIMER_EVENT ? { scheduled_at: new Date(event.ts).toISOString() } : {}),
   };
 }
 

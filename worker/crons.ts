@@ -1,0 +1,96 @@
+import type { CronSchedule } from "../sdk/cron.ts";
+import type { StoredEvent } from "../sdk/event.ts";
+import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../sdk/function.ts";
+import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "./db/crons.ts";
+import { insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
+import type { Env } from "./env.ts";
+import { allFunctions } from "./registry.ts";
+import { runIdFor } from "./runId.ts";
+
+/** What one pass over the crons did: the runs it started, and when the next schedule is due. */
+export interface CronPass {
+  started: RunIndexEntry[];
+  nextAt: number | null;
+}
+
+/**
+ * Keeps the D1 `crons` table in step with the registered functions (added, changed, removed),
+ * starts a run of every schedule that is due, and answers when the next one is. A run's id is
+ * derived from (function, cron, scheduled time), so a repeated or overlapping pass starts nothing
+ * twice. A schedule missed while nothing ticked (the Worker down for minutes) starts once, for its
+ * latest missed time, as on Inngest: a job due every minute should not run thirty times in a burst
+ * after a half-hour outage, and a daily report is still sent the day it was missed.
+ *
+ * @example
+ * const { started, nextAt } = await runDueCrons(env, Date.now());
+ */
+export async function runDueCrons(env: Env, now: number, functions: readonly StepflareFunction[] = allFunctions()): Promise<CronPass> {
+  const wanted = new Map<string, { fn: StepflareFunction; schedule: CronSchedule }>();
+  for (const fn of functions) for (const schedule of fn.crons) wanted.set(cronKey(fn.id, schedule.source), { fn, schedule });
+  const rows = await allCrons(env.DB);
+  const stored = new Set(rows.map((row) => cronKey(row.function_id, row.cron)));
+  const statements: D1PreparedStatement[] = [];
+  const nextTimes: number[] = [];
+  const started: RunIndexEntry[] = [];
+
+  for (const row of rows) {
+    const entry = wanted.get(cronKey(row.function_id, row.cron));
+    if (!entry) {
+      statements.push(deleteCronStatement(env.DB, row.function_id, row.cron));
+      continue;
+    }
+    if (row.next_at > now) {
+      nextTimes.push(row.next_at);
+      continue;
+    }
+    const scheduledAt = entry.schedule.lastAtOrBefore(now) ?? row.next_at;
+    started.push(await startCronRun(env, entry.fn, entry.schedule, scheduledAt, now));
+    const nextAt = entry.schedule.nextAfter(now);
+    if (nextAt === null) statements.push(deleteCronStatement(env.DB, row.function_id, row.cron));
+    else {
+      statements.push(advanceCronStatement(env.DB, row.function_id, row.cron, row.next_at, nextAt));
+      nextTimes.push(nextAt);
+    }
+  }
+  for (const [key, { fn, schedule }] of wanted) {
+    if (stored.has(key)) continue;
+    const nextAt = schedule.nextAfter(now);
+    if (nextAt === null) continue;
+    statements.push(upsertCronStatement(env.DB, { function_id: fn.id, cron: schedule.source, timezone: schedule.timezone, next_at: nextAt }));
+    nextTimes.push(nextAt);
+  }
+  statements.push(...started.map((run) => insertRunStatement(env.DB, run)));
+  if (statements.length > 0) await env.DB.batch(statements);
+  return { started, nextAt: nextTimes.length > 0 ? Math.min(...nextTimes) : null };
+}
+
+/**
+ * Starts the runs of the functions whose cron is exactly `cron`, for `scheduledAt`: a
+ * `wrangler.toml` cron trigger that a function also names fires it directly. A tick that starts
+ * the same schedule starts nothing more (the same run id).
+ */
+export async function fireCronTrigger(env: Env, cron: string, scheduledAt: number, now: number): Promise<RunIndexEntry[]> {
+  const targets = allFunctions().flatMap((fn) => fn.crons.filter((schedule) => schedule.source === cron).map((schedule) => ({ fn, schedule })));
+  const started = await Promise.all(targets.map(({ fn, schedule }) => startCronRun(env, fn, schedule, scheduledAt, now)));
+  if (started.length > 0) await env.DB.batch(started.map((run) => insertRunStatement(env.DB, run)));
+  return started;
+}
+
+/** Runs a cron function now (`POST /v1/functions/:id/trigger`), with its first cron as the event's. */
+export async function triggerCronNow(env: Env, fn: StepflareFunction, now: number): Promise<RunIndexEntry> {
+  const run = await startCronRun(env, fn, fn.crons[0]!, now, now);
+  await env.DB.batch([insertRunStatement(env.DB, run)]);
+  return run;
+}
+
+/** Starts the run of one schedule; its event is Inngest's `inngest/scheduled.timer` with `data.cron`. */
+async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number): Promise<RunIndexEntry> {
+  const runId = runIdFor(fn.id, `cron ${schedule.source}`, scheduledAt);
+  const event: StoredEvent = { id: `cron-${runId}`, name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
+  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: now });
+  return { runId, functionId: fn.id, eventId: event.id, status, startedAt: now };
+}
+
+function cronKey(functionId: string, cron: string): string {
+  return `${functionId}\n${cron}`;
+}
