@@ -22,6 +22,9 @@ export default defineConfig({
             main: "./test/worker.ts",
             wrangler: { configPath: "./wrangler.toml" },
             miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+            // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
+            // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
+            additionalExports: { StepflareService: "WorkerEntrypoint" },
           }),
         ],
         test: { name: "workers", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"], testTimeout: 30_000 },

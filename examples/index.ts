@@ -49,4 +49,19 @@ const chargeCard = app.createFunction(
   },
 );
 
-export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard] });
+/**
+ * A weekly report, Mondays at 09:00 in Paris (daylight-saving time included), that can also be asked
+ * for at any time with a `report/requested` event. The scheduled run's event is Inngest's
+ * `inngest/scheduled.timer`, with the cron in `data.cron`.
+ */
+const weeklyReport = app.createFunction(
+  { id: "weekly-report" },
+  [{ cron: "TZ=Europe/Paris 0 9 * * 1" }, { event: "report/requested" }],
+  async ({ event, step }) => {
+    const totals = await step.run("sum-orders", () => ({ orders: 42, revenue: 1234.5 }));
+    await step.sendEvent("publish", { name: "report/ready", data: { ...totals, trigger: event.name } });
+    return totals;
+  },
+);
+
+export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport] });

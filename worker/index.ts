@@ -1,3 +1,4 @@
 export { serve, type ServeOptions } from "./serve.ts";
 export { RunObject } from "./objects/RunObject.ts";
 export { Scheduler } from "./objects/Scheduler.ts";
+export { StepflareService } from "./rpc.ts";

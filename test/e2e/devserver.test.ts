@@ -5,28 +5,14 @@
  * The server runs detached in its own process group, which afterAll (and a process exit hook) kills
  * by group id: wrangler starts npm, node, esbuild and workerd children, and none may outlive the test.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { promisify } from "node:util";
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort, signalGroup, sleep, stopProcessGroup } from "../../bench/lib/processes.mjs";
+import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
-const ROOT = path.resolve(import.meta.dirname, "../..");
-const NPX = process.platform === "win32" ? "npx.cmd" : "npx";
-const READY_TIMEOUT_MS = 60_000;
 const RUN_TIMEOUT_MS = 30_000;
-const POLL_INTERVAL_MS = 50;
 
-// A quiet, non-interactive wrangler that never phones home.
-const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1", FORCE_COLOR: "0" };
-
-let server: ChildProcess | undefined;
-let persistDir: string | undefined;
+let dev: DevServer;
 let baseUrl = "";
-let serverLog = "";
 
 interface RunSummary {
   run_id: string;
@@ -38,38 +24,6 @@ interface RunSummary {
 }
 interface RunDetail extends RunSummary {
   steps: { id: string; name: string; status: string; attempts: number; output: unknown }[];
-}
-
-/** Kills the server's whole process group: SIGTERM, then SIGKILL if anything in it is still alive. */
-async function stopServer(): Promise<void> {
-  const pid = server?.pid;
-  if (!server || pid === undefined) return;
-  await stopProcessGroup(pid);
-  server = undefined;
-}
-
-// Last resort if the test process dies before afterAll: synchronous, the group of our own child only.
-const killOnExit = () => {
-  if (server?.pid !== undefined) signalGroup(server.pid, "SIGKILL");
-};
-
-/** Polls `probe` until it answers something other than undefined, or throws when `timeoutMs` passes. */
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      if ((err as { fatal?: boolean }).fatal) throw err;
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}\n--- wrangler output (tail) ---\n${serverLog.slice(-4000)}`);
-    }
-    await sleep(POLL_INTERVAL_MS);
-  }
 }
 
 async function getJson<T>(urlPath: string): Promise<{ status: number; body: T }> {
@@ -91,7 +45,7 @@ const TERMINAL = new Set(["Completed", "Failed", "Cancelled"]);
 
 /** Waits until the event has `count` runs and all of them are finished; answers them. */
 function finishedRuns(eventId: string, count = 1): Promise<RunSummary[]> {
-  return waitFor(`${count} finished run(s) of event ${eventId}`, RUN_TIMEOUT_MS, async () => {
+  return waitFor(`${count} finished run(s) of event ${eventId}`, RUN_TIMEOUT_MS, dev, async () => {
     const { status, body } = await getJson<{ data: RunSummary[] }>(`/v1/events/${encodeURIComponent(eventId)}/runs`);
     if (status !== 200) return undefined;
     return body.data.length >= count && body.data.every((run) => TERMINAL.has(run.status)) ? body.data : undefined;
@@ -99,43 +53,12 @@ function finishedRuns(eventId: string, count = 1): Promise<RunSummary[]> {
 }
 
 beforeAll(async () => {
-  persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-
-  await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], {
-    cwd: ROOT,
-    env: childEnv,
-    timeout: 60_000,
-  });
-
-  process.once("exit", killOnExit);
-  server = spawn(NPX, ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--show-interactive-dev-session=false"], {
-    cwd: ROOT,
-    env: childEnv,
-    detached: true,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const keep = (chunk: Buffer) => {
-    serverLog = (serverLog + chunk.toString()).slice(-64_000);
-  };
-  server.stdout?.on("data", keep);
-  server.stderr?.on("data", keep);
-  const child = server;
-
-  await waitFor(`wrangler dev on ${baseUrl}`, READY_TIMEOUT_MS, async () => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw Object.assign(new Error(`wrangler dev exited (${child.exitCode ?? child.signalCode})\n${serverLog.slice(-4000)}`), { fatal: true });
-    }
-    const res = await fetch(`${baseUrl}/v1/functions`, { signal: AbortSignal.timeout(2_000) });
-    return res.ok ? true : undefined;
-  });
+  dev = await startDevServer(["wrangler.toml"], "/v1/functions");
+  baseUrl = dev.baseUrl;
 });
 
 afterAll(async () => {
-  await stopServer();
-  process.removeListener("exit", killOnExit);
-  if (persistDir) await rm(persistDir, { recursive: true, force: true });
+  await dev?.stop();
 });
 
 describe("wrangler dev", () => {

@@ -1,0 +1,92 @@
+/**
+ * `wrangler dev` as a user runs it, for end-to-end tests: migrations applied to a fresh
+ * `--persist-to` directory, then the dev server on a free port of 127.0.0.1, detached in its own
+ * process group, which `stop()` (and a process exit hook) kills by group id: wrangler starts npm,
+ * node, esbuild and workerd children, and none may outlive the test.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { freePort, signalGroup, sleep, stopProcessGroup } from "../../bench/lib/processes.mjs";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const NPX = process.platform === "win32" ? "npx.cmd" : "npx";
+const READY_TIMEOUT_MS = 60_000;
+const POLL_INTERVAL_MS = 50;
+
+// A quiet, non-interactive wrangler that never phones home.
+const childEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1", NO_COLOR: "1", FORCE_COLOR: "0" };
+
+export interface DevServer {
+  baseUrl: string;
+  /** The tail of what wrangler printed, for failure messages. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `wrangler dev` with `configs` (the first is the Worker on the port; the others run beside
+ * it, reachable through service bindings) and waits until `readyPath` answers.
+ */
+export async function startDevServer(configs: string[], readyPath: string): Promise<DevServer> {
+  const persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
+
+  let log = "";
+  const configArgs = configs.flatMap((config) => ["-c", config]);
+  const server: ChildProcess = spawn(
+    NPX,
+    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--show-interactive-dev-session=false"],
+    { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-64_000);
+  };
+  server.stdout?.on("data", keep);
+  server.stderr?.on("data", keep);
+  // Last resort if the test process dies before stop(): synchronous, the group of our own child only.
+  const killOnExit = () => {
+    if (server.pid !== undefined) signalGroup(server.pid, "SIGKILL");
+  };
+  process.once("exit", killOnExit);
+  const dev: DevServer = {
+    baseUrl,
+    log: () => log,
+    async stop() {
+      if (server.pid !== undefined) await stopProcessGroup(server.pid);
+      process.removeListener("exit", killOnExit);
+      await rm(persistDir, { recursive: true, force: true });
+    },
+  };
+  await waitFor(`wrangler dev on ${baseUrl}`, READY_TIMEOUT_MS, dev, async () => {
+    if (server.exitCode !== null || server.signalCode !== null) {
+      throw Object.assign(new Error(`wrangler dev exited (${server.exitCode ?? server.signalCode})\n${log.slice(-4000)}`), { fatal: true });
+    }
+    const res = await fetch(`${baseUrl}${readyPath}`, { signal: AbortSignal.timeout(2_000) });
+    return res.status < 500 ? true : undefined;
+  });
+  return dev;
+}
+
+/** Polls `probe` until it answers something other than undefined, or throws when `timeoutMs` passes. */
+export async function waitFor<T>(what: string, timeoutMs: number, dev: Pick<DevServer, "log">, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (err) {
+      if ((err as { fatal?: boolean }).fatal) throw err;
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ""}\n--- wrangler output (tail) ---\n${dev.log().slice(-4000)}`);
+    }
+    await sleep(POLL_INTERVAL_MS);
+  }
+}

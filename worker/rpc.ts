@@ -1,0 +1,89 @@
+import { WorkerEntrypoint } from "cloudflare:workers";
+import { ulid } from "ulidx";
+import { z } from "zod";
+import type { StoredEvent } from "../sdk/event.ts";
+import { instrument } from "./bindings.ts";
+import { insertRunStatement } from "./db/runs.ts";
+import type { Env } from "./env.ts";
+import { IngestError, ingestEvents, parseEvents } from "./ingest.ts";
+import type { RunWithSteps } from "./objects/RunObject.ts";
+import { findFunction } from "./registry.ts";
+import { RUN_ID_PATTERN, runIdFor } from "./runId.ts";
+import { toRunView, type RunView } from "./routes/runView.ts";
+
+/** The event a run started by `invoke` receives (Inngest's name for a direct invocation). */
+export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
+
+const invokeDataSchema = z.record(z.string(), z.unknown()).default({});
+
+/** What `send` answers: `POST /e/:key`'s body. */
+export type SendAnswer = { ids: string[]; status: 200 } | { error: string; status: 400 | 413; path?: string };
+/** What `invoke` answers: the new run's id, or why there is none. */
+export type InvokeAnswer = { runId: string; status: 200 } | { error: string; status: 400 | 404 };
+
+/**
+ * What other Workers reach through a service binding (DESIGN "Ways in"): typed RPC, no HTTP, no
+ * event key. Bind it in the caller's `wrangler.toml`:
+ *
+ * @example
+ * // [[services]]
+ * // binding = "STEPFLARE"
+ * // service = "stepflare"
+ * // entrypoint = "StepflareService"
+ * const answer = await env.STEPFLARE.send({ name: "shop/order.placed", data: { orderId } });
+ * if ("error" in answer) console.error(answer.error);
+ */
+export class StepflareService extends WorkerEntrypoint<Env> {
+  /**
+   * Sends one event or an array, as `POST /e/:key` takes them, and answers as it does: the ids, or
+   * the error that says what is wrong (nothing stored then).
+   */
+  async send(events: unknown): Promise<SendAnswer> {
+    try {
+      const { ids } = await ingestEvents(instrument(this.env), parseEvents(events));
+      return { ids, status: 200 };
+    } catch (err) {
+      if (err instanceof IngestError) return { error: err.message, status: err.status, ...(err.path ? { path: err.path } : {}) };
+      throw err;
+    }
+  }
+
+  /**
+   * Starts a run of `functionId` now with `data`, without matching any trigger (as `step.invoke`
+   * will), and answers the run's id. Its event is `inngest/function.invoked`.
+   */
+  async invoke(functionId: string, data?: Record<string, unknown>): Promise<InvokeAnswer> {
+    const fn = findFunction(functionId);
+    if (!fn) return { error: `no function with id ${JSON.stringify(functionId)}`, status: 404 };
+    const parsed = invokeDataSchema.safeParse(data);
+    if (!parsed.success) return { error: `invoke(${JSON.stringify(functionId)}): data must be an object`, status: 400 };
+    const env = instrument(this.env);
+    const now = Date.now();
+    const event: StoredEvent = { id: ulid(), name: FUNCTION_INVOKED_EVENT, data: parsed.data, ts: now };
+    const runId = runIdFor(fn.id, event.id, now);
+    const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: now });
+    await env.DB.batch([insertRunStatement(env.DB, { runId, functionId: fn.id, eventId: event.id, status, startedAt: now })]);
+    return { runId, status: 200 };
+  }
+
+  /** The run with its steps, as `GET /v1/runs/:runId` shows it; null for an unknown id. */
+  async getRun(runId: string): Promise<RunView | null> {
+    if (!RUN_ID_PATTERN.test(runId)) return null;
+    return view((await this.runObject(runId).getRun()) as RunWithSteps | null);
+  }
+
+  /** Cancels the run, as `DELETE /v1/runs/:runId` does; null for an unknown id. */
+  async cancel(runId: string): Promise<RunView | null> {
+    if (!RUN_ID_PATTERN.test(runId)) return null;
+    return view((await this.runObject(runId).cancel()) as RunWithSteps | null);
+  }
+
+  private runObject(runId: string) {
+    const env = instrument(this.env);
+    return env.RUNS.get(env.RUNS.idFromName(runId));
+  }
+}
+
+function view(found: RunWithSteps | null): RunView | null {
+  return found ? toRunView(found.run, found.steps) : null;
+}
