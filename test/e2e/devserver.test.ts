@@ -7,6 +7,7 @@
  */
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runIdFor } from "../../worker/runId.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const RUN_TIMEOUT_MS = 30_000;
@@ -149,5 +150,18 @@ describe("wrangler dev", () => {
     expect(greeted).toMatchObject([{ function_id: "hello", status: "Completed", output: { greeting: "Hello, SDK!" } }]);
     expect(imported).toMatchObject([{ function_id: "import-product-images", status: "Completed", output: { sizes: [{ url: "x?copied", width: 100 }] } }]);
     expect(keyed).toMatchObject([{ function_id: "hello", status: "Completed", output: { greeting: "Hello, Keyed!" } }]);
+  });
+
+  it("fires a cron function from scheduled() when the wrangler.toml trigger names its cron", async () => {
+    const cron = "TZ=Europe/Paris 0 9 * * 1";
+    const scheduledTime = Date.parse("2026-11-23T08:00:00Z"); // a Monday, 09:00 in Paris
+    const res = await fetch(`${baseUrl}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(cron)}&time=${scheduledTime}`, { signal: AbortSignal.timeout(10_000) });
+    expect(res.status).toBe(200);
+    const runId = runIdFor("weekly-report", `cron ${cron}`, scheduledTime);
+    const run = await waitFor(`cron run ${runId}`, RUN_TIMEOUT_MS, dev, async () => {
+      const { status, body } = await getJson<{ data: RunSummary & { scheduled_at?: string } }>(`/v1/runs/${runId}`);
+      return status === 200 && body.data.status === "Completed" ? body.data : undefined;
+    });
+    expect(run).toMatchObject({ function_id: "weekly-report", scheduled_at: "2026-11-23T08:00:00.000Z", output: { orders: 42, revenue: 1234.5 } });
   });
 });
