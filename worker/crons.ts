@@ -7,6 +7,9 @@ import type { Env } from "./env.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
 
+/** Cron runs started at once by one pass. */
+const START_BATCH = 50;
+
 /** What one pass over the crons did: the runs it started, and when the next schedule is due. */
 export interface CronPass {
   started: RunIndexEntry[];
@@ -33,6 +36,7 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
   const nextTimes: number[] = [];
   const started: RunIndexEntry[] = [];
 
+  const due: { fn: StepflareFunction; schedule: CronSchedule; scheduledAt: number }[] = [];
   for (const row of rows) {
     const entry = wanted.get(cronKey(row.function_id, row.cron));
     if (!entry) {
@@ -43,8 +47,7 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
       nextTimes.push(row.next_at);
       continue;
     }
-    const scheduledAt = entry.schedule.lastAtOrBefore(now) ?? row.next_at;
-    started.push(await startCronRun(env, entry.fn, entry.schedule, scheduledAt, now));
+    due.push({ ...entry, scheduledAt: entry.schedule.lastAtOrBefore(now) ?? row.next_at });
     const nextAt = entry.schedule.nextAfter(now);
     if (nextAt === null) statements.push(deleteCronStatement(env.DB, row.function_id, row.cron));
     else {
@@ -58,6 +61,11 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
     if (nextAt === null) continue;
     statements.push(upsertCronStatement(env.DB, { function_id: fn.id, cron: schedule.source, timezone: schedule.timezone, next_at: nextAt }));
     nextTimes.push(nextAt);
+  }
+  // Runs start a batch at a time: a thousand schedules due in the same minute do not open a thousand calls at once.
+  for (let i = 0; i < due.length; i += START_BATCH) {
+    const batch = due.slice(i, i + START_BATCH);
+    started.push(...(await Promise.all(batch.map(({ fn, schedule, scheduledAt }) => startCronRun(env, fn, schedule, scheduledAt, now)))));
   }
   statements.push(...started.map((run) => insertRunStatement(env.DB, run)));
   if (statements.length > 0) await env.DB.batch(statements);
