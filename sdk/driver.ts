@@ -7,10 +7,11 @@ import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
 import { serializeOutput, utf8Bytes } from "./output.ts";
-import { highestSeq, replayOrder } from "./replay.ts";
+import { highestSeq, replayOrder, settlesByTime } from "./replay.ts";
 import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger } from "./types.ts";
+import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "./wait.ts";
 import type { Handler, HandlerContext, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
 
 export type { FailedAttempt, Handler, HandlerContext, HandlerFailures, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
@@ -42,7 +43,8 @@ interface StepCall {
 type StepWork =
   | { type: "body"; run: () => unknown }
   | { type: "send"; events: EventPayload[] }
-  | { type: "sleep"; wakeAt: () => number };
+  | { type: "sleep"; wakeAt: () => number }
+  | { type: "wait"; request: () => StepRequest };
 
 /** What the code running now belongs to: a step body (with its attempt) or the handler. */
 const bodyScope = new AsyncLocalStorage<{ attempt: number }>();
@@ -157,6 +159,9 @@ class Invocation {
       sleep: (id, duration) => call(id, "sleep", { type: "sleep", wakeAt: () => this.clock.now() + nonRetriable(() => toMilliseconds(duration)) }),
       sleepUntil: (id, time) => call(id, "sleep", { type: "sleep", wakeAt: () => nonRetriable(() => toEpochMs(time)) }),
       sendEvent: (id, events) => call(id, "sendEvent", { type: "send", events: Array.isArray(events) ? events : [events] }),
+      waitForEvent: (id: string, options: unknown) =>
+        call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(options, this.clock.now())) }),
+      invoke: (id: string, options: unknown) => call(id, "invoke", { type: "wait", request: () => nonRetriable(() => buildInvokeRequest(options, this.clock.now())) }),
     } as StepTools;
   }
 
@@ -184,10 +189,12 @@ class Invocation {
       this.requested.set(call.id, () => this.settleStored(call, stored));
       return;
     }
-    if (stored?.status === "sleeping") return this.park(stored.wakeAt ?? this.startedAt);
+    // A sleep or wait still to come, or a wait resolved after this invocation began.
+    if (stored && settlesByTime(stored)) return this.park(stored.wakeAt!);
     if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > this.startedAt) return this.park(stored.wakeAt!);
     if (this.host.isCancelled()) return;
     if (call.work.type === "sleep") return this.startSleep(call);
+    if (call.work.type === "wait") return this.startWait(call, call.work.request);
     if (this.recovering) {
       this.frontier.push(call);
       return;
@@ -196,12 +203,17 @@ class Invocation {
   }
 
   private settlesOnReplay(stored: StepRecord): boolean {
-    if (stored.status === "completed" || stored.status === "failed") return true;
-    return stored.status === "sleeping" && (stored.wakeAt ?? 0) <= this.startedAt;
+    if (settlesByTime(stored)) return stored.wakeAt! <= this.startedAt;
+    return stored.status === "completed" || stored.status === "failed";
   }
 
   private settleStored(call: StepCall, stored: StepRecord): void {
     if (stored.status === "failed") return call.reject(new StepError(call.name, stored.error ?? { name: "Error", message: "unknown error" }));
+    // Still waiting at its timeout: a wait returns null, an invoke throws.
+    if (stored.status === "waiting" && stored.kind === "invoke") {
+      return call.reject(new StepError(call.name, { name: "InvokeTimeoutError", message: `the invoked function did not finish within the timeout of step.invoke("${call.name}")` }));
+    }
+    if (stored.status === "waiting") return call.resolve(null);
     // A copy: the handler may change what it gets without touching the stored result.
     call.resolve(stored.status === "sleeping" ? undefined : structuredClone(stored.output));
   }
@@ -220,6 +232,18 @@ class Invocation {
       return this.store({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq, endedAt: now }, undefined, () => this.hold(seq, () => call.resolve(undefined)));
     }
     this.store({ ...base, status: "sleeping", attempts: 0, wakeAt }, undefined, () => this.park(wakeAt));
+  }
+
+  /** Stores a wait or child run as waiting until its timeout: the host registers it, and resolves it from outside. */
+  private startWait(call: StepCall, build: () => StepRequest): void {
+    let request: StepRequest;
+    try {
+      request = build();
+    } catch (err) {
+      return call.reject(err);
+    }
+    const record: StepRecord = { id: call.id, name: call.name, kind: call.kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.clock.now() };
+    this.store(record, undefined, () => this.park(request.timeoutAt));
   }
 
   /** Runs a new step (or a retry of one): its body, then stores the result or the failure. */

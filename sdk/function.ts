@@ -15,6 +15,9 @@ const MAX_STEP_TIMEOUT_MS = 15 * 60 * 1000;
 /** The internal event a failed run sends; `onFailure` handlers are triggered by it. */
 export const FUNCTION_FAILED_EVENT = "inngest/function.failed";
 
+/** The internal event a cancelled run sends; `onCancel` handlers are triggered by it. */
+export const FUNCTION_CANCELLED_EVENT = "inngest/function.cancelled";
+
 /** The event a scheduled run receives (Inngest's): `data.cron` is the trigger that fired. */
 export const SCHEDULED_TIMER_EVENT = "inngest/scheduled.timer";
 
@@ -27,11 +30,26 @@ export type EventTrigger = z.infer<typeof eventTriggerSchema>;
 export type CronTrigger = z.infer<typeof cronTriggerSchema>;
 export type Trigger = EventTrigger | CronTrigger;
 
+const durationSchema = z.union([z.number().nonnegative(), z.string().min(1)]).transform((value, ctx) => {
+  try {
+    return toMilliseconds(value);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
+/** One `cancelOn` entry: an event that cancels the run, matched as a wait is (DESIGN "Waits"). */
+const cancelOnSchema = z
+  .object({ event: nameSchema, match: z.string().min(1).max(255).optional(), if: z.string().min(1).max(4096).optional(), timeout: durationSchema.optional() })
+  .strict();
+export type CancelOn = z.output<typeof cancelOnSchema>;
+
 const handlerSchema = z.custom<(...args: never[]) => unknown>((value) => typeof value === "function", "must be a function");
 
 /**
- * A function's configuration. Options this version does not implement yet (flow control, crons,
- * timeouts) are rejected by name rather than silently ignored.
+ * A function's configuration. Options this version does not implement yet (flow control) are
+ * rejected by name rather than silently ignored.
  */
 export const functionConfigSchema = z
   .object({
@@ -56,14 +74,47 @@ export const functionConfigSchema = z
         return z.NEVER;
       }),
     onFailure: handlerSchema.optional(),
+    /** Events that cancel a run of this function while it runs, sleeps or waits. */
+    cancelOn: z.array(cancelOnSchema).min(1).max(10).optional(),
+    /** `start`: cancel a run not started this long after its event; `finish`: not finished this long after it started. */
+    timeouts: z.object({ start: durationSchema.optional(), finish: durationSchema.optional() }).strict().optional(),
+    /** Runs as its own run when a run of this function is cancelled, with the cancellation event. */
+    onCancel: handlerSchema.optional(),
   })
   .strict();
 
 /** The config a user writes. */
-export type FunctionConfig<TData extends object> = Omit<z.input<typeof functionConfigSchema>, "onFailure"> & {
+export type FunctionConfig<TData extends object> = Omit<z.input<typeof functionConfigSchema>, "onFailure" | "onCancel"> & {
   /** Runs as its own run when this function fails for good, with the failure event and error. */
   onFailure?: FailureHandler<TData>;
+  /** Runs as its own run when a run of this function is cancelled, with the cancellation event. */
+  onCancel?: CancelHandler<TData>;
 };
+
+/** Why a run was cancelled, as its `inngest/function.cancelled` event says. */
+export type CancelReason =
+  | { type: "api" }
+  | { type: "event"; event: StoredEvent }
+  | { type: "timeout"; timeout: "start" | "finish" }
+  | { type: "bulk"; cancellation_id: string };
+
+/** The `data` of an `inngest/function.cancelled` event. */
+export interface CancelEventData<TData extends object = Record<string, unknown>> {
+  function_id: string;
+  run_id: string;
+  event: StoredEvent<TData>;
+  reason: CancelReason;
+}
+
+/** What an `onCancel` handler receives: the cancellation event, its reason, and steps. */
+export type CancelHandler<TData extends object> = (ctx: {
+  event: StoredEvent<CancelEventData<TData>>;
+  reason: CancelReason;
+  step: StepTools;
+  runId: string;
+  attempt: number;
+  logger: Logger;
+}) => unknown;
 
 /** The `data` of an `inngest/function.failed` event. */
 export interface FailureEventData<TData extends object = Record<string, unknown>> {
@@ -104,6 +155,11 @@ export class StepflareFunction {
   readonly handler: Handler<object, unknown>;
   /** The `onFailure` handler as a function of its own (id `<id>-failure`), if any. */
   readonly failureFunction?: StepflareFunction;
+  /** The `onCancel` handler as a function of its own (id `<id>-cancel`), if any. */
+  readonly cancelFunction?: StepflareFunction;
+  readonly cancelOn: CancelOn[];
+  /** `timeouts`, in ms. */
+  readonly timeouts: { start?: number; finish?: number };
   private readonly compiled: CompiledTrigger[];
 
   constructor(config: unknown, triggers: unknown, handler: unknown) {
@@ -119,13 +175,25 @@ export class StepflareFunction {
     this.handler = handler as Handler<object, unknown>;
     this.compiled = list.flatMap((t) => ("event" in t ? [{ event: t.event, ...(t.if ? { if: compileExpression(t.if, owner), source: t.if } : {}) }] : []));
     this.crons = list.flatMap((t) => ("cron" in t ? [parseCron(t.cron, owner)] : []));
+    this.cancelOn = parsed.cancelOn ?? [];
+    for (const entry of this.cancelOn) if (entry.if) compileExpression(entry.if, `${owner} cancelOn`);
+    this.timeouts = parsed.timeouts ?? {};
+    const companion = { retries: parsed.retries, stepTimeout: parsed.stepTimeout };
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
       this.failureFunction = new StepflareFunction(
-        { id: `${parsed.id}-failure`, name: `${this.name} (failure)`, retries: parsed.retries, stepTimeout: parsed.stepTimeout },
+        { id: `${parsed.id}-failure`, name: `${this.name} (failure)`, ...companion },
         { event: FUNCTION_FAILED_EVENT, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
         (ctx: Parameters<Handler<FailureEventData, unknown>>[0]) =>
           onFailure({ ...ctx, error: rebuildError(ctx.event.data.error) } as Parameters<FailureHandler<object>>[0]),
+      );
+    }
+    if (parsed.onCancel) {
+      const onCancel = parsed.onCancel as unknown as CancelHandler<object>;
+      this.cancelFunction = new StepflareFunction(
+        { id: `${parsed.id}-cancel`, name: `${this.name} (cancel)`, ...companion },
+        { event: FUNCTION_CANCELLED_EVENT, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
+        (ctx: Parameters<Handler<CancelEventData, unknown>>[0]) => onCancel({ ...ctx, reason: ctx.event.data.reason } as Parameters<CancelHandler<object>>[0]),
       );
     }
   }

@@ -12,9 +12,10 @@ export interface InvocationStart {
 
 /**
  * The order in which a replay settles the stored steps of a run: the order in which they first
- * settled. A completed or failed step settled at its completion `seq`; a sleep settled when the
- * first invocation that began at or after its wake time began, after the results stored by then.
- * Steps that do not settle on replay (a sleep or retry still to come) are left out.
+ * settled. A completed or failed step settled at its completion `seq`; a sleep (or a wait: timed
+ * out, or resolved from outside) settled when the first invocation that began at or after its
+ * wake time began, after the results stored by then. Steps that do not settle on replay (a sleep,
+ * wait or retry still to come) are left out.
  *
  * @example
  * replayOrder(steps, [{ at: t0, seq: 0 }, { at: t1, seq: 2 }]); // hashed ids, first settled first
@@ -25,7 +26,7 @@ export function replayOrder(steps: Iterable<StepRecord>, starts: readonly Invoca
   for (const step of steps) {
     if ((step.status === "completed" || step.status === "failed") && step.seq !== undefined) {
       keyed.push({ id: step.id, key: step.seq, wokenBy: 0 });
-    } else if (step.status === "sleeping" && step.wakeAt !== undefined && current && step.wakeAt <= current.at) {
+    } else if (settlesByTime(step) && current && step.wakeAt! <= current.at) {
       const wokenBy = starts.findIndex((start) => start.at >= step.wakeAt!);
       keyed.push({ id: step.id, key: starts[wokenBy]!.seq + 0.5, wokenBy });
     }
@@ -35,6 +36,16 @@ export function replayOrder(steps: Iterable<StepRecord>, starts: readonly Invoca
   return keyed
     .sort((a, b) => a.key - b.key || a.wokenBy - b.wokenBy || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((entry) => entry.id);
+}
+
+/**
+ * True for a step that settles when its `wakeAt` has passed rather than at a `seq`: a sleep, a
+ * wait (which times out then), and a wait or child run resolved from outside the handler.
+ */
+export function settlesByTime(step: StepRecord): boolean {
+  if (step.wakeAt === undefined) return false;
+  if (step.status === "sleeping" || step.status === "waiting") return true;
+  return (step.status === "completed" || step.status === "failed") && step.seq === undefined;
 }
 
 /** The highest completion seq among stored steps (0 when none has settled). */

@@ -2,15 +2,19 @@ import type { Clock } from "./clock.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
 import type { InvocationStart } from "./replay.ts";
 import type { StepTools } from "./step.ts";
+import type { StepRequest } from "./wait.ts";
 import type { Logger, SerializedError } from "./types.ts";
 
 // What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it.
 
-export type StepKind = "run" | "sleep" | "sendEvent";
+export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke";
 
 /**
  * A step as the run stores it. `completed` and `failed` are final; `sleeping` waits for `wakeAt`;
- * `retrying` failed `attempts` times and runs again at `wakeAt`.
+ * `retrying` failed `attempts` times and runs again at `wakeAt`; `waiting` (a wait or a child run)
+ * waits for what its `request` names until `wakeAt`, its timeout. A waiting step that was
+ * resolved is `completed` or `failed` with no `seq` and `wakeAt` = when it was resolved: a replay
+ * settles it, as a sleep, at the first invocation that began after that.
  */
 export interface StepRecord {
   /** SHA-1 of `name`: the storage key. */
@@ -18,13 +22,15 @@ export interface StepRecord {
   /** The step id as the handler wrote it, with `:n` for repeats. */
   name: string;
   kind: StepKind;
-  status: "completed" | "failed" | "sleeping" | "retrying";
+  status: "completed" | "failed" | "sleeping" | "retrying" | "waiting";
   attempts: number;
   output?: unknown;
   error?: SerializedError;
   wakeAt?: number;
   /** Completion order (1, 2, ...) of a completed or failed step: replays settle steps in this order. */
   seq?: number;
+  /** What a waiting step waits for (a wait's conditions, a child run): the host acts on it when the step is first stored. */
+  request?: StepRequest;
   /** Every failed attempt, oldest first (the last one's error is also `error`), for the run's timeline. */
   failedAttempts?: FailedAttempt[];
   startedAt: number;

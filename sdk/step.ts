@@ -2,7 +2,7 @@ import { sha1 } from "@noble/hashes/legacy.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
-import type { EventPayload } from "./event.ts";
+import type { EventPayload, StoredEvent } from "./event.ts";
 
 /** The step tools a handler receives as `step`. Every step id must be unique in a run; repeats get `:1`, `:2`. */
 export interface StepTools {
@@ -38,6 +38,38 @@ export interface StepTools {
    * const { ids } = await step.sendEvent("notify", { name: "shop/order.paid", data: { orderId } });
    */
   sendEvent(id: string, events: EventPayload | EventPayload[]): Promise<{ ids: string[] }>;
+  /**
+   * Suspends the run until an event arrives, and returns it, or `null` at `timeout`. Only events
+   * received after the wait began count, or up to `lookback` before it. `match: "data.userId"`
+   * means the run's trigger event and the new one agree on that field; `if` is CEL over `event`
+   * (the trigger) and `async` (the new event). With `events` and `mode: "any"` it returns the first
+   * of several; with `mode: "all"` one event per entry of `events`, in their order, once all came.
+   *
+   * @example
+   * const activated = await step.waitForEvent("wait-activation", { event: "app/user.activated", match: "data.userId", timeout: "3d" });
+   */
+  waitForEvent(id: string, options: { event: string; timeout: DurationLike; match?: string; if?: string; lookback?: DurationLike }): Promise<StoredEvent | null>;
+  waitForEvent(id: string, options: WaitForEventsOptions & { mode: "any" }): Promise<StoredEvent | null>;
+  waitForEvent(id: string, options: WaitForEventsOptions & { mode: "all" }): Promise<StoredEvent[] | null>;
+  /**
+   * Starts `function` with `data` as a run of its own (no event matching), suspends until it ends,
+   * and returns its output; a child that fails (or does not end within `timeout`) throws a
+   * `StepError` here. Retried or replayed, the step starts no second child.
+   *
+   * @example
+   * const receipt = await step.invoke("charge", { function: chargeCard, data: { orderId } });
+   */
+  invoke<TOutput = unknown>(id: string, options: { function: { id: string } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
+}
+
+/** `waitForEvent` over several events: each a name, or a name with its own `match` / `if`. */
+export interface WaitForEventsOptions {
+  events: (string | { event: string; match?: string; if?: string })[];
+  mode: "any" | "all";
+  timeout: DurationLike;
+  match?: string;
+  if?: string;
+  lookback?: DurationLike;
 }
 
 /** The largest number of steps one run may have (DESIGN "Limits"). */

@@ -4,6 +4,7 @@ import { env } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError, StepError, Stepflare } from "../sdk/index.ts";
 import { serve } from "../worker/index.ts";
 import { killCurrentRunObject } from "../worker/faults.ts";
+import { coordinationFunctions } from "./coordination.functions.ts";
 
 export * from "../worker/index.ts";
 
@@ -256,5 +257,6 @@ const everyMinute = app.createFunction({ id: "every-minute" }, { cron: "* * * * 
 export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute],
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
+    ...coordinationFunctions(app)],
 });

@@ -5,6 +5,7 @@ import { createLogger } from "./logger.ts";
 import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
+import { deliverMatches, findMatchingWaits } from "./waits.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,
@@ -16,43 +17,67 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   const refs = batch.messages.flatMap((m) => (m.body.type === "event-ref" ? [{ id: m.body.id, receivedAt: m.body.receivedAt }] : []));
   const referenced = new Map((await getEvents(env.DB, refs)).map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
 
-  const started: RunIndexEntry[] = [];
   const ended: RunIndexEntry[] = [];
-  const dispatched: EventRef[] = [];
   const done: Message<QueueMessage>[] = [];
+  const events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
+  for (const message of batch.messages) {
+    const body = message.body;
+    if (body.type === "run-ended") {
+      ended.push({ ...body });
+      done.push(message);
+      continue;
+    }
+    const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(refKey(body));
+    if (accepted) {
+      events.push({ message, accepted });
+      continue;
+    }
+    // The event log has no such event (never stored, or a ref queued by a version that sent the
+    // id alone): nothing to dispatch here; a stored event left undispatched is swept again.
+    const { id, receivedAt } = body as EventRef;
+    createLogger({ event_id: id }).error("queued event not found in the event log", { received_at: receivedAt ?? null });
+    done.push(message);
+  }
 
-  await Promise.all(
-    batch.messages.map(async (message) => {
-      const body = message.body;
-      if (body.type === "run-ended") {
-        ended.push({ ...body });
-        done.push(message);
-        return;
-      }
-      const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(refKey(body));
-      if (!accepted) {
-        // The event log has no such event (never stored, or a ref queued by a version that sent the
-        // id alone): nothing to dispatch here; a stored event left undispatched is swept again.
-        const { id, receivedAt } = body as EventRef;
-        createLogger({ event_id: id }).error("queued event not found in the event log", { received_at: receivedAt ?? null });
-        done.push(message);
-        return;
-      }
-      try {
-        started.push(...(await dispatchEvent(env, accepted)));
-        dispatched.push({ id: accepted.event.id, receivedAt: accepted.receivedAt });
-        done.push(message);
-      } catch (err) {
-        createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
-        message.retry();
-      }
-    }),
-  );
-
+  // Runs start while D1 looks the batch's events up in the waits index: neither waits for the other.
   const now = Date.now();
+  const [dispatches, matches] = await Promise.all([
+    Promise.all(
+      events.map(({ accepted }) =>
+        dispatchEvent(env, accepted).catch((err: unknown) => {
+          createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
+          return null;
+        }),
+      ),
+    ),
+    findMatchingWaits(
+      env,
+      events.map((entry) => entry.accepted),
+      now,
+    ).catch((err: unknown) => {
+      createLogger().error("waits lookup failed; the batch's events will be dispatched again", { error: String(err) });
+      return null;
+    }),
+  ]);
+  const { deleteStatements, failed } = matches ? await deliverMatches(env, matches) : { deleteStatements: [], failed: [] };
+  const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
+
+  const started: RunIndexEntry[] = [];
+  const dispatched: EventRef[] = [];
+  events.forEach(({ message, accepted }, i) => {
+    const runs = dispatches[i];
+    const ref = { id: accepted.event.id, receivedAt: accepted.receivedAt };
+    // An event is dispatched once its runs are started and every wait it resolves has been told.
+    if (runs === null || runs === undefined || matches === null || undelivered.has(refKey(ref))) return message.retry();
+    started.push(...runs);
+    dispatched.push(ref);
+    done.push(message);
+  });
+
   const statements = [
     ...started.map((run) => insertRunStatement(env.DB, run)),
     ...ended.map((run) => endRunStatement(env.DB, run)),
+    ...deleteStatements,
     ...markDispatched(env.DB, dispatched, now),
   ];
   try {

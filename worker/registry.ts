@@ -7,7 +7,8 @@ import type { StepflareFunction } from "../sdk/function.ts";
 let functions: StepflareFunction[] = [];
 
 export function registerFunctions(list: StepflareFunction[]): void {
-  const all = list.flatMap((fn) => (fn.failureFunction ? [fn, fn.failureFunction] : [fn]));
+  // onFailure and onCancel handlers are functions of their own.
+  const all = list.flatMap((fn) => [fn, ...(fn.failureFunction ? [fn.failureFunction] : []), ...(fn.cancelFunction ? [fn.cancelFunction] : [])]);
   const ids = new Set<string>();
   for (const fn of all) {
     if (ids.has(fn.id)) throw new TypeError(`serve(): two functions have the id "${fn.id}"; function ids must be unique`);

@@ -1,18 +1,13 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
-import { ulid } from "ulidx";
 import { z } from "zod";
-import type { StoredEvent } from "../sdk/event.ts";
 import { instrument } from "./bindings.ts";
-import { insertRunStatement } from "./db/runs.ts";
 import type { Env } from "./env.ts";
 import { IngestError, ingestEvents, parseEvents } from "./ingest.ts";
 import type { RunWithSteps } from "./objects/RunObject.ts";
 import { findFunction } from "./registry.ts";
-import { RUN_ID_PATTERN, runIdFor } from "./runId.ts";
+import { startInvokedRun } from "./invoke.ts";
+import { RUN_ID_PATTERN } from "./runId.ts";
 import { toRunView, type RunView } from "./routes/runView.ts";
-
-/** The event a run started by `invoke` receives (Inngest's name for a direct invocation). */
-export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
 
 const invokeDataSchema = z.record(z.string(), z.unknown()).default({});
 
@@ -57,12 +52,7 @@ export class StepflareService extends WorkerEntrypoint<Env> {
     if (!fn) return { error: `no function with id ${JSON.stringify(functionId)}`, status: 404 };
     const parsed = invokeDataSchema.safeParse(data);
     if (!parsed.success) return { error: `invoke(${JSON.stringify(functionId)}): data must be an object`, status: 400 };
-    const env = instrument(this.env);
-    const now = Date.now();
-    const event: StoredEvent = { id: ulid(), name: FUNCTION_INVOKED_EVENT, data: parsed.data, ts: now };
-    const runId = runIdFor(fn.id, event.id, now);
-    const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: now });
-    await env.DB.batch([insertRunStatement(env.DB, { runId, functionId: fn.id, eventId: event.id, status, startedAt: now })]);
+    const { runId } = await startInvokedRun(instrument(this.env), fn, parsed.data);
     return { runId, status: 200 };
   }
 

@@ -4,7 +4,8 @@ import type { AcceptedEvent, EventRef } from "../messages.ts";
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
 
-interface EventRow {
+/** A row of the D1 event log. */
+export interface EventRow {
   id: string;
   name: string;
   data: string;
@@ -173,7 +174,8 @@ export function deleteOldEventsStatement(db: D1Database, before: number, limit: 
     .bind(before, limit);
 }
 
-function toEvent(row: EventRow): StoredEvent {
+/** The event a row of the log holds. */
+export function toEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
     name: row.name,

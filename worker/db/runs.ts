@@ -17,13 +17,15 @@ export interface RunIndexEntry {
   status: RunStatus;
   startedAt: number;
   endedAt?: number;
+  /** The run that started this one with step.invoke. */
+  parentRunId?: string;
 }
 
 /** Statement recording a started run; never overwrites a row that already learned its end. */
 export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
-    .prepare("INSERT INTO runs (id, function_id, event_id, status, started_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING")
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt);
+    .prepare("INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING")
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null);
 }
 
 /** Statement recording a run's end (inserting the row if its start has not been indexed yet). */
@@ -39,6 +41,13 @@ export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedS
 export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
   const result = await db.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).all<RunIndexRow>();
   return result.results[0] ?? null;
+}
+
+/** The runs that `runId` started with step.invoke, oldest first. */
+export async function childrenOf(db: D1Database, runId: string): Promise<RunIndexRow[]> {
+  // Uses index runs_parent.
+  const result = await db.prepare("SELECT * FROM runs WHERE parent_run_id = ?1 ORDER BY started_at, id").bind(runId).all<RunIndexRow>();
+  return result.results;
 }
 
 export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunIndexRow[]> {

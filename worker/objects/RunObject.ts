@@ -2,20 +2,23 @@ import { DurableObject } from "cloudflare:workers";
 import { systemClock } from "../../sdk/clock.ts";
 import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
-import { FUNCTION_FAILED_EVENT } from "../../sdk/function.ts";
+import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, type CancelReason, type StepflareFunction } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
+import { resolveInvoke, resolveWait, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../bindings.ts";
 import { retentionDays, type Env } from "../env.ts";
 import { runAsObject } from "../faults.ts";
-import { ingestEvents, parseEvents } from "../ingest.ts";
+import { parseEvents } from "../ingest.ts";
 import { createLogger } from "../logger.ts";
 import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
 import { findFunction } from "../registry.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { usage } from "../usage.ts";
-import { RunStore, type RunRecord } from "./RunStore.ts";
+import { waitRows } from "../waits.ts";
+import { deliverEntry } from "./outbox.ts";
+import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
 
 /**
  * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
@@ -29,6 +32,8 @@ const DELIVERY_RETRY_MS = 5_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
+/** How long a cancelOn entry without a timeout stays in the waits index: until the run ends, at most this. */
+const CANCEL_ON_MAX_MS = 366 * DAY_MS;
 
 /** A run's record with its steps. */
 export interface RunWithSteps {
@@ -42,6 +47,8 @@ export interface RunInit {
   events: StoredEvent[];
   /** Epoch ms to start at: now, or an event's future `ts` (a delayed run). */
   startAt: number;
+  /** The run whose step.invoke started this one. */
+  parent?: RunParent;
 }
 
 /**
@@ -59,6 +66,8 @@ export class RunObject extends DurableObject<Env> {
   private failedInvocations = 0;
   /** The run's end reached the runs index (in memory: after a restart the alarm sends it again, harmlessly). */
   private endDelivered = false;
+  /** The earliest time a wait or child run was resolved during the invocation in progress: the run is due again then. */
+  private resolvedDuringInvocation: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
@@ -74,10 +83,80 @@ export class RunObject extends DurableObject<Env> {
     if (existing) return existing.status;
     const now = Date.now();
     const delayed = init.startAt > now;
-    this.store.createRun({ id: init.runId, functionId: init.functionId, events: init.events, startedAt: now, ...(delayed ? { wakeAt: init.startAt } : {}) });
+    const fn = findFunction(init.functionId);
+    const finishAfter = fn?.timeouts.finish;
+    this.store.createRun(
+      {
+        id: init.runId,
+        functionId: init.functionId,
+        events: init.events,
+        startedAt: now,
+        ...(delayed ? { wakeAt: init.startAt } : {}),
+        ...(init.parent ? { parent: init.parent } : {}),
+        ...(!delayed && finishAfter !== undefined ? { finishBy: now + finishAfter } : {}),
+      },
+      fn ? this.cancelOnEntries(fn, init.runId, init.events[0]!, now) : [],
+    );
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
-    if (!delayed) void this.execute(true);
-    return delayed ? "Queued" : "Running";
+    if (fn?.cancelOn.length) void this.deliverOutbox();
+    if (delayed) return "Queued";
+    // Not started within `timeouts.start` of when it was due (dispatch came late): cancelled, never run.
+    if (fn?.timeouts.start !== undefined && now > init.startAt + fn.timeouts.start) {
+      await this.cancel({ type: "timeout", timeout: "start" });
+      return "Cancelled";
+    }
+    void this.execute(true);
+    return "Running";
+  }
+
+  /** The waits index rows of a function's cancelOn entries, to register when its run is created. */
+  private cancelOnEntries(fn: StepflareFunction, runId: string, trigger: StoredEvent, now: number): OutboxEntry[] {
+    if (fn.cancelOn.length === 0) return [];
+    const rows = waitRows("cancel", runId, "", trigger, fn.cancelOn, now, (i) => now + (fn.cancelOn[i]!.timeout ?? CANCEL_ON_MAX_MS));
+    return [{ kind: "waits", rows }];
+  }
+
+  /**
+   * An event for a wait step of this run (the queue consumer found it in the waits index). Answers
+   * "stale" when the step no longer waits for it: resolved already, timed out, or the run ended.
+   */
+  async resolveWait(stepId: string, index: number, event: StoredEvent): Promise<"resolved" | "stale"> {
+    const step = this.store.steps().get(stepId);
+    const run = this.store.run();
+    if (!step || !run || FINAL_STATUSES.has(run.status)) return "stale";
+    return this.applyResolution(resolveWait(step, index, event, this.resolutionTime(run)));
+  }
+
+  /** How a child run of this run's invoke step ended. Answers "stale" as resolveWait does. */
+  async resolveInvoke(stepId: string, result: InvokeResult): Promise<"resolved" | "stale"> {
+    const step = this.store.steps().get(stepId);
+    const run = this.store.run();
+    if (!step || !run || FINAL_STATUSES.has(run.status)) return "stale";
+    return this.applyResolution(resolveInvoke(step, result, this.resolutionTime(run)));
+  }
+
+  /**
+   * Stores a resolved step and wakes the run. The resolution time is after the current
+   * invocation's start, so a replay settles the step where the first pass did: after everything
+   * the invocation in progress (which never saw the result) stored.
+   */
+  private async applyResolution(resolved: StepRecord | null): Promise<"resolved" | "stale"> {
+    if (!resolved) return "stale";
+    this.store.saveStep(resolved);
+    if (resolved.status === "waiting") return "resolved"; // an "all" wait still missing events
+    const at = resolved.wakeAt!;
+    if (this.executing) {
+      this.resolvedDuringInvocation = Math.min(this.resolvedDuringInvocation ?? at, at);
+      return "resolved";
+    }
+    this.store.wakeAt(at);
+    await this.ctx.storage.setAlarm(at);
+    void this.execute(false);
+    return "resolved";
+  }
+
+  private resolutionTime(run: RunRecord): number {
+    return Math.max(Date.now(), (run.starts.at(-1)?.at ?? 0) + 1);
   }
 
   override async alarm(): Promise<void> {
@@ -123,11 +202,21 @@ export class RunObject extends DurableObject<Env> {
     return { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) };
   }
 
-  /** Cancels the run: it stops at its next step boundary and a running step's result is discarded. */
-  async cancel(): Promise<RunWithSteps | null> {
+  /**
+   * Cancels the run: it stops at its next step boundary, a running step's result is discarded,
+   * its timers and waits go, and its `inngest/function.cancelled` event (which starts `onCancel`)
+   * leaves in the commit that ends it. A run that has ended stays as it is.
+   */
+  async cancel(reason: CancelReason = { type: "api" }): Promise<RunWithSteps | null> {
     const run = this.store.run();
     if (!run) return null;
-    await this.finish(run, "Cancelled", {});
+    // A run started by a cancellation event sends none of its own: an onCancel handler that is
+    // cancelled must not trigger itself again.
+    const events: StoredEvent[] =
+      run.events[0]?.name === FUNCTION_CANCELLED_EVENT
+        ? []
+        : [{ id: `${run.id}-cancelled`, name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
+    await this.finish(run, "Cancelled", {}, events);
     return this.getRun();
   }
 
@@ -162,16 +251,23 @@ export class RunObject extends DurableObject<Env> {
     let run = this.store.run();
     if (!run || FINAL_STATUSES.has(run.status)) return;
     const now = Date.now();
+    if (run.finishBy !== undefined && now >= run.finishBy) return void (await this.cancel({ type: "timeout", timeout: "finish" }));
     // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
     if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return this.rearm();
     const logger = createLogger({ run_id: run.id, function_id: run.functionId });
     const fn = findFunction(run.functionId);
     if (!fn) return this.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
+    // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
+    const isDelayedStart = run.starts.length === 0;
+    if (isDelayedStart && fn.timeouts.start !== undefined && run.wakeAt !== undefined && now > run.wakeAt + fn.timeouts.start) {
+      return void (await this.cancel({ type: "timeout", timeout: "start" }));
+    }
 
     // An invocation that began and never ended died with the runtime (nothing runs it in memory).
     const recovering = !isFirst && run.isOpen;
     if (!isFirst) {
-      run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering);
+      const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
+      run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering, finishBy);
       // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died.
       await this.ctx.storage.setAlarm(now + WATCHDOG_MS);
     }
@@ -187,8 +283,9 @@ export class RunObject extends DurableObject<Env> {
     const host: RunHost = {
       steps: this.store.steps(),
       saveStep: (step, events) => {
-        this.store.saveStep(step, events);
-        if (events?.length) void this.deliverOutbox();
+        const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...this.requestEntries(run!, step)];
+        this.store.saveStep(step, entries);
+        if (entries.length > 0) void this.deliverOutbox();
       },
       prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
       // The run's record (first invocation) or this invocation's start is durable before a step body
@@ -208,8 +305,22 @@ export class RunObject extends DurableObject<Env> {
       recovering,
     };
     const execute = () => executeRun(fn.handler, input, host);
-    const outcome = await (isDevMode(this.env) ? runAsObject((reason) => this.ctx.abort(reason), execute) : execute());
-    await this.record(run, outcome, logger);
+    // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
+    const finishTimer = run.finishBy === undefined ? undefined : setTimeout(() => void this.cancel({ type: "timeout", timeout: "finish" }), run.finishBy - now);
+    try {
+      const outcome = await (isDevMode(this.env) ? runAsObject((reason) => this.ctx.abort(reason), execute) : execute());
+      await this.record(run, outcome, logger);
+    } finally {
+      clearTimeout(finishTimer);
+    }
+  }
+
+  /** What a step's first save sends: a wait's rows for the waits index, or the child run an invoke starts. */
+  private requestEntries(run: RunRecord, step: StepRecord): OutboxEntry[] {
+    const request = step.request;
+    if (step.status !== "waiting" || !request || this.store.steps().get(step.id)?.status === "waiting") return [];
+    if (request.type === "invoke") return [{ kind: "invoke", stepId: step.id, functionId: request.functionId, data: request.data }];
+    return [{ kind: "waits", rows: waitRows("wait", run.id, step.id, run.events[0]!, request.conditions, request.since, () => request.timeoutAt) }];
   }
 
   private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
@@ -220,15 +331,22 @@ export class RunObject extends DurableObject<Env> {
       case "failed":
         return this.fail(run, outcome.error);
       case "suspended":
-        this.store.suspend(outcome.wakeAt, run.handlerFailures);
+        this.store.suspend(this.dueAt(outcome.wakeAt), run.handlerFailures);
         return this.rearm();
       case "retry":
         logger.warn("handler failed; retrying", { attempt: outcome.handlerFailures.count - 1, error: outcome.error.message });
-        this.store.suspend(outcome.wakeAt, outcome.handlerFailures);
+        this.store.suspend(this.dueAt(outcome.wakeAt), outcome.handlerFailures);
         return this.rearm();
       case "cancelled":
         return;
     }
+  }
+
+  /** When the run is due after an invocation that asked for `wakeAt`: sooner if a wait was resolved meanwhile. */
+  private dueAt(wakeAt: number): number {
+    const resolved = this.resolvedDuringInvocation;
+    this.resolvedDuringInvocation = undefined;
+    return resolved === undefined ? wakeAt : Math.min(wakeAt, resolved);
   }
 
   /**
@@ -246,13 +364,25 @@ export class RunObject extends DurableObject<Env> {
     return this.finish(run, "Failed", { error }, events);
   }
 
+  /** What a run's end sends besides its events: its parent's resumption, and the removal of its waits. */
+  private endEntries(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): OutboxEntry[] {
+    const entries: OutboxEntry[] = [];
+    if (run.parent) {
+      const error = status === "Cancelled" ? { name: "CancelledError", message: `the invoked run ${run.id} was cancelled` } : result.error;
+      entries.push({ kind: "resume-parent", parent: run.parent, result: error ? { error } : { output: result.output ?? null } });
+    }
+    const hasWaits = (findFunction(run.functionId)?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
+    if (hasWaits) entries.push({ kind: "clear-waits" });
+    return entries;
+  }
+
   /**
    * Ends the run: status, result and the events its end sends in one commit (whatever ended the
    * run first wins, and nothing replaces it), then delivers them and tells the runs index.
    */
   private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): Promise<void> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    this.store.end(status, Date.now(), result, events);
+    this.store.end(status, Date.now(), result, [{ kind: "events", events }, ...this.endEntries(run, status, result)]);
     this.endDelivered = false;
     await this.rearm();
     await this.deliverOutbox();
@@ -267,10 +397,17 @@ export class RunObject extends DurableObject<Env> {
   }
 
   private async sendOutbox(): Promise<void> {
+    const target = {
+      runId: this.store.run()?.id ?? "",
+      resolveWait: (stepId: string, index: number, event: StoredEvent) => this.resolveWait(stepId, index, event),
+      resolveInvoke: (stepId: string, result: InvokeResult) => this.resolveInvoke(stepId, result),
+      cancel: (reason: CancelReason) => void this.cancel(reason),
+    };
     try {
-      for (const entry of this.store.outbox()) {
-        await ingestEvents(this.env, entry.events);
-        this.store.delivered(entry.seq);
+      // Entries added while delivering (a cancel's end) are delivered in the same pass.
+      for (let next = this.store.nextOutboxEntry(); next; next = this.store.nextOutboxEntry()) {
+        await deliverEntry(this.env, target, next.entry);
+        this.store.delivered(next.seq);
       }
     } catch (err) {
       const run = this.store.run();
@@ -301,10 +438,11 @@ export class RunObject extends DurableObject<Env> {
     if (!run) return;
     const now = Date.now();
     const times: number[] = [];
-    if (this.store.hasOutbox()) times.push(now + DELIVERY_RETRY_MS);
+    if (this.store.nextOutboxEntry()) times.push(now + DELIVERY_RETRY_MS);
     if (FINAL_STATUSES.has(run.status)) times.push(this.endDelivered ? (run.endedAt ?? now) + retentionDays(this.env) * DAY_MS : now + DELIVERY_RETRY_MS);
     else if (run.isOpen) times.push(now + WATCHDOG_MS);
     else times.push(run.wakeAt ?? now);
+    if (!FINAL_STATUSES.has(run.status) && run.finishBy !== undefined) times.push(run.finishBy);
     await this.ctx.storage.setAlarm(Math.min(...times));
   }
 }

@@ -2,6 +2,8 @@ import type { FailedAttempt, HandlerFailures, StepRecord } from "../../sdk/drive
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
+import type { InvokeResult, StepRequest } from "../../sdk/wait.ts";
+import type { WaitRow } from "../db/waits.ts";
 import type { RunStatus } from "../messages.ts";
 import { usage } from "../usage.ts";
 
@@ -21,11 +23,33 @@ export interface RunRecord {
   crashes: number;
   /** When the run is due again, while it waits (a sleep, a retry, a delayed start). */
   wakeAt?: number;
+  /** The run that started this one with step.invoke, and its step. */
+  parent?: RunParent;
+  /** `timeouts.finish`: the run is cancelled if it has not ended by then. */
+  finishBy?: number;
   output?: unknown;
   error?: SerializedError;
   startedAt: number;
   endedAt?: number;
 }
+
+/** The parent of a run started by step.invoke. */
+export interface RunParent {
+  runId: string;
+  stepId: string;
+}
+
+/**
+ * What must leave the object, written in the commit that decides it and delivered until accepted
+ * (DESIGN "An outbox for everything that leaves a run"): events to send, waits to store in D1
+ * (and the run's waits to delete when it ends), a child run to start, a parent to resume.
+ */
+export type OutboxEntry =
+  | { kind: "events"; events: StoredEvent[] }
+  | { kind: "waits"; rows: WaitRow[] }
+  | { kind: "clear-waits" }
+  | { kind: "invoke"; stepId: string; functionId: string; data: Record<string, unknown> }
+  | { kind: "resume-parent"; parent: RunParent; result: InvokeResult };
 
 type RunRow = {
   id: string;
@@ -38,6 +62,8 @@ type RunRow = {
   open: number;
   crashes: number;
   wake_at: number | null;
+  parent: string | null;
+  finish_by: number | null;
   output: string | null;
   error: string | null;
   started_at: number;
@@ -55,6 +81,7 @@ type StepRow = {
   wake_at: number | null;
   seq: number | null;
   failed_attempts: string | null;
+  request: string | null;
   started_at: number;
   ended_at: number | null;
 };
@@ -72,8 +99,11 @@ const ADDED_COLUMNS: Record<string, Record<string, string>> = {
     open: "INTEGER NOT NULL DEFAULT 0",
     crashes: "INTEGER NOT NULL DEFAULT 0",
     wake_at: "INTEGER",
+    parent: "TEXT",
+    finish_by: "INTEGER",
   },
-  steps: { seq: "INTEGER", failed_attempts: "TEXT" },
+  steps: { seq: "INTEGER", failed_attempts: "TEXT", request: "TEXT" },
+  outbox: { kind: "TEXT NOT NULL DEFAULT 'events'" },
 };
 
 /**
@@ -94,12 +124,12 @@ export class RunStore {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS run (
       id TEXT PRIMARY KEY, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
       attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
-      open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER,
+      open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER, parent TEXT, finish_by INTEGER,
       output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
       id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-      output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
-    this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, events TEXT NOT NULL)");
+      output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
+    this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'events', events TEXT NOT NULL)");
     for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
       const present = new Set(this.sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
       for (const [column, type] of Object.entries(columns)) {
@@ -120,7 +150,10 @@ export class RunStore {
    * Stores a new run. A run that starts now is stored with its first invocation begun (one row
    * for both); a delayed one waits for `wakeAt`.
    */
-  createRun(run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; wakeAt?: number }): void {
+  createRun(
+    run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; wakeAt?: number; parent?: RunParent; finishBy?: number },
+    entries: OutboxEntry[] = [],
+  ): void {
     const delayed = run.wakeAt !== undefined;
     const record: RunRecord = {
       ...run,
@@ -131,7 +164,7 @@ export class RunStore {
       crashes: 0,
     };
     this.write(
-      "INSERT INTO run (id, function_id, events, status, starts, open, wake_at, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO run (id, function_id, events, status, starts, open, wake_at, parent, finish_by, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       record.id,
       record.functionId,
       JSON.stringify(record.events),
@@ -139,8 +172,11 @@ export class RunStore {
       JSON.stringify(record.starts),
       record.isOpen ? 1 : 0,
       record.wakeAt ?? null,
+      record.parent ? JSON.stringify(record.parent) : null,
+      record.finishBy ?? null,
       record.startedAt,
     );
+    this.addToOutbox(entries);
     this.cachedRun = record;
   }
 
@@ -149,12 +185,18 @@ export class RunStore {
    * invocation goes on from the dead one's start (no start of its own): it settles only what the
    * dead one could have, so it blames only steps the dead one could have been running.
    */
-  beginInvocation(start: InvocationStart, recovering: boolean): RunRecord {
+  beginInvocation(start: InvocationStart, recovering: boolean, finishBy: number | undefined): RunRecord {
     const run = this.run()!;
     const starts = recovering ? run.starts : [...run.starts, start];
     const crashes = recovering ? run.crashes + 1 : 0;
-    this.write("UPDATE run SET status = 'Running', starts = ?, open = 1, crashes = ?, wake_at = NULL", JSON.stringify(starts), crashes);
-    return Object.assign(run, { status: "Running", starts, isOpen: true, crashes, wakeAt: undefined });
+    this.write("UPDATE run SET status = 'Running', starts = ?, open = 1, crashes = ?, wake_at = NULL, finish_by = ?", JSON.stringify(starts), crashes, finishBy ?? null);
+    return Object.assign(run, { status: "Running", starts, isOpen: true, crashes, wakeAt: undefined, finishBy });
+  }
+
+  /** Makes the run due at `wakeAt` (a wait or child run was resolved from outside). */
+  wakeAt(wakeAt: number): void {
+    this.write("UPDATE run SET wake_at = ?", wakeAt);
+    this.run()!.wakeAt = wakeAt;
   }
 
   /** Records that the invocation ended with the run waiting until `wakeAt`. */
@@ -163,8 +205,8 @@ export class RunStore {
     Object.assign(this.run()!, { isOpen: false, crashes: 0, wakeAt, handlerFailures });
   }
 
-  /** Ends the run, with the events its end sends (a failure event) in the same commit. */
-  end(status: RunStatus, endedAt: number, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): void {
+  /** Ends the run, with what its end sends (a failure event, a parent's resumption) in the same commit. */
+  end(status: RunStatus, endedAt: number, result: { output?: unknown; error?: SerializedError }, entries: OutboxEntry[] = []): void {
     this.write(
       "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?, open = 0, wake_at = NULL",
       status,
@@ -172,7 +214,7 @@ export class RunStore {
       this.encode("run", result.output),
       result.error ? JSON.stringify(result.error) : null,
     );
-    this.addToOutbox(events);
+    this.addToOutbox(entries);
     Object.assign(this.run()!, { status, endedAt, isOpen: false, wakeAt: undefined, ...result });
   }
 
@@ -186,11 +228,11 @@ export class RunStore {
     return this.cachedSteps;
   }
 
-  /** Writes a step and the events it sends; the output gate holds every later reply and fetch until both are durable. */
-  saveStep(step: StepRecord, events: StoredEvent[] = []): void {
+  /** Writes a step and what it sends; the output gate holds every later reply and fetch until both are durable. */
+  saveStep(step: StepRecord, entries: OutboxEntry[] = []): void {
     this.write(
-      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, seq, failed_attempts, started_at, ended_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, seq, failed_attempts, request, started_at, ended_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, output = excluded.output,
          error = excluded.error, wake_at = excluded.wake_at, seq = excluded.seq, failed_attempts = excluded.failed_attempts,
          ended_at = excluded.ended_at`,
@@ -204,24 +246,23 @@ export class RunStore {
       step.wakeAt ?? null,
       step.seq ?? null,
       step.failedAttempts ? JSON.stringify(step.failedAttempts) : null,
+      step.request ? JSON.stringify(step.request) : null,
       step.startedAt,
       step.endedAt ?? null,
     );
-    this.addToOutbox(events);
+    this.addToOutbox(entries);
     this.steps().set(step.id, step);
   }
 
-  /** Events waiting to leave the object, oldest first. */
-  outbox(): { seq: number; events: StoredEvent[] }[] {
-    return this.sql
-      .exec<{ seq: number; events: string }>("SELECT seq, events FROM outbox ORDER BY seq")
-      .toArray()
-      .map((row) => ({ seq: row.seq, events: JSON.parse(row.events) as StoredEvent[] }));
+  /** The oldest entry waiting to leave the object, if any. */
+  nextOutboxEntry(): { seq: number; entry: OutboxEntry } | null {
+    const row = this.sql.exec<{ seq: number; kind: string; events: string }>("SELECT seq, kind, events FROM outbox ORDER BY seq LIMIT 1").toArray()[0];
+    if (!row) return null;
+    // An `events` entry holds the events alone (as the first outbox did); the others, the whole entry.
+    const entry = row.kind === "events" ? { kind: "events" as const, events: JSON.parse(row.events) as StoredEvent[] } : (JSON.parse(row.events) as OutboxEntry);
+    return { seq: row.seq, entry };
   }
 
-  hasOutbox(): boolean {
-    return this.sql.exec("SELECT 1 FROM outbox LIMIT 1").toArray().length > 0;
-  }
 
   /** Drops an outbox entry once its events are accepted. */
   delivered(seq: number): void {
@@ -235,9 +276,12 @@ export class RunStore {
     this.createTables();
   }
 
-  private addToOutbox(events: StoredEvent[]): void {
+  private addToOutbox(entries: OutboxEntry[]): void {
     // Event bodies are at most 512 KiB each and a step sends at most what one request may carry.
-    if (events.length > 0) this.write("INSERT INTO outbox (events) VALUES (?)", JSON.stringify(events));
+    for (const entry of entries) {
+      if (entry.kind === "events" && entry.events.length === 0) continue;
+      this.write("INSERT INTO outbox (kind, events) VALUES (?, ?)", entry.kind, JSON.stringify(entry.kind === "events" ? entry.events : entry));
+    }
   }
 
   /**
@@ -284,6 +328,8 @@ function toRunRecord(row: RunRow, output: unknown): RunRecord {
     isOpen: row.open === 1,
     crashes: row.crashes,
     ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
+    ...(row.parent !== null ? { parent: JSON.parse(row.parent) as RunParent } : {}),
+    ...(row.finish_by !== null ? { finishBy: row.finish_by } : {}),
     ...(output !== undefined ? { output } : {}),
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     startedAt: row.started_at,
@@ -303,6 +349,7 @@ function toStepRecord(row: StepRow, output: unknown): StepRecord {
     ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
     ...(row.seq !== null ? { seq: row.seq } : {}),
     ...(row.failed_attempts !== null ? { failedAttempts: JSON.parse(row.failed_attempts) as FailedAttempt[] } : {}),
+    ...(row.request !== null ? { request: JSON.parse(row.request) as StepRequest } : {}),
     startedAt: row.started_at,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
   };

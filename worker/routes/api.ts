@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { nameSchema } from "../../sdk/event.ts";
 import { getEvent } from "../db/events.ts";
-import { findRun, runsOfEvent } from "../db/runs.ts";
+import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../env.ts";
 import { triggerCronNow } from "../crons.ts";
 import { allFunctions, findFunction } from "../registry.ts";
@@ -73,9 +73,12 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
 });
 
 apiRoutes.get("/v1/runs/:runId", async (c) => {
-  const run = await indexedRun(c.env, c.req.param("runId"));
-  if (!run) return jsonError(c, 404, `no run with id ${JSON.stringify(c.req.param("runId"))}`);
-  return c.json({ data: run });
+  const runId = c.req.param("runId");
+  const run = await indexedRun(c.env, runId);
+  if (!run) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  // The runs it started with step.invoke, from the runs index.
+  const children = (await childrenOf(c.env.DB, runId)).map((row) => ({ run_id: row.id, function_id: row.function_id, status: row.status }));
+  return c.json({ data: { ...run, children } });
 });
 
 apiRoutes.delete("/v1/runs/:runId", async (c) => {

@@ -8,7 +8,9 @@ import type { RunRecord } from "../objects/RunStore.ts";
 export interface StepView {
   id: string;
   name: string;
-  status: "Completed" | "Failed" | "Sleeping" | "Retrying";
+  status: "Completed" | "Failed" | "Sleeping" | "Retrying" | "Waiting";
+  /** Until when a sleep, retry, wait or child run waits (for a resolved wait: when it was resolved). */
+  wake_at: string | null;
   attempts: number;
   output: unknown;
   error: SerializedError | null;
@@ -30,6 +32,8 @@ export interface RunSummaryView {
   ended_at: string | null;
   /** For a run a cron started: the time it was scheduled for. */
   scheduled_at?: string;
+  /** For a run step.invoke started: the run that invoked it. */
+  parent_run_id?: string;
 }
 
 /** A run with its steps, as `GET /v1/runs/:runId` shows it. */
@@ -42,6 +46,7 @@ const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   failed: "Failed",
   sleeping: "Sleeping",
   retrying: "Retrying",
+  waiting: "Waiting",
 };
 
 export function toRunSummaryView(run: RunRecord): RunSummaryView {
@@ -56,6 +61,7 @@ export function toRunSummaryView(run: RunRecord): RunSummaryView {
     run_started_at: new Date(run.startedAt).toISOString(),
     ended_at: run.endedAt ? new Date(run.endedAt).toISOString() : null,
     ...(event?.name === SCHEDULED_TIMER_EVENT ? { scheduled_at: new Date(event.ts).toISOString() } : {}),
+    ...(run.parent ? { parent_run_id: run.parent.runId } : {}),
   };
 }
 
@@ -73,6 +79,7 @@ export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now())
         attempts: hasWoken ? 1 : step.attempts,
         output: step.output ?? null,
         error: step.error ?? null,
+        wake_at: step.wakeAt !== undefined ? new Date(step.wakeAt).toISOString() : null,
         failed_attempts: (step.failedAttempts ?? []).map((attempt) => ({
           error: attempt.error,
           started_at: new Date(attempt.startedAt).toISOString(),

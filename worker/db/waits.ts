@@ -1,0 +1,63 @@
+/** A row of the D1 `waits` table (migration 0006). */
+export interface WaitRow {
+  id: string;
+  kind: "wait" | "cancel";
+  run_id: string;
+  step_id: string;
+  idx: number;
+  event_name: string;
+  match_key: string | null;
+  expression: string | null;
+  trigger: string | null;
+  since: number;
+  expires_at: number;
+}
+
+/** Statements storing waits; a row already stored (a registration delivered twice) is kept as it is. */
+export function insertWaitStatements(db: D1Database, rows: WaitRow[]): D1PreparedStatement[] {
+  const statement = db.prepare(
+    `INSERT INTO waits (id, kind, run_id, step_id, idx, event_name, match_key, expression, trigger, since, expires_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(id) DO NOTHING`,
+  );
+  return rows.map((row) =>
+    statement.bind(row.id, row.kind, row.run_id, row.step_id, row.idx, row.event_name, row.match_key, row.expression, row.trigger, row.since, row.expires_at),
+  );
+}
+
+/**
+ * Statement finding the open waits an event of `eventName` may resolve: those keyed by one of
+ * `keys` (the event's own field values), and those with no key (decided by their expression).
+ * Both halves read the index waits_lookup, so only candidate rows are read.
+ */
+export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], now: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT * FROM waits WHERE event_name = ?1 AND match_key IN (SELECT value FROM json_each(?2)) AND expires_at > ?3
+       UNION ALL
+       SELECT * FROM waits WHERE event_name = ?1 AND match_key IS NULL AND expires_at > ?3`,
+    )
+    .bind(eventName, JSON.stringify(keys), now);
+}
+
+/** Statement deleting waits by id (resolved, or found stale by their run). */
+export function deleteWaitsStatement(db: D1Database, ids: string[]): D1PreparedStatement {
+  return db.prepare("DELETE FROM waits WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids));
+}
+
+/** Statement deleting every wait of a run (it ended). Uses index waits_run. */
+export function deleteRunWaitsStatement(db: D1Database, runId: string): D1PreparedStatement {
+  return db.prepare("DELETE FROM waits WHERE run_id = ?1").bind(runId);
+}
+
+/** Statement deleting up to `limit` waits that timed out before `now`. Uses index waits_expiry. */
+export function pruneExpiredWaitsStatement(db: D1Database, now: number, limit: number): D1PreparedStatement {
+  return db.prepare("DELETE FROM waits WHERE rowid IN (SELECT rowid FROM waits WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)").bind(now, limit);
+}
+
+/**
+ * Statement reading events of `name` received at or after `since`, oldest first: a wait's lookback,
+ * and the events that arrived while the wait was being stored. Uses index events_name.
+ */
+export function eventsSinceStatement(db: D1Database, name: string, since: number, limit: number): D1PreparedStatement {
+  return db.prepare("SELECT * FROM events WHERE name = ?1 AND received_at >= ?2 ORDER BY received_at LIMIT ?3").bind(name, since, limit);
+}

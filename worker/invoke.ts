@@ -1,0 +1,33 @@
+import { ulid } from "ulidx";
+import type { StoredEvent } from "../sdk/event.ts";
+import type { StepflareFunction } from "../sdk/function.ts";
+import { insertRunStatement } from "./db/runs.ts";
+import type { Env } from "./env.ts";
+import type { RunStatus } from "./messages.ts";
+import type { RunParent } from "./objects/RunStore.ts";
+import { runIdFor } from "./runId.ts";
+
+/** The event a run started directly receives (Inngest's name for an invocation). */
+export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
+
+/**
+ * Starts a run of `fn` now with `data`, without matching any trigger (the service binding's
+ * `invoke`, and `step.invoke`'s child), and indexes it in D1. A child's id derives from its parent
+ * and step, so an invoke delivered twice starts one child; other invocations get a fresh id.
+ *
+ * @example
+ * const { runId } = await startInvokedRun(env, fn, { orderId: "o1" });
+ */
+export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Record<string, unknown>, parent?: RunParent): Promise<{ runId: string; status: RunStatus }> {
+  const now = Date.now();
+  const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
+  const event: StoredEvent = { id: parent ? `${runId}-invoked` : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
+  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: now, ...(parent ? { parent } : {}) });
+  await env.DB.batch([insertRunStatement(env.DB, { runId, functionId: fn.id, eventId: event.id, status, startedAt: now, ...(parent ? { parentRunId: parent.runId } : {}) })]);
+  return { runId, status };
+}
+
+/** The id of the child run that step `parent.stepId` of `parent.runId` invokes. */
+export function childRunId(functionId: string, parent: RunParent): string {
+  return runIdFor(functionId, `${parent.runId}/${parent.stepId}`, 0);
+}
