@@ -11,6 +11,7 @@ import { eventPayloadSchema, type EventPayload, type StoredEvent } from "./event
 import { highestSeq, type InvocationStart } from "./replay.ts";
 import { hashStepId } from "./step.ts";
 import type { Logger } from "./types.ts";
+import { resolveInvoke, resolveWait, type InvokeResult } from "./wait.ts";
 
 /**
  * A Clock whose time moves only when told to: timers fire when `advanceTo` passes their time, and
@@ -173,6 +174,34 @@ export class TestRun<TData extends object = Record<string, unknown>> {
   /** The stored step named `name` (as the handler wrote it, `:n` for repeats). */
   step(name: string): StepRecord | undefined {
     return this.steps.get(hashStepId(name));
+  }
+
+  /**
+   * An event arrives for the wait step `name` (its condition `index`), as a RunObject's
+   * resolveWait takes it: answers false when the step no longer waits for it. Resolved after the
+   * latest invocation began, as a RunObject resolves it, so the next invocation settles it.
+   */
+  resolveWait(name: string, event: StoredEvent, index = 0): boolean {
+    const step = this.step(name);
+    return step ? this.resolved(resolveWait(step, index, event, this.resolutionTime())) : false;
+  }
+
+  /** The child run of the invoke step `name` ended with `result`; false when the step no longer waits. */
+  resolveInvoke(name: string, result: InvokeResult): boolean {
+    const step = this.step(name);
+    return step ? this.resolved(resolveInvoke(step, result, this.resolutionTime())) : false;
+  }
+
+  private resolutionTime(): number {
+    return Math.max(this.clock.now(), (this.starts.at(-1)?.at ?? 0) + 1);
+  }
+
+  private resolved(record: StepRecord | null): boolean {
+    if (!record) return false;
+    this.steps.set(record.id, record);
+    // Time has moved to the resolution, as it has for a RunObject when the next invocation begins.
+    if (record.status !== "waiting") this.clock.advanceTo(record.wakeAt!);
+    return true;
   }
 
   /**

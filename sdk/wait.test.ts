@@ -1,0 +1,162 @@
+import { describe, expect, it } from "vitest";
+import { StepError } from "./errors/StepError.ts";
+import type { StoredEvent } from "./event.ts";
+import { FakeClock, TestRun } from "./testing.ts";
+import { buildWaitRequest, eventMatchKeys, matchesCondition, waitIndexKey } from "./wait.ts";
+
+const T0 = Date.parse("2026-01-01T00:00:00.000Z");
+const HOUR = 3_600_000;
+const trigger: StoredEvent = { id: "e1", name: "app/user.signup", data: { userId: "u1", plan: "pro" }, ts: T0 };
+const activated = (userId: string, extra: Record<string, unknown> = {}): StoredEvent => ({ id: `a-${userId}`, name: "app/user.activated", data: { userId, ...extra }, ts: T0 });
+
+describe("index keys", () => {
+  it("keys a `match` and a plain-equality `if` alike, and leaves other expressions to evaluation", () => {
+    expect(waitIndexKey({ event: "x", match: "data.userId" }, trigger)).toEqual({ key: 'data.userId="u1"' });
+    expect(waitIndexKey({ event: "x", if: "async.data.owner == event.data.userId" }, trigger)).toEqual({ key: 'data.owner="u1"' });
+    expect(waitIndexKey({ event: "x", if: "event.data.userId == async.data.owner" }, trigger)).toEqual({ key: 'data.owner="u1"' });
+    expect(waitIndexKey({ event: "x", if: "async.data.n > 3" }, trigger)).toEqual({ key: null, residualIf: "async.data.n > 3" });
+    expect(waitIndexKey({ event: "x", match: "data.userId", if: "async.data.n > 3" }, trigger)).toEqual({ key: 'data.userId="u1"', residualIf: "async.data.n > 3" });
+  });
+
+  it("gives an incoming event one key per scalar field, so a lookup finds waits by any of them", () => {
+    const keys = eventMatchKeys({ id: "i", name: "n", data: { userId: "u1", n: 2, nested: { ok: true }, list: [1] }, ts: 5 });
+    expect(keys).toEqual(expect.arrayContaining(['data.userId="u1"', "data.n=2", "data.nested.ok=true", 'name="n"']));
+    expect(keys.some((key) => key.startsWith("data.list"))).toBe(false);
+  });
+
+  it("matches a condition by name, key and residual `if`", () => {
+    const condition = { event: "app/user.activated", match: "data.userId", if: "async.data.n > 1" };
+    expect(matchesCondition(condition, trigger, activated("u1", { n: 2 }))).toBe(true);
+    expect(matchesCondition(condition, trigger, activated("u1", { n: 1 }))).toBe(false);
+    expect(matchesCondition(condition, trigger, activated("u2", { n: 2 }))).toBe(false);
+    expect(matchesCondition({ ...condition, event: "other" }, trigger, activated("u1", { n: 2 }))).toBe(false);
+  });
+
+  it("never matches on a field the trigger lacks", () => {
+    expect(matchesCondition({ event: "app/user.activated", match: "data.missing" }, trigger, activated("u1", { missing: "undefined" }))).toBe(false);
+  });
+});
+
+describe("wait requests", () => {
+  it("refuses unreadable options with a message that says what is wrong", () => {
+    expect(() => buildWaitRequest({ event: "a", timeout: "soon" }, T0)).toThrow(/invalid duration "soon"/);
+    expect(() => buildWaitRequest({ event: "a", timeout: "1h", if: "async.data.x ==" }, T0)).toThrow(/invalid expression/);
+    expect(() => buildWaitRequest({ timeout: "1h" }, T0)).toThrow(/step.waitForEvent: invalid options/);
+  });
+
+  it("counts events from `lookback` before the wait began", () => {
+    expect(buildWaitRequest({ event: "a", timeout: "1h", lookback: "5m" }, T0)).toMatchObject({ since: T0 - 300_000, timeoutAt: T0 + HOUR, mode: "one" });
+  });
+});
+
+function createRun(handler: ConstructorParameters<typeof TestRun>[0]) {
+  return new TestRun(handler, { runId: "run-1", events: [trigger], clock: new FakeClock(T0) });
+}
+
+describe("executeRun: waitForEvent", () => {
+  it("suspends until the event is resolved from outside, then returns it", async () => {
+    const run = createRun(async ({ step }) => {
+      const event = await step.waitForEvent("activation", { event: "app/user.activated", match: "data.userId", timeout: "1h" });
+      return event?.data;
+    });
+    expect(await run.invoke()).toEqual({ type: "suspended", wakeAt: T0 + HOUR });
+    expect(run.step("activation")).toMatchObject({ status: "waiting", request: { type: "wait", conditions: [{ event: "app/user.activated", match: "data.userId" }] } });
+    run.clock.advance(1000);
+    expect(run.resolveWait("activation", activated("u1"))).toBe(true);
+    // A second event finds the step resolved.
+    expect(run.resolveWait("activation", activated("u1", { n: 2 }))).toBe(false);
+    expect(await run.invoke()).toEqual({ type: "completed", output: { userId: "u1" } });
+  });
+
+  it("returns null at its timeout, and refuses an event after it", async () => {
+    const run = createRun(async ({ step }) => step.waitForEvent("activation", { event: "app/user.activated", timeout: "1h" }));
+    await run.invoke();
+    run.clock.advanceTo(T0 + HOUR);
+    expect(run.resolveWait("activation", activated("u1"))).toBe(false);
+    expect(await run.invoke()).toEqual({ type: "completed", output: null });
+  });
+
+  it("mode all: stays waiting until every condition has its event", async () => {
+    const run = createRun(async ({ step }) => {
+      const all = await step.waitForEvent("both", { events: ["a/one", "a/two"], mode: "all", timeout: "1h" });
+      return all?.map((event) => event.name);
+    });
+    await run.invoke();
+    expect(run.resolveWait("both", { id: "2", name: "a/two", data: {}, ts: T0 }, 1)).toBe(true);
+    expect(run.step("both")?.status).toBe("waiting");
+    expect(run.resolveWait("both", { id: "2b", name: "a/two", data: {}, ts: T0 }, 1)).toBe(false);
+    expect(run.resolveWait("both", { id: "1", name: "a/one", data: {}, ts: T0 }, 0)).toBe(true);
+    expect(await run.invoke()).toEqual({ type: "completed", output: ["a/one", "a/two"] });
+  });
+
+  it("takes the same branch on every replay when a wait races a sleep", async () => {
+    const paths: string[] = [];
+    const run = createRun(async ({ step }) => {
+      const winner = await Promise.race([
+        step.waitForEvent("reply", { event: "a/reply", timeout: "1h" }).then(() => "reply"),
+        step.sleep("deadline", "10m").then(() => "deadline"),
+      ]);
+      paths.push(winner);
+      await step.sleep("after", "1h");
+      return winner;
+    });
+    await run.invoke();
+    run.clock.advance(60_000);
+    run.resolveWait("reply", { id: "r", name: "a/reply", data: {}, ts: T0 });
+    await run.drive();
+    // The reply came first (1 min, before the 10 min deadline): every pass that got past the race took "reply".
+    expect(paths.length).toBeGreaterThan(1);
+    expect(new Set(paths)).toEqual(new Set(["reply"]));
+    expect(run.outcomes.at(-1)).toEqual({ type: "completed", output: "reply" });
+  });
+
+  it("settles a wait resolved while the invocation still ran after everything that invocation stored", async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const run = createRun(async ({ step }) => {
+      await Promise.all([
+        step.waitForEvent("reply", { event: "a/reply", timeout: "1h" }).then(() => order.push("reply")),
+        step.run("slow", () => gate).then(() => order.push("slow")),
+      ]);
+      return order.join(",");
+    });
+    const first = run.invoke();
+    await new Promise((resolve) => setImmediate(resolve));
+    // The reply comes while "slow" runs; the invocation in progress never sees it.
+    run.resolveWait("reply", { id: "r", name: "a/reply", data: {}, ts: T0 });
+    release();
+    expect((await first).type).toBe("suspended");
+    expect(order).toEqual(["slow"]);
+    order.length = 0;
+    expect(await run.invoke()).toEqual({ type: "completed", output: "slow,reply" });
+  });
+});
+
+describe("executeRun: invoke", () => {
+  it("returns the child's output, and throws its error or a timeout as a StepError", async () => {
+    const run = createRun(async ({ step }) => {
+      const caught: string[] = [];
+      const a = await step.invoke("a", { function: "child", data: { n: 1 } });
+      try {
+        await step.invoke("b", { function: { id: "child" }, data: {} });
+      } catch (err) {
+        caught.push(err instanceof StepError ? err.error.name : "other");
+      }
+      try {
+        await step.invoke("c", { function: "child", timeout: "1m" });
+      } catch (err) {
+        caught.push(err instanceof StepError ? err.error.name : "other");
+      }
+      return { a, caught };
+    });
+    await run.invoke();
+    expect(run.step("a")).toMatchObject({ status: "waiting", request: { type: "invoke", functionId: "child", data: { n: 1 } } });
+    run.resolveInvoke("a", { output: { doubled: 2 } });
+    await run.invoke();
+    run.resolveInvoke("b", { error: { name: "Error", message: "child broke" } });
+    await run.invoke();
+    run.clock.advance(60_000);
+    expect(await run.invoke()).toEqual({ type: "completed", output: { a: { doubled: 2 }, caught: ["Error", "InvokeTimeoutError"] } });
+  });
+});
