@@ -92,5 +92,14 @@ export function coordinationFunctions(app: Stepflare) {
     await step.run("work", () => effect(`${event.data.key}:work`));
   });
 
-  return [waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
+  const bulkSleeper = app.createFunction({ id: "bulk-sleeper" }, { event: "test/bulk.sleep" }, async ({ step }) => {
+    await step.sleep("nap", "1h");
+  });
+
+  const sendsLater = app.createFunction({ id: "sends-later" }, { event: "test/sends-later" }, async ({ event, step }) => {
+    return step.sendEvent("later", { name: "test/delayed.target", data: { key: event.data.key }, ts: event.data.at as number });
+  });
+  const delayedTarget = app.createFunction({ id: "delayed-target" }, { event: "test/delayed.target" }, async ({ event }) => ({ key: event.data.key }));
+
+  return [bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
 }

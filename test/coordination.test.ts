@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { eventMatchKeys } from "../sdk/wait.ts";
@@ -240,6 +241,87 @@ describe("timeouts", () => {
     const [entry] = await dispatchEvent(env, { event, receivedAt: Date.now() - 5000 });
     expect(entry).toMatchObject({ status: "Cancelled" });
     expect(await effectCount(`${key}:work`)).toBe(0);
+  });
+});
+
+describe("bulk cancellation", () => {
+  /** The statuses, in the runs index, of the runs these events started. */
+  async function statuses(eventIds: string[]): Promise<Map<string, string>> {
+    const { results } = await env.DB.prepare("SELECT event_id, status FROM runs WHERE event_id IN (SELECT value FROM json_each(?1))")
+      .bind(JSON.stringify(eventIds))
+      .all<{ event_id: string; status: string }>();
+    return new Map(results.map((row) => [row.event_id, row.status]));
+  }
+
+  async function cancelled(id: string) {
+    return eventually(async () => {
+      const body = (await (await request(`/v1/cancellations/${id}`)).json()) as { data: { status: string; cancelled: number } };
+      return body.data.status === "Done" ? body.data : undefined;
+    }, 60_000, `cancellation ${id}`);
+  }
+
+  it("cancels the runs of a function in a time range, in pages, those matching `if` only", async () => {
+    const group = uniqueKey("bulk");
+    const startedAfter = new Date(Date.now() - 1000).toISOString();
+    const ids = await sendEvents(Array.from({ length: 250 }, (_, i) => ({ name: "test/bulk.sleep", data: { group, pick: i < 150 } })));
+    await eventually(async () => ((await statuses(ids)).size === ids.length ? true : undefined), 60_000, "250 runs indexed");
+
+    const response = await request("/v1/cancellations", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ function_id: "bulk-sleeper", started_after: startedAfter, started_before: new Date(Date.now() + 1000).toISOString(), if: `event.data.group == "${group}" && event.data.pick == true` }),
+    });
+    expect(response.status).toBe(201);
+    const { data } = (await response.json()) as { data: { id: string; status: string } };
+    expect(await cancelled(data.id)).toMatchObject({ status: "Done", cancelled: 150 });
+    const byEvent = await eventually(async () => {
+      const found = await statuses(ids);
+      return [...found.values()].filter((status) => status === "Cancelled").length === 150 ? found : undefined;
+    }, 30_000, "150 cancelled in the index");
+    ids.forEach((id, i) => expect(byEvent.get(id)).toBe(i < 150 ? "Cancelled" : "Running"));
+
+    // The rest, by function and time alone (other tests' sleepers in the range go too).
+    const rest = await request("/v1/cancellations", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ function_id: "bulk-sleeper", started_after: startedAfter }) });
+    const second = (await rest.json()) as { data: { id: string } };
+    expect((await cancelled(second.data.id)).cancelled).toBeGreaterThanOrEqual(100);
+  }, 120_000);
+
+  it("refuses a bad request with a 4xx that says what is wrong", async () => {
+    const post = (body: unknown) => request("/v1/cancellations", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+    expect(await (await post({ started_before: "2026-01-01T00:00:00Z" })).json()).toMatchObject({ error: expect.stringMatching(/function_id/) });
+    expect((await post({ function_id: "nope" })).status).toBe(404);
+    const badIf = await post({ function_id: "bulk-sleeper", if: "event.data ==" });
+    expect(badIf.status).toBe(400);
+    expect(((await badIf.json()) as { error: string }).error).toMatch(/invalid expression/);
+    expect((await post({ function_id: "bulk-sleeper", started_after: "yesterday" })).status).toBe(400);
+    expect((await request("/v1/cancellations/unknown")).status).toBe(404);
+  });
+});
+
+describe("delayed runs", () => {
+  it("keeps a run months ahead Queued, with its alarm at the event's ts", async () => {
+    const at = Date.now() + 180 * 24 * 3_600_000;
+    const [eventId] = await sendEvents({ name: "test/delayed.target", data: { key: uniqueKey("far") }, ts: at });
+    const runId = await runIdOf(eventId!);
+    expect((await getRun(runId)).status).toBe("Queued");
+    const alarm = await runInDurableObject(env.RUNS.get(env.RUNS.idFromName(runId)), (_, state) => state.storage.getAlarm());
+    expect(alarm).toBe(at);
+  });
+
+  it("delays the run of an event a step sends with a future ts", async () => {
+    const key = uniqueKey("later");
+    const at = Date.now() + 1500;
+    const [eventId] = await sendEvents({ name: "test/sends-later", data: { key, at } });
+    const sender = (await finishedRuns(eventId!)).get("sends-later")!;
+    const sentId = (sender.output as { ids: string[] }).ids[0]!;
+    const [queued] = await eventually(async () => {
+      const list = await runsOf(sentId);
+      return list.length === 1 ? list : undefined;
+    });
+    expect(queued!.status).toBe("Queued");
+    const target = (await finishedRuns(sentId)).get("delayed-target")!;
+    expect(target.output).toEqual({ key });
+    expect(Date.parse(target.ended_at!)).toBeGreaterThanOrEqual(at);
   });
 });
 

@@ -28,4 +28,5 @@ export interface EventRef {
 export type QueueMessage =
   | ({ type: "event" } & AcceptedEvent)
   | ({ type: "event-ref" } & EventRef)
-  | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number };
+  | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number }
+  | { type: "cancel-page"; cancellationId: string };

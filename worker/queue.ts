@@ -6,6 +6,7 @@ import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
+import { cancelPage } from "./cancellations.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,
@@ -20,11 +21,24 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   const ended: RunIndexEntry[] = [];
   const done: Message<QueueMessage>[] = [];
   const events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
+  const pages: Promise<unknown>[] = [];
   for (const message of batch.messages) {
     const body = message.body;
     if (body.type === "run-ended") {
       ended.push({ ...body });
       done.push(message);
+      continue;
+    }
+    if (body.type === "cancel-page") {
+      pages.push(
+        cancelPage(env, body.cancellationId).then(
+          () => done.push(message),
+          (err: unknown) => {
+            createLogger().error("a page of a bulk cancellation failed; will retry", { cancellation_id: body.cancellationId, error: String(err) });
+            message.retry();
+          },
+        ),
+      );
       continue;
     }
     const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(refKey(body));
@@ -59,6 +73,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
       return null;
     }),
   ]);
+  await Promise.all(pages);
   const { deleteStatements, failed } = matches ? await deliverMatches(env, matches) : { deleteStatements: [], failed: [] };
   const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
 

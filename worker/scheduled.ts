@@ -5,6 +5,8 @@ import { retentionDays, type Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
 import { createLogger } from "./logger.ts";
 import { runDueCrons } from "./crons.ts";
+import { resumeStalledCancellations } from "./cancellations.ts";
+import { pruneExpiredWaitsStatement } from "./db/waits.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -31,11 +33,18 @@ export interface TickResult {
 /**
  * One tick: start the cron runs that are due, re-enqueue events that are in the event log but were
  * never dispatched, repair runs index rows whose end never arrived (under `wrangler dev` a queue's
- * contents vanish when the process dies), and delete rows past retention. Dispatch and cron runs
+ * contents vanish when the process dies), send again the next page of bulk cancellations whose
+ * queue message was lost, and delete rows past retention and timed-out waits. Dispatch and cron runs
  * are idempotent, so ticks may repeat or overlap.
  */
 export async function tick(env: Env, now = Date.now()): Promise<TickResult> {
-  const [crons, redispatched] = await Promise.all([runDueCrons(env, now), redispatchLostEvents(env, now), repairRunsIndex(env, now), pruneExpired(env, now)]);
+  const [crons, redispatched] = await Promise.all([
+    runDueCrons(env, now),
+    redispatchLostEvents(env, now),
+    repairRunsIndex(env, now),
+    pruneExpired(env, now),
+    resumeStalledCancellations(env, now),
+  ]);
   return { redispatched, cronRuns: crons.started.length, nextCronAt: crons.nextAt };
 }
 
@@ -47,12 +56,17 @@ export async function tick(env: Env, now = Date.now()): Promise<TickResult> {
  * @example
  * const { events, runs } = await pruneExpired(env, Date.now());
  */
-export async function pruneExpired(env: Env, now: number): Promise<{ events: number; runs: number }> {
+export async function pruneExpired(env: Env, now: number): Promise<{ events: number; runs: number; waits: number }> {
   const before = now - retentionDays(env) * DAY_MS;
-  const results = await env.DB.batch([deleteOldEventsStatement(env.DB, before, PRUNE_LIMIT), deleteEndedRunsStatement(env.DB, before, PRUNE_LIMIT)]);
-  const [events, runs] = results.map((result) => result.meta.changes) as [number, number];
-  if (events + runs > 0) createLogger().info("deleted rows past retention", { events, runs });
-  return { events, runs };
+  const results = await env.DB.batch([
+    deleteOldEventsStatement(env.DB, before, PRUNE_LIMIT),
+    deleteEndedRunsStatement(env.DB, before, PRUNE_LIMIT),
+    // Waits that timed out: their runs have moved on (a timed-out wait returns null without D1).
+    pruneExpiredWaitsStatement(env.DB, now, PRUNE_LIMIT),
+  ]);
+  const [events, runs, waits] = results.map((result) => result.meta.changes) as [number, number, number];
+  if (events + runs + waits > 0) createLogger().info("deleted rows past retention", { events, runs, waits });
+  return { events, runs, waits };
 }
 
 async function redispatchLostEvents(env: Env, now: number): Promise<number> {

@@ -6,7 +6,7 @@ import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, type CancelReason, typ
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
-import { resolveInvoke, resolveWait, type InvokeResult } from "../../sdk/wait.ts";
+import { resolveInvoke, resolveWait, satisfiesIf, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../bindings.ts";
 import { retentionDays, type Env } from "../env.ts";
 import { runAsObject } from "../faults.ts";
@@ -218,6 +218,15 @@ export class RunObject extends DurableObject<Env> {
         : [{ id: `${run.id}-cancelled`, name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
     await this.finish(run, "Cancelled", {}, events);
     return this.getRun();
+  }
+
+  /** Cancels the run if it has not ended and its trigger event satisfies `expression` (a bulk cancellation); answers whether it did. */
+  async cancelIf(reason: CancelReason, expression?: string): Promise<boolean> {
+    const run = this.store.run();
+    if (!run || FINAL_STATUSES.has(run.status)) return false;
+    if (expression && !satisfiesIf(expression, run.events[0]!, run.events[0]!)) return false;
+    await this.cancel(reason);
+    return true;
   }
 
   private execute(isFirst: boolean): Promise<void> {

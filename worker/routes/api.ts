@@ -12,6 +12,8 @@ import type { RunRecord } from "../objects/RunStore.ts";
 import { toRunSummaryView, toRunView, type RunView } from "./runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
+import { parseJsonBody } from "./body.ts";
+import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../cancellations.ts";
 
 /**
  * The REST API (Inngest's shapes). D1 says which runs exist; each run's RunObject, its record
@@ -87,6 +89,28 @@ apiRoutes.delete("/v1/runs/:runId", async (c) => {
   // RPC types cannot carry `unknown` outputs: the object answers a RunWithSteps.
   const found = (await runObject(c.env, runId).cancel()) as RunWithSteps | null;
   return c.json({ data: found ? toRunView(found.run, found.steps) : null });
+});
+
+/**
+ * Cancels runs in bulk, a page at a time in the background (Inngest's shape): every unfinished
+ * run of `function_id` started between `started_after` and `started_before` (ISO 8601 or epoch
+ * ms; default: ever, and now) whose trigger event satisfies `if`. Answers 201 with its progress.
+ */
+apiRoutes.post("/v1/cancellations", async (c) => {
+  const body = await parseJsonBody(c, cancellationRequestSchema, "cancellation", '{ "function_id": string, "started_after"?: string, "started_before"?: string, "if"?: string }');
+  if (!body.ok) return body.response;
+  try {
+    return c.json({ data: await startCancellation(c.env, body.data) }, 201);
+  } catch (err) {
+    if (err instanceof CancellationError) return jsonError(c, err.status, err.message);
+    throw err;
+  }
+});
+
+apiRoutes.get("/v1/cancellations/:id", async (c) => {
+  const id = c.req.param("id");
+  const found = nameSchema.safeParse(id).success ? await getCancellation(c.env, id) : null;
+  return found ? c.json({ data: found }) : jsonError(c, 404, `no cancellation with id ${JSON.stringify(id)}`);
 });
 
 /** A run the runs index knows, read from its RunObject; null for anything else. */

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import type { Env } from "../env.ts";
 import { faults, faultSwitchSchema, setFaults } from "../faults.ts";
 import { isDevMode } from "./auth.ts";
-import { jsonError } from "./errors.ts";
+import { parseJsonBody } from "./body.ts";
 
 /**
  * Routes for tests and `npm run chaos`, in dev mode only: elsewhere they answer 404 like any
@@ -19,17 +19,6 @@ devRoutes.use("/v1/dev/*", async (c, next) => (isDevMode(c.env) ? next() : c.not
 devRoutes.get("/v1/dev/faults", (c) => c.json({ data: { ...faults } }));
 
 devRoutes.post("/v1/dev/faults", async (c) => {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    return jsonError(c, 400, "request body is not valid JSON: send { \"d1\"?: boolean, \"queue\"?: boolean }");
-  }
-  const result = faultSwitchSchema.partial().safeParse(body);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const path = issue?.path.join(".") ?? "";
-    return jsonError(c, 400, `invalid fault switch${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
-  }
-  return c.json({ data: setFaults(result.data) });
+  const body = await parseJsonBody(c, faultSwitchSchema.partial(), "fault switch", '{ "d1"?: boolean, "queue"?: boolean }');
+  return body.ok ? c.json({ data: setFaults(body.data) }) : body.response;
 });
