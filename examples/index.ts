@@ -1,5 +1,6 @@
 import { NonRetriableError, Stepflare } from "../sdk/index.ts";
 import { serve } from "../worker/index.ts";
+import { coordinationExamples } from "./coordination.ts";
 
 export * from "../worker/index.ts";
 
@@ -64,4 +65,4 @@ const weeklyReport = app.createFunction(
   },
 );
 
-export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport] });
+export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app)] });

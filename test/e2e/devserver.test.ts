@@ -164,4 +164,64 @@ describe("wrangler dev", () => {
     });
     expect(run).toMatchObject({ function_id: "weekly-report", scheduled_at: "2026-11-23T08:00:00.000Z", output: { orders: 42, revenue: 1234.5 } });
   });
+  /** The one run of `eventId`, once it has a run in the index. */
+  function runOf(eventId: string): Promise<RunSummary> {
+    return waitFor(`the run of event ${eventId}`, RUN_TIMEOUT_MS, dev, async () => {
+      const { status, body } = await getJson<{ data: RunSummary[] }>(`/v1/events/${encodeURIComponent(eventId)}/runs`);
+      return status === 200 && body.data.length === 1 ? body.data[0] : undefined;
+    });
+  }
+
+  /** Waits until step `name` of the run waits (its wait stored), so a later event counts. */
+  function stepWaiting(runId: string, name: string): Promise<true> {
+    return waitFor(`step ${name} of run ${runId} waiting`, RUN_TIMEOUT_MS, dev, async () => {
+      const { body } = await getJson<{ data: RunDetail }>(`/v1/runs/${runId}`);
+      return body.data.steps.some((step) => step.name === name && step.status === "Waiting") ? true : undefined;
+    });
+  }
+
+  it("onboarding: waits for the user's activation, matched on the user id, then branches", async () => {
+    const userId = `u-${Date.now()}`;
+    const [signupId] = (await postEvents({ name: "app/user.signup", data: { userId, email: "ada@example.com" } })).body.ids!;
+    const run = await runOf(signupId!);
+    await stepWaiting(run.run_id, "wait-for-activation");
+    await postEvents({ name: "app/user.activated", data: { userId: "someone-else", plan: "free" } });
+    await postEvents({ name: "app/user.activated", data: { userId, plan: "pro" } });
+    const [done] = await finishedRuns(signupId!);
+    expect(done).toMatchObject({ status: "Completed", output: { to: "ada@example.com", plan: "pro" } });
+  });
+
+  it("checkout invokes price-order and uses its output; the child shows its parent", async () => {
+    const [eventId] = (await postEvents({ name: "shop/checkout.started", data: { orderId: "o-1", items: [{ price: 5, quantity: 3 }] } })).body.ids!;
+    const [parent] = await finishedRuns(eventId!);
+    expect(parent).toMatchObject({ function_id: "checkout", status: "Completed", output: { orderId: "o-1", charged: 15 } });
+    const { body } = await getJson<{ data: { children: { run_id: string }[] } }>(`/v1/runs/${parent!.run_id}`);
+    const child = await getJson<{ data: RunSummary & { parent_run_id: string } }>(`/v1/runs/${body.data.children[0]!.run_id}`);
+    expect(child.body.data).toMatchObject({ function_id: "price-order", parent_run_id: parent!.run_id, output: { total: 15 } });
+  });
+
+  it("trial-drip is cancelled by the user's upgrade, and onCancel runs", async () => {
+    const userId = `u-${Date.now()}`;
+    const [eventId] = (await postEvents({ name: "app/trial.started", data: { userId } })).body.ids!;
+    const run = await runOf(eventId!);
+    // Its cancelOn is in the waits index once the run has started; an upgrade then cancels it.
+    await waitFor(`run ${run.run_id} sleeping`, RUN_TIMEOUT_MS, dev, async () => {
+      const { body } = await getJson<{ data: RunDetail }>(`/v1/runs/${run.run_id}`);
+      return body.data.steps.some((step) => step.status === "Sleeping") ? true : undefined;
+    });
+    await postEvents({ name: "app/user.upgraded", data: { userId } });
+    const [cancelled] = await finishedRuns(eventId!);
+    expect(cancelled!.status).toBe("Cancelled");
+    const [onCancel] = await finishedRuns(`${run.run_id}-cancelled`);
+    expect(onCancel).toMatchObject({ function_id: "trial-drip-cancel", status: "Completed" });
+  });
+
+  it("reminder: an event with a future ts runs then, Queued until", async () => {
+    const at = Date.now() + 3000;
+    const [eventId] = (await postEvents({ name: "app/reminder.scheduled", data: { message: "stand up" }, ts: at })).body.ids!;
+    expect((await runOf(eventId!)).status).toBe("Queued");
+    const [done] = await finishedRuns(eventId!);
+    expect(done).toMatchObject({ status: "Completed", output: { message: "stand up" } });
+    expect(Date.parse((done!.output as { sentAt: string }).sentAt)).toBeGreaterThanOrEqual(at);
+  });
 });
