@@ -85,7 +85,28 @@ function isJson(text: string): boolean {
   }
 }
 
+/** A body `POST /v1/cancellations` must refuse: wrong types, unknown functions, bad times and expressions. */
+const badCancellation = fc.oneof(
+  fc.record({ function_id: fc.oneof(fc.integer(), fc.constant(""), fc.constant(null), fc.constant("f".repeat(300))) }),
+  fc.record({ function_id: fuzzName }),
+  fc.record({ function_id: fc.constant("counted"), started_after: fc.oneof(fc.string({ maxLength: 12 }), fc.integer({ max: -1 }), fc.boolean()) }),
+  fc.record({ function_id: fc.constant("counted"), if: fc.constantFrom("event.data ==", "))", "1 +", "") }),
+  fc.record({ function_id: fc.constant("counted"), extra: fc.jsonValue({ maxDepth: 1 }) }),
+  notAnObject,
+);
+
 describe("fuzzing the HTTP boundary", { timeout: 300_000 }, () => {
+  it("answers 500 bad bulk cancellations with a JSON 4xx and records none", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(badCancellation.map((body) => JSON.stringify(body)), fc.string().filter((text) => !isJson(text))), async (body) => {
+        const response = await request("/v1/cancellations", { method: "POST", headers: { "content-type": "application/json" }, body });
+        await expectJsonClientError(response, `POST /v1/cancellations ${body.slice(0, 80)}`);
+      }),
+      { numRuns: 500 },
+    );
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM cancellations").first<{ n: number }>())?.n).toBe(0);
+  });
+
   it("answers 6,000 bad event requests with a JSON 4xx and stores nothing", async () => {
     await fc.assert(
       fc.asyncProperty(badEventRequest, hostileKey, async ({ body, contentType }, key) => {
@@ -104,6 +125,8 @@ describe("fuzzing the HTTP boundary", { timeout: 300_000 }, () => {
       (id: string) => ["GET", `/v1/runs/${id}`],
       (id: string) => ["DELETE", `/v1/runs/${id}`],
       (id: string) => [["PUT", "PATCH", "POST"][id.length % 3]!, `/v1/runs/${id}`],
+      (id: string) => ["GET", `/v1/cancellations/${id}`],
+      (id: string) => ["POST", `/v1/functions/${id}/trigger`],
     );
     await fc.assert(
       fc.asyncProperty(route, hostileId, async (path, id) => {
