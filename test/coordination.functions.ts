@@ -28,6 +28,17 @@ export function coordinationFunctions(app: Stepflare) {
     return reply?.data ?? null;
   });
 
+  const waitsWhileBusy = app.createFunction({ id: "waits-while-busy" }, { event: "test/busy" }, async ({ event, step }) => {
+    const [reply] = await Promise.all([
+      step.waitForEvent("reply", { event: "test/busy.reply", match: "data.key", timeout: "1h" }),
+      step.run("slow", async () => {
+        await effect(`${event.data.key}:slow-started`);
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+      }),
+    ]);
+    return reply?.data ?? null;
+  });
+
   const waitsAny = app.createFunction({ id: "waits-any" }, { event: "test/any" }, async ({ step }) => {
     const first = await step.waitForEvent("first", { events: ["test/any.a", "test/any.b"], mode: "any", match: "data.key", timeout: "1h" });
     return first ? { name: first.name, data: first.data } : null;
@@ -101,5 +112,5 @@ export function coordinationFunctions(app: Stepflare) {
   });
   const delayedTarget = app.createFunction({ id: "delayed-target" }, { event: "test/delayed.target" }, async ({ event }) => ({ key: event.data.key }));
 
-  return [bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
+  return [waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
 }

@@ -98,6 +98,17 @@ describe("step.waitForEvent", () => {
     expect(await finished(runId)).toMatchObject({ status: "Completed", output: { orderId, amount: 12 } });
   });
 
+  it("keeps an event that arrives while the run is busy running another step, and resumes after it", async () => {
+    const key = uniqueKey("busy");
+    const [eventId] = await sendEvents({ name: "test/busy", data: { key } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await effectCount(`${key}:slow-started`)) === 1 ? true : undefined));
+    await indexed(runId);
+    await sendEvents({ name: "test/busy.reply", data: { key, ok: true } });
+    expect(await finished(runId)).toMatchObject({ status: "Completed", output: { key, ok: true } });
+    expect(await effectCount(`${key}:slow-started`)).toBe(1);
+  });
+
   it("mode any: resumes on the first of several events and says which", async () => {
     const key = uniqueKey("any");
     const [eventId] = await sendEvents({ name: "test/any", data: { key } });
