@@ -321,7 +321,8 @@ describe("delayed runs", () => {
 
   it("delays the run of an event a step sends with a future ts", async () => {
     const key = uniqueKey("later");
-    const at = Date.now() + 1500;
+    // Far enough ahead that the sender's run has sent it before then, even on a busy machine.
+    const at = Date.now() + 4000;
     const [eventId] = await sendEvents({ name: "test/sends-later", data: { key, at } });
     const sender = (await finishedRuns(eventId!)).get("sends-later")!;
     const sentId = (sender.output as { ids: string[] }).ids[0]!;

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { systemClock } from "../../sdk/clock.ts";
 import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
-import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, type CancelReason, type StepflareFunction } from "../../sdk/function.ts";
+import type { CancelReason } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
@@ -16,8 +16,7 @@ import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
 import { findFunction } from "../registry.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { usage } from "../usage.ts";
-import { waitRows } from "../waits.ts";
-import { deliverEntry } from "./outbox.ts";
+import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureEvents, requestEntries } from "./outbox.ts";
 import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
 
 /**
@@ -32,8 +31,6 @@ const DELIVERY_RETRY_MS = 5_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
-/** How long a cancelOn entry without a timeout stays in the waits index: until the run ends, at most this. */
-const CANCEL_ON_MAX_MS = 366 * DAY_MS;
 
 /** A run's record with its steps. */
 export interface RunWithSteps {
@@ -95,7 +92,7 @@ export class RunObject extends DurableObject<Env> {
         ...(init.parent ? { parent: init.parent } : {}),
         ...(!delayed && finishAfter !== undefined ? { finishBy: now + finishAfter } : {}),
       },
-      fn ? this.cancelOnEntries(fn, init.runId, init.events[0]!, now) : [],
+      fn ? cancelOnEntries(fn, init.runId, init.events[0]!, now) : [],
     );
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
     if (fn?.cancelOn.length) void this.deliverOutbox();
@@ -107,13 +104,6 @@ export class RunObject extends DurableObject<Env> {
     }
     void this.execute(true);
     return "Running";
-  }
-
-  /** The waits index rows of a function's cancelOn entries, to register when its run is created. */
-  private cancelOnEntries(fn: StepflareFunction, runId: string, trigger: StoredEvent, now: number): OutboxEntry[] {
-    if (fn.cancelOn.length === 0) return [];
-    const rows = waitRows("cancel", runId, "", trigger, fn.cancelOn, now, (i) => now + (fn.cancelOn[i]!.timeout ?? CANCEL_ON_MAX_MS));
-    return [{ kind: "waits", rows }];
   }
 
   /**
@@ -210,13 +200,7 @@ export class RunObject extends DurableObject<Env> {
   async cancel(reason: CancelReason = { type: "api" }): Promise<RunWithSteps | null> {
     const run = this.store.run();
     if (!run) return null;
-    // A run started by a cancellation event sends none of its own: an onCancel handler that is
-    // cancelled must not trigger itself again.
-    const events: StoredEvent[] =
-      run.events[0]?.name === FUNCTION_CANCELLED_EVENT
-        ? []
-        : [{ id: `${run.id}-cancelled`, name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
-    await this.finish(run, "Cancelled", {}, events);
+    await this.finish(run, "Cancelled", {}, cancellationEvents(run, reason));
     return this.getRun();
   }
 
@@ -292,7 +276,7 @@ export class RunObject extends DurableObject<Env> {
     const host: RunHost = {
       steps: this.store.steps(),
       saveStep: (step, events) => {
-        const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...this.requestEntries(run!, step)];
+        const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run!, step, this.store.steps().get(step.id))];
         this.store.saveStep(step, entries);
         if (entries.length > 0) void this.deliverOutbox();
       },
@@ -322,14 +306,6 @@ export class RunObject extends DurableObject<Env> {
     } finally {
       clearTimeout(finishTimer);
     }
-  }
-
-  /** What a step's first save sends: a wait's rows for the waits index, or the child run an invoke starts. */
-  private requestEntries(run: RunRecord, step: StepRecord): OutboxEntry[] {
-    const request = step.request;
-    if (step.status !== "waiting" || !request || this.store.steps().get(step.id)?.status === "waiting") return [];
-    if (request.type === "invoke") return [{ kind: "invoke", stepId: step.id, functionId: request.functionId, data: request.data }];
-    return [{ kind: "waits", rows: waitRows("wait", run.id, step.id, run.events[0]!, request.conditions, request.since, () => request.timeoutAt) }];
   }
 
   private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
@@ -364,25 +340,7 @@ export class RunObject extends DurableObject<Env> {
    * first leaves no failure event at all.
    */
   private fail(run: RunRecord, error: SerializedError): Promise<void> {
-    // A run started by a failure event sends none of its own: a failure handler that fails must
-    // not trigger itself again.
-    const events: StoredEvent[] =
-      run.events[0]?.name === FUNCTION_FAILED_EVENT
-        ? []
-        : [{ id: `${run.id}-failed`, name: FUNCTION_FAILED_EVENT, data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] }, ts: Date.now() }];
-    return this.finish(run, "Failed", { error }, events);
-  }
-
-  /** What a run's end sends besides its events: its parent's resumption, and the removal of its waits. */
-  private endEntries(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): OutboxEntry[] {
-    const entries: OutboxEntry[] = [];
-    if (run.parent) {
-      const error = status === "Cancelled" ? { name: "CancelledError", message: `the invoked run ${run.id} was cancelled` } : result.error;
-      entries.push({ kind: "resume-parent", parent: run.parent, result: error ? { error } : { output: result.output ?? null } });
-    }
-    const hasWaits = (findFunction(run.functionId)?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
-    if (hasWaits) entries.push({ kind: "clear-waits" });
-    return entries;
+    return this.finish(run, "Failed", { error }, failureEvents(run, error));
   }
 
   /**
@@ -391,7 +349,8 @@ export class RunObject extends DurableObject<Env> {
    */
   private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): Promise<void> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    this.store.end(status, Date.now(), result, [{ kind: "events", events }, ...this.endEntries(run, status, result)]);
+    const hasWaits = (findFunction(run.functionId)?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
+    this.store.end(status, Date.now(), result, [{ kind: "events", events }, ...endEntries(run, status, result, hasWaits)]);
     this.endDelivered = false;
     await this.rearm();
     await this.deliverOutbox();

@@ -1,13 +1,62 @@
 import type { StoredEvent } from "../../sdk/event.ts";
-import type { CancelReason } from "../../sdk/function.ts";
+import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, type CancelReason, type StepflareFunction } from "../../sdk/function.ts";
+import type { StepRecord } from "../../sdk/run.ts";
+import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
 import { deleteRunWaitsStatement, deleteWaitsStatement } from "../db/waits.ts";
 import type { Env } from "../env.ts";
 import { ingestEvents } from "../ingest.ts";
 import { startInvokedRun } from "../invoke.ts";
 import { findFunction } from "../registry.ts";
-import { registerWaits } from "../waits.ts";
-import type { OutboxEntry } from "./RunStore.ts";
+import type { RunStatus } from "../messages.ts";
+import { registerWaits, waitRows } from "../waits.ts";
+import type { OutboxEntry, RunRecord } from "./RunStore.ts";
+
+// What leaves a run (DESIGN "An outbox for everything that leaves a run"): the entries a run's
+// start, steps and end write to its outbox, and how each is delivered.
+
+/** How long a cancelOn entry without a timeout stays in the waits index: until the run ends, at most this. */
+const CANCEL_ON_MAX_MS = 366 * 24 * 60 * 60 * 1000;
+
+/** The waits index rows of a function's cancelOn entries, registered when its run is created. */
+export function cancelOnEntries(fn: StepflareFunction, runId: string, trigger: StoredEvent, now: number): OutboxEntry[] {
+  if (fn.cancelOn.length === 0) return [];
+  return [{ kind: "waits", rows: waitRows("cancel", runId, "", trigger, fn.cancelOn, now, (i) => now + (fn.cancelOn[i]!.timeout ?? CANCEL_ON_MAX_MS)) }];
+}
+
+/** What a step's first save as waiting sends: a wait's rows for the waits index, or the child run an invoke starts. */
+export function requestEntries(run: RunRecord, step: StepRecord, stored: StepRecord | undefined): OutboxEntry[] {
+  const request = step.request;
+  if (step.status !== "waiting" || !request || stored?.status === "waiting") return [];
+  if (request.type === "invoke") return [{ kind: "invoke", stepId: step.id, functionId: request.functionId, data: request.data }];
+  return [{ kind: "waits", rows: waitRows("wait", run.id, step.id, run.events[0]!, request.conditions, request.since, () => request.timeoutAt) }];
+}
+
+/**
+ * The failure event a failed run sends (it starts `onFailure`). A run started by a failure event
+ * sends none: a failure handler that fails must not trigger itself again.
+ */
+export function failureEvents(run: RunRecord, error: SerializedError): StoredEvent[] {
+  if (run.events[0]?.name === FUNCTION_FAILED_EVENT) return [];
+  return [{ id: `${run.id}-failed`, name: FUNCTION_FAILED_EVENT, data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] }, ts: Date.now() }];
+}
+
+/** The `inngest/function.cancelled` event a cancelled run sends (it starts `onCancel`); none from a run it started. */
+export function cancellationEvents(run: RunRecord, reason: CancelReason): StoredEvent[] {
+  if (run.events[0]?.name === FUNCTION_CANCELLED_EVENT) return [];
+  return [{ id: `${run.id}-cancelled`, name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
+}
+
+/** What a run's end sends besides its events: its parent's resumption, and the removal of its waits. */
+export function endEntries(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, hasWaits: boolean): OutboxEntry[] {
+  const entries: OutboxEntry[] = [];
+  if (run.parent) {
+    const error = status === "Cancelled" ? { name: "CancelledError", message: `the invoked run ${run.id} was cancelled` } : result.error;
+    entries.push({ kind: "resume-parent", parent: run.parent, result: error ? { error } : { output: result.output ?? null } });
+  }
+  if (hasWaits) entries.push({ kind: "clear-waits" });
+  return entries;
+}
 
 /** What delivering an entry may do to the run that sent it. */
 export interface OutboxRun {
