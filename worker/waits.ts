@@ -112,7 +112,7 @@ export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ 
         const run = env.RUNS.get(env.RUNS.idFromName(match.row.run_id));
         try {
           if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event);
-          else await run.cancel({ type: "event", event: match.accepted.event });
+          else await run.cancelIf({ type: "event", event: match.accepted.event });
           delivered.push(match.row.id);
         } catch (err) {
           createLogger({ run_id: match.row.run_id, event_id: match.accepted.event.id }).error("could not deliver an event to its waiting run; will retry", { error: String(err) });
