@@ -1,7 +1,7 @@
 // Functions of the coordination tests (test/coordination.test.ts): waits, invoke, cancelOn,
 // onCancel and timeouts. They record side effects in D1's test_effects, as test/worker.ts's do.
 import { env } from "cloudflare:workers";
-import { NonRetriableError, StepError, type Stepflare } from "../sdk/index.ts";
+import { NonRetriableError, RetryAfterError, StepError, type Stepflare } from "../sdk/index.ts";
 
 async function effect(key: string): Promise<void> {
   await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(key).run();
@@ -65,6 +65,13 @@ export function coordinationFunctions(app: Stepflare) {
     }
   });
 
+  const invokeThenFlaky = app.createFunction({ id: "invoke-then-flaky", retries: 2 }, { event: "test/invoke-flaky" }, async ({ event, step, attempt }) => {
+    const result = await step.invoke("call-child", { function: invokeChild, data: { key: event.data.key, n: 5 } });
+    // Fails once after the invoke: the retry replays it and must start no second child.
+    if (attempt === 0) throw new RetryAfterError("flaky after the invoke", 50);
+    return result;
+  });
+
   const invokeUnknown = app.createFunction({ id: "invoke-unknown" }, { event: "test/invoke-unknown" }, async ({ step }) => {
     return step.invoke("call", { function: "no-such-function", data: {} });
   });
@@ -112,5 +119,5 @@ export function coordinationFunctions(app: Stepflare) {
   });
   const delayedTarget = app.createFunction({ id: "delayed-target" }, { event: "test/delayed.target" }, async ({ event }) => ({ key: event.data.key }));
 
-  return [waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
+  return [waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeThenFlaky, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
 }

@@ -187,6 +187,16 @@ describe("step.invoke", () => {
     expect(parent).toMatchObject({ status: "Completed", output: { caught: "NonRetriableError: the child fails" } });
   });
 
+  it("starts one child when the parent is retried after the invoke", async () => {
+    const key = uniqueKey("invoke-flaky");
+    const [eventId] = await sendEvents({ name: "test/invoke-flaky", data: { key } });
+    const parent = (await finishedRuns(eventId!)).get("invoke-then-flaky")!;
+    expect(parent).toMatchObject({ status: "Completed", output: { doubled: 10 } });
+    expect(await effectCount(`${key}:child`)).toBe(1);
+    const detail = (await (await request(`/v1/runs/${parent.run_id}`)).json()) as { data: { children: unknown[] } };
+    expect(detail.data.children).toHaveLength(1);
+  });
+
   it("throws at its timeout", async () => {
     const key = uniqueKey("invoke");
     const [eventId] = await sendEvents({ name: "test/invoke", data: { key, n: 1, sleep: "1h", timeout: "1s" } });
