@@ -5,6 +5,7 @@ import { nameSchema } from "./event.ts";
 import { toMilliseconds } from "./duration.ts";
 import { parseCron, type CronSchedule } from "./cron.ts";
 import { compileExpression, type Expression } from "./expression.ts";
+import { compileFlowControl, flowConfigSchema, type FlowControl } from "./flow.ts";
 import type { StepTools } from "./step.ts";
 import type { Logger, SerializedError } from "./types.ts";
 
@@ -80,6 +81,7 @@ export const functionConfigSchema = z
     timeouts: z.object({ start: durationSchema.optional(), finish: durationSchema.optional() }).strict().optional(),
     /** Runs as its own run when a run of this function is cancelled, with the cancellation event. */
     onCancel: handlerSchema.optional(),
+    ...flowConfigSchema,
   })
   .strict();
 
@@ -160,6 +162,12 @@ export class StepflareFunction {
   readonly cancelOn: CancelOn[];
   /** `timeouts`, in ms. */
   readonly timeouts: { start?: number; finish?: number };
+  /** Flow control, with its keys compiled (DESIGN "Flow control"). */
+  readonly flow: FlowControl;
+  /** True when a run's start goes through flow control: only such functions pay for it. */
+  readonly hasFlowControl: boolean;
+  /** The options that shape its runs, as validated (durations in ms), for the REST API. */
+  readonly settings: Record<string, unknown>;
   private readonly compiled: CompiledTrigger[];
 
   constructor(config: unknown, triggers: unknown, handler: unknown) {
@@ -178,6 +186,10 @@ export class StepflareFunction {
     this.cancelOn = parsed.cancelOn ?? [];
     for (const entry of this.cancelOn) if (entry.if) compileExpression(entry.if, `${owner} cancelOn`);
     this.timeouts = parsed.timeouts ?? {};
+    this.flow = compileFlowControl(parsed, owner);
+    this.hasFlowControl = Object.keys(this.flow).length > 0;
+    const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, ...settings } = parsed;
+    this.settings = settings;
     const companion = { retries: parsed.retries, stepTimeout: parsed.stepTimeout };
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;

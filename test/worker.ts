@@ -5,6 +5,7 @@ import { NonRetriableError, RetryAfterError, StepError, Stepflare } from "../sdk
 import { serve } from "../worker/index.ts";
 import { killCurrentRunObject } from "../worker/faults.ts";
 import { coordinationFunctions } from "./coordination.functions.ts";
+import { flowFunctions } from "./flow.functions.ts";
 
 export * from "../worker/index.ts";
 
@@ -258,5 +259,5 @@ export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
     chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
-    ...coordinationFunctions(app)],
+    ...coordinationFunctions(app), ...flowFunctions(app)],
 });

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { RunObject } from "./objects/RunObject.ts";
 import type { Scheduler } from "./objects/Scheduler.ts";
+import type { FlowObject } from "./objects/FlowObject.ts";
 import type { QueueMessage } from "./messages.ts";
 
 /** The bindings `wrangler.toml` declares. */
@@ -9,6 +10,8 @@ export interface Env {
   EVENTS: Queue<QueueMessage>;
   RUNS: DurableObjectNamespace<RunObject>;
   SCHEDULER: DurableObjectNamespace<Scheduler>;
+  /** Flow-control coordinators, one per (function, option, key value). */
+  FLOWS: DurableObjectNamespace<FlowObject>;
   /** "1" under `wrangler dev`: any event key works and the API is open. */
   STEPFLARE_DEV?: string;
   /** Secret: the event keys `POST /e/:key` accepts outside dev mode, comma-separated. */

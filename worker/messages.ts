@@ -1,9 +1,10 @@
 import type { StoredEvent } from "../sdk/event.ts";
 
 /** Run statuses as the REST API shows them (Inngest's names, plus Queued). */
-export type RunStatus = "Queued" | "Running" | "Completed" | "Failed" | "Cancelled";
+export type RunStatus = "Queued" | "Running" | "Completed" | "Failed" | "Cancelled" | "Skipped";
 
-export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(["Completed", "Failed", "Cancelled"]);
+/** `Skipped`: flow control (a rate limit) started no run for the event; only the runs index records it. */
+export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(["Completed", "Failed", "Cancelled", "Skipped"]);
 
 /** An event with the time the event API accepted it (part of its runs' deterministic ids). */
 export interface AcceptedEvent {

@@ -7,6 +7,7 @@ import { allFunctions } from "./registry.ts";
 import { runIdFor } from "./runId.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
 import { cancelPage } from "./cancellations.ts";
+import { admitRun } from "./flow.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,
@@ -57,8 +58,8 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   const now = Date.now();
   const [dispatches, matches] = await Promise.all([
     Promise.all(
-      events.map(({ accepted }) =>
-        dispatchEvent(env, accepted).catch((err: unknown) => {
+      events.map(({ accepted }, position) =>
+        dispatchEvent(env, accepted, position).catch((err: unknown) => {
           createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
           return null;
         }),
@@ -113,15 +114,21 @@ function refKey({ id, receivedAt }: EventRef): string {
  * Starts a run of every function `accepted` triggers (fan-out) and answers their index entries.
  * A RunObject's start() returns once the run is stored with its alarm armed, not when it ends.
  */
-export async function dispatchEvent(env: Env, { event, receivedAt }: AcceptedEvent): Promise<RunIndexEntry[]> {
+export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position = 0): Promise<RunIndexEntry[]> {
+  const { event, receivedAt } = accepted;
   const logger = createLogger({ event_id: event.id });
   const targets = allFunctions().filter((fn) => fn.matches(event, logger));
-  return Promise.all(
-    targets.map(async (fn) => {
+  const entries = await Promise.all(
+    targets.map(async (fn): Promise<RunIndexEntry | null> => {
       const runId = runIdFor(fn.id, event.id, receivedAt);
-      const startAt = Math.max(event.ts, receivedAt);
-      const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt });
-      return { runId, functionId: fn.id, eventId: event.id, status, startedAt: receivedAt };
+      const base = { runId, functionId: fn.id, eventId: event.id, startedAt: receivedAt };
+      const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
+      if (admitted === "none") return null;
+      // A skipped run has no object: its row in the runs index is its whole record.
+      if ("skipped" in admitted) return { ...base, status: "Skipped", skipReason: admitted.skipped };
+      const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: admitted.startAt });
+      return { ...base, status };
     }),
   );
+  return entries.filter((entry) => entry !== null);
 }

@@ -8,6 +8,7 @@ export interface RunIndexRow {
   status: RunStatus;
   started_at: number;
   ended_at: number | null;
+  skip_reason: string | null;
 }
 
 export interface RunIndexEntry {
@@ -19,13 +20,18 @@ export interface RunIndexEntry {
   endedAt?: number;
   /** The run that started this one with step.invoke. */
   parentRunId?: string;
+  /** Why flow control skipped it (status Skipped). */
+  skipReason?: string;
 }
 
 /** Statement recording a started run; never overwrites a row that already learned its end. */
 export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
-    .prepare("INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING")
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null);
+    .prepare(
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+       ON CONFLICT(id) DO NOTHING`,
+    )
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null);
 }
 
 /** Statement recording a run's end (inserting the row if its start has not been indexed yet). */

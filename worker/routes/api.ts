@@ -9,7 +9,7 @@ import { RUN_ID_PATTERN } from "../runId.ts";
 import { usage } from "../usage.ts";
 import type { RunWithSteps } from "../objects/RunObject.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
-import { toRunSummaryView, toRunView, type RunView } from "./runView.ts";
+import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "./runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
@@ -30,7 +30,7 @@ apiRoutes.get("/v1/functions", (c) => {
       id: fn.id,
       name: fn.name,
       triggers: fn.triggers,
-      config: { retries: fn.retries },
+      config: fn.settings,
       // When each cron trigger fires next.
       crons: fn.crons.map((schedule) => ({ cron: schedule.source, timezone: schedule.timezone, next_run_at: isoOrNull(schedule.nextAfter(now)) })),
     })),
@@ -70,8 +70,14 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
   const rows = await runsOfEvent(c.env.DB, id);
   // A listing reads each run's record only, never its steps (up to 32 MiB of outputs per run).
-  const runs = (await Promise.all(rows.map((row) => runObject(c.env, row.id).summary()))) as (RunRecord | null)[];
-  return c.json({ data: runs.filter((run) => run !== null).map((run) => toRunSummaryView(run)) });
+  const runs = await Promise.all(
+    rows.map(async (row) => {
+      if (row.status === "Skipped") return toSkippedRunView(row);
+      const run = (await runObject(c.env, row.id).summary()) as RunRecord | null;
+      return run ? toRunSummaryView(run) : null;
+    }),
+  );
+  return c.json({ data: runs.filter((run) => run !== null) });
 });
 
 apiRoutes.get("/v1/runs/:runId", async (c) => {
@@ -115,8 +121,9 @@ apiRoutes.get("/v1/cancellations/:id", async (c) => {
 
 /** A run the runs index knows, read from its RunObject; null for anything else. */
 async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
-  if (!RUN_ID_PATTERN.test(runId) || !(await findRun(env.DB, runId))) return null;
-  return readRun(env, runId);
+  const row = RUN_ID_PATTERN.test(runId) ? await findRun(env.DB, runId) : null;
+  if (!row) return null;
+  return row.status === "Skipped" ? toSkippedRunView(row) : readRun(env, runId);
 }
 
 async function readRun(env: Env, runId: string): Promise<RunView | null> {

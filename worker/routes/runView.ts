@@ -3,6 +3,7 @@ import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { RunStatus } from "../messages.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
+import type { RunIndexRow } from "../db/runs.ts";
 
 /** A step as the REST API shows it. */
 export interface StepView {
@@ -34,6 +35,8 @@ export interface RunSummaryView {
   scheduled_at?: string;
   /** For a run step.invoke started: the run that invoked it. */
   parent_run_id?: string;
+  /** For a run flow control skipped (status Skipped): why. */
+  skip_reason?: string | null;
 }
 
 /** A run with its steps, as `GET /v1/runs/:runId` shows it. */
@@ -48,6 +51,22 @@ const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   retrying: "Retrying",
   waiting: "Waiting",
 };
+
+/** A run that flow control skipped: its row in the runs index is its whole record (no object, no steps). */
+export function toSkippedRunView(row: RunIndexRow): RunView {
+  return {
+    run_id: row.id,
+    function_id: row.function_id,
+    event_id: row.event_id,
+    status: row.status,
+    output: null,
+    error: null,
+    run_started_at: new Date(row.started_at).toISOString(),
+    ended_at: row.ended_at ? new Date(row.ended_at).toISOString() : null,
+    skip_reason: row.skip_reason,
+    steps: [],
+  };
+}
 
 export function toRunSummaryView(run: RunRecord): RunSummaryView {
   const event = run.events[0];

@@ -1,0 +1,114 @@
+import { z } from "zod";
+import { toMilliseconds } from "./duration.ts";
+import type { StoredEvent } from "./event.ts";
+import { compileExpression, type Expression } from "./expression.ts";
+
+// Flow control (DESIGN "Flow control"): the options a function may ask for, validated at
+// registration, and the pure arithmetic a coordinator object applies (GCRA for rates).
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A duration between `min` and `max` ms, as text or ms, read at registration. */
+function boundedDuration(what: string, minMs: number, maxMs: number) {
+  return z.union([z.number().nonnegative(), z.string().min(1)]).transform((value, ctx) => {
+    try {
+      const ms = toMilliseconds(value);
+      if (ms >= minMs && ms <= maxMs) return ms;
+      ctx.addIssue({ code: "custom", message: `${what} must be between ${minMs} ms and ${maxMs} ms, got ${ms} ms` });
+    } catch (err) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message });
+    }
+    return z.NEVER;
+  });
+}
+
+const keySchema = z.string().min(1).max(1024).optional();
+const limitSchema = z.number().int().min(1).max(100_000);
+
+export const rateLimitSchema = z.object({ limit: limitSchema, period: boundedDuration("rateLimit.period", 1000, DAY_MS), key: keySchema }).strict();
+export const throttleSchema = z
+  .object({ limit: limitSchema, period: boundedDuration("throttle.period", 1000, 7 * DAY_MS), burst: z.number().int().min(1).max(100_000).optional(), key: keySchema })
+  .strict();
+export const debounceSchema = z
+  .object({
+    period: boundedDuration("debounce.period", 1000, 7 * DAY_MS),
+    key: keySchema,
+    timeout: boundedDuration("debounce.timeout", 1000, 7 * DAY_MS).optional(),
+    /** Beyond Inngest: hand the run every debounced event in `events`, not only the last. */
+    events: z.enum(["last", "all"]).optional(),
+  })
+  .strict();
+export const batchEventsSchema = z.object({ maxSize: z.number().int().min(1).max(1000), timeout: boundedDuration("batchEvents.timeout", 1000, 60_000), key: keySchema }).strict();
+
+/** The flow-control options of a function's config (all optional; only functions that ask pay). */
+export const flowConfigSchema = {
+  rateLimit: rateLimitSchema.optional(),
+  throttle: throttleSchema.optional(),
+  debounce: debounceSchema.optional(),
+  batchEvents: batchEventsSchema.optional(),
+  idempotency: z.string().min(1).max(1024).optional(),
+};
+
+export type RateLimit = z.output<typeof rateLimitSchema>;
+export type Throttle = z.output<typeof throttleSchema>;
+export type Debounce = z.output<typeof debounceSchema>;
+export type BatchEvents = z.output<typeof batchEventsSchema>;
+
+/** A function's flow control, with its key expressions compiled. */
+export interface FlowControl {
+  rateLimit?: RateLimit & { keyOf: KeyOf };
+  throttle?: Throttle & { keyOf: KeyOf };
+  debounce?: Debounce & { keyOf: KeyOf };
+  batchEvents?: BatchEvents & { keyOf: KeyOf };
+  idempotency?: { keyOf: KeyOf };
+}
+
+/** The key an event falls under for one option: the CEL key's value as text ("" without a key). */
+export type KeyOf = (event: StoredEvent) => string;
+
+/** Compiles a function's flow options; throws with the function id and expression for a bad key. */
+export function compileFlowControl(options: { [K in keyof typeof flowConfigSchema]?: z.output<(typeof flowConfigSchema)[K]> }, owner: string): FlowControl {
+  const keyed = <T extends { key?: string }>(option: T | undefined, name: string) =>
+    option ? { ...option, keyOf: compileKey(option.key, `${owner} ${name}.key`) } : undefined;
+  const flow: FlowControl = {};
+  const rateLimit = keyed(options.rateLimit, "rateLimit");
+  const throttle = keyed(options.throttle, "throttle");
+  const debounce = keyed(options.debounce, "debounce");
+  const batchEvents = keyed(options.batchEvents, "batchEvents");
+  if (rateLimit) flow.rateLimit = rateLimit;
+  if (throttle) flow.throttle = throttle;
+  if (debounce) flow.debounce = debounce;
+  if (batchEvents) flow.batchEvents = batchEvents;
+  if (options.idempotency) flow.idempotency = { keyOf: compileKey(options.idempotency, `${owner} idempotency`) };
+  if (flow.debounce && flow.batchEvents) throw new TypeError(`${owner}: debounce and batchEvents cannot be combined`);
+  return flow;
+}
+
+function compileKey(source: string | undefined, owner: string): KeyOf {
+  if (!source) return () => "";
+  const expression: Expression = compileExpression(source, owner);
+  return (event) => {
+    try {
+      const value = expression({ event });
+      return typeof value === "string" ? value : JSON.stringify(value ?? null);
+    } catch {
+      // A key that fails on this event (a missing field) puts the event under the key "null", as a missing value.
+      return "null";
+    }
+  };
+}
+
+/**
+ * The generic cell rate algorithm, for rate limits and throttles (as Inngest's): starts are spaced
+ * `period / limit` apart, and `burst` of them may come at once (a throttle's `limit + burst`, a
+ * rate limit's `limit`). `tat` is the theoretical arrival time of
+ * the next start. Answers when a start asked for at `now` may happen, and the `tat` after it.
+ *
+ * @example
+ * gcra({ tat: 0, now: 1000, limit: 10, period: 60_000, burst: 1 }); // { startAt: 1000, tat: 7000 }
+ */
+export function gcra({ tat, now, limit, period, burst }: { tat: number; now: number; limit: number; period: number; burst: number }): { startAt: number; tat: number } {
+  const interval = period / limit;
+  const startAt = Math.max(now, tat - (burst - 1) * interval);
+  return { startAt, tat: Math.max(tat, startAt) + interval };
+}

@@ -1,0 +1,64 @@
+import type { StoredEvent } from "../sdk/event.ts";
+import type { StepflareFunction } from "../sdk/function.ts";
+import { insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
+import type { Env } from "./env.ts";
+import type { AcceptedEvent, EventRef } from "./messages.ts";
+import type { FlowAsk, FlowAnswer } from "./objects/FlowObject.ts";
+import { runIdFor } from "./runId.ts";
+
+// Flow control at dispatch (DESIGN "Flow control"): a function that asks for it gets its run's
+// start decided by one coordinator object per (function, option, key value); others pay nothing.
+
+/** The coordinator of `option` for `key` of function `functionId`. */
+export function flowObject(env: Env, functionId: string, option: string, key: string) {
+  return env.FLOWS.get(env.FLOWS.idFromName(JSON.stringify([functionId, option, key])));
+}
+
+/**
+ * How a run of `fn` for `accepted` starts under its flow control: `{ startAt }` (now, or later
+ * for a throttle), `skipped` (a rate limit: recorded in the runs index as Skipped), `none` (an
+ * idempotency key already used, or an event handed to a debounce or batch, whose coordinator
+ * starts the run later). `position` is the event's place in its queue batch: events accepted in
+ * the same millisecond are collected in the order they were sent.
+ */
+export async function admitRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, runId: string, position: number): Promise<{ startAt: number } | { skipped: string } | "none"> {
+  const { event, receivedAt } = accepted;
+  const flow = fn.flow;
+  if (flow.debounce) {
+    const { period, timeout, keyOf, events } = flow.debounce;
+    await flowObject(env, fn.id, "debounce", keyOf(event)).collect({ kind: "debounce", functionId: fn.id, accepted, position, period, ...(timeout !== undefined ? { timeout } : {}), keepAll: events === "all" });
+    return "none";
+  }
+  if (flow.batchEvents) {
+    const { maxSize, timeout, keyOf } = flow.batchEvents;
+    await flowObject(env, fn.id, "batchEvents", keyOf(event)).collect({ kind: "batchEvents", functionId: fn.id, accepted, position, maxSize, timeout });
+    return "none";
+  }
+  let startAt = Math.max(event.ts, receivedAt);
+  const ask = (option: string, key: string, question: FlowAsk): Promise<FlowAnswer> => flowObject(env, fn.id, option, key).admit(question);
+  if (flow.idempotency && !(await ask("idempotency", flow.idempotency.keyOf(event), { kind: "idempotency", runId })).start) return "none";
+  if (flow.rateLimit) {
+    const { limit, period, keyOf } = flow.rateLimit;
+    const answer = await ask("rateLimit", keyOf(event), { kind: "rateLimit", runId, limit, period });
+    if (!answer.start) return { skipped: answer.reason };
+  }
+  if (flow.throttle) {
+    const { limit, period, burst, keyOf } = flow.throttle;
+    const answer = await ask("throttle", keyOf(event), { kind: "throttle", runId, limit, period, burst: limit + (burst ?? 0) });
+    if (answer.start) startAt = Math.max(startAt, answer.at);
+  }
+  return { startAt };
+}
+
+/**
+ * Starts the run a debounce or batch collected (its events, oldest first) and indexes it. Its id
+ * derives from the collection's first event, so a start repeated after a crash changes nothing.
+ */
+export async function startCollectedRun(env: Env, functionId: string, kind: "debounce" | "batch", events: StoredEvent[], first: EventRef): Promise<RunIndexEntry> {
+  const runId = runIdFor(functionId, `${kind}:${first.id}`, first.receivedAt);
+  const now = Date.now();
+  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId, events, startAt: now });
+  const entry = { runId, functionId, eventId: events[0]!.id, status, startedAt: now };
+  await env.DB.batch([insertRunStatement(env.DB, entry)]);
+  return entry;
+}

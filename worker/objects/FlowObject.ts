@@ -1,0 +1,150 @@
+import { DurableObject } from "cloudflare:workers";
+import type { StoredEvent } from "../../sdk/event.ts";
+import { gcra } from "../../sdk/flow.ts";
+import { instrument } from "../bindings.ts";
+import type { Env } from "../env.ts";
+import { startCollectedRun } from "../flow.ts";
+import type { AcceptedEvent } from "../messages.ts";
+import { usage } from "../usage.ts";
+
+/** How long a decision is remembered, so a redelivered event gets the same answer: past the queue's retries. */
+const DECISION_TTL_MS = 24 * 60 * 60 * 1000;
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** What a coordinator is asked at dispatch, for one run of its function under its key. */
+export type FlowAsk =
+  | { kind: "idempotency"; runId: string }
+  | { kind: "rateLimit"; runId: string; limit: number; period: number }
+  | { kind: "throttle"; runId: string; limit: number; period: number; burst: number };
+
+/** Its answer: start (at a time), or skip. */
+export type FlowAnswer = { start: true; at: number } | { start: false; reason: string };
+
+/** An event handed to a collecting coordinator (debounce, batchEvents), and how to collect it. */
+export type CollectAsk =
+  | { kind: "debounce"; functionId: string; accepted: AcceptedEvent; position: number; period: number; timeout?: number; keepAll: boolean }
+  | { kind: "batchEvents"; functionId: string; accepted: AcceptedEvent; position: number; maxSize: number; timeout: number };
+
+type PendingRow = { id: string; received_at: number; event: string };
+
+/**
+ * One flow-control coordinator per (function, option, key value) (DESIGN "Flow control"): only
+ * functions that ask for flow control reach one, and no lock is shared beyond that key. Its SQLite
+ * holds a rate's state (GCRA), recent decisions (so a redelivered event is answered alike), and the
+ * events a debounce or batch is collecting, started as one run on its alarm.
+ */
+export class FlowObject extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, instrument(env));
+    this.sql = ctx.storage.sql;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS decisions (run_id TEXT PRIMARY KEY, answer TEXT NOT NULL, at INTEGER NOT NULL)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS pending (id TEXT NOT NULL, received_at INTEGER NOT NULL, position INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (id, received_at))");
+  }
+
+  /** Decides whether (and when) a run starts; the same run asked again gets the same answer. */
+  async admit(ask: FlowAsk, now = Date.now()): Promise<FlowAnswer> {
+    usage.doRequests++;
+    const known = this.sql.exec<{ answer: string }>("SELECT answer FROM decisions WHERE run_id = ?", ask.runId).toArray()[0];
+    if (known) return JSON.parse(known.answer) as FlowAnswer;
+    const answer = this.decide(ask, now);
+    this.write("INSERT INTO decisions (run_id, answer, at) VALUES (?, ?, ?)", ask.runId, JSON.stringify(answer), now);
+    this.write("DELETE FROM decisions WHERE at < ?", now - DECISION_TTL_MS);
+    return answer;
+  }
+
+  private decide(ask: FlowAsk, now: number): FlowAnswer {
+    switch (ask.kind) {
+      case "idempotency": {
+        // At most one run per key value per 24 hours.
+        const last = Number(this.get("started_at") ?? -Infinity);
+        if (now - last < DAY_MS) return { start: false, reason: "idempotency: a run with this key started in the last 24 hours" };
+        this.set("started_at", String(now));
+        return { start: true, at: now };
+      }
+      case "rateLimit": {
+        const next = gcra({ tat: Number(this.get("tat") ?? 0), now, limit: ask.limit, period: ask.period, burst: ask.limit });
+        if (next.startAt > now) return { start: false, reason: `rateLimit: more than ${ask.limit} runs in ${ask.period} ms` };
+        this.set("tat", String(next.tat));
+        return { start: true, at: now };
+      }
+      case "throttle": {
+        const next = gcra({ tat: Number(this.get("tat") ?? 0), now, limit: ask.limit, period: ask.period, burst: ask.burst });
+        this.set("tat", String(next.tat));
+        return { start: true, at: next.startAt };
+      }
+    }
+  }
+
+  /**
+   * Collects an event for a debounce or a batch, and arms the alarm for when the run starts: a
+   * debounce `period` after the last event (at most `timeout` after the first), a batch `timeout`
+   * after its first event, or at once when it is full.
+   */
+  async collect(ask: CollectAsk, now = Date.now()): Promise<void> {
+    usage.doRequests++;
+    const { event, receivedAt } = ask.accepted;
+    this.write("INSERT INTO pending (id, received_at, position, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", event.id, receivedAt, ask.position, JSON.stringify(event));
+    const firstAt = Number(this.get("first_at") ?? now);
+    if (!this.get("first_at")) this.set("first_at", String(now));
+    this.set("function_id", ask.functionId);
+    this.set("kind", ask.kind);
+    this.set("delay", String(ask.kind === "debounce" ? ask.period : ask.timeout));
+    if (ask.kind === "debounce") {
+      this.set("keep_all", ask.keepAll ? "1" : "0");
+      const dueAt = Math.min(now + ask.period, ask.timeout === undefined ? Infinity : firstAt + ask.timeout);
+      return this.ctx.storage.setAlarm(dueAt);
+    }
+    this.set("max_size", String(ask.maxSize));
+    if (this.pendingCount() >= ask.maxSize) return this.release();
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(firstAt + ask.timeout);
+  }
+
+  override async alarm(): Promise<void> {
+    usage.doRequests++;
+    await this.release();
+  }
+
+  /**
+   * Starts the run of what was collected (a debounce's last event, or all of them; a batch's first
+   * `maxSize`), then forgets those events. The run's id derives from its first event, so a release
+   * repeated after a crash starts the same run again, which changes nothing.
+   */
+  private async release(): Promise<void> {
+    const functionId = this.get("function_id");
+    const rows = this.sql.exec<PendingRow>("SELECT * FROM pending ORDER BY received_at, position, rowid").toArray();
+    if (!functionId || rows.length === 0) return;
+    const kind = this.get("kind");
+    const taken = kind === "batchEvents" ? rows.slice(0, Number(this.get("max_size") ?? rows.length)) : rows;
+    const events = taken.map((row) => JSON.parse(row.event) as StoredEvent);
+    const handed = kind === "debounce" && this.get("keep_all") !== "1" ? [events.at(-1)!] : events;
+    await startCollectedRun(this.env, functionId, kind === "debounce" ? "debounce" : "batch", handed, { id: taken[0]!.id, receivedAt: taken[0]!.received_at });
+    for (const row of taken) this.write("DELETE FROM pending WHERE id = ? AND received_at = ?", row.id, row.received_at);
+    const left = this.pendingCount();
+    this.write("DELETE FROM state WHERE k = 'first_at'");
+    // A batch with events left over (more than maxSize came at once) starts its next run on time too.
+    if (left > 0) {
+      const now = Date.now();
+      this.set("first_at", String(now));
+      await this.ctx.storage.setAlarm(kind === "batchEvents" && left >= Number(this.get("max_size") ?? 1) ? now : now + Number(this.get("delay") ?? 0));
+    }
+  }
+
+  private pendingCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending").one().n;
+  }
+
+  private get(key: string): string | undefined {
+    return this.sql.exec<{ v: string }>("SELECT v FROM state WHERE k = ?", key).toArray()[0]?.v;
+  }
+
+  private set(key: string, value: string): void {
+    this.write("INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", key, value);
+  }
+
+  private write(query: string, ...bindings: SqlStorageValue[]): void {
+    usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
+  }
+}
