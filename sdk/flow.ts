@@ -38,6 +38,17 @@ export const debounceSchema = z
     events: z.enum(["last", "all"]).optional(),
   })
   .strict();
+export const singletonSchema = z.object({ key: keySchema, mode: z.enum(["skip", "cancel"]) }).strict();
+
+const concurrencyLimitSchema = z.object({ limit: z.number().int().min(1).max(10_000), key: keySchema }).strict();
+/** A number, `{ limit, key? }`, or up to two of those (say, per function and per customer). */
+export const concurrencySchema = z
+  .union([z.number().int().min(1).max(10_000), concurrencyLimitSchema, z.array(z.union([z.number().int().min(1).max(10_000), concurrencyLimitSchema])).min(1).max(2)])
+  .transform((value) => (Array.isArray(value) ? value : [value]).map((entry) => (typeof entry === "number" ? { limit: entry } : entry)));
+
+/** `priority.run`: CEL over `event` giving seconds (-600..600) a queued run moves ahead (or back). */
+export const prioritySchema = z.object({ run: z.string().min(1).max(1024) }).strict();
+
 export const batchEventsSchema = z.object({ maxSize: z.number().int().min(1).max(1000), timeout: boundedDuration("batchEvents.timeout", 1000, 60_000), key: keySchema }).strict();
 
 /** The flow-control options of a function's config (all optional; only functions that ask pay). */
@@ -47,12 +58,17 @@ export const flowConfigSchema = {
   debounce: debounceSchema.optional(),
   batchEvents: batchEventsSchema.optional(),
   idempotency: z.string().min(1).max(1024).optional(),
+  singleton: singletonSchema.optional(),
+  concurrency: concurrencySchema.optional(),
+  priority: prioritySchema.optional(),
 };
 
 export type RateLimit = z.output<typeof rateLimitSchema>;
 export type Throttle = z.output<typeof throttleSchema>;
 export type Debounce = z.output<typeof debounceSchema>;
 export type BatchEvents = z.output<typeof batchEventsSchema>;
+export type Singleton = z.output<typeof singletonSchema>;
+export type ConcurrencyLimit = z.output<typeof concurrencyLimitSchema>;
 
 /** A function's flow control, with its key expressions compiled. */
 export interface FlowControl {
@@ -61,6 +77,11 @@ export interface FlowControl {
   debounce?: Debounce & { keyOf: KeyOf };
   batchEvents?: BatchEvents & { keyOf: KeyOf };
   idempotency?: { keyOf: KeyOf };
+  singleton?: Singleton & { keyOf: KeyOf };
+  /** Limits on runs executing at once: checked by the run itself at each invocation, not at dispatch. */
+  concurrency?: (ConcurrencyLimit & { keyOf: KeyOf })[];
+  /** Seconds a run waiting for a concurrency slot moves ahead of (positive) or behind others. */
+  priorityOf?: (event: StoredEvent) => number;
 }
 
 /** The key an event falls under for one option: the CEL key's value as text ("" without a key). */
@@ -80,6 +101,20 @@ export function compileFlowControl(options: { [K in keyof typeof flowConfigSchem
   if (debounce) flow.debounce = debounce;
   if (batchEvents) flow.batchEvents = batchEvents;
   if (options.idempotency) flow.idempotency = { keyOf: compileKey(options.idempotency, `${owner} idempotency`) };
+  const singleton = keyed(options.singleton, "singleton");
+  if (singleton) flow.singleton = singleton;
+  if (options.concurrency) flow.concurrency = options.concurrency.map((limit, i) => ({ ...limit, keyOf: compileKey(limit.key, `${owner} concurrency[${i}].key`) }));
+  if (options.priority) {
+    const expression = compileExpression(options.priority.run, `${owner} priority.run`);
+    flow.priorityOf = (event) => {
+      try {
+        const seconds = Number(expression({ event }));
+        return Number.isFinite(seconds) ? Math.max(-600, Math.min(600, seconds)) : 0;
+      } catch {
+        return 0;
+      }
+    };
+  }
   if (flow.debounce && flow.batchEvents) throw new TypeError(`${owner}: debounce and batchEvents cannot be combined`);
   return flow;
 }

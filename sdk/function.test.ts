@@ -71,9 +71,20 @@ describe("StepflareFunction: config", () => {
     expect(create).toThrow(/"event\.data\.x =="/);
   });
 
-  it("rejects options it does not implement, by name", () => {
-    const config = { id: "flow", concurrency: { limit: 1 } } as unknown as Parameters<typeof app.createFunction>[0];
-    expect(() => app.createFunction(config, { event: "a/b" }, noop)).toThrow(/concurrency/);
+  it("rejects an option it does not know, by name, rather than ignoring it", () => {
+    const config = { id: "flow", concurency: { limit: 1 } } as unknown as Parameters<typeof app.createFunction>[0];
+    expect(() => app.createFunction(config, { event: "a/b" }, noop)).toThrow(/concurency/);
+  });
+
+  it("validates flow-control options with errors that name the option", () => {
+    const create = (config: Record<string, unknown>) => () => app.createFunction({ id: "flow", ...config } as Parameters<typeof app.createFunction>[0], { event: "a/b" }, noop);
+    expect(create({ concurrency: 0 })).toThrow(/concurrency/);
+    expect(create({ throttle: { limit: 1, period: "10ms" } })).toThrow(/throttle.period must be between/);
+    expect(create({ rateLimit: { limit: 1, period: "1h", key: "event.data ==" } })).toThrow(/rateLimit.key: invalid expression/);
+    expect(create({ batchEvents: { maxSize: 10, timeout: "2m" } })).toThrow(/batchEvents.timeout/);
+    expect(create({ debounce: { period: "1s" }, batchEvents: { maxSize: 2, timeout: "1s" } })).toThrow(/cannot be combined/);
+    expect(create({ singleton: { mode: "wait" } })).toThrow(/singleton/);
+    expect(create({ priority: { run: "))" } })).toThrow(/priority.run/);
   });
 
   it.each([-1, 21, 1.5])("rejects retries %d (allowed: 0..20)", (retries) => {

@@ -98,7 +98,8 @@ export type CancelReason =
   | { type: "api" }
   | { type: "event"; event: StoredEvent }
   | { type: "timeout"; timeout: "start" | "finish" }
-  | { type: "bulk"; cancellation_id: string };
+  | { type: "bulk"; cancellation_id: string }
+  | { type: "singleton"; run_id: string };
 
 /** The `data` of an `inngest/function.cancelled` event. */
 export interface CancelEventData<TData extends object = Record<string, unknown>> {
@@ -187,7 +188,8 @@ export class StepflareFunction {
     for (const entry of this.cancelOn) if (entry.if) compileExpression(entry.if, `${owner} cancelOn`);
     this.timeouts = parsed.timeouts ?? {};
     this.flow = compileFlowControl(parsed, owner);
-    this.hasFlowControl = Object.keys(this.flow).length > 0;
+    // Concurrency and priority act when a run executes, not when it is dispatched.
+    this.hasFlowControl = Object.keys(this.flow).some((option) => option !== "concurrency" && option !== "priorityOf");
     const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, ...settings } = parsed;
     this.settings = settings;
     const companion = { retries: parsed.retries, stepTimeout: parsed.stepTimeout };

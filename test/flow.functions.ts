@@ -1,5 +1,11 @@
 // Functions of the flow-control tests (test/flow.test.ts).
+import { env } from "cloudflare:workers";
 import type { Stepflare } from "../sdk/index.ts";
+
+/** Records that run `key` executed between `start` and `end` (ms), for overlap checks. */
+async function span(group: string, start: number, end: number, label: string): Promise<void> {
+  await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(JSON.stringify({ group, start, end, label })).run();
+}
 
 export function flowFunctions(app: Stepflare) {
   const idempotent = app.createFunction({ id: "flow-idempotent", idempotency: "event.data.orderId" }, { event: "test/flow.idempotent" }, async ({ event }) => ({ orderId: event.data.orderId }));
@@ -34,5 +40,29 @@ export function flowFunctions(app: Stepflare) {
     async ({ event, events }) => ({ first: event.data.n, ns: events.map((e) => e.data.n) }),
   );
 
-  return [idempotent, rateLimited, throttled, debounced, debouncedAll, batched];
+  const limited = app.createFunction(
+    { id: "flow-concurrency", concurrency: [{ limit: 5 }, { limit: 2, key: "event.data.tenant" }], priority: { run: "event.data.priority" } },
+    { event: "test/flow.concurrency" },
+    async ({ event, step }) => {
+      await step.run("work", async () => {
+        const start = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, event.data.ms ?? 150));
+        await span(event.data.group, start, Date.now(), `${event.data.tenant}:${event.data.n}`);
+      });
+      // A sleeping run holds no slot.
+      if (event.data.nap) await step.sleep("nap", event.data.nap);
+    },
+  );
+
+  const singletonSkip = app.createFunction({ id: "flow-singleton-skip", singleton: { key: "event.data.key", mode: "skip" } }, { event: "test/flow.singleton-skip" }, async ({ event, step }) => {
+    await step.sleep("hold", "1s");
+    return { n: event.data.n };
+  });
+
+  const singletonCancel = app.createFunction({ id: "flow-singleton-cancel", singleton: { key: "event.data.key", mode: "cancel" } }, { event: "test/flow.singleton-cancel" }, async ({ event, step }) => {
+    await step.sleep("hold", "1h");
+    return { n: event.data.n };
+  });
+
+  return [limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, debounced, debouncedAll, batched];
 }

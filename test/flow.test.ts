@@ -115,3 +115,79 @@ describe("flow-control config", () => {
     expect(body.data.find((fn) => fn.id === "flow-throttled")?.config).toMatchObject({ throttle: { limit: 2, period: 10_000, burst: 1 } });
   });
 });
+
+/** The spans the concurrency function recorded for `group`, once there are `count`. */
+async function spans(group: string, count: number): Promise<{ start: number; end: number; label: string }[]> {
+  return eventually(async () => {
+    const { results } = await env.DB.prepare("SELECT key FROM test_effects WHERE CASE WHEN json_valid(key) THEN json_extract(key, '$.group') END = ?1")
+      .bind(group)
+      .all<{ key: string }>();
+    return results.length >= count ? results.map((row) => JSON.parse(row.key) as { start: number; end: number; label: string }) : undefined;
+  }, 90_000, `${count} spans of ${group}`);
+}
+
+/** The most spans that overlap at any instant. */
+function maxOverlap(list: { start: number; end: number }[]): number {
+  const edges = list.flatMap((s) => [{ at: s.start, d: 1 }, { at: s.end, d: -1 }]).sort((a, b) => a.at - b.at || a.d - b.d);
+  let now = 0;
+  let max = 0;
+  for (const edge of edges) max = Math.max(max, (now += edge.d));
+  return max;
+}
+
+describe("concurrency", () => {
+  it("never runs more than the limit at once: 50 runs, limit 5 (and 2 per tenant)", async () => {
+    const group = uniqueKey("conc");
+    await sendEvents(Array.from({ length: 50 }, (_, n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: `t${n % 10}` } })));
+    const all = await spans(group, 50);
+    expect(all).toHaveLength(50);
+    expect(maxOverlap(all)).toBeLessThanOrEqual(5);
+    for (let t = 0; t < 10; t++) expect(maxOverlap(all.filter((s) => s.label.startsWith(`t${t}:`)))).toBeLessThanOrEqual(2);
+  }, 120_000);
+
+  it("keyed limits are independent: one tenant's queue does not hold another's runs", async () => {
+    const group = uniqueKey("conc-key");
+    // Tenant a: 4 long runs, 2 at a time. Tenant b's run starts meanwhile.
+    await sendEvents([0, 1, 2, 3].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: "a", ms: 600 } })));
+    await sendEvents({ name: "test/flow.concurrency", data: { group, n: 9, tenant: "b", ms: 10 } });
+    const all = await spans(group, 5);
+    const b = all.find((s) => s.label === "b:9")!;
+    const lastA = Math.max(...all.filter((s) => s.label.startsWith("a:")).map((s) => s.start));
+    expect(b.start).toBeLessThan(lastA);
+  }, 60_000);
+
+  it("priority moves a queued run ahead of those waiting before it", async () => {
+    const group = uniqueKey("conc-prio");
+    // One tenant, 2 at a time: the first two take the slots, the rest queue; n=5 has priority.
+    await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ms: 400 } })));
+    await sendEvents({ name: "test/flow.concurrency", data: { group, n: 5, tenant: group, ms: 10, priority: 600 } });
+    const all = await spans(group, 6);
+    const order = all.sort((x, y) => x.start - y.start).map((s) => s.label.split(":")[1]);
+    // It ran before every run that was queued ahead of it (2, 3, 4).
+    expect(order.indexOf("5")).toBeLessThan(Math.min(order.indexOf("2"), order.indexOf("3"), order.indexOf("4")));
+  }, 60_000);
+});
+
+describe("singleton", () => {
+  it("skip: a run while one with the key is active is skipped", async () => {
+    const key = uniqueKey("single");
+    const [first] = await sendEvents({ name: "test/flow.singleton-skip", data: { key, n: 1 } });
+    await eventually(async () => ((await runsOf(first!)).length === 1 ? true : undefined));
+    const [second] = await sendEvents({ name: "test/flow.singleton-skip", data: { key, n: 2 } });
+    expect((await runsOfFunction("flow-singleton-skip", [second!], 1))[0]!.status).toBe("Skipped");
+    expect((await runsOfFunction("flow-singleton-skip", [first!], 1))[0]!.status).toBe("Completed");
+  });
+
+  it("cancel: a new run cancels the active one", async () => {
+    const key = uniqueKey("single");
+    const [first] = await sendEvents({ name: "test/flow.singleton-cancel", data: { key, n: 1 } });
+    await eventually(async () => ((await runsOf(first!)).length === 1 ? true : undefined));
+    const [second] = await sendEvents({ name: "test/flow.singleton-cancel", data: { key, n: 2 } });
+    expect((await runsOfFunction("flow-singleton-cancel", [first!], 1))[0]!.status).toBe("Cancelled");
+    const [run] = await eventually(async () => {
+      const list = await runsOf(second!);
+      return list.length === 1 ? list : undefined;
+    });
+    expect(run!.status).toBe("Running");
+  });
+});

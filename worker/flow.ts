@@ -42,6 +42,10 @@ export async function admitRun(env: Env, fn: StepflareFunction, accepted: Accept
     const answer = await ask("rateLimit", keyOf(event), { kind: "rateLimit", runId, limit, period });
     if (!answer.start) return { skipped: answer.reason };
   }
+  if (flow.singleton) {
+    const answer = await ask("singleton", flow.singleton.keyOf(event), { kind: "singleton", runId, mode: flow.singleton.mode });
+    if (!answer.start) return { skipped: answer.reason };
+  }
   if (flow.throttle) {
     const { limit, period, burst, keyOf } = flow.throttle;
     const answer = await ask("throttle", keyOf(event), { kind: "throttle", runId, limit, period, burst: limit + (burst ?? 0) });

@@ -4,18 +4,22 @@ import { gcra } from "../../sdk/flow.ts";
 import { instrument } from "../bindings.ts";
 import type { Env } from "../env.ts";
 import { startCollectedRun } from "../flow.ts";
-import type { AcceptedEvent } from "../messages.ts";
+import { FINAL_STATUSES, type AcceptedEvent } from "../messages.ts";
 import { usage } from "../usage.ts";
 
 /** How long a decision is remembered, so a redelivered event gets the same answer: past the queue's retries. */
 const DECISION_TTL_MS = 24 * 60 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
+const SINGLETON_PENDING_MS = 60_000;
+/** How long a concurrency slot is held without renewal: a running invocation renews it every third of this. */
+export const LEASE_MS = 30_000;
 
 /** What a coordinator is asked at dispatch, for one run of its function under its key. */
 export type FlowAsk =
   | { kind: "idempotency"; runId: string }
   | { kind: "rateLimit"; runId: string; limit: number; period: number }
-  | { kind: "throttle"; runId: string; limit: number; period: number; burst: number };
+  | { kind: "throttle"; runId: string; limit: number; period: number; burst: number }
+  | { kind: "singleton"; runId: string; mode: "skip" | "cancel" };
 
 /** Its answer: start (at a time), or skip. */
 export type FlowAnswer = { start: true; at: number } | { start: false; reason: string };
@@ -41,6 +45,9 @@ export class FlowObject extends DurableObject<Env> {
     this.sql = ctx.storage.sql;
     this.sql.exec("CREATE TABLE IF NOT EXISTS state (k TEXT PRIMARY KEY, v TEXT NOT NULL)");
     this.sql.exec("CREATE TABLE IF NOT EXISTS decisions (run_id TEXT PRIMARY KEY, answer TEXT NOT NULL, at INTEGER NOT NULL)");
+    // Concurrency: the runs holding a slot (until their lease expires) and those waiting for one.
+    this.sql.exec("CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS waiting (run_id TEXT PRIMARY KEY, order_key INTEGER NOT NULL)");
     this.sql.exec("CREATE TABLE IF NOT EXISTS pending (id TEXT NOT NULL, received_at INTEGER NOT NULL, position INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (id, received_at))");
   }
 
@@ -49,13 +56,33 @@ export class FlowObject extends DurableObject<Env> {
     usage.doRequests++;
     const known = this.sql.exec<{ answer: string }>("SELECT answer FROM decisions WHERE run_id = ?", ask.runId).toArray()[0];
     if (known) return JSON.parse(known.answer) as FlowAnswer;
-    const answer = this.decide(ask, now);
+    // A singleton asks the active run how it stands: no other ask may slip in meanwhile.
+    const answer = ask.kind === "singleton" ? await this.ctx.blockConcurrencyWhile(() => this.decideSingleton(ask, now)) : this.decide(ask, now);
     this.write("INSERT INTO decisions (run_id, answer, at) VALUES (?, ?, ?)", ask.runId, JSON.stringify(answer), now);
     this.write("DELETE FROM decisions WHERE at < ?", now - DECISION_TTL_MS);
     return answer;
   }
 
-  private decide(ask: FlowAsk, now: number): FlowAnswer {
+  /**
+   * One active run per key: while the last run started is not over, a new one is skipped (`skip`)
+   * or the old one is cancelled (`cancel`). A run admitted but not yet stored counts as active for
+   * a minute, the time its dispatch may take.
+   */
+  private async decideSingleton(ask: Extract<FlowAsk, { kind: "singleton" }>, now: number): Promise<FlowAnswer> {
+    const active = this.get("active_run");
+    if (active && active !== ask.runId) {
+      const stub = this.env.RUNS.get(this.env.RUNS.idFromName(active));
+      const state = await stub.status();
+      const isActive = state ? !FINAL_STATUSES.has(state.status) : now - Number(this.get("active_at") ?? 0) < SINGLETON_PENDING_MS;
+      if (isActive && ask.mode === "skip") return { start: false, reason: `singleton: run ${active} is still active` };
+      if (isActive) await stub.cancelIf({ type: "singleton", run_id: ask.runId });
+    }
+    this.set("active_run", ask.runId);
+    this.set("active_at", String(now));
+    return { start: true, at: now };
+  }
+
+  private decide(ask: Exclude<FlowAsk, { kind: "singleton" }>, now: number): FlowAnswer {
     switch (ask.kind) {
       case "idempotency": {
         // At most one run per key value per 24 hours.
@@ -102,9 +129,72 @@ export class FlowObject extends DurableObject<Env> {
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(firstAt + ask.timeout);
   }
 
+  /**
+   * Asks for a concurrency slot for an invocation of `runId`: granted (or renewed, for a run that
+   * holds one) while fewer than `limit` runs hold one and no run waits ahead of it; otherwise the
+   * run waits, in `orderKey` order (its time of asking, less its priority), and is woken by
+   * `slotGranted` when a slot is given to it. A lease not renewed within LEASE_MS is given back,
+   * so a run whose object died holds no slot for ever.
+   */
+  async acquire(runId: string, limit: number, orderKey: number, now = Date.now()): Promise<boolean> {
+    usage.doRequests++;
+    this.set("kind", "concurrency");
+    this.set("limit", String(limit));
+    this.reclaimExpired(now);
+    const held = this.sql.exec("SELECT 1 FROM leases WHERE run_id = ?", runId).toArray().length > 0;
+    const first = this.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid LIMIT 1").toArray()[0];
+    if (held || (this.leaseCount() < limit && (!first || first.run_id === runId))) {
+      this.write("INSERT INTO leases (run_id, expires_at) VALUES (?, ?) ON CONFLICT(run_id) DO UPDATE SET expires_at = excluded.expires_at", runId, now + LEASE_MS);
+      this.write("DELETE FROM waiting WHERE run_id = ?", runId);
+      await this.armConcurrency(now);
+      return true;
+    }
+    this.write("INSERT INTO waiting (run_id, order_key) VALUES (?, ?) ON CONFLICT(run_id) DO NOTHING", runId, orderKey);
+    await this.armConcurrency(now);
+    return false;
+  }
+
+  /** Gives back `runId`'s slot (its invocation ended) and hands free slots to the runs waiting first. */
+  async releaseSlot(runId: string, now = Date.now()): Promise<void> {
+    usage.doRequests++;
+    this.write("DELETE FROM leases WHERE run_id = ?", runId);
+    this.write("DELETE FROM waiting WHERE run_id = ?", runId);
+    await this.grantWaiting(now);
+  }
+
   override async alarm(): Promise<void> {
     usage.doRequests++;
+    if (this.get("kind") === "concurrency") return this.grantWaiting(Date.now());
     await this.release();
+  }
+
+  private async grantWaiting(now: number): Promise<void> {
+    this.reclaimExpired(now);
+    const limit = Number(this.get("limit") ?? 1);
+    const free = limit - this.leaseCount();
+    const granted = free > 0 ? this.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid LIMIT ?", free).toArray() : [];
+    for (const { run_id } of granted) {
+      this.write("INSERT INTO leases (run_id, expires_at) VALUES (?, ?) ON CONFLICT(run_id) DO NOTHING", run_id, now + LEASE_MS);
+      this.write("DELETE FROM waiting WHERE run_id = ?", run_id);
+    }
+    await this.armConcurrency(now);
+    // The runs are told after the slots are stored; one not told in time asks again at its own alarm.
+    await Promise.all(granted.map(({ run_id }) => this.env.RUNS.get(this.env.RUNS.idFromName(run_id)).slotGranted().catch(() => undefined)));
+  }
+
+  private reclaimExpired(now: number): void {
+    this.write("DELETE FROM leases WHERE expires_at <= ?", now);
+  }
+
+  private leaseCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM leases").one().n;
+  }
+
+  /** The alarm stands at the earliest lease expiry while runs wait, so an expired slot is given on. */
+  private async armConcurrency(now: number): Promise<void> {
+    const waiting = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n;
+    const earliest = this.sql.exec<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM leases").one().at;
+    if (waiting > 0) await this.ctx.storage.setAlarm(earliest ?? now);
   }
 
   /**

@@ -2,7 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { systemClock } from "../../sdk/clock.ts";
 import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
-import type { CancelReason } from "../../sdk/function.ts";
+import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
+import { flowObject } from "../flow.ts";
+import { LEASE_MS } from "./FlowObject.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
@@ -79,8 +81,9 @@ export class RunObject extends DurableObject<Env> {
     const existing = this.store.run();
     if (existing) return existing.status;
     const now = Date.now();
-    const delayed = init.startAt > now;
     const fn = findFunction(init.functionId);
+    // A run under a concurrency limit starts as a delayed one does: its first invocation asks for a slot.
+    const delayed = init.startAt > now || fn?.flow.concurrency !== undefined;
     const finishAfter = fn?.timeouts.finish;
     this.store.createRun(
       {
@@ -96,6 +99,7 @@ export class RunObject extends DurableObject<Env> {
     );
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
     if (fn?.cancelOn.length) void this.deliverOutbox();
+    if (init.startAt <= now && delayed) void this.execute(false);
     if (delayed) return "Queued";
     // Not started within `timeouts.start` of when it was due (dispatch came late): cancelled, never run.
     if (fn?.timeouts.start !== undefined && now > init.startAt + fn.timeouts.start) {
@@ -257,6 +261,8 @@ export class RunObject extends DurableObject<Env> {
     }
 
     // An invocation that began and never ended died with the runtime (nothing runs it in memory).
+    // Under a concurrency limit, no slot, no invocation: the coordinator wakes the run when it gives it one.
+    if (fn.flow.concurrency && !(await this.acquireSlots(run, fn))) return void (await this.ctx.storage.setAlarm(now + LEASE_MS));
     const recovering = !isFirst && run.isOpen;
     if (!isFirst) {
       const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
@@ -300,12 +306,47 @@ export class RunObject extends DurableObject<Env> {
     const execute = () => executeRun(fn.handler, input, host);
     // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
     const finishTimer = run.finishBy === undefined ? undefined : setTimeout(() => void this.cancel({ type: "timeout", timeout: "finish" }), run.finishBy - now);
+    // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
+    const renewTimer = fn.flow.concurrency ? setInterval(() => void this.acquireSlots(run!, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
     try {
       const outcome = await (isDevMode(this.env) ? runAsObject((reason) => this.ctx.abort(reason), execute) : execute());
       await this.record(run, outcome, logger);
     } finally {
       clearTimeout(finishTimer);
+      clearInterval(renewTimer);
+      // Sleeping and waiting runs hold no slot.
+      if (fn.flow.concurrency) await this.releaseSlots(run, fn).catch(() => undefined);
     }
+  }
+
+  /** A concurrency coordinator gave this run a slot: its invocation can go on. */
+  async slotGranted(): Promise<void> {
+    void this.execute(false);
+  }
+
+  /**
+   * Takes a slot of each of the function's concurrency limits (a second ask renews it), or none:
+   * a run short of one gives back the others and waits in that limit's queue, in order of its
+   * start less its priority.
+   */
+  private async acquireSlots(run: RunRecord, fn: StepflareFunction): Promise<boolean> {
+    const limits = fn.flow.concurrency ?? [];
+    const orderKey = run.startedAt - (fn.flow.priorityOf?.(run.events[0]!) ?? 0) * 1000;
+    for (const [i, limit] of limits.entries()) {
+      if (await this.slotOf(fn, i).acquire(run.id, limit.limit, orderKey)) continue;
+      await Promise.all(limits.map((_, j) => (j === i ? undefined : this.slotOf(fn, j).releaseSlot(run.id))));
+      return false;
+    }
+    return true;
+  }
+
+  private releaseSlots(run: RunRecord, fn: StepflareFunction): Promise<unknown> {
+    return Promise.all((fn.flow.concurrency ?? []).map((_, i) => this.slotOf(fn, i).releaseSlot(run.id)));
+  }
+
+  private slotOf(fn: StepflareFunction, index: number) {
+    const run = this.store.run()!;
+    return flowObject(this.env, fn.id, `concurrency:${index}`, fn.flow.concurrency![index]!.keyOf(run.events[0]!));
   }
 
   private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
