@@ -882,7 +882,7 @@ const sleepNode: fc.Arbitrary<Node> = fc.record({ t: fc.constant("sleep" as cons
 const sendNode: fc.Arbitrary<Node> = fc.record({ t: fc.constant("send" as const), id: stepId, count: fc.nat(2) });
 const throwNode: fc.Arbitrary<Node> = fc.record({ t: fc.constant("throw" as const), k: fc.integer({ min: 1, max: 2 }) });
 const delayNode: fc.Arbitrary<Node> = fc.record({ t: fc.constant("delay" as const), turns: fc.integer({ min: 1, max: 5 }) });
-const timeoutMs = fc.constantFrom(1_000, 60_000, 3_600_000);
+const timeoutMs = fc.constantFrom(1_000, 60_000, 3_600_000, 0);
 // Keys are given by `deterministic`.
 const waitNode: fc.Arbitrary<Node> = fc.record({ t: fc.constant("wait" as const), id: stepId, key: fc.constant(0), mode: fc.constantFrom<WaitMode>("one", "any", "all"), timeoutMs });
 const invokeNode: fc.Arbitrary<Node> = fc.record({
