@@ -242,6 +242,12 @@ class Invocation {
     } catch (err) {
       return call.reject(err);
     }
+    // A replay settles a timed-out wait as woken by the first invocation that began at or after
+    // its timeout, which must be one that began after the wait. A timeout at this invocation's
+    // start (a timeout of 0 before the clock moved) would make it this one: replays would settle
+    // the wait before the results stored since this invocation began, though they came first,
+    // and the handler, asking for those first, would wait for ever. It times out 1 ms later.
+    if (request.timeoutAt <= this.startedAt) request = { ...request, timeoutAt: this.startedAt + 1 };
     const record: StepRecord = { id: call.id, name: call.name, kind: call.kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.clock.now() };
     this.store(record, undefined, () => this.park(request.timeoutAt));
   }

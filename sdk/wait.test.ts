@@ -76,6 +76,18 @@ describe("executeRun: waitForEvent", () => {
     expect(await run.invoke()).toEqual({ type: "completed", output: null });
   });
 
+  it("times out a wait with a timeout of 0 after the step before it, at the next invocation", async () => {
+    // Found by the model test: the wait was stored with its timeout at the time its invocation
+    // began, so replays took it as woken by that start and settled it before the step that came
+    // before it; the handler, asking for that step first, never got either.
+    const run = createRun(async ({ step }) => {
+      await step.run("before", () => 1);
+      return step.waitForEvent("now", { event: "app/user.activated", timeout: 0 });
+    });
+    expect(await run.drive()).toEqual({ type: "completed", output: null });
+    expect(run.outcomes.map((outcome) => outcome.type)).toEqual(["suspended", "completed"]);
+  });
+
   it("mode all: stays waiting until every condition has its event", async () => {
     const run = createRun(async ({ step }) => {
       const all = await step.waitForEvent("both", { events: ["a/one", "a/two"], mode: "all", timeout: "1h" });
@@ -134,6 +146,15 @@ describe("executeRun: waitForEvent", () => {
 });
 
 describe("executeRun: invoke", () => {
+  it("throws at a timeout of 0 after the step before it, at the next invocation", async () => {
+    const run = createRun(async ({ step }) => {
+      await step.run("before", () => 1);
+      return step.invoke("child", { function: "child", timeout: 0 }).catch((err: unknown) => (err instanceof StepError ? err.error.name : "other"));
+    });
+    expect(await run.drive()).toEqual({ type: "completed", output: "InvokeTimeoutError" });
+    expect(run.outcomes.map((outcome) => outcome.type)).toEqual(["suspended", "completed"]);
+  });
+
   it("returns the child's output, and throws its error or a timeout as a StepError", async () => {
     const run = createRun(async ({ step }) => {
       const caught: string[] = [];
