@@ -22,19 +22,20 @@ export interface InvocationStart {
  */
 export function replayOrder(steps: Iterable<StepRecord>, starts: readonly InvocationStart[]): string[] {
   const current = starts.at(-1);
-  const keyed: { id: string; key: number; wokenBy: number }[] = [];
+  const keyed: { id: string; key: number; wokenBy: number; at: number }[] = [];
   for (const step of steps) {
     if ((step.status === "completed" || step.status === "failed") && step.seq !== undefined) {
-      keyed.push({ id: step.id, key: step.seq, wokenBy: 0 });
+      keyed.push({ id: step.id, key: step.seq, wokenBy: 0, at: 0 });
     } else if (settlesByTime(step) && current && step.wakeAt! <= current.at) {
       const wokenBy = starts.findIndex((start) => start.at >= step.wakeAt!);
-      keyed.push({ id: step.id, key: starts[wokenBy]!.seq + 0.5, wokenBy });
+      keyed.push({ id: step.id, key: starts[wokenBy]!.seq + 0.5, wokenBy, at: step.wakeAt! });
     }
   }
   // Sleeps woken by different invocations with no result stored in between settle in the order
-  // they woke (a sleep after a sleep); sleeps that woke together, in one fixed order (by id).
+  // they woke (a sleep after a sleep); sleeps and resolutions that one invocation found together,
+  // in the order of their times (two events for two waits: the first to arrive first), then by id.
   return keyed
-    .sort((a, b) => a.key - b.key || a.wokenBy - b.wokenBy || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .sort((a, b) => a.key - b.key || a.wokenBy - b.wokenBy || a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .map((entry) => entry.id);
 }
 

@@ -143,6 +143,21 @@ describe("executeRun: waitForEvent", () => {
     order.length = 0;
     expect(await run.invoke()).toEqual({ type: "completed", output: "slow,reply" });
   });
+
+  it("settles two waits resolved between the same invocations in the order their events came", async () => {
+    const run = createRun(async ({ step }) =>
+      Promise.race([
+        step.waitForEvent("x", { event: "a/x", timeout: "1h" }).then(() => "x"),
+        step.waitForEvent("y", { event: "a/y", timeout: "1h" }).then(() => "y"),
+      ]),
+    );
+    await run.invoke();
+    run.clock.advance(1000);
+    run.resolveWait("y", { id: "y", name: "a/y", data: {}, ts: T0 });
+    run.clock.advance(1000);
+    run.resolveWait("x", { id: "x", name: "a/x", data: {}, ts: T0 });
+    expect(await run.invoke()).toEqual({ type: "completed", output: "y" });
+  });
 });
 
 describe("executeRun: invoke", () => {
