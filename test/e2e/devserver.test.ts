@@ -224,4 +224,19 @@ describe("wrangler dev", () => {
     expect(done).toMatchObject({ status: "Completed", output: { message: "stand up" } });
     expect(Date.parse((done!.output as { sentAt: string }).sentAt)).toBeGreaterThanOrEqual(at);
   });
+  it("flow control: charge-order runs once per order id, alert-on-call skips the second alert, import-products runs under its limits", async () => {
+    const orderId = `o-${Date.now()}`;
+    const orders = (await postEvents([1, 2].map(() => ({ name: "shop/order.placed", data: { orderId } })))).body.ids!;
+    const alerts = (await postEvents([1, 2].map(() => ({ name: "ops/host.down", data: { host: orderId } })))).body.ids!;
+    const [imported] = (await postEvents({ name: "shop/import.requested", data: { shopId: orderId, plan: "priority" } })).body.ids!;
+    const orderRuns = await waitFor("one charge", RUN_TIMEOUT_MS, dev, async () => {
+      const lists = await Promise.all(orders.map((id) => getJson<{ data: RunSummary[] }>(`/v1/events/${id}/runs`)));
+      const runs = lists.flatMap((list) => list.body.data ?? []);
+      return runs.length === 1 && runs[0]!.status === "Completed" ? runs : undefined;
+    });
+    expect(orderRuns[0]!.output).toEqual({ charged: orderId });
+    const alertRuns = (await Promise.all(alerts.map((id) => finishedRuns(id)))).flat();
+    expect(alertRuns.map((run) => run.status).sort()).toEqual(["Completed", "Skipped"]);
+    expect((await finishedRuns(imported!))[0]).toMatchObject({ status: "Completed", output: { shopId: orderId, imported: true } });
+  });
 });
