@@ -64,5 +64,7 @@ export function flowFunctions(app: Stepflare) {
     return { n: event.data.n };
   });
 
-  return [limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, debounced, debouncedAll, batched];
+  const paused = app.createFunction({ id: "flow-paused" }, { event: "test/flow.paused" }, async ({ event }) => ({ n: event.data.n }));
+
+  return [paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, debounced, debouncedAll, batched];
 }

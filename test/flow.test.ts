@@ -191,3 +191,41 @@ describe("singleton", () => {
     expect(run!.status).toBe("Running");
   });
 });
+
+describe("pause and resume", () => {
+  const post = (path: string, body?: unknown) => request(path, { method: "POST", headers: { "content-type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+
+  it("records a paused function's events and starts their runs in order on resume", async () => {
+    const orderId = uniqueKey("paused");
+    expect((await post("/v1/functions/flow-paused/pause")).status).toBe(200);
+    const ids = await sendEvents([1, 2, 3].map((n) => ({ name: "test/flow.paused", data: { orderId, n } })));
+    await eventually(async () => {
+      const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM paused_events WHERE event_id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).first<{ n: number }>();
+      return row?.n === 3 ? true : undefined;
+    });
+    for (const id of ids) expect(await runsOf(id)).toHaveLength(0);
+    const functions = (await (await request("/v1/functions")).json()) as { data: { id: string; paused: boolean }[] };
+    expect(functions.data.find((fn) => fn.id === "flow-paused")?.paused).toBe(true);
+
+    expect(await (await post("/v1/functions/flow-paused/resume")).json()).toMatchObject({ data: { paused: false } });
+    const runs = await runsOfFunction("flow-paused", ids, 3);
+    expect(runs.every((run) => run.status === "Completed")).toBe(true);
+    // Started in the order their events came.
+    const starts = await Promise.all(ids.map(async (id) => Date.parse((await runsOf(id))[0]!.run_started_at)));
+    expect([...starts].sort((a, b) => a - b)).toEqual(starts);
+  });
+
+  it("skips the events recorded while paused when the pause said so", async () => {
+    expect((await post("/v1/functions/flow-paused/pause", { skip: true })).status).toBe(200);
+    const [id] = await sendEvents({ name: "test/flow.paused", data: { n: 1 } });
+    await eventually(async () => ((await env.DB.prepare("SELECT 1 AS x FROM paused_events WHERE event_id = ?1").bind(id).first()) ? true : undefined));
+    await post("/v1/functions/flow-paused/resume");
+    expect((await runsOfFunction("flow-paused", [id!], 1))[0]).toMatchObject({ status: "Skipped", skip_reason: expect.stringMatching(/paused/) });
+  });
+
+  it("answers 404 for an unknown function, 409 for resuming one not paused, 400 for a bad body", async () => {
+    expect((await post("/v1/functions/nope/pause")).status).toBe(404);
+    expect((await post("/v1/functions/flow-idempotent/resume")).status).toBe(409);
+    expect((await post("/v1/functions/flow-idempotent/pause", { skip: "yes" })).status).toBe(400);
+  });
+});

@@ -30,4 +30,5 @@ export type QueueMessage =
   | ({ type: "event" } & AcceptedEvent)
   | ({ type: "event-ref" } & EventRef)
   | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number }
-  | { type: "cancel-page"; cancellationId: string };
+  | { type: "cancel-page"; cancellationId: string }
+  | { type: "resume-page"; functionId: string; skip: boolean };

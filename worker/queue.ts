@@ -8,6 +8,8 @@ import { runIdFor } from "./runId.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
 import { cancelPage } from "./cancellations.ts";
 import { admitRun } from "./flow.ts";
+import { pausedFunctions, recordPausedEvent, resumePage } from "./pauses.ts";
+import type { StepflareFunction } from "../sdk/function.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,
@@ -30,12 +32,12 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
       done.push(message);
       continue;
     }
-    if (body.type === "cancel-page") {
+    if (body.type === "cancel-page" || body.type === "resume-page") {
       pages.push(
-        cancelPage(env, body.cancellationId).then(
+        (body.type === "cancel-page" ? cancelPage(env, body.cancellationId) : resumePage(env, body.functionId, body.skip, (fn, accepted, position) => startRunOf(env, fn, accepted, position))).then(
           () => done.push(message),
           (err: unknown) => {
-            createLogger().error("a page of a bulk cancellation failed; will retry", { cancellation_id: body.cancellationId, error: String(err) });
+            createLogger().error("a page of a bulk cancellation or a resume failed; will retry", { message: body, error: String(err) });
             message.retry();
           },
         ),
@@ -115,20 +117,26 @@ function refKey({ id, receivedAt }: EventRef): string {
  * A RunObject's start() returns once the run is stored with its alarm armed, not when it ends.
  */
 export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position = 0): Promise<RunIndexEntry[]> {
-  const { event, receivedAt } = accepted;
-  const logger = createLogger({ event_id: event.id });
-  const targets = allFunctions().filter((fn) => fn.matches(event, logger));
-  const entries = await Promise.all(
-    targets.map(async (fn): Promise<RunIndexEntry | null> => {
-      const runId = runIdFor(fn.id, event.id, receivedAt);
-      const base = { runId, functionId: fn.id, eventId: event.id, startedAt: receivedAt };
-      const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
-      if (admitted === "none") return null;
-      // A skipped run has no object: its row in the runs index is its whole record.
-      if ("skipped" in admitted) return { ...base, status: "Skipped", skipReason: admitted.skipped };
-      const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: admitted.startAt });
-      return { ...base, status };
-    }),
-  );
+  const logger = createLogger({ event_id: accepted.event.id });
+  const targets = allFunctions().filter((fn) => fn.matches(accepted.event, logger));
+  if (targets.length === 0) return [];
+  // A paused function's events wait for its resume.
+  const paused = await pausedFunctions(env);
+  const held = targets.filter((fn) => paused.has(fn.id));
+  if (held.length > 0) await recordPausedEvent(env, held.map((fn) => fn.id), accepted, position);
+  const entries = await Promise.all(targets.filter((fn) => !paused.has(fn.id)).map((fn) => startRunOf(env, fn, accepted, position)));
   return entries.filter((entry) => entry !== null);
+}
+
+/** Starts the run of one function for an event, through its flow control; null when none starts (yet). */
+async function startRunOf(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number): Promise<RunIndexEntry | null> {
+  const { event, receivedAt } = accepted;
+  const runId = runIdFor(fn.id, event.id, receivedAt);
+  const base = { runId, functionId: fn.id, eventId: event.id, startedAt: receivedAt };
+  const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
+  if (admitted === "none") return null;
+  // A skipped run has no object: its row in the runs index is its whole record.
+  if ("skipped" in admitted) return { ...base, status: "Skipped", skipReason: admitted.skipped };
+  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: admitted.startAt });
+  return { ...base, status };
 }

@@ -13,6 +13,8 @@ import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "./r
 import { requireSigningKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
+import { pausedFunctions, pauseFunction, resumeFunction } from "../pauses.ts";
+import { z } from "zod";
 import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../cancellations.ts";
 
 /**
@@ -23,14 +25,16 @@ export const apiRoutes = new Hono<{ Bindings: Env }>();
 
 apiRoutes.use("/v1/*", requireSigningKey);
 
-apiRoutes.get("/v1/functions", (c) => {
+apiRoutes.get("/v1/functions", async (c) => {
   const now = Date.now();
+  const paused = await pausedFunctions(c.env, true);
   return c.json({
     data: allFunctions().map((fn) => ({
       id: fn.id,
       name: fn.name,
       triggers: fn.triggers,
       config: fn.settings,
+      paused: paused.has(fn.id),
       // When each cron trigger fires next.
       crons: fn.crons.map((schedule) => ({ cron: schedule.source, timezone: schedule.timezone, next_run_at: isoOrNull(schedule.nextAfter(now)) })),
     })),
@@ -45,6 +49,29 @@ apiRoutes.post("/v1/functions/:functionId/trigger", async (c) => {
   if (fn.crons.length === 0) return jsonError(c, 400, `function ${JSON.stringify(id)} has no cron trigger: send it an event instead`);
   const run = await triggerCronNow(c.env, fn, Date.now());
   return c.json({ data: { run_id: run.runId, function_id: fn.id, event_id: run.eventId } });
+});
+
+const pauseSchema = z.object({ skip: z.boolean().optional() }).strict();
+
+/**
+ * Pauses a function: its events are recorded and its runs not started until it is resumed (then
+ * in order; with `{ "skip": true }`, skipped instead). Runs already started go on.
+ */
+apiRoutes.post("/v1/functions/:functionId/pause", async (c) => {
+  const fn = findFunction(c.req.param("functionId"));
+  if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(c.req.param("functionId"))}`);
+  const text = await c.req.text();
+  const body = text.trim() === "" ? { ok: true as const, data: {} } : await parseJsonBody(c, pauseSchema, "pause", '{ "skip"?: boolean }', text);
+  if (!body.ok) return body.response;
+  await pauseFunction(c.env, fn, body.data.skip ?? false);
+  return c.json({ data: { function_id: fn.id, paused: true, skip: body.data.skip ?? false } });
+});
+
+apiRoutes.post("/v1/functions/:functionId/resume", async (c) => {
+  const fn = findFunction(c.req.param("functionId"));
+  if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(c.req.param("functionId"))}`);
+  const resumed = await resumeFunction(c.env, fn);
+  return resumed ? c.json({ data: { function_id: fn.id, paused: false, skipped: resumed.skip } }) : jsonError(c, 409, `function ${JSON.stringify(fn.id)} is not paused`);
 });
 
 function isoOrNull(time: number | null): string | null {

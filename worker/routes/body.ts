@@ -15,10 +15,11 @@ export async function parseJsonBody<T extends z.ZodType>(
   schema: T,
   what: string,
   hint: string,
+  text?: string,
 ): Promise<{ ok: true; data: z.output<T> } | { ok: false; response: Response }> {
   let body: unknown;
   try {
-    body = await c.req.json();
+    body = JSON.parse(text ?? (await c.req.text()));
   } catch {
     return { ok: false, response: jsonError(c, 400, `request body is not valid JSON: send ${hint}`) };
   }
