@@ -2,7 +2,8 @@
 CREATE TABLE function_pauses (
   function_id TEXT PRIMARY KEY,
   paused_at   INTEGER NOT NULL,
-  skip        INTEGER NOT NULL DEFAULT 0  -- 1: on resume, the events recorded meanwhile are skipped
+  skip        INTEGER NOT NULL DEFAULT 0,  -- 1: on resume, the events recorded meanwhile are skipped
+  resumed_at  INTEGER                      -- set on resume; the row goes once its recorded events are worked through
 );
 -- The events that came for a paused function, started (or skipped) in order on resume.
 CREATE TABLE paused_events (

@@ -22,7 +22,7 @@ let cached: { at: number; paused: Set<string> } | undefined;
 export async function pausedFunctions(env: Env, fresh = false): Promise<ReadonlySet<string>> {
   const now = Date.now();
   if (!fresh && cached && now - cached.at < PAUSES_TTL_MS) return cached.paused;
-  const { results } = await env.DB.prepare("SELECT function_id FROM function_pauses").all<{ function_id: string }>();
+  const { results } = await env.DB.prepare("SELECT function_id FROM function_pauses WHERE resumed_at IS NULL").all<{ function_id: string }>();
   cached = { at: now, paused: new Set(results.map((row) => row.function_id)) };
   return cached.paused;
 }
@@ -35,19 +35,29 @@ export async function recordPausedEvent(env: Env, functionIds: string[], { event
 
 /** Pauses a function; `skip`: the events that come meanwhile are skipped on resume instead of started. */
 export async function pauseFunction(env: Env, fn: StepflareFunction, skip: boolean, now = Date.now()): Promise<void> {
-  await env.DB.prepare("INSERT INTO function_pauses (function_id, paused_at, skip) VALUES (?1, ?2, ?3) ON CONFLICT(function_id) DO UPDATE SET skip = excluded.skip")
+  await env.DB.prepare(
+    "INSERT INTO function_pauses (function_id, paused_at, skip) VALUES (?1, ?2, ?3) ON CONFLICT(function_id) DO UPDATE SET skip = excluded.skip, resumed_at = NULL",
+  )
     .bind(fn.id, now, skip ? 1 : 0)
     .run();
   cached?.paused.add(fn.id);
 }
 
 /** Resumes a function: new events start runs at once, and the recorded ones are worked through in pages. */
-export async function resumeFunction(env: Env, fn: StepflareFunction): Promise<{ skip: boolean } | null> {
-  const row = await env.DB.prepare("DELETE FROM function_pauses WHERE function_id = ?1 RETURNING skip").bind(fn.id).first<{ skip: number }>();
+export async function resumeFunction(env: Env, fn: StepflareFunction, now = Date.now()): Promise<{ skip: boolean } | null> {
+  const row = await env.DB.prepare("UPDATE function_pauses SET resumed_at = ?2 WHERE function_id = ?1 AND resumed_at IS NULL RETURNING skip")
+    .bind(fn.id, now)
+    .first<{ skip: number }>();
   cached?.paused.delete(fn.id);
   if (!row) return null;
   await sendMessages(env, [{ type: "resume-page", functionId: fn.id, skip: row.skip === 1 }]);
   return { skip: row.skip === 1 };
+}
+
+/** Queues again the next page of resumes whose queue message was lost (the tick): resumed over a minute ago, not done. */
+export async function resumeStalledResumes(env: Env, now: number): Promise<void> {
+  const { results } = await env.DB.prepare("SELECT function_id, skip FROM function_pauses WHERE resumed_at < ?1 LIMIT 100").bind(now - 60_000).all<{ function_id: string; skip: number }>();
+  if (results.length > 0) await sendMessages(env, results.map((row) => ({ type: "resume-page", functionId: row.function_id, skip: row.skip === 1 })));
 }
 
 /**
@@ -80,6 +90,14 @@ export async function resumePage(
     if (entry) entries.push(entry);
   }
   const done = env.DB.prepare("DELETE FROM paused_events WHERE function_id = ?1 AND event_id = ?2 AND received_at = ?3");
-  await env.DB.batch([...entries.map((entry) => insertRunStatement(env.DB, entry)), ...results.map((row) => done.bind(functionId, row.id, row.received_at))]);
-  if (results.length === RESUME_PAGE) await sendMessages(env, [{ type: "resume-page", functionId, skip }]);
+  const more = results.length === RESUME_PAGE;
+  await env.DB.batch([
+    ...entries.map((entry) => insertRunStatement(env.DB, entry)),
+    ...results.map((row) => done.bind(functionId, row.id, row.received_at)),
+    // The last page: the resume is over. Otherwise its time moves on, so the tick knows it is alive.
+    more
+      ? env.DB.prepare("UPDATE function_pauses SET resumed_at = ?2 WHERE function_id = ?1 AND resumed_at IS NOT NULL").bind(functionId, Date.now())
+      : env.DB.prepare("DELETE FROM function_pauses WHERE function_id = ?1 AND resumed_at IS NOT NULL").bind(functionId),
+  ]);
+  if (more) await sendMessages(env, [{ type: "resume-page", functionId, skip }]);
 }

@@ -6,6 +6,7 @@ import { sendMessages } from "./ingest.ts";
 import { createLogger } from "./logger.ts";
 import { runDueCrons } from "./crons.ts";
 import { resumeStalledCancellations } from "./cancellations.ts";
+import { resumeStalledResumes } from "./pauses.ts";
 import { pruneExpiredWaitsStatement } from "./db/waits.ts";
 
 export const TICK_MS = 60_000;
@@ -44,6 +45,7 @@ export async function tick(env: Env, now = Date.now()): Promise<TickResult> {
     repairRunsIndex(env, now),
     pruneExpired(env, now),
     resumeStalledCancellations(env, now),
+    resumeStalledResumes(env, now),
   ]);
   return { redispatched, cronRuns: crons.started.length, nextCronAt: crons.nextAt };
 }
