@@ -12,7 +12,7 @@ export default defineConfig({
     projects: [
       {
         // Pure modules (the SDK's driver, durations, errors) in Node.
-        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts"], environment: "node" },
+        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts"], environment: "node", sequence: { groupOrder: 0 } },
       },
       {
         // The Worker under workerd with its real D1, Queue and Durable Object bindings.
@@ -27,11 +27,13 @@ export default defineConfig({
             additionalExports: { StepflareService: "WorkerEntrypoint" },
           }),
         ],
-        test: { name: "workers", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"], testTimeout: 30_000 },
+        test: { name: "workers", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
         // `wrangler dev` as a user runs it, driven over HTTP.
-        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000 },
+        // After the others: the crash test kills and restarts wrangler dev under load, and on 2 cores it would
+        // starve the workerd tests of the projects beside it.
+        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000, sequence: { groupOrder: 1 } },
       },
     ],
   },

@@ -50,7 +50,7 @@ export async function runsOf(eventId: string): Promise<RunJson[]> {
   return ((await response.json()) as { data: RunJson[] }).data;
 }
 
-const FINAL = new Set(["Completed", "Failed", "Cancelled"]);
+const FINAL = new Set(["Completed", "Failed", "Cancelled", "Skipped"]);
 
 /** Waits until the event has `count` runs and all of them have ended; answers them by function id. */
 export async function finishedRuns(eventId: string, count = 1, timeoutMs = 15_000): Promise<Map<string, RunJson>> {

@@ -42,7 +42,7 @@ async function postEvents(body: unknown, key = "dev"): Promise<{ status: number;
   return { status: res.status, body: (await res.json()) as { ids?: string[]; status?: number; error?: string } };
 }
 
-const TERMINAL = new Set(["Completed", "Failed", "Cancelled"]);
+const TERMINAL = new Set(["Completed", "Failed", "Cancelled", "Skipped"]);
 
 /** Waits until the event has `count` runs and all of them are finished; answers them. */
 function finishedRuns(eventId: string, count = 1): Promise<RunSummary[]> {
