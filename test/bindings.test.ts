@@ -61,6 +61,11 @@ describe("instrument(env)", () => {
 
   it("counts nothing twice when a copy of an instrumented env is instrumented again", async () => {
     const copy = instrument({ ...instrument(env), STEPFLARE_DEV: undefined });
-    expect(await counted(() => copy.DB.prepare("SELECT 1").all())).toEqual({ d1Statements: 1 });
+    // 50 statements: counted twice they would be 100; other tests' runs may add a few of their own meanwhile.
+    const { d1Statements = 0 } = await counted(async () => {
+      for (let i = 0; i < 50; i++) await copy.DB.prepare("SELECT 1").all();
+    });
+    expect(d1Statements).toBeGreaterThanOrEqual(50);
+    expect(d1Statements).toBeLessThan(100);
   });
 });
