@@ -5,9 +5,12 @@
 //
 // Each function here is one or more rows of chaos/scenarios.mjs, which holds what each run must
 // end as and how many times each step body may run.
+import { env as workerEnv } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError, Stepflare } from "../sdk/index.ts";
 import type { HandlerContext } from "../sdk/index.ts";
+import type { Env } from "../worker/env.ts";
 import { serve } from "../worker/index.ts";
+import type { StepflareService } from "../worker/rpc.ts";
 
 export * from "../worker/index.ts";
 
@@ -23,21 +26,25 @@ interface ChaosData {
 
 /**
  * Tells the counter that the body of step `step` of function `fn` runs (attempt `attempt`) for
- * `root`. `fn` may carry a suffix (`chaos-chain@1`) when one scenario runs a function more than once.
- * `aim` marks a hit the runner may aim a kill at (it kills just after the counter answers).
- * Throws if the counter does not answer 2xx, so a lost hit fails the step instead of going unseen.
+ * `root`, in the run `run` (its event's id and the run's id: a run started by `invoke` or a cron
+ * is found by the run id). `fn` may carry a suffix (`chaos-chain@1`) when one scenario runs a
+ * function more than once. `aim` marks a hit the runner may aim a kill at (it kills just after the
+ * counter answers). Throws if the counter does not answer 2xx, so a lost hit fails the step
+ * instead of going unseen.
  */
-async function hit(data: ChaosData, fn: string, step: string, attempt: number, eventId: string, aim = false): Promise<void> {
+async function hit(data: Pick<ChaosData, "counter" | "root">, fn: string, step: string, attempt: number, run: Run, aim = false): Promise<void> {
   const res = await fetch(`${data.counter}/hit`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: eventId, ...(aim ? { aim: true } : {}) }),
+    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: run.event.id, run: run.runId, ...(aim ? { aim: true } : {}) }),
   });
   await res.arrayBuffer();
   if (!res.ok) throw new Error(`counter answered ${res.status}`);
 }
 
 type Ctx = HandlerContext<ChaosData>;
+/** What identifies the run a step body runs in. */
+type Run = { event: { id: string }; runId: string };
 
 /**
  * A counted step: reports its execution (with the step's attempt: a body a kill cut runs again at
@@ -45,7 +52,7 @@ type Ctx = HandlerContext<ChaosData>;
  */
 function counted<T>(ctx: Ctx, fn: string, id: string, label: string, value: () => T, aim = false): Promise<T> {
   return ctx.step.run(id, async () => {
-    await hit(ctx.event.data, fn, label, ctx.attempt, ctx.event.id, aim);
+    await hit(ctx.event.data, fn, label, ctx.attempt, ctx, aim);
     return value();
   }) as Promise<T>;
 }
@@ -65,7 +72,7 @@ const retry = app.createFunction<ChaosData>({ id: "chaos-retry", retries: 3 }, {
   const failures = ctx.event.data.failures as number;
   const flaky = await ctx.step.run("flaky", async () => {
     const attempt = ctx.attempt;
-    await hit(ctx.event.data, "chaos-retry", "flaky", attempt, ctx.event.id);
+    await hit(ctx.event.data, "chaos-retry", "flaky", attempt, ctx);
     if (attempt < failures) throw new RetryAfterError(`flaky fails attempt ${attempt}`, ctx.event.data.retryMs as number);
     return `ok at attempt ${attempt}`;
   });
@@ -154,10 +161,10 @@ const fails = app.createFunction<ChaosData>(
     id: "chaos-fails",
     retries: 3,
     // onFailure gets the attempt of the step its invocation retries (or 0): the notify step's own.
-    onFailure: async ({ event, step, attempt }) => {
+    onFailure: async ({ event, step, attempt, runId }) => {
       const data = event.data.event.data as ChaosData;
       const notified = await step.run("notify", async () => {
-        await hit(data, "chaos-fails-failure", "notify", attempt, event.id);
+        await hit(data, "chaos-fails-failure", "notify", attempt, { event, runId });
         return { failedRun: event.data.run_id };
       });
       return notified;
@@ -167,11 +174,69 @@ const fails = app.createFunction<ChaosData>(
   async (ctx) => {
     await ctx.step.sleep("wait", ctx.event.data.sleepMs as number);
     await ctx.step.run("doomed", async () => {
-      await hit(ctx.event.data, "chaos-fails", "doomed", ctx.attempt, ctx.event.id);
+      await hit(ctx.event.data, "chaos-fails", "doomed", ctx.attempt, ctx);
       throw new NonRetriableError("doomed on purpose");
     });
     return "unreachable";
   },
 );
 
-export default serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails] });
+/**
+ * A cron due every minute (the Scheduler's alarm fires it under `wrangler dev`). Its event carries
+ * no counter, so the counter's URL comes from `CHAOS_COUNTER`, a var run.mjs writes into the config
+ * it serves; the root is the scheduled time (`cron@<ISO time>`, from `event.ts`), so the runner
+ * counts the runs of each scheduled minute.
+ */
+const everyMinute = app.createFunction({ id: "chaos-cron", retries: 3 }, { cron: "* * * * *" }, async (ctx) => {
+  const counter = (workerEnv as { CHAOS_COUNTER?: string }).CHAOS_COUNTER;
+  if (!counter) throw new NonRetriableError("CHAOS_COUNTER is not set: chaos/run.mjs writes it into the config it serves");
+  const scheduledAt = new Date(ctx.event.ts).toISOString();
+  await ctx.step.run("tick", async () => {
+    await hit({ counter, root: `cron@${scheduledAt}` }, "chaos-cron", "tick", ctx.attempt, ctx);
+    return scheduledAt;
+  });
+  return { scheduledAt };
+});
+
+const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, everyMinute] });
+
+/** The chaos Worker's bindings: Stepflare's, and STEPFLARE, a service binding to its own StepflareService. */
+interface ChaosEnv extends Env {
+  STEPFLARE: Service<StepflareService>;
+}
+
+/**
+ * Stepflare's routes, and three that go through the service binding, as another Worker would:
+ * `POST /chaos/rpc/send` (body: the events) calls `send`, `POST /chaos/rpc/invoke` (body:
+ * `{ functionId, data }`) calls `invoke`; both answer what the call answered, with its status, or
+ * a 503 with the error when the call throws (D1 or the Queue down). `GET /chaos/rpc/runs/:runId`
+ * calls `getRun`, which reads the run's object (a run whose invoke could not index it included).
+ */
+export default {
+  ...worker,
+  async fetch(request: Request<unknown, IncomingRequestCfProperties>, env: ChaosEnv, ctx: ExecutionContext): Promise<Response> {
+    const { pathname } = new URL(request.url);
+    const call = async (answer: () => Promise<{ status: number }>) => {
+      try {
+        const answered = await answer();
+        return Response.json(answered, { status: answered.status });
+      } catch (err) {
+        return Response.json({ error: String(err), status: 503 }, { status: 503 });
+      }
+    };
+    if (request.method === "POST" && pathname === "/chaos/rpc/send") {
+      const events: unknown = await request.json();
+      return call(() => env.STEPFLARE.send(events));
+    }
+    if (request.method === "POST" && pathname === "/chaos/rpc/invoke") {
+      const { functionId, data } = (await request.json()) as { functionId: string; data?: Record<string, unknown> };
+      return call(() => env.STEPFLARE.invoke(functionId, data));
+    }
+    const run = /^\/chaos\/rpc\/runs\/([^/]+)$/.exec(pathname);
+    if (request.method === "GET" && run) {
+      const found = await env.STEPFLARE.getRun(run[1]!);
+      return found ? Response.json({ data: found }) : Response.json({ error: "no such run" }, { status: 404 });
+    }
+    return worker.fetch!(request, env, ctx);
+  },
+};

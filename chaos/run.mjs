@@ -12,13 +12,22 @@
 //   (a cut body fails that attempt and runs again at the next one, after the retry backoff); a kill
 //   must lie between each execution and the next unless the row makes that attempt fail, and no
 //   attempt runs twice.
+// - a cron due every minute (chaos-cron) ran exactly once for every minute boundary the run spanned,
+//   with kills aimed a few seconds before a boundary (the server down when the Scheduler's alarm is
+//   due) and just after one (the tick cut mid-flight): each scheduled time ran once after the restart;
+// - some requests go through the service binding (the StepflareService entrypoint, bound to the
+//   chaos Worker itself): `send` like POST /e/:key, and `invoke`, whose runs must run once if the
+//   call answered, and at most once if a kill or the outage cut it (nothing makes a call idempotent).
 // Crashes land wherever they land: in ingest (between the D1 write and the queue send), in the queue
 // consumer (between starting runs and its D1 write), and in Durable Objects mid-run; some are aimed
-// at a request, and some just after a step that a `step.sendEvent` follows.
+// at a request, some just after a step that a `step.sendEvent` follows, and some at a minute.
 //
-// Usage: node chaos/run.mjs [--short] [--runs N] [--kills N] [--seed S] [--outage auto|d1|queue|both|off] [--keep]
-//   full: 200 runs, 5 kills; --short (CI): 40 runs, 3 kills. --outage auto (the default) picks
-//   what goes down from the seed; off skips the outage (a dev server without the fault switch).
+// Usage: node chaos/run.mjs [--short] [--runs N] [--kills N] [--seed S] [--outage auto|d1|queue|both|off]
+//        [--minute auto|before|after|both] [--keep]
+//   full: 200 runs, 5 kills plus 2 at a minute, 10 invokes; --short (CI): 40 runs, 3 kills plus 1
+//   at a minute, 3 invokes. --outage auto (the default) picks what goes down from the seed; off
+//   skips the outage (a dev server without the fault switch). --minute: the kills at a minute,
+//   before the boundary, just after it, or one of each (auto: short from the seed, full both).
 // Prints `chaos: runs=… crashes=… lost=… duplicated=…` last and exits 1 if anything was lost,
 // duplicated or wrong (2 if the run itself could not go on, say the fault switch is missing).
 // Logs (one wrangler log per server life, counter hits, report) go to /tmp/stepflare-chaos-<time>/;
@@ -29,7 +38,7 @@ import http from "node:http";
 import path from "node:path";
 import { isDeepStrictEqual, parseArgs, promisify } from "node:util";
 import { childEnv, freePort, groupAlive, signalGroup, stopProcessGroup } from "../bench/lib/processes.mjs";
-import { runsOf, scenarios } from "./scenarios.mjs";
+import { cronScenario, runsOf, scenarios } from "./scenarios.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 /** The chaos Worker's config (bindings, main = chaos/index.ts); runs use a frozen build of it (see freezeWorker). */
@@ -46,15 +55,22 @@ const { values: opts } = parseArgs({
     kills: { type: "string" },
     seed: { type: "string" },
     outage: { type: "string", default: "auto" },
+    minute: { type: "string", default: "auto" },
     keep: { type: "boolean", default: false },
   },
 });
 const SHORT = opts.short;
 const TARGET_RUNS = Number(opts.runs ?? (SHORT ? 40 : 200));
 const KILLS = Math.max(3, Number(opts.kills ?? (SHORT ? 3 : 5)));
+/** Runs started through the service binding's `invoke`. */
+const INVOKES = SHORT ? 3 : 10;
+/** Of the requests that send events, the share that goes through the service binding's `send`. */
+const RPC_SEND_SHARE = 0.25;
 const SEED = Number(opts.seed ?? Date.now() % 1_000_000);
 const OUTAGE_MODES = ["auto", "d1", "queue", "both", "off"];
 if (!OUTAGE_MODES.includes(opts.outage)) throw new Error(`--outage ${opts.outage}: expected one of ${OUTAGE_MODES.join(", ")}`);
+const MINUTE_MODES = ["auto", "before", "after", "both"];
+if (!MINUTE_MODES.includes(opts.minute)) throw new Error(`--minute ${opts.minute}: expected one of ${MINUTE_MODES.join(", ")}`);
 /** How long the outage lasts: seeded, 5–10 s short (to stay within `npm test`'s budget), 5–15 s full. */
 const OUTAGE_MS = SHORT ? [5_000, 10_000] : [5_000, 15_000];
 /**
@@ -99,7 +115,7 @@ function makeRng(seed) {
 // kill cuts a step mid-flight. A hit marked `aim` resolves a kill waiting for that root as soon as
 // the counter answers it (kills aimed just after a step a `step.sendEvent` follows).
 
-const hits = []; // { root, key, step, attempt, event, at }
+const hits = []; // { root, key, step, attempt, event, run, at }
 /** root → resolvers of kills waiting for that root's next aimed hit to be answered. */
 const aimWaiters = new Map();
 const nextAimedHit = (root) => new Promise((resolve) => aimWaiters.set(root, [...(aimWaiters.get(root) ?? []), resolve]));
@@ -114,7 +130,7 @@ function startCounter() {
         body = JSON.parse(Buffer.concat(chunks).toString());
         const m = /^(.*)#(\d+)$/.exec(body.key);
         if (!m) throw new Error(`key ${body.key} has no #attempt`);
-        hits.push({ root: body.root, key: body.key, step: m[1], attempt: Number(m[2]), event: body.event, at: Date.now() });
+        hits.push({ root: body.root, key: body.key, step: m[1], attempt: Number(m[2]), event: body.event, run: body.run, at: Date.now() });
       } catch {
         res.writeHead(400).end();
         return;
@@ -148,9 +164,10 @@ const CONFIG = path.join(outDir, "wrangler.toml");
  * Builds chaos/index.ts once (`wrangler deploy --dry-run --outdir`) and writes a config next to the
  * build that serves it unbundled: every server life runs the same code, and an edit to sdk/ or
  * worker/ during a run cannot hot-reload the server (a reload drops Durable Objects mid-step, an
- * unplanned crash the checks would count as a duplicate).
+ * unplanned crash the checks would count as a duplicate). The config also tells the Worker where
+ * the counter is (`CHAOS_COUNTER`), for the cron's runs, whose events carry no data of ours.
  */
-async function freezeWorker() {
+async function freezeWorker(counterUrl) {
   const bundleDir = path.join(outDir, "bundle");
   await promisify(execFile)(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", bundleDir, "--config", SOURCE_CONFIG], {
     cwd: ROOT,
@@ -162,9 +179,12 @@ async function freezeWorker() {
   const migrations = /^migrations_dir = "(.*)"$/m;
   if (!main.test(source) || !migrations.test(source)) throw new Error(`${SOURCE_CONFIG}: expected a main and a migrations_dir line`);
   const migrationsDir = path.resolve(path.dirname(SOURCE_CONFIG), source.match(migrations)[1]);
+  const vars = /^\[vars\]$/m;
+  if (!vars.test(source)) throw new Error(`${SOURCE_CONFIG}: expected a [vars] section`);
   const frozen = source
     .replace(main, `main = "bundle/index.js"\nno_bundle = true`)
-    .replace(migrations, `migrations_dir = ${JSON.stringify(migrationsDir)}`);
+    .replace(migrations, `migrations_dir = ${JSON.stringify(migrationsDir)}`)
+    .replace(vars, `[vars]\nCHAOS_COUNTER = ${JSON.stringify(counterUrl)}`);
   fs.writeFileSync(CONFIG, `# Written by chaos/run.mjs from chaos/wrangler.toml: serves the build in bundle/.\n${frozen}`);
 }
 
@@ -174,6 +194,8 @@ let life = 0;
 let up = false;
 let upWaiters = [];
 const killTimes = [];
+/** Each server life: when it answered first, and when it was killed (null for the last). */
+const lives = []; // { life, readyAt, killedAt }
 
 process.on("exit", () => {
   if (child?.pid) signalGroup(child.pid, "SIGKILL");
@@ -225,6 +247,7 @@ async function startServerOnce() {
     await sleep(100);
   }
   up = true;
+  lives.push({ life, readyAt: Date.now(), killedAt: null });
   for (const resolve of upWaiters) resolve();
   upWaiters = [];
   log(`server life ${life} ready on ${baseUrl} in ${Date.now() - started} ms`);
@@ -235,6 +258,7 @@ async function killServer() {
   up = false;
   const at = Date.now();
   killTimes.push(at);
+  if (lives.length > 0) lives.at(-1).killedAt = at;
   signalGroup(proc.pid, "SIGKILL");
   const exited = proc.exitCode !== null || proc.signalCode !== null ? Promise.resolve() : new Promise((resolve) => proc.once("exit", resolve));
   await exited;
@@ -291,17 +315,30 @@ function plan(rng, counterUrl, withOutage) {
     const k = rng.int(j + 1);
     [main[j], main[k]] = [main[k], main[j]];
   }
-  const batches = [];
+  // Requests: batches of events, a share of them through the service binding's `send`, and the
+  // invocations (`invoke` through the binding) among them at seeded places.
+  const requests = [];
   for (let j = 0; j < main.length; ) {
     const size = 1 + rng.int(4);
-    batches.push(main.slice(j, j + size));
+    requests.push({ batch: main.slice(j, j + size), via: rng.next() < RPC_SEND_SHARE ? "rpc" : "http" });
     j += size;
+  }
+  const invokable = scenarios.filter((s) => s.invokable);
+  const invocations = [];
+  for (let n = 0; n < INVOKES; n++, i++) {
+    const scenario = invokable[n % invokable.length];
+    const root = `chaos-${String(i).padStart(3, "0")}-invoke-${scenario.event.split("/")[1]}`;
+    const data = { ...scenario.data(i, rng), counter: counterUrl, root };
+    const want = scenario.events(data, root, {}, { last: () => undefined })[0].runs[0];
+    const invocation = { scenario, root, data, fn: want.fn, answer: null, sentAt: null };
+    invocations.push(invocation);
+    requests.splice(rng.int(requests.length + 1), 0, { invocation });
   }
   const row = (event) => scenarios.find((s) => s.event === event);
   const aimed = [];
   for (let k = 1; k <= KILLS; k++) if (killKind(k) === "send") aimed.push(make(i++, row("chaos/derived")));
   const burst = withOutage ? ["chaos/fails", "chaos/chain", "chaos/derived", "chaos/steps"].map((event) => make(i++, row(event))) : [];
-  return { instances, batches, runs, aimed, burst };
+  return { instances, requests, invocations, runs, aimed, burst };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,21 +348,27 @@ function plan(rng, counterUrl, withOutage) {
 
 const accepted = new Map(); // root → { at, life }
 const firstSent = new Map(); // root → when a request first carried it: nothing of it ran before
-const sendStats = { requests: 0, ok: 0, cut: 0, refused: 0, refusedInOutage: 0, cutIds: [], refusals: [] };
+const sendStats = { requests: 0, ok: 0, cut: 0, refused: 0, refusedInOutage: 0, viaRpc: 0, okViaRpc: 0, cutIds: [], refusals: [] };
 
 /** Resolvers waiting for the next request to start (aimed kills). */
 let requestWaiters = [];
 const nextRequestStart = () => new Promise((resolve) => requestWaiters.push(resolve));
 
-async function sendBatch(batch) {
+/**
+ * Sends one batch of events, to POST /e/chaos (`via` "http") or through the service binding's
+ * `send` (`via` "rpc": POST /chaos/rpc/send, which answers what `send` answered); answers whether
+ * every event was accepted.
+ */
+async function sendBatch(batch, via = "http") {
   const body = batch.map(({ scenario, root, data }) => ({ id: root, name: scenario.event, data }));
   for (const { root } of batch) if (!firstSent.has(root)) firstSent.set(root, Date.now());
   sendStats.requests++;
+  if (via === "rpc") sendStats.viaRpc++;
   for (const resolve of requestWaiters) resolve();
   requestWaiters = [];
   const inOutage = outage.on;
   try {
-    const res = await fetch(`${baseUrl}/e/chaos`, {
+    const res = await fetch(`${baseUrl}${via === "rpc" ? "/chaos/rpc/send" : "/e/chaos"}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(body),
@@ -339,8 +382,9 @@ async function sendBatch(batch) {
       answer = { body: text.slice(0, 200) };
     }
     const ids = batch.map((b) => b.root);
-    if (res.status === 200 && isDeepStrictEqual(answer.ids, ids)) {
+    if (res.status === 200 && isDeepStrictEqual(answer.ids, ids) && answer.status === 200) {
       sendStats.ok++;
+      if (via === "rpc") sendStats.okViaRpc++;
       for (const id of ids) if (!accepted.has(id)) accepted.set(id, { at: Date.now(), life });
       return true;
     }
@@ -348,7 +392,7 @@ async function sendBatch(batch) {
     sendStats.refusals.push({ at: new Date().toISOString(), life, status: res.status, ids, outage: inOutage || outage.on });
     // Refusals during the outage are expected (and many): counted, not logged one by one.
     if (inOutage || outage.on) sendStats.refusedInOutage++;
-    else log(`POST /e/chaos answered ${res.status} in server life ${life} (sent again later): ${JSON.stringify(answer).slice(0, 200)}`);
+    else log(`${via === "rpc" ? "send() through the service binding" : "POST /e/chaos"} answered ${res.status} in server life ${life} (sent again later): ${JSON.stringify(answer).slice(0, 200)}`);
     return false;
   } catch {
     sendStats.cut++;
@@ -357,8 +401,35 @@ async function sendBatch(batch) {
   }
 }
 
-async function sendAll(batches, intervalMs) {
-  const pending = [...batches];
+/**
+ * Starts a run through the service binding's `invoke` (POST /chaos/rpc/invoke), once: the call
+ * has no idempotency key, so a call a kill cut, or one answered with an error after the run
+ * started (D1 down for the runs index), is not made again. Its run must run once if the call
+ * answered a run id, at most once otherwise.
+ */
+async function sendInvoke(invocation) {
+  invocation.sentAt = Date.now();
+  firstSent.set(invocation.root, invocation.sentAt);
+  sendStats.requests++;
+  sendStats.invokes = (sendStats.invokes ?? 0) + 1;
+  const inOutage = outage.on;
+  try {
+    const res = await fetch(`${baseUrl}/chaos/rpc/invoke`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ functionId: invocation.fn, data: invocation.data }),
+      signal: AbortSignal.timeout(20_000),
+    });
+    const answer = await res.json().catch(() => ({}));
+    if (res.status === 200 && answer.status === 200 && typeof answer.runId === "string") invocation.answer = { runId: answer.runId, life };
+    else invocation.answer = { refused: res.status, error: answer.error, outage: inOutage || outage.on, life };
+  } catch (err) {
+    invocation.answer = { cut: true, error: String(err), life };
+  }
+}
+
+async function sendAll(requests, intervalMs) {
+  const pending = [...requests];
   const inFlight = new Set();
   while (pending.length > 0 || inFlight.size > 0) {
     if (pending.length === 0 || inFlight.size >= 2) {
@@ -366,10 +437,10 @@ async function sendAll(batches, intervalMs) {
       continue;
     }
     await whenUp();
-    const batch = pending.shift();
-    const p = sendBatch(batch).then((ok) => {
+    const request = pending.shift();
+    const p = (request.invocation ? sendInvoke(request.invocation).then(() => true) : sendBatch(request.batch, request.via)).then((ok) => {
       inFlight.delete(p);
-      if (!ok) pending.push(batch);
+      if (!ok) pending.push(request);
     });
     inFlight.add(p);
     await sleep(intervalMs);
@@ -444,6 +515,57 @@ async function runOutage(burst) {
   outage.on = false;
   outage.endedAt = Date.now();
   log(`outage over: ${which.join(" and ")} back up; ${sendStats.refusedInOutage} requests refused meanwhile (sent again)`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The minute: the cron function (chaos-cron, `* * * * *`) runs once per minute boundary, started
+// by the Scheduler's alarm, which fires at the minute. Its first tick runs when the first server
+// life answers its first request (the Scheduler ticks at once when first armed), so the crons are
+// stored from then on. Kills aimed at a minute: "before" comes 0.5–2.5 s ahead of the boundary, so
+// the server is down when the alarm is due and the tick runs after the restart; "after" comes
+// 5–40 ms (short) or 5–80 ms (full) past it, cutting the tick (or the run it started) mid-flight,
+// so the tick runs again from its retry alarm. A kill at a minute comes when its boundary does:
+// before a regular kill whose moment (or restart) it precedes, before an outage it would fall in,
+// or after all the regular kills.
+
+const MINUTE_MS = 60_000;
+/** About how long a kill and restart take: a kill at a minute that would fall within one goes first. */
+const RESTART_MS = 5_000;
+/** A boundary this close to the first tick may or may not be one its crons were stored for. */
+const FIRST_TICK_SLACK_MS = 2_000;
+/** How long after its minute a cron run may still be under way when the runs are checked. */
+const CRON_RUN_GRACE_MS = 20_000;
+const minuteKills = []; // { kind, offsetMs, boundary?, killAt?, upAt?, life? }
+const isoMinute = (t) => new Date(t).toISOString().slice(11, 19);
+
+/** The first minute boundary whose schedule the first tick stored: the cron check starts there. */
+function cronWindowStart() {
+  return Math.ceil((lives[0].readyAt + FIRST_TICK_SLACK_MS) / MINUTE_MS) * MINUTE_MS;
+}
+
+/**
+ * Makes the planned minute kills whose moment comes within `horizonMs` (in order, each at a later
+ * boundary than the one before), restarting the server after each; Infinity waits for them all.
+ */
+async function minuteKillsWithin(horizonMs) {
+  for (const plan of minuteKills) {
+    if (plan.killAt) continue;
+    const previous = Math.max(0, ...minuteKills.filter((m) => m.boundary).map((m) => m.boundary));
+    const earliest = Math.max(Date.now() + 500 - plan.offsetMs, cronWindowStart(), previous + MINUTE_MS);
+    const boundary = Math.ceil(earliest / MINUTE_MS) * MINUTE_MS;
+    const at = boundary + plan.offsetMs;
+    if (at > Date.now() + horizonMs) return;
+    await sleep(at - Date.now());
+    const killMs = await killServer();
+    Object.assign(plan, { boundary, killAt: killTimes.at(-1), life });
+    const off = plan.killAt - boundary;
+    log(
+      `kill -9 #m${minuteKills.indexOf(plan) + 1} ${off < 0 ? `${(-off / 1000).toFixed(1)} s before` : `${off} ms after`} the minute ${isoMinute(boundary)} ` +
+        `(server life ${life}, its group gone in ${killMs} ms); ${accepted.size} events accepted so far`,
+    );
+    await startServer();
+    plan.upAt = lives.at(-1).readyAt;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,14 +727,103 @@ function issue(list, kind, root, detail) {
   list.push({ kind, root, ...detail });
 }
 
+/**
+ * Checks one run found for `want` (a row's expected run) against it: final state, output, error,
+ * stored steps, and each stored step's attempts against the executions the counter saw (`mine`,
+ * the hits of the run's root). Problems go to `out.problems`; sends a kill cut to `out.sendCuts`.
+ */
+async function checkRun(root, id, want, run, mine, out, detailPath = `/v1/runs/${run.run_id}`) {
+  out.runsSeen++;
+  out.runStates.set(run.run_id, { status: run.status, ended_at: run.ended_at });
+  if (run.status !== want.status) {
+    issue(out.problems, "lost", root, { what: `run ${run.run_id} (${want.fn}, ${id}) is ${run.status}, expected ${want.status}`, error: run.error });
+    return;
+  }
+  if ("output" in want && !isDeepStrictEqual(run.output, want.output)) {
+    issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) output ${JSON.stringify(run.output)}, expected ${JSON.stringify(want.output)}` });
+  }
+  if (want.error && !JSON.stringify(run.error ?? {}).includes(want.error)) {
+    issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) error ${JSON.stringify(run.error)}, expected one with ${JSON.stringify(want.error)}` });
+  }
+  const detail = await getJson(detailPath);
+  if (detail.status !== 200) {
+    issue(out.problems, "lost", root, { what: `GET ${detailPath} answered ${detail.status}` });
+    return;
+  }
+  const steps = detail.body.data.steps;
+  const names = steps.map((s) => s.name);
+  if (want.steps && !isDeepStrictEqual([...names].sort(), [...want.steps].sort())) {
+    issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) stored steps ${JSON.stringify(names)}, expected ${JSON.stringify(want.steps)}` });
+  }
+  const unfinished = steps.filter((s) => s.status !== "Completed" && !(want.status === "Failed" && s.status === "Failed"));
+  if (unfinished.length > 0) issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) has unfinished steps ${JSON.stringify(unfinished.map((s) => [s.name, s.status]))}` });
+  // Each stored step's attempts agree with the executions the counter saw: a counted step
+  // ended at its last execution's attempt; an uncounted one (a send) took more than one
+  // attempt only if kills cut it, and kills while its run was under way are all there are.
+  const label = want.label ?? want.fn;
+  for (const step of steps) {
+    const attempts = mine.filter((h) => h.step === `${label}/${step.name}`).map((h) => h.attempt);
+    if (attempts.length > 0) {
+      if (step.attempts !== Math.max(...attempts) + 1) {
+        issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) stored step ${step.name} with ${step.attempts} attempts, but its last execution was attempt ${Math.max(...attempts)}` });
+      }
+    } else if (step.attempts > 1) {
+      const from = Date.parse(run.run_started_at);
+      const to = step.ended_at ? Date.parse(step.ended_at) : Date.now();
+      const kills = killTimes.filter((t) => t >= from && t <= to).length;
+      if (step.attempts - 1 > kills) {
+        issue(out.problems, "duplicated", root, { what: `run ${run.run_id} (${want.fn}) stored step ${step.name} with ${step.attempts} attempts, but only ${kills} kills came while it ran` });
+      } else out.sendCuts.push({ root, runId: run.run_id, step: step.name, attempts: step.attempts });
+    }
+  }
+}
+
+/**
+ * Side effects of one root: each step body of `planned` (the row's effects) ran at the attempts
+ * the engine allows, only for one event, and no other step body ran. `notBefore`: nothing of the
+ * root could run before then. Cuts a kill made go to `out.reruns`.
+ */
+function checkEffects(root, planned, mine, notBefore, out) {
+  const bySteps = groupBy(mine, (h) => h.step);
+  for (const step of new Set([...Object.keys(planned), ...bySteps.keys()])) {
+    const seen = (bySteps.get(step) ?? []).sort((a, b) => a.at - b.at);
+    const where = { hits: seen.map((h) => `#${h.attempt} at ${new Date(h.at).toISOString()}`) };
+    if (!(step in planned)) {
+      issue(out.problems, "duplicated", root, { what: `step ${step} ran ${seen.length} times, but the row runs no such step`, ...where });
+      continue;
+    }
+    const eventIds = new Set(seen.map((h) => h.event));
+    if (eventIds.size > 1) issue(out.problems, "duplicated", root, { what: `step ${step} ran for ${eventIds.size} different events: ${[...eventIds].join(", ")}`, ...where });
+    if (seen.length === 0) {
+      issue(out.problems, "lost", root, { what: `step ${step} never ran` });
+      continue;
+    }
+    const verdict = explainAttempts(seen, planned[step], notBefore);
+    if (verdict.lost) issue(out.problems, "lost", root, { what: `step ${step} ${verdict.lost}`, ...where });
+    else if (verdict.duplicated) issue(out.problems, "duplicated", root, { what: `step ${step}: ${verdict.duplicated}`, ...where });
+    else for (const cut of verdict.cuts) out.reruns.push({ root, step, ...cut });
+  }
+  // A run resumed across a crash: it executed steps both before and after a kill.
+  for (const [eventId, list] of groupBy(mine, (h) => `${h.event}|${h.step.split("/")[0]}`)) {
+    const times = list.map((h) => h.at);
+    const first = Math.min(...times);
+    const last = Math.max(...times);
+    if (killTimes.some((k) => k > first && k < last)) out.resumed.add(eventId);
+  }
+}
+
 async function verify(instances) {
-  const problems = []; // { kind: lost | wrong | duplicated, root, ... }
-  let runsSeen = 0;
-  const runStates = new Map(); // run id → { status, ended_at } as its object tells
-  const reruns = []; // step attempts a kill ended (cut mid-flight, or before the body ran)
-  const sendCuts = []; // sendEvent steps a kill cut: they stored more than one attempt
-  const resumed = new Set(); // runs with step executions on both sides of a crash
-  const expectedEvents = new Map(); // root → ids of every event it leads to, when all its runs were found
+  const out = {
+    problems: [], // { kind: lost | wrong | duplicated, root, ... }
+    runsSeen: 0,
+    runStates: new Map(), // run id → { status, ended_at } as its object tells
+    reruns: [], // step attempts a kill ended (cut mid-flight, or before the body ran)
+    sendCuts: [], // sendEvent steps a kill cut: they stored more than one attempt
+    resumed: new Set(), // runs with step executions on both sides of a crash
+    expectedEvents: new Map(), // root → ids of every event it leads to, when all its runs were found
+    runIds: new Set(), // every run id listed for an expected event (expected or not)
+  };
+  const { problems } = out;
   const hitsByRoot = groupBy(hits, (h) => h.root);
 
   await pool(instances, 4, async (instance) => {
@@ -633,6 +844,7 @@ async function verify(instances) {
         complete = false;
         continue;
       }
+      for (const run of runs) out.runIds.add(run.run_id);
       const byFn = groupBy(runs, (r) => r.function_id);
       for (const [fn, list] of byFn) {
         if (!expected.runs.some((r) => r.fn === fn)) issue(problems, "duplicated", root, { what: `event ${id} has unexpected run(s) of ${fn}`, runs: list.map((r) => r.run_id) });
@@ -645,83 +857,146 @@ async function verify(instances) {
           complete = false;
           continue;
         }
-        runsSeen++;
-        runStates.set(run.run_id, { status: run.status, ended_at: run.ended_at });
-        if (run.status !== want.status) {
-          issue(problems, "lost", root, { what: `run ${run.run_id} (${want.fn}, event ${id}) is ${run.status}, expected ${want.status}`, error: run.error });
-          continue;
-        }
-        if ("output" in want && !isDeepStrictEqual(run.output, want.output)) {
-          issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) output ${JSON.stringify(run.output)}, expected ${JSON.stringify(want.output)}` });
-        }
-        if (want.error && !JSON.stringify(run.error ?? {}).includes(want.error)) {
-          issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) error ${JSON.stringify(run.error)}, expected one with ${JSON.stringify(want.error)}` });
-        }
-        const detail = await getJson(`/v1/runs/${run.run_id}`);
-        if (detail.status !== 200) {
-          issue(problems, "lost", root, { what: `GET /v1/runs/${run.run_id} answered ${detail.status}` });
-          continue;
-        }
-        const steps = detail.body.data.steps;
-        const names = steps.map((s) => s.name);
-        if (want.steps && !isDeepStrictEqual([...names].sort(), [...want.steps].sort())) {
-          issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) stored steps ${JSON.stringify(names)}, expected ${JSON.stringify(want.steps)}` });
-        }
-        const unfinished = steps.filter((s) => s.status !== "Completed" && !(want.status === "Failed" && s.status === "Failed"));
-        if (unfinished.length > 0) issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) has unfinished steps ${JSON.stringify(unfinished.map((s) => [s.name, s.status]))}` });
-        // Each stored step's attempts agree with the executions the counter saw: a counted step
-        // ended at its last execution's attempt; an uncounted one (a send) took more than one
-        // attempt only if kills cut it, and kills while its run was under way are all there are.
-        const label = want.label ?? want.fn;
-        for (const step of steps) {
-          const attempts = mine.filter((h) => h.step === `${label}/${step.name}`).map((h) => h.attempt);
-          if (attempts.length > 0) {
-            if (step.attempts !== Math.max(...attempts) + 1) {
-              issue(problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) stored step ${step.name} with ${step.attempts} attempts, but its last execution was attempt ${Math.max(...attempts)}` });
-            }
-          } else if (step.attempts > 1) {
-            const from = Date.parse(run.run_started_at);
-            const to = step.ended_at ? Date.parse(step.ended_at) : Date.now();
-            const kills = killTimes.filter((t) => t >= from && t <= to).length;
-            if (step.attempts - 1 > kills) {
-              issue(problems, "duplicated", root, { what: `run ${run.run_id} (${want.fn}) stored step ${step.name} with ${step.attempts} attempts, but only ${kills} kills came while it ran` });
-            } else sendCuts.push({ root, runId: run.run_id, step: step.name, attempts: step.attempts });
-          }
-        }
+        await checkRun(root, `event ${id}`, want, run, mine, out);
       }
     }
-    if (complete) expectedEvents.set(root, events.map((e) => e.id));
+    if (complete) out.expectedEvents.set(root, events.map((e) => e.id));
 
     // Side effects: each step body ran at the attempts the engine allows, and only for one event.
-    const planned = instance.scenario.effects(instance.data);
-    const bySteps = groupBy(mine, (h) => h.step);
-    for (const step of new Set([...Object.keys(planned), ...bySteps.keys()])) {
-      const seen = (bySteps.get(step) ?? []).sort((a, b) => a.at - b.at);
-      const where = { hits: seen.map((h) => `#${h.attempt} at ${new Date(h.at).toISOString()}`) };
-      if (!(step in planned)) {
-        issue(problems, "duplicated", root, { what: `step ${step} ran ${seen.length} times, but the row runs no such step`, ...where });
-        continue;
-      }
-      const eventIds = new Set(seen.map((h) => h.event));
-      if (eventIds.size > 1) issue(problems, "duplicated", root, { what: `step ${step} ran for ${eventIds.size} different events: ${[...eventIds].join(", ")}`, ...where });
-      if (seen.length === 0) {
-        issue(problems, "lost", root, { what: `step ${step} never ran` });
-        continue;
-      }
-      const verdict = explainAttempts(seen, planned[step], firstSent.get(root));
-      if (verdict.lost) issue(problems, "lost", root, { what: `step ${step} ${verdict.lost}`, ...where });
-      else if (verdict.duplicated) issue(problems, "duplicated", root, { what: `step ${step}: ${verdict.duplicated}`, ...where });
-      else for (const cut of verdict.cuts) reruns.push({ root, step, ...cut });
-    }
-    // A run resumed across a crash: it executed steps both before and after a kill.
-    for (const [eventId, list] of groupBy(mine, (h) => `${h.event}|${h.step.split("/")[0]}`)) {
-      const times = list.map((h) => h.at);
-      const first = Math.min(...times);
-      const last = Math.max(...times);
-      if (killTimes.some((k) => k > first && k < last)) resumed.add(eventId);
-    }
+    checkEffects(root, instance.scenario.effects(instance.data), mine, firstSent.get(root), out);
   });
-  return { problems, runsSeen, reruns, sendCuts, resumed: resumed.size, runStates, expectedEvents };
+  return out;
+}
+
+/** The runs the counter saw for `root`: the distinct run ids of its hits. */
+const runIdsOfRoot = (root) => [...new Set(hits.filter((h) => h.root === root).map((h) => h.run))];
+
+/** The run ids an invocation may have started: the one it was answered, or those its hits name. */
+const invocationRunIds = (invocation) => [...new Set([...(invocation.answer?.runId ? [invocation.answer.runId] : []), ...runIdsOfRoot(invocation.root)])];
+
+/**
+ * Whether every run that `runIds` names is in a final state, as the REST API shows it (from the
+ * runs index), or with `binding`, as the service binding's `getRun` does (from the run's object).
+ */
+async function runsFinal(runIds, binding = false) {
+  for (const runId of runIds) {
+    const { status, body } = await getJson(binding ? `/chaos/rpc/runs/${runId}` : `/v1/runs/${runId}`);
+    if (status !== 200 || !FINAL.has(body.data?.status)) return false;
+  }
+  return true;
+}
+
+/** The minute boundaries the cron check covers: from the first the first tick stored, to `end`. */
+function cronMinutes(end) {
+  const minutes = [];
+  for (let t = cronWindowStart(); t <= end; t += MINUTE_MS) minutes.push(t);
+  return minutes;
+}
+
+/**
+ * After the events settled: waits (until `deadline`) for the runs of the invocations and of the
+ * cron minutes to be over. Answers what is still not.
+ */
+async function settleOthers(invocations, minutes, deadline) {
+  let open = [
+    ...invocations.map((invocation) => ({ what: invocation.root, runIds: () => invocationRunIds(invocation), binding: true })),
+    ...minutes.map((t) => ({ what: cronScenario.root(t), runIds: () => [cronScenario.runId(t)], binding: false })),
+  ];
+  while (open.length > 0) {
+    const done = await pool(open, 4, (item) => runsFinal(item.runIds(), item.binding));
+    open = open.filter((_, i) => !done[i]);
+    if (open.length === 0 || Date.now() > deadline) break;
+    log(`settling: ${open.length} invoked or cron runs not over (e.g. ${open.slice(0, 3).map((o) => o.what).join(", ")})`);
+    await sleep(POLL_MS);
+  }
+  return open.map((o) => o.what);
+}
+
+/**
+ * The runs started through the service binding's `invoke`, read through its `getRun` (from the
+ * run's object). One the call answered with a run id ran once: that run, in the runs index too,
+ * in its row's final state, with its steps' attempts explained, and no other run of its root. One
+ * a kill or the outage cut (no answer, or an error answered) ran at most once: at most one run id
+ * among its root's hits, and that run checked the same way. `invoke` starts the run before it
+ * writes the runs index, so such a run may be missing from the index (counted, not a problem: the
+ * caller never learned its id).
+ */
+async function verifyInvocations(invocations, out) {
+  const stats = { answered: 0, cut: 0, refused: 0, startedAnyway: 0, startedAnywayUnindexed: 0 };
+  await pool(invocations, 4, async (invocation) => {
+    const { root, scenario, data, answer } = invocation;
+    const mine = hits.filter((h) => h.root === root);
+    const want = scenario.events(data, root, {}, seenFor(root))[0].runs[0];
+    const ran = runIdsOfRoot(root);
+    if (answer?.runId) stats.answered++;
+    else if (answer?.cut) stats.cut++;
+    else stats.refused++;
+    if (ran.length > 1) issue(out.problems, "duplicated", root, { what: `invoke(${invocation.fn}) started ${ran.length} runs: ${ran.join(", ")}` });
+    const others = answer?.runId ? ran.filter((id) => id !== answer.runId) : [];
+    if (answer?.runId && others.length > 0) issue(out.problems, "duplicated", root, { what: `invoke(${invocation.fn}) answered run ${answer.runId}, but run(s) ${others.join(", ")} ran too` });
+    const runId = answer?.runId ?? ran[0];
+    if (!runId) return; // a call cut before it started anything
+    out.runIds.add(runId);
+    const indexed = (await getJson(`/v1/runs/${runId}`)).status === 200;
+    if (!answer?.runId) {
+      stats.startedAnyway++;
+      if (!indexed) stats.startedAnywayUnindexed++;
+    } else if (!indexed) issue(out.problems, "lost", root, { what: `invoke(${invocation.fn}) answered run ${runId}, but GET /v1/runs/${runId} does not find it` });
+    const detailPath = `/chaos/rpc/runs/${runId}`;
+    const { status, body } = await getJson(detailPath);
+    if (status !== 200) {
+      issue(out.problems, "lost", root, { what: `invoke(${invocation.fn}) ${answer?.runId ? "answered" : "started"} run ${runId}, but getRun through the binding answered ${status}` });
+      return;
+    }
+    if (body.data.function_id !== want.fn) issue(out.problems, "wrong", root, { what: `run ${runId} is a run of ${body.data.function_id}, not ${want.fn}` });
+    await checkRun(root, "invoke", want, body.data, mine, out, detailPath);
+    checkEffects(root, scenario.effects(data), mine, invocation.sentAt, out);
+  });
+  return stats;
+}
+
+/**
+ * The cron: for every minute boundary in `minutes` (the run spanned them, with the server up or
+ * killed across them) the run of that scheduled time ran exactly once: its run (the id derives
+ * from function, cron and time) is Completed with its output, its step's attempts are explained,
+ * and no other run reported that time. Every other scheduled time the counter saw (a minute
+ * before the window, or one after it) ran at most once. Answers each minute's report.
+ */
+async function verifyCron(minutes, out) {
+  const byRoot = groupBy(
+    hits.filter((h) => h.root.startsWith("cron@")),
+    (h) => h.root,
+  );
+  const report = [];
+  for (const t of minutes) {
+    const root = cronScenario.root(t);
+    const runId = cronScenario.runId(t);
+    out.runIds.add(runId);
+    const mine = byRoot.get(root) ?? [];
+    const ran = [...new Set(mine.map((h) => h.run))];
+    const entry = { minute: new Date(t).toISOString(), runs: ran.length, firstStepAfterMs: mine.length ? Math.min(...mine.map((h) => h.at)) - t : null };
+    report.push(entry);
+    if (ran.some((id) => id !== runId)) issue(out.problems, "duplicated", root, { what: `the minute ${entry.minute} ran as run(s) ${ran.join(", ")}, expected only ${runId}` });
+    const { status, body } = await getJson(`/v1/runs/${runId}`);
+    if (status !== 200) {
+      issue(out.problems, "lost", root, { what: `the cron's run for ${entry.minute} (${runId}) is not there: GET /v1/runs answered ${status}` });
+      continue;
+    }
+    await checkRun(root, `the minute ${entry.minute}`, cronScenario.run(t), body.data, mine, out);
+    checkEffects(root, cronScenario.effects(), mine, t, out);
+  }
+  // Scheduled times outside the window: at most once, and only on a minute.
+  for (const [root, mine] of byRoot) {
+    const t = Date.parse(root.slice("cron@".length));
+    if (minutes.includes(t)) continue;
+    if (t % MINUTE_MS !== 0) issue(out.problems, "wrong", root, { what: `the cron ran for ${root.slice(5)}, which is not on a minute` });
+    const ran = [...new Set(mine.map((h) => h.run))];
+    if (ran.length > 1) issue(out.problems, "duplicated", root, { what: `the cron ran ${ran.length} runs for ${root.slice(5)}: ${ran.join(", ")}` });
+    for (const id of ran) out.runIds.add(id);
+    const verdict = explainAttempts(mine.sort((a, b) => a.at - b.at), 0, t);
+    if (verdict.duplicated) issue(out.problems, "duplicated", root, { what: `step chaos-cron/tick: ${verdict.duplicated}` });
+  }
+  return report;
 }
 
 /**
@@ -748,28 +1023,32 @@ function checkEventLog(rows, expectedEvents, problems) {
  * Object, so a stale index row is not a lost run; it is reported as what it is.
  */
 async function readD1() {
-  const query = async (sql) => {
+  // One `wrangler d1 execute` per list of statements: each costs seconds to start.
+  const query = async (...statements) => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [WRANGLER, "d1", "execute", "DB", "--local", "--config", CONFIG, "--persist-to", persistDir, "--json", "--command", sql],
+      [WRANGLER, "d1", "execute", "DB", "--local", "--config", CONFIG, "--persist-to", persistDir, "--json", "--command", statements.join(";\n")],
       { cwd: ROOT, env: childEnv, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
     );
-    return JSON.parse(stdout)[0].results;
+    const answers = JSON.parse(stdout).map((answer) => answer.results);
+    if (answers.length !== statements.length) throw new Error(`wrangler d1 execute answered ${answers.length} results for ${statements.length} statements`);
+    return answers;
   };
   try {
-    const runs = await query("SELECT status, COUNT(*) AS n FROM runs GROUP BY status");
-    const undispatched = await query("SELECT id FROM events WHERE dispatched_at IS NULL");
-    const stale = await query("SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled')");
-    const eventIds = [...new Set(stale.map((r) => r.event_id))];
-    const staleEvents = eventIds.length
-      ? await query(`SELECT id, received_at, dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
-      : [];
-    for (const row of stale) row.eventRow = staleEvents.find((e) => e.id === row.event_id) ?? null;
-    // Every event with the root it belongs to (a failure event carries the failed run's event).
-    const eventLog = await query(
+    const [runs, undispatched, stale, eventLog, allRuns] = await query(
+      "SELECT status, COUNT(*) AS n FROM runs GROUP BY status",
+      "SELECT id FROM events WHERE dispatched_at IS NULL",
+      "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled')",
+      // Every event with the root it belongs to (a failure event carries the failed run's event).
       "SELECT id, name, COALESCE(json_extract(data, '$.root'), json_extract(data, '$.event.data.root')) AS root, COUNT(*) AS n FROM events GROUP BY id, name, root",
+      "SELECT id, function_id, event_id, status FROM runs",
     );
-    return { runsIndexByStatus: Object.fromEntries(runs.map((r) => [r.status, r.n])), undispatchedEvents: undispatched.map((r) => r.id), unfinishedInIndex: stale, eventLog };
+    const eventIds = [...new Set(stale.map((r) => r.event_id))];
+    const [staleEvents] = eventIds.length
+      ? await query(`SELECT id, received_at, dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
+      : [[]];
+    for (const row of stale) row.eventRow = staleEvents.find((e) => e.id === row.event_id) ?? null;
+    return { runsIndexByStatus: Object.fromEntries(runs.map((r) => [r.status, r.n])), undispatchedEvents: undispatched.map((r) => r.id), unfinishedInIndex: stale, eventLog, allRuns };
   } catch (err) {
     return { error: String(err) };
   }
@@ -820,12 +1099,24 @@ async function main() {
   const modes = { d1: ["d1"], queue: ["queue"], both: ["d1", "queue"] };
   if (opts.outage !== "off") outage.plan = { ...drawn, ...(modes[opts.outage] ? { which: modes[opts.outage] } : {}) };
   const counter = await startCounter();
-  const { instances, batches, runs, aimed, burst } = plan(rng, counter.url, outage.plan !== null);
-  log(`${instances.length} events (${runs} runs) in ${batches.length} requests, ${aimed.length + burst.length} of them sent alone at aimed kills and before the outage`);
+  const { instances, requests, invocations, runs, aimed, burst } = plan(rng, counter.url, outage.plan !== null);
+  const batches = requests.filter((r) => r.batch);
+  log(
+    `${instances.length} events (${runs} runs) in ${batches.length} requests (${batches.filter((r) => r.via === "rpc").length} through the service binding's send), ` +
+      `${aimed.length + burst.length} of them sent alone at aimed kills and before the outage; ${invocations.length} runs started through its invoke`,
+  );
   if (outage.plan) log(`outage planned after kill #${outage.plan.afterKill}: ${outage.plan.which.join(" and ")} down for ${(outage.plan.durationMs / 1000).toFixed(1)} s`);
   const kills = Array.from({ length: KILLS }, (_, i) => ({ kind: killKind(i + 1), waitMs: rng.between(300, 3000), aimMs: killKind(i + 1) === "send" ? rng.between(0, 8) : rng.between(0, 40) }));
+  // Kills at a minute: the short run has one, before or after its boundary (from the seed); the
+  // full run one of each, at two boundaries (--minute picks).
+  const pick = rng.int(2);
+  const minuteKinds = { before: ["before"], after: ["after"], both: pick === 0 ? ["before", "after"] : ["after", "before"], auto: SHORT ? [pick === 0 ? "before" : "after"] : null }[opts.minute] ?? (pick === 0 ? ["before", "after"] : ["after", "before"]);
+  // "after": 5–40 ms short, within the tick's first reads, so that mostly the tick is cut, not the
+  // cron's run (whose cut step would add a retry backoff to the run's length); 5–80 ms full.
+  for (const kind of minuteKinds) minuteKills.push({ kind, offsetMs: kind === "before" ? -rng.between(500, 2500) : rng.between(5, SHORT ? 40 : 80) });
+  log(`kills at a minute planned: ${minuteKills.map((m) => (m.offsetMs < 0 ? `${(-m.offsetMs / 1000).toFixed(1)} s before` : `${m.offsetMs.toFixed(0)} ms after`)).join(", ")} a boundary`);
 
-  await freezeWorker();
+  await freezeWorker(counter.url);
   await promisify(execFile)(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--config", CONFIG, "--persist-to", persistDir], {
     cwd: ROOT,
     env: childEnv,
@@ -837,14 +1128,16 @@ async function main() {
 
   // Spread the requests over about half the time the kills take (a server life of 0.3–3 s, then
   // about 3.5 s to kill and restart), so crashes land in ingest and dispatch too.
-  const intervalMs = Math.min(1000, Math.max(30, (KILLS * 2500) / batches.length));
+  const intervalMs = Math.min(1000, Math.max(30, (KILLS * 2500) / requests.length));
   let sendingDone = false;
-  const sending = sendAll(batches, intervalMs).then(() => (sendingDone = true));
+  const sending = sendAll(requests, intervalMs).then(() => (sendingDone = true));
   const heldBack = [];
   const sendStart = Date.now();
   const aimedKills = [];
   for (let k = 1; k <= KILLS; k++) {
     const { kind, waitMs, aimMs } = kills[k - 1];
+    // A kill at a minute that comes before this one's moment (or during the restart after it) goes first.
+    await minuteKillsWithin(waitMs + RESTART_MS);
     await sleep(waitMs);
     let how = "at a random moment";
     if (kind === "request" && !sendingDone) {
@@ -872,8 +1165,14 @@ async function main() {
     const killMs = await killServer();
     log(`kill -9 #${k} ${how} (server life ${life}, its group gone in ${killMs} ms); ${accepted.size}/${instances.length} events accepted so far`);
     await startServer();
-    if (outage.plan && k === outage.plan.afterKill) await runOutage(burst);
+    if (outage.plan && k === outage.plan.afterKill) {
+      // A minute that would pass during the outage (no kill can come then) gets its kill first.
+      await minuteKillsWithin(outage.plan.leadMs + outage.plan.durationMs + RESTART_MS);
+      await runOutage(burst);
+    }
   }
+  // The kills at a minute not made yet: at the next boundaries (the runs settle meanwhile).
+  await minuteKillsWithin(Infinity);
   await Promise.all([sending, ...heldBack]);
   const chaosEnd = Date.now();
   log(
@@ -885,9 +1184,19 @@ async function main() {
   const settledAfterMs = unsettled.length > 0 ? null : Date.now() - chaosEnd;
   if (unsettled.length > 0) log(`${unsettled.length} events not settled ${((Date.now() - chaosEnd) / 1000).toFixed(0)} s after the last kill (deadline ${SETTLE_MS / 1000} s)`);
   else log(`every event settled, ${((Date.now() - chaosEnd) / 1000).toFixed(0)} s after the last kill${outage.plan ? " and the outage" : ""}`);
+  // The cron minutes checked: every boundary from the first tick's to the last one long enough
+  // ago for its run to be over (and at least those the kills at a minute aimed at).
+  const minutes = cronMinutes(Math.max(...minuteKills.map((m) => m.boundary ?? 0), Math.floor((Date.now() - CRON_RUN_GRACE_MS) / MINUTE_MS) * MINUTE_MS));
+  const openOthers = await settleOthers(invocations, minutes, chaosEnd + SETTLE_MS);
+  if (openOthers.length > 0) log(`${openOthers.length} invoked or cron runs not over by the deadline: ${openOthers.slice(0, 5).join(", ")}`);
   // A little grace, so a step that would run a second time after the end is counted too.
   await sleep(2_000);
-  const { problems, runsSeen, reruns, sendCuts, resumed, runStates, expectedEvents } = await verify(instances);
+  log(`checking the events, the invocations and ${minutes.length} cron minutes`);
+  const out = await verify(instances);
+  const invokeStats = await verifyInvocations(invocations, out);
+  const cronReport = await verifyCron(minutes, out);
+  const { problems, runsSeen, reruns, sendCuts, runStates, expectedEvents } = out;
+  const resumed = out.resumed.size;
   const { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries } = scanLogs();
   // Where each kill aimed at a send landed, as far as the run tells: before the step before the
   // send stored its result (it ran again), in the send (its step took two attempts), or after it.
@@ -923,6 +1232,8 @@ async function main() {
         }
       : null,
     requests: sendStats,
+    invocations: { ...invokeStats, calls: invocations.map(({ root, fn, answer, sentAt }) => ({ root, fn, sentAt: new Date(sentAt).toISOString(), answer, ran: runIdsOfRoot(root) })) },
+    cron: { minutes: cronReport, minuteKills: minuteKills.map((m) => ({ ...m, boundary: m.boundary && new Date(m.boundary).toISOString(), killAt: m.killAt && new Date(m.killAt).toISOString(), upAt: m.upAt && new Date(m.upAt).toISOString() })) },
     // How long after the last kill (and the outage) every event had settled; null if not in time.
     settledAfterMs,
     stepReruns: reruns.length,
@@ -947,6 +1258,16 @@ async function main() {
   report.d1 = await readD1();
   if (report.d1.eventLog) checkEventLog(report.d1.eventLog, expectedEvents, problems);
   else issue(problems, "wrong", "-", { what: `could not read the event log from D1 to check it: ${report.d1.error}` });
+  // Every run in the runs index is one the checks account for: an expected event's, an
+  // invocation's, or the cron's for a minute (any minute since the first tick, for the cron: the
+  // server ticked until it stopped).
+  const cronRunIds = new Set();
+  for (let t = cronWindowStart() - 2 * MINUTE_MS; t <= Date.now() + MINUTE_MS; t += MINUTE_MS) cronRunIds.add(cronScenario.runId(t));
+  for (const row of report.d1.allRuns ?? []) {
+    if (out.runIds.has(row.id) || (row.function_id === cronScenario.fn && cronRunIds.has(row.id))) continue;
+    issue(problems, FINAL.has(row.status) ? "duplicated" : "lost", row.event_id, { what: `the runs index holds run ${row.id} (${row.function_id}, event ${row.event_id}, ${row.status}), which no check accounts for` });
+  }
+  delete report.d1.allRuns;
   // For a run the index still thinks unfinished: what its object says, and the kill that followed its end.
   for (const row of report.d1.unfinishedInIndex ?? []) {
     const state = runStates.get(row.id);
@@ -995,7 +1316,36 @@ async function main() {
         (staleIndex.length ? ` (warning: the index misses the end of ${staleIndex.length} runs their objects say are over: ${staleIndex.slice(0, 3).map((r) => r.id).join(", ")})` : ""),
     );
   } else log(`could not read D1: ${report.d1.error}`);
+  log(
+    `service binding: ${sendStats.viaRpc} requests through send() (${sendStats.okViaRpc} accepted, the rest sent again); ${invocations.length} invoke() calls: ` +
+      `${invokeStats.answered} answered a run id, ${invokeStats.cut} cut by a kill, ${invokeStats.refused} answered an error; ${invokeStats.startedAnyway} of the unanswered ones started their run all the same` +
+      `${invokeStats.startedAnyway ? ` (${invokeStats.startedAnywayUnindexed} of them missing from the runs index)` : ""}`,
+  );
   log(`report in ${path.join(outDir, "report.json")}; done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  // The cron's line: the minutes checked, the kills at a minute, and what they found.
+  const cronProblems = problems.filter((p) => String(p.root).startsWith("cron@"));
+  const firstStep = (t) => cronReport.find((m) => m.minute === new Date(t).toISOString())?.firstStepAfterMs;
+  // The server runs an overdue alarm as it starts, before the runner's first request gets through.
+  const sinceRestart = (ms) => (ms < 100 ? "as the server came back" : `${(ms / 1000).toFixed(1)} s after the server was back`);
+  const aimedAtMinutes = minuteKills
+    .filter((m) => m.killAt)
+    .map((m) => {
+      const off = m.killAt - m.boundary;
+      const down = m.killAt < m.boundary && m.upAt > m.boundary;
+      const ranAfter = firstStep(m.boundary);
+      return (
+        `${off < 0 ? `${(-off / 1000).toFixed(1)} s before` : `${off} ms after`} ${isoMinute(m.boundary)} (${down ? `down ${((m.upAt - m.killAt) / 1000).toFixed(1)} s across it` : "up at the minute"}` +
+        `${ranAfter != null ? `, its run's step ran ${(ranAfter / 1000).toFixed(1)} s after the minute, ${m.boundary + ranAfter <= m.killAt + HIT_CLOCK_SLACK_MS ? "before the kill" : sinceRestart(m.boundary + ranAfter - m.upAt)}` : ""})`
+      );
+    });
+  const upLateness = cronReport.filter((m) => !minuteKills.some((k) => k.boundary === Date.parse(m.minute)) && m.firstStepAfterMs != null).map((m) => m.firstStepAfterMs);
+  console.log(
+    `chaos cron: minutes=${minutes.length}${minutes.length ? ` (${isoMinute(minutes[0])}–${isoMinute(minutes.at(-1))} UTC)` : ""} ` +
+      `ran=${cronReport.filter((m) => m.runs === 1).length} once, ${cronReport.filter((m) => m.runs > 1).length} more than once; ` +
+      `kills at a minute: ${aimedAtMinutes.join("; ") || "none"}; ` +
+      `${upLateness.length ? `other minutes' first step ≤ ${Math.max(...upLateness)} ms after the minute; ` : ""}` +
+      `lost=${cronProblems.filter((p) => p.kind === "lost").length} duplicated=${cronProblems.filter((p) => p.kind === "duplicated").length}`,
+  );
   console.log(`chaos: runs=${runsSeen} crashes=${killTimes.length} lost=${lost} duplicated=${duplicated}${wrong ? ` wrong=${wrong}` : ""}`);
   process.exitCode = failed ? 1 : 0;
 }

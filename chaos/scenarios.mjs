@@ -20,6 +20,11 @@
 //   0..n: n is that number plus one per kill that cut it (a body cut by a kill fails that attempt
 //   with a RuntimeDiedError and runs again at the next one, after the retry backoff); a kill must
 //   lie between an execution and the next, and nothing runs again without one (run.mjs checks it).
+// - `invokable`: the row's event leads to one run and nothing else, so the runner also starts that
+//   run through the service binding's `invoke(functionId, data)` with the row's data, and checks it
+//   like the event's run (the run's function is the first run's `fn`).
+//
+// `cronScenario` is the cron function's row: a run for every minute, checked by scheduled time.
 
 import { createHash } from "node:crypto";
 
@@ -48,12 +53,18 @@ function derivedSends(d, root, runId) {
   return sends;
 }
 
+/** A run's id as the engine derives it (worker/runId.ts): sha256(`<function>\n<event id>\n<time>`), first 16 bytes in hex. */
+export function runIdFor(functionId, eventId, at) {
+  return createHash("sha256").update(`${functionId}\n${eventId}\n${at}`).digest("hex").slice(0, 32);
+}
+
 /** `name`, then `name:1`, `name:2`…: the stored names of a step id called `count` times. */
 const repeated = (name, count) => Array.from({ length: count }, (_, i) => (i === 0 ? name : `${name}:${i}`));
 
 export const scenarios = [
   {
     name: "steps and a sleep",
+    invokable: true,
     event: "chaos/steps",
     weight: 3,
     data: (i, rng) => ({ n: i, sleepMs: 1000 + rng.int(2001) }),
@@ -67,6 +78,7 @@ export const scenarios = [
   },
   {
     name: "a step that fails its first attempts",
+    invokable: true,
     event: "chaos/retry",
     weight: 2,
     data: (_i, rng) => ({ failures: 1 + rng.int(2), retryMs: 300 + rng.int(700) }),
@@ -88,6 +100,7 @@ export const scenarios = [
   },
   {
     name: "an error outside steps retries the handler",
+    invokable: true,
     event: "chaos/handler-retry",
     weight: 1,
     data: (_i, rng) => ({ retryMs: 300 + rng.int(700) }),
@@ -167,6 +180,7 @@ export const scenarios = [
   },
   {
     name: "parallel steps and sleeps",
+    invokable: true,
     event: "chaos/parallel",
     weight: 2,
     data: (_i, rng) => ({ sleepMs: 1000 + rng.int(2001) }),
@@ -198,6 +212,21 @@ export const scenarios = [
     effects: () => ({ "chaos-fails/doomed": 0, "chaos-fails-failure/notify": 0 }),
   },
 ];
+
+/**
+ * The cron function `chaos-cron` (chaos/index.ts, `* * * * *`): the Scheduler starts one run per
+ * minute, whose run id derives from (function, cron, scheduled time), and whose step reports to the
+ * counter under the root `cron@<scheduled time>`.
+ */
+export const cronScenario = {
+  name: "a cron due every minute",
+  fn: "chaos-cron",
+  cron: "* * * * *",
+  root: (at) => `cron@${new Date(at).toISOString()}`,
+  runId: (at) => runIdFor("chaos-cron", "cron * * * * *", at),
+  run: (at) => ({ fn: "chaos-cron", status: "Completed", output: { scheduledAt: new Date(at).toISOString() }, steps: ["tick"] }),
+  effects: () => ({ "chaos-cron/tick": 0 }),
+};
 
 /** How many runs a row's event leads to (its `events` with every dependent event known). */
 export function runsOf(scenario, data) {

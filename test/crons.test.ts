@@ -1,16 +1,19 @@
 // Cron triggers (issue 11): the crons table kept in step with the functions, due schedules started
 // once per scheduled time whatever the ticks do, and the wrangler.toml trigger firing directly.
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { Stepflare } from "../sdk/index.ts";
 import { runDueCrons } from "../worker/crons.ts";
 import type { CronRow } from "../worker/db/crons.ts";
 import type { Env } from "../worker/env.ts";
+import { setFaults } from "../worker/faults.ts";
+import { type Scheduler, TICK_RETRY_MS } from "../worker/objects/Scheduler.ts";
+import { tick, TICK_MS } from "../worker/scheduled.ts";
 import { allFunctions } from "../worker/registry.ts";
 import { runIdFor } from "../worker/runId.ts";
 import worker from "./worker.ts";
-import { eventually, finishedRuns, getRun, request, sendEvents, type RunJson } from "./helpers.ts";
+import { eventually, finishedRuns, getRun, request, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 const WEEKLY = "TZ=Europe/Paris 0 9 * * 1";
 const at = (iso: string) => Date.parse(iso);
@@ -124,5 +127,71 @@ describe("the REST API", () => {
 
     expect((await request("/v1/functions/counted/trigger", { method: "POST" })).status).toBe(400);
     expect((await request("/v1/functions/no-such-function/trigger", { method: "POST" })).status).toBe(404);
+  });
+});
+
+describe("the Scheduler", () => {
+  afterEach(() => {
+    setFaults({ d1: false });
+  });
+
+  /**
+   * Runs `fn` in a Scheduler of its own (not the one the Worker ticks with), then disarms it, so
+   * that no alarm of this test fires later among other tests. Answers `fn`'s answer and the alarm.
+   */
+  async function inScheduler<T>(name: string, fn: (scheduler: Scheduler) => Promise<T>): Promise<{ result: T; alarmAt: number | null }> {
+    const namespace = (env as Env).SCHEDULER;
+    const stub = namespace.get(namespace.idFromName(`${name}-${crypto.randomUUID()}`));
+    return runInDurableObject(stub, async (instance, state) => {
+      const result = await fn(instance as unknown as Scheduler);
+      const alarmAt = await state.storage.getAlarm();
+      await state.storage.deleteAlarm();
+      return { result, alarmAt };
+    });
+  }
+
+  it("ticks at once when first armed, so a fresh deployment's crons are stored before their first time", async () => {
+    const before = Date.now();
+    const { alarmAt } = await inScheduler("first-arm", (scheduler) => scheduler.ensureTicking());
+    expect(alarmAt).not.toBeNull();
+    expect(alarmAt!).toBeLessThanOrEqual(Math.max(before, Date.now()));
+  });
+
+  it("ticks again within seconds after a failed tick, and at the next cron after a good one", async () => {
+    setFaults({ d1: true });
+    const failed = await inScheduler("failed-tick", async (scheduler) => {
+      await scheduler.alarm();
+      return Date.now();
+    });
+    // A minute later the due schedule would be skipped for the next one: the retry comes first.
+    expect(failed.alarmAt!).toBeGreaterThan(failed.result);
+    expect(failed.alarmAt!).toBeLessThanOrEqual(failed.result + TICK_RETRY_MS);
+    expect(TICK_RETRY_MS).toBeLessThan(TICK_MS);
+
+    setFaults({ d1: false });
+    const good = await inScheduler("good-tick", async (scheduler) => {
+      await scheduler.alarm();
+      return Date.now();
+    });
+    // "every-minute" is due at the next minute: the alarm is there, not a whole tick later.
+    const nextMinute = Math.ceil((good.result + 1) / 60_000) * 60_000;
+    expect(good.alarmAt!).toBeLessThanOrEqual(Math.max(nextMinute, good.result));
+    expect(good.alarmAt!).toBeGreaterThan(good.result - 1);
+  });
+
+  it("re-enqueues at its first tick the events a sweep sent and the queue lost again (a restart empties it under wrangler dev)", async () => {
+    const key = uniqueKey("swept-lost");
+    const id = uniqueKey("swept-lost-event");
+    const now = Date.now();
+    // Stored two minutes ago, never dispatched, swept a minute ago: that sweep's message was lost.
+    await env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at, swept_at) VALUES (?1, 'test/fanout', ?2, ?3, ?3, ?4)")
+      .bind(id, JSON.stringify({ key }), now - 120_000, now - 60_000)
+      .run();
+    // Any tick but the first of a Scheduler leaves it to the resweep, five minutes after the sweep.
+    await tick(env as Env, now);
+    expect((await env.DB.prepare("SELECT swept_at FROM events WHERE id = ?1").bind(id).first<{ swept_at: number }>())?.swept_at).toBe(now - 60_000);
+    await inScheduler("restarted", (scheduler) => scheduler.alarm());
+    const runs = await finishedRuns(id, 2);
+    expect(runs.get("fanout-b")).toMatchObject({ status: "Completed", output: `b:${key}` });
   });
 });

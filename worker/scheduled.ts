@@ -31,6 +31,15 @@ export interface TickResult {
   nextCronAt: number | null;
 }
 
+export interface TickOptions {
+  /**
+   * Re-enqueue every event not dispatched within 30 s, also those a sweep sent less than
+   * `RESWEEP_AFTER_MS` ago: the Scheduler's first tick after it starts asks for it, because under
+   * `wrangler dev` the crash that restarted it emptied the queue, and what the last sweep sent with it.
+   */
+  sweepAgain?: boolean;
+}
+
 /**
  * One tick: start the cron runs that are due, re-enqueue events that are in the event log but were
  * never dispatched, repair runs index rows whose end never arrived (under `wrangler dev` a queue's
@@ -38,10 +47,11 @@ export interface TickResult {
  * queue message was lost, and delete rows past retention and timed-out waits. Dispatch and cron runs
  * are idempotent, so ticks may repeat or overlap.
  */
-export async function tick(env: Env, now = Date.now()): Promise<TickResult> {
+export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: TickOptions = {}): Promise<TickResult> {
+  const sweptBefore = sweepAgain ? now : now - RESWEEP_AFTER_MS;
   const [crons, redispatched] = await Promise.all([
     runDueCrons(env, now),
-    redispatchLostEvents(env, now),
+    redispatchLostEvents(env, now, sweptBefore),
     repairRunsIndex(env, now),
     pruneExpired(env, now),
     resumeStalledCancellations(env, now),
@@ -71,8 +81,9 @@ export async function pruneExpired(env: Env, now: number): Promise<{ events: num
   return { events, runs, waits };
 }
 
-async function redispatchLostEvents(env: Env, now: number): Promise<number> {
-  const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, now - RESWEEP_AFTER_MS, now, SWEEP_LIMIT);
+/** Re-enqueues events not dispatched within 30 s, except those a sweep sent since `sweptBefore`. */
+async function redispatchLostEvents(env: Env, now: number, sweptBefore: number): Promise<number> {
+  const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, sweptBefore, now, SWEEP_LIMIT);
   if (refs.length > 0) {
     await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
     createLogger().info("re-enqueued undispatched events", { count: refs.length });
