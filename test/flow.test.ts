@@ -159,7 +159,13 @@ describe("concurrency", () => {
   it("priority moves a queued run ahead of those waiting before it", async () => {
     const group = uniqueKey("conc-prio");
     // One tenant, 2 at a time: the first two take the slots, the rest queue; n=5 has priority.
-    await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ms: 400 } })));
+    await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ms: 1500 } })));
+    // Once three wait in the tenant's queue, the prioritized run comes.
+    const tenantQueue = flowObject(env, "flow-concurrency", "concurrency:1", group);
+    await eventually(async () => {
+      const waiting = await runInDurableObject(tenantQueue, (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n);
+      return waiting === 3 ? true : undefined;
+    }, 30_000, "three runs waiting for a slot");
     await sendEvents({ name: "test/flow.concurrency", data: { group, n: 5, tenant: group, ms: 10, priority: 600 } });
     const all = await spans(group, 6);
     const order = all.sort((x, y) => x.start - y.start).map((s) => s.label.split(":")[1]);
