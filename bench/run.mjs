@@ -12,7 +12,7 @@ import path from "node:path";
 import { cfwfClient, mapLimit, stepflareClient } from "./lib/clients.mjs";
 import { startCounter } from "./lib/counter.mjs";
 import { runIngest } from "./lib/ingest.mjs";
-import { freePort, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
+import { freePort, groupRssMb, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
 import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { scenarios as allScenarios } from "./scenarios.mjs";
@@ -93,6 +93,7 @@ async function main() {
   say(`stepflare ${sfServer.url}, workflows + floor ${cfServer.url}, counter ${counter.url}`);
 
   const ctx = makeContext(stepflareClient(sfServer.url), cfwfClient(cfServer.url), sfPersist);
+  ctx.sfMemoryMb = () => groupRssMb(sfServer.child.pid);
 
   say("warming up");
   for (const scenario of scenarios) {
