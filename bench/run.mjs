@@ -12,7 +12,7 @@ import path from "node:path";
 import { cfwfClient, mapLimit, stepflareClient } from "./lib/clients.mjs";
 import { startCounter } from "./lib/counter.mjs";
 import { runIngest } from "./lib/ingest.mjs";
-import { freePort, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
+import { freePort, groupRssMb, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
 import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { scenarios as allScenarios } from "./scenarios.mjs";
@@ -93,12 +93,13 @@ async function main() {
   say(`stepflare ${sfServer.url}, workflows + floor ${cfServer.url}, counter ${counter.url}`);
 
   const ctx = makeContext(stepflareClient(sfServer.url), cfwfClient(cfServer.url), sfPersist);
+  ctx.sfMemoryMb = () => groupRssMb(sfServer.child.pid);
 
   say("warming up");
   for (const scenario of scenarios) {
     for (const system of SYSTEMS.filter((s) => scenario.systems[s])) {
       try {
-        await scenario.systems[system](ctx, scenario.warmup);
+        await scenario.systems[system](ctx, { ...scenario.warmup, warmup: true });
       } catch (err) {
         ctx.problem(`warm-up ${scenario.id} / ${system}: ${err.message}`);
       }
@@ -155,12 +156,18 @@ async function main() {
       return { scenario: scenario.name, target: target.text, met };
     }),
   );
+  const ratios = scenarios.flatMap((scenario) => (scenario.ratios ?? []).map((ratio) => ({ scenario: scenario.name, ratio: ratio.text, value: ratio.value(value) })));
 
   const totalSec = (Date.now() - startedAt) / 1000;
   console.log(`\n${formatTable(rows)}\n`);
   console.log("Medians of the rounds; ranges are min–max over the rounds. Only ratios within one run mean anything.");
   console.log("\nTargets (on the medians):");
-  for (const t of targets) console.log(`  ${t.met ? "met   " : "MISSED"}  ${t.scenario}: ${t.target}`);
+  // A target whose reference was not measured (a scenario left out with --only) is n/a.
+  for (const t of targets) console.log(`  ${t.met === null ? "n/a   " : t.met ? "met   " : "MISSED"}  ${t.scenario}: ${t.target}`);
+  if (ratios.length) {
+    console.log("\nRatios (on the medians):");
+    for (const r of ratios) console.log(`  ${r.value === null ? "n/a" : `${r.value.toFixed(2)}×`.padStart(6)}  ${r.scenario}: ${r.ratio}`);
+  }
   if (Object.keys(usage).length) {
     console.log("\nStepflare billable operations per run (last round, from GET /v1/usage):");
     for (const [id, u] of Object.entries(usage)) if (u) console.log(`  ${id}: ${Object.entries(u).map(([k, v]) => `${k} ${v}`).join(", ")}`);
@@ -177,6 +184,8 @@ async function main() {
   const json = resultsJson({
     rows,
     targets,
+    ratios: ratios.map((r) => ({ ...r, value: r.value === null ? null : Math.round(r.value * 1000) / 1000 })),
+    notes: ctx.notes,
     problems: ctx.problems,
     usage,
     meta: {
@@ -201,6 +210,8 @@ function makeContext(sf, cf, sfPersist) {
     sf,
     cf,
     counter,
+    /** What scenarios keep for the whole bench (scenario 9's background waits). */
+    state: {},
     notes: [],
     problems: [],
     now: () => performance.timeOrigin + performance.now(),

@@ -15,6 +15,8 @@ interface Env {
   FIRST_STEP: Workflow<BenchParams>;
   SLEEPER: Workflow<BenchParams>;
   SLEEP_FROM_START: Workflow<BenchParams>;
+  INVOKER: Workflow<BenchParams>;
+  INVOKED: Workflow<{ i: number }>;
   FLOOR: DurableObjectNamespace<Floor>;
 }
 
@@ -107,6 +109,42 @@ export class SleepFromStartWorkflow extends WorkflowEntrypoint<Env, BenchParams>
   }
 }
 
+/** Scenario 8: the child, one step. */
+export class InvokedWorkflow extends WorkflowEntrypoint<Env, { i: number }> {
+  override async run(event: Readonly<WorkflowEvent<{ i: number }>>, step: WorkflowStep) {
+    return step.do("double", async () => ({ doubled: event.payload.i * 2 }));
+  }
+}
+
+/** How often the invoking step asks its child for its status. */
+const INVOKE_POLL_MS = 5;
+
+/**
+ * Scenario 8: Workflows has no step.invoke; the nearest is a step that creates a child instance and
+ * polls its status until it is complete (every INVOKE_POLL_MS), then the step after reports the time.
+ */
+export class InvokerWorkflow extends WorkflowEntrypoint<Env, BenchParams> {
+  override async run(event: Readonly<WorkflowEvent<BenchParams>>, step: WorkflowStep) {
+    const { counter, tag, i } = event.payload;
+    const child = await step.do("child", async () => {
+      const id = `${event.instanceId}-child`;
+      // A retried step finds the child it created the first time.
+      const instance = await this.env.INVOKED.create({ id, params: { i } }).catch(() => this.env.INVOKED.get(id));
+      for (;;) {
+        const { status, output, error } = await instance.status();
+        if (status === "complete") return output as { doubled: number };
+        if (status === "errored" || status === "terminated") throw new Error(`child ${id} is ${status}: ${JSON.stringify(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, INVOKE_POLL_MS));
+      }
+    });
+    await step.do("after", async () => {
+      await hit(counter, tag, i, { t: Date.now() });
+      return "after";
+    });
+    return { i, child };
+  }
+}
+
 /** The floor: a SQLite Durable Object whose "step" is one INSERT whose commit it awaits. */
 export class Floor extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
@@ -138,12 +176,12 @@ export class Floor extends DurableObject<Env> {
   }
 }
 
-const WORKFLOWS = ["ONE_STEP", "N_STEPS", "FIRST_STEP", "SLEEPER", "SLEEP_FROM_START"] as const;
+const WORKFLOWS = ["ONE_STEP", "N_STEPS", "FIRST_STEP", "SLEEPER", "SLEEP_FROM_START", "INVOKER", "INVOKED"] as const;
 type WorkflowName = (typeof WORKFLOWS)[number];
 
 function workflowOf(env: Env, name: unknown): Workflow<BenchParams> {
   if (!WORKFLOWS.includes(name as WorkflowName)) throw new Error(`unknown workflow ${JSON.stringify(name)}`);
-  return env[name as WorkflowName];
+  return env[name as WorkflowName] as Workflow<BenchParams>;
 }
 
 /** createBatch takes at most 100 instances per call. */

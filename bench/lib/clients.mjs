@@ -32,6 +32,14 @@ export function stepflareClient(url) {
       const { data } = await request(`${url}/v1/events/${encodeURIComponent(eventId)}/runs`);
       return data;
     },
+    /**
+     * GET /bench/waits (the bench Worker's own route): how many open waits of `event` D1's waits
+     * index holds whose match key starts with `keyPrefix`.
+     */
+    async waits(event, keyPrefix = "") {
+      const { count } = await request(`${url}/bench/waits?event=${encodeURIComponent(event)}&key=${encodeURIComponent(keyPrefix)}`);
+      return count;
+    },
     /** GET /v1/usage: billable operations counted so far, or null if this version has no such route. */
     async usage() {
       try {

@@ -44,7 +44,7 @@ export function startCounter(port) {
           const byKey = hits.get(tag) ?? new Map();
           hits.set(tag, byKey);
           if (byKey.size >= count) return Promise.resolve(byKey);
-          return new Promise((resolveHits, rejectHits) => {
+          const hitsPromise = new Promise((resolveHits, rejectHits) => {
             const timer = setTimeout(() => {
               waiters.delete(tag);
               rejectHits(Object.assign(new Error(`counter: ${byKey.size} of ${count} hits for ${tag} after ${timeoutMs} ms`), { hits: byKey }));
@@ -57,6 +57,10 @@ export function startCounter(port) {
               },
             });
           });
+          // A measurement that failed before awaiting its hits (a send answered 503) must not end
+          // the bench with an unhandled rejection 30 s later: the timeout still rejects for an awaiter.
+          hitsPromise.catch(() => {});
+          return hitsPromise;
         },
         /** Hits for `tag` so far. */
         seen: (tag) => hits.get(tag) ?? new Map(),

@@ -5,3 +5,4 @@ export declare function sleep(ms: number): Promise<void>;
 export declare function signalGroup(pid: number, signal: NodeJS.Signals | 0): void;
 export declare function groupAlive(pid: number): boolean;
 export declare function stopProcessGroup(pid: number): Promise<void>;
+export declare function groupRssMb(pid: number): Promise<number | null>;

@@ -79,6 +79,21 @@ export async function startWranglerDev({ name, cwd, config, port, inspectorPort,
   }
 }
 
+/** Resident memory of the processes in the group `pid` leads (wrangler, workerd, esbuild), in MB; null where `ps` cannot tell. */
+export async function groupRssMb(pid) {
+  try {
+    const { stdout } = await promisify(execFile)("ps", ["-e", "-o", "pgid=,rss="]);
+    const kb = stdout
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/).map(Number))
+      .filter(([pgid]) => pgid === pid)
+      .reduce((sum, [, rss]) => sum + (rss || 0), 0);
+    return kb > 0 ? Math.round(kb / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Sends `signal` to the process group `pid` leads, if it is still there. */
 export function signalGroup(pid, signal) {
   try {

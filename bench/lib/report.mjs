@@ -43,7 +43,7 @@ export function formatTable(rows) {
 }
 
 /** What bench/results/latest.json holds. */
-export function resultsJson({ rows, targets, problems, meta, usage }) {
+export function resultsJson({ rows, targets, ratios, notes, problems, meta, usage }) {
   const pick = (summary) => round3(summary?.median ?? null);
   const span = (summary) => (summary && summary.min !== null ? [round3(summary.min), round3(summary.max)] : null);
   return {
@@ -58,7 +58,9 @@ export function resultsJson({ rows, targets, problems, meta, usage }) {
       rounds: Object.fromEntries(SYSTEMS.filter((s) => row[s]).map((s) => [s, row[s].rounds.map(round3)])),
     })),
     targets,
+    ratios,
     stepflareUsagePerRun: usage,
+    notes,
     problems,
   };
 }

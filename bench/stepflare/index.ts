@@ -3,7 +3,9 @@
 // `event.data.counter`). Each run's last step calls the counter, so the bench sees completion
 // exactly without polling; bench/cfwf/worker.ts holds the same work as Cloudflare Workflows.
 import { Stepflare } from "../../sdk/index.ts";
+import type { Env } from "../../worker/env.ts";
 import { serve } from "../../worker/index.ts";
+import type { QueueMessage } from "../../worker/messages.ts";
 
 export * from "../../worker/index.ts";
 
@@ -15,6 +17,8 @@ interface BenchData {
   tag: string;
   i: number;
   steps?: number;
+  /** Scenario 9: the value of `data.key` the run's wait matches on. */
+  key?: string;
 }
 
 /** Tells the counter that run `key` (by default `data.i`) of measurement `tag` got here; `extra` carries timings. */
@@ -99,4 +103,56 @@ const ingestNoop = app.createFunction<BenchData>({ id: "bench-ingest-noop" }, { 
   return "ok";
 });
 
-export default serve({ client: app, functions: [oneStep, nSteps, firstStep, sleeper, sleepFromStart, ingestNoop] });
+/** Scenario 8: the child, one step; started only by step.invoke (its event is never sent). */
+const invoked = app.createFunction<{ i: number }>({ id: "bench-invoked" }, { event: "bench/invoked.never-sent" }, async ({ event, step }) => {
+  return step.run("double", () => ({ doubled: event.data.i * 2 }));
+});
+
+/** Scenario 8: invokes the one-step child; the step after the invoke reports the time it ran. */
+const invoker = app.createFunction<BenchData>({ id: "bench-invoker" }, { event: "bench/invoker" }, async ({ event, step }) => {
+  const child = await step.invoke<{ doubled: number }>("child", { function: invoked, data: { i: event.data.i } });
+  await step.run("after", async () => {
+    await hit(event.data, { t: Date.now() });
+    return "after";
+  });
+  return { i: event.data.i, child };
+});
+
+/** The event scenario 9's waits listen for (bench/scenarios.mjs sends it): `data.key` says which run it resumes. */
+const WAIT_EVENT = "bench/wait.resolve";
+
+/**
+ * Scenario 9: waits for a `bench/wait.resolve` whose `data.key` is its own trigger's; the step
+ * after the wait reports the time it ran. The waits that are never resolved (the background) are
+ * runs of this function too, with other keys.
+ */
+const waiter = app.createFunction<BenchData>({ id: "bench-waiter" }, { event: "bench/waiter" }, async ({ event, step }) => {
+  const resolvedBy = await step.waitForEvent("wait", { event: WAIT_EVENT, match: "data.key", timeout: "1h" });
+  await step.run("resumed", async () => {
+    await hit(event.data, { t: Date.now() });
+    return "resumed";
+  });
+  return { i: event.data.i, resolvedBy: resolvedBy?.id ?? null };
+});
+
+const handler = serve({ client: app, functions: [oneStep, nSteps, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter] });
+
+/**
+ * The bench's own route, outside timing: `GET /bench/waits?event=<name>&key=<match key prefix>`
+ * answers `{ count }`, the open waits of that event name in D1's waits index whose match key starts
+ * with the prefix (`data.key="t7-` for a round's targets). Everything else goes to Stepflare.
+ */
+export default {
+  ...handler,
+  async fetch(request, env, ctx) {
+    const url = new URL(request.url);
+    if (request.method === "GET" && url.pathname === "/bench/waits") {
+      const prefix = url.searchParams.get("key") ?? "";
+      const row = await env.DB.prepare("SELECT COUNT(*) AS count FROM waits WHERE kind = 'wait' AND event_name = ?1 AND substr(match_key, 1, ?2) = ?3")
+        .bind(url.searchParams.get("event") ?? "", prefix.length, prefix)
+        .first<{ count: number }>();
+      return Response.json({ count: row?.count ?? 0 });
+    }
+    return handler.fetch!(request, env, ctx);
+  },
+} satisfies ExportedHandler<Env, QueueMessage>;
