@@ -206,7 +206,7 @@ const cancellable = app.createFunction<ChaosData>(
   },
 );
 
-/** At most 3 runs executing at once: a step that works `data.workMs` after reporting, then another. */
+/** At most 3 runs executing at once: a step that works `data.workMs` (1–2 s) after reporting, then another. */
 const limited = app.createFunction<ChaosData>({ id: "chaos-limited", retries: 3, concurrency: 3 }, { event: "chaos/limited" }, async (ctx) => {
   const worked = await ctx.step.run("work", async () => {
     await hit(ctx.event.data, "chaos-limited", "work", ctx.attempt, ctx);

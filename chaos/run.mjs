@@ -315,6 +315,12 @@ function plan(rng, counterUrl, withOutage) {
     const k = rng.int(j + 1);
     [main[j], main[k]] = [main[k], main[j]];
   }
+  // The concurrency: 3 runs go out together (at least 6 of them, in one request at a seeded place),
+  // so that some wait for a slot, and slots are handed over across the kills.
+  const limitedRow = scenarios.find((s) => s.event === "chaos/limited");
+  const limitedBurst = main.filter((x) => x.scenario === limitedRow);
+  while (limitedBurst.length < 6) limitedBurst.push(make(i++, limitedRow));
+  main.splice(0, main.length, ...main.filter((x) => x.scenario !== limitedRow));
   // Requests: batches of events, a share of them through the service binding's `send`, and the
   // invocations (`invoke` through the binding) among them at seeded places.
   const requests = [];
@@ -323,6 +329,7 @@ function plan(rng, counterUrl, withOutage) {
     requests.push({ batch: main.slice(j, j + size), via: rng.next() < RPC_SEND_SHARE ? "rpc" : "http" });
     j += size;
   }
+  requests.splice(rng.int(requests.length + 1), 0, { batch: limitedBurst, via: "http" });
   const invokable = scenarios.filter((s) => s.invokable);
   const invocations = [];
   for (let n = 0; n < INVOKES; n++, i++) {

@@ -267,7 +267,7 @@ export const scenarios = [
     invokable: true,
     event: "chaos/limited",
     weight: 2,
-    data: (_i, rng) => ({ workMs: 200 + rng.int(601) }),
+    data: (_i, rng) => ({ workMs: 1000 + rng.int(1001) }),
     events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-limited", status: "Completed", output: { worked: "worked", done: "done" }, steps: ["work", "done"] }] }],
     effects: () => ({ "chaos-limited/work": 0, "chaos-limited/done": 0 }),
   },
