@@ -182,6 +182,42 @@ const fails = app.createFunction<ChaosData>(
 );
 
 /**
+ * A wait: a step, then `step.waitForEvent` for a `chaos/reply` whose `data.key` is the trigger's
+ * (the runner sends one or two, some before the wait is stored: the look back finds those), then a
+ * step that reports the reply's `data.v`.
+ */
+const waiting = app.createFunction<ChaosData>({ id: "chaos-wait", retries: 3 }, { event: "chaos/wait" }, async (ctx) => {
+  const before = await counted(ctx, "chaos-wait", "before", "before", () => "before");
+  const reply = await ctx.step.waitForEvent("reply", { event: "chaos/reply", match: "data.key", timeout: "5m", lookback: "5m" });
+  const v = (reply?.data as { v?: unknown } | undefined)?.v ?? null;
+  const got = await counted(ctx, "chaos-wait", "after", "after", () => v);
+  return { before, reply: got };
+});
+
+/** Cancelled by a `chaos/cancel` with the trigger's `data.key`, which the runner sends during the sleep. */
+const cancellable = app.createFunction<ChaosData>(
+  { id: "chaos-cancel", retries: 3, cancelOn: [{ event: "chaos/cancel", match: "data.key" }] },
+  { event: "chaos/cancellable" },
+  async (ctx) => {
+    const a = await counted(ctx, "chaos-cancel", "a", "a", () => "a");
+    await ctx.step.sleep("nap", ctx.event.data.sleepMs as number);
+    const b = await counted(ctx, "chaos-cancel", "b", "b", () => "b");
+    return { a, b };
+  },
+);
+
+/** At most 3 runs executing at once: a step that works `data.workMs` (1–2 s) after reporting, then another. */
+const limited = app.createFunction<ChaosData>({ id: "chaos-limited", retries: 3, concurrency: 3 }, { event: "chaos/limited" }, async (ctx) => {
+  const worked = await ctx.step.run("work", async () => {
+    await hit(ctx.event.data, "chaos-limited", "work", ctx.attempt, ctx);
+    await new Promise((resolve) => setTimeout(resolve, ctx.event.data.workMs as number));
+    return "worked";
+  });
+  const done = await counted(ctx, "chaos-limited", "done", "done", () => "done");
+  return { worked, done };
+});
+
+/**
  * A cron due every minute (the Scheduler's alarm fires it under `wrangler dev`). Its event carries
  * no counter, so the counter's URL comes from `CHAOS_COUNTER`, a var run.mjs writes into the config
  * it serves; the root is the scheduled time (`cron@<ISO time>`, from `event.ts`), so the runner
@@ -198,7 +234,7 @@ const everyMinute = app.createFunction({ id: "chaos-cron", retries: 3 }, { cron:
   return { scheduledAt };
 });
 
-const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, everyMinute] });
+const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, everyMinute] });
 
 /** The chaos Worker's bindings: Stepflare's, and STEPFLARE, a service binding to its own StepflareService. */
 interface ChaosEnv extends Env {

@@ -38,7 +38,7 @@ import http from "node:http";
 import path from "node:path";
 import { isDeepStrictEqual, parseArgs, promisify } from "node:util";
 import { childEnv, freePort, groupAlive, signalGroup, stopProcessGroup } from "../bench/lib/processes.mjs";
-import { cronScenario, runsOf, scenarios } from "./scenarios.mjs";
+import { cronScenario, followUpScenario, runsOf, scenarios } from "./scenarios.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 /** The chaos Worker's config (bindings, main = chaos/index.ts); runs use a frozen build of it (see freezeWorker). */
@@ -294,7 +294,7 @@ function plan(rng, counterUrl, withOutage) {
   let runs = 0;
   const make = (i, scenario) => {
     const root = `chaos-${String(i).padStart(3, "0")}-${scenario.event.split("/")[1]}`;
-    const data = { ...scenario.data(i, rng), counter: counterUrl, root };
+    const data = { ...scenario.data(i, rng, root), counter: counterUrl, root };
     runs += runsOf(scenario, data);
     const instance = { scenario, root, data };
     instances.push(instance);
@@ -315,6 +315,12 @@ function plan(rng, counterUrl, withOutage) {
     const k = rng.int(j + 1);
     [main[j], main[k]] = [main[k], main[j]];
   }
+  // The concurrency: 3 runs go out together (at least 6 of them, in one request at a seeded place),
+  // so that some wait for a slot, and slots are handed over across the kills.
+  const limitedRow = scenarios.find((s) => s.event === "chaos/limited");
+  const limitedBurst = main.filter((x) => x.scenario === limitedRow);
+  while (limitedBurst.length < 6) limitedBurst.push(make(i++, limitedRow));
+  main.splice(0, main.length, ...main.filter((x) => x.scenario !== limitedRow));
   // Requests: batches of events, a share of them through the service binding's `send`, and the
   // invocations (`invoke` through the binding) among them at seeded places.
   const requests = [];
@@ -323,6 +329,7 @@ function plan(rng, counterUrl, withOutage) {
     requests.push({ batch: main.slice(j, j + size), via: rng.next() < RPC_SEND_SHARE ? "rpc" : "http" });
     j += size;
   }
+  requests.splice(rng.int(requests.length + 1), 0, { batch: limitedBurst, via: "http" });
   const invokable = scenarios.filter((s) => s.invokable);
   const invocations = [];
   for (let n = 0; n < INVOKES; n++, i++) {
@@ -334,11 +341,33 @@ function plan(rng, counterUrl, withOutage) {
     invocations.push(invocation);
     requests.splice(rng.int(requests.length + 1), 0, { invocation });
   }
+  // Follow-ups (a wait's replies, a cancel): each in a request of its own, 1 before to 4 after its
+  // trigger's request (a reply sent before its trigger is found by the wait's look back), or, for a
+  // fifth of the replies, held back until the kills are over (`late`).
+  const late = [];
+  const followUps = [];
+  for (const trigger of main) {
+    for (const f of trigger.scenario.followUps?.(trigger.data, rng) ?? []) {
+      const root = `${trigger.root}-${f.suffix}`;
+      const instance = { scenario: followUpScenario(f.event), root, data: { ...f.data, counter: counterUrl, root }, trigger: trigger.root };
+      instances.push(instance);
+      if (f.event === "chaos/reply" && rng.next() < 0.2) {
+        instance.late = true;
+        late.push(instance);
+        continue;
+      }
+      const at = requests.findIndex((r) => r.batch?.includes(trigger));
+      const offset = f.event === "chaos/reply" ? rng.int(6) - 1 : 1 + rng.int(3);
+      followUps.push({ at: Math.max(0, at + offset) + 0.5, request: { batch: [instance], via: rng.next() < RPC_SEND_SHARE ? "rpc" : "http" } });
+    }
+  }
+  const placed = requests.map((request, n) => ({ at: n, request }));
+  requests.splice(0, requests.length, ...[...placed, ...followUps].sort((x, y) => x.at - y.at).map((p) => p.request));
   const row = (event) => scenarios.find((s) => s.event === event);
   const aimed = [];
   for (let k = 1; k <= KILLS; k++) if (killKind(k) === "send") aimed.push(make(i++, row("chaos/derived")));
   const burst = withOutage ? ["chaos/fails", "chaos/chain", "chaos/derived", "chaos/steps"].map((event) => make(i++, row(event))) : [];
-  return { instances, requests, invocations, runs, aimed, burst };
+  return { instances, requests, invocations, runs, aimed, burst, late };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -755,7 +784,15 @@ async function checkRun(root, id, want, run, mine, out, detailPath = `/v1/runs/$
   if (want.steps && !isDeepStrictEqual([...names].sort(), [...want.steps].sort())) {
     issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) stored steps ${JSON.stringify(names)}, expected ${JSON.stringify(want.steps)}` });
   }
-  const unfinished = steps.filter((s) => s.status !== "Completed" && !(want.status === "Failed" && s.status === "Failed"));
+  if (want.forbidSteps?.some((name) => names.includes(name))) {
+    issue(out.problems, "duplicated", root, { what: `run ${run.run_id} (${want.fn}) is ${run.status} but stored steps ${JSON.stringify(names)}, among them one of ${JSON.stringify(want.forbidSteps)}` });
+  }
+  if (want.quietAfterEnd && run.ended_at) {
+    const late = mine.filter((h) => h.run === run.run_id && h.at > Date.parse(run.ended_at) + HIT_CLOCK_SLACK_MS);
+    if (late.length > 0) issue(out.problems, "duplicated", root, { what: `run ${run.run_id} (${want.fn}) ended ${run.status} at ${run.ended_at}, but step bodies began after: ${late.map((h) => `${h.key} at ${new Date(h.at).toISOString()}`).join(", ")}` });
+  } else if (want.quietAfterEnd) issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) is ${run.status} with no ended_at` });
+  // A cancelled run's sleep or wait is cleared where it stood.
+  const unfinished = steps.filter((s) => s.status !== "Completed" && !(want.status === "Failed" && s.status === "Failed") && want.status !== "Cancelled");
   if (unfinished.length > 0) issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) has unfinished steps ${JSON.stringify(unfinished.map((s) => [s.name, s.status]))}` });
   // Each stored step's attempts agree with the executions the counter saw: a counted step
   // ended at its last execution's attempt; an uncounted one (a send) took more than one
@@ -795,10 +832,11 @@ function checkEffects(root, planned, mine, notBefore, out) {
     const eventIds = new Set(seen.map((h) => h.event));
     if (eventIds.size > 1) issue(out.problems, "duplicated", root, { what: `step ${step} ran for ${eventIds.size} different events: ${[...eventIds].join(", ")}`, ...where });
     if (seen.length === 0) {
-      issue(out.problems, "lost", root, { what: `step ${step} never ran` });
+      // `null`: a step that may not run (a cancelled run's).
+      if (planned[step] !== null) issue(out.problems, "lost", root, { what: `step ${step} never ran` });
       continue;
     }
-    const verdict = explainAttempts(seen, planned[step], notBefore);
+    const verdict = explainAttempts(seen, planned[step] ?? 0, notBefore);
     if (verdict.lost) issue(out.problems, "lost", root, { what: `step ${step} ${verdict.lost}`, ...where });
     else if (verdict.duplicated) issue(out.problems, "duplicated", root, { what: `step ${step}: ${verdict.duplicated}`, ...where });
     else for (const cut of verdict.cuts) out.reruns.push({ root, step, ...cut });
@@ -822,6 +860,7 @@ async function verify(instances) {
     resumed: new Set(), // runs with step executions on both sides of a crash
     expectedEvents: new Map(), // root → ids of every event it leads to, when all its runs were found
     runIds: new Set(), // every run id listed for an expected event (expected or not)
+    found: new Map(), // root → { function id → its first run listed for the root's events }
   };
   const { problems } = out;
   const hitsByRoot = groupBy(hits, (h) => h.root);
@@ -863,13 +902,69 @@ async function verify(instances) {
     if (complete) out.expectedEvents.set(root, events.map((e) => e.id));
 
     // Side effects: each step body ran at the attempts the engine allows, and only for one event.
-    checkEffects(root, instance.scenario.effects(instance.data), mine, firstSent.get(root), out);
+    const found = {};
+    for (const { runs } of events) for (const run of runs) found[run.function_id] ??= run;
+    out.found.set(root, found);
+    checkEffects(root, instance.scenario.effects(instance.data, found), mine, firstSent.get(root), out);
   });
   return out;
 }
 
 /** The runs the counter saw for `root`: the distinct run ids of its hits. */
 const runIdsOfRoot = (root) => [...new Set(hits.filter((h) => h.root === root).map((h) => h.run))];
+
+/**
+ * Waits, cancellations and flow control, beyond the per-row checks: what the replies and cancels
+ * met, and for `chaos-limited` (concurrency: 3) how many `work` bodies executed at once. Each body
+ * is executing from its hit until `workMs` later (it sleeps that long after the counter answers),
+ * or until a kill ends it; more than 3 such windows at one moment is a slot given twice ("wrong").
+ */
+function checkCoordination(instances, out) {
+  const byRoot = new Map(instances.map((x) => [x.root, x]));
+  const followUps = instances.filter((x) => x.trigger);
+  const waits = instances.filter((x) => x.scenario.event === "chaos/wait");
+  const replies = followUps.filter((x) => x.scenario.event === "chaos/reply");
+  const repliesFirst = replies.filter((x) => accepted.get(x.root) && accepted.get(x.trigger) && accepted.get(x.root).at < accepted.get(x.trigger).at).length;
+  const waitsOk = waits.filter((x) => out.found.get(x.root)?.["chaos-wait"]?.status === "Completed" && !out.problems.some((p) => p.root === x.root)).length;
+  const cancellable = instances.filter((x) => x.scenario.event === "chaos/cancellable");
+  const cancelled = cancellable.filter((x) => x.data.cancel);
+  const ended = (status) => cancelled.filter((x) => out.found.get(x.root)?.["chaos-cancel"]?.status === status).length;
+  const limited = instances.filter((x) => x.scenario.event === "chaos/limited");
+  const windows = hits
+    .filter((h) => h.step === "chaos-limited/work")
+    .map((h) => {
+      const data = byRoot.get(h.root)?.data ?? invocationsByRoot.get(h.root)?.data;
+      const end = h.at + (data?.workMs ?? 0);
+      const kill = killTimes.find((t) => t >= h.at);
+      return { root: h.root, from: h.at, to: kill !== undefined && kill < end ? kill : end };
+    });
+  let maxOverlap = 0;
+  let at = null;
+  for (const w of windows) {
+    // Windows are measured by the counter's clock, which sees a hit up to the counter's answer
+    // delay (≤ 150 ms) before the body's sleep starts: a window counts from its hit + 150 ms.
+    const from = w.from + 150;
+    const overlapping = windows.filter((o) => o.from + 150 <= from && o.to > from).length;
+    if (overlapping > maxOverlap) [maxOverlap, at] = [overlapping, from];
+  }
+  if (maxOverlap > 3) issue(out.problems, "wrong", `concurrency@${new Date(at).toISOString()}`, { what: `${maxOverlap} chaos-limited work bodies executing at once (concurrency: 3)` });
+  return {
+    waits: waits.length,
+    waitsCompletedWithReply: waitsOk,
+    replies: replies.length,
+    waitsWithTwoReplies: waits.filter((x) => replies.filter((r) => r.trigger === x.root).length > 1).length,
+    repliesAcceptedBeforeTrigger: repliesFirst,
+    repliesAfterTheKills: replies.filter((x) => x.late).length,
+    cancellable: cancellable.length,
+    cancelsSent: cancelled.length,
+    cancelledRuns: ended("Cancelled"),
+    completedDespiteCancel: ended("Completed"),
+    limitedRuns: limited.length,
+    limitedInvoked: [...invocationsByRoot.values()].filter((x) => x.scenario.event === "chaos/limited").length,
+    limitedMaxOverlap: maxOverlap,
+  };
+}
+const invocationsByRoot = new Map();
 
 /** The run ids an invocation may have started: the one it was answered, or those its hits name. */
 const invocationRunIds = (invocation) => [...new Set([...(invocation.answer?.runId ? [invocation.answer.runId] : []), ...runIdsOfRoot(invocation.root)])];
@@ -1099,7 +1194,7 @@ async function main() {
   const modes = { d1: ["d1"], queue: ["queue"], both: ["d1", "queue"] };
   if (opts.outage !== "off") outage.plan = { ...drawn, ...(modes[opts.outage] ? { which: modes[opts.outage] } : {}) };
   const counter = await startCounter();
-  const { instances, requests, invocations, runs, aimed, burst } = plan(rng, counter.url, outage.plan !== null);
+  const { instances, requests, invocations, runs, aimed, burst, late: lateReplies } = plan(rng, counter.url, outage.plan !== null);
   const batches = requests.filter((r) => r.batch);
   log(
     `${instances.length} events (${runs} runs) in ${batches.length} requests (${batches.filter((r) => r.via === "rpc").length} through the service binding's send), ` +
@@ -1174,6 +1269,9 @@ async function main() {
   // The kills at a minute not made yet: at the next boundaries (the runs settle meanwhile).
   await minuteKillsWithin(Infinity);
   await Promise.all([sending, ...heldBack]);
+  // The replies held back: their waits are stored by now (or will be, after a kill's backoff).
+  if (lateReplies.length > 0) log(`sending ${lateReplies.length} replies held back until after the kills`);
+  await Promise.all(lateReplies.map((instance) => sendUntilAccepted([instance])));
   const chaosEnd = Date.now();
   log(
     `all ${instances.length} events accepted in ${((chaosEnd - sendStart) / 1000).toFixed(1)} s (${sendStats.requests} requests, ${sendStats.cut} cut by a kill, ` +
@@ -1195,6 +1293,8 @@ async function main() {
   const out = await verify(instances);
   const invokeStats = await verifyInvocations(invocations, out);
   const cronReport = await verifyCron(minutes, out);
+  for (const invocation of invocations) invocationsByRoot.set(invocation.root, invocation);
+  const coordination = checkCoordination(instances, out);
   const { problems, runsSeen, reruns, sendCuts, runStates, expectedEvents } = out;
   const resumed = out.resumed.size;
   const { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries } = scanLogs();
@@ -1233,6 +1333,7 @@ async function main() {
       : null,
     requests: sendStats,
     invocations: { ...invokeStats, calls: invocations.map(({ root, fn, answer, sentAt }) => ({ root, fn, sentAt: new Date(sentAt).toISOString(), answer, ran: runIdsOfRoot(root) })) },
+    coordination,
     cron: { minutes: cronReport, minuteKills: minuteKills.map((m) => ({ ...m, boundary: m.boundary && new Date(m.boundary).toISOString(), killAt: m.killAt && new Date(m.killAt).toISOString(), upAt: m.upAt && new Date(m.upAt).toISOString() })) },
     // How long after the last kill (and the outage) every event had settled; null if not in time.
     settledAfterMs,
@@ -1322,6 +1423,12 @@ async function main() {
       `${invokeStats.startedAnyway ? ` (${invokeStats.startedAnywayUnindexed} of them missing from the runs index)` : ""}`,
   );
   log(`report in ${path.join(outDir, "report.json")}; done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  const c = coordination;
+  log(
+    `waits: ${c.waitsCompletedWithReply}/${c.waits} completed with their reply, resumed once (${c.replies} replies: ${c.waitsWithTwoReplies} waits got two, ${c.repliesAcceptedBeforeTrigger} accepted before their trigger, ${c.repliesAfterTheKills} sent after the kills); ` +
+      `cancelOn: ${c.cancelsSent} cancels for ${c.cancellable} sleeping runs: ${c.cancelledRuns} Cancelled, ${c.completedDespiteCancel} Completed (no cancel met the run while it was under way); ` +
+      `concurrency 3: ${c.limitedRuns + c.limitedInvoked} runs, at most ${c.limitedMaxOverlap} work bodies at once`,
+  );
   // The cron's line: the minutes checked, the kills at a minute, and what they found.
   const cronProblems = problems.filter((p) => String(p.root).startsWith("cron@"));
   const firstStep = (t) => cronReport.find((m) => m.minute === new Date(t).toISOString())?.firstStepAfterMs;

@@ -1,11 +1,11 @@
 // The chaos scenarios: one row per kind of work `npm run chaos` starts, kills and checks.
-// Later work (waits, cron, flow control) adds rows here, and functions to chaos/index.ts.
+// New kinds of work add rows here, and functions to chaos/index.ts.
 //
 // A row:
 // - `name`: the row's name in reports.
 // - `event`: the event name the runner sends (with an explicit id, the row's "root").
 // - `weight`: how often the row is picked relative to the others.
-// - `data(i, rng)`: the event's data (the runner adds `counter` and `root`). `rng.int(n)` is 0..n-1.
+// - `data(i, rng, root)`: the event's data (the runner adds `counter` and `root`). `rng.int(n)` is 0..n-1.
 // - `events(data, root, found, seen)`: every event the root leads to, the root first, each with the
 //   runs it must have: `{ id, runs: [{ fn, label?, status, output?, error?, steps? }] }`. `found`
 //   maps a function id to its run (as `GET /v1/events/:id/runs` answers it) among the events
@@ -20,6 +20,13 @@
 //   0..n: n is that number plus one per kill that cut it (a body cut by a kill fails that attempt
 //   with a RuntimeDiedError and runs again at the next one, after the retry backoff); a kill must
 //   lie between an execution and the next, and nothing runs again without one (run.mjs checks it).
+//   `null`: a step that may not run (a cancelled run's). `effects(data, found)` gets the runs found
+//   (by function id, as `events` does) at the check.
+// - `followUps(data, rng)`: events the runner sends after the trigger (`[{ suffix, event, data }]`,
+//   each with the id `<root>-<suffix>`): a wait's replies, a cancel. Each is checked as an event of
+//   its own that starts no run (`followUpScenario`).
+// - `forbidSteps` on a run: stored steps it must not have (a cancelled run's steps after the cancel);
+//   `quietAfterEnd`: no step body of the run may begin after it ended (a cancelled run's).
 // - `invokable`: the row's event leads to one run and nothing else, so the runner also starts that
 //   run through the service binding's `invoke(functionId, data)` with the row's data, and checks it
 //   like the event's run (the run's function is the first run's `fn`).
@@ -211,7 +218,68 @@ export const scenarios = [
     // The doomed step throws NonRetriableError: its first attempt that runs to the end fails the run.
     effects: () => ({ "chaos-fails/doomed": 0, "chaos-fails-failure/notify": 0 }),
   },
+  {
+    name: "waitForEvent resumed by a reply",
+    event: "chaos/wait",
+    weight: 2,
+    data: (i, _rng, root) => ({ key: root, v: `v${i}` }),
+    // The replies (`chaos/reply`, matched on `data.key`): one, sometimes two with ids of their own
+    // and the same payload; the runner sends them at seeded places around the trigger (one may go
+    // out before it: the wait's look back finds it) and some after the kills.
+    followUps: (d, rng) => Array.from({ length: rng.next() < 0.3 ? 2 : 1 }, (_, n) => ({ suffix: `reply${n}`, event: "chaos/reply", data: { key: d.key, v: d.v } })),
+    events: (d, root) => [
+      { id: root, runs: [{ fn: "chaos-wait", status: "Completed", output: { before: "before", reply: d.v }, steps: ["before", "reply", "after"] }] },
+    ],
+    effects: () => ({ "chaos-wait/before": 0, "chaos-wait/after": 0 }),
+  },
+  {
+    name: "cancelOn: a sleeping run cancelled by an event",
+    event: "chaos/cancellable",
+    weight: 2,
+    data: (_i, rng, root) => ({ key: root, cancel: rng.next() < 0.7, sleepMs: 8000 + rng.int(4001) }),
+    // A cancel event (`chaos/cancel`, matched on `data.key`) for most: the runner sends it soon after
+    // the trigger, well before the sleep ends, unless the trigger had to be sent again.
+    followUps: (d) => (d.cancel ? [{ suffix: "cancel", event: "chaos/cancel", data: { key: d.key } }] : []),
+    // Cancelled: a cancel that came while the run was under way (steps a and nap, never b). Completed:
+    // no cancel, or one that came before the run existed (it matches only runs already started).
+    // A cancelled run sends `inngest/function.cancelled` (id `<run id>-cancelled`), which starts no run here.
+    events: (d, root, found) => {
+      const cancelled = d.cancel && found["chaos-cancel"]?.status === "Cancelled";
+      return [
+        {
+          id: root,
+          runs: [
+            cancelled
+              ? { fn: "chaos-cancel", status: "Cancelled", forbidSteps: ["b"], quietAfterEnd: true }
+              : { fn: "chaos-cancel", status: "Completed", output: { a: "a", b: "b" }, steps: ["a", "nap", "b"] },
+          ],
+        },
+        ...(cancelled ? [{ id: `${found["chaos-cancel"].run_id}-cancelled`, runs: [] }] : []),
+      ];
+    },
+    // A cancelled run may not have run a or b (`null`: a step that may not run); b may have begun
+    // only if a cancel the kills delayed came while it ran: no body may begin after the run ended
+    // (`quietAfterEnd`), and b's result is never stored (`forbidSteps`).
+    effects: (d, found) => (d.cancel && found?.["chaos-cancel"]?.status === "Cancelled" ? { "chaos-cancel/a": null, "chaos-cancel/b": null } : { "chaos-cancel/a": 0, "chaos-cancel/b": 0 }),
+  },
+  {
+    name: "concurrency: 3",
+    invokable: true,
+    event: "chaos/limited",
+    weight: 2,
+    data: (_i, rng) => ({ workMs: 1000 + rng.int(1001) }),
+    events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-limited", status: "Completed", output: { worked: "worked", done: "done" }, steps: ["work", "done"] }] }],
+    effects: () => ({ "chaos-limited/work": 0, "chaos-limited/done": 0 }),
+  },
 ];
+
+/**
+ * The row of an event the runner sends after another row's trigger (a reply, a cancel): it starts
+ * no run itself, and is checked as an event the log holds once.
+ */
+export function followUpScenario(event) {
+  return { name: `follow-up ${event}`, event, weight: 0, data: () => ({}), events: (_d, root) => [{ id: root, runs: [] }], effects: () => ({}) };
+}
 
 /**
  * The cron function `chaos-cron` (chaos/index.ts, `* * * * *`): the Scheduler starts one run per

@@ -4,9 +4,9 @@ import { promisify } from "node:util";
 import { expect, it } from "vitest";
 
 // The short version of `npm run chaos` (chaos/run.mjs): kill -9 `wrangler dev` three times while
-// 40 runs of steps, sleeps, retries, sendEvent chains and fan-out are in flight (some sent and
-// invoked through the service binding), and once more at a minute boundary, restart it on the
-// same state each time, and check that nothing accepted was lost, no finished step ran twice, and
+// 40 runs of steps, sleeps, retries, sendEvent chains, fan-out, waits for a reply, cancelOn and
+// concurrency are in flight (some sent and invoked through the service binding), and once more at a
+// minute boundary, restart it on the same state each time, and check that nothing accepted was lost, no finished step ran twice, and
 // the cron due every minute ran once for each minute, the one across the kill included.
 it("loses nothing and runs no finished step or scheduled minute twice across kill -9 restarts (npm run chaos --short)", async () => {
   const script = path.resolve(import.meta.dirname, "../../chaos/run.mjs");
