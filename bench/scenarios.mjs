@@ -312,29 +312,16 @@ export const scenarios = [
     metrics: latenessMetrics,
     systems: {
       async stepflare(ctx, { runs }) {
-        const tag = ctx.tag();
-        const latencies = [];
-        for (const i of range(runs)) {
-          const done = ctx.expectHits(tag, i + 1, 10_000);
-          const t0 = ctx.now();
-          const [id] = await ctx.sf.send([{ name: "bench/first-step", data: { counter: ctx.counter.url, tag, i } }]);
-          const hits = await done;
-          latencies.push(hits.get(i).t - t0);
-          ctx.expectRuns([id], (run) => run.function_id === "bench-first-step" && isDeepStrictEqual(run.output, { i }));
-        }
+        const { ids, latencies } = await oneAtATime(ctx, runs, async (i, tag) => (await ctx.sf.send([{ name: "bench/first-step", data: { counter: ctx.counter.url, tag, i } }]))[0]);
+        ctx.expectRuns(ids, (run, i) => run.function_id === "bench-first-step" && isDeepStrictEqual(run.output, { i }));
         return p50p95(latencies);
       },
       async workflows(ctx, { runs }) {
-        const tag = ctx.tag();
-        const latencies = [];
-        for (const i of range(runs)) {
-          const done = ctx.expectHits(tag, i + 1, 10_000);
-          const t0 = ctx.now();
+        const { ids, latencies } = await oneAtATime(ctx, runs, async (i, tag) => {
           await ctx.cf.create("FIRST_STEP", [{ id: `${tag}-${i}`, params: { counter: ctx.counter.url, tag, i } }]);
-          const hits = await done;
-          latencies.push(hits.get(i).t - t0);
-          ctx.expectInstances("FIRST_STEP", [`${tag}-${i}`], (output) => isDeepStrictEqual(output, { i }));
-        }
+          return `${tag}-${i}`;
+        });
+        ctx.expectInstances("FIRST_STEP", ids, (output, i) => isDeepStrictEqual(output, { i }));
         return p50p95(latencies);
       },
     },
