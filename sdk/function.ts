@@ -192,22 +192,23 @@ export class StepflareFunction {
     this.hasFlowControl = Object.keys(this.flow).some((option) => option !== "concurrency" && option !== "priorityOf");
     const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, ...settings } = parsed;
     this.settings = settings;
-    const companion = { retries: parsed.retries, stepTimeout: parsed.stepTimeout };
+    // onFailure and onCancel run as functions of their own, triggered by this function's engine events.
+    const companion = (suffix: string, label: string, event: string, handler: Handler<object, unknown>) =>
+      new StepflareFunction(
+        { id: `${parsed.id}-${suffix}`, name: `${this.name} (${label})`, retries: parsed.retries, stepTimeout: parsed.stepTimeout },
+        { event, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
+        handler,
+      );
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
-      this.failureFunction = new StepflareFunction(
-        { id: `${parsed.id}-failure`, name: `${this.name} (failure)`, ...companion },
-        { event: FUNCTION_FAILED_EVENT, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
-        (ctx: Parameters<Handler<FailureEventData, unknown>>[0]) =>
-          onFailure({ ...ctx, error: rebuildError(ctx.event.data.error) } as Parameters<FailureHandler<object>>[0]),
+      this.failureFunction = companion("failure", "failure", FUNCTION_FAILED_EVENT, (ctx) =>
+        onFailure({ ...ctx, error: rebuildError((ctx.event.data as FailureEventData).error) } as Parameters<FailureHandler<object>>[0]),
       );
     }
     if (parsed.onCancel) {
       const onCancel = parsed.onCancel as unknown as CancelHandler<object>;
-      this.cancelFunction = new StepflareFunction(
-        { id: `${parsed.id}-cancel`, name: `${this.name} (cancel)`, ...companion },
-        { event: FUNCTION_CANCELLED_EVENT, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
-        (ctx: Parameters<Handler<CancelEventData, unknown>>[0]) => onCancel({ ...ctx, reason: ctx.event.data.reason } as Parameters<CancelHandler<object>>[0]),
+      this.cancelFunction = companion("cancel", "cancel", FUNCTION_CANCELLED_EVENT, (ctx) =>
+        onCancel({ ...ctx, reason: (ctx.event.data as CancelEventData).reason } as Parameters<CancelHandler<object>>[0]),
       );
     }
   }
