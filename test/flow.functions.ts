@@ -22,6 +22,13 @@ export function flowFunctions(app: Stepflare) {
     async ({ event }) => ({ n: event.data.n }),
   );
 
+  // One start a second per group; a run's `priority` moves it up the queue of runs waiting for their start.
+  const throttledByPriority = app.createFunction(
+    { id: "flow-throttled-priority", throttle: { limit: 1, period: "1s", key: "event.data.group" }, priority: { run: "event.data.priority" } },
+    { event: "test/flow.throttled-priority" },
+    async ({ event }) => ({ n: event.data.n, startedAt: Date.now() }),
+  );
+
   const debounced = app.createFunction(
     { id: "flow-debounced", debounce: { period: "1s", key: "event.data.key" } },
     { event: "test/flow.debounced" },
@@ -66,5 +73,5 @@ export function flowFunctions(app: Stepflare) {
 
   const paused = app.createFunction({ id: "flow-paused" }, { event: "test/flow.paused" }, async ({ event }) => ({ n: event.data.n }));
 
-  return [paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, debounced, debouncedAll, batched];
+  return [paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched];
 }

@@ -49,32 +49,57 @@ describe("throttle", () => {
   it("delays starts beyond limit + burst, spaced period / limit apart, and drops none", async () => {
     const group = uniqueKey("group");
     const ids = await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.throttled", data: { group, n } })));
-    const runs = await eventually(async () => {
-      const found = (await Promise.all(ids.map((id) => runsOf(id)))).flat();
-      return found.length === 5 ? found : undefined;
-    });
-    // Each run waits for its start on its object's alarm: read the start times there, no waiting.
-    const startTimes = await Promise.all(
-      runs.map(async (run) => {
-        const stub = env.RUNS.get(env.RUNS.idFromName(run.run_id));
-        return runInDurableObject(stub, async (_, state) => ({ status: run.status, alarm: await state.storage.getAlarm() }));
-      }),
-    );
-    const queued = startTimes.filter((entry) => entry.status === "Queued").map((entry) => entry.alarm!).sort();
-    // limit 2 + burst 1 start at once; the other two are Queued 5 s apart (10 s / 2).
-    expect(startTimes.filter((entry) => entry.status !== "Queued")).toHaveLength(3);
-    expect(queued).toHaveLength(2);
-    expect(queued[1]! - queued[0]!).toBe(5000);
+    // limit 2 + burst 1 start at once; the other two wait for their turn in the throttle's queue.
+    const throttle = flowObject(env, "flow-throttled", "throttle", group);
+    const waiting = await eventually(async () => {
+      const rows = await runInDurableObject(throttle, (_, state) => state.storage.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid").toArray());
+      return rows.length === 2 ? rows : undefined;
+    }, 20_000, "two runs waiting for their start");
+    const finished = await eventually(async () => {
+      const runs = (await Promise.all(ids.map((id) => runsOf(id)))).flat();
+      return runs.length === 5 && runs.filter((run) => FINAL.has(run.status)).length === 3 ? runs : undefined;
+    }, 20_000, "three runs finished");
+    expect(finished.filter((run) => run.status === "Queued")).toHaveLength(2);
+    // Each waiting run's alarm stands at its expected turn (plus the same recheck margin): 5 s apart (10 s / 2).
+    const alarms = await Promise.all(waiting.map(({ run_id }) => runInDurableObject(env.RUNS.get(env.RUNS.idFromName(run_id)), (_, state) => state.storage.getAlarm())));
+    expect(alarms[1]! - alarms[0]!).toBe(5000);
   });
 
-  it("paces starts by GCRA in the coordinator (fake time)", async () => {
+  it("paces starts by GCRA in the coordinator, in priority order (fake time)", async () => {
     const stub = flowObject(env, "flow-throttled", "throttle", uniqueKey("fake"));
-    const t0 = Date.UTC(2026, 0, 1);
-    const ask = (n: number, now: number) => stub.admit({ kind: "throttle", runId: `r${n}`, limit: 1, period: 60_000, burst: 2 }, now);
-    const answers = [await ask(1, t0), await ask(2, t0), await ask(3, t0), await ask(4, t0 + 1000), await ask(5, t0 + 200_000)];
-    expect(answers.map((answer) => (answer.start ? answer.at - t0 : null))).toEqual([0, 0, 60_000, 120_000, 200_000]);
-    // The same run asked again gets the same answer (a redelivered event).
-    expect(await ask(3, t0 + 5000)).toEqual(answers[2]);
+    // In the future, so the coordinator's alarm (at real time) never grants a start behind the test's back.
+    const t0 = Date.UTC(2100, 0, 1);
+    const rate = { limit: 1, period: 60_000, burst: 2 };
+    const ask = (run: string, now: number, orderKey = now) => stub.acquireStart(run, rate, orderKey, now);
+    expect([await ask("r1", t0), await ask("r2", t0)]).toEqual([{ granted: true }, { granted: true }]);
+    expect(await ask("r3", t0)).toEqual({ granted: false, estimate: t0 + 60_000 });
+    expect(await ask("r4", t0 + 1000)).toEqual({ granted: false, estimate: t0 + 120_000 });
+    // Ten minutes of priority puts r5 ahead of both: r3's turn moves back one period.
+    expect(await ask("r5", t0 + 2000, t0 + 2000 - 600_000)).toEqual({ granted: false, estimate: t0 + 60_000 });
+    expect(await ask("r3", t0 + 5000)).toEqual({ granted: false, estimate: t0 + 120_000 });
+    // At r3's old turn the start goes to r5; r3 and r4 follow a period apart, none dropped.
+    expect(await ask("r3", t0 + 60_000)).toEqual({ granted: false, estimate: t0 + 120_000 });
+    expect(await ask("r3", t0 + 120_000)).toEqual({ granted: true });
+    expect(await ask("r4", t0 + 180_000)).toEqual({ granted: true });
+    // A run granted once is granted again (its first invocation repeated after a crash), and a quiet
+    // throttle starts the next run at once.
+    expect(await ask("r3", t0 + 190_000)).toEqual({ granted: true });
+    expect(await ask("r6", t0 + 400_000)).toEqual({ granted: true });
+  });
+
+  it("priority moves a run waiting for its start ahead of those that came before it", async () => {
+    const group = uniqueKey("throttle-prio");
+    const ids = await sendEvents([0, 1, 2].map((n) => ({ name: "test/flow.throttled-priority", data: { group, n } })));
+    // n=0 starts at once; once 1 and 2 wait for theirs, the prioritized run comes.
+    const throttle = flowObject(env, "flow-throttled-priority", "throttle", group);
+    await eventually(async () => {
+      const waiting = await runInDurableObject(throttle, (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n);
+      return waiting === 2 ? true : undefined;
+    }, 20_000, "two runs waiting for their start");
+    ids.push(...(await sendEvents({ name: "test/flow.throttled-priority", data: { group, n: 3, priority: 600 } })));
+    const runs = await runsOfFunction("flow-throttled-priority", ids, 4);
+    const order = runs.map((run) => run.output as { n: number; startedAt: number }).sort((a, b) => a.startedAt - b.startedAt).map((output) => output.n);
+    expect(order).toEqual([0, 3, 1, 2]);
   });
 });
 

@@ -15,8 +15,8 @@ export function flowObject(env: Env, functionId: string, option: string, key: st
 }
 
 /**
- * How a run of `fn` for `accepted` starts under its flow control: `{ startAt }` (now, or later
- * for a throttle), `skipped` (a rate limit: recorded in the runs index as Skipped), `none` (an
+ * How a run of `fn` for `accepted` starts under its flow control: `{ startAt }` (now, or an
+ * event's future `ts`), `skipped` (a rate limit: recorded in the runs index as Skipped), `none` (an
  * idempotency key already used, or an event handed to a debounce or batch, whose coordinator
  * starts the run later). `position` is the event's place in its queue batch: events accepted in
  * the same millisecond are collected in the order they were sent.
@@ -34,7 +34,7 @@ export async function admitRun(env: Env, fn: StepflareFunction, accepted: Accept
     await flowObject(env, fn.id, "batchEvents", keyOf(event)).collect({ kind: "batchEvents", functionId: fn.id, accepted, position, maxSize, timeout });
     return "none";
   }
-  let startAt = Math.max(event.ts, receivedAt);
+  const startAt = Math.max(event.ts, receivedAt);
   const ask = (option: string, key: string, question: FlowAsk): Promise<FlowAnswer> => flowObject(env, fn.id, option, key).admit(question);
   if (flow.idempotency && !(await ask("idempotency", flow.idempotency.keyOf(event), { kind: "idempotency", runId })).start) return "none";
   if (flow.rateLimit) {
@@ -46,11 +46,8 @@ export async function admitRun(env: Env, fn: StepflareFunction, accepted: Accept
     const answer = await ask("singleton", flow.singleton.keyOf(event), { kind: "singleton", runId, mode: flow.singleton.mode });
     if (!answer.start) return { skipped: answer.reason };
   }
-  if (flow.throttle) {
-    const { limit, period, burst, keyOf } = flow.throttle;
-    const answer = await ask("throttle", keyOf(event), { kind: "throttle", runId, limit, period, burst: limit + (burst ?? 0) });
-    if (answer.start) startAt = Math.max(startAt, answer.at);
-  }
+  // A throttle (like a concurrency limit) is asked by the run itself, at its first invocation: so
+  // that runs waiting for their start can be reordered by priority.
   return { startAt };
 }
 

@@ -18,8 +18,13 @@ export const LEASE_MS = 30_000;
 export type FlowAsk =
   | { kind: "idempotency"; runId: string }
   | { kind: "rateLimit"; runId: string; limit: number; period: number }
-  | { kind: "throttle"; runId: string; limit: number; period: number; burst: number }
   | { kind: "singleton"; runId: string; mode: "skip" | "cancel" };
+
+/** A throttle's pace: `limit` starts per `period` ms, `burst` of them at once (GCRA). */
+export type ThrottleRate = { limit: number; period: number; burst: number };
+
+/** A throttle's answer to a run asking to start: go now, or wait to be told (by `estimate` if nothing moves ahead). */
+export type StartAnswer = { granted: true } | { granted: false; estimate: number };
 
 /** Its answer: start (at a time), or skip. */
 export type FlowAnswer = { start: true; at: number } | { start: false; reason: string };
@@ -97,11 +102,6 @@ export class FlowObject extends DurableObject<Env> {
         this.set("tat", String(next.tat));
         return { start: true, at: now };
       }
-      case "throttle": {
-        const next = gcra({ tat: Number(this.get("tat") ?? 0), now, limit: ask.limit, period: ask.period, burst: ask.burst });
-        this.set("tat", String(next.tat));
-        return { start: true, at: next.startAt };
-      }
     }
   }
 
@@ -127,6 +127,65 @@ export class FlowObject extends DurableObject<Env> {
     this.set("max_size", String(ask.maxSize));
     if (this.pendingCount() >= ask.maxSize) return this.release();
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(firstAt + ask.timeout);
+  }
+
+  /**
+   * Asks a throttle for `runId`'s start, at its first invocation: granted while the rate allows a
+   * start now and no run waits ahead of it; otherwise the run waits, in `orderKey` order (its time
+   * of asking, less its priority), and is woken by `slotGranted` when its turn comes. The answer
+   * `estimate` is when that would be if no run moves ahead of it: the run asks again then, should
+   * its wake-up be lost. Granted once, a run is granted again (a repeated first invocation).
+   */
+  async acquireStart(runId: string, rate: ThrottleRate, orderKey: number, now = Date.now()): Promise<StartAnswer> {
+    usage.doRequests++;
+    this.set("kind", "throttle");
+    this.set("rate", JSON.stringify(rate));
+    if (this.sql.exec("SELECT 1 FROM decisions WHERE run_id = ?", runId).toArray().length > 0) return { granted: true };
+    this.write("INSERT INTO waiting (run_id, order_key) VALUES (?, ?) ON CONFLICT(run_id) DO NOTHING", runId, orderKey);
+    const granted = await this.grantStarts(now, runId);
+    if (granted) return { granted: true };
+    // Its place in the queue, paced as the rate would pace the runs ahead of it.
+    const ahead = this.sql.exec<{ n: number }>(
+      "SELECT COUNT(*) AS n FROM waiting WHERE (order_key, rowid) < (SELECT order_key, rowid FROM waiting WHERE run_id = ?)",
+      runId,
+    ).one().n;
+    let tat = Number(this.get("tat") ?? 0);
+    let estimate = now;
+    for (let i = 0; i <= ahead; i++) ({ startAt: estimate, tat } = gcra({ tat, now, ...rate }));
+    return { granted: false, estimate };
+  }
+
+  /**
+   * Grants starts to the runs waiting first while the rate allows one now, tells them (but `asking`,
+   * which learns it from the answer), and arms the alarm for the next start; answers whether `asking` was granted.
+   */
+  private async grantStarts(now: number, asking?: string): Promise<boolean> {
+    const rate = JSON.parse(this.get("rate") ?? "null") as ThrottleRate | null;
+    if (!rate) return false;
+    const granted: string[] = [];
+    let tat = Number(this.get("tat") ?? 0);
+    for (;;) {
+      const first = this.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid LIMIT 1").toArray()[0];
+      if (!first) break;
+      const next = gcra({ tat, now, ...rate });
+      if (next.startAt > now) {
+        await this.ctx.storage.setAlarm(next.startAt);
+        break;
+      }
+      tat = next.tat;
+      this.write("INSERT INTO decisions (run_id, answer, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", first.run_id, JSON.stringify({ start: true, at: now }), now);
+      this.write("DELETE FROM waiting WHERE run_id = ?", first.run_id);
+      granted.push(first.run_id);
+    }
+    this.set("tat", String(tat));
+    this.write("DELETE FROM decisions WHERE at < ?", now - DECISION_TTL_MS);
+    // Told after the grants are stored; a run not told asks again at its own alarm.
+    await this.tellGranted(granted.filter((id) => id !== asking));
+    return asking !== undefined && granted.includes(asking);
+  }
+
+  private tellGranted(runIds: string[]): Promise<unknown> {
+    return Promise.all(runIds.map((id) => this.env.RUNS.get(this.env.RUNS.idFromName(id)).slotGranted().catch(() => undefined)));
   }
 
   /**
@@ -164,7 +223,9 @@ export class FlowObject extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     usage.doRequests++;
-    if (this.get("kind") === "concurrency") return this.grantWaiting(Date.now());
+    const kind = this.get("kind");
+    if (kind === "concurrency") return this.grantWaiting(Date.now());
+    if (kind === "throttle") return void (await this.grantStarts(Date.now()));
     await this.release();
   }
 
@@ -179,7 +240,7 @@ export class FlowObject extends DurableObject<Env> {
     }
     await this.armConcurrency(now);
     // The runs are told after the slots are stored; one not told in time asks again at its own alarm.
-    await Promise.all(granted.map(({ run_id }) => this.env.RUNS.get(this.env.RUNS.idFromName(run_id)).slotGranted().catch(() => undefined)));
+    await this.tellGranted(granted.map(({ run_id }) => run_id));
   }
 
   private reclaimExpired(now: number): void {

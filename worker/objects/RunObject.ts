@@ -4,7 +4,8 @@ import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../.
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
 import { flowObject } from "../flow.ts";
-import { LEASE_MS } from "./FlowObject.ts";
+import { LEASE_MS, type ThrottleRate } from "./FlowObject.ts";
+import type { Throttle } from "../../sdk/flow.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
@@ -33,6 +34,18 @@ const DELIVERY_RETRY_MS = 5_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
+
+/** How long after its expected turn a run waiting on a throttle asks again, should its wake-up be lost. */
+const THROTTLE_RECHECK_MS = 1_000;
+
+/** A run's place in a flow coordinator's queue: the time it was created, less its priority in seconds. */
+function queueOrder(run: RunRecord, fn: StepflareFunction): number {
+  return run.startedAt - (fn.flow.priorityOf?.(run.events[0]!) ?? 0) * 1000;
+}
+
+function throttleRate(throttle: Throttle): ThrottleRate {
+  return { limit: throttle.limit, period: throttle.period, burst: throttle.limit + (throttle.burst ?? 0) };
+}
 
 /** A run's record with its steps. */
 export interface RunWithSteps {
@@ -82,8 +95,8 @@ export class RunObject extends DurableObject<Env> {
     if (existing) return existing.status;
     const now = Date.now();
     const fn = findFunction(init.functionId);
-    // A run under a concurrency limit starts as a delayed one does: its first invocation asks for a slot.
-    const delayed = init.startAt > now || fn?.flow.concurrency !== undefined;
+    // A run under a throttle or a concurrency limit starts as a delayed one does: its first invocation asks for its start or a slot.
+    const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
     const finishAfter = fn?.timeouts.finish;
     this.store.createRun(
       {
@@ -261,7 +274,12 @@ export class RunObject extends DurableObject<Env> {
     }
 
     // An invocation that began and never ended died with the runtime (nothing runs it in memory).
-    // Under a concurrency limit, no slot, no invocation: the coordinator wakes the run when it gives it one.
+    // Under a throttle, no start until it is this run's turn; under a concurrency limit, no slot, no
+    // invocation: the coordinator wakes the run when it gives it one (the alarm asks again, should that be lost).
+    if (fn.flow.throttle && isDelayedStart) {
+      const answer = await this.throttleOf(run, fn).acquireStart(run.id, throttleRate(fn.flow.throttle), queueOrder(run, fn));
+      if (!answer.granted) return void (await this.ctx.storage.setAlarm(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS));
+    }
     if (fn.flow.concurrency && !(await this.acquireSlots(run, fn))) return void (await this.ctx.storage.setAlarm(now + LEASE_MS));
     const recovering = !isFirst && run.isOpen;
     if (!isFirst) {
@@ -319,7 +337,7 @@ export class RunObject extends DurableObject<Env> {
     }
   }
 
-  /** A concurrency coordinator gave this run a slot: its invocation can go on. */
+  /** A concurrency coordinator gave this run a slot, or a throttle its start: its invocation can go on. */
   async slotGranted(): Promise<void> {
     void this.execute(false);
   }
@@ -331,7 +349,7 @@ export class RunObject extends DurableObject<Env> {
    */
   private async acquireSlots(run: RunRecord, fn: StepflareFunction): Promise<boolean> {
     const limits = fn.flow.concurrency ?? [];
-    const orderKey = run.startedAt - (fn.flow.priorityOf?.(run.events[0]!) ?? 0) * 1000;
+    const orderKey = queueOrder(run, fn);
     for (const [i, limit] of limits.entries()) {
       if (await this.slotOf(fn, i).acquire(run.id, limit.limit, orderKey)) continue;
       await Promise.all(limits.map((_, j) => (j === i ? undefined : this.slotOf(fn, j).releaseSlot(run.id))));
@@ -342,6 +360,10 @@ export class RunObject extends DurableObject<Env> {
 
   private releaseSlots(run: RunRecord, fn: StepflareFunction): Promise<unknown> {
     return Promise.all((fn.flow.concurrency ?? []).map((_, i) => this.slotOf(fn, i).releaseSlot(run.id)));
+  }
+
+  private throttleOf(run: RunRecord, fn: StepflareFunction) {
+    return flowObject(this.env, fn.id, "throttle", fn.flow.throttle!.keyOf(run.events[0]!));
   }
 
   private slotOf(fn: StepflareFunction, index: number) {
