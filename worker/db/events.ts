@@ -1,4 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
+import { pageOf, type PageCursor } from "./runs.ts";
 import type { AcceptedEvent, EventRef } from "../messages.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
@@ -190,4 +191,22 @@ export function chunk<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/**
+ * A page of the event log, newest first, after `cursor` (the previous page's `next`); with `name`,
+ * only events of that name. Seeks the index (events_received or events_name) to the cursor.
+ *
+ * @example
+ * const page = await listEvents(env.DB, { name: "shop/order.placed" }, null, 50);
+ */
+export async function listEvents(db: D1Database, filter: { name?: string }, cursor: PageCursor | null, limit: number): Promise<{ rows: EventRow[]; next: PageCursor | null }> {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const bind = (value: string | number) => `?${params.push(value)}`;
+  if (filter.name !== undefined) where.push(`name = ${bind(filter.name)}`);
+  if (cursor) where.push(`(received_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
+  const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY received_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
+  const rows = (await db.prepare(sql).bind(...params).all<EventRow>()).results;
+  return pageOf(rows, limit, (row) => ({ at: row.received_at, id: row.id }));
 }

@@ -88,3 +88,84 @@ export function deleteEndedRunsStatement(db: D1Database, before: number, limit: 
   // Uses index runs_ended.
   return db.prepare("DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE ended_at < ?1 ORDER BY ended_at LIMIT ?2)").bind(before, limit);
 }
+
+/** Which runs a listing shows: all of them, or those of one function, statuses, start window. */
+export interface RunFilter {
+  functionId?: string;
+  statuses?: RunStatus[];
+  /** Epoch ms, inclusive. */
+  startedAfter?: number;
+  /** Epoch ms, exclusive. */
+  startedBefore?: number;
+}
+
+/** Where a page of a newest-first listing ends: the last row's sort key. */
+export interface PageCursor {
+  at: number;
+  id: string;
+}
+
+/**
+ * A page of the runs index, newest first, after `cursor` (the previous page's `next`); `next` is
+ * null on the last page. A page costs its own rows and the rows its status filter passes over,
+ * whatever its depth: it seeks the index (runs_started or runs_function_started) to the cursor.
+ *
+ * @example
+ * const first = await listRuns(env.DB, { functionId: "hello" }, null, 50);
+ * const second = first.next ? await listRuns(env.DB, { functionId: "hello" }, first.next, 50) : null;
+ */
+export async function listRuns(db: D1Database, filter: RunFilter, cursor: PageCursor | null, limit: number): Promise<{ rows: RunIndexRow[]; next: PageCursor | null }> {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  const bind = (value: string | number) => `?${params.push(value)}`;
+  if (filter.functionId !== undefined) where.push(`function_id = ${bind(filter.functionId)}`);
+  if (filter.statuses?.length) where.push(`status IN (${filter.statuses.map(bind).join(", ")})`);
+  if (filter.startedAfter !== undefined) where.push(`started_at >= ${bind(filter.startedAfter)}`);
+  if (filter.startedBefore !== undefined) where.push(`started_at < ${bind(filter.startedBefore)}`);
+  if (cursor) where.push(`(started_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
+  const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY started_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
+  const rows = (await db.prepare(sql).bind(...params).all<RunIndexRow>()).results;
+  return pageOf(rows, limit, (row) => ({ at: row.started_at, id: row.id }));
+}
+
+/** A function's runs by status since a time, and per hour its runs and failures (the dashboard's counts and chart). */
+export interface FunctionStats {
+  byStatus: Partial<Record<RunStatus, number>>;
+  hours: { hour: number; runs: number; failures: number }[];
+}
+
+/**
+ * Every function's runs started since `since`, counted by status and by hour (epoch ms of the hour's
+ * start). Reads the runs of that window once (index runs_started).
+ *
+ * @example
+ * const stats = await functionStats(env.DB, Date.now() - 24 * 3_600_000);
+ * stats.get("hello")?.byStatus.Failed; // 3
+ */
+export async function functionStats(db: D1Database, since: number): Promise<Map<string, FunctionStats>> {
+  const rows = (
+    await db
+      .prepare("SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n FROM runs WHERE started_at >= ?1 GROUP BY function_id, status, hour")
+      .bind(since)
+      .all<{ function_id: string; status: RunStatus; hour: number; n: number }>()
+  ).results;
+  const stats = new Map<string, FunctionStats>();
+  for (const row of rows) {
+    let entry = stats.get(row.function_id);
+    if (!entry) stats.set(row.function_id, (entry = { byStatus: {}, hours: [] }));
+    entry.byStatus[row.status] = (entry.byStatus[row.status] ?? 0) + row.n;
+    const hourStart = row.hour * 3_600_000;
+    let hour = entry.hours.find((h) => h.hour === hourStart);
+    if (!hour) entry.hours.push((hour = { hour: hourStart, runs: 0, failures: 0 }));
+    hour.runs += row.n;
+    if (row.status === "Failed") hour.failures += row.n;
+  }
+  for (const entry of stats.values()) entry.hours.sort((a, b) => a.hour - b.hour);
+  return stats;
+}
+
+/** The first `limit` rows of a page read with one row more than asked, and the cursor after them. */
+export function pageOf<T>(rows: T[], limit: number, keyOf: (row: T) => PageCursor): { rows: T[]; next: PageCursor | null } {
+  const page = rows.slice(0, limit);
+  return { rows: page, next: rows.length > limit ? keyOf(page.at(-1)!) : null };
+}
