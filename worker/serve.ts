@@ -10,6 +10,7 @@ import { fireCronTrigger } from "./crons.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { dashboardRoutes } from "./routes/dashboard/index.ts";
 import { devRoutes } from "./routes/dev.ts";
 import { jsonError } from "./routes/errors.ts";
 import { eventRoutes } from "./routes/events.ts";
@@ -42,6 +43,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   app.route("/", eventRoutes);
   app.route("/", apiRoutes);
   app.route("/", devRoutes);
+  app.route("/", dashboardRoutes);
   app.notFound((c) => jsonError(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
     createLogger().error("request failed", { method: c.req.method, path: new URL(c.req.url).pathname, error: String(err), stack: err.stack });

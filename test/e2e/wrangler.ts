@@ -28,11 +28,12 @@ export interface DevServer {
 
 /**
  * Starts `wrangler dev` with `configs` (the first is the Worker on the port; the others run beside
- * it, reachable through service bindings) and waits until `readyPath` answers.
+ * it, reachable through service bindings) and waits until `readyPath` answers. On `port` if given
+ * (a test that must share a machine with others picks its own), else on a free one.
  */
-export async function startDevServer(configs: string[], readyPath: string): Promise<DevServer> {
+export async function startDevServer(configs: string[], readyPath: string, options: { port?: number } = {}): Promise<DevServer> {
   const persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const baseUrl = `http://127.0.0.1:${port}`;
   await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
 

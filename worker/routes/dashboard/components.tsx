@@ -1,0 +1,142 @@
+import type { Child } from "hono/jsx";
+import type { RunListing, RunStatus, SerializedError } from "./api.ts";
+
+// Small pieces every page uses. Hono JSX escapes every text child and attribute value: data from
+// events, outputs and errors is only ever passed as children or attributes, never as raw HTML.
+
+/** A run's or step's status as a coloured label. */
+export function StatusBadge({ status }: { status: string }) {
+  return <span class={`badge status-${status.toLowerCase()}`}>{status}</span>;
+}
+
+/** A time: UTC text on the server, the viewer's local time once app.js has run. */
+export function Time({ at, relative }: { at: string | number | null | undefined; relative?: boolean }) {
+  if (at === null || at === undefined) return <span class="muted">—</span>;
+  const iso = new Date(at).toISOString();
+  return (
+    <time datetime={iso} data-relative={relative ? "" : undefined} title={iso}>
+      {iso.replace("T", " ").replace(/\.\d+Z$/, " UTC")}
+    </time>
+  );
+}
+
+/** Milliseconds as a short duration: 850 ms, 12.4 s, 3 min 5 s, 2 h 10 min. */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+  return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`;
+}
+
+/** From `start` to `end` (or to now, still going). */
+export function Duration({ start, end }: { start: string; end: string | null }) {
+  const ms = (end ? Date.parse(end) : Date.now()) - Date.parse(start);
+  return <span class={end ? "" : "muted"}>{formatDuration(ms)}{end ? "" : " so far"}</span>;
+}
+
+/** A JSON value, pretty-printed, as text. */
+export function Json({ value, id }: { value: unknown; id?: string }) {
+  return <pre class="json" id={id}>{prettyJson(value)}</pre>;
+}
+
+export function prettyJson(value: unknown): string {
+  return value === undefined ? "undefined" : JSON.stringify(value, null, 2);
+}
+
+/** A one-line preview of a JSON value, cut to `max` characters. */
+export function jsonPreview(value: unknown, max = 80): string {
+  const text = JSON.stringify(value) ?? "";
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+/** An error's name and message, and its stack behind a disclosure. */
+export function ErrorBlock({ error }: { error: SerializedError }) {
+  return (
+    <div class="error-block">
+      <p class="error-message">
+        <strong>{error.name}</strong>: {error.message}
+      </p>
+      {error.stack ? (
+        <details class="stack">
+          <summary>Stack</summary>
+          <pre>{error.stack}</pre>
+        </details>
+      ) : null}
+    </div>
+  );
+}
+
+/** A titled section. */
+export function Section({ title, children, id, actions }: { title: string; children: Child; id?: string; actions?: Child }) {
+  return (
+    <section class="card" id={id}>
+      <header class="card-head">
+        <h2>{title}</h2>
+        {actions ? <div class="actions">{actions}</div> : null}
+      </header>
+      {children}
+    </section>
+  );
+}
+
+/** Shown where a list has nothing in it. */
+export function Empty({ children }: { children: Child }) {
+  return <p class="empty">{children}</p>;
+}
+
+/** A line for the outcome of an action (app.js writes into it). */
+export function Flash({ id }: { id: string }) {
+  return <p class="flash" id={id} role="status" aria-live="polite"></p>;
+}
+
+/** A table of runs: newest first, as the API listed them. Each row carries its id and status for app.js's live check. */
+export function RunsTable({ runs, showFunction = true }: { runs: RunListing[]; showFunction?: boolean }) {
+  if (runs.length === 0) return <Empty>No runs.</Empty>;
+  return (
+    <div class="table-wrap">
+      <table class="runs">
+        <thead>
+          <tr>
+            <th>Status</th>
+            <th>Run</th>
+            {showFunction ? <th>Function</th> : null}
+            <th>Event</th>
+            <th>Started</th>
+            <th>Duration</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((run) => (
+            <tr data-run-id={run.run_id} data-status={run.status} data-event-id={run.event_id}>
+              <td>
+                <StatusBadge status={run.status} />
+              </td>
+              <td>
+                <a class="mono" href={`/runs/${encodeURIComponent(run.run_id)}`} title={run.run_id}>{shortId(run.run_id)}</a>
+              </td>
+              {showFunction ? (
+                <td>
+                  <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>
+                </td>
+              ) : null}
+              <td>
+                <a class="mono" href={`/events/${encodeURIComponent(run.event_id)}`} title={run.event_id}>{shortId(run.event_id)}</a>
+              </td>
+              <td>
+                <Time at={run.run_started_at} relative />
+              </td>
+              <td>{run.status === "Skipped" ? <span class="muted">{run.skip_reason ?? "skipped"}</span> : <Duration start={run.run_started_at} end={run.ended_at} />}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** An id short enough for a table cell; the full id stays in the link and its title. */
+export function shortId(id: string): string {
+  return id.length > 14 ? `${id.slice(0, 12)}…` : id;
+}
+
+export const RUN_STATUSES: RunStatus[] = ["Queued", "Running", "Completed", "Failed", "Cancelled", "Skipped"];

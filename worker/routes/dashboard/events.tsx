@@ -1,0 +1,116 @@
+import { callApi, type DashboardContext, type EventView, type Page } from "./api.ts";
+import { Empty, jsonPreview, Json, Section, shortId, Time } from "./components.tsx";
+import { errorPage, Layout, renderPage } from "./layout.tsx";
+
+const EXAMPLE_EVENT = `{
+  "name": "demo/hello",
+  "data": { "name": "Ada" }
+}`;
+
+/** `GET /events`: the event log newest first (optionally one name), and a form to send an event. */
+export async function eventsPage(c: DashboardContext): Promise<Response> {
+  const name = c.req.query("name")?.trim() || undefined;
+  const cursor = c.req.query("cursor")?.trim() || undefined;
+  const query = new URLSearchParams({ limit: "50" });
+  if (name) query.set("name", name);
+  if (cursor) query.set("cursor", cursor);
+  const answer = await callApi<Page<EventView>>(c, `/v1/events?${query}`);
+  if (!answer.ok) return errorPage(c, answer, "events");
+  return renderPage(
+    c,
+    <Layout title="Events" active="events">
+      <div class="page-head">
+        <h1>Events</h1>
+      </div>
+      <SendEventForm />
+      <Section title="Event log" id="event-log">
+        <form class="filters" method="get" action="/events">
+          <label>
+            Name
+            <input type="search" name="name" value={name ?? ""} placeholder="shop/order.placed" spellcheck={false} />
+          </label>
+          <div class="actions">
+            <button type="submit">Filter</button>
+            {name ? <a href="/events">All events</a> : null}
+          </div>
+        </form>
+        <div id="events-live">
+          <EventTable events={answer.body.data} />
+        </div>
+        <nav class="pager">
+          {cursor ? <a href={name ? `/events?name=${encodeURIComponent(name)}` : "/events"}>← Newest</a> : null}
+          {answer.body.next_cursor ? <a href={`/events?${new URLSearchParams({ ...(name ? { name } : {}), cursor: answer.body.next_cursor })}`}>Older →</a> : null}
+        </nav>
+      </Section>
+    </Layout>,
+  );
+}
+
+/**
+ * "Send event": a JSON editor that app.js checks as it is typed (one event or an array of them, each
+ * with a name and an object as data) and sends to `POST /v1/events`.
+ */
+function SendEventForm() {
+  return (
+    <Section title="Send event" id="send-event">
+      <form data-form="send-event">
+        <label class="muted" for="event-json">
+          One event, or an array of events: <code>{'{ "name": string, "data"?: object, "id"?: string, "ts"?: number, "user"?: object }'}</code>
+        </label>
+        <textarea id="event-json" name="event" spellcheck={false} data-json="event" rows={6}>
+          {EXAMPLE_EVENT}
+        </textarea>
+        <p class="hint" data-json-hint></p>
+        <div class="actions">
+          <button class="primary" type="submit">
+            Send
+          </button>
+          <p class="flash" id="send-flash" role="status" aria-live="polite"></p>
+        </div>
+      </form>
+    </Section>
+  );
+}
+
+function EventTable({ events }: { events: EventView[] }) {
+  if (events.length === 0) return <Empty>No events.</Empty>;
+  return (
+    <div class="table-wrap">
+      <table class="events">
+        <thead>
+          <tr>
+            <th>Received</th>
+            <th>Name</th>
+            <th>Id</th>
+            <th>Payload</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((event) => (
+            <tr data-event-id={event.id}>
+              <td>
+                <Time at={event.received_at ?? event.ts} relative />
+              </td>
+              <td>
+                <a href={`/events?name=${encodeURIComponent(event.name)}`}>{event.name}</a>
+              </td>
+              <td>
+                <a class="mono" href={`/events/${encodeURIComponent(event.id)}`} title={event.id}>
+                  {shortId(event.id)}
+                </a>
+              </td>
+              <td class="wrap">
+                <details>
+                  <summary>
+                    <code>{jsonPreview(event.data, 60)}</code>
+                  </summary>
+                  <Json value={event.data} />
+                </details>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}

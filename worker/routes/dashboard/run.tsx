@@ -1,0 +1,181 @@
+import { callApi, isFinal, type DashboardContext, type EventView, type RunDetail } from "./api.ts";
+import { Duration, Empty, ErrorBlock, Flash, Json, Section, StatusBadge, Time } from "./components.tsx";
+import { errorPage, Layout, renderPage } from "./layout.tsx";
+import { Timeline, timelineWindow } from "./timeline.tsx";
+
+/**
+ * What app.js compares to decide the page is out of date: the run's status and each step's status
+ * and attempts. app.js computes the same string from `GET /v1/runs/:id` (keep the two in step).
+ */
+export function runSignature(run: Pick<RunDetail, "status" | "steps">): string {
+  return `${run.status};${run.steps.map((step) => `${step.id}:${step.status}:${step.attempts}`).join(",")}`;
+}
+
+/** `GET /runs/:id`: a run's timeline, trigger events, parent and children, output or error, and actions. */
+export async function runPage(c: DashboardContext): Promise<Response> {
+  const runId = c.req.param("runId") ?? "";
+  const answer = await callApi<{ data: RunDetail }>(c, `/v1/runs/${encodeURIComponent(runId)}`);
+  if (!answer.ok) return errorPage(c, answer, "runs");
+  const run = answer.body.data;
+  const events = run.events ?? (await triggerEvent(c, run.event_id));
+  const final = isFinal(run.status);
+  return renderPage(
+    c,
+    <Layout title={`Run ${run.run_id}`} active="runs">
+      <div id="run-live" class="stack-col" data-live={final ? undefined : "run"} data-run-id={run.run_id} data-signature={runSignature(run)}>
+        <div class="page-head">
+          <div>
+            <h1>
+              {run.function_id} <StatusBadge status={run.status} />
+            </h1>
+            <code class="muted">{run.run_id}</code>
+          </div>
+          <RunActions run={run} />
+        </div>
+        <Flash id="run-flash" />
+        <div class="two-col">
+          <div class="stack-col">
+            <Section title="Timeline" id="timeline">
+              <Timeline runId={run.run_id} steps={run.steps} window={timelineWindow(run.run_started_at, run.ended_at, run.steps, Date.now())} canRerun={final && run.status !== "Skipped"} />
+            </Section>
+            <RunOutcome run={run} />
+          </div>
+          <div class="stack-col">
+            <RunFacts run={run} />
+            <TriggerEvents events={events} />
+          </div>
+        </div>
+      </div>
+    </Layout>,
+  );
+}
+
+/** The run's event when the run view does not carry its trigger events. */
+async function triggerEvent(c: DashboardContext, eventId: string): Promise<EventView[]> {
+  if (!eventId) return [];
+  const answer = await callApi<{ data: EventView }>(c, `/v1/events/${encodeURIComponent(eventId)}`);
+  return answer.ok ? [answer.body.data] : [];
+}
+
+/** Cancel while it can still change; rerun (a new run from the same event) once it has ended. */
+function RunActions({ run }: { run: RunDetail }) {
+  const final = isFinal(run.status);
+  return (
+    <div class="actions">
+      {final ? null : (
+        <button type="button" class="danger" data-action="cancel-run" data-run-id={run.run_id}>
+          Cancel
+        </button>
+      )}
+      {final && run.status !== "Skipped" ? (
+        <button type="button" class="primary" data-action="rerun" data-run-id={run.run_id}>
+          Rerun
+        </button>
+      ) : null}
+    </div>
+  );
+}
+
+function RunOutcome({ run }: { run: RunDetail }) {
+  if (run.status === "Completed") {
+    return (
+      <Section title="Output" id="output">
+        <Json value={run.output} id="run-output" />
+      </Section>
+    );
+  }
+  if (run.status === "Failed" && run.error) {
+    return (
+      <Section title="Error" id="error">
+        <ErrorBlock error={run.error} />
+      </Section>
+    );
+  }
+  if (run.status === "Skipped") {
+    return (
+      <Section title="Skipped">
+        <p>{run.skip_reason ?? "Flow control started no run for this event."}</p>
+      </Section>
+    );
+  }
+  return null;
+}
+
+/** When it started and ended, what triggered it, and the runs around it. */
+function RunFacts({ run }: { run: RunDetail }) {
+  return (
+    <Section title="Run">
+      <dl class="meta">
+        <dt>Function</dt>
+        <dd>
+          <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>
+        </dd>
+        <dt>Started</dt>
+        <dd>
+          <Time at={run.run_started_at} />
+        </dd>
+        <dt>Ended</dt>
+        <dd>
+          <Time at={run.ended_at} />
+        </dd>
+        <dt>Duration</dt>
+        <dd>
+          <Duration start={run.run_started_at} end={run.ended_at} />
+        </dd>
+        {run.scheduled_at ? (
+          <>
+            <dt>Scheduled for</dt>
+            <dd>
+              <Time at={run.scheduled_at} />
+            </dd>
+          </>
+        ) : null}
+        {run.parent_run_id ? (
+          <>
+            <dt>Parent run</dt>
+            <dd>
+              <a class="mono" href={`/runs/${encodeURIComponent(run.parent_run_id)}`}>{run.parent_run_id}</a>
+            </dd>
+          </>
+        ) : null}
+        <dt>Child runs</dt>
+        <dd>
+          {run.children.length === 0 ? (
+            <span class="muted">none</span>
+          ) : (
+            <ul class="plain">
+              {run.children.map((child) => (
+                <li>
+                  <a class="mono" href={`/runs/${encodeURIComponent(child.run_id)}`}>{child.function_id}</a> <StatusBadge status={child.status} />
+                </li>
+              ))}
+            </ul>
+          )}
+        </dd>
+      </dl>
+    </Section>
+  );
+}
+
+/** The event(s) that started the run, with their payloads as text. */
+function TriggerEvents({ events }: { events: EventView[] }) {
+  return (
+    <Section title={events.length > 1 ? `Trigger events (${events.length})` : "Trigger event"} id="events">
+      {events.length === 0 ? <Empty>This event is not in the event log.</Empty> : null}
+      {events.map((event, i) => (
+        <div class="event">
+          <p>
+            <strong>{event.name}</strong>{" "}
+            <a class="mono" href={`/events/${encodeURIComponent(event.id)}`}>
+              {event.id}
+            </a>
+          </p>
+          <details id={`event-${i}-data`} open={i === 0}>
+            <summary>Payload</summary>
+            <Json value={event.data} />
+          </details>
+        </div>
+      ))}
+    </Section>
+  );
+}

@@ -1,0 +1,273 @@
+// The dashboard's script, served as /assets/app.js (the CSP forbids inline scripts). Plain JS, no
+// build step. Every action is a same-origin fetch to the JSON API under /v1. Data is written with
+// textContent only; a page region that changed is replaced by the same region of the server's fresh
+// HTML (escaped there, parsed inertly by DOMParser), so the server stays the only renderer.
+// String.raw keeps the backslashes of the regular expressions; the script has no backticks or ${.
+export const APP_JS = String.raw`"use strict";
+(function () {
+  var RUN_POLL_MS = 1500;
+  var LIST_POLL_MS = 2000;
+
+  function api(method, path, body) {
+    var init = { method: method, headers: { accept: "application/json" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (res) {
+      return res.json().catch(function () { return {}; }).then(function (json) {
+        if (!res.ok) throw new Error(json.error || "the API answered " + res.status);
+        return json;
+      });
+    });
+  }
+
+  // ---- times: the server writes UTC; show the viewer's local time (and "3 min ago" where asked)
+  function relative(ms) {
+    var s = Math.round((Date.now() - ms) / 1000);
+    var future = s < 0;
+    s = Math.abs(s);
+    var text = s < 60 ? s + " s" : s < 3600 ? Math.round(s / 60) + " min" : s < 86400 ? Math.round(s / 3600) + " h" : Math.round(s / 86400) + " d";
+    return future ? "in " + text : text + " ago";
+  }
+  function localizeTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var ms = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(ms)) return;
+      var local = new Date(ms).toLocaleString();
+      el.title = local + " (" + el.getAttribute("datetime") + ")";
+      el.textContent = el.hasAttribute("data-relative") ? relative(ms) : local;
+    });
+  }
+
+  // ---- messages next to the control that caused them
+  function flashNear(el) {
+    for (var node = el; node; node = node.parentElement) {
+      var found = node.querySelector(".flash");
+      if (found) return found;
+    }
+    return null;
+  }
+  function say(el, text, kind) {
+    var flash = flashNear(el);
+    if (!flash) return;
+    flash.className = "flash " + (kind || "");
+    flash.textContent = text;
+  }
+  function sayLinks(el, text, links) {
+    say(el, text, "ok");
+    var flash = flashNear(el);
+    links.forEach(function (link, i) {
+      var a = document.createElement("a");
+      a.href = link.href;
+      a.textContent = link.text;
+      flash.appendChild(document.createTextNode(i === 0 ? " " : ", "));
+      flash.appendChild(a);
+    });
+  }
+
+  // ---- regions: replace one with the server's fresh rendering of it
+  function refreshRegion(id) {
+    return fetch(location.href, { headers: { accept: "text/html" }, credentials: "same-origin" })
+      .then(function (res) { return res.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
+        var old = document.getElementById(id);
+        if (!fresh || !old) return null;
+        old.querySelectorAll("details[id][open]").forEach(function (d) {
+          var twin = fresh.querySelector("#" + CSS.escape(d.id));
+          if (twin) twin.open = true;
+        });
+        var adopted = document.importNode(fresh, true);
+        old.replaceWith(adopted);
+        localizeTimes(adopted);
+        return adopted;
+      });
+  }
+
+  // ---- JSON editors: checked as they are typed; the submit button waits for valid input
+  function isObject(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+  function checkEvent(e, where) {
+    if (!isObject(e)) return where + "must be an object";
+    if (typeof e.name !== "string" || e.name.length === 0) return where + "needs a \"name\" (a non-empty string)";
+    if (e.name.length > 255) return where + "\"name\" is longer than 255 characters";
+    if (e.data !== undefined && !isObject(e.data)) return where + "\"data\" must be an object";
+    if (e.user !== undefined && !isObject(e.user)) return where + "\"user\" must be an object";
+    if (e.id !== undefined && typeof e.id !== "string") return where + "\"id\" must be a string";
+    if (e.ts !== undefined && typeof e.ts !== "number") return where + "\"ts\" must be a number (epoch ms)";
+    return null;
+  }
+  function checkJson(textarea) {
+    var value;
+    try {
+      value = JSON.parse(textarea.value);
+    } catch (err) {
+      return { error: "Not JSON: " + err.message };
+    }
+    if (textarea.dataset.json === "object") return isObject(value) ? { value: value, ok: "A JSON object" } : { error: "The data must be a JSON object, like {\"key\": \"value\"}" };
+    var list = Array.isArray(value) ? value : [value];
+    if (list.length === 0) return { error: "The array has no events" };
+    for (var i = 0; i < list.length; i++) {
+      var problem = checkEvent(list[i], Array.isArray(value) ? "Event " + (i + 1) + " " : "The event ");
+      if (problem) return { error: problem };
+    }
+    return { value: value, ok: list.length === 1 ? "1 event, ready to send" : list.length + " events, ready to send" };
+  }
+  function validate(textarea) {
+    var result = checkJson(textarea);
+    var form = textarea.form;
+    var hint = form.querySelector("[data-json-hint]");
+    textarea.classList.toggle("invalid", !!result.error);
+    textarea.setAttribute("aria-invalid", result.error ? "true" : "false");
+    if (hint) {
+      hint.textContent = result.error || result.ok;
+      hint.className = "hint" + (result.error ? " bad" : "");
+    }
+    var submit = form.querySelector("button[type=submit]");
+    if (submit) submit.disabled = !!result.error;
+    return result;
+  }
+
+  // ---- forms
+  var forms = {
+    invoke: function (form) {
+      var result = validate(form.querySelector("textarea[data-json]"));
+      if (result.error) return;
+      return api("POST", "/v1/functions/" + encodeURIComponent(form.dataset.functionId) + "/invoke", { data: result.value }).then(function (json) {
+        location.href = "/runs/" + encodeURIComponent(json.data.run_id);
+      });
+    },
+    "send-event": function (form) {
+      var result = validate(form.querySelector("textarea[data-json]"));
+      if (result.error) return;
+      return api("POST", "/v1/events", result.value).then(function (json) {
+        var ids = json.ids || [];
+        sayLinks(form, "Sent " + (ids.length === 1 ? "1 event:" : ids.length + " events:"), ids.map(function (id) { return { href: "/events/" + encodeURIComponent(id), text: id }; }));
+        return refreshRegion("events-live");
+      });
+    },
+  };
+
+  // ---- buttons
+  var actions = {
+    trigger: function (b) {
+      return api("POST", "/v1/functions/" + encodeURIComponent(b.dataset.functionId) + "/trigger").then(function (json) {
+        location.href = "/runs/" + encodeURIComponent(json.data.run_id);
+      });
+    },
+    pause: function (b) {
+      if (!confirm("Pause " + b.dataset.functionId + "? Its events are kept, and its runs start when it is resumed.")) return;
+      return api("POST", "/v1/functions/" + encodeURIComponent(b.dataset.functionId) + "/pause", {}).then(function () { location.reload(); });
+    },
+    resume: function (b) {
+      return api("POST", "/v1/functions/" + encodeURIComponent(b.dataset.functionId) + "/resume").then(function () { location.reload(); });
+    },
+    "cancel-run": function (b) {
+      if (!confirm("Cancel this run?")) return;
+      return api("DELETE", "/v1/runs/" + encodeURIComponent(b.dataset.runId)).then(function () { return refreshRegion("run-live"); }).then(startLive);
+    },
+    rerun: function (b) {
+      var body = b.dataset.fromStep ? { from_step: b.dataset.fromStep } : {};
+      return api("POST", "/v1/runs/" + encodeURIComponent(b.dataset.runId) + "/rerun", body).then(function (json) {
+        location.href = "/runs/" + encodeURIComponent(json.data.run_id);
+      });
+    },
+    "bulk-cancel": function (b) {
+      if (!confirm("Cancel every unfinished run of " + b.dataset.functionId + " that this filter covers?")) return;
+      var body = { function_id: b.dataset.functionId };
+      if (b.dataset.startedAfter) body.started_after = b.dataset.startedAfter;
+      if (b.dataset.startedBefore) body.started_before = b.dataset.startedBefore;
+      return api("POST", "/v1/cancellations", body).then(function (json) {
+        say(b, "Cancelling in the background (cancellation " + json.data.id + "); the list updates as runs end.", "ok");
+      });
+    },
+  };
+
+  function busy(el, promise) {
+    if (!promise) return;
+    el.disabled = true;
+    promise.catch(function (err) { say(el, err.message, "bad"); }).then(function () { el.disabled = false; });
+  }
+
+  document.addEventListener("click", function (e) {
+    var button = e.target.closest("button[data-action]");
+    if (!button || !actions[button.dataset.action]) return;
+    e.preventDefault();
+    say(button, "");
+    busy(button, actions[button.dataset.action](button));
+  });
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.dataset || !forms[form.dataset.form]) return;
+    e.preventDefault();
+    say(form, "");
+    var submit = form.querySelector("button[type=submit]");
+    busy(submit || form, forms[form.dataset.form](form));
+  });
+  document.addEventListener("input", function (e) {
+    if (e.target.matches && e.target.matches("textarea[data-json]")) validate(e.target);
+  });
+
+  // ---- live regions
+  function listSignature(rows) {
+    return rows.map(function (r) { return r.run_id + ":" + r.status; }).sort().join(",");
+  }
+  function domSignature(region) {
+    return Array.prototype.map.call(region.querySelectorAll("tr[data-run-id]"), function (tr) {
+      return tr.dataset.runId + ":" + tr.dataset.status;
+    }).sort().join(",");
+  }
+  function runSignature(run) {
+    return run.status + ";" + run.steps.map(function (s) { return s.id + ":" + s.status + ":" + s.attempts; }).join(",");
+  }
+  function later(fn, ms) { setTimeout(function () { if (document.hidden) later(fn, ms); else fn(); }, ms); }
+
+  // A list of runs (the runs page, an event's runs): poll the API; swap the region when a run appeared or changed.
+  function pollList(id) {
+    var region = document.getElementById(id);
+    if (!region || region.dataset.live !== "runs") return;
+    api("GET", region.dataset.api).then(function (json) {
+      if (listSignature(json.data) !== domSignature(region)) return refreshRegion(id);
+    }).catch(function () {}).then(function () { later(function () { pollList(id); }, LIST_POLL_MS); });
+  }
+
+  // A run's page: follow its stream where the API has one, else poll GET /v1/runs/:id.
+  var following = false;
+  function startLive() {
+    var region = document.getElementById("run-live");
+    if (!region || region.dataset.live !== "run" || following) return;
+    following = true;
+    var runId = region.dataset.runId;
+    var checking = null;
+    function check() {
+      if (checking) return checking;
+      checking = api("GET", "/v1/runs/" + encodeURIComponent(runId)).then(function (json) {
+        var current = document.getElementById("run-live");
+        if (current && runSignature(json.data) !== current.dataset.signature) return refreshRegion("run-live");
+      }).catch(function () {}).then(function () {
+        checking = null;
+        var current = document.getElementById("run-live");
+        return !!(current && current.dataset.live === "run");
+      });
+      return checking;
+    }
+    function poll() { check().then(function (live) { if (live) later(poll, RUN_POLL_MS); else following = false; }); }
+    if (!window.EventSource) return poll();
+    var source = new EventSource("/v1/runs/" + encodeURIComponent(runId) + "/stream");
+    var onChange = function () { check().then(function (live) { if (!live) { source.close(); following = false; } }); };
+    ["step", "run", "publish", "message"].forEach(function (type) { source.addEventListener(type, onChange); });
+    source.addEventListener("end", function () { source.close(); check().then(function () { following = false; }); });
+    source.onerror = function () { source.close(); poll(); };
+  }
+
+  function start() {
+    localizeTimes(document);
+    document.querySelectorAll("textarea[data-json]").forEach(validate);
+    document.querySelectorAll("[data-live=runs][id]").forEach(function (region) { later(function () { pollList(region.id); }, LIST_POLL_MS); });
+    startLive();
+    setInterval(function () { localizeTimes(document); }, 15000);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
+`;
