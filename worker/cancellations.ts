@@ -13,6 +13,7 @@ import type { Env } from "./env.ts";
 import { sendMessages } from "./ingest.ts";
 import { createLogger } from "./logger.ts";
 import { findFunction } from "./registry.ts";
+import type { CancellationView } from "./routes/api/schemas.ts";
 
 /** Runs one page of a bulk cancellation cancels: one queue message each, so no request or batch runs long. */
 const PAGE_SIZE = 100;
@@ -32,16 +33,6 @@ export const cancellationRequestSchema = z
   })
   .strict();
 
-/** A bulk cancellation as the REST API shows it. */
-export interface CancellationView {
-  id: string;
-  function_id: string;
-  started_after: string;
-  started_before: string;
-  if: string | null;
-  cancelled: number;
-  status: "Running" | "Done";
-}
 
 /** A request the cancellations API refuses, with its HTTP status. */
 export class CancellationError extends Error {

@@ -9,6 +9,7 @@ export interface RunIndexRow {
   started_at: number;
   ended_at: number | null;
   skip_reason: string | null;
+  parent_run_id: string | null;
 }
 
 export interface RunIndexEntry {

@@ -61,6 +61,8 @@ export interface RunInit {
   startAt: number;
   /** The run whose step.invoke started this one. */
   parent?: RunParent;
+  /** Steps a re-run from a step reuses, as the run it re-runs stored them: they are not run again. */
+  memo?: StepRecord[];
 }
 
 /**
@@ -96,7 +98,8 @@ export class RunObject extends DurableObject<Env> {
     const now = Date.now();
     const fn = findFunction(init.functionId);
     // A run under a throttle or a concurrency limit starts as a delayed one does: its first invocation asks for its start or a slot.
-    const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
+    // So is a re-run that reuses steps: its first invocation begins after them, as a replay does.
+    const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined || (init.memo?.length ?? 0) > 0;
     const finishAfter = fn?.timeouts.finish;
     this.store.createRun(
       {
@@ -110,6 +113,7 @@ export class RunObject extends DurableObject<Env> {
       },
       fn ? cancelOnEntries(fn, init.runId, init.events[0]!, now) : [],
     );
+    for (const step of init.memo ?? []) this.store.saveStep(step);
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
     if (fn?.cancelOn.length) void this.deliverOutbox();
     if (init.startAt <= now && delayed) void this.execute(false);

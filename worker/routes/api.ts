@@ -3,18 +3,18 @@ import { nameSchema } from "../../sdk/event.ts";
 import { getEvent } from "../db/events.ts";
 import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../env.ts";
-import { triggerCronNow } from "../crons.ts";
-import { allFunctions, findFunction } from "../registry.ts";
 import { RUN_ID_PATTERN } from "../runId.ts";
 import { usage } from "../usage.ts";
 import type { RunWithSteps } from "../objects/RunObject.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
 import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "./runView.ts";
 import { requireSigningKey } from "./auth.ts";
+import { eventsRoutes } from "./api/events.ts";
+import { functionsRoutes } from "./api/functions.ts";
+import { runsRoutes } from "./api/runs.ts";
+import { openApiDocument } from "./api/openapi.ts";
 import { jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
-import { pausedFunctions, pauseFunction, resumeFunction } from "../pauses.ts";
-import { z } from "zod";
 import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../cancellations.ts";
 
 /**
@@ -23,60 +23,14 @@ import { CancellationError, cancellationRequestSchema, getCancellation, startCan
  */
 export const apiRoutes = new Hono<{ Bindings: Env }>();
 
+// The API's description is public: it says nothing a reader of this repository does not know.
+apiRoutes.get("/v1/openapi.json", (c) => c.json(openApiDocument()));
+
 apiRoutes.use("/v1/*", requireSigningKey);
 
-apiRoutes.get("/v1/functions", async (c) => {
-  const now = Date.now();
-  const paused = await pausedFunctions(c.env, true);
-  return c.json({
-    data: allFunctions().map((fn) => ({
-      id: fn.id,
-      name: fn.name,
-      triggers: fn.triggers,
-      config: fn.settings,
-      paused: paused.has(fn.id),
-      // When each cron trigger fires next.
-      crons: fn.crons.map((schedule) => ({ cron: schedule.source, timezone: schedule.timezone, next_run_at: isoOrNull(schedule.nextAfter(now)) })),
-    })),
-  });
-});
-
-/** Runs a cron function now, as its schedule would (the dashboard's "Run now"); answers the run's id. */
-apiRoutes.post("/v1/functions/:functionId/trigger", async (c) => {
-  const id = c.req.param("functionId");
-  const fn = findFunction(id);
-  if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(id)}`);
-  if (fn.crons.length === 0) return jsonError(c, 400, `function ${JSON.stringify(id)} has no cron trigger: send it an event instead`);
-  const run = await triggerCronNow(c.env, fn, Date.now());
-  return c.json({ data: { run_id: run.runId, function_id: fn.id, event_id: run.eventId } });
-});
-
-const pauseSchema = z.object({ skip: z.boolean().optional() }).strict();
-
-/**
- * Pauses a function: its events are recorded and its runs not started until it is resumed (then
- * in order; with `{ "skip": true }`, skipped instead). Runs already started go on.
- */
-apiRoutes.post("/v1/functions/:functionId/pause", async (c) => {
-  const fn = findFunction(c.req.param("functionId"));
-  if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(c.req.param("functionId"))}`);
-  const text = await c.req.text();
-  const body = text.trim() === "" ? { ok: true as const, data: {} } : await parseJsonBody(c, pauseSchema, "pause", '{ "skip"?: boolean }', text);
-  if (!body.ok) return body.response;
-  await pauseFunction(c.env, fn, body.data.skip ?? false);
-  return c.json({ data: { function_id: fn.id, paused: true, skip: body.data.skip ?? false } });
-});
-
-apiRoutes.post("/v1/functions/:functionId/resume", async (c) => {
-  const fn = findFunction(c.req.param("functionId"));
-  if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(c.req.param("functionId"))}`);
-  const resumed = await resumeFunction(c.env, fn);
-  return resumed ? c.json({ data: { function_id: fn.id, paused: false, skipped: resumed.skip } }) : jsonError(c, 409, `function ${JSON.stringify(fn.id)} is not paused`);
-});
-
-function isoOrNull(time: number | null): string | null {
-  return time === null ? null : new Date(time).toISOString();
-}
+apiRoutes.route("/", functionsRoutes);
+apiRoutes.route("/", runsRoutes);
+apiRoutes.route("/", eventsRoutes);
 
 /** Billable operations counted by this isolate (worker/usage.ts); `npm run bench` reads them. */
 apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));

@@ -29,3 +29,19 @@ export async function parseJsonBody<T extends z.ZodType>(
   const path = issue?.path.join(".") ?? "";
   return { ok: false, response: jsonError(c, 400, `invalid ${what}${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined) };
 }
+
+/**
+ * Parses a request's query string with `schema`: the data, or the 400 that says which parameter
+ * is wrong.
+ *
+ * @example
+ * const query = parseQuery(c, runsQuerySchema);
+ * if (!query.ok) return query.response;
+ */
+export function parseQuery<T extends z.ZodType>(c: Context, schema: T): { ok: true; data: z.output<T> } | { ok: false; response: Response } {
+  const result = schema.safeParse(c.req.query());
+  if (result.success) return { ok: true, data: result.data };
+  const issue = result.error.issues[0];
+  const path = issue?.path.join(".") ?? "";
+  return { ok: false, response: jsonError(c, 400, `invalid query parameter${path ? ` ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined) };
+}

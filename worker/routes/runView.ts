@@ -1,48 +1,10 @@
 import type { StepRecord } from "../../sdk/driver.ts";
 import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
-import type { SerializedError } from "../../sdk/types.ts";
-import type { RunStatus } from "../messages.ts";
+import type { RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
 import type { RunIndexRow } from "../db/runs.ts";
 
-/** A step as the REST API shows it. */
-export interface StepView {
-  id: string;
-  name: string;
-  status: "Completed" | "Failed" | "Sleeping" | "Retrying" | "Waiting";
-  /** Until when a sleep, retry, wait or child run waits (for a resolved wait: when it was resolved). */
-  wake_at: string | null;
-  attempts: number;
-  output: unknown;
-  error: SerializedError | null;
-  /** Each failed attempt, oldest first. */
-  failed_attempts: { error: SerializedError; started_at: string; ended_at: string }[];
-  started_at: string;
-  ended_at: string | null;
-}
-
-/** A run as the REST API lists it (Inngest's field names). */
-export interface RunSummaryView {
-  run_id: string;
-  function_id: string;
-  event_id: string;
-  status: RunStatus;
-  output: unknown;
-  error: SerializedError | null;
-  run_started_at: string;
-  ended_at: string | null;
-  /** For a run a cron started: the time it was scheduled for. */
-  scheduled_at?: string;
-  /** For a run step.invoke started: the run that invoked it. */
-  parent_run_id?: string;
-  /** For a run flow control skipped (status Skipped): why. */
-  skip_reason?: string | null;
-}
-
-/** A run with its steps, as `GET /v1/runs/:runId` shows it. */
-export interface RunView extends RunSummaryView {
-  steps: StepView[];
-}
+export type { RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
 
 const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   completed: "Completed",
@@ -65,6 +27,21 @@ export function toSkippedRunView(row: RunIndexRow): RunView {
     ended_at: row.ended_at ? new Date(row.ended_at).toISOString() : null,
     skip_reason: row.skip_reason,
     steps: [],
+    events: [],
+  };
+}
+
+/** A row of the runs index as a listing shows it: status and times, no output (read from the run's object). */
+export function toRunIndexView(row: RunIndexRow): RunIndexView {
+  return {
+    run_id: row.id,
+    function_id: row.function_id,
+    event_id: row.event_id,
+    status: row.status,
+    run_started_at: new Date(row.started_at).toISOString(),
+    ended_at: row.ended_at ? new Date(row.ended_at).toISOString() : null,
+    ...(row.parent_run_id ? { parent_run_id: row.parent_run_id } : {}),
+    ...(row.status === "Skipped" ? { skip_reason: row.skip_reason } : {}),
   };
 }
 
@@ -87,6 +64,7 @@ export function toRunSummaryView(run: RunRecord): RunSummaryView {
 export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
   return {
     ...toRunSummaryView(run),
+    events: run.events,
     steps: steps.map((step) => {
       // A sleep is over once its wake time has passed; the driver does not write that down.
       const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;

@@ -1,0 +1,55 @@
+import { ulid } from "ulidx";
+import type { StepRecord } from "../sdk/run.ts";
+import { insertRunStatement } from "./db/runs.ts";
+import type { Env } from "./env.ts";
+import type { RunWithSteps } from "./objects/RunObject.ts";
+import { findFunction } from "./registry.ts";
+import { runIdFor } from "./runId.ts";
+
+/** Why a run cannot be re-run: the HTTP status and a message that says what to do. */
+export class RerunError extends Error {
+  override name = "RerunError";
+  constructor(
+    readonly status: 400 | 404,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Starts a new run of `runId`'s function with its trigger events (the dashboard's "Rerun"). With
+ * `fromStep` (a step's id or name), the new run reuses what the steps that ended before that step
+ * stored, and runs that step and the rest again. Answers the new run's id.
+ *
+ * @example
+ * const { runId } = await rerun(env, "01J...", "charge-card");
+ */
+export async function rerun(env: Env, runId: string, fromStep?: string): Promise<{ runId: string }> {
+  const found = (await env.RUNS.get(env.RUNS.idFromName(runId)).getRun()) as RunWithSteps | null;
+  if (!found) throw new RerunError(404, `no run with id ${JSON.stringify(runId)}`);
+  const { run, steps } = found;
+  const fn = findFunction(run.functionId);
+  if (!fn) throw new RerunError(400, `function ${JSON.stringify(run.functionId)} is not registered in this Worker any more`);
+  const memo = fromStep === undefined ? [] : stepsBefore(steps, fromStep);
+  const now = Date.now();
+  const newRunId = runIdFor(fn.id, `rerun:${ulid()}`, now);
+  const status = await env.RUNS.get(env.RUNS.idFromName(newRunId)).start({ runId: newRunId, functionId: fn.id, events: run.events, startAt: now, ...(memo.length ? { memo } : {}) });
+  await env.DB.batch([insertRunStatement(env.DB, { runId: newRunId, functionId: fn.id, eventId: run.events[0]!.id, status, startedAt: now })]);
+  return { runId: newRunId };
+}
+
+/**
+ * The steps a re-run from `from` keeps: those that completed before it (by completion order, or
+ * for a resolved wait or a sleep, by time), so the handler takes the same path up to it.
+ */
+function stepsBefore(steps: StepRecord[], from: string): StepRecord[] {
+  const chosen = steps.find((step) => step.id === from || step.name === from);
+  if (!chosen) throw new RerunError(400, `the run has no step ${JSON.stringify(from)}: pass a step id or name from GET /v1/runs/:runId`);
+  if (chosen.status !== "completed" && chosen.status !== "failed") {
+    throw new RerunError(400, `step ${JSON.stringify(chosen.name)} is ${chosen.status}: re-run from a step that has completed or failed`);
+  }
+  const endedBefore = (step: StepRecord) =>
+    step.seq !== undefined && chosen.seq !== undefined ? step.seq < chosen.seq : (step.wakeAt ?? step.endedAt ?? Infinity) < chosen.startedAt;
+  return steps.filter((step) => step.id !== chosen.id && (step.status === "completed" || (step.status === "sleeping" && step.wakeAt! <= chosen.startedAt)) && endedBefore(step));
+}

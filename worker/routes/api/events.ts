@@ -1,0 +1,39 @@
+import { Hono } from "hono";
+import { listEvents, toEvent } from "../../db/events.ts";
+import type { Env } from "../../env.ts";
+import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../../ingest.ts";
+import { parseJsonBody, parseQuery } from "../body.ts";
+import { jsonError } from "../errors.ts";
+import { decodeCursor, encodeCursor } from "./cursor.ts";
+import { eventsQuerySchema } from "./schemas.ts";
+import { z } from "zod";
+
+/** `/v1/events`: the event log a page at a time, and sending events with the API's key. */
+export const eventsRoutes = new Hono<{ Bindings: Env }>();
+
+eventsRoutes.get("/v1/events", async (c) => {
+  const query = parseQuery(c, eventsQuerySchema);
+  if (!query.ok) return query.response;
+  const { name, cursor, limit } = query.data;
+  const after = cursor === undefined ? null : decodeCursor(cursor);
+  if (cursor !== undefined && !after) return jsonError(c, 400, "invalid query parameter cursor: pass the next_cursor of the page before, unchanged", "cursor");
+  const page = await listEvents(c.env.DB, name !== undefined ? { name } : {}, after, limit);
+  return c.json({ data: page.rows.map((row) => ({ ...toEvent(row), received_at: new Date(row.received_at).toISOString() })), next_cursor: encodeCursor(page.next) });
+});
+
+/**
+ * Sends one event or an array as `POST /e/:key` does, authorized by the signing key (or the
+ * dashboard's session) instead of an event key: the dashboard's "Send event".
+ */
+eventsRoutes.post("/v1/events", async (c) => {
+  if (Number(c.req.header("content-length") ?? 0) > MAX_REQUEST_BYTES) return jsonError(c, 413, `request body is over ${MAX_REQUEST_BYTES} bytes (3 MiB), the limit per request`);
+  const body = await parseJsonBody(c, z.unknown(), "events", '{ "name": string, "data"?: object } or an array of those');
+  if (!body.ok) return body.response;
+  try {
+    const { ids } = await ingestEvents(c.env, parseEvents(body.data));
+    return c.json({ ids, status: 200 });
+  } catch (err) {
+    if (err instanceof IngestError) return jsonError(c, err.status, err.message, err.path);
+    throw err;
+  }
+});

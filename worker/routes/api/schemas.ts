@@ -1,0 +1,142 @@
+import { z } from "@hono/zod-openapi";
+
+// The REST API's shapes, one schema each: the views' TypeScript types, the query and body
+// validation and the OpenAPI document (GET /v1/openapi.json) all come from these.
+
+const isoTime = z.string().openapi({ format: "date-time", example: "2026-12-03T10:00:00.000Z" });
+
+export const errorBodySchema = z
+  .object({ error: z.string().openapi({ example: "no run with id \"01J...\"" }), path: z.string().optional() })
+  .openapi("Error");
+
+export const serializedErrorSchema = z.object({ name: z.string(), message: z.string(), stack: z.string().optional() }).openapi("SerializedError");
+
+export const runStatusSchema = z.enum(["Queued", "Running", "Completed", "Failed", "Cancelled", "Skipped"]).openapi("RunStatus");
+
+export const stepViewSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    status: z.enum(["Completed", "Failed", "Sleeping", "Retrying", "Waiting"]),
+    wake_at: isoTime.nullable().openapi({ description: "Until when a sleep, retry, wait or child run waits (for a resolved wait: when it was resolved)" }),
+    attempts: z.number().int(),
+    output: z.unknown(),
+    error: serializedErrorSchema.nullable(),
+    failed_attempts: z.array(z.object({ error: serializedErrorSchema, started_at: isoTime, ended_at: isoTime })).openapi({ description: "Each failed attempt, oldest first" }),
+    started_at: isoTime,
+    ended_at: isoTime.nullable(),
+  })
+  .openapi("Step");
+
+/** A run as the runs index lists it: no output (that lives in the run's object). */
+export const runIndexViewSchema = z
+  .object({
+    run_id: z.string(),
+    function_id: z.string(),
+    event_id: z.string(),
+    status: runStatusSchema.openapi({ description: "Queued or Running until the run ends" }),
+    run_started_at: isoTime,
+    ended_at: isoTime.nullable(),
+    parent_run_id: z.string().optional().openapi({ description: "For a run step.invoke started: the run that invoked it" }),
+    skip_reason: z.string().nullable().optional().openapi({ description: "For a run flow control skipped (status Skipped): why" }),
+  })
+  .openapi("RunListing");
+
+export const runSummaryViewSchema = runIndexViewSchema
+  .extend({
+    output: z.unknown(),
+    error: serializedErrorSchema.nullable(),
+    scheduled_at: isoTime.optional().openapi({ description: "For a run a cron started: the time it was scheduled for" }),
+  })
+  .openapi("RunSummary");
+
+export const eventViewSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    user: z.record(z.string(), z.unknown()).optional(),
+    v: z.string().optional(),
+    ts: z.number().int().openapi({ description: "Epoch ms" }),
+    received_at: isoTime,
+  })
+  .openapi("Event");
+
+export const runViewSchema = runSummaryViewSchema
+  .extend({
+    steps: z.array(stepViewSchema),
+    events: z.array(eventViewSchema.omit({ received_at: true })).openapi({ description: "The events that started the run (a batch or debounce: several)" }),
+  })
+  .openapi("Run");
+
+export const runDetailSchema = runViewSchema
+  .extend({ children: z.array(z.object({ run_id: z.string(), function_id: z.string(), status: runStatusSchema })).openapi({ description: "The runs it started with step.invoke" }) })
+  .openapi("RunDetail");
+
+export const functionViewSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    triggers: z.array(z.union([z.object({ event: z.string(), if: z.string().optional() }), z.object({ cron: z.string() })])),
+    config: z.record(z.string(), z.unknown()).openapi({ description: "retries, flow control, timeouts, ... as the function declared them" }),
+    paused: z.boolean(),
+    crons: z.array(z.object({ cron: z.string(), timezone: z.string(), next_run_at: isoTime.nullable() })),
+    stats: z.object({
+      by_status: z.partialRecord(runStatusSchema, z.number().int()).openapi({ description: "Runs started in the last 24 hours, by status" }),
+      hours: z.array(z.object({ hour: isoTime, runs: z.number().int(), failures: z.number().int() })).openapi({ description: "Per hour of the last 24 with runs" }),
+    }),
+  })
+  .openapi("Function");
+
+/** A page of a newest-first listing and the cursor of the next one (null: the last page). */
+export function pageSchema<T extends z.ZodType>(item: T, name: string) {
+  return z.object({ data: z.array(item), next_cursor: z.string().nullable().openapi({ description: "Pass as `cursor` for the next page; null on the last" }) }).openapi(name);
+}
+
+const listTime = z.union([z.iso.datetime({ offset: true }), z.coerce.number().int().nonnegative()]);
+const limitSchema = z.coerce.number().int().min(1).max(500).default(50);
+const cursorSchema = z.string().max(600).optional();
+
+export const runsQuerySchema = z
+  .object({
+    function_id: z.string().min(1).max(255).optional(),
+    status: z.string().max(200).optional().openapi({ description: "Comma-separated statuses, e.g. Failed,Running" }),
+    started_after: listTime.optional().openapi({ description: "ISO 8601 or epoch ms, inclusive" }),
+    started_before: listTime.optional().openapi({ description: "ISO 8601 or epoch ms, exclusive" }),
+    cursor: cursorSchema,
+    limit: limitSchema,
+  })
+  .strict();
+
+export const eventsQuerySchema = z.object({ name: z.string().min(1).max(255).optional(), cursor: cursorSchema, limit: limitSchema }).strict();
+
+export const invokeBodySchema = z.object({ data: z.record(z.string(), z.unknown()).default({}) }).strict().openapi("InvokeRequest");
+
+export const rerunBodySchema = z
+  .object({ from_step: z.string().min(1).max(1024).optional().openapi({ description: "A step's id or name: the new run reuses the outputs of the steps that ended before it" }) })
+  .strict()
+  .openapi("RerunRequest");
+
+export const pauseBodySchema = z.object({ skip: z.boolean().optional().openapi({ description: "On resume, skip the events recorded while paused" }) }).strict().openapi("PauseRequest");
+
+export const cancellationViewSchema = z
+  .object({
+    id: z.string(),
+    function_id: z.string(),
+    started_after: isoTime,
+    started_before: isoTime,
+    if: z.string().nullable(),
+    cancelled: z.number().int().openapi({ description: "Runs cancelled so far" }),
+    status: z.enum(["Running", "Done"]),
+  })
+  .openapi("Cancellation");
+
+export const sendAnswerSchema = z.object({ ids: z.array(z.string()).openapi({ description: "The events' ids, in the order sent" }), status: z.literal(200) }).openapi("SendAnswer");
+
+export type CancellationView = z.infer<typeof cancellationViewSchema>;
+export type StepView = z.infer<typeof stepViewSchema>;
+export type RunIndexView = z.infer<typeof runIndexViewSchema>;
+export type RunSummaryView = z.infer<typeof runSummaryViewSchema>;
+export type RunView = z.infer<typeof runViewSchema>;
+export type EventView = z.infer<typeof eventViewSchema>;
+export type FunctionView = z.infer<typeof functionViewSchema>;
