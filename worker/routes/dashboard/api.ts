@@ -2,7 +2,8 @@ import type { Context } from "hono";
 import type { Env } from "../../env.ts";
 import { FINAL_STATUSES, type RunStatus } from "../../messages.ts";
 import type { SerializedError } from "../../../sdk/types.ts";
-import type { RunSummaryView, StepView } from "../runView.ts";
+import type { z } from "@hono/zod-openapi";
+import type { EventView, FunctionView, RunIndexView, RunSummaryView, runDetailSchema, StepView } from "../api/schemas.ts";
 import { apiRoutes } from "../api.ts";
 
 export type DashboardContext = Context<{ Bindings: Env }>;
@@ -38,46 +39,15 @@ function executionContextOf(c: DashboardContext): ExecutionContext | undefined {
   }
 }
 
-// The API's shapes as the pages read them (worker/routes/api's views).
-export type { RunSummaryView, StepView };
+// The API's shapes, from its schemas (worker/routes/api/schemas.ts).
+export type { EventView, FunctionView, RunSummaryView, StepView };
 export type { RunStatus, SerializedError };
-
-export interface FunctionView {
-  id: string;
-  name: string;
-  triggers: ({ event: string; if?: string } | { cron: string })[];
-  config: Record<string, unknown>;
-  paused: boolean;
-  crons: { cron: string; timezone: string; next_run_at: string | null }[];
-  stats?: { by_status: Partial<Record<RunStatus, number>>; hours: { hour: string; runs: number; failures: number }[] };
-}
-
-export interface RunListing {
-  run_id: string;
-  function_id: string;
-  event_id: string;
-  status: RunStatus;
-  run_started_at: string;
-  ended_at: string | null;
-  parent_run_id?: string;
-  skip_reason?: string | null;
-}
-
-export interface EventView {
-  id: string;
-  name: string;
-  data: Record<string, unknown>;
-  user?: Record<string, unknown>;
-  v?: string;
-  ts: number;
-  received_at?: string;
-}
-
-export interface RunDetail extends RunSummaryView {
-  steps: StepView[];
-  events?: EventView[];
-  children: { run_id: string; function_id: string; status: RunStatus }[];
-}
+/** A run as `GET /v1/runs` lists it. */
+export type RunListing = RunIndexView;
+/** A run as `GET /v1/runs/:id` answers it. */
+export type RunDetail = z.infer<typeof runDetailSchema>;
+/** An event as a run carries it (without the time it was received). */
+export type TriggerEventView = RunDetail["events"][number];
 
 export interface Page<T> {
   data: T[];

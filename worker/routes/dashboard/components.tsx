@@ -90,7 +90,7 @@ export function Flash({ id }: { id: string }) {
 }
 
 /** A table of runs: newest first, as the API listed them. Each row carries its id and status for app.js's live check. */
-export function RunsTable({ runs, showFunction = true }: { runs: RunListing[]; showFunction?: boolean }) {
+export function RunsTable({ runs, showFunction = true, showEvent = true }: { runs: RunListing[]; showFunction?: boolean; showEvent?: boolean }) {
   if (runs.length === 0) return <Empty>No runs.</Empty>;
   return (
     <div class="table-wrap">
@@ -100,7 +100,7 @@ export function RunsTable({ runs, showFunction = true }: { runs: RunListing[]; s
             <th>Status</th>
             <th>Run</th>
             {showFunction ? <th>Function</th> : null}
-            <th>Event</th>
+            {showEvent ? <th>Event</th> : null}
             <th>Started</th>
             <th>Duration</th>
           </tr>
@@ -119,9 +119,11 @@ export function RunsTable({ runs, showFunction = true }: { runs: RunListing[]; s
                   <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>
                 </td>
               ) : null}
-              <td>
-                <a class="mono" href={`/events/${encodeURIComponent(run.event_id)}`} title={run.event_id}>{shortId(run.event_id)}</a>
-              </td>
+              {showEvent ? (
+                <td>
+                  <a class="mono" href={`/events/${encodeURIComponent(run.event_id)}`} title={run.event_id}>{shortId(run.event_id)}</a>
+                </td>
+              ) : null}
               <td>
                 <Time at={run.run_started_at} relative />
               </td>

@@ -12,7 +12,7 @@ export async function eventPage(c: DashboardContext): Promise<Response> {
   // The API lists an event's runs oldest first; the dashboard shows newest first everywhere.
   const started = runs.ok ? [...runs.body.data].reverse() : [];
   // Live until its runs have all ended; with none yet, for a few minutes (they may be on their way).
-  const isRecent = Date.now() - Date.parse(found.received_at ?? new Date(found.ts).toISOString()) < 5 * 60_000;
+  const isRecent = Date.now() - Date.parse(found.received_at) < 5 * 60_000;
   const isSettled = started.length > 0 ? started.every((run) => isFinal(run.status)) : !isRecent;
   return renderPage(
     c,
@@ -30,7 +30,7 @@ export async function eventPage(c: DashboardContext): Promise<Response> {
           </Section>
           <Section title={`Runs it started (${started.length})`} id="event-runs">
             <div id="event-runs-live" data-live={isSettled ? undefined : "runs"} data-api={`${path}/runs`}>
-              <RunsTable runs={started} />
+              <RunsTable runs={started} showEvent={false} />
             </div>
           </Section>
         </div>

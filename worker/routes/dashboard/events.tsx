@@ -1,4 +1,4 @@
-import { callApi, type DashboardContext, type EventView, type Page } from "./api.ts";
+import { callApi, type DashboardContext, type EventView, type Page, type RunListing } from "./api.ts";
 import { Empty, jsonPreview, Json, Section, shortId, Time } from "./components.tsx";
 import { errorPage, Layout, renderPage } from "./layout.tsx";
 
@@ -16,6 +16,7 @@ export async function eventsPage(c: DashboardContext): Promise<Response> {
   if (cursor) query.set("cursor", cursor);
   const answer = await callApi<Page<EventView>>(c, `/v1/events?${query}`);
   if (!answer.ok) return errorPage(c, answer, "events");
+  const runsByEvent = await runsOfEvents(c, answer.body.data);
   return renderPage(
     c,
     <Layout title="Events" active="events">
@@ -35,7 +36,7 @@ export async function eventsPage(c: DashboardContext): Promise<Response> {
           </div>
         </form>
         <div id="events-live">
-          <EventTable events={answer.body.data} />
+          <EventTable events={answer.body.data} runsByEvent={runsByEvent} />
         </div>
         <nav class="pager">
           {cursor ? <a href={name ? `/events?name=${encodeURIComponent(name)}` : "/events"}>← Newest</a> : null}
@@ -72,7 +73,49 @@ function SendEventForm() {
   );
 }
 
-function EventTable({ events }: { events: EventView[] }) {
+const RUN_WINDOW_SLACK_MS = 60_000;
+
+/**
+ * The runs the listed events started, from one `GET /v1/runs` over the time the page spans (runs start
+ * after their event arrives): not one request per event. A delayed run starting later than that, or
+ * past the listing's limit, is found on the event's own page.
+ */
+async function runsOfEvents(c: DashboardContext, events: EventView[]): Promise<Map<string, RunListing[]>> {
+  const byEvent = new Map<string, RunListing[]>();
+  const times = events.map((event) => Date.parse(event.received_at));
+  if (times.length === 0) return byEvent;
+  const query = new URLSearchParams({
+    started_after: new Date(Math.min(...times)).toISOString(),
+    started_before: new Date(Math.max(...times) + RUN_WINDOW_SLACK_MS).toISOString(),
+    limit: "500",
+  });
+  const answer = await callApi<Page<RunListing>>(c, `/v1/runs?${query}`);
+  if (!answer.ok) return byEvent;
+  for (const run of answer.body.data) byEvent.set(run.event_id, [...(byEvent.get(run.event_id) ?? []), run]);
+  return byEvent;
+}
+
+/** The runs an event started, as links labelled with their function and coloured by status. */
+function EventRuns({ event, runs }: { event: EventView; runs: RunListing[] | undefined }) {
+  if (!runs?.length) {
+    return (
+      <a class="muted" href={`/events/${encodeURIComponent(event.id)}`}>
+        see event
+      </a>
+    );
+  }
+  return (
+    <span class="run-chips">
+      {runs.map((run) => (
+        <a href={`/runs/${encodeURIComponent(run.run_id)}`} title={`${run.function_id}: ${run.status}`} data-run-id={run.run_id}>
+          <span class={`badge status-${run.status.toLowerCase()}`}>{run.function_id}</span>
+        </a>
+      ))}
+    </span>
+  );
+}
+
+function EventTable({ events, runsByEvent }: { events: EventView[]; runsByEvent: Map<string, RunListing[]> }) {
   if (events.length === 0) return <Empty>No events.</Empty>;
   return (
     <div class="table-wrap">
@@ -83,13 +126,14 @@ function EventTable({ events }: { events: EventView[] }) {
             <th>Name</th>
             <th>Id</th>
             <th>Payload</th>
+            <th>Runs</th>
           </tr>
         </thead>
         <tbody>
           {events.map((event) => (
             <tr data-event-id={event.id}>
               <td>
-                <Time at={event.received_at ?? event.ts} relative />
+                <Time at={event.received_at} relative />
               </td>
               <td>
                 <a href={`/events?name=${encodeURIComponent(event.name)}`}>{event.name}</a>
@@ -106,6 +150,9 @@ function EventTable({ events }: { events: EventView[] }) {
                   </summary>
                   <Json value={event.data} />
                 </details>
+              </td>
+              <td>
+                <EventRuns event={event} runs={runsByEvent.get(event.id)} />
               </td>
             </tr>
           ))}

@@ -1,4 +1,4 @@
-import { callApi, isFinal, type DashboardContext, type EventView, type RunDetail } from "./api.ts";
+import { callApi, isFinal, type DashboardContext, type RunDetail, type TriggerEventView } from "./api.ts";
 import { Duration, Empty, ErrorBlock, Flash, Json, Section, StatusBadge, Time } from "./components.tsx";
 import { errorPage, Layout, renderPage } from "./layout.tsx";
 import { Timeline, timelineWindow } from "./timeline.tsx";
@@ -17,7 +17,7 @@ export async function runPage(c: DashboardContext): Promise<Response> {
   const answer = await callApi<{ data: RunDetail }>(c, `/v1/runs/${encodeURIComponent(runId)}`);
   if (!answer.ok) return errorPage(c, answer, "runs");
   const run = answer.body.data;
-  const events = run.events ?? (await triggerEvent(c, run.event_id));
+  const events = run.events;
   const final = isFinal(run.status);
   return renderPage(
     c,
@@ -48,13 +48,6 @@ export async function runPage(c: DashboardContext): Promise<Response> {
       </div>
     </Layout>,
   );
-}
-
-/** The run's event when the run view does not carry its trigger events. */
-async function triggerEvent(c: DashboardContext, eventId: string): Promise<EventView[]> {
-  if (!eventId) return [];
-  const answer = await callApi<{ data: EventView }>(c, `/v1/events/${encodeURIComponent(eventId)}`);
-  return answer.ok ? [answer.body.data] : [];
 }
 
 /** Cancel while it can still change; rerun (a new run from the same event) once it has ended. */
@@ -158,7 +151,7 @@ function RunFacts({ run }: { run: RunDetail }) {
 }
 
 /** The event(s) that started the run, with their payloads as text. */
-function TriggerEvents({ events }: { events: EventView[] }) {
+function TriggerEvents({ events }: { events: TriggerEventView[] }) {
   return (
     <Section title={events.length > 1 ? `Trigger events (${events.length})` : "Trigger event"} id="events">
       {events.length === 0 ? <Empty>This event is not in the event log.</Empty> : null}

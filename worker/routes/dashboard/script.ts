@@ -143,6 +143,8 @@ export const APP_JS = String.raw`"use strict";
       return api("POST", "/v1/events", result.value).then(function (json) {
         var ids = json.ids || [];
         sayLinks(form, "Sent " + (ids.length === 1 ? "1 event:" : ids.length + " events:"), ids.map(function (id) { return { href: "/events/" + encodeURIComponent(id), text: id }; }));
+        // Once now for the event, once more a moment later for the runs it starts.
+        later(function () { refreshRegion("events-live"); }, LIST_POLL_MS);
         return refreshRegion("events-live");
       });
     },

@@ -127,6 +127,11 @@ details.invoke form { display: grid; gap: 8px; margin-top: 8px; }
 .wake { font-size: 13px; color: var(--sleep); }
 .two-col { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 1fr); gap: 16px; align-items: start; }
 .stack-col { display: grid; gap: 16px; min-width: 0; }
+.run-chips { display: flex; flex-wrap: wrap; gap: 4px; }
+.chart-box { margin: 0; }
+ul.plain { list-style: none; margin: 0; padding: 0; display: grid; gap: 4px; }
+.event + .event { border-top: 1px solid var(--border); margin-top: 10px; padding-top: 4px; }
+.event p { margin: 0 0 4px; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 12px; justify-content: flex-end; margin-top: 10px; }
 @media (max-width: 860px) {
   .fn-grid, .two-col { grid-template-columns: minmax(0, 1fr); }

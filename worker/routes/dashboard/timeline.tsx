@@ -11,9 +11,23 @@ export interface TimeWindow {
 
 export function timelineWindow(startedAt: string, endedAt: string | null, steps: StepView[], now: number): TimeWindow {
   const start = Date.parse(startedAt);
-  const ends = steps.flatMap((step) => (step.ended_at ? [Date.parse(step.ended_at)] : []));
+  const ends = steps.flatMap((step) => {
+    const end = stepEnd(step);
+    return end === null ? [] : [end];
+  });
   const end = Math.max(endedAt ? Date.parse(endedAt) : now, ...ends, start + 1);
   return { start, end };
+}
+
+/** When a step began: its first attempt (the step's own start is that of its latest attempt). */
+export function stepStart(step: StepView): number {
+  return Math.min(Date.parse(step.started_at), ...step.failed_attempts.map((attempt) => Date.parse(attempt.started_at)));
+}
+
+/** When a step ended (null while it goes on): after its last attempt. */
+export function stepEnd(step: StepView): number | null {
+  if (!step.ended_at) return null;
+  return Math.max(Date.parse(step.ended_at), ...step.failed_attempts.map((attempt) => Date.parse(attempt.ended_at)));
 }
 
 /** Where `time` falls on a track `TRACK_WIDTH` wide, clamped to it. */
@@ -29,7 +43,7 @@ function xOf(window: TimeWindow, time: number): number {
  */
 export function Timeline({ runId, steps, window, canRerun }: { runId: string; steps: StepView[]; window: TimeWindow; canRerun: boolean }) {
   if (steps.length === 0) return <Empty>No steps yet.</Empty>;
-  const ordered = [...steps].sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
+  const ordered = [...steps].sort((a, b) => stepStart(a) - stepStart(b));
   return (
     <ol class="timeline">
       {ordered.map((step, index) => (
@@ -41,15 +55,16 @@ export function Timeline({ runId, steps, window, canRerun }: { runId: string; st
 
 function StepItem({ runId, step, index, window, canRerun }: { runId: string; step: StepView; index: number; window: TimeWindow; canRerun: boolean }) {
   const isPending = step.status === "Sleeping" || step.status === "Waiting" || step.status === "Retrying";
+  const end = stepEnd(step);
   return (
-    <li class="step" data-step-id={step.id} data-step-status={step.status}>
+    <li class="step" data-step-id={step.id} data-step-name={step.name} data-step-status={step.status}>
       <div class="step-head">
         <span class="name">{step.name}</span>
         <StatusBadge status={step.status} />
         <span class="muted">
           {step.attempts} {step.attempts === 1 ? "attempt" : "attempts"}
         </span>
-        {step.ended_at ? <span class="muted">{formatDuration(Date.parse(step.ended_at) - Date.parse(step.started_at))}</span> : null}
+        {end !== null ? <span class="muted">{formatDuration(end - stepStart(step))}</span> : null}
         <span class="spacer"></span>
         {canRerun ? (
           <button type="button" data-action="rerun" data-run-id={runId} data-from-step={step.id} title="A new run from the same event that reuses the outputs of the steps before this one">
@@ -76,8 +91,8 @@ function WakeLine({ step }: { step: StepView }) {
 
 /** The step's bar on the run's time axis, with each failed attempt over it. */
 function StepTrack({ step, window }: { step: StepView; window: TimeWindow }) {
-  const start = xOf(window, Date.parse(step.started_at));
-  const end = xOf(window, step.ended_at ? Date.parse(step.ended_at) : window.end);
+  const start = xOf(window, stepStart(step));
+  const end = xOf(window, stepEnd(step) ?? window.end);
   return (
     <svg class="track" viewBox={`0 0 ${TRACK_WIDTH} 12`} preserveAspectRatio="none" aria-hidden="true">
       <rect class="lane" x="0" y="0" width={TRACK_WIDTH} height="12" rx="2" />
@@ -85,7 +100,7 @@ function StepTrack({ step, window }: { step: StepView; window: TimeWindow }) {
       {step.failed_attempts.map((attempt) => {
         const from = xOf(window, Date.parse(attempt.started_at));
         const to = xOf(window, Date.parse(attempt.ended_at));
-        return <rect class="attempt-failed" x={from} y="2" width={Math.max(3, to - from)} height="8" />;
+        return <rect class="attempt-failed" x={Math.min(from, TRACK_WIDTH - 6)} y="1" width={Math.max(6, to - from)} height="10" />;
       })}
     </svg>
   );
