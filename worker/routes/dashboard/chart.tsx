@@ -50,7 +50,7 @@ export function RunsChart({ hours, now }: { hours: HourCount[]; now: number }) {
       <figcaption class="chart-legend">
         <span>24 h ago</span>
         <span>
-          {total} runs, {failed} failed
+          {total} {total === 1 ? "run" : "runs"}, {failed} failed
         </span>
         <span>now</span>
       </figcaption>

@@ -9,12 +9,12 @@ export function StatusBadge({ status }: { status: string }) {
   return <span class={`badge status-${status.toLowerCase()}`}>{status}</span>;
 }
 
-/** A time: UTC text on the server, the viewer's local time once app.js has run. */
-export function Time({ at, relative }: { at: string | number | null | undefined; relative?: boolean }) {
+/** A time: UTC text on the server, the viewer's local time once app.js has run (`relative`: "3 min ago"; "both": both). */
+export function Time({ at, relative }: { at: string | number | null | undefined; relative?: boolean | "both" }) {
   if (at === null || at === undefined) return <span class="muted">—</span>;
   const iso = new Date(at).toISOString();
   return (
-    <time datetime={iso} data-relative={relative ? "" : undefined} title={iso}>
+    <time datetime={iso} data-relative={relative === "both" ? "both" : relative ? "" : undefined} title={iso}>
       {iso.replace("T", " ").replace(/\.\d+Z$/, " UTC")}
     </time>
   );
@@ -24,8 +24,8 @@ export function Time({ at, relative }: { at: string | number | null | undefined;
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
-  return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`;
+  const [big, bigUnit, small, smallUnit] = ms < 3_600_000 ? [Math.floor(ms / 60_000), "min", Math.round((ms % 60_000) / 1000), "s"] : [Math.floor(ms / 3_600_000), "h", Math.round((ms % 3_600_000) / 60_000), "min"];
+  return small === 0 ? `${big} ${bigUnit}` : `${big} ${bigUnit} ${small} ${smallUnit}`;
 }
 
 /** From `start` to `end` (or to now, still going). */

@@ -99,8 +99,8 @@ async function runsOfEvents(c: DashboardContext, events: EventView[]): Promise<M
 function EventRuns({ event, runs }: { event: EventView; runs: RunListing[] | undefined }) {
   if (!runs?.length) {
     return (
-      <a class="muted" href={`/events/${encodeURIComponent(event.id)}`}>
-        see event
+      <a class="muted" href={`/events/${encodeURIComponent(event.id)}`} title="No run found near this event's time; its page lists every run it started">
+        —
       </a>
     );
   }

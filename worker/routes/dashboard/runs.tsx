@@ -83,7 +83,10 @@ export async function runsPage(c: DashboardContext): Promise<Response> {
         {isLive ? <span class="muted" data-live-note>Live: updates every 2 s</span> : null}
       </div>
       <section class="card">
-        <RunsFilterForm filter={filter} functions={functions.body.data} />
+        <details class="filters-box" id="runs-filters" open>
+          <summary>Filter</summary>
+          <RunsFilterForm filter={filter} functions={functions.body.data} />
+        </details>
         {filter.functionId ? <BulkCancel filter={filter} now={now} /> : null}
       </section>
       <section class="card">

@@ -36,7 +36,8 @@ export const APP_JS = String.raw`"use strict";
       if (isNaN(ms)) return;
       var local = new Date(ms).toLocaleString();
       el.title = local + " (" + el.getAttribute("datetime") + ")";
-      el.textContent = el.hasAttribute("data-relative") ? relative(ms) : local;
+      var mode = el.getAttribute("data-relative");
+      el.textContent = mode === "both" ? local + " (" + relative(ms) + ")" : mode !== null ? relative(ms) : local;
     });
   }
 
@@ -264,6 +265,9 @@ export const APP_JS = String.raw`"use strict";
 
   function start() {
     localizeTimes(document);
+    // On a phone the runs filter starts folded, unless it is in use.
+    var filters = document.getElementById("runs-filters");
+    if (filters && window.matchMedia("(max-width: 600px)").matches && location.search === "") filters.open = false;
     document.querySelectorAll("textarea[data-json]").forEach(validate);
     document.querySelectorAll("[data-live=runs][id]").forEach(function (region) { later(function () { pollList(region.id); }, LIST_POLL_MS); });
     startLive();

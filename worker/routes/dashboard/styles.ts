@@ -132,6 +132,7 @@ details.invoke form { display: grid; gap: 8px; margin-top: 8px; }
 ul.plain { list-style: none; margin: 0; padding: 0; display: grid; gap: 4px; }
 .event + .event { border-top: 1px solid var(--border); margin-top: 10px; padding-top: 4px; }
 .event p { margin: 0 0 4px; overflow-wrap: anywhere; }
+details.filters-box > summary { font-weight: 600; margin-bottom: 8px; }
 .pager { display: flex; gap: 12px; justify-content: flex-end; margin-top: 10px; }
 @media (max-width: 860px) {
   .fn-grid, .two-col { grid-template-columns: minmax(0, 1fr); }
@@ -143,5 +144,12 @@ ul.plain { list-style: none; margin: 0; padding: 0; display: grid; gap: 4px; }
   dl.meta { grid-template-columns: minmax(0, 1fr); }
   dl.meta dt { margin-top: 6px; }
   form.filters > * { flex: 1 1 140px; }
+  form.filters > fieldset { flex-basis: 100%; }
+  /* Tables of runs and events stack: each row wraps its cells onto lines instead of scrolling. */
+  table.runs thead, table.events thead { display: none; }
+  table.runs, table.runs tbody, table.events, table.events tbody { display: block; }
+  table.runs tr, table.events tr { display: flex; flex-wrap: wrap; align-items: baseline; gap: 2px 12px; padding: 8px 2px; border-bottom: 1px solid var(--border); }
+  table.runs td, table.events td { border: 0; padding: 0; }
+  table.events td.wrap { flex-basis: 100%; min-width: 0; }
 }
 `;

@@ -61,9 +61,11 @@ function StepItem({ runId, step, index, window, canRerun }: { runId: string; ste
       <div class="step-head">
         <span class="name">{step.name}</span>
         <StatusBadge status={step.status} />
-        <span class="muted">
-          {step.attempts} {step.attempts === 1 ? "attempt" : "attempts"}
-        </span>
+        {step.attempts > 0 ? (
+          <span class="muted">
+            {step.attempts} {step.attempts === 1 ? "attempt" : "attempts"}
+          </span>
+        ) : null}
         {end !== null ? <span class="muted">{formatDuration(end - stepStart(step))}</span> : null}
         <span class="spacer"></span>
         {canRerun ? (
@@ -84,7 +86,7 @@ function WakeLine({ step }: { step: StepView }) {
   const what = step.status === "Sleeping" ? "Sleeps until" : step.status === "Waiting" ? "Waits until" : "Next attempt at";
   return (
     <p class="wake">
-      {what} <Time at={step.wake_at} relative />
+      {what} <Time at={step.wake_at} relative="both" />
     </p>
   );
 }
