@@ -1,3 +1,4 @@
+import { groupTools } from "./group.ts";
 import { isNonRetriable, isStepError, retryAfterOf } from "./errors/recognize.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Clock } from "./clock.ts";
@@ -111,6 +112,7 @@ class Invocation {
       event: this.input.events[0] as StoredEvent<object>,
       events: this.input.events as StoredEvent<object>[],
       step: this.stepTools(),
+      group: groupTools,
       runId: this.input.runId,
       get attempt() {
         return invocation.attemptHere();

@@ -39,3 +39,30 @@ describe("eventType", () => {
     expect(fn.triggers).toEqual([{ event: "app/v3" }]);
   });
 });
+
+describe("group.parallel", () => {
+  it("races steps: the first to settle wins, and the others are memoized, never run again", async () => {
+    const { drive } = await import("./testing.ts");
+    const runs: string[] = [];
+    const { outcome, run } = await drive(async ({ step, group }) => {
+      const winner = await group.parallel({ mode: "race" }, () =>
+        Promise.race([
+          step.run("fast", () => (runs.push("fast"), "fast")),
+          step.run("slow", async () => {
+            runs.push("slow");
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            return "slow";
+          }),
+        ]),
+      );
+      await step.sleep("after", "1s");
+      return winner;
+    });
+    expect(outcome).toEqual({ type: "completed", output: "fast" });
+    expect(runs).toEqual(["fast", "slow"]);
+    expect([...run.steps.values()].map((s) => s.name).sort()).toEqual(["after", "fast", "slow"]);
+    const { groupTools } = await import("./group.ts");
+    expect(() => groupTools.parallel({ mode: "all" as "race" }, async () => 1)).toThrow(/mode "all"/);
+    await expect(groupTools.parallel(async () => 2)).resolves.toBe(2);
+  });
+});
