@@ -21,7 +21,9 @@ export default defineConfig({
             // A user's entry of the documented shape, with functions that count their side effects.
             main: "./test/worker.ts",
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { TEST_MIGRATIONS: migrations } },
+            // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
+            // and test/auth.test.ts calls the Worker with an env that turns it off.
+            miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" } },
             // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
             // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
             additionalExports: { StepflareService: "WorkerEntrypoint" },

@@ -1,6 +1,15 @@
 import type { Handler } from "./driver.ts";
 import { reservedNameError, type EventPayload } from "./event.ts";
+import type { EventType, SchemaData } from "./eventType.ts";
 import { StepflareFunction, type FunctionConfig, type Trigger } from "./function.ts";
+
+/** What a trigger may be: `{ event }`, `{ cron }` (or `cron(...)`), or an `eventType`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TriggerInput = Trigger | EventType<string, any>;
+
+/** The `event.data` a trigger gives the handler: its event type's schema's, or any object. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type TriggerData<T> = T extends EventType<string, infer TSchema> ? (TSchema extends undefined ? Record<string, any> : SchemaData<TSchema>) : Record<string, any>;
 
 /** Sends events into Stepflare and answers their ids. */
 export type EventSender = (events: EventPayload[]) => Promise<{ ids: string[] }>;
@@ -43,13 +52,24 @@ export class Stepflare {
    * });
    */
   // `any` by default, as in Inngest: untyped event data is read freely by handlers.
+  // Inngest v4's form: the triggers inside the config, event types typing `event.data`.
+  createFunction<TTrigger extends TriggerInput, TOutput = unknown>(
+    config: FunctionConfig<TriggerData<TTrigger>> & { triggers: TTrigger | readonly TTrigger[] },
+    handler: Handler<TriggerData<TTrigger>, TOutput>,
+  ): StepflareFunction;
+  // Inngest v3's form: config, trigger(s), handler.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   createFunction<TData extends object = Record<string, any>, TOutput = unknown>(
     config: FunctionConfig<TData>,
-    trigger: Trigger | Trigger[],
+    trigger: TriggerInput | readonly TriggerInput[],
     handler: Handler<TData, TOutput>,
-  ): StepflareFunction {
-    return new StepflareFunction(config, trigger, handler);
+  ): StepflareFunction;
+  createFunction(config: unknown, triggerOrHandler: unknown, handler?: unknown): StepflareFunction {
+    if (handler === undefined && typeof triggerOrHandler === "function" && config && typeof config === "object" && "triggers" in config) {
+      const { triggers, ...rest } = config as { triggers: unknown };
+      return new StepflareFunction(rest, triggers, triggerOrHandler);
+    }
+    return new StepflareFunction(config, triggerOrHandler, handler);
   }
 
   /**
@@ -60,7 +80,8 @@ export class Stepflare {
    * const { ids } = await app.send({ name: "demo/hello", data: { name: "Ada" } });
    */
   async send(events: EventPayload | EventPayload[]): Promise<{ ids: string[] }> {
-    const list = Array.isArray(events) ? events : [events];
+    // An event type's `create()` adds `validate`, which is not part of the event.
+    const list = (Array.isArray(events) ? events : [events]).map(({ validate: _validate, ...event }: EventPayload & { validate?: unknown }) => event);
     // As in Inngest: sending no events is allowed and does nothing.
     if (list.length === 0) return { ids: [] };
     if (this.sender) return this.sender(list);

@@ -1,8 +1,9 @@
+import { groupTools } from "./group.ts";
+import { isNonRetriable, isStepError, retryAfterOf } from "./errors/recognize.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Clock } from "./clock.ts";
 import { toEpochMs, toMilliseconds } from "./duration.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
-import { RetryAfterError } from "./errors/RetryAfterError.ts";
 import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
@@ -111,6 +112,7 @@ class Invocation {
       event: this.input.events[0] as StoredEvent<object>,
       events: this.input.events as StoredEvent<object>[],
       step: this.stepTools(),
+      group: groupTools,
       runId: this.input.runId,
       get attempt() {
         return invocation.attemptHere();
@@ -310,7 +312,7 @@ class Invocation {
     const endedAt = this.clock.now();
     const failedAttempts = [...(this.host.steps.get(call.id)?.failedAttempts ?? []), { error, startedAt, endedAt }];
     const base = { id: call.id, name: call.name, kind: call.kind, attempts: failed, error, failedAttempts, startedAt, endedAt };
-    if (err instanceof NonRetriableError || failed > this.input.retries) {
+    if (isNonRetriable(err) || failed > this.input.retries) {
       const seq = ++this.seq;
       return this.store({ ...base, status: "failed", seq }, undefined, () => this.hold(seq, () => call.reject(new StepError(call.name, error))));
     }
@@ -345,7 +347,7 @@ class Invocation {
 
   private retryAt(err: unknown, failedAttempts: number): number {
     const now = this.clock.now();
-    return err instanceof RetryAfterError ? err.retryAt(now) : now + backoffDelay(failedAttempts, () => this.clock.random());
+    return retryAfterOf(err, now) ?? now + backoffDelay(failedAttempts, () => this.clock.random());
   }
 
   /** Parks a path of the handler until `wakeAt`: its promise never settles in this invocation. */
@@ -451,7 +453,7 @@ class Invocation {
   private handlerFailed(err: unknown): RunOutcome {
     const error = serializeError(err);
     const count = this.unitFailures() + 1;
-    if (err instanceof NonRetriableError || err instanceof StepError || count > this.input.retries) return { type: "failed", error };
+    if (isNonRetriable(err) || isStepError(err) || count > this.input.retries) return { type: "failed", error };
     return { type: "retry", error, wakeAt: this.retryAt(err, count), handlerFailures: { count, unitSeq: this.seq } };
   }
 
@@ -474,6 +476,6 @@ function nonRetriable<T>(read: () => T): T {
   try {
     return read();
   } catch (err) {
-    throw err instanceof NonRetriableError ? err : new NonRetriableError(serializeError(err).message);
+    throw isNonRetriable(err) ? err : new NonRetriableError(serializeError(err).message);
   }
 }

@@ -7,6 +7,7 @@ import { parseCron, type CronSchedule } from "./cron.ts";
 import { compileExpression, type Expression } from "./expression.ts";
 import { compileFlowControl, flowConfigSchema, type FlowControl } from "./flow.ts";
 import type { StepTools } from "./step.ts";
+import { EventType } from "./eventType.ts";
 import type { Logger, SerializedError } from "./types.ts";
 
 /** Default and largest `stepTimeout`: a Durable Object alarm may run for at most 15 minutes. */
@@ -169,12 +170,17 @@ export class StepflareFunction {
   readonly hasFlowControl: boolean;
   /** The options that shape its runs, as validated (durations in ms), for the REST API. */
   readonly settings: Record<string, unknown>;
+  /** The `eventType`s among its triggers. */
+  readonly eventTypes: EventType[];
   private readonly compiled: CompiledTrigger[];
 
   constructor(config: unknown, triggers: unknown, handler: unknown) {
     const parsed = parseOrThrow(functionConfigSchema, config, `config of function ${JSON.stringify((config as { id?: unknown } | null)?.id)}`);
     const owner = `function "${parsed.id}"`;
-    const list = parseOrThrow(z.array(triggerSchema).min(1).max(10), Array.isArray(triggers) ? triggers : [triggers], `${owner} triggers`);
+    const given = (Array.isArray(triggers) ? triggers : [triggers]) as unknown[];
+    // Inngest v4's event types stand for the trigger `{ event: name }`; their schemas check what is sent.
+    this.eventTypes = given.filter((t): t is EventType => t instanceof EventType);
+    const list = parseOrThrow(z.array(triggerSchema).min(1).max(10), given.map((t) => (t instanceof EventType ? { event: t.name } : t)), `${owner} triggers`);
     if (typeof handler !== "function") throw new TypeError(`${owner}: the handler must be a function`);
     this.id = parsed.id;
     this.name = parsed.name ?? parsed.id;

@@ -1,4 +1,5 @@
-export { Stepflare, type EventSender, type StepflareOptions } from "./client.ts";
+export { Stepflare, type EventSender, type StepflareOptions, type TriggerData, type TriggerInput } from "./client.ts";
+export { cron, EventType, eventType, invoke, staticSchema, type StandardSchemaV1 } from "./eventType.ts";
 export { NonRetriableError } from "./errors/NonRetriableError.ts";
 export { RetryAfterError } from "./errors/RetryAfterError.ts";
 export { StepError } from "./errors/StepError.ts";

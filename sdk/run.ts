@@ -1,3 +1,4 @@
+import type { GroupTools } from "./group.ts";
 import type { Clock } from "./clock.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
 import type { InvocationStart } from "./replay.ts";
@@ -79,6 +80,8 @@ export interface HandlerContext<TData extends object = Record<string, any>> {
   event: StoredEvent<TData>;
   events: StoredEvent<TData>[];
   step: StepTools;
+  /** Inngest v4's group tools: `group.parallel`. */
+  group: GroupTools;
   runId: string;
   /**
    * 0-based attempt of the unit the reading code belongs to, as Inngest counts it: inside a step

@@ -46,7 +46,7 @@ describe("GET /v1/runs", () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const { status, body } = await json<Page<Listed>>(`/v1/runs?function_id=${fn}&limit=50${cursor ? `&cursor=${cursor}` : ""}`);
+      const { status, body }: { status: number; body: Page<Listed> } = await json<Page<Listed>>(`/v1/runs?function_id=${fn}&limit=50${cursor ? `&cursor=${cursor}` : ""}`);
       expect(status).toBe(200);
       seen.push(...body.data);
       cursor = body.next_cursor;

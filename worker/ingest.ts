@@ -1,4 +1,6 @@
 import { ulid } from "ulidx";
+import { EventDataError, validateEventData } from "../sdk/eventType.ts";
+import { eventTypeOf } from "./registry.ts";
 import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../sdk/event.ts";
 import { DEDUP_WINDOW_MS, insertEvents, undispatchedEvents } from "./db/events.ts";
 import type { Env } from "./env.ts";
@@ -49,6 +51,16 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
   return payloads.map((payload, i) => {
     const reserved = reservedNameError(payload.name, i);
     if (reserved) throw new IngestError(400, reserved, `${i}.name`);
+    // An event whose type a function declared with a schema (eventType) must fit it.
+    const type = eventTypeOf(payload.name);
+    if (type) {
+      try {
+        validateEventData(type, payload.data, i);
+      } catch (err) {
+        if (err instanceof EventDataError) throw new IngestError(400, `invalid ${err.message}`, err.path);
+        throw err;
+      }
+    }
     const event: StoredEvent = {
       id: payload.id ?? nextId(i),
       name: payload.name,

@@ -1,3 +1,4 @@
+import type { EventType } from "../sdk/eventType.ts";
 import type { StepflareFunction } from "../sdk/function.ts";
 
 /**
@@ -15,6 +16,15 @@ export function registerFunctions(list: StepflareFunction[]): void {
     ids.add(fn.id);
   }
   functions = all;
+  eventTypes = new Map(all.flatMap((fn) => fn.eventTypes.filter((type) => type.schema).map((type) => [type.name, type] as const)));
+}
+
+/** The event types with a schema that the functions' triggers declare, by event name. */
+let eventTypes = new Map<string, EventType>();
+
+/** The declared type of events named `name` (a trigger's `eventType` with a schema), if any. */
+export function eventTypeOf(name: string): EventType | undefined {
+  return eventTypes.get(name);
 }
 
 export function allFunctions(): readonly StepflareFunction[] {

@@ -10,12 +10,18 @@ import { fireCronTrigger } from "./crons.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
 import { apiRoutes } from "./routes/api.ts";
+import { requireDashboardSession } from "./routes/auth.ts";
 import { dashboardRoutes } from "./routes/dashboard/index.ts";
 import { devRoutes } from "./routes/dev.ts";
 import { jsonError } from "./routes/errors.ts";
 import { eventRoutes } from "./routes/events.ts";
+import { loginRoutes } from "./routes/login.tsx";
+import { pageHeaders } from "./routes/pageHeaders.ts";
 import { ensureScheduler, tick } from "./scheduled.ts";
 import { env as workerEnv } from "cloudflare:workers";
+
+/** The dashboard's routes; `/login` and `/logout` (routes/login.tsx) guard themselves. */
+const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*"];
 
 export interface ServeOptions {
   client: Stepflare;
@@ -41,6 +47,9 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
     await next();
   });
   app.route("/", eventRoutes);
+  // The dashboard's pages: the login (or the bearer) outside dev mode, and a strict CSP on each.
+  for (const path of DASHBOARD_PATHS) app.use(path, pageHeaders, requireDashboardSession);
+  app.route("/", loginRoutes);
   app.route("/", apiRoutes);
   app.route("/", devRoutes);
   app.route("/", dashboardRoutes);

@@ -1,5 +1,5 @@
 /**
- * `wrangler dev` as a user runs it (`npm run dev`: `--test-scheduled`), for end-to-end tests:
+ * `wrangler dev` as a user runs it (`npm run dev`: `--test-scheduled`, dev mode by `--var STEPFLARE_DEV:1`), for end-to-end tests:
  * migrations applied to a fresh `--persist-to` directory, then the dev server on a free port of 127.0.0.1, detached in its own
  * process group, which `stop()` (and a process exit hook) kills by group id: wrangler starts npm,
  * node, esbuild and workerd children, and none may outlive the test.
@@ -41,7 +41,7 @@ export async function startDevServer(configs: string[], readyPath: string, optio
   const configArgs = configs.flatMap((config) => ["-c", config]);
   const server: ChildProcess = spawn(
     NPX,
-    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--test-scheduled", "--show-interactive-dev-session=false"],
+    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--test-scheduled", "--var", "STEPFLARE_DEV:1", "--show-interactive-dev-session=false"],
     { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   const keep = (chunk: Buffer) => {

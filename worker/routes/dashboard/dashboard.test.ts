@@ -3,7 +3,7 @@ import { lastHours } from "./chart.tsx";
 import { ErrorBlock, Json, RunsTable } from "./components.tsx";
 import { APP_JS } from "./script.ts";
 import { Timeline, timelineWindow } from "./timeline.tsx";
-import { DASHBOARD_CSP } from "./security.ts";
+import { CONTENT_SECURITY_POLICY } from "../pageHeaders.ts";
 
 const HOSTILE = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`;
 
@@ -68,7 +68,7 @@ describe("dashboard assets", () => {
   });
 
   it("send the strict CSP", () => {
-    expect(DASHBOARD_CSP).toBe(
+    expect(CONTENT_SECURITY_POLICY).toBe(
       "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     );
   });

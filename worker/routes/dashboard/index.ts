@@ -1,28 +1,25 @@
 import { Hono } from "hono";
 import type { Env } from "../../env.ts";
+import { pageHeaders } from "../pageHeaders.ts";
 import { assetRoutes } from "./assets.ts";
 import { eventPage } from "./event.tsx";
 import { eventsPage } from "./events.tsx";
 import { functionsPage } from "./functions.tsx";
 import { runPage } from "./run.tsx";
 import { runsPage } from "./runs.tsx";
-import { securityHeaders } from "./security.ts";
 
 /**
  * The dashboard: server-rendered pages over the JSON API (each page asks `/v1` in process, with its
- * viewer's credentials), plus the one stylesheet and script they load. Mounted at `/` by serve().
+ * viewer's credentials), plus the one stylesheet and script they load. Mounted at `/` by serve(),
+ * which puts the login (requireDashboardSession) and the page headers in front of every page.
  *
  * @example
  * app.route("/", dashboardRoutes);
  */
 export const dashboardRoutes = new Hono<{ Bindings: Env }>();
 
-dashboardRoutes.use("/", securityHeaders);
-dashboardRoutes.use("/runs", securityHeaders);
-dashboardRoutes.use("/runs/*", securityHeaders);
-dashboardRoutes.use("/events", securityHeaders);
-dashboardRoutes.use("/events/*", securityHeaders);
-dashboardRoutes.use("/assets/*", securityHeaders);
+// The assets are the same for everyone (the login page's visitor included): no session, but the page headers.
+dashboardRoutes.use("/assets/*", pageHeaders);
 
 dashboardRoutes.route("/", assetRoutes);
 dashboardRoutes.get("/", functionsPage);

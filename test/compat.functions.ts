@@ -1,0 +1,17 @@
+// Functions of the Inngest v4 source-compatibility tests (test/compat.test.ts), written in v4's form.
+import { z } from "zod";
+import { cron, eventType, type Stepflare } from "../sdk/index.ts";
+
+export const orderPlaced = eventType("test/compat.order-placed", { schema: z.object({ orderId: z.string(), total: z.number().min(0) }) });
+
+export function compatFunctions(app: Stepflare) {
+  const receipt = app.createFunction({ id: "compat-receipt", retries: 1, triggers: [orderPlaced] }, async ({ event, step }) => {
+    // Typed by the schema: a number, no cast.
+    const total: number = event.data.total;
+    return step.run("receipt", () => `${event.data.orderId}:${total.toFixed(2)}`);
+  });
+  const nightly = app.createFunction({ id: "compat-nightly", triggers: [cron("TZ=Europe/Paris 0 3 * * *"), { event: "test/compat.nightly-now" }] }, async ({ step }) =>
+    step.run("sweep", () => "swept"),
+  );
+  return [receipt, nightly];
+}

@@ -1,0 +1,99 @@
+import { Hono, type Context } from "hono";
+import { deleteCookie, setCookie } from "hono/cookie";
+import { html } from "hono/html";
+import type { Env } from "../env.ts";
+import { isDevMode, missingSecret, refuseCrossOriginWrite, secretsEqual } from "./auth.ts";
+import { pageHeaders } from "./pageHeaders.ts";
+import { SESSION_COOKIE, SESSION_TTL_MS, signSession } from "./session.ts";
+
+/**
+ * The dashboard's login: `GET /login` shows a form for the signing key, `POST /login` checks it and
+ * sets the session cookie (see session.ts) and sends the browser on to `next`, `POST /logout` clears
+ * it. In dev mode without a signing key there is nothing to log in to: both send you on to `next`.
+ *
+ * @example
+ * curl -si localhost:8787/login -d key=$STEPFLARE_SIGNING_KEY -d next=/runs # 303, Set-Cookie: stepflare_session=...
+ */
+export const loginRoutes = new Hono<{ Bindings: Env }>();
+
+loginRoutes.use("/login", pageHeaders);
+loginRoutes.use("/logout", pageHeaders);
+
+loginRoutes.get("/login", (c) => {
+  const next = safeNext(c.req.query("next"), new URL(c.req.url).origin);
+  if (!c.env.STEPFLARE_SIGNING_KEY) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
+  return page(c, next, 200);
+});
+
+loginRoutes.post("/login", async (c) => {
+  const refused = refuseCrossOriginWrite(c);
+  if (refused) return refused;
+  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  const next = safeNext(body.next, new URL(c.req.url).origin);
+  const key = c.env.STEPFLARE_SIGNING_KEY;
+  if (!key) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
+  const given = typeof body.key === "string" ? body.key : "";
+  if (given === "" || !(await secretsEqual(given, key))) return page(c, next, 401, "That is not the signing key.");
+  setCookie(c, SESSION_COOKIE, await signSession(key, Date.now() + SESSION_TTL_MS), {
+    path: "/",
+    httpOnly: true,
+    sameSite: "Strict",
+    // Dev mode may be served over plain http (Safari drops Secure cookies on http://localhost).
+    secure: !isDevMode(c.env),
+    maxAge: SESSION_TTL_MS / 1000,
+  });
+  return c.redirect(next, 303);
+});
+
+loginRoutes.post("/logout", (c) => {
+  const refused = refuseCrossOriginWrite(c);
+  if (refused) return refused;
+  deleteCookie(c, SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "Strict", secure: !isDevMode(c.env) });
+  return c.redirect("/login", 303);
+});
+
+/**
+ * Where to go after logging in: `raw` when it is a path on this origin, else `/`. A `next` of
+ * `//evil.com`, `/\evil.com`, `/.//evil.com` or `https://evil.com` would make the login an open redirect.
+ *
+ * @example
+ * safeNext("/runs?status=Failed", "https://sf.example"); // "/runs?status=Failed"
+ * safeNext("//evil.com", "https://sf.example"); // "/"
+ */
+export function safeNext(raw: unknown, origin: string): string {
+  // Browsers read a backslash as a slash, and drop tabs and newlines from URLs.
+  if (typeof raw !== "string" || !raw.startsWith("/") || raw.startsWith("//") || /[\\\u0000-\u001f\u007f]/.test(raw)) return "/";
+  const url = new URL(raw, origin);
+  const target = url.pathname + url.search + url.hash;
+  // Checked again after parsing: `/.//evil.com` and `/%2e%2e//evil.com` normalise to `//evil.com`.
+  return url.origin === origin && !target.startsWith("//") ? target : "/";
+}
+
+function page(c: Context<{ Bindings: Env }>, next: string, status: 200 | 401, error?: string) {
+  return c.html(html`<!doctype html>${<LoginPage next={next} error={error} />}`, status);
+}
+
+/** The form; Hono JSX escapes every value it shows (`next` comes from the URL). */
+function LoginPage({ next, error }: { next: string; error?: string | undefined }) {
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>Log in · Stepflare</title>
+      </head>
+      <body>
+        <main>
+          <h1>Stepflare</h1>
+          <form method="post" action="/login">
+            <input type="hidden" name="next" value={next} />
+            <label for="key">Signing key</label>
+            <input id="key" name="key" type="password" autocomplete="current-password" required autofocus />
+            <button type="submit">Log in</button>
+          </form>
+          {error ? <p role="alert">{error}</p> : null}
+        </main>
+      </body>
+    </html>
+  );
+}
