@@ -162,8 +162,10 @@ describe("the dashboard's login", () => {
     expect((await call("/v1/functions", { headers: { cookie } })).status).toBe(200);
     const page = await call("/runs", { headers: { cookie } });
     expect(page.status).toBe(200);
-    // Its API call went with the cookie.
-    expect(await page.text()).toContain("<h1>Runs</h1>");
+    // Its API call went with the cookie; and a session can log out from any page.
+    const html = await page.text();
+    expect(html).toContain("<h1>Runs</h1>");
+    expect(html).toContain('<form class="logout" method="post" action="/logout">');
   });
 
   it("refuses a wrong key with the form again and no cookie", async () => {

@@ -3,6 +3,7 @@ import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { Env } from "../env.ts";
 import { isDevMode, missingSecret, refuseCrossOriginWrite, secretsEqual } from "./auth.ts";
+import { ASSET_VERSION } from "./dashboard/assets.ts";
 import { pageHeaders } from "./pageHeaders.ts";
 import { SESSION_COOKIE, SESSION_TTL_MS, signSession } from "./session.ts";
 
@@ -80,18 +81,24 @@ function LoginPage({ next, error }: { next: string; error?: string | undefined }
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="color-scheme" content="light dark" />
         <title>Log in · Stepflare</title>
+        <link rel="stylesheet" href={`/assets/app.css?v=${ASSET_VERSION}`} />
       </head>
       <body>
         <main>
-          <h1>Stepflare</h1>
-          <form method="post" action="/login">
-            <input type="hidden" name="next" value={next} />
-            <label for="key">Signing key</label>
-            <input id="key" name="key" type="password" autocomplete="current-password" required autofocus />
-            <button type="submit">Log in</button>
-          </form>
-          {error ? <p role="alert">{error}</p> : null}
+          <section class="card login">
+            <h1 class="brand">Stepflare</h1>
+            <form method="post" action="/login">
+              <input type="hidden" name="next" value={next} />
+              <label for="key">Signing key</label>
+              <input id="key" name="key" type="password" autocomplete="current-password" required autofocus />
+              <button class="primary" type="submit">
+                Log in
+              </button>
+            </form>
+            {error ? <p role="alert">{error}</p> : null}
+          </section>
         </main>
       </body>
     </html>

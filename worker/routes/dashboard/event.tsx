@@ -1,6 +1,6 @@
 import { callApi, isFinal, type DashboardContext, type EventView, type RunListing } from "./api.ts";
 import { Json, RunsTable, Section, Time } from "./components.tsx";
-import { errorPage, Layout, renderPage } from "./layout.tsx";
+import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** `GET /events/:id`: one event, its payload as text, and the runs it started. */
 export async function eventPage(c: DashboardContext): Promise<Response> {
@@ -16,7 +16,7 @@ export async function eventPage(c: DashboardContext): Promise<Response> {
   const isSettled = started.length > 0 ? started.every((run) => isFinal(run.status)) : !isRecent;
   return renderPage(
     c,
-    <Layout title={`Event ${found.name}`} active="events">
+    <Layout signedIn={hasSession(c)} title={`Event ${found.name}`} active="events">
       <div class="page-head">
         <div>
           <h1>{found.name}</h1>

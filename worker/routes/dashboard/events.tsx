@@ -1,6 +1,6 @@
 import { callApi, type DashboardContext, type EventView, type Page, type RunListing } from "./api.ts";
 import { Empty, jsonPreview, Json, Section, shortId, Time } from "./components.tsx";
-import { errorPage, Layout, renderPage } from "./layout.tsx";
+import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 const EXAMPLE_EVENT = `{
   "name": "demo/hello",
@@ -19,7 +19,7 @@ export async function eventsPage(c: DashboardContext): Promise<Response> {
   const runsByEvent = await runsOfEvents(c, answer.body.data);
   return renderPage(
     c,
-    <Layout title="Events" active="events">
+    <Layout signedIn={hasSession(c)} title="Events" active="events">
       <div class="page-head">
         <h1>Events</h1>
       </div>

@@ -1,7 +1,7 @@
 import { callApi, type DashboardContext, type FunctionView } from "./api.ts";
 import { RunsChart } from "./chart.tsx";
 import { Empty, formatDuration, StatusBadge, Time, RUN_STATUSES } from "./components.tsx";
-import { errorPage, Layout, renderPage } from "./layout.tsx";
+import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** `GET /`: every registered function, with its triggers, settings, last day's runs and actions. */
 export async function functionsPage(c: DashboardContext): Promise<Response> {
@@ -10,7 +10,7 @@ export async function functionsPage(c: DashboardContext): Promise<Response> {
   const now = Date.now();
   return renderPage(
     c,
-    <Layout title="Functions" active="functions">
+    <Layout signedIn={hasSession(c)} title="Functions" active="functions">
       <div class="page-head">
         <h1>Functions</h1>
         <span class="muted">{answer.body.data.length} registered</span>

@@ -1,6 +1,8 @@
 import type { Child } from "hono/jsx";
 import type { JSX } from "hono/jsx/jsx-runtime";
 import type { ApiAnswer, DashboardContext } from "./api.ts";
+import { getCookie } from "hono/cookie";
+import { SESSION_COOKIE } from "../session.ts";
 import { ASSET_VERSION } from "./assets.ts";
 
 export type PageName = "functions" | "runs" | "events";
@@ -15,7 +17,7 @@ const NAV: { page: PageName; href: string; label: string }[] = [
  * Every page's frame: the header with the navigation, the Worker's own stylesheet and script
  * (nothing from elsewhere: the CSP allows only 'self'), and the page in <main>.
  */
-export function Layout({ title, active, children }: { title: string; active?: PageName; children: Child }) {
+export function Layout({ title, active, signedIn, children }: { title: string; active?: PageName; signedIn?: boolean; children: Child }) {
   return (
     <html lang="en">
       <head>
@@ -39,11 +41,21 @@ export function Layout({ title, active, children }: { title: string; active?: Pa
               </a>
             ))}
           </nav>
+          {signedIn ? (
+            <form class="logout" method="post" action="/logout">
+              <button type="submit">Log out</button>
+            </form>
+          ) : null}
         </header>
         <main>{children}</main>
       </body>
     </html>
   );
+}
+
+/** True when the viewer came in with the login's session cookie (and so can log out). */
+export function hasSession(c: DashboardContext): boolean {
+  return getCookie(c, SESSION_COOKIE) !== undefined;
 }
 
 /** Answers a page: the doctype, then the page's HTML. */
@@ -56,7 +68,7 @@ export function errorPage(c: DashboardContext, answer: Extract<ApiAnswer<unknown
   const status = answer.status >= 400 && answer.status < 600 ? answer.status : 502;
   return renderPage(
     c,
-    <Layout title="Error" active={active}>
+    <Layout signedIn={hasSession(c)} title="Error" active={active}>
       <section class="card">
         <h1>{status === 404 ? "Not found" : "Something went wrong"}</h1>
         <p class="error-message">{answer.error}</p>

@@ -1,6 +1,6 @@
 import { callApi, isFinal, type DashboardContext, type RunDetail, type TriggerEventView } from "./api.ts";
 import { Duration, Empty, ErrorBlock, Flash, Json, Section, StatusBadge, Time } from "./components.tsx";
-import { errorPage, Layout, renderPage } from "./layout.tsx";
+import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 import { Timeline, timelineWindow } from "./timeline.tsx";
 
 /**
@@ -21,7 +21,7 @@ export async function runPage(c: DashboardContext): Promise<Response> {
   const final = isFinal(run.status);
   return renderPage(
     c,
-    <Layout title={`Run ${run.run_id}`} active="runs">
+    <Layout signedIn={hasSession(c)} title={`Run ${run.run_id}`} active="runs">
       <div id="run-live" class="stack-col" data-live={final ? undefined : "run"} data-run-id={run.run_id} data-signature={runSignature(run)}>
         <div class="page-head">
           <div>

@@ -1,6 +1,6 @@
 import { callApi, type DashboardContext, type FunctionView, type Page, type RunListing, type RunStatus } from "./api.ts";
 import { Empty, Flash, RunsTable, RUN_STATUSES } from "./components.tsx";
-import { errorPage, Layout, renderPage } from "./layout.tsx";
+import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** The time ranges the filter offers, as how far back they reach. */
 const RANGES: { value: string; label: string; ms: number }[] = [
@@ -77,7 +77,7 @@ export async function runsPage(c: DashboardContext): Promise<Response> {
   const isLive = !filter.q && !filter.cursor;
   return renderPage(
     c,
-    <Layout title="Runs" active="runs">
+    <Layout signedIn={hasSession(c)} title="Runs" active="runs">
       <div class="page-head">
         <h1>Runs</h1>
         {isLive ? <span class="muted" data-live-note>Live: updates every 2 s</span> : null}

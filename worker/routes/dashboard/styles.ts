@@ -33,6 +33,7 @@ h3 { font-size: 13px; margin: 0 0 6px; color: var(--muted); text-transform: uppe
   display: flex; flex-wrap: wrap; align-items: center; gap: 8px 24px;
   padding: 10px 20px; background: var(--panel); border-bottom: 1px solid var(--border);
 }
+.top .logout { margin: 0 0 0 auto; }
 .brand { font-weight: 700; font-size: 17px; color: var(--accent); }
 .top nav { display: flex; gap: 4px; flex-wrap: wrap; }
 .top nav a { padding: 6px 10px; border-radius: 6px; color: var(--text); }
@@ -133,6 +134,9 @@ ul.plain { list-style: none; margin: 0; padding: 0; display: grid; gap: 4px; }
 .event + .event { border-top: 1px solid var(--border); margin-top: 10px; padding-top: 4px; }
 .event p { margin: 0 0 4px; overflow-wrap: anywhere; }
 details.filters-box > summary { font-weight: 600; margin-bottom: 8px; }
+.login { max-width: 380px; margin: 12vh auto 0; display: grid; gap: 10px; }
+.login form { display: grid; gap: 8px; }
+.login [role=alert] { color: var(--bad); margin: 0; }
 .pager { display: flex; gap: 12px; justify-content: flex-end; margin-top: 10px; }
 @media (max-width: 860px) {
   .fn-grid, .two-col { grid-template-columns: minmax(0, 1fr); }
