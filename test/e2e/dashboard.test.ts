@@ -256,3 +256,50 @@ describe("dashboard", () => {
     }
   });
 });
+
+describe("dashboard of a closed Worker (no dev mode)", () => {
+  const KEY = "dashboard-test-signing-key";
+  let closed: DevServer;
+
+  beforeAll(async () => {
+    const port = process.env.STEPFLARE_E2E_PORT ? Number(process.env.STEPFLARE_E2E_PORT) + 1 : undefined;
+    closed = await startDevServer(["wrangler.toml"], "/login", { port, devMode: false, vars: { STEPFLARE_SIGNING_KEY: KEY, STEPFLARE_EVENT_KEYS: "test-event-key" } });
+  });
+
+  afterAll(async () => {
+    await closed?.stop();
+  });
+
+  it("logs in, acts with the session cookie from its own origin, and logs out", async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on("dialog", (dialog) => void dialog.accept());
+    await page.goto(`${closed.baseUrl}/runs`);
+    expect(new URL(page.url()).pathname).toBe("/login");
+    await page.locator("#key").fill(KEY);
+    await page.locator("form[action='/login'] button[type=submit]").click();
+    await page.waitForURL((url) => url.pathname === "/runs");
+    await page.locator("form.logout").waitFor();
+
+    // A run to cancel, sent with the bearer; the page's Cancel goes to /v1 with the cookie and this origin.
+    const sent = await fetch(`${closed.baseUrl}/v1/events`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ name: "tour/nap.requested", data: { sleepFor: "1h" } }),
+    });
+    const [eventId] = ((await sent.json()) as { ids: string[] }).ids;
+    const runId = await waitFor("the nap's run", RUN_TIMEOUT_MS, closed, async () => {
+      const res = await fetch(`${closed.baseUrl}/v1/events/${eventId}/runs`, { headers: { authorization: `Bearer ${KEY}` } });
+      return res.ok ? ((await res.json()) as { data: RunSummary[] }).data[0]?.run_id : undefined;
+    });
+    await page.goto(`${closed.baseUrl}/runs/${runId}`);
+    await page.locator("button[data-action=cancel-run]").click();
+    await page.locator(STATUS("Cancelled")).waitFor();
+
+    await page.locator("form.logout button").click();
+    await page.waitForURL((url) => url.pathname === "/login");
+    await page.goto(`${closed.baseUrl}/events`);
+    expect(new URL(page.url()).pathname).toBe("/login");
+    await context.close();
+  });
+});

@@ -29,9 +29,14 @@ export interface DevServer {
 /**
  * Starts `wrangler dev` with `configs` (the first is the Worker on the port; the others run beside
  * it, reachable through service bindings) and waits until `readyPath` answers. On `port` if given
- * (a test that must share a machine with others picks its own), else on a free one.
+ * (a test that must share a machine with others picks its own), else on a free one. In dev mode
+ * unless `devMode` is false; `vars` are passed as `--var NAME:VALUE` (the secrets of a closed Worker).
  */
-export async function startDevServer(configs: string[], readyPath: string, options: { port?: number } = {}): Promise<DevServer> {
+export async function startDevServer(
+  configs: string[],
+  readyPath: string,
+  options: { port?: number; devMode?: boolean; vars?: Record<string, string> } = {},
+): Promise<DevServer> {
   const persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
   const port = options.port ?? (await freePort());
   const baseUrl = `http://127.0.0.1:${port}`;
@@ -39,9 +44,11 @@ export async function startDevServer(configs: string[], readyPath: string, optio
 
   let log = "";
   const configArgs = configs.flatMap((config) => ["-c", config]);
+  const vars = { ...(options.devMode === false ? {} : { STEPFLARE_DEV: "1" }), ...options.vars };
+  const varArgs = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
   const server: ChildProcess = spawn(
     NPX,
-    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--test-scheduled", "--var", "STEPFLARE_DEV:1", "--show-interactive-dev-session=false"],
+    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--test-scheduled", ...varArgs, "--show-interactive-dev-session=false"],
     { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   const keep = (chunk: Buffer) => {
