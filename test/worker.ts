@@ -6,6 +6,7 @@ import { serve } from "../worker/index.ts";
 import { killCurrentRunObject } from "../worker/faults.ts";
 import { coordinationFunctions } from "./coordination.functions.ts";
 import { flowFunctions } from "./flow.functions.ts";
+import { streamFunctions } from "./stream.functions.ts";
 
 export * from "../worker/index.ts";
 
@@ -259,5 +260,5 @@ export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
     chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
-    ...coordinationFunctions(app), ...flowFunctions(app)],
+    ...coordinationFunctions(app), ...flowFunctions(app), ...streamFunctions(app)],
 });

@@ -1,4 +1,5 @@
-import type { StepRecord } from "../../sdk/driver.ts";
+import type { StepKind, StepRecord } from "../../sdk/driver.ts";
+import type { PublishedMessage } from "../../sdk/publish.ts";
 import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { RunStatus } from "../messages.ts";
@@ -9,6 +10,8 @@ import type { RunIndexRow } from "../db/runs.ts";
 export interface StepView {
   id: string;
   name: string;
+  /** Which step tool made it: `run`, `sleep`, `sendEvent`, `waitForEvent`, `invoke`, `publish`. */
+  kind: StepKind;
   status: "Completed" | "Failed" | "Sleeping" | "Retrying" | "Waiting";
   /** Until when a sleep, retry, wait or child run waits (for a resolved wait: when it was resolved). */
   wake_at: string | null;
@@ -19,6 +22,15 @@ export interface StepView {
   failed_attempts: { error: SerializedError; started_at: string; ended_at: string }[];
   started_at: string;
   ended_at: string | null;
+}
+
+/** A message a handler published (step.publish), as a run's stream shows it. */
+export interface PublishView {
+  /** The id of the step that stored it, so a client that hears it twice (a reconnect) keeps it once. */
+  id: string;
+  topic: string;
+  data: unknown;
+  at: string;
 }
 
 /** A run as the REST API lists it (Inngest's field names). */
@@ -85,28 +97,34 @@ export function toRunSummaryView(run: RunRecord): RunSummaryView {
 }
 
 export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
+  return { ...toRunSummaryView(run), steps: steps.map((step) => toStepView(step, now)) };
+}
+
+export function toStepView(step: StepRecord, now = Date.now()): StepView {
+  // A sleep is over once its wake time has passed; the driver does not write that down.
+  const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;
+  const endedAt = hasWoken ? step.wakeAt : step.endedAt;
   return {
-    ...toRunSummaryView(run),
-    steps: steps.map((step) => {
-      // A sleep is over once its wake time has passed; the driver does not write that down.
-      const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;
-      const endedAt = hasWoken ? step.wakeAt : step.endedAt;
-      return {
-        id: step.id,
-        name: step.name,
-        status: hasWoken ? "Completed" : STEP_STATUS[step.status],
-        attempts: hasWoken ? 1 : step.attempts,
-        output: step.output ?? null,
-        error: step.error ?? null,
-        wake_at: step.wakeAt !== undefined ? new Date(step.wakeAt).toISOString() : null,
-        failed_attempts: (step.failedAttempts ?? []).map((attempt) => ({
-          error: attempt.error,
-          started_at: new Date(attempt.startedAt).toISOString(),
-          ended_at: new Date(attempt.endedAt).toISOString(),
-        })),
-        started_at: new Date(step.startedAt).toISOString(),
-        ended_at: endedAt ? new Date(endedAt).toISOString() : null,
-      };
-    }),
+    id: step.id,
+    name: step.name,
+    kind: step.kind,
+    status: hasWoken ? "Completed" : STEP_STATUS[step.status],
+    attempts: hasWoken ? 1 : step.attempts,
+    output: step.output ?? null,
+    error: step.error ?? null,
+    wake_at: step.wakeAt !== undefined ? new Date(step.wakeAt).toISOString() : null,
+    failed_attempts: (step.failedAttempts ?? []).map((attempt) => ({
+      error: attempt.error,
+      started_at: new Date(attempt.startedAt).toISOString(),
+      ended_at: new Date(attempt.endedAt).toISOString(),
+    })),
+    started_at: new Date(step.startedAt).toISOString(),
+    ended_at: endedAt ? new Date(endedAt).toISOString() : null,
   };
+}
+
+/** A `publish` step as the message it stored. */
+export function toPublishView(step: StepRecord): PublishView {
+  const { topic, data } = step.output as PublishedMessage;
+  return { id: step.id, topic, data, at: new Date(step.endedAt ?? step.startedAt).toISOString() };
 }
