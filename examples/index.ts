@@ -2,6 +2,7 @@ import { NonRetriableError, Stepflare } from "../sdk/index.ts";
 import { serve } from "../worker/index.ts";
 import { coordinationExamples } from "./coordination.ts";
 import { flowExamples } from "./flow.ts";
+import { liveExamples } from "./live.ts";
 
 export * from "../worker/index.ts";
 
@@ -66,4 +67,4 @@ const weeklyReport = app.createFunction(
   },
 );
 
-export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app)] });
+export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...liveExamples(app)] });
