@@ -3,6 +3,7 @@ import { serve } from "../worker/index.ts";
 import { coordinationExamples } from "./coordination.ts";
 import { dashboardTour } from "./dashboard.ts";
 import { flowExamples } from "./flow.ts";
+import { liveExamples } from "./live.ts";
 
 export * from "../worker/index.ts";
 
@@ -67,4 +68,4 @@ const weeklyReport = app.createFunction(
   },
 );
 
-export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...dashboardTour(app)] });
+export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...liveExamples(app), ...dashboardTour(app)] });

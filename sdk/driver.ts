@@ -7,7 +7,8 @@ import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
-import { serializeOutput, utf8Bytes } from "./output.ts";
+import { MAX_RUN_STATE_BYTES, serializeOutput, utf8Bytes } from "./output.ts";
+import { preparePublish, publishedBytes, type PublishedMessage } from "./publish.ts";
 import { highestSeq, replayOrder, settlesByTime } from "./replay.ts";
 import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
@@ -45,7 +46,8 @@ type StepWork =
   | { type: "body"; run: () => unknown }
   | { type: "send"; events: EventPayload[] }
   | { type: "sleep"; wakeAt: () => number }
-  | { type: "wait"; request: () => StepRequest };
+  | { type: "wait"; request: () => StepRequest }
+  | { type: "publish"; message: PublishedMessage };
 
 /** What the code running now belongs to: a step body (with its attempt) or the handler. */
 const bodyScope = new AsyncLocalStorage<{ attempt: number }>();
@@ -164,6 +166,20 @@ class Invocation {
       waitForEvent: (id: string, options: unknown) =>
         call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(options, this.clock.now())) }),
       invoke: (id: string, options: unknown) => call(id, "invoke", { type: "wait", request: () => nonRetriable(() => buildInvokeRequest(options, this.clock.now())) }),
+      publish: (topic, data) => {
+        // A body may run again (a retry): its messages would be sent twice, and its ids taken in another order.
+        if (bodyScope.getStore()) {
+          return Promise.reject(new NonRetriableError(`step.publish("${String(topic)}") was called inside a step body; publish between steps instead`));
+        }
+        let message: PublishedMessage;
+        try {
+          // Checked and copied now: the handler may change `data` before the message is stored.
+          message = preparePublish(topic, data);
+        } catch (err) {
+          return Promise.reject(err);
+        }
+        return call(message.topic, "publish", { type: "publish", message });
+      },
     } as StepTools;
   }
 
@@ -195,6 +211,7 @@ class Invocation {
     if (stored && settlesByTime(stored)) return this.park(stored.wakeAt!);
     if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > this.startedAt) return this.park(stored.wakeAt!);
     if (this.host.isCancelled()) return;
+    if (call.work.type === "publish") return this.startPublish(call, call.work.message);
     if (call.work.type === "sleep") return this.startSleep(call);
     if (call.work.type === "wait") return this.startWait(call, call.work.request);
     if (this.recovering) {
@@ -216,6 +233,7 @@ class Invocation {
       return call.reject(new StepError(call.name, { name: "InvokeTimeoutError", message: `the invoked function did not finish within the timeout of step.invoke("${call.name}")` }));
     }
     if (stored.status === "waiting") return call.resolve(null);
+    if (stored.kind === "publish") return call.resolve(undefined);
     // A copy: the handler may change what it gets without touching the stored result.
     call.resolve(stored.status === "sleeping" ? undefined : structuredClone(stored.output));
   }
@@ -234,6 +252,23 @@ class Invocation {
       return this.store({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq, endedAt: now }, undefined, () => this.hold(seq, () => call.resolve(undefined)));
     }
     this.store({ ...base, status: "sleeping", attempts: 0, wakeAt }, undefined, () => this.park(wakeAt));
+  }
+
+  /**
+   * Stores a published message as a completed step (its output the message), so a replay settles
+   * it without sending it again. No user code runs: it waits for no `ready`.
+   */
+  private startPublish(call: StepCall, message: PublishedMessage): void {
+    const bytes = publishedBytes(message);
+    if (this.storedBytes + bytes > MAX_RUN_STATE_BYTES) {
+      const reached = ((this.storedBytes + bytes) / 1024 / 1024).toFixed(1);
+      return call.reject(new NonRetriableError(`run state would reach ${reached} MiB with step.publish("${message.topic}"); the limit is 32 MiB per run`));
+    }
+    this.storedBytes += bytes;
+    const now = this.clock.now();
+    const seq = ++this.seq;
+    const record: StepRecord = { id: call.id, name: call.name, kind: "publish", status: "completed", attempts: 1, output: message, seq, startedAt: now, endedAt: now };
+    this.store(record, undefined, () => this.hold(seq, () => call.resolve(undefined)));
   }
 
   /** Stores a wait or child run as waiting until its timeout: the host registers it, and resolves it from outside. */

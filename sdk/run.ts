@@ -8,7 +8,8 @@ import type { Logger, SerializedError } from "./types.ts";
 
 // What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it.
 
-export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke";
+/** `publish`: a message for the run's live stream (step.publish), stored as a completed step whose output is `{ topic, data }`. */
+export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke" | "publish";
 
 /**
  * A step as the run stores it. `completed` and `failed` are final; `sleeping` waits for `wakeAt`;

@@ -60,6 +60,17 @@ export interface StepTools {
    * const receipt = await step.invoke("charge", { function: chargeCard, data: { orderId } });
    */
   invoke<TOutput = unknown>(id: string, options: { function: { id: string } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
+  /**
+   * Publishes `data` (JSON, at most 64 KiB) under `topic` to the run's live stream
+   * (`GET /v1/runs/:runId/stream`, an `event: publish`), once: the message is stored in the run,
+   * so a replay sends it no second time and a subscriber that joins later finds it in the
+   * history. The topic is the step's id (repeats get `:1`, `:2`). Call it between steps, not
+   * inside a step body, which may run more than once.
+   *
+   * @example
+   * await step.publish("progress", { done: 3, of: 10 });
+   */
+  publish(topic: string, data: unknown): Promise<void>;
 }
 
 /** `waitForEvent` over several events: each a name, or a name with its own `match` / `if`. */

@@ -8,6 +8,7 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import { executeRun, type Handler, type HandlerFailures, type RunHost, type RunOutcome, type StepRecord } from "./driver.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { eventPayloadSchema, type EventPayload, type StoredEvent } from "./event.ts";
+import type { PublishedMessage } from "./publish.ts";
 import { highestSeq, type InvocationStart } from "./replay.ts";
 import { hashStepId } from "./step.ts";
 import type { Logger } from "./types.ts";
@@ -149,6 +150,8 @@ export class TestRun<TData extends object = Record<string, unknown>> {
   readonly saved: StepRecord[] = [];
   /** Every event a step sent, in the order they were stored. */
   readonly sentEvents: StoredEvent[] = [];
+  /** Every message the handler published (step.publish), in order, each once however often the run replayed. */
+  readonly published: (PublishedMessage & { at: number })[] = [];
   readonly starts: InvocationStart[];
   handlerFailures: HandlerFailures = { count: 0, unitSeq: 0 };
   /** Every invocation's outcome, in order. */
@@ -226,6 +229,7 @@ export class TestRun<TData extends object = Record<string, unknown>> {
           this.saved.push(record);
           (host.steps as Map<string, StepRecord>).set(record.id, record);
           if (events) this.sentEvents.push(...events);
+          if (record.kind === "publish") this.published.push({ ...(record.output as PublishedMessage), at: record.endedAt! });
           life.afterSave(nth);
         };
         const turns = this.options.saveTurns?.(record) ?? 0;

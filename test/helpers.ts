@@ -11,7 +11,7 @@ export interface RunJson {
   error: { name: string; message: string } | null;
   run_started_at: string;
   ended_at: string | null;
-  steps?: { id: string; name: string; status: string; attempts: number; output: unknown; error: unknown }[];
+  steps?: { id: string; name: string; kind: string; status: string; attempts: number; output: unknown; error: unknown }[];
 }
 
 /** A request to the Worker under test, as a client would make it. */

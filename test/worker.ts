@@ -7,6 +7,7 @@ import { killCurrentRunObject } from "../worker/faults.ts";
 import { coordinationFunctions } from "./coordination.functions.ts";
 import { flowFunctions } from "./flow.functions.ts";
 import { compatFunctions } from "./compat.functions.ts";
+import { streamFunctions } from "./stream.functions.ts";
 
 export * from "../worker/index.ts";
 
@@ -260,5 +261,5 @@ export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
     chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
-    ...coordinationFunctions(app), ...flowFunctions(app), ...compatFunctions(app)],
+    ...coordinationFunctions(app), ...flowFunctions(app), ...compatFunctions(app), ...streamFunctions(app)],
 });

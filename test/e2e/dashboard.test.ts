@@ -118,7 +118,15 @@ describe("dashboard", () => {
   it("cancels a sleeping run from its page", async () => {
     const [eventId] = await sendEvents([{ name: "tour/nap.requested", data: { sleepFor: "1h" } }]);
     const run = await runOf(eventId!, "tour-nap");
-    const { page, problems } = await openPage(`/runs/${run.run_id}`);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
+    page.on("dialog", (dialog) => void dialog.accept());
+    // The page follows the run through its stream (server-sent events), not by polling.
+    const stream = page.waitForResponse((res) => res.url().endsWith(`/v1/runs/${run.run_id}/stream`));
+    await page.goto(`${baseUrl}/runs/${run.run_id}`);
+    expect((await stream).status()).toBe(200);
     // The page follows the run until its nap has begun, and says when it ends.
     await page.locator('.timeline li[data-step-name="nap"][data-step-status="Sleeping"]').waitFor({ timeout: RUN_TIMEOUT_MS });
     expect(await page.locator('li[data-step-name="nap"] .wake').textContent()).toMatch(/^Sleeps until .+ \(in (59|60) min\)$/);

@@ -21,6 +21,7 @@ import { isDevMode } from "../routes/auth.ts";
 import { usage } from "../usage.ts";
 import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureEvents, requestEntries } from "./outbox.ts";
 import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
+import { RunStream } from "./runStream.ts";
 
 /**
  * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
@@ -72,6 +73,8 @@ export interface RunInit {
  */
 export class RunObject extends DurableObject<Env> {
   private readonly store: RunStore;
+  /** The run's live stream: its subscribers hear every change the store writes. */
+  private readonly stream = new RunStream();
   /** The invocation in progress, so nothing starts a second one beside it. */
   private executing: Promise<void> | null = null;
   /** The outbox delivery in progress, so two never send the same entry at once. */
@@ -85,7 +88,7 @@ export class RunObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
-    this.store = new RunStore(ctx.storage.sql);
+    this.store = new RunStore(ctx.storage.sql, this.stream);
   }
 
   /**
@@ -193,6 +196,16 @@ export class RunObject extends DurableObject<Env> {
   async getRun(): Promise<RunWithSteps | null> {
     const run = this.store.run();
     return run ? { run, steps: [...this.store.steps().values()] } : null;
+  }
+
+  /**
+   * The run's live stream, server-sent events (`GET /v1/runs/:runId/stream` forwards its request
+   * here): its history, then each change as it is stored, until the run ends.
+   */
+  override async fetch(request: Request): Promise<Response> {
+    const run = this.store.run();
+    if (!run) return Response.json({ error: "this object holds no run" }, { status: 404 });
+    return this.stream.subscribe(run, this.store.steps().values(), request.headers.get("last-event-id"));
   }
 
   /** The run without its steps, for listings; null if this object holds no run. */

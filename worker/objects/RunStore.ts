@@ -33,6 +33,16 @@ export interface RunRecord {
   endedAt?: number;
 }
 
+/**
+ * Told of each change a RunStore writes, right after it writes it (the run's live stream): a step
+ * saved, an invocation begun (with the status before it), the run ended.
+ */
+export interface RunObserver {
+  stepSaved(step: StepRecord): void;
+  invocationBegan(run: RunRecord, previous: RunStatus, steps: Iterable<StepRecord>): void;
+  runEnded(run: RunRecord): void;
+}
+
 /** The parent of a run started by step.invoke. */
 export interface RunParent {
   runId: string;
@@ -116,7 +126,10 @@ export class RunStore {
   private cachedRun: RunRecord | null | undefined;
   private cachedSteps: Map<string, StepRecord> | undefined;
 
-  constructor(private readonly sql: SqlStorage) {
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly observer?: RunObserver,
+  ) {
     this.createTables();
   }
 
@@ -190,7 +203,10 @@ export class RunStore {
     const starts = recovering ? run.starts : [...run.starts, start];
     const crashes = recovering ? run.crashes + 1 : 0;
     this.write("UPDATE run SET status = 'Running', starts = ?, open = 1, crashes = ?, wake_at = NULL, finish_by = ?", JSON.stringify(starts), crashes, finishBy ?? null);
-    return Object.assign(run, { status: "Running", starts, isOpen: true, crashes, wakeAt: undefined, finishBy });
+    const previous = run.status;
+    Object.assign(run, { status: "Running", starts, isOpen: true, crashes, wakeAt: undefined, finishBy });
+    this.observer?.invocationBegan(run, previous, this.steps().values());
+    return run;
   }
 
   /** Makes the run due at `wakeAt` (a wait or child run was resolved from outside). */
@@ -216,6 +232,7 @@ export class RunStore {
     );
     this.addToOutbox(entries);
     Object.assign(this.run()!, { status, endedAt, isOpen: false, wakeAt: undefined, ...result });
+    this.observer?.runEnded(this.run()!);
   }
 
   steps(): Map<string, StepRecord> {
@@ -252,6 +269,7 @@ export class RunStore {
     );
     this.addToOutbox(entries);
     this.steps().set(step.id, step);
+    this.observer?.stepSaved(step);
   }
 
   /** The oldest entry waiting to leave the object, if any. */

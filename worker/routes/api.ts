@@ -7,6 +7,8 @@ import { RUN_ID_PATTERN } from "../runId.ts";
 import { usage } from "../usage.ts";
 import type { RunWithSteps } from "../objects/RunObject.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
+import { skippedRunStream } from "../objects/runStream.ts";
+import { SSE_HEADERS } from "../sse.ts";
 import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "./runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { eventsRoutes } from "./api/events.ts";
@@ -68,6 +70,23 @@ apiRoutes.get("/v1/runs/:runId", async (c) => {
   // The runs it started with step.invoke, from the runs index.
   const children = (await childrenOf(c.env.DB, runId)).map((row) => ({ run_id: row.id, function_id: row.function_id, status: row.status }));
   return c.json({ data: { ...run, children } });
+});
+
+/**
+ * The run's live stream (server-sent events, answered by its RunObject): `run`, a `step` or
+ * `publish` per stored step, then each change as it happens, and `end` when the run ends.
+ */
+apiRoutes.get("/v1/runs/:runId/stream", async (c) => {
+  const runId = c.req.param("runId");
+  const row = RUN_ID_PATTERN.test(runId) ? await findRun(c.env.DB, runId) : null;
+  if (!row) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  // A skipped run has no object: its index row is its whole story.
+  if (row.status === "Skipped") {
+    const { steps: _none, ...run } = toSkippedRunView(row);
+    return new Response(skippedRunStream(run), { headers: SSE_HEADERS });
+  }
+  const response = await runObject(c.env, runId).fetch(c.req.raw);
+  return response.status === 404 ? jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`) : response;
 });
 
 apiRoutes.delete("/v1/runs/:runId", async (c) => {

@@ -1,10 +1,11 @@
 import type { StepRecord } from "../../sdk/driver.ts";
+import type { PublishedMessage } from "../../sdk/publish.ts";
 import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
-import type { RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
+import type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
 import type { RunRecord } from "../objects/RunStore.ts";
 import type { RunIndexRow } from "../db/runs.ts";
 
-export type { RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
+export type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
 
 const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   completed: "Completed",
@@ -62,29 +63,34 @@ export function toRunSummaryView(run: RunRecord): RunSummaryView {
 }
 
 export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
+  return { ...toRunSummaryView(run), events: run.events, steps: steps.map((step) => toStepView(step, now)) };
+}
+
+export function toStepView(step: StepRecord, now = Date.now()): StepView {
+  // A sleep is over once its wake time has passed; the driver does not write that down.
+  const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;
+  const endedAt = hasWoken ? step.wakeAt : step.endedAt;
   return {
-    ...toRunSummaryView(run),
-    events: run.events,
-    steps: steps.map((step) => {
-      // A sleep is over once its wake time has passed; the driver does not write that down.
-      const hasWoken = step.status === "sleeping" && step.wakeAt !== undefined && step.wakeAt <= now;
-      const endedAt = hasWoken ? step.wakeAt : step.endedAt;
-      return {
-        id: step.id,
-        name: step.name,
-        status: hasWoken ? "Completed" : STEP_STATUS[step.status],
-        attempts: hasWoken ? 1 : step.attempts,
-        output: step.output ?? null,
-        error: step.error ?? null,
-        wake_at: step.wakeAt !== undefined ? new Date(step.wakeAt).toISOString() : null,
-        failed_attempts: (step.failedAttempts ?? []).map((attempt) => ({
-          error: attempt.error,
-          started_at: new Date(attempt.startedAt).toISOString(),
-          ended_at: new Date(attempt.endedAt).toISOString(),
-        })),
-        started_at: new Date(step.startedAt).toISOString(),
-        ended_at: endedAt ? new Date(endedAt).toISOString() : null,
-      };
-    }),
+    id: step.id,
+    name: step.name,
+    kind: step.kind,
+    status: hasWoken ? "Completed" : STEP_STATUS[step.status],
+    attempts: hasWoken ? 1 : step.attempts,
+    output: step.output ?? null,
+    error: step.error ?? null,
+    wake_at: step.wakeAt !== undefined ? new Date(step.wakeAt).toISOString() : null,
+    failed_attempts: (step.failedAttempts ?? []).map((attempt) => ({
+      error: attempt.error,
+      started_at: new Date(attempt.startedAt).toISOString(),
+      ended_at: new Date(attempt.endedAt).toISOString(),
+    })),
+    started_at: new Date(step.startedAt).toISOString(),
+    ended_at: endedAt ? new Date(endedAt).toISOString() : null,
   };
+}
+
+/** A `publish` step as the message it stored. */
+export function toPublishView(step: StepRecord): PublishView {
+  const { topic, data } = step.output as PublishedMessage;
+  return { id: step.id, topic, data, at: new Date(step.endedAt ?? step.startedAt).toISOString() };
 }

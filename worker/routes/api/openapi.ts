@@ -45,6 +45,13 @@ export const API_ROUTES: RouteConfig[] = [
   route({ method: "post", path: "/v1/functions/{functionId}/resume", summary: "Resume a paused function", request: { params: functionIdParam }, responses: { 200: json(dataOf(z.object({ function_id: z.string(), paused: z.literal(false), skipped: z.boolean() })), "Resumed"), 409: json(errorBodySchema, "Not paused"), ...errors } }),
   route({ method: "get", path: "/v1/runs", summary: "Runs, newest first, a page at a time", request: { query: runsQuerySchema }, responses: { 200: json(pageSchema(runIndexViewSchema, "RunsPage"), "A page of runs"), ...errors } }),
   route({ method: "get", path: "/v1/runs/{runId}", summary: "A run with its steps, trigger events and child runs", request: { params: runIdParam }, responses: { 200: json(dataOf(runDetailSchema), "The run"), ...errors } }),
+  route({
+    method: "get",
+    path: "/v1/runs/{runId}/stream",
+    summary: "The run's history, then its steps and published messages as they happen (server-sent events: run, step, publish, end)",
+    request: { params: runIdParam },
+    responses: { 200: { content: { "text/event-stream": { schema: z.string() } }, description: "Events `run` (RunSummary), `step` (Step), `publish` (Published), `end` (RunSummary), until the run ends" }, ...errors },
+  }),
   route({ method: "delete", path: "/v1/runs/{runId}", summary: "Cancel a run", request: { params: runIdParam }, responses: { 200: json(dataOf(runViewSchema.nullable()), "The run as it ended"), ...errors } }),
   route({ method: "post", path: "/v1/runs/{runId}/rerun", summary: "A new run from the same events, optionally reusing the steps before one", request: { params: runIdParam, ...body(rerunBodySchema) }, responses: { 201: json(dataOf(z.object({ run_id: z.string() })), "The new run"), ...errors } }),
   route({ method: "get", path: "/v1/events", summary: "The event log, newest first, a page at a time", request: { query: eventsQuerySchema }, responses: { 200: json(pageSchema(eventViewSchema, "EventsPage"), "A page of events"), ...errors } }),

@@ -17,6 +17,7 @@ export const stepViewSchema = z
   .object({
     id: z.string(),
     name: z.string(),
+    kind: z.enum(["run", "sleep", "sendEvent", "waitForEvent", "invoke", "publish"]).openapi({ description: "The step tool that made it" }),
     status: z.enum(["Completed", "Failed", "Sleeping", "Retrying", "Waiting"]),
     wake_at: isoTime.nullable().openapi({ description: "Until when a sleep, retry, wait or child run waits (for a resolved wait: when it was resolved)" }),
     attempts: z.number().int(),
@@ -119,6 +120,16 @@ export const rerunBodySchema = z
 
 export const pauseBodySchema = z.object({ skip: z.boolean().optional().openapi({ description: "On resume, skip the events recorded while paused" }) }).strict().openapi("PauseRequest");
 
+/** A message a handler published (step.publish), as a run's stream shows it. */
+export const publishViewSchema = z
+  .object({
+    id: z.string().openapi({ description: "The id of the step that stored it: a client that hears it twice (a reconnect) keeps it once" }),
+    topic: z.string(),
+    data: z.unknown(),
+    at: isoTime,
+  })
+  .openapi("Published");
+
 export const cancellationViewSchema = z
   .object({
     id: z.string(),
@@ -133,6 +144,7 @@ export const cancellationViewSchema = z
 
 export const sendAnswerSchema = z.object({ ids: z.array(z.string()).openapi({ description: "The events' ids, in the order sent" }), status: z.literal(200) }).openapi("SendAnswer");
 
+export type PublishView = z.infer<typeof publishViewSchema>;
 export type CancellationView = z.infer<typeof cancellationViewSchema>;
 export type StepView = z.infer<typeof stepViewSchema>;
 export type RunIndexView = z.infer<typeof runIndexViewSchema>;

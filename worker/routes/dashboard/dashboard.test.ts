@@ -28,6 +28,7 @@ describe("dashboard components", () => {
             {
               id: HOSTILE,
               name: HOSTILE,
+              kind: "run",
               status: "Failed",
               wake_at: null,
               attempts: 1,

@@ -242,15 +242,25 @@ export const APP_JS = String.raw`"use strict";
     following = true;
     var runId = region.dataset.runId;
     var checking = null;
+    var again = false;
+    // One check at a time; news that arrives during one asks for another after it.
     function check() {
-      if (checking) return checking;
+      if (checking) {
+        again = true;
+        return checking;
+      }
       checking = api("GET", "/v1/runs/" + encodeURIComponent(runId)).then(function (json) {
         var current = document.getElementById("run-live");
         if (current && runSignature(json.data) !== current.dataset.signature) return refreshRegion("run-live");
       }).catch(function () {}).then(function () {
         checking = null;
         var current = document.getElementById("run-live");
-        return !!(current && current.dataset.live === "run");
+        var live = !!(current && current.dataset.live === "run");
+        if (live && again) {
+          again = false;
+          return check();
+        }
+        return live;
       });
       return checking;
     }

@@ -114,6 +114,7 @@ details.invoke form { display: grid; gap: 8px; margin-top: 8px; }
 .step-head { display: flex; flex-wrap: wrap; gap: 6px 12px; align-items: center; }
 .step-head .name { font-weight: 600; overflow-wrap: anywhere; }
 .step-head .spacer { flex: 1; }
+.step-head .kind { font-size: 12px; color: var(--muted); border: 1px solid var(--border); border-radius: 4px; padding: 0 5px; }
 .track { width: 100%; height: 12px; display: block; margin: 8px 0 4px; }
 .track .lane { fill: var(--code-bg); }
 .track .span { fill: var(--ok); opacity: .35; }

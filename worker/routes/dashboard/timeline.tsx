@@ -53,6 +53,16 @@ export function Timeline({ runId, steps, window, canRerun }: { runId: string; st
   );
 }
 
+// How each step tool other than step.run is labelled on the timeline.
+const KIND_LABELS: Record<StepView["kind"], string> = {
+  run: "run",
+  sleep: "sleep",
+  sendEvent: "send event",
+  waitForEvent: "wait for event",
+  invoke: "invoke",
+  publish: "publish",
+};
+
 function StepItem({ runId, step, index, window, canRerun }: { runId: string; step: StepView; index: number; window: TimeWindow; canRerun: boolean }) {
   const isPending = step.status === "Sleeping" || step.status === "Waiting" || step.status === "Retrying";
   const end = stepEnd(step);
@@ -60,6 +70,7 @@ function StepItem({ runId, step, index, window, canRerun }: { runId: string; ste
     <li class="step" data-step-id={step.id} data-step-name={step.name} data-step-status={step.status}>
       <div class="step-head">
         <span class="name">{step.name}</span>
+        {step.kind === "run" ? null : <span class="kind">{KIND_LABELS[step.kind]}</span>}
         <StatusBadge status={step.status} />
         {step.attempts > 0 ? (
           <span class="muted">
@@ -132,7 +143,7 @@ function AttemptList({ step, index }: { step: StepView; index: number }) {
         <li class="ok">
           <details id={`step-${index}-output`}>
             <summary>
-              {failedCount > 0 ? `Attempt ${failedCount + 1} completed: output` : "Output"}
+              {step.kind === "publish" ? "Published" : failedCount > 0 ? `Attempt ${failedCount + 1} completed: output` : "Output"}
             </summary>
             <Json value={step.output} />
           </details>
