@@ -129,7 +129,7 @@ describe("dashboard", () => {
     expect((await stream).status()).toBe(200);
     // The page follows the run until its nap has begun, and says when it ends.
     await page.locator('.timeline li[data-step-name="nap"][data-step-status="Sleeping"]').waitFor({ timeout: RUN_TIMEOUT_MS });
-    expect(await page.locator('li[data-step-name="nap"] .wake').textContent()).toMatch(/^Sleeps until .+ \(in (59|60) min\)$/);
+    expect(await page.locator('li[data-step-name="nap"] .wake').textContent()).toMatch(/^Sleeps until .+ \(in (59 min|60 min|1 h)\)$/);
 
     await page.locator("button[data-action=cancel-run]").click();
     await page.locator(STATUS("Cancelled")).waitFor();
@@ -240,7 +240,7 @@ describe("dashboard", () => {
   it.runIf(process.env.STEPFLARE_SCREENSHOTS)("writes a screenshot of each page to docs/", async () => {
     await mkdir(DOCS, { recursive: true });
     const downUntil = Date.now() + 600_000;
-    const [checkoutEvent, helloEvent] = await sendEvents([
+    const [checkoutEvent, helloEvent, , napEvent] = await sendEvents([
       { name: "tour/checkout.requested", data: { orderId: "o-1042", downUntil } },
       { name: "demo/hello", data: { name: "Ada" } },
       { name: "shop/product.imported", data: { productId: "p-7", imageURLs: ["front.png", "back.png"] } },
@@ -248,17 +248,19 @@ describe("dashboard", () => {
     ]);
     const failed = await runOf(checkoutEvent!, "tour-checkout", "Failed");
     await runOf(helloEvent!, "hello", "Completed");
+    const nap = await runOf(napEvent!, "tour-nap");
     const shots: [string, string, BrowserContextOptions?][] = [
       ["dashboard-functions.png", "/"],
       ["dashboard-runs.png", "/runs"],
       ["dashboard-run.png", `/runs/${failed.run_id}`],
       ["dashboard-events.png", "/events"],
       ["dashboard-event.png", `/events/${checkoutEvent}`],
-      ["dashboard-run-dark.png", `/runs/${failed.run_id}`, { colorScheme: "dark" }],
+      ["dashboard-run-dark.png", `/runs/${nap.run_id}`, { colorScheme: "dark" }],
       ["dashboard-runs-phone.png", "/runs", { viewport: { width: 390, height: 844 }, isMobile: true, colorScheme: "dark" }],
     ];
     for (const [file, urlPath, options] of shots) {
       const { page } = await openPage(urlPath, options);
+      if (urlPath === `/runs/${nap.run_id}`) await page.locator('li[data-step-name="nap"][data-step-status="Sleeping"]').waitFor();
       await page.screenshot({ path: path.join(DOCS, file), fullPage: file !== "dashboard-functions.png" });
       await page.context().close();
     }
