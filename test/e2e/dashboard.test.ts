@@ -150,6 +150,15 @@ describe("dashboard", () => {
     expect(await attempts.first().textContent()).toContain("payment service unavailable");
     expect(await page.locator('li[data-step-name="charge"] svg rect.attempt-failed').count()).toBe(3);
 
+    // The runs page finds it by its id, and by function and status.
+    await page.goto(`${baseUrl}/runs?q=${failed.run_id}`);
+    expect(await page.locator("#runs-live tr[data-run-id]").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-run-id")))).toEqual([failed.run_id]);
+    await page.goto(`${baseUrl}/runs?function_id=tour-checkout&status=Failed`);
+    await page.locator(`#runs-live tr[data-run-id="${failed.run_id}"]`).waitFor();
+    const shown = await page.locator("#runs-live tr[data-run-id]").evaluateAll((rows) => rows.map((row) => row.getAttribute("data-status")));
+    expect(new Set(shown)).toEqual(new Set(["Failed"]));
+    await page.goto(`${baseUrl}/runs/${failed.run_id}`);
+
     await waitFor("the payment service to be back", 15_000, dev, async () => (Date.now() > downUntil ? true : undefined));
     await page.locator("button[data-action=rerun]:not([data-from-step])").click();
     await page.waitForURL((url) => url.pathname.startsWith("/runs/") && !url.pathname.endsWith(failed.run_id));
@@ -166,7 +175,7 @@ describe("dashboard", () => {
     expect(problems).toEqual([]);
   });
 
-  it("invokes a function with a JSON payload, and pauses and resumes it, from the Functions page", async () => {
+  it("invokes a function with a JSON payload, runs a cron function now, and pauses and resumes one, from the Functions page", async () => {
     const { page, problems } = await openPage("/");
     const card = page.locator("#fn-hello");
     await card.locator("summary").click();
@@ -175,6 +184,13 @@ describe("dashboard", () => {
     await page.waitForURL((url) => url.pathname.startsWith("/runs/"));
     await page.locator(STATUS("Completed")).waitFor({ timeout: RUN_TIMEOUT_MS });
     expect(await page.locator("#run-output").textContent()).toContain("Hello, Invoked!");
+
+    // "Run now" on a cron function starts a run as its schedule would.
+    await page.goto(`${baseUrl}/`);
+    await page.locator("#fn-weekly-report button[data-action=trigger]").click();
+    await page.waitForURL((url) => url.pathname.startsWith("/runs/"));
+    await page.locator(STATUS("Completed")).waitFor({ timeout: RUN_TIMEOUT_MS });
+    expect(await page.locator("#events").textContent()).toContain("inngest/scheduled.timer");
 
     await page.goto(`${baseUrl}/`);
     await page.locator("#fn-tour-nap button[data-action=pause]").click();
