@@ -218,6 +218,22 @@ const limited = app.createFunction<ChaosData>({ id: "chaos-limited", retries: 3,
 });
 
 /**
+ * Debounced and batched per root: the run starts from the coordinator's alarm 1.5 s after its
+ * event (a batch's timeout), so kills come while debounces and batches are open; the run gets the
+ * collected events, the root alone, once.
+ */
+const debounced = app.createFunction<ChaosData>(
+  { id: "chaos-debounce", retries: 3, debounce: { period: "1500ms", key: "event.data.root", events: "all" } },
+  { event: "chaos/debounced" },
+  async (ctx) => ({ got: await counted(ctx, "chaos-debounce", "got", "got", () => ctx.events.map((event) => event.id)) }),
+);
+const batched = app.createFunction<ChaosData>(
+  { id: "chaos-batch", retries: 3, batchEvents: { maxSize: 3, timeout: "1500ms", key: "event.data.root" } },
+  { event: "chaos/batched" },
+  async (ctx) => ({ got: await counted(ctx, "chaos-batch", "got", "got", () => ctx.events.map((event) => event.id)) }),
+);
+
+/**
  * A cron due every minute (the Scheduler's alarm fires it under `wrangler dev`). Its event carries
  * no counter, so the counter's URL comes from `CHAOS_COUNTER`, a var run.mjs writes into the config
  * it serves; the root is the scheduled time (`cron@<ISO time>`, from `event.ts`), so the runner
@@ -234,7 +250,7 @@ const everyMinute = app.createFunction({ id: "chaos-cron", retries: 3 }, { cron:
   return { scheduledAt };
 });
 
-const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, everyMinute] });
+const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute] });
 
 /** The chaos Worker's bindings: Stepflare's, and STEPFLARE, a service binding to its own StepflareService. */
 interface ChaosEnv extends Env {

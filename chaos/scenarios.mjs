@@ -271,6 +271,24 @@ export const scenarios = [
     events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-limited", status: "Completed", output: { worked: "worked", done: "done" }, steps: ["work", "done"] }] }],
     effects: () => ({ "chaos-limited/work": 0, "chaos-limited/done": 0 }),
   },
+  // Collected per root, started from the coordinator's alarm 1.5 s later: a kill in that window
+  // must neither lose the collection nor start its run twice (the run id derives from its first event).
+  {
+    name: "debounce (events: all)",
+    event: "chaos/debounced",
+    weight: 1,
+    data: () => ({}),
+    events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-debounce", status: "Completed", output: { got: [root] }, steps: ["got"] }] }],
+    effects: () => ({ "chaos-debounce/got": 0 }),
+  },
+  {
+    name: "batchEvents",
+    event: "chaos/batched",
+    weight: 1,
+    data: () => ({}),
+    events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-batch", status: "Completed", output: { got: [root] }, steps: ["got"] }] }],
+    effects: () => ({ "chaos-batch/got": 0 }),
+  },
 ];
 
 /**

@@ -106,7 +106,7 @@ describe("the tick", () => {
 describe("REST API", () => {
   it("lists the registered functions with their triggers and config", async () => {
     const { data } = (await (await request("/v1/functions")).json()) as { data: { id: string; triggers: unknown[]; config: { retries: number } }[] };
-    expect(data.find((f) => f.id === "counted")).toEqual({ id: "counted", name: "counted", triggers: [{ event: "test/counted" }], config: { retries: 3, stepTimeout: 600_000 }, crons: [], paused: false });
+    expect(data.find((f) => f.id === "counted")).toEqual({ id: "counted", name: "counted", triggers: [{ event: "test/counted" }], config: { retries: 3, stepTimeout: 600_000 }, crons: [], paused: false, stats: expect.objectContaining({ by_status: expect.any(Object), hours: expect.any(Array) }) });
     expect(data.find((f) => f.id === "failing-failure")?.triggers).toEqual([{ event: "inngest/function.failed", if: 'event.data.function_id == "failing"' }]);
   });
 

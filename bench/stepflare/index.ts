@@ -41,6 +41,15 @@ const oneStep = app.createFunction<BenchData>({ id: "bench-one-step" }, { event:
   return { i: event.data.i };
 });
 
+/** Scenario 10: scenario 1's function under a concurrency limit of 10. */
+const concurrencyLimited = app.createFunction<BenchData>({ id: "bench-concurrency-10", concurrency: 10 }, { event: "bench/concurrency-10" }, async ({ event, step }) => {
+  await step.run("count", async () => {
+    await hit(event.data);
+    return "counted";
+  });
+  return { i: event.data.i };
+});
+
 /** Scenarios 2 and 3: `data.steps` sequential steps; the last one calls the counter. */
 const nSteps = app.createFunction<BenchData>({ id: "bench-n-steps" }, { event: "bench/n-steps" }, async ({ event, step }) => {
   const steps = event.data.steps ?? 1;
@@ -56,6 +65,15 @@ const nSteps = app.createFunction<BenchData>({ id: "bench-n-steps" }, { event: "
 
 /** Scenario 4: the first step reports the time it ran (the bench subtracts the time it sent the event). */
 const firstStep = app.createFunction<BenchData>({ id: "bench-first-step" }, { event: "bench/first-step" }, async ({ event, step }) => {
+  await step.run("first", async () => {
+    await hit(event.data, { t: Date.now() });
+    return "first";
+  });
+  return { i: event.data.i };
+});
+
+/** Scenario 10b: scenario 4's function under a throttle it never reaches (1,000 starts a minute). */
+const throttledFirstStep = app.createFunction<BenchData>({ id: "bench-throttled", throttle: { limit: 1000, period: "1m" } }, { event: "bench/throttled" }, async ({ event, step }) => {
   await step.run("first", async () => {
     await hit(event.data, { t: Date.now() });
     return "first";
@@ -135,7 +153,7 @@ const waiter = app.createFunction<BenchData>({ id: "bench-waiter" }, { event: "b
   return { i: event.data.i, resolvedBy: resolvedBy?.id ?? null };
 });
 
-const handler = serve({ client: app, functions: [oneStep, nSteps, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter] });
+const handler = serve({ client: app, functions: [oneStep, nSteps, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter, concurrencyLimited, throttledFirstStep] });
 
 /**
  * The bench's own route, outside timing: `GET /bench/waits?event=<name>&key=<match key prefix>`

@@ -138,8 +138,8 @@ export class FlowObject extends DurableObject<Env> {
    */
   async acquireStart(runId: string, rate: ThrottleRate, orderKey: number, now = Date.now()): Promise<StartAnswer> {
     usage.doRequests++;
-    this.set("kind", "throttle");
-    this.set("rate", JSON.stringify(rate));
+    this.setIfChanged("kind", "throttle");
+    this.setIfChanged("rate", JSON.stringify(rate));
     if (this.sql.exec("SELECT 1 FROM decisions WHERE run_id = ?", runId).toArray().length > 0) return { granted: true };
     this.write("INSERT INTO waiting (run_id, order_key) VALUES (?, ?) ON CONFLICT(run_id) DO NOTHING", runId, orderKey);
     const granted = await this.grantStarts(now, runId);
@@ -197,8 +197,8 @@ export class FlowObject extends DurableObject<Env> {
    */
   async acquire(runId: string, limit: number, orderKey: number, now = Date.now()): Promise<boolean> {
     usage.doRequests++;
-    this.set("kind", "concurrency");
-    this.set("limit", String(limit));
+    this.setIfChanged("kind", "concurrency");
+    this.setIfChanged("limit", String(limit));
     this.reclaimExpired(now);
     const held = this.sql.exec("SELECT 1 FROM leases WHERE run_id = ?", runId).toArray().length > 0;
     const first = this.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid LIMIT 1").toArray()[0];
@@ -293,6 +293,11 @@ export class FlowObject extends DurableObject<Env> {
 
   private set(key: string, value: string): void {
     this.write("INSERT INTO state (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v", key, value);
+  }
+
+  /** Writes a setting only when it changes: rows written are the bill, and these are asked at every invocation. */
+  private setIfChanged(key: string, value: string): void {
+    if (this.get(key) !== value) this.set(key, value);
   }
 
   private write(query: string, ...bindings: SqlStorageValue[]): void {
