@@ -42,12 +42,8 @@ export const requireEventKey: MiddlewareHandler<{ Bindings: Env }> = async (c, n
  * apiRoutes.use("/v1/*", requireSigningKey);
  */
 export const requireSigningKey: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
-  if (isDevMode(c.env)) return refuseCrossOriginWrite(c) ?? next();
-  const key = c.env.STEPFLARE_SIGNING_KEY;
-  if (!key) return missingSecret(c, "STEPFLARE_SIGNING_KEY");
-  const by = await authenticate(c, key);
-  if (by === "cookie") return refuseCookieWriteFromElsewhere(c) ?? next();
-  if (by === "bearer") return next();
+  const passed = await admitWithSigningKey(c, next);
+  if (passed !== null) return passed;
   return jsonError(c, 401, "missing or wrong signing key: send Authorization: Bearer <STEPFLARE_SIGNING_KEY>, or log in at /login");
 };
 
@@ -60,16 +56,27 @@ export const requireSigningKey: MiddlewareHandler<{ Bindings: Env }> = async (c,
  * dashboard.use("/runs/*", pageHeaders, requireDashboardSession);
  */
 export const requireDashboardSession: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
+  const passed = await admitWithSigningKey(c, next);
+  if (passed !== null) return passed;
+  if (isStateChanging(c)) return jsonError(c, 401, "not logged in: log in at /login");
+  const url = new URL(c.req.url);
+  return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
+};
+
+/**
+ * What the API and the pages share: in dev mode any request (but a cross-origin write) goes on; outside
+ * it, one with the bearer, or the cookie (a write from this origin only), goes on, and a Worker
+ * without its signing key refuses. Null: no valid credential, the caller answers.
+ */
+async function admitWithSigningKey(c: AuthContext, next: () => Promise<void>): Promise<Response | void | null> {
   if (isDevMode(c.env)) return refuseCrossOriginWrite(c) ?? next();
   const key = c.env.STEPFLARE_SIGNING_KEY;
   if (!key) return missingSecret(c, "STEPFLARE_SIGNING_KEY");
   const by = await authenticate(c, key);
   if (by === "cookie") return refuseCookieWriteFromElsewhere(c) ?? next();
   if (by === "bearer") return next();
-  if (isStateChanging(c)) return jsonError(c, 401, "not logged in: log in at /login");
-  const url = new URL(c.req.url);
-  return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
-};
+  return null;
+}
 
 /**
  * How the request proves it knows the signing key: a bearer header (which, when sent, decides

@@ -3,7 +3,7 @@ import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { Env } from "../env.ts";
 import { isDevMode, missingSecret, refuseCrossOriginWrite, secretsEqual } from "./auth.ts";
-import { ASSET_VERSION } from "./dashboard/assets.ts";
+import { PageHead } from "./dashboard/layout.tsx";
 import { pageHeaders } from "./pageHeaders.ts";
 import { SESSION_COOKIE, SESSION_TTL_MS, signSession } from "./session.ts";
 
@@ -78,13 +78,7 @@ function page(c: Context<{ Bindings: Env }>, next: string, status: 200 | 401, er
 function LoginPage({ next, error }: { next: string; error?: string | undefined }) {
   return (
     <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="color-scheme" content="light dark" />
-        <title>Log in · Stepflare</title>
-        <link rel="stylesheet" href={`/assets/app.css?v=${ASSET_VERSION}`} />
-      </head>
+      <PageHead title="Log in" />
       <body>
         <main>
           <section class="card login">

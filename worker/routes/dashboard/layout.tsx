@@ -17,18 +17,25 @@ const NAV: { page: PageName; href: string; label: string }[] = [
  * Every page's frame: the header with the navigation, the Worker's own stylesheet and script
  * (nothing from elsewhere: the CSP allows only 'self'), and the page in <main>.
  */
+/** A page's <head>: the Worker's own stylesheet (and script), nothing from elsewhere. */
+export function PageHead({ title, withScript = false }: { title: string; withScript?: boolean }) {
+  return (
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      <meta name="color-scheme" content="light dark" />
+      <title>{`${title} · Stepflare`}</title>
+      <link rel="stylesheet" href={`/assets/app.css?v=${ASSET_VERSION}`} />
+      <link rel="icon" href="data:," />
+      {withScript ? <script src={`/assets/app.js?v=${ASSET_VERSION}`} defer></script> : null}
+    </head>
+  );
+}
+
 export function Layout({ title, active, signedIn, children }: { title: string; active?: PageName; signedIn?: boolean; children: Child }) {
   return (
     <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <meta name="color-scheme" content="light dark" />
-        <title>{`${title} · Stepflare`}</title>
-        <link rel="stylesheet" href={`/assets/app.css?v=${ASSET_VERSION}`} />
-        <link rel="icon" href="data:," />
-        <script src={`/assets/app.js?v=${ASSET_VERSION}`} defer></script>
-      </head>
+      <PageHead title={title} withScript />
       <body>
         <header class="top">
           <a class="brand" href="/">
