@@ -2,6 +2,7 @@
 // floor), all under `wrangler dev` on this machine. See bench/README.md for what is measured and how.
 //
 //   node bench/run.mjs [--only id,id] [--rounds N]      (npm run load: --only load, 60 s of ingest)
+//                                                       (--only takes a scenario's number too: --only 4,9b)
 //
 // Completion is seen exactly: the last step of every run calls the counter (a Node HTTP server on
 // 127.0.0.1), and the floor's call returns when its work is done. Nothing polls run status while
@@ -32,8 +33,16 @@ const argValue = (name) => {
 };
 const only = argValue("--only")?.split(",");
 const roundsOverride = argValue("--rounds") ? Number(argValue("--rounds")) : undefined;
+/** A scenario's number, as its name begins ("10b" of "10b. …"): `--only` takes it as well as the id. */
+const numberOf = (scenario) => scenario.name.match(/^(\w+)\./)?.[1];
+const isNamed = (scenario, name) => name === scenario.id || name === numberOf(scenario);
+const unknown = only?.filter((name) => !allScenarios.some((s) => isNamed(s, name))) ?? [];
+if (unknown.length) {
+  console.error(`--only: no scenario ${unknown.join(", ")}; the scenarios are ${allScenarios.map((s) => `${numberOf(s)} (${s.id})`).join(", ")}`);
+  process.exit(2);
+}
 // Opt-in scenarios (the 60 s load) run only when named with --only.
-const scenarios = only ? allScenarios.filter((s) => only.includes(s.id)) : allScenarios.filter((s) => !s.optIn);
+const scenarios = only ? allScenarios.filter((s) => only.some((name) => isNamed(s, name))) : allScenarios.filter((s) => !s.optIn);
 /** A partial run (--only) writes its own file, so bench/results/latest.json stays a whole run. */
 const resultsFile = only ? `${only.join("-")}.json` : "latest.json";
 
@@ -161,7 +170,7 @@ async function main() {
   const totalSec = (Date.now() - startedAt) / 1000;
   console.log(`\n${formatTable(rows)}\n`);
   console.log("Medians of the rounds; ranges are min–max over the rounds. Only ratios within one run mean anything.");
-  console.log("\nTargets (on the medians):");
+  if (targets.length) console.log("\nTargets (on the medians):");
   // A target whose reference was not measured (a scenario left out with --only) is n/a.
   for (const t of targets) console.log(`  ${t.met === null ? "n/a   " : t.met ? "met   " : "MISSED"}  ${t.scenario}: ${t.target}`);
   if (ratios.length) {
