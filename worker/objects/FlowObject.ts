@@ -185,7 +185,8 @@ export class FlowObject extends DurableObject<Env> {
   }
 
   private tellGranted(runIds: string[]): Promise<unknown> {
-    return Promise.all(runIds.map((id) => this.env.RUNS.get(this.env.RUNS.idFromName(id)).slotGranted().catch(() => undefined)));
+    const by = this.get("kind") === "concurrency" ? "concurrency" : "throttle";
+    return Promise.all(runIds.map((id) => this.env.RUNS.get(this.env.RUNS.idFromName(id)).slotGranted(by).catch(() => undefined)));
   }
 
   /**

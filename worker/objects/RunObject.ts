@@ -85,6 +85,8 @@ export class RunObject extends DurableObject<Env> {
   private endDelivered = false;
   /** The earliest time a wait or child run was resolved during the invocation in progress: the run is due again then. */
   private resolvedDuringInvocation: number | undefined;
+  /** When a concurrency coordinator last gave this run its slot (in memory: after a restart the run asks again). */
+  private slotGrantedAt: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
@@ -355,7 +357,8 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /** A concurrency coordinator gave this run a slot, or a throttle its start: its invocation can go on. */
-  async slotGranted(): Promise<void> {
+  async slotGranted(by: "concurrency" | "throttle" = "throttle"): Promise<void> {
+    if (by === "concurrency") this.slotGrantedAt = Date.now();
     void this.execute(false);
   }
 
@@ -366,6 +369,10 @@ export class RunObject extends DurableObject<Env> {
    */
   private async acquireSlots(run: RunRecord, fn: StepflareFunction): Promise<boolean> {
     const limits = fn.flow.concurrency ?? [];
+    // The one limit's coordinator just stored this run's lease and said so: no need to ask it again.
+    const grantedAt = this.slotGrantedAt;
+    this.slotGrantedAt = undefined;
+    if (limits.length === 1 && grantedAt !== undefined && Date.now() - grantedAt < LEASE_MS / 3) return true;
     const orderKey = queueOrder(run, fn);
     for (const [i, limit] of limits.entries()) {
       if (await this.slotOf(fn, i).acquire(run.id, limit.limit, orderKey)) continue;
