@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../worker/env.ts";
 import { CONTENT_SECURITY_POLICY } from "../worker/routes/pageHeaders.ts";
+import { API_ROUTES } from "../worker/routes/api/openapi.ts";
 import { safeNext } from "../worker/routes/login.tsx";
 import { SESSION_TTL_MS, signSession } from "../worker/routes/session.ts";
 import worker from "./worker.ts";
@@ -304,5 +305,37 @@ describe("dev mode", () => {
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     expect(cookie).not.toMatch(/Secure/);
+  });
+});
+
+describe("every route of the API", () => {
+  // From the OpenAPI document's own list, so a route added later is covered without a new test.
+  const routes = API_ROUTES.filter((route) => route.path.startsWith("/v1/") && route.path !== "/v1/openapi.json").map((route) => ({
+    method: route.method.toUpperCase(),
+    path: route.path.replace(/\{(\w+)\}/g, "0123456789abcdef0123456789abcdef"),
+  }));
+
+  it("needs the signing key outside dev mode: 401 without it, anything but 401 with it", async () => {
+    expect(routes.length).toBeGreaterThan(15);
+    for (const { method, path } of routes) {
+      const init = { method, ...(method === "GET" ? {} : { headers: { "content-type": "application/json" }, body: "{}" }) };
+      const refused = await call(path, init);
+      expect(refused.status, `${method} ${path} without a key`).toBe(401);
+      await expectNothingRevealed(refused);
+      const stream = method === "GET" && path.endsWith("/stream");
+      if (stream) continue; // an unknown run's stream is a 404 either way; its auth is the same middleware
+      const allowed = await call(path, { ...init, headers: { ...(init.headers ?? {}), authorization: "Bearer signing-secret" } });
+      expect(allowed.status, `${method} ${path} with the key`).not.toBe(401);
+      await allowed.body?.cancel();
+    }
+  });
+
+  it("is open in dev mode, to requests without a foreign Origin", async () => {
+    for (const { method, path } of routes) {
+      const init = { method, ...(method === "GET" ? {} : { headers: { "content-type": "application/json" }, body: "{}" }) };
+      const response = await call(path, init, dev);
+      expect(response.status, `${method} ${path}`).not.toBe(401);
+      await response.body?.cancel();
+    }
   });
 });
