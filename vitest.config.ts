@@ -4,6 +4,24 @@ import { defineConfig } from "vitest/config";
 
 const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 
+/** The workerd test files that switch D1 or the Queue off. */
+const FAULT_TESTS = ["test/faults.test.ts", "test/outage.test.ts", "test/crons.test.ts"];
+
+/** The Workers pool with the repo's Worker, as a user's entry of the documented shape. */
+function workerdPool() {
+  return cloudflareTest({
+    // A user's entry of the documented shape, with functions that count their side effects.
+    main: "./test/worker.ts",
+    wrangler: { configPath: "./wrangler.toml" },
+    // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
+    // and test/auth.test.ts calls the Worker with an env that turns it off.
+    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" } },
+    // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
+    // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
+    additionalExports: { StepflareService: "WorkerEntrypoint" },
+  });
+}
+
 export default defineConfig({
   test: {
     // The JSON report is what .ci/run counts passed and failed tests from.
@@ -16,26 +34,20 @@ export default defineConfig({
       },
       {
         // The Worker under workerd with its real D1, Queue and Durable Object bindings.
-        plugins: [
-          cloudflareTest({
-            // A user's entry of the documented shape, with functions that count their side effects.
-            main: "./test/worker.ts",
-            wrangler: { configPath: "./wrangler.toml" },
-            // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
-            // and test/auth.test.ts calls the Worker with an env that turns it off.
-            miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" } },
-            // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
-            // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
-            additionalExports: { StepflareService: "WorkerEntrypoint" },
-          }),
-        ],
-        test: { name: "workers", include: ["test/*.test.ts"], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+        plugins: [workerdPool()],
+        test: { name: "workers", include: ["test/*.test.ts"], exclude: FAULT_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+      },
+      {
+        // The tests that take D1 or the Queue down (worker/faults.ts): the switch is one isolate's, so
+        // they run after the others, in a runtime of their own, never beside a test that needs them up.
+        plugins: [workerdPool()],
+        test: { name: "workers-faults", include: FAULT_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 1 } },
       },
       {
         // `wrangler dev` as a user runs it, driven over HTTP.
         // After the others: the crash test kills and restarts wrangler dev under load, and on 2 cores it would
         // starve the workerd tests of the projects beside it.
-        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000, sequence: { groupOrder: 1 } },
+        test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], environment: "node", testTimeout: 120_000, hookTimeout: 120_000, sequence: { groupOrder: 2 } },
       },
     ],
   },

@@ -129,7 +129,8 @@ describe("fuzzing the HTTP boundary", { timeout: 300_000 }, () => {
       (id: string) => ["POST", `/v1/functions/${id}/trigger`],
     );
     await fc.assert(
-      fc.asyncProperty(route, hostileId, async (path, id) => {
+      // "." and ".." are path segments a URL resolves away (/v1/events/../runs is GET /v1/runs, a listing), not ids.
+      fc.asyncProperty(route, hostileId.filter((id) => id !== "." && id !== ".."), async (path, id) => {
         const [method, url] = path(encodeURIComponent(id));
         const response = await request(url!, { method });
         await expectJsonClientError(response, `${method} ${url!.slice(0, 80)}`);

@@ -4,11 +4,12 @@
  * appear and complete, a run's timeline, cancel, rerun, invoke and pause from the pages; payloads
  * written by strangers shown as text; the CSP; a phone's width.
  *
- * `STEPFLARE_SCREENSHOTS=1` also writes docs/dashboard-*.png (`npm run screenshots`).
+ * Every page is also screenshotted: with `STEPFLARE_SCREENSHOTS=1` (`npm run screenshots`) into docs/dashboard-*.png.
  * `STEPFLARE_E2E_PORT` picks the dev server's port (default: a free one).
  */
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,7 +19,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const HOSTILE = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`;
 const RUN_TIMEOUT_MS = 30_000;
-const DOCS = path.resolve(import.meta.dirname, "../../docs");
+// `npm run screenshots` (STEPFLARE_SCREENSHOTS=1) writes them to docs/; a plain test run to a temporary directory.
+const DOCS = process.env.STEPFLARE_SCREENSHOTS ? path.resolve(import.meta.dirname, "../../docs") : path.join(os.tmpdir(), "stepflare-screenshots");
 
 let dev: DevServer;
 let browser: Browser;
@@ -253,7 +255,7 @@ describe("dashboard", () => {
     }
   });
 
-  it.runIf(process.env.STEPFLARE_SCREENSHOTS)("writes a screenshot of each page to docs/", async () => {
+  it("takes a screenshot of each page (to docs/ with npm run screenshots)", async () => {
     await mkdir(DOCS, { recursive: true });
     const downUntil = Date.now() + 600_000;
     const [checkoutEvent, helloEvent, , napEvent] = await sendEvents([
@@ -279,6 +281,7 @@ describe("dashboard", () => {
       if (urlPath === `/runs/${nap.run_id}`) await page.locator('li[data-step-name="nap"][data-step-status="Sleeping"]').waitFor();
       await page.screenshot({ path: path.join(DOCS, file), fullPage: file !== "dashboard-functions.png" });
       await page.context().close();
+      expect((await stat(path.join(DOCS, file))).size, file).toBeGreaterThan(10_000);
     }
   });
 });
