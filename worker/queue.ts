@@ -4,6 +4,7 @@ import type { Env } from "./env.ts";
 import { createLogger } from "./logger.ts";
 import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
+import { loadRemoteFunctions } from "./remote/apps.ts";
 import { runIdFor } from "./runId.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
 import { cancelPage } from "./cancellations.ts";
@@ -118,6 +119,7 @@ function refKey({ id, receivedAt }: EventRef): string {
  */
 export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position = 0): Promise<RunIndexEntry[]> {
   const logger = createLogger({ event_id: accepted.event.id });
+  await loadRemoteFunctions(env);
   const targets = allFunctions().filter((fn) => fn.matches(accepted.event, logger));
   if (targets.length === 0) return [];
   // A paused function's events wait for its resume.

@@ -27,10 +27,22 @@ export function eventTypeOf(name: string): EventType | undefined {
   return eventTypes.get(name);
 }
 
+/** The functions of synced apps (worker/remote/apps.ts keeps them in step with D1). */
+let remoteFunctions: StepflareFunction[] = [];
+
+export function setRemoteFunctions(list: StepflareFunction[]): void {
+  remoteFunctions = list;
+}
+
+/** True when a function of this Worker's own code has the id. */
+export function isLocalFunction(id: string): boolean {
+  return functions.some((fn) => fn.id === id);
+}
+
 export function allFunctions(): readonly StepflareFunction[] {
-  return functions;
+  return remoteFunctions.length === 0 ? functions : [...functions, ...remoteFunctions];
 }
 
 export function findFunction(id: string): StepflareFunction | undefined {
-  return functions.find((fn) => fn.id === id);
+  return functions.find((fn) => fn.id === id) ?? remoteFunctions.find((fn) => fn.id === id);
 }

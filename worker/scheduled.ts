@@ -1,3 +1,4 @@
+import { loadRemoteFunctions } from "./remote/apps.ts";
 import { deleteOldEventsStatement, sweepUndispatchedEvents } from "./db/events.ts";
 import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
 import { FINAL_STATUSES } from "./messages.ts";
@@ -49,6 +50,8 @@ export interface TickOptions {
  */
 export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: TickOptions = {}): Promise<TickResult> {
   const sweptBefore = sweepAgain ? now : now - RESWEEP_AFTER_MS;
+  // The crons of synced apps' functions too: a tick that cannot read them would drop their schedules.
+  await loadRemoteFunctions(env, { required: true });
   const [crons, redispatched] = await Promise.all([
     runDueCrons(env, now),
     redispatchLostEvents(env, now, sweptBefore),

@@ -9,12 +9,14 @@ import type { QueueMessage } from "./messages.ts";
 import { fireCronTrigger } from "./crons.ts";
 import { consumeBatch } from "./queue.ts";
 import { registerFunctions } from "./registry.ts";
+import { loadRemoteFunctions } from "./remote/apps.ts";
 import { apiRoutes } from "./routes/api.ts";
 import { requireDashboardSession } from "./routes/auth.ts";
 import { dashboardRoutes } from "./routes/dashboard/index.ts";
 import { devRoutes } from "./routes/dev.ts";
 import { jsonError } from "./routes/errors.ts";
 import { eventRoutes } from "./routes/events.ts";
+import { registerRoutes } from "./routes/register.ts";
 import { loginRoutes } from "./routes/login.tsx";
 import { pageHeaders } from "./routes/pageHeaders.ts";
 import { ensureScheduler, tick } from "./scheduled.ts";
@@ -43,10 +45,11 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
 
   const app = new Hono<{ Bindings: Env }>();
   app.use(async (c, next) => {
-    await ensureScheduler(c.env);
+    await Promise.all([ensureScheduler(c.env), loadRemoteFunctions(c.env)]);
     await next();
   });
   app.route("/", eventRoutes);
+  app.route("/", registerRoutes);
   // The dashboard's pages: the login (or the bearer) outside dev mode, and a strict CSP on each.
   for (const path of DASHBOARD_PATHS) app.use(path, pageHeaders, requireDashboardSession);
   app.route("/", loginRoutes);

@@ -22,6 +22,9 @@ import { usage } from "../usage.ts";
 import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureEvents, requestEntries } from "./outbox.ts";
 import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
+import { loadRemoteFunctions } from "../remote/apps.ts";
+import { executeRemoteRun } from "../remote/execute.ts";
+import { RemoteFunction } from "../remote/function.ts";
 
 /**
  * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
@@ -101,7 +104,7 @@ export class RunObject extends DurableObject<Env> {
     const existing = this.store.run();
     if (existing) return existing.status;
     const now = Date.now();
-    const fn = findFunction(init.functionId);
+    const fn = await this.functionOf(init.functionId);
     // A run under a throttle or a concurrency limit starts as a delayed one does: its first invocation asks for its start or a slot.
     // So is a re-run that reuses steps: its first invocation begins after them, as a replay does.
     const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined || (init.memo?.length ?? 0) > 0;
@@ -284,7 +287,7 @@ export class RunObject extends DurableObject<Env> {
     // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
     if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return this.rearm();
     const logger = createLogger({ run_id: run.id, function_id: run.functionId });
-    const fn = findFunction(run.functionId);
+    const fn = await this.functionOf(run.functionId);
     if (!fn) return this.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
     // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
     const isDelayedStart = run.starts.length === 0;
@@ -340,7 +343,7 @@ export class RunObject extends DurableObject<Env> {
       starts: run.starts,
       recovering,
     };
-    const execute = () => executeRun(fn.handler, input, host);
+    const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host) : executeRun(fn.handler, input, host));
     // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
     const finishTimer = run.finishBy === undefined ? undefined : setTimeout(() => void this.cancel({ type: "timeout", timeout: "finish" }), run.finishBy - now);
     // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
@@ -354,6 +357,18 @@ export class RunObject extends DurableObject<Env> {
       // Sleeping and waiting runs hold no slot.
       if (fn.flow.concurrency) await this.releaseSlots(run, fn).catch(() => undefined);
     }
+  }
+
+  /**
+   * The run's function: the Worker's own, or a synced app's (read again from D1 when this isolate
+   * does not know it: the app may have synced in another isolate). Throws when D1 cannot say, so
+   * that an outage retries the invocation rather than failing a run of a function it did not find.
+   */
+  private async functionOf(id: string): Promise<StepflareFunction | undefined> {
+    const known = findFunction(id);
+    if (known) return known;
+    await loadRemoteFunctions(this.env, { force: true, required: true });
+    return findFunction(id);
   }
 
   /** A concurrency coordinator gave this run a slot, or a throttle its start: its invocation can go on. */

@@ -8,6 +8,7 @@ import type { Env } from "../env.ts";
 import { ingestEvents } from "../ingest.ts";
 import { startInvokedRun } from "../invoke.ts";
 import { findFunction } from "../registry.ts";
+import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunStatus } from "../messages.ts";
 import { registerWaits, waitRows } from "../waits.ts";
 import type { OutboxEntry, RunRecord } from "./RunStore.ts";
@@ -93,6 +94,8 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
       await env.DB.batch([deleteRunWaitsStatement(env.DB, run.runId)]);
       return;
     case "invoke": {
+      // A synced app's function this isolate does not know yet: read the apps again first.
+      if (!findFunction(entry.functionId)) await loadRemoteFunctions(env, { force: true, required: true });
       const fn = findFunction(entry.functionId);
       if (!fn) {
         const error = { name: "NonRetriableError", message: `step.invoke: no function with id ${JSON.stringify(entry.functionId)} is registered` };

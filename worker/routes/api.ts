@@ -14,6 +14,7 @@ import { requireSigningKey } from "./auth.ts";
 import { eventsRoutes } from "./api/events.ts";
 import { functionsRoutes } from "./api/functions.ts";
 import { runsRoutes } from "./api/runs.ts";
+import { appsRoutes } from "./api/apps.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
@@ -33,6 +34,7 @@ apiRoutes.use("/v1/*", requireSigningKey);
 apiRoutes.route("/", functionsRoutes);
 apiRoutes.route("/", runsRoutes);
 apiRoutes.route("/", eventsRoutes);
+apiRoutes.route("/", appsRoutes);
 
 /** Billable operations counted by this isolate (worker/usage.ts); `npm run bench` reads them. */
 apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));

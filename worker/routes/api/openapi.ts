@@ -1,6 +1,8 @@
 import { createRoute, OpenAPIHono, z, type RouteConfig } from "@hono/zod-openapi";
 import { cancellationRequestSchema } from "../../cancellations.ts";
 import {
+  appViewSchema,
+  syncAppBodySchema,
   cancellationViewSchema,
   errorBodySchema,
   eventViewSchema,
@@ -60,6 +62,9 @@ export const API_ROUTES: RouteConfig[] = [
   route({ method: "get", path: "/v1/events/{eventId}/runs", summary: "The runs an event started", request: { params: eventIdParam }, responses: { 200: json(dataOf(z.array(runSummaryViewSchema)), "Its runs, oldest first"), ...errors } }),
   route({ method: "post", path: "/v1/cancellations", summary: "Cancel runs in bulk, in the background", request: { body: { content: { "application/json": { schema: cancellationRequestSchema } }, required: true } }, responses: { 201: json(dataOf(cancellationViewSchema), "The cancellation started"), ...errors } }),
   route({ method: "get", path: "/v1/cancellations/{id}", summary: "A bulk cancellation's progress", request: { params: param("id") }, responses: { 200: json(dataOf(cancellationViewSchema), "Its progress"), ...errors } }),
+  route({ method: "get", path: "/v1/apps", summary: "Apps served by the inngest SDK, with their last sync", responses: { 200: json(dataOf(z.array(appViewSchema)), "The synced apps"), 401: errors[401] } }),
+  route({ method: "post", path: "/v1/apps", summary: "Sync an app served by the inngest SDK (again: its functions are replaced)", request: body(syncAppBodySchema), responses: { 200: json(dataOf(appViewSchema), "The app as it synced"), 502: json(errorBodySchema, "The sync failed"), ...errors } }),
+  route({ method: "delete", path: "/v1/apps/{appId}", summary: "Remove an app and its functions", request: { params: param("appId") }, responses: { 200: json(dataOf(z.object({ id: z.string() })), "Removed"), ...errors } }),
   route({ method: "get", path: "/v1/usage", summary: "Billable operations this isolate counted", responses: { 200: json(dataOf(z.record(z.string(), z.number())), "Counters"), 401: errors[401] } }),
   route({ method: "get", path: "/v1/openapi.json", summary: "This document", security: [], responses: { 200: { description: "The OpenAPI 3.1 description of the API" } } }),
   route({

@@ -144,6 +144,26 @@ export const cancellationViewSchema = z
 
 export const sendAnswerSchema = z.object({ ids: z.array(z.string()).openapi({ description: "The events' ids, in the order sent" }), status: z.literal(200) }).openapi("SendAnswer");
 
+/** `POST /v1/apps`: sync (or sync again) the app served at `url`. */
+export const syncAppBodySchema = z
+  .object({ url: z.string().url().openapi({ example: "http://127.0.0.1:3000/api/inngest", description: "The app's serve URL (where `serve()` of the inngest SDK answers)" }) })
+  .strict()
+  .openapi("SyncAppRequest");
+
+export const appViewSchema = z
+  .object({
+    id: z.string().openapi({ description: "The SDK client's id" }),
+    url: z.string(),
+    framework: z.string().nullable(),
+    sdk: z.string().nullable(),
+    functions: z.array(z.object({ id: z.string(), name: z.string(), triggers: z.array(z.unknown()) })),
+    synced_at: isoTime,
+    error: z.string().nullable().openapi({ description: "The last failed sync's error, until a sync succeeds" }),
+    error_at: isoTime.nullable(),
+  })
+  .openapi("App");
+
+export type AppView = z.infer<typeof appViewSchema>;
 export type PublishView = z.infer<typeof publishViewSchema>;
 export type CancellationView = z.infer<typeof cancellationViewSchema>;
 export type StepView = z.infer<typeof stepViewSchema>;

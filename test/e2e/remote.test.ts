@@ -1,0 +1,147 @@
+/**
+ * "Bring your Inngest app": an app on the official `inngest` SDK, served by `inngest/node` from this
+ * test process, synced to Stepflare under `wrangler dev` (`POST /v1/apps`), its functions run by
+ * Stepflare's RunObjects over the SDK's wire protocol. Nothing in the app knows it is not Inngest.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { calls, createApp, serveApp } from "./remoteApp.ts";
+import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
+
+const RUN_TIMEOUT_MS = 45_000;
+
+let dev: DevServer;
+let app: ReturnType<typeof createApp>;
+let served: Awaited<ReturnType<typeof serveApp>>;
+
+interface Run {
+  run_id: string;
+  function_id: string;
+  status: string;
+  output: unknown;
+  error: { name: string; message: string } | null;
+  steps?: { name: string; status: string; attempts: number }[];
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${dev.baseUrl}${path}`, {
+    method,
+    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(20_000),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+/** The finished runs of function `functionId` started by event `eventId`. */
+function finished(eventId: string, functionId: string): Promise<Run> {
+  return waitFor(`a finished run of ${functionId} for event ${eventId}`, RUN_TIMEOUT_MS, dev, async () => {
+    const { body } = await api<{ data: Run[] }>("GET", `/v1/events/${encodeURIComponent(eventId)}/runs`);
+    const run = body.data?.find((candidate) => candidate.function_id === functionId);
+    if (!run || !["Completed", "Failed", "Cancelled"].includes(run.status)) return undefined;
+    return (await api<{ data: Run }>("GET", `/v1/runs/${run.run_id}`)).body.data;
+  });
+}
+
+async function send(name: string, data: Record<string, unknown>): Promise<string> {
+  const { ids } = await app.inngest.send({ name, data });
+  return ids[0]!;
+}
+
+beforeAll(async () => {
+  dev = await startDevServer(["wrangler.toml"], "/v1/functions");
+  app = createApp(dev.baseUrl);
+  served = await serveApp(app);
+  const synced = await api<{ data: { id: string; functions: { id: string }[] } }>("POST", "/v1/apps", { url: served.url });
+  expect(synced.status, JSON.stringify(synced.body)).toBe(200);
+});
+
+afterAll(async () => {
+  await served?.stop();
+  await dev?.stop();
+});
+
+describe("an app on the inngest SDK, run by Stepflare", () => {
+  it("syncs: the app and its functions (with the onFailure companion) join the registry", async () => {
+    const apps = await api<{ data: { id: string; url: string; error: string | null; functions: { id: string }[] }[] }>("GET", "/v1/apps");
+    const synced = apps.body.data.find((entry) => entry.id === "node-app");
+    expect(synced).toMatchObject({ url: served.url, error: null });
+    expect(synced!.functions.map((fn) => fn.id).sort()).toEqual(
+      ["node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-waiter"].sort(),
+    );
+    const functions = await api<{ data: { id: string; triggers: unknown[] }[] }>("GET", "/v1/functions");
+    expect(functions.body.data.find((fn) => fn.id === "node-app-multi-step")?.triggers).toEqual([{ event: "remote/multi" }]);
+    expect(functions.body.data.some((fn) => fn.id === "hello")).toBe(true);
+  });
+
+  it("runs a multi-step function with a sleep and parallel steps, each step once", async () => {
+    const eventId = await send("remote/multi", { tag: "m1" });
+    const run = await finished(eventId, "node-app-multi-step");
+    expect(run.status).toBe("Completed");
+    expect(run.output).toEqual({ a: "a-m1", b: "b", c: "c" });
+    expect(run.steps!.map((step) => step.name).sort()).toEqual(["a", "b", "c", "nap"]);
+    expect([calls.get("a:m1"), calls.get("b:m1"), calls.get("c:m1")]).toEqual([1, 1, 1]);
+  });
+
+  it("retries a failing step after the app's retry-after, and counts its attempts", async () => {
+    const eventId = await send("remote/flaky", { tag: "f1" });
+    const run = await finished(eventId, "node-app-flaky");
+    expect(run.status).toBe("Completed");
+    expect(run.output).toBe("ok after 2 attempts");
+    expect(run.steps!.find((step) => step.name === "flaky-step")).toMatchObject({ status: "Completed", attempts: 2 });
+    expect(calls.get("flaky:f1")).toBe(2);
+  });
+
+  it("fails at once on NonRetriableError, and the app's onFailure runs with the error", async () => {
+    const eventId = await send("remote/doomed", { tag: "d1" });
+    const run = await finished(eventId, "node-app-doomed");
+    expect(run.status).toBe("Failed");
+    expect(run.error?.message).toContain("card declined");
+    expect(calls.get("give-up:d1")).toBe(1);
+    await waitFor("the onFailure handler", RUN_TIMEOUT_MS, dev, async () => ([...calls.keys()].some((key) => key.startsWith("onFailure:d1:")) ? true : undefined));
+    expect([...calls.keys()].find((key) => key.startsWith("onFailure:d1:"))).toContain("card declined");
+  });
+
+  it("resumes step.waitForEvent with the matching event", async () => {
+    const eventId = await send("remote/wait", { id: "w-1" });
+    // The wait is stored once the run has asked for it.
+    await waitFor("the wait to be stored", RUN_TIMEOUT_MS, dev, async () => {
+      const { body } = await api<{ data: Run[] }>("GET", `/v1/events/${eventId}/runs`);
+      const runId = body.data?.[0]?.run_id;
+      if (!runId) return undefined;
+      const run = (await api<{ data: Run }>("GET", `/v1/runs/${runId}`)).body.data;
+      return run.steps?.some((step) => step.name === "reply" && step.status === "Waiting") ? true : undefined;
+    });
+    await send("remote/reply", { id: "other", answer: "not this one" });
+    await send("remote/reply", { id: "w-1", answer: 42 });
+    const run = await finished(eventId, "node-app-waiter");
+    expect(run.output).toEqual({ got: 42, for: "w-1" });
+  });
+
+  it("step.invoke reaches a function of the same app and one of the Stepflare Worker", async () => {
+    const eventId = await send("remote/parent", { n: 21 });
+    const run = await finished(eventId, "node-app-parent");
+    expect(run.status, JSON.stringify(run.error)).toBe("Completed");
+    expect(run.output).toMatchObject({ fromRemote: { doubled: 42 } });
+    expect((run.output as { fromLocal: unknown }).fromLocal).toBeTruthy();
+  });
+
+  it("a re-sync with a function removed takes it out of the registry", async () => {
+    const smaller = await serveApp(app, app.functions.filter((fn) => !fn.id().endsWith("waiter")));
+    try {
+      const synced = await api<{ data: { functions: { id: string }[] } }>("POST", "/v1/apps", { url: smaller.url });
+      expect(synced.status).toBe(200);
+      expect(synced.body.data.functions.map((fn) => fn.id)).not.toContain("node-app-waiter");
+      const functions = await api<{ data: { id: string }[] }>("GET", "/v1/functions");
+      expect(functions.body.data.map((fn) => fn.id)).not.toContain("node-app-waiter");
+    } finally {
+      // Back to the full app for the other tests.
+      await api("POST", "/v1/apps", { url: served.url });
+      await smaller.stop();
+    }
+  });
+
+  it("a sync of a URL that answers nothing is a 502 that says why", async () => {
+    const res = await api<{ error: string }>("POST", "/v1/apps", { url: "http://127.0.0.1:9/api/inngest" });
+    expect(res.status).toBe(502);
+    expect(res.body.error).toMatch(/could not reach the app/);
+  });
+});

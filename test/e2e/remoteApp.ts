@@ -1,0 +1,80 @@
+/**
+ * An app on the official `inngest` SDK, served by `inngest/node` from this test process: the
+ * functions are written as an Inngest user writes them today, untouched by Stepflare. `calls`
+ * counts how often each step body ran, so a test can tell a memoized step from one run again.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Inngest, NonRetriableError, referenceFunction, RetryAfterError } from "inngest";
+import { serve } from "inngest/node";
+
+export const calls = new Map<string, number>();
+const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
+
+export function createApp(baseUrl: string) {
+  const inngest = new Inngest({ id: "node-app", isDev: true, baseUrl });
+
+  const multiStep = inngest.createFunction({ id: "multi-step", triggers: [{ event: "remote/multi" }] }, async ({ event, step }) => {
+    const a = await step.run("a", () => (count(`a:${event.data.tag}`), `a-${event.data.tag}`));
+    await step.sleep("nap", "1s");
+    const [b, c] = await Promise.all([step.run("b", () => (count(`b:${event.data.tag}`), "b")), step.run("c", () => (count(`c:${event.data.tag}`), "c"))]);
+    return { a, b, c };
+  });
+
+  const flaky = inngest.createFunction({ id: "flaky", retries: 2, triggers: [{ event: "remote/flaky" }] }, async ({ event, step, attempt }) => {
+    const result = await step.run("flaky-step", () => {
+      count(`flaky:${event.data.tag}`);
+      if (attempt === 0) throw new RetryAfterError("not yet", "1s");
+      return `ok after ${attempt + 1} attempts`;
+    });
+    return result;
+  });
+
+  const doomed = inngest.createFunction(
+    {
+      id: "doomed",
+      triggers: [{ event: "remote/doomed" }],
+      onFailure: async ({ event, error }) => {
+        count(`onFailure:${event.data.event.data.tag}:${error.message}`);
+      },
+    },
+    async ({ event, step }) => {
+      await step.run("give-up", () => {
+        count(`give-up:${event.data.tag}`);
+        throw new NonRetriableError("card declined");
+      });
+    },
+  );
+
+  const waiter = inngest.createFunction({ id: "waiter", triggers: [{ event: "remote/wait" }] }, async ({ event, step }) => {
+    const reply = await step.waitForEvent("reply", { event: "remote/reply", match: "data.id", timeout: "1m" });
+    return { got: reply?.data.answer ?? null, for: event.data.id };
+  });
+
+  const child = inngest.createFunction({ id: "child", triggers: [{ event: "remote/child" }] }, async ({ event, step }) => {
+    const doubled = await step.run("double", () => (event.data.n as number) * 2);
+    return { doubled };
+  });
+
+  const parent = inngest.createFunction({ id: "parent", triggers: [{ event: "remote/parent" }] }, async ({ event, step }) => {
+    const fromRemote = await step.invoke("call-child", { function: child, data: { n: event.data.n } });
+    // A function of the Stepflare Worker itself (examples/hello.ts), reached by its id.
+    const fromLocal = await step.invoke("call-local", { function: referenceFunction({ functionId: "hello" }), data: { name: "remote" } });
+    return { fromRemote, fromLocal };
+  });
+
+  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent] };
+}
+
+/** Serves `functions` at `/api/inngest` on a free port of 127.0.0.1; answers the serve URL and a stop(). */
+export async function serveApp(app: ReturnType<typeof createApp>, functions = app.functions): Promise<{ url: string; stop(): Promise<void> }> {
+  const handler = serve({ client: app.inngest, functions });
+  const server = http.createServer((req, res) => {
+    if (req.url?.startsWith("/api/inngest")) return handler(req, res);
+    res.statusCode = 404;
+    res.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/api/inngest`, stop: () => new Promise((resolve) => server.close(() => resolve())) };
+}

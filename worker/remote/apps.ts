@@ -1,0 +1,157 @@
+import { ulid } from "ulidx";
+import { allApps, appByDeployId, recordSyncError, upsertApp, type AppRow } from "../db/apps.ts";
+import type { Env } from "../env.ts";
+import { createLogger } from "../logger.ts";
+import { isLocalFunction, setRemoteFunctions } from "../registry.ts";
+import { isDevMode } from "../routes/auth.ts";
+import { RemoteFunction } from "./function.ts";
+import { registerBodySchema, stripDeployId, wireFunctionSchema, type RegisterBody } from "./wire.ts";
+import { z } from "zod";
+
+/**
+ * How long this isolate trusts its copy of the apps' functions. A sync in this isolate updates it
+ * at once; one in another isolate (production has many) is seen within this time.
+ */
+const FRESH_MS = 10_000;
+let loadedAt: number | undefined;
+
+/**
+ * Makes the registry's remote functions at most FRESH_MS old (or fresh, with `force`): one D1 read
+ * when stale. Answers whether the registry now holds what D1 holds; a failed read keeps the last
+ * copy (a D1 outage must not stop the runs of local functions) unless `required`, when it throws.
+ * Nothing is shared between calls: under workerd a request may not await another one's I/O.
+ */
+export async function loadRemoteFunctions(env: Env, options: { force?: boolean; required?: boolean } = {}): Promise<boolean> {
+  const now = Date.now();
+  if (!options.force && loadedAt !== undefined && now - loadedAt < FRESH_MS) return true;
+  try {
+    setRemoteFunctions(functionsOf(await allApps(env.DB)));
+    loadedAt = now;
+    return true;
+  } catch (err) {
+    if (options.required) throw err;
+    createLogger().warn("could not read the synced apps; keeping the last copy", { error: String(err) });
+    return false;
+  }
+}
+
+function functionsOf(apps: AppRow[]): RemoteFunction[] {
+  return apps.flatMap((app) => {
+    const logger = createLogger({ app_id: app.id });
+    return z
+      .array(z.unknown())
+      .parse(JSON.parse(app.functions))
+      .flatMap((raw) => {
+        // Each function was checked when its app synced; one that no longer builds (say, a local function took its id since) is left out alone.
+        try {
+          return [new RemoteFunction(app.id, wireFunctionSchema.parse(raw))];
+        } catch (err) {
+          logger.error("a synced function could not be registered", { error: String(err) });
+          return [];
+        }
+      });
+  });
+}
+
+/** Why a sync failed: the SDK answers its PUT with `status` and `error` from here (protocol §1). */
+export class SyncError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SyncError";
+  }
+}
+
+/**
+ * Stores what an app's sync sent (the SDK's `POST /fn/register`, or an in-band sync's answer): its
+ * functions replace the ones it had, so a function it no longer serves is gone. Every function is
+ * built as the registry will build it, so a bad option or expression fails the sync, naming it.
+ */
+export async function storeRegistration(env: Env, body: unknown): Promise<{ app: AppRow; modified: boolean }> {
+  const parsed = registerBodySchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new SyncError(`invalid sync: ${issue?.path.join(".") || "(root)"}: ${issue?.message ?? "invalid"}`);
+  }
+  const registration = parsed.data;
+  for (const wire of registration.functions) {
+    if (isLocalFunction(wire.id)) throw new SyncError(`function "${wire.id}": a function of the Worker itself has this id`);
+    try {
+      new RemoteFunction(registration.appName, wire);
+    } catch (err) {
+      throw new SyncError(`function "${wire.id}": ${(err as Error).message}`);
+    }
+  }
+  const functions = JSON.stringify(registration.functions.map((wire) => ({ ...wire, steps: stepsWithoutDeployId(wire.steps) })));
+  const before = (await allApps(env.DB)).find((app) => app.id === registration.appName);
+  const app: AppRow = {
+    id: registration.appName,
+    url: stripDeployId(registration.url),
+    framework: registration.framework ?? null,
+    sdk: registration.sdk ?? null,
+    functions,
+    synced_at: Date.now(),
+    deploy_id: registration.deployId ?? null,
+    error: null,
+    error_at: null,
+  };
+  await upsertApp(env.DB, app);
+  await loadRemoteFunctions(env, { force: true });
+  return { app, modified: before?.functions !== functions };
+}
+
+function stepsWithoutDeployId(steps: RegisterBody["functions"][number]["steps"]) {
+  return Object.fromEntries(Object.entries(steps).map(([id, step]) => [id, { ...step, runtime: { ...step.runtime, url: stripDeployId(step.runtime.url) } }]));
+}
+
+/** What answers the SDK's in-band sync: the same functions as an out-of-band one, named differently. */
+const inBandAnswerSchema = z.object({ app_id: z.string(), url: z.string(), framework: z.string().optional(), sdk: z.string().optional(), functions: z.array(z.unknown()) }).passthrough();
+
+/**
+ * Syncs the app served at `url` (`POST /v1/apps`): sends it the `PUT` that asks for its functions.
+ * An SDK that allows in-band syncs answers with them; otherwise it calls `POST /fn/register` back
+ * before answering, and the app is found by the sync's deploy id. A failure is recorded on the
+ * app's row (if it synced before) and thrown.
+ */
+export async function syncApp(env: Env, url: string): Promise<AppRow> {
+  const deployId = ulid();
+  const target = new URL(url);
+  target.searchParams.set("deployId", deployId);
+  const serveUrl = stripDeployId(url);
+  try {
+    const response = await fetch(target, {
+      method: "PUT",
+      headers: { "content-type": "application/json", "x-inngest-server-kind": isDevMode(env) ? "dev" : "cloud", "x-inngest-sync-kind": "in_band" },
+      body: JSON.stringify({ url: serveUrl }),
+    });
+    const text = await response.text();
+    const answer = parseJson(text);
+    if (!response.ok) throw new SyncError(`the app answered the sync with HTTP ${response.status}: ${messageOf(answer) ?? text.slice(0, 200)}`);
+    if (response.headers.get("x-inngest-sync-kind") === "in_band") {
+      const inBand = inBandAnswerSchema.safeParse(answer);
+      if (!inBand.success) throw new SyncError("the app's in-band sync answer is not a list of functions");
+      const { app } = await storeRegistration(env, { url: inBand.data.url, appName: inBand.data.app_id, framework: inBand.data.framework, sdk: inBand.data.sdk, deployId, functions: inBand.data.functions });
+      return app;
+    }
+    const app = await appByDeployId(env.DB, deployId);
+    if (!app) throw new SyncError(`the app answered the sync but never registered its functions (is INNGEST_BASE_URL set to this Worker's URL?)`);
+    return app;
+  } catch (err) {
+    const message = err instanceof SyncError ? err.message : `could not reach the app: ${String(err)}`;
+    await recordSyncError(env.DB, serveUrl, message, Date.now());
+    throw new SyncError(message);
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function messageOf(value: unknown): string | undefined {
+  const record = value as { message?: unknown; error?: unknown } | undefined;
+  const message = record?.error ?? record?.message;
+  return typeof message === "string" ? message : undefined;
+}

@@ -1,0 +1,334 @@
+import { serializeOutput, utf8Bytes } from "../../sdk/output.ts";
+import { highestSeq, replayOrder } from "../../sdk/replay.ts";
+import { backoffDelay } from "../../sdk/retry.ts";
+import type { RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "../../sdk/run.ts";
+import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
+import { serializeError, type SerializedError } from "../../sdk/types.ts";
+import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sdk/wait.ts";
+import { toMilliseconds } from "../../sdk/duration.ts";
+import { findFunction } from "../registry.ts";
+import type { RemoteFunction } from "./function.ts";
+import { callApp, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
+import { definedOnly, type Op } from "./wire.ts";
+
+// A run of a remote function (an app on the official `inngest` SDK), executed as Inngest's
+// executor does it (protocol §3, §6): call the app with the memoized steps, act on the ops it
+// answers (store a step's result, run a planned step, sleep, wait, invoke), call again, until it
+// says the run is done. It stores the same step records as the in-process driver, so the RunObject
+// treats both alike: sleeps, waits, child runs, retries, cancellation, the outbox.
+
+/** Calls to the app in one invocation before it ends with an error (an app that never moves on). */
+const MAX_CALLS_PER_INVOCATION = 2 * MAX_STEPS_PER_RUN;
+
+/** How a call to the app is made: the real one, signed or not (tests give the same function). */
+export type AppCaller = (url: string, stepId: string, body: CallBody, sign?: RequestSigner) => Promise<CallAnswer>;
+
+/**
+ * Runs one invocation of a remote function against its stored steps and answers how it ended,
+ * as `executeRun` does for a local handler. It rejects only if the host fails to store a step.
+ *
+ * @example
+ * const outcome = await executeRemoteRun(fn, input, host);
+ */
+export function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: { call?: AppCaller; sign?: RequestSigner } = {}): Promise<RunOutcome> {
+  return new RemoteInvocation(fn, input, host, options.call ?? callApp, options.sign).execute();
+}
+
+class RemoteInvocation {
+  private readonly steps: Map<string, StepRecord>;
+  private readonly startedAt: number;
+  private seq: number;
+  private readonly initialSeq: number;
+  private storedBytes = 0;
+  private readonly wakeTimes: number[] = [];
+  /** Steps the app planned, to run one request each; a step is planned once (protocol §6.2). */
+  private planned = new Map<string, Op>();
+  /** Echoed to the app as it asked (`x-inngest-req-version`); -1 lets the SDK choose. */
+  private version = -1;
+
+  constructor(
+    private readonly fn: RemoteFunction,
+    private readonly input: RunInput,
+    private readonly host: RunHost,
+    private readonly call: AppCaller,
+    private readonly sign: RequestSigner | undefined,
+  ) {
+    this.steps = new Map(host.steps);
+    this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
+    this.seq = this.initialSeq = highestSeq(this.steps.values());
+    for (const step of this.steps.values()) this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
+  }
+
+  async execute(): Promise<RunOutcome> {
+    await this.host.ready;
+    // Steps whose retry is due run first, as the steps they are (their attempt counted on).
+    for (const step of this.steps.values()) {
+      if (step.status === "retrying" && (step.wakeAt ?? 0) <= this.startedAt) this.planned.set(step.id, { id: step.id, op: "StepPlanned", userland: { id: step.name } });
+    }
+    for (let calls = 0; calls < MAX_CALLS_PER_INVOCATION; calls++) {
+      if (this.host.isCancelled()) return { type: "cancelled" };
+      if (this.planned.size > 0) {
+        const ended = await this.runPlanned();
+        if (ended) return ended;
+        continue;
+      }
+      const answer = await this.request("step", this.handlerAttempt(), false);
+      const ended = await this.onAnswer(answer, undefined);
+      if (ended) return ended;
+      if (this.planned.size > 0 || this.progressed) {
+        this.progressed = false;
+        continue;
+      }
+      if (this.wakeTimes.length > 0) return { type: "suspended", wakeAt: Math.min(...this.wakeTimes) };
+      return this.handlerFailed({ name: "ProtocolError", message: "the app answered with nothing to do while no step of the run was pending" }, undefined);
+    }
+    return this.handlerFailed({ name: "ProtocolError", message: `the app was called ${MAX_CALLS_PER_INVOCATION} times in one invocation without finishing` }, undefined);
+  }
+
+  /** Set when an answer stored a result: the app is asked what comes next. */
+  private progressed = false;
+
+  /** Runs every planned step, each in its own request (at once when there are several: a parallel group), then rediscovers. */
+  private async runPlanned(): Promise<RunOutcome | undefined> {
+    const ops = [...this.planned.values()];
+    this.planned.clear();
+    const parallel = ops.length > 1;
+    const ends = await Promise.all(
+      ops.map(async (op) => {
+        const startedAt = this.host.clock.now();
+        const answer = await this.request(op.id, this.steps.get(op.id)?.attempts ?? 0, parallel);
+        // A failure of the call itself is a failed attempt of the step it ran.
+        if (answer.type === "error") return void (await this.stepFailed(op, answer.error, false, startedAt, answer.retryAt));
+        return this.onAnswer(answer, { op, startedAt });
+      }),
+    );
+    this.progressed = false;
+    return ends.find((end) => end !== undefined);
+  }
+
+  private request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<CallAnswer> {
+    const memo = this.memo();
+    const body: CallBody = {
+      event: this.input.events[0]!,
+      events: this.input.events,
+      steps: memo.steps,
+      version: this.version,
+      ctx: {
+        run_id: this.input.runId,
+        attempt,
+        max_attempts: this.input.retries + 1,
+        disable_immediate_execution: disableImmediateExecution,
+        use_api: false,
+        stack: { stack: memo.stack, current: memo.stack.length },
+      },
+    };
+    return this.call(this.fn.remote.url, stepId, body, this.sign).then((answer) => {
+      if (answer.type === "ops" && answer.version !== undefined) this.version = answer.version;
+      return answer;
+    });
+  }
+
+  /** The settled steps as the app's memo, in the order they settled (the stack). */
+  private memo(): { steps: CallBody["steps"]; stack: string[] } {
+    const stack = replayOrder(this.steps.values(), this.input.starts);
+    const steps: CallBody["steps"] = {};
+    for (const id of stack) {
+      const step = this.steps.get(id)!;
+      if (step.status === "failed") steps[id] = { error: step.error ?? { name: "Error", message: "unknown error" } };
+      else if (step.status === "waiting" && step.kind === "invoke") steps[id] = { error: { name: "InngestInvokeTimeoutError", message: `the invoked function did not finish within the timeout of step.invoke("${step.name}")` } };
+      else if (step.status === "waiting" || step.status === "sleeping") steps[id] = { data: null };
+      else steps[id] = { data: step.output ?? null };
+    }
+    return { steps, stack };
+  }
+
+  /** Acts on an answer; returns the run's outcome when the answer ends the invocation. `step` is the planned step the request ran. */
+  private async onAnswer(answer: CallAnswer, step: { op: Op; startedAt: number } | undefined): Promise<RunOutcome | undefined> {
+    switch (answer.type) {
+      case "done":
+        return this.completed(answer.output);
+      case "failed":
+        return { type: "failed", error: answer.error };
+      case "error":
+        return this.handlerFailed(answer.error, answer.retryAt);
+      case "ops":
+        for (const op of answer.ops) {
+          const ended = await this.onOp(op, step?.op.id === op.id ? step.startedAt : this.host.clock.now(), answer.retryAt);
+          if (ended) return ended;
+        }
+        return undefined;
+    }
+  }
+
+  private async onOp(op: Op, startedAt: number, retryAt: number | undefined): Promise<RunOutcome | undefined> {
+    const stored = this.steps.get(op.id);
+    if (stored && (stored.status === "completed" || stored.status === "failed") && op.op !== "RunComplete") {
+      // Resolved (a wait, a child run) after this invocation began: the next one settles it. Otherwise reported twice: nothing new.
+      if (stored.seq === undefined && stored.wakeAt !== undefined) this.wakeTimes.push(stored.wakeAt);
+      return undefined;
+    }
+    const now = this.host.clock.now();
+    switch (op.op) {
+      case "StepRun":
+      case "Step":
+        return this.stepCompleted(op, startedAt);
+      case "StepError":
+        return this.stepFailed(op, errorOf(op.error), false, startedAt, retryAt);
+      case "StepFailed":
+        return this.stepFailed(op, errorOf(op.error), true, startedAt, undefined);
+      case "StepPlanned":
+        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return void this.wakeTimes.push(stored.wakeAt!);
+        this.planned.set(op.id, op);
+        return undefined;
+      case "Sleep":
+        return this.sleep(op, stored, now);
+      case "WaitForEvent":
+        return this.wait(op, stored, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: op.opts?.timeout ?? "1y", if: op.opts?.if }), now));
+      case "InvokeFunction":
+        return this.wait(op, stored, "invoke", () => {
+          const payload = (op.opts?.payload ?? {}) as { data?: Record<string, unknown> };
+          return buildInvokeRequest(definedOnly({ function: this.invokedFunctionId(String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: op.opts?.timeout }), now);
+        });
+      case "RunComplete":
+        return this.completed(op.data);
+      case "DiscoveryRequest":
+        this.progressed = true;
+        return undefined;
+      // Lazy ops the SDK may send beside others: nothing for the executor to do.
+      case "DeferAdd":
+      case "DeferAbort":
+        return undefined;
+      default:
+        return { type: "failed", error: { name: "UnsupportedOpError", message: `the app asked for ${op.op} (step "${nameOf(op)}"), which Stepflare does not support` } };
+    }
+  }
+
+  /**
+   * The function an `InvokeFunction` names. The SDK writes `<app>-<function>`; a function of this
+   * Worker has no app, so `referenceFunction({ functionId })` from an app reaches it by its id after the calling app's prefix.
+   */
+  private invokedFunctionId(id: string): string {
+    if (findFunction(id)) return id;
+    const prefix = `${this.fn.remote.appId}-`;
+    return id.startsWith(prefix) && findFunction(id.slice(prefix.length)) ? id.slice(prefix.length) : id;
+  }
+
+  private async stepCompleted(op: Op, startedAt: number): Promise<RunOutcome | undefined> {
+    const name = nameOf(op);
+    let output;
+    try {
+      output = serializeOutput(`step "${name}" output`, op.data, this.storedBytes);
+    } catch (err) {
+      return this.stepFailed(op, serializeError(err), true, startedAt, undefined);
+    }
+    this.storedBytes += output.bytes;
+    const stored = this.steps.get(op.id);
+    await this.save({
+      ...{ id: op.id, name, kind: kindOf(op), status: "completed", attempts: (stored?.attempts ?? 0) + 1, output: output.value, seq: ++this.seq, startedAt, endedAt: this.host.clock.now() },
+      ...(stored?.failedAttempts ? { failedAttempts: stored.failedAttempts } : {}),
+    });
+    return undefined;
+  }
+
+  /** A failed attempt: retried after a backoff (or the app's `retry-after`) until the function's retries are spent, then failed for good. */
+  private async stepFailed(op: Op, error: SerializedError, final: boolean, startedAt: number, retryAt: number | undefined): Promise<RunOutcome | undefined> {
+    const stored = this.steps.get(op.id);
+    const attempts = (stored?.attempts ?? 0) + 1;
+    const endedAt = this.host.clock.now();
+    const failedAttempts = [...(stored?.failedAttempts ?? []), { error, startedAt, endedAt }];
+    const base = { id: op.id, name: nameOf(op), kind: kindOf(op), attempts, error, failedAttempts, startedAt, endedAt };
+    if (final || attempts > this.input.retries) {
+      await this.save({ ...base, status: "failed", seq: ++this.seq });
+      return undefined;
+    }
+    const wakeAt = retryAt ?? endedAt + backoffDelay(attempts, () => this.host.clock.random());
+    this.input.logger.warn(`step "${base.name}" failed; retrying`, { step: base.name, attempt: attempts - 1, error: error.message });
+    await this.save({ ...base, status: "retrying", wakeAt }, false);
+    this.wakeTimes.push(wakeAt);
+    return undefined;
+  }
+
+  private async sleep(op: Op, stored: StepRecord | undefined, now: number): Promise<RunOutcome | undefined> {
+    if (stored?.status === "sleeping") return void this.wakeTimes.push(stored.wakeAt!);
+    let wakeAt: number;
+    try {
+      wakeAt = sleepEnd(op.name ?? "", now);
+    } catch (err) {
+      return { type: "failed", error: serializeError(err) };
+    }
+    const base = { id: op.id, name: nameOf(op), kind: "sleep" as const, startedAt: now };
+    if (wakeAt <= now) return void (await this.save({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq: ++this.seq, endedAt: now }));
+    await this.save({ ...base, status: "sleeping", attempts: 0, wakeAt }, false);
+    this.wakeTimes.push(wakeAt);
+    return undefined;
+  }
+
+  /** A wait or child run: stored as waiting (the RunObject registers it), parked until its timeout or its resolution. */
+  private async wait(op: Op, stored: StepRecord | undefined, kind: StepKind, build: () => StepRequest): Promise<RunOutcome | undefined> {
+    if (stored?.status === "waiting") return void this.wakeTimes.push(stored.wakeAt!);
+    let request: StepRequest;
+    try {
+      request = build();
+    } catch (err) {
+      return { type: "failed", error: serializeError(err) };
+    }
+    // As the driver does: a timeout at this invocation's start would settle before what it stored.
+    if (request.timeoutAt <= this.startedAt) request = { ...request, timeoutAt: this.startedAt + 1 };
+    await this.save({ id: op.id, name: nameOf(op), kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.host.clock.now() }, false);
+    this.wakeTimes.push(request.timeoutAt);
+    return undefined;
+  }
+
+  private async save(record: StepRecord, settles = true): Promise<void> {
+    if (this.host.isCancelled()) return;
+    await this.host.saveStep(record);
+    this.steps.set(record.id, record);
+    if (settles) this.progressed = true;
+  }
+
+  /** Attempt of the handler's code since the last settled step (Inngest counts a discovery as a unit). */
+  private handlerAttempt(): number {
+    const { count, unitSeq } = this.input.handlerFailures;
+    return unitSeq === this.seq ? count : 0;
+  }
+
+  /** The app failed outside a step (or could not be reached): the discovery is retried as a local handler's code would be. */
+  private handlerFailed(error: SerializedError, retryAt: number | undefined): RunOutcome {
+    const count = this.handlerAttempt() + 1;
+    if (count > this.input.retries) return { type: "failed", error };
+    const wakeAt = retryAt ?? this.host.clock.now() + backoffDelay(count, () => this.host.clock.random());
+    return { type: "retry", error, wakeAt, handlerFailures: { count, unitSeq: this.seq } };
+  }
+
+  private completed(output: unknown): RunOutcome {
+    try {
+      return { type: "completed", output: serializeOutput("handler output", output, 0).value };
+    } catch (err) {
+      return { type: "failed", error: serializeError(err) };
+    }
+  }
+}
+
+/** A step's name as the app's code wrote it. */
+function nameOf(op: Op): string {
+  return op.userland?.id ?? op.displayName ?? op.name ?? op.id;
+}
+
+function kindOf(op: Op): StepKind {
+  return op.opts?.type === "step.sendEvent" ? "sendEvent" : "run";
+}
+
+function errorOf(value: unknown): SerializedError {
+  const error = value as Partial<SerializedError> | undefined;
+  return { name: typeof error?.name === "string" ? error.name : "Error", message: typeof error?.message === "string" ? error.message : String(value ?? "step failed"), ...(typeof error?.stack === "string" ? { stack: error.stack } : {}) };
+}
+
+/** A Sleep op's `name`: a duration ("1d2h3m4s") or an ISO time. */
+function sleepEnd(name: string, now: number): number {
+  if (/^\d{4}-\d{2}-\d{2}T/.test(name)) {
+    const at = Date.parse(name);
+    if (!Number.isNaN(at)) return at;
+  }
+  return now + toMilliseconds(name);
+}
+

@@ -1,0 +1,99 @@
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { SerializedError } from "../../sdk/types.ts";
+import { opsSchema, wireErrorSchema, type Op } from "./wire.ts";
+
+// One call request to an app's serve URL and its answer, as the SDK gives it (protocol §3).
+
+/** The body of a call request. */
+export interface CallBody {
+  event: StoredEvent;
+  events: StoredEvent[];
+  /** Memoized results by hashed step id: `{ data }` or `{ error }`. */
+  steps: Record<string, { data: unknown } | { error: SerializedError }>;
+  version: number;
+  ctx: {
+    run_id: string;
+    attempt: number;
+    max_attempts: number;
+    disable_immediate_execution: boolean;
+    use_api: false;
+    stack: { stack: string[]; current: number };
+  };
+}
+
+/** What an app answered, read. */
+export type CallAnswer =
+  /** 200: the run is done, with the handler's return value. */
+  | { type: "done"; output: unknown }
+  /** 206: ops (steps found, run, failed, or asking for a sleep, a wait, an invoke). */
+  | { type: "ops"; ops: Op[]; retryAt?: number; version?: number }
+  /** 400 with `x-inngest-no-retry: true`: the function failed for good. */
+  | { type: "failed"; error: SerializedError }
+  /** Anything else (a 500, a network error, a body that is not the protocol's): try again later. */
+  | { type: "error"; error: SerializedError; retryAt?: number };
+
+/** Signs a body for an app outside dev mode (worker/remote/signature.ts), giving the bytes to send and the headers that go with them. */
+export type RequestSigner = (body: string) => Promise<{ body: string; headers: Record<string, string> }>;
+
+/**
+ * POSTs one call request for `stepId` ("step" to discover, or a hashed id to run that step) to
+ * the function's serve URL and reads the answer; never throws.
+ *
+ * @example
+ * const answer = await callApp(fn.remote.url, "step", body);
+ */
+export async function callApp(url: string, stepId: string, body: CallBody, sign?: RequestSigner, timeoutMs = 10 * 60 * 1000): Promise<CallAnswer> {
+  const target = new URL(url);
+  target.searchParams.set("stepId", stepId);
+  const now = Date.now();
+  let response: Response;
+  let text: string;
+  try {
+    const plain = JSON.stringify(body);
+    const signed = sign ? await sign(plain) : { body: plain, headers: {} };
+    response = await fetch(target, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-inngest-req-version": String(body.version), ...signed.headers },
+      body: signed.body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    text = await response.text();
+  } catch (err) {
+    return { type: "error", error: { name: "AppUnreachableError", message: `could not call the app at ${target.origin}: ${String(err)}` } };
+  }
+  const json = parseJson(text);
+  const retryAt = retryAfterAt(response.headers.get("retry-after"), now);
+  const version = Number(response.headers.get("x-inngest-req-version") ?? NaN);
+  if (response.status === 200) return { type: "done", output: json.ok ? json.value : text };
+  if (response.status === 206) {
+    const ops = json.ok ? opsSchema.safeParse(json.value) : undefined;
+    if (!ops?.success) return { type: "error", error: { name: "ProtocolError", message: `the app answered 206 with a body that is not a list of ops: ${text.slice(0, 200)}` } };
+    return { type: "ops", ops: ops.data, ...(retryAt !== undefined ? { retryAt } : {}), ...(Number.isInteger(version) ? { version } : {}) };
+  }
+  const error = errorOf(json.ok ? json.value : undefined, `the app answered HTTP ${response.status}: ${text.slice(0, 200)}`);
+  if (response.headers.get("x-inngest-no-retry") === "true") return { type: "failed", error };
+  return { type: "error", error, ...(retryAt !== undefined ? { retryAt } : {}) };
+}
+
+/** An error the SDK serialized (`{ name, message, stack }`), or one saying what came instead. */
+export function errorOf(value: unknown, fallback: string): SerializedError {
+  const parsed = wireErrorSchema.safeParse(value);
+  if (!parsed.success || !parsed.data.message) return { name: "Error", message: fallback };
+  return { name: parsed.data.name, message: parsed.data.message, ...(parsed.data.stack ? { stack: parsed.data.stack } : {}) };
+}
+
+/** `retry-after`: whole seconds or an HTTP/ISO date, as epoch ms. */
+function retryAfterAt(header: string | null, now: number): number | undefined {
+  if (!header) return undefined;
+  if (/^\d+$/.test(header.trim())) return now + Number(header.trim()) * 1000;
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : at;
+}
+
+function parseJson(text: string): { ok: true; value: unknown } | { ok: false } {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false };
+  }
+}
