@@ -11,8 +11,11 @@ import { serve } from "inngest/node";
 export const calls = new Map<string, number>();
 const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
 
-export function createApp(baseUrl: string) {
-  const inngest = new Inngest({ id: "node-app", isDev: true, baseUrl });
+/** The app in dev mode (`INNGEST_DEV=1`), or in cloud mode with a signing key and an event key. */
+export function createApp(baseUrl: string, options: { id?: string; signingKey?: string; eventKey?: string } = {}) {
+  const inngest = options.signingKey
+    ? new Inngest({ id: options.id ?? "node-app", isDev: false, baseUrl, signingKey: options.signingKey, eventKey: options.eventKey })
+    : new Inngest({ id: options.id ?? "node-app", isDev: true, baseUrl });
 
   const multiStep = inngest.createFunction({ id: "multi-step", triggers: [{ event: "remote/multi" }] }, async ({ event, step }) => {
     const a = await step.run("a", () => (count(`a:${event.data.tag}`), `a-${event.data.tag}`));
@@ -66,15 +69,28 @@ export function createApp(baseUrl: string) {
   return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent] };
 }
 
-/** Serves `functions` at `/api/inngest` on a free port of 127.0.0.1; answers the serve URL and a stop(). */
-export async function serveApp(app: ReturnType<typeof createApp>, functions = app.functions): Promise<{ url: string; stop(): Promise<void> }> {
+/**
+ * Serves `functions` at `/api/inngest` on `port` of 127.0.0.1 (a free one by default); answers the
+ * serve URL, the HTTP status of every answer the app gave (method and status), and a stop().
+ */
+export async function serveApp(app: ReturnType<typeof createApp>, functions = app.functions, port = 0): Promise<{ url: string; answers: string[]; stop(): Promise<void> }> {
   const handler = serve({ client: app.inngest, functions });
+  const answers: string[] = [];
   const server = http.createServer((req, res) => {
+    res.on("finish", () => answers.push(`${req.method} ${res.statusCode}`));
     if (req.url?.startsWith("/api/inngest")) return handler(req, res);
     res.statusCode = 404;
     res.end();
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}/api/inngest`, stop: () => new Promise((resolve) => server.close(() => resolve())) };
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const bound = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${bound}/api/inngest`,
+    answers,
+    stop: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }

@@ -25,6 +25,7 @@ import { RunStream } from "./runStream.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { executeRemoteRun } from "../remote/execute.ts";
 import { RemoteFunction } from "../remote/function.ts";
+import { appRequestSigner } from "../remote/signer.ts";
 
 /**
  * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
@@ -343,7 +344,7 @@ export class RunObject extends DurableObject<Env> {
       starts: run.starts,
       recovering,
     };
-    const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host) : executeRun(fn.handler, input, host));
+    const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(this.env) }) : executeRun(fn.handler, input, host));
     // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
     const finishTimer = run.finishBy === undefined ? undefined : setTimeout(() => void this.cancel({ type: "timeout", timeout: "finish" }), run.finishBy - now);
     // A concurrency slot is held while the invocation runs, renewed well before its lease ends.

@@ -5,6 +5,7 @@ import { createLogger } from "../logger.ts";
 import { isLocalFunction, setRemoteFunctions } from "../registry.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { RemoteFunction } from "./function.ts";
+import { appRequestSigner } from "./signer.ts";
 import { registerBodySchema, stripDeployId, wireFunctionSchema, type RegisterBody } from "./wire.ts";
 import { z } from "zod";
 
@@ -118,10 +119,13 @@ export async function syncApp(env: Env, url: string): Promise<AppRow> {
   target.searchParams.set("deployId", deployId);
   const serveUrl = stripDeployId(url);
   try {
+    const sign = appRequestSigner(env);
+    const plain = JSON.stringify({ url: serveUrl });
+    const signed = sign ? await sign(plain) : { body: plain, headers: {} };
     const response = await fetch(target, {
       method: "PUT",
-      headers: { "content-type": "application/json", "x-inngest-server-kind": isDevMode(env) ? "dev" : "cloud", "x-inngest-sync-kind": "in_band" },
-      body: JSON.stringify({ url: serveUrl }),
+      headers: { "content-type": "application/json", "x-inngest-server-kind": isDevMode(env) ? "dev" : "cloud", "x-inngest-sync-kind": "in_band", ...signed.headers },
+      body: signed.body,
     });
     const text = await response.text();
     const answer = parseJson(text);
