@@ -65,7 +65,7 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     const synced = apps.body.data.find((entry) => entry.id === "node-app");
     expect(synced).toMatchObject({ url: served.url, error: null });
     expect(synced!.functions.map((fn) => fn.id).sort()).toEqual(
-      ["node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-waiter"].sort(),
+      ["node-app-checkpointed", "node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-uncheckpointed", "node-app-waiter"].sort(),
     );
     const functions = await api<{ data: { id: string; triggers: unknown[] }[] }>("GET", "/v1/functions");
     expect(functions.body.data.find((fn) => fn.id === "node-app-multi-step")?.triggers).toEqual([{ event: "remote/multi" }]);
@@ -79,6 +79,20 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     expect(run.output).toEqual({ a: "a-m1", b: "b", c: "c" });
     expect(run.steps!.map((step) => step.name).sort()).toEqual(["a", "b", "c", "nap"]);
     expect([calls.get("a:m1"), calls.get("b:m1"), calls.get("c:m1")]).toEqual([1, 1, 1]);
+  });
+
+  it("runs consecutive steps in one call when the SDK checkpoints them, one call per step when it does not", async () => {
+    const callsFor = async (id: string) => {
+      const before = served.answers.filter((answer) => answer.startsWith("POST")).length;
+      const eventId = await send(`remote/${id}`, { tag: "seq" });
+      const run = await finished(eventId, `node-app-${id}`);
+      expect(run.output).toEqual({ total: 15 });
+      expect(run.steps!.map((step) => [step.name, step.status])).toEqual([1, 2, 3, 4, 5].map((i) => [`add-${i}`, "Completed"]));
+      for (let i = 1; i <= 5; i++) expect(calls.get(`${id}:${i}:seq`)).toBe(1);
+      return served.answers.filter((answer) => answer.startsWith("POST")).length - before;
+    };
+    expect(await callsFor("checkpointed")).toBe(1);
+    expect(await callsFor("uncheckpointed")).toBeGreaterThanOrEqual(6);
   });
 
   it("retries a failing step after the app's retry-after, and counts its attempts", async () => {

@@ -66,7 +66,15 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
     return { fromRemote, fromLocal };
   });
 
-  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent] };
+  // Five steps in a row: with checkpointing (v4's default) the SDK runs them in one call; without, one call each.
+  const sequence = (id: string, checkpointing: boolean) =>
+    inngest.createFunction({ id, checkpointing, triggers: [{ event: `remote/${id}` }] }, async ({ event, step }) => {
+      let total = 0;
+      for (let i = 1; i <= 5; i++) total += await step.run(`add-${i}`, () => (count(`${id}:${i}:${event.data.tag}`), i));
+      return { total };
+    });
+
+  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
 }
 
 /**

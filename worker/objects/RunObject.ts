@@ -23,7 +23,9 @@ import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureE
 import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
+import { CallCheckpoints } from "../remote/checkpoints.ts";
 import { executeRemoteRun } from "../remote/execute.ts";
+import type { Op } from "../remote/wire.ts";
 import { RemoteFunction } from "../remote/function.ts";
 import { appRequestSigner } from "../remote/signer.ts";
 
@@ -89,6 +91,8 @@ export class RunObject extends DurableObject<Env> {
   private endDelivered = false;
   /** The earliest time a wait or child run was resolved during the invocation in progress: the run is due again then. */
   private resolvedDuringInvocation: number | undefined;
+  /** The calls to a remote function's app in progress that may checkpoint, by call id: what accepts their steps. */
+  private readonly checkpoints = new CallCheckpoints();
   /** When a concurrency coordinator last gave this run its slot (in memory: after a restart the run asks again). */
   private slotGrantedAt: number | undefined;
 
@@ -344,7 +348,7 @@ export class RunObject extends DurableObject<Env> {
       starts: run.starts,
       recovering,
     };
-    const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(this.env) }) : executeRun(fn.handler, input, host));
+    const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(this.env), checkpoints: this.checkpoints }) : executeRun(fn.handler, input, host));
     // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
     const finishTimer = run.finishBy === undefined ? undefined : setTimeout(() => void this.cancel({ type: "timeout", timeout: "finish" }), run.finishBy - now);
     // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
@@ -358,6 +362,15 @@ export class RunObject extends DurableObject<Env> {
       // Sleeping and waiting runs hold no slot.
       if (fn.flow.concurrency) await this.releaseSlots(run, fn).catch(() => undefined);
     }
+  }
+
+  /**
+   * Steps an app's SDK ran during the call `callId` to it and reports before answering (Inngest v4's
+   * checkpointing): stored at once. "stale" when no call of that id is in progress (the invocation
+   * that made it has ended, or died with the runtime): the SDK stops, as it does on Inngest's 409.
+   */
+  async checkpoint(callId: string, ops: Op[]): Promise<"stored" | "stale"> {
+    return this.checkpoints.deliver(callId, ops);
   }
 
   /**

@@ -24,14 +24,30 @@ const MAX_CALLS_PER_INVOCATION = 2 * MAX_STEPS_PER_RUN;
 export type AppCaller = (url: string, stepId: string, body: CallBody, sign?: RequestSigner) => Promise<CallAnswer>;
 
 /**
+ * Where the SDK's checkpoints of a call in progress arrive (`POST /v1/checkpoint/:runId/async`
+ * reaches the RunObject, which hands them to the invocation that opened the call's id).
+ */
+export interface CheckpointBoard {
+  open(callId: string, accept: (ops: Op[]) => Promise<void>): void;
+  close(callId: string): void;
+}
+
+export interface RemoteRunOptions {
+  call?: AppCaller;
+  sign?: RequestSigner;
+  /** Offer the SDK checkpointing (v4's default): it runs consecutive steps in one call and reports each here. */
+  checkpoints?: CheckpointBoard;
+}
+
+/**
  * Runs one invocation of a remote function against its stored steps and answers how it ended,
  * as `executeRun` does for a local handler. It rejects only if the host fails to store a step.
  *
  * @example
  * const outcome = await executeRemoteRun(fn, input, host);
  */
-export function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: { call?: AppCaller; sign?: RequestSigner } = {}): Promise<RunOutcome> {
-  return new RemoteInvocation(fn, input, host, options.call ?? callApp, options.sign).execute();
+export function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: RemoteRunOptions = {}): Promise<RunOutcome> {
+  return new RemoteInvocation(fn, input, host, options).execute();
 }
 
 class RemoteInvocation {
@@ -46,13 +62,16 @@ class RemoteInvocation {
   /** Echoed to the app as it asked (`x-inngest-req-version`); -1 lets the SDK choose. */
   private version = -1;
 
+  private readonly call: AppCaller;
+  private calls = 0;
+
   constructor(
     private readonly fn: RemoteFunction,
     private readonly input: RunInput,
     private readonly host: RunHost,
-    private readonly call: AppCaller,
-    private readonly sign: RequestSigner | undefined,
+    private readonly options: RemoteRunOptions,
   ) {
+    this.call = options.call ?? callApp;
     this.steps = new Map(host.steps);
     this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
     this.seq = this.initialSeq = highestSeq(this.steps.values());
@@ -73,6 +92,8 @@ class RemoteInvocation {
         continue;
       }
       const answer = await this.request("step", this.handlerAttempt(), false);
+      // Steps the app checkpointed during the call are behind it: only what it answered says whether to call again.
+      this.progressed = false;
       const ended = await this.onAnswer(answer, undefined);
       if (ended) return ended;
       if (this.planned.size > 0 || this.progressed) {
@@ -106,8 +127,11 @@ class RemoteInvocation {
     return ends.find((end) => end !== undefined);
   }
 
-  private request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<CallAnswer> {
+  private async request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<CallAnswer> {
     const memo = this.memo();
+    // Checkpointing only on a discovery that may run steps (protocol §6.4): the SDK needs both ids.
+    const board = stepId === "step" && !disableImmediateExecution ? this.options.checkpoints : undefined;
+    const callId = `${this.input.runId}:${this.startedAt}:${++this.calls}`;
     const body: CallBody = {
       event: this.input.events[0]!,
       events: this.input.events,
@@ -120,12 +144,26 @@ class RemoteInvocation {
         disable_immediate_execution: disableImmediateExecution,
         use_api: false,
         stack: { stack: memo.stack, current: memo.stack.length },
+        ...(board ? { fn_id: this.fn.id, qi_id: callId } : {}),
       },
     };
-    return this.call(this.fn.remote.url, stepId, body, this.sign).then((answer) => {
+    board?.open(callId, (ops) => this.onCheckpoint(ops));
+    try {
+      const answer = await this.call(this.fn.remote.url, stepId, body, this.options.sign);
       if (answer.type === "ops" && answer.version !== undefined) this.version = answer.version;
       return answer;
-    });
+    } finally {
+      board?.close(callId);
+    }
+  }
+
+  /** Steps the app ran during a call and reports before answering: stored as its answer's ops would be. */
+  private async onCheckpoint(ops: Op[]): Promise<void> {
+    for (const op of ops) {
+      // A run ends by the call's answer, not by a checkpoint.
+      if (op.op === "RunComplete") continue;
+      await this.onOp(op, this.host.clock.now(), undefined);
+    }
   }
 
   /** The settled steps as the app's memo, in the order they settled (the stack). */
@@ -281,8 +319,9 @@ class RemoteInvocation {
 
   private async save(record: StepRecord, settles = true): Promise<void> {
     if (this.host.isCancelled()) return;
-    await this.host.saveStep(record);
+    // Set first: a checkpoint and an answer reporting the same step store it once.
     this.steps.set(record.id, record);
+    await this.host.saveStep(record);
     if (settles) this.progressed = true;
   }
 

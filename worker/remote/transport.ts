@@ -18,6 +18,9 @@ export interface CallBody {
     disable_immediate_execution: boolean;
     use_api: false;
     stack: { stack: string[]; current: number };
+    /** Set together when the SDK may checkpoint: the function and this call's id, which its checkpoints name. */
+    fn_id?: string;
+    qi_id?: string;
   };
 }
 

@@ -2,6 +2,11 @@ import { Hono } from "hono";
 import type { Env } from "../env.ts";
 import { storeRegistration, SyncError } from "../remote/apps.ts";
 import { requireAppKey } from "./appAuth.ts";
+import { z } from "zod";
+import { RUN_ID_PATTERN } from "../runId.ts";
+import { opsSchema } from "../remote/wire.ts";
+import { parseJsonBody } from "./body.ts";
+import { jsonError } from "./errors.ts";
 
 /**
  * `POST /fn/register`: where the `inngest` SDK sends its functions when an app is synced out of
@@ -24,4 +29,21 @@ registerRoutes.post("/fn/register", requireAppKey, async (c) => {
     if (err instanceof SyncError) return c.json({ status: 400, error: err.message }, 400);
     throw err;
   }
+});
+
+const checkpointBodySchema = z.object({ run_id: z.string().min(1), qi_id: z.string().min(1), steps: opsSchema }).passthrough();
+
+/**
+ * `POST /v1/checkpoint/:runId/async`: an SDK in the middle of a call reports the steps it ran
+ * (Inngest v4's checkpointing, on by default), so consecutive steps run in one call. A 409 tells it
+ * the call is no longer the run's (its invocation ended or died): it stops, as on Inngest.
+ */
+registerRoutes.post("/v1/checkpoint/:runId/async", requireAppKey, async (c) => {
+  const body = await parseJsonBody(c, checkpointBodySchema, "checkpoint", "{ run_id, qi_id, steps: [ops] }");
+  if (!body.ok) return body.response;
+  const runId = c.req.param("runId");
+  if (!RUN_ID_PATTERN.test(runId)) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  const result = await c.env.RUNS.get(c.env.RUNS.idFromName(runId)).checkpoint(body.data.qi_id, body.data.steps);
+  if (result === "stale") return jsonError(c, 409, "this call is no longer the run's: stop");
+  return c.json({ ok: true });
 });
