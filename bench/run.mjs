@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { cfwfClient, mapLimit, stepflareClient } from "./lib/clients.mjs";
 import { startCounter } from "./lib/counter.mjs";
+import { startRemoteApp } from "./lib/remoteApp.mjs";
 import { runIngest } from "./lib/ingest.mjs";
 import { freePort, groupRssMb, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
 import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
@@ -53,12 +54,14 @@ const say = (message) => console.log(`[bench ${elapsed()}] ${message}`);
 const servers = [];
 let tmpDir;
 let counter;
+let remoteApp;
 
 /** Stops what this process started, and only that. */
 async function cleanup() {
   await Promise.all(servers.map((server) => server.stop()));
   servers.length = 0;
   await counter?.close();
+  await remoteApp?.stop();
   if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
 }
 
@@ -84,7 +87,7 @@ async function main() {
   tmpDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-bench-"));
   const sfPersist = path.join(tmpDir, "stepflare");
   const cfPersist = path.join(tmpDir, "cfwf");
-  const [sfPort, sfInspector, cfPort, cfInspector, counterPort] = await uniquePorts(5);
+  const [sfPort, sfInspector, cfPort, cfInspector, counterPort, appPort] = await uniquePorts(6);
 
   say("applying D1 migrations to a fresh state directory");
   await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", sfPersist, "--config", SF_CONFIG], { cwd: ROOT });
@@ -99,6 +102,8 @@ async function main() {
   if (failed) throw failed.reason;
   const [sfServer, cfServer] = servers;
   counter = await startCounter(counterPort);
+  // Scenario 11's app on the inngest SDK, served from this process.
+  if (scenarios.some((scenario) => scenario.needsRemoteApp)) remoteApp = await startRemoteApp(sfServer.url, appPort);
   say(`stepflare ${sfServer.url}, workflows + floor ${cfServer.url}, counter ${counter.url}`);
 
   const ctx = makeContext(stepflareClient(sfServer.url), cfwfClient(cfServer.url), sfPersist);
