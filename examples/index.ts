@@ -4,6 +4,7 @@ import { coordinationExamples } from "./coordination.ts";
 import { dashboardTour } from "./dashboard.ts";
 import { flowExamples } from "./flow.ts";
 import { liveExamples } from "./live.ts";
+import { remoteExamples } from "./remote.ts";
 
 export * from "../worker/index.ts";
 
@@ -68,4 +69,4 @@ const weeklyReport = app.createFunction(
   },
 );
 
-export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...liveExamples(app), ...dashboardTour(app)] });
+export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...liveExamples(app), ...dashboardTour(app), ...remoteExamples(app)] });

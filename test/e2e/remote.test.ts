@@ -65,7 +65,7 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     const synced = apps.body.data.find((entry) => entry.id === "node-app");
     expect(synced).toMatchObject({ url: served.url, error: null });
     expect(synced!.functions.map((fn) => fn.id).sort()).toEqual(
-      ["node-app-checkpointed", "node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-uncheckpointed", "node-app-waiter"].sort(),
+      ["node-app-cancellable", "node-app-checkpointed", "node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-uncheckpointed", "node-app-waiter"].sort(),
     );
     const functions = await api<{ data: { id: string; triggers: unknown[] }[] }>("GET", "/v1/functions");
     expect(functions.body.data.find((fn) => fn.id === "node-app-multi-step")?.triggers).toEqual([{ event: "remote/multi" }]);
@@ -136,6 +136,29 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     expect(run.status, JSON.stringify(run.error)).toBe("Completed");
     expect(run.output).toMatchObject({ fromRemote: { doubled: 42 } });
     expect((run.output as { fromLocal: unknown }).fromLocal).toBeTruthy();
+  });
+
+  it("a local function invokes a remote one by its id", async () => {
+    const eventId = await send("demo/delegate", { functionId: "node-app-child", data: { n: 4 } });
+    const run = await finished(eventId, "delegate");
+    expect(run.status, JSON.stringify(run.error)).toBe("Completed");
+    expect(run.output).toEqual({ result: { doubled: 8 } });
+  });
+
+  it("the app's cancelOn cancels its sleeping run on a matching event, sent by the app or anyone", async () => {
+    const eventId = await send("remote/long", { id: "c-1" });
+    await waitFor("the run to sleep", RUN_TIMEOUT_MS, dev, async () => {
+      const { body } = await api<{ data: Run[] }>("GET", `/v1/events/${eventId}/runs`);
+      const runId = body.data?.[0]?.run_id;
+      const run = runId ? (await api<{ data: Run }>("GET", `/v1/runs/${runId}`)).body.data : undefined;
+      return run?.steps?.some((step) => step.name === "long-nap" && step.status === "Sleeping") ? true : undefined;
+    });
+    await send("remote/cancel", { id: "other" });
+    const res = await fetch(`${dev.baseUrl}/e/dev`, { method: "POST", body: JSON.stringify({ name: "remote/cancel", data: { id: "c-1" } }) });
+    expect(res.status).toBe(200);
+    const run = await finished(eventId, "node-app-cancellable");
+    expect(run.status).toBe("Cancelled");
+    expect(calls.get("after-nap:c-1")).toBeUndefined();
   });
 
   it("a re-sync with a function removed takes it out of the registry", async () => {

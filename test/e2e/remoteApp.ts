@@ -66,6 +66,14 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
     return { fromRemote, fromLocal };
   });
 
+  const cancellable = inngest.createFunction(
+    { id: "cancellable", cancelOn: [{ event: "remote/cancel", match: "data.id" }], triggers: [{ event: "remote/long" }] },
+    async ({ event, step }) => {
+      await step.sleep("long-nap", "10m");
+      count(`after-nap:${event.data.id}`);
+    },
+  );
+
   // Five steps in a row: with checkpointing (v4's default) the SDK runs them in one call; without, one call each.
   const sequence = (id: string, checkpointing: boolean) =>
     inngest.createFunction({ id, checkpointing, triggers: [{ event: `remote/${id}` }] }, async ({ event, step }) => {
@@ -74,7 +82,7 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
       return { total };
     });
 
-  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
+  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, cancellable, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
 }
 
 /**
