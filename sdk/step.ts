@@ -3,6 +3,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
+import type { FunctionReference } from "./reference.ts";
 
 /** The step tools a handler receives as `step`. Every step id must be unique in a run; repeats get `:1`, `:2`. */
 export interface StepTools {
@@ -59,7 +60,9 @@ export interface StepTools {
    * @example
    * const receipt = await step.invoke("charge", { function: chargeCard, data: { orderId } });
    */
-  invoke<TOutput = unknown>(id: string, options: { function: { id: string } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
+  invoke<TData extends Record<string, unknown>, TOutput>(id: string, options: { function: FunctionReference<TData, TOutput>; data: TData; timeout?: DurationLike }): Promise<TOutput>;
+  // A reference goes by the overload above, so its schemas type the call.
+  invoke<TOutput = unknown>(id: string, options: { function: { id: string; "~types"?: never } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
   /**
    * Publishes `data` (JSON, at most 64 KiB) under `topic` to the run's live stream
    * (`GET /v1/runs/:runId/stream`, an `event: publish`), once: the message is stored in the run,
