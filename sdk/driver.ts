@@ -1,4 +1,5 @@
 import { groupTools } from "./group.ts";
+import { createStepFetch, fetchStepId, performFetch, rebuildResponse, runScope, type FetchedResponse, type FetchScope } from "./fetch.ts";
 import { isNonRetriable, isStepError, retryAfterOf } from "./errors/recognize.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Clock } from "./clock.ts";
@@ -121,8 +122,9 @@ class Invocation {
       },
       logger: this.replayAwareLogger(),
     };
+    const fetchScope = { scope: (): FetchScope => (bodyScope.getStore() ? "inside-step" : "durable"), durable: ctx.step.fetch };
     Promise.resolve()
-      .then(() => handler(ctx))
+      .then(() => runScope.run(fetchScope, () => handler(ctx)))
       .then(
         (value) => this.handlerEnded({ ok: true, value }),
         (error: unknown) => this.handlerEnded({ ok: false, error }),
@@ -166,6 +168,10 @@ class Invocation {
       waitForEvent: (id: string, options: unknown) =>
         call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(options, this.clock.now())) }),
       invoke: (id: string, options: unknown) => call(id, "invoke", { type: "wait", request: () => nonRetriable(() => buildInvokeRequest(options, this.clock.now())) }),
+      fetch: createStepFetch(
+        () => (bodyScope.getStore() ? "inside-step" : "durable"),
+        (input, init) => this.durableFetch(input, init),
+      ),
       publish: (topic, data) => {
         // A body may run again (a retry): its messages would be sent twice, and its ids taken in another order.
         if (bodyScope.getStore()) {
@@ -181,6 +187,17 @@ class Invocation {
         return call(message.topic, "publish", { type: "publish", message });
       },
     } as StepTools;
+  }
+
+  /** step.fetch in the handler's own code: a step whose memoized response is rebuilt for each replay. */
+  private durableFetch(input: RequestInfo | URL, init: RequestInit | undefined): Promise<Response> {
+    let id: string;
+    try {
+      id = fetchStepId(input);
+    } catch (err) {
+      return Promise.reject(new NonRetriableError(`step.fetch: ${serializeError(err).message}; give it an absolute URL`));
+    }
+    return this.call<FetchedResponse>(id, "fetch", { type: "body", run: () => performFetch(input, init) }).then(rebuildResponse);
   }
 
   /** Gives a step call its id synchronously (call order decides repeats) and settles it in turn. */

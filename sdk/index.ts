@@ -10,4 +10,5 @@ export type { EventPayload, StoredEvent } from "./event.ts";
 export type { StepTools } from "./step.ts";
 export type { DurationLike } from "./duration.ts";
 export type { JsonObject, Logger, SerializedError } from "./types.ts";
+export { fetch, type StepFetch } from "./fetch.ts";
 export { FunctionReference, referenceFunction } from "./reference.ts";

@@ -8,8 +8,8 @@ import type { Logger, SerializedError } from "./types.ts";
 
 // What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it.
 
-/** `publish`: a message for the run's live stream (step.publish), stored as a completed step whose output is `{ topic, data }`. */
-export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke" | "publish";
+/** `fetch`: a durable HTTP request (step.fetch), its output the response. `publish`: a message for the run's live stream (step.publish), stored as a completed step whose output is `{ topic, data }`. */
+export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke" | "publish" | "fetch";
 
 /**
  * A step as the run stores it. `completed` and `failed` are final; `sleeping` waits for `wakeAt`;

@@ -4,6 +4,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
 import type { FunctionReference } from "./reference.ts";
+import type { StepFetch } from "./fetch.ts";
 
 /** The step tools a handler receives as `step`. Every step id must be unique in a run; repeats get `:1`, `:2`. */
 export interface StepTools {
@@ -74,6 +75,17 @@ export interface StepTools {
    * await step.publish("progress", { done: 3, of: 10 });
    */
   publish(topic: string, data: unknown): Promise<void>;
+  /**
+   * A durable `fetch` (Inngest's `step.fetch`): called in the handler's own code, the request is a
+   * step (id `step.fetch: <host>`) whose response (status, headers, body text) is memoized, so a
+   * replay gets a rebuilt Response and sends no second request. Inside a step body it is the plain
+   * fallback (`config({ fallback })`, the global `fetch` by default).
+   *
+   * @example
+   * const res = await step.fetch("https://api.example.com/rates");
+   * const rates = await res.json();
+   */
+  fetch: StepFetch;
 }
 
 /** `waitForEvent` over several events: each a name, or a name with its own `match` / `if`. */
