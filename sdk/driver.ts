@@ -1,4 +1,4 @@
-import { groupTools } from "./group.ts";
+import { createGroupTools, variantScope } from "./group.ts";
 import { createStepFetch, fetchStepId, performFetch, rebuildResponse, runScope, type FetchedResponse, type FetchScope } from "./fetch.ts";
 import { isNonRetriable, isStepError, retryAfterOf } from "./errors/recognize.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
@@ -115,7 +115,7 @@ class Invocation {
       event: this.input.events[0] as StoredEvent<object>,
       events: this.input.events as StoredEvent<object>[],
       step: this.stepTools(),
-      group: groupTools,
+      group: createGroupTools({ runId: this.input.runId, experimentStep: (id, pick) => this.call(id, "run", { type: "body", run: pick }) }),
       runId: this.input.runId,
       get attempt() {
         return invocation.attemptHere();
@@ -210,6 +210,8 @@ class Invocation {
     // Handler code still running after the handler ended (a branch left behind by a rejected
     // Promise.all) starts no step: the next invocation owns the run's future.
     if (this.handlerEnd || this.settled) return new Promise<T>(() => {});
+    const variant = variantScope.getStore();
+    if (variant) variant.calledStep = true;
     this.stepCount++;
     const name = this.ids.next(id);
     return new Promise<T>((resolve, reject) => {

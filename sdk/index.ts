@@ -11,4 +11,6 @@ export type { StepTools } from "./step.ts";
 export type { DurationLike } from "./duration.ts";
 export type { JsonObject, Logger, SerializedError } from "./types.ts";
 export { fetch, type StepFetch } from "./fetch.ts";
+export { experiment, type ExperimentSelectFn, type ExperimentStrategyConfig } from "./experiment.ts";
+export type { ExperimentOptions, ExperimentRef, GroupTools, ParallelOptions, StepOptionsOrId } from "./group.ts";
 export { FunctionReference, referenceFunction } from "./reference.ts";

@@ -81,7 +81,7 @@ export interface HandlerContext<TData extends object = Record<string, any>> {
   event: StoredEvent<TData>;
   events: StoredEvent<TData>[];
   step: StepTools;
-  /** Inngest v4's group tools: `group.parallel`. */
+  /** Inngest v4's group tools: `group.parallel`, `group.experiment`. */
   group: GroupTools;
   runId: string;
   /**
