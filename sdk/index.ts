@@ -13,4 +13,6 @@ export type { JsonObject, Logger, SerializedError } from "./types.ts";
 export { fetch, type StepFetch } from "./fetch.ts";
 export { experiment, type ExperimentSelectFn, type ExperimentStrategyConfig } from "./experiment.ts";
 export type { ExperimentOptions, ExperimentRef, GroupTools, ParallelOptions, StepOptionsOrId } from "./group.ts";
+export { Middleware, type MiddlewareCtxExtensions, type MiddlewareFunction } from "./middleware/middleware.ts";
+export { dependencyInjectionMiddleware } from "./middleware/dependencyInjection.ts";
 export { FunctionReference, referenceFunction } from "./reference.ts";

@@ -339,6 +339,7 @@ export class RunObject extends DurableObject<Env> {
       logger,
       starts: run.starts,
       recovering,
+      middleware: fn.middlewareSetup(),
     };
     const execute = () => executeRun(fn.handler, input, host);
     // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
