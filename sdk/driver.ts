@@ -1,4 +1,5 @@
 import { createGroupTools, variantScope } from "./group.ts";
+import { EventType } from "./eventType.ts";
 import type { Middleware } from "./middleware/middleware.ts";
 import { MiddlewareStack } from "./middleware/stack.ts";
 import { createStepFetch, fetchStepId, performFetch, rebuildResponse, runScope, type FetchedResponse, type FetchScope } from "./fetch.ts";
@@ -245,7 +246,7 @@ class Invocation {
       sleepUntil: (id, time) => call(id, "sleep", { type: "sleep", wakeAt: () => nonRetriable(() => toEpochMs(time)) }),
       sendEvent: (id, events) => call(id, "sendEvent", { type: "send", events: Array.isArray(events) ? events : [events] }),
       waitForEvent: (id: string, options: unknown) =>
-        call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(options, this.clock.now())) }),
+        call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(eventTypeToName(options), this.clock.now())) }),
       invoke: (id: string, options: unknown) => call(id, "invoke", { type: "wait", request: () => nonRetriable(() => buildInvokeRequest(options, this.clock.now())) }),
       fetch: createStepFetch(
         () => (bodyScope.getStore() ? "inside-step" : "durable"),
@@ -624,6 +625,12 @@ class Invocation {
     this.clock.clearTimer(this.idleTimer);
     this.rejectOutcome(err);
   }
+}
+
+/** Inngest v4 waits for an `eventType` as it does for its name. */
+function eventTypeToName(options: unknown): unknown {
+  const event = (options as { event?: unknown } | null)?.event;
+  return event instanceof EventType ? { ...(options as object), event: event.name } : options;
 }
 
 /** Runs `read`; an error it throws (a duration or time that cannot be read) will not get better by retrying. */

@@ -1,4 +1,4 @@
-export { Stepflare, type EventSender, type StepflareOptions, type TriggerData, type TriggerInput } from "./client.ts";
+export { Stepflare, Stepflare as Inngest, type EventSender, type StepflareOptions, type TriggerData, type TriggerInput } from "./client.ts";
 export { cron, EventType, eventType, invoke, staticSchema, type StandardSchemaV1 } from "./eventType.ts";
 export { NonRetriableError } from "./errors/NonRetriableError.ts";
 export { RetryAfterError } from "./errors/RetryAfterError.ts";

@@ -50,7 +50,7 @@ export interface StepTools {
    * @example
    * const activated = await step.waitForEvent("wait-activation", { event: "app/user.activated", match: "data.userId", timeout: "3d" });
    */
-  waitForEvent(id: string, options: { event: string; timeout: DurationLike; match?: string; if?: string; lookback?: DurationLike }): Promise<StoredEvent | null>;
+  waitForEvent(id: string, options: { event: string | { name: string }; timeout: DurationLike; match?: string; if?: string; lookback?: DurationLike }): Promise<StoredEvent | null>;
   waitForEvent(id: string, options: WaitForEventsOptions & { mode: "any" }): Promise<StoredEvent | null>;
   waitForEvent(id: string, options: WaitForEventsOptions & { mode: "all" }): Promise<StoredEvent[] | null>;
   /**
