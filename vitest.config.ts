@@ -1,6 +1,7 @@
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
+import { outboundFetch } from "./test/outbound.ts";
 
 const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 
@@ -15,7 +16,8 @@ function workerdPool() {
     wrangler: { configPath: "./wrangler.toml" },
     // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
     // and test/auth.test.ts calls the Worker with an env that turns it off.
-    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" } },
+    // Outbound requests pass through test/outbound.ts, which serves step.fetch's tests an echo host.
+    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" }, outboundService: outboundFetch },
     // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
     // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
     additionalExports: { StepflareService: "WorkerEntrypoint" },

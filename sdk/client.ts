@@ -2,6 +2,8 @@ import type { Handler } from "./driver.ts";
 import { reservedNameError, type EventPayload } from "./event.ts";
 import type { EventType, SchemaData } from "./eventType.ts";
 import { StepflareFunction, type FunctionConfig, type Trigger } from "./function.ts";
+import type { Middleware, MiddlewareCtxExtensions } from "./middleware/middleware.ts";
+import { sendThroughMiddleware } from "./middleware/stack.ts";
 
 /** What a trigger may be: `{ event }`, `{ cron }` (or `cron(...)`), or an `eventType`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -14,9 +16,11 @@ export type TriggerData<T> = T extends EventType<string, infer TSchema> ? (TSche
 /** Sends events into Stepflare and answers their ids. */
 export type EventSender = (events: EventPayload[]) => Promise<{ ids: string[] }>;
 
-export interface StepflareOptions {
+export interface StepflareOptions<TMiddleware extends readonly Middleware.Class[] = readonly Middleware.Class[]> {
   /** The app's id. */
   id: string;
+  /** Inngest v4 middleware classes, for every function of this client (before each function's own) and for `send`. */
+  middleware?: TMiddleware;
   /** Where a Stepflare Worker listens, for sending from outside it (e.g. "http://127.0.0.1:8787"). */
   baseUrl?: string;
   /** The event key for `POST /e/:key` when sending over HTTP. */
@@ -31,15 +35,26 @@ export interface StepflareOptions {
  * const app = new Stepflare({ id: "shop" });
  * const fn = app.createFunction({ id: "hello" }, { event: "demo/hello" }, async ({ event }) => `hi ${event.data.name}`);
  */
-export class Stepflare {
+export class Stepflare<const TMiddleware extends readonly Middleware.Class[] = []> {
   readonly id: string;
-  private readonly options: StepflareOptions;
+  readonly middleware: TMiddleware;
+  private readonly options: StepflareOptions<TMiddleware>;
   private sender?: EventSender;
 
-  constructor(options: StepflareOptions) {
+  constructor(options: StepflareOptions<TMiddleware>) {
     if (!options?.id) throw new TypeError("new Stepflare({ id }): id is required");
     this.id = options.id;
     this.options = options;
+    this.middleware = (options.middleware ?? []) as unknown as TMiddleware;
+    for (const Class of this.middleware) {
+      if (typeof Class !== "function") throw new TypeError("new Stepflare({ middleware }): each entry must be a middleware class (extends Middleware.BaseMiddleware)");
+      Class.onRegister?.({ client: this, fn: null });
+    }
+  }
+
+  /** Whether `send` has a way to send without a baseUrl (serve() gave it the Worker's ingest path). */
+  get hasSender(): boolean {
+    return this.sender !== undefined;
   }
 
   /**
@@ -53,23 +68,25 @@ export class Stepflare {
    */
   // `any` by default, as in Inngest: untyped event data is read freely by handlers.
   // Inngest v4's form: the triggers inside the config, event types typing `event.data`.
-  createFunction<TTrigger extends TriggerInput, TOutput = unknown>(
-    config: FunctionConfig<TriggerData<TTrigger>> & { triggers: TTrigger | readonly TTrigger[] },
-    handler: Handler<TriggerData<TTrigger>, TOutput>,
+  // Middleware (the client's, then the function's) adds to the handler's context what its transformFunctionInput adds.
+  createFunction<TTrigger extends TriggerInput, TOutput = unknown, const TFnMiddleware extends readonly Middleware.Class[] = []>(
+    config: FunctionConfig<TriggerData<TTrigger>> & { triggers: TTrigger | readonly TTrigger[]; middleware?: TFnMiddleware },
+    handler: Handler<TriggerData<TTrigger>, TOutput, MiddlewareCtxExtensions<TMiddleware> & MiddlewareCtxExtensions<TFnMiddleware>>,
   ): StepflareFunction;
   // Inngest v3's form: config, trigger(s), handler.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  createFunction<TData extends object = Record<string, any>, TOutput = unknown>(
-    config: FunctionConfig<TData>,
+  createFunction<TData extends object = Record<string, any>, TOutput = unknown, const TFnMiddleware extends readonly Middleware.Class[] = []>(
+    config: FunctionConfig<TData> & { middleware?: TFnMiddleware },
     trigger: TriggerInput | readonly TriggerInput[],
-    handler: Handler<TData, TOutput>,
+    handler: Handler<TData, TOutput, MiddlewareCtxExtensions<TMiddleware> & MiddlewareCtxExtensions<TFnMiddleware>>,
   ): StepflareFunction;
   createFunction(config: unknown, triggerOrHandler: unknown, handler?: unknown): StepflareFunction {
+    const by = { client: this, middleware: this.middleware };
     if (handler === undefined && typeof triggerOrHandler === "function" && config && typeof config === "object" && "triggers" in config) {
       const { triggers, ...rest } = config as { triggers: unknown };
-      return new StepflareFunction(rest, triggers, triggerOrHandler);
+      return new StepflareFunction(rest, triggers, triggerOrHandler, by);
     }
-    return new StepflareFunction(config, triggerOrHandler, handler);
+    return new StepflareFunction(config, triggerOrHandler, handler, by);
   }
 
   /**
@@ -84,6 +101,11 @@ export class Stepflare {
     const list = (Array.isArray(events) ? events : [events]).map(({ validate: _validate, ...event }: EventPayload & { validate?: unknown }) => event);
     // As in Inngest: sending no events is allowed and does nothing.
     if (list.length === 0) return { ids: [] };
+    if (this.middleware.length > 0) return sendThroughMiddleware(this.middleware, this, list, (events) => this.deliver(events));
+    return this.deliver(list);
+  }
+
+  private async deliver(list: EventPayload[]): Promise<{ ids: string[] }> {
     if (this.sender) return this.sender(list);
     const { baseUrl, eventKey } = this.options;
     if (!baseUrl) throw new Error("Stepflare.send: no baseUrl given and not running inside a Stepflare Worker");

@@ -1,4 +1,8 @@
-import { groupTools } from "./group.ts";
+import { createGroupTools, variantScope } from "./group.ts";
+import { EventType } from "./eventType.ts";
+import type { Middleware } from "./middleware/middleware.ts";
+import { MiddlewareStack } from "./middleware/stack.ts";
+import { createStepFetch, fetchStepId, performFetch, rebuildResponse, runScope, type FetchedResponse, type FetchScope } from "./fetch.ts";
 import { isNonRetriable, isStepError, retryAfterOf } from "./errors/recognize.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Clock } from "./clock.ts";
@@ -40,7 +44,20 @@ interface StepCall {
   work: StepWork;
   resolve(value: unknown): void;
   reject(err: unknown): void;
+  /** What middleware is told of the step, when the function has middleware. */
+  info?: Middleware.StepInfo;
 }
+
+/** The step types middleware sees, as Inngest names them. */
+const STEP_TYPES: Record<StepKind, Middleware.StepType> = {
+  run: "run",
+  sleep: "sleep",
+  sendEvent: "sendEvent",
+  waitForEvent: "waitForEvent",
+  invoke: "invoke",
+  publish: "realtime.publish",
+  fetch: "fetch",
+};
 
 type StepWork =
   | { type: "body"; run: () => unknown }
@@ -88,6 +105,10 @@ class Invocation {
   private checkedActivity = -1;
   private checkScheduled = false;
   private idleTimer: unknown;
+  private readonly middleware?: MiddlewareStack;
+  /** The handler has been called (after middleware transformed its input). */
+  private handlerStarted = false;
+  private memoizationEnded = false;
 
   constructor(
     private readonly input: RunInput,
@@ -106,6 +127,7 @@ class Invocation {
     // A handler that destructures `attempt` reads it once: make that the attempt of the step this
     // invocation woke up to retry, as Inngest's per-step requests would show it.
     this.initialAttempt = retried >= 0 ? retried : this.unitFailures();
+    if (input.middleware?.classes.length) this.middleware = new MiddlewareStack(input.middleware, input.logger);
   }
 
   execute(handler: Handler<object, unknown>): Promise<RunOutcome> {
@@ -114,21 +136,81 @@ class Invocation {
       event: this.input.events[0] as StoredEvent<object>,
       events: this.input.events as StoredEvent<object>[],
       step: this.stepTools(),
-      group: groupTools,
+      group: createGroupTools({ runId: this.input.runId, experimentStep: (id, pick) => this.call(id, "run", { type: "body", run: pick }, "group.experiment") }),
       runId: this.input.runId,
       get attempt() {
         return invocation.attemptHere();
       },
       logger: this.replayAwareLogger(),
     };
+    const fetchScope = { scope: (): FetchScope => (bodyScope.getStore() ? "inside-step" : "durable"), durable: ctx.step.fetch };
+    const stack = this.middleware;
+    const start = async () => {
+      const handlerCtx = stack ? await this.transformInput(stack, ctx) : ctx;
+      this.handlerStarted = true;
+      if (this.replay.length === 0) this.endMemoization();
+      this.touch();
+      const run = async () => runScope.run(fetchScope, () => handler(handlerCtx));
+      return stack ? stack.wrapFunctionHandler(run) : run();
+    };
     Promise.resolve()
-      .then(() => handler(ctx))
+      .then(start)
       .then(
-        (value) => this.handlerEnded({ ok: true, value }),
-        (error: unknown) => this.handlerEnded({ ok: false, error }),
+        (value) => (stack ? this.afterHooks(() => stack.notify("onRunComplete", { output: value }), { ok: true, value }) : this.handlerEnded({ ok: true, value })),
+        (error: unknown) =>
+          stack
+            ? this.afterHooks(() => stack.notify("onRunError", { error: error instanceof Error ? error : new Error(serializeError(error).message), isFinalAttempt: this.isFinalHandlerFailure(error) }), { ok: false, error })
+            : this.handlerEnded({ ok: false, error }),
       );
     this.scheduleCheck();
     return this.outcome;
+  }
+
+  /** transformFunctionInput with the run's stored results, then onRunStart on the run's very first invocation. */
+  private async transformInput(stack: MiddlewareStack, ctx: HandlerContext<object>): Promise<HandlerContext<object>> {
+    const steps: Record<string, Middleware.MemoizedStep> = {};
+    for (const step of this.host.steps.values()) {
+      if (step.status === "completed") steps[step.id] = { type: "data", data: structuredClone(step.output) };
+      else if (step.status === "failed" && step.error) steps[step.id] = { type: "error", error: step.error };
+    }
+    const transformed = (await stack.transformFunctionInput(ctx as Middleware.Context, steps)) as HandlerContext<object>;
+    // A middleware that spreads the context ({ ...ctx, db }) reads `attempt` once; keep it live.
+    const attempt = Object.getOwnPropertyDescriptor(transformed, "attempt");
+    if (transformed !== ctx && attempt && "value" in attempt) {
+      Object.defineProperty(transformed, "attempt", { get: () => this.attemptHere(), enumerable: true, configurable: true });
+    }
+    const isFirst = this.host.steps.size === 0 && this.input.starts.length <= 1 && !this.input.recovering && this.input.handlerFailures.count === 0;
+    if (isFirst) await stack.notify("onRunStart", {});
+    return transformed;
+  }
+
+  /** Ends the handler once the hooks that observe its end have run (counted as in flight, so the invocation waits). */
+  private afterHooks(hooks: () => Promise<void>, end: NonNullable<Invocation["handlerEnd"]>): void {
+    this.inFlight++;
+    void hooks().finally(() => {
+      this.inFlight--;
+      this.handlerEnded(end);
+    });
+  }
+
+  /** onMemoizationEnd, once: every stored step replayed, or a new step reached first. */
+  private endMemoization(): void {
+    if (this.memoizationEnded || !this.handlerStarted || !this.middleware) return;
+    this.memoizationEnded = true;
+    this.afterHooksOnly(() => this.middleware!.notify("onMemoizationEnd", {}));
+  }
+
+  private afterHooksOnly(hooks: () => Promise<void>): void {
+    this.inFlight++;
+    void hooks().finally(() => {
+      this.inFlight--;
+      this.touch();
+    });
+  }
+
+  /** Whether this failure of the handler ends the run (as handlerFailed decides it). */
+  private isFinalHandlerFailure(err: unknown): boolean {
+    return isNonRetriable(err) || isStepError(err) || this.unitFailures() + 1 > this.input.retries;
   }
 
   private attemptHere(): number {
@@ -164,8 +246,12 @@ class Invocation {
       sleepUntil: (id, time) => call(id, "sleep", { type: "sleep", wakeAt: () => nonRetriable(() => toEpochMs(time)) }),
       sendEvent: (id, events) => call(id, "sendEvent", { type: "send", events: Array.isArray(events) ? events : [events] }),
       waitForEvent: (id: string, options: unknown) =>
-        call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(options, this.clock.now())) }),
+        call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(eventTypeToName(options), this.clock.now())) }),
       invoke: (id: string, options: unknown) => call(id, "invoke", { type: "wait", request: () => nonRetriable(() => buildInvokeRequest(options, this.clock.now())) }),
+      fetch: createStepFetch(
+        () => (bodyScope.getStore() ? "inside-step" : "durable"),
+        (input, init) => this.durableFetch(input, init),
+      ),
       publish: (topic, data) => {
         // A body may run again (a retry): its messages would be sent twice, and its ids taken in another order.
         if (bodyScope.getStore()) {
@@ -183,8 +269,19 @@ class Invocation {
     } as StepTools;
   }
 
+  /** step.fetch in the handler's own code: a step whose memoized response is rebuilt for each replay. */
+  private durableFetch(input: RequestInfo | URL, init: RequestInit | undefined): Promise<Response> {
+    let id: string;
+    try {
+      id = fetchStepId(input);
+    } catch (err) {
+      return Promise.reject(new NonRetriableError(`step.fetch: ${serializeError(err).message}; give it an absolute URL`));
+    }
+    return this.call<FetchedResponse>(id, "fetch", { type: "body", run: () => performFetch(input, init) }).then(rebuildResponse);
+  }
+
   /** Gives a step call its id synchronously (call order decides repeats) and settles it in turn. */
-  private call<T>(id: string, kind: StepKind, work: StepWork): Promise<T> {
+  private call<T>(id: string, kind: StepKind, work: StepWork, stepType?: Middleware.StepType): Promise<T> {
     if (this.stepCount >= MAX_STEPS_PER_RUN) {
       return Promise.reject(
         new NonRetriableError(`run has more than ${MAX_STEPS_PER_RUN} steps (at step "${id}"); the limit is ${MAX_STEPS_PER_RUN} steps per run`),
@@ -193,11 +290,30 @@ class Invocation {
     // Handler code still running after the handler ended (a branch left behind by a rejected
     // Promise.all) starts no step: the next invocation owns the run's future.
     if (this.handlerEnd || this.settled) return new Promise<T>(() => {});
+    const variant = variantScope.getStore();
+    if (variant) variant.calledStep = true;
     this.stepCount++;
     const name = this.ids.next(id);
-    return new Promise<T>((resolve, reject) => {
-      this.request({ name, id: hashStepId(name), kind, work, resolve: resolve as (value: unknown) => void, reject });
+    const hashed = hashStepId(name);
+    let pending!: StepCall;
+    const result = new Promise<T>((resolve, reject) => {
+      pending = { name, id: hashed, kind, work, resolve: resolve as (value: unknown) => void, reject };
     });
+    if (!this.middleware) {
+      this.request(pending);
+      return result;
+    }
+    const stored = this.host.steps.get(hashed);
+    pending.info = { hashedId: hashed, memoized: stored !== undefined && this.settlesOnReplay(stored), options: { id }, stepType: stepType ?? STEP_TYPES[kind] };
+    // The step is requested when the innermost wrapStep calls next(), once however often it is called.
+    let requested = false;
+    return this.middleware.wrapStep(pending.info, () => {
+      if (!requested) {
+        requested = true;
+        this.request(pending);
+      }
+      return result;
+    }) as Promise<T>;
   }
 
   private request(call: StepCall): void {
@@ -211,6 +327,7 @@ class Invocation {
     if (stored && settlesByTime(stored)) return this.park(stored.wakeAt!);
     if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > this.startedAt) return this.park(stored.wakeAt!);
     if (this.host.isCancelled()) return;
+    this.endMemoization();
     if (call.work.type === "publish") return this.startPublish(call, call.work.message);
     if (call.work.type === "sleep") return this.startSleep(call);
     if (call.work.type === "wait") return this.startWait(call, call.work.request);
@@ -295,14 +412,15 @@ class Invocation {
     const startedAt = this.clock.now();
     let events: StoredEvent[] | undefined;
     const work = call.work;
-    const body =
-      work.type === "send"
-        ? () => {
-            // Events that do not validate will not validate on a retry either.
-            events = nonRetriable(() => this.host.prepareEvents(work.events, (position) => sendEventId(this.input.runId, call.name, position)));
-            return { ids: events.map((event) => event.id) };
-          }
-        : (work as { run: () => unknown }).run;
+    const send = async (list: EventPayload[]) => {
+      // Events that do not validate will not validate on a retry either.
+      events = nonRetriable(() => this.host.prepareEvents(list, (position) => sendEventId(this.input.runId, call.name, position)));
+      return { ids: events.map((event) => event.id) };
+    };
+    const stack = this.middleware;
+    const code = work.type === "send" ? () => (stack ? stack.sendEvents(work.events, send) : send(work.events)) : (work as { run: () => unknown }).run;
+    const isFinalAttempt = (err: unknown) => isNonRetriable(err) || attempts + 1 > this.input.retries;
+    const body = stack && call.info ? () => stack.runStepHandler(call.info!, code, isFinalAttempt) : code;
     this.inFlight++;
     // No body runs before the host has made this invocation's start durable (see RunHost.ready).
     (this.host.ready ?? Promise.resolve())
@@ -437,6 +555,8 @@ class Invocation {
     if (settleNext) {
       this.replayed++;
       this.requested.delete(next!);
+      // Before the handler goes on from the last stored step, so the hook comes before any new step.
+      if (this.replayed >= this.replay.length) this.endMemoization();
       settleNext();
       return this.touch();
     }
@@ -444,6 +564,7 @@ class Invocation {
     // something outside steps before it asks for the next stored step. And in seq order: a
     // slower save of an earlier result holds back the later ones.
     const replayDone = this.replayed >= this.replay.length;
+    if (replayDone) this.endMemoization();
     const nextHeld = this.held[0];
     if (nextHeld && replayDone && nextHeld.seq === this.delivered + 1) {
       this.held.shift();
@@ -504,6 +625,12 @@ class Invocation {
     this.clock.clearTimer(this.idleTimer);
     this.rejectOutcome(err);
   }
+}
+
+/** Inngest v4 waits for an `eventType` as it does for its name. */
+function eventTypeToName(options: unknown): unknown {
+  const event = (options as { event?: unknown } | null)?.event;
+  return event instanceof EventType ? { ...(options as object), event: event.name } : options;
 }
 
 /** Runs `read`; an error it throws (a duration or time that cannot be read) will not get better by retrying. */

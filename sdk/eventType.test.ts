@@ -61,7 +61,8 @@ describe("group.parallel", () => {
     expect(outcome).toEqual({ type: "completed", output: "fast" });
     expect(runs).toEqual(["fast", "slow"]);
     expect([...run.steps.values()].map((s) => s.name).sort()).toEqual(["after", "fast", "slow"]);
-    const { groupTools } = await import("./group.ts");
+    const { createGroupTools } = await import("./group.ts");
+    const groupTools = createGroupTools({ runId: "r", experimentStep: async () => "unused" });
     expect(() => groupTools.parallel({ mode: "all" as "race" }, async () => 1)).toThrow(/mode "all"/);
     await expect(groupTools.parallel(async () => 2)).resolves.toBe(2);
   });

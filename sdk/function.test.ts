@@ -1,4 +1,4 @@
-import { groupTools } from "./group.ts";
+import { createGroupTools } from "./group.ts";
 import { describe, expect, it } from "vitest";
 import { Stepflare } from "./client.ts";
 import type { HandlerContext } from "./driver.ts";
@@ -151,7 +151,7 @@ describe("StepflareFunction: onFailure", () => {
     );
     const event = failed("checkout");
     const logger: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} };
-    const ctx: HandlerContext<object> = { event, events: [event], step: {} as StepTools, group: groupTools, runId: "failure-run", attempt: 0, logger };
+    const ctx: HandlerContext<object> = { event, events: [event], step: {} as StepTools, group: createGroupTools({ runId: "failure-run", experimentStep: async () => "unused" }), runId: "failure-run", attempt: 0, logger };
     expect(await fn.failureFunction?.handler(ctx)).toBe("handled");
     expect(received.event).toBe(event);
     expect(received.error).toBeInstanceOf(Error);

@@ -9,6 +9,8 @@ import { compileFlowControl, flowConfigSchema, type FlowControl } from "./flow.t
 import type { StepTools } from "./step.ts";
 import { EventType } from "./eventType.ts";
 import type { Logger, SerializedError } from "./types.ts";
+import type { Middleware, MiddlewareFunction } from "./middleware/middleware.ts";
+import type { MiddlewareSetup } from "./middleware/stack.ts";
 
 /** Default and largest `stepTimeout`: a Durable Object alarm may run for at most 15 minutes. */
 const DEFAULT_STEP_TIMEOUT = "10m";
@@ -76,6 +78,8 @@ export const functionConfigSchema = z
         return z.NEVER;
       }),
     onFailure: handlerSchema.optional(),
+    /** Inngest v4 middleware classes for this function's runs, after the client's. */
+    middleware: z.array(z.custom<Middleware.Class>((value) => typeof value === "function", "must be a middleware class (extends Middleware.BaseMiddleware)")).max(100).optional(),
     /** Events that cancel a run of this function while it runs, sleeps or waits. */
     cancelOn: z.array(cancelOnSchema).min(1).max(10).optional(),
     /** `start`: cancel a run not started this long after its event; `finish`: not finished this long after it started. */
@@ -87,7 +91,9 @@ export const functionConfigSchema = z
   .strict();
 
 /** The config a user writes. */
-export type FunctionConfig<TData extends object> = Omit<z.input<typeof functionConfigSchema>, "onFailure" | "onCancel"> & {
+export type FunctionConfig<TData extends object> = Omit<z.input<typeof functionConfigSchema>, "onFailure" | "onCancel" | "middleware"> & {
+  /** Inngest v4 middleware classes for this function's runs, after the client's. */
+  middleware?: readonly Middleware.Class[];
   /** Runs as its own run when this function fails for good, with the failure event and error. */
   onFailure?: FailureHandler<TData>;
   /** Runs as its own run when a run of this function is cancelled, with the cancellation event. */
@@ -138,6 +144,12 @@ export type FailureHandler<TData extends object> = (ctx: {
   logger: Logger;
 }) => unknown;
 
+/** Who defines a function: the client (createFunction passes itself and its middleware). */
+export interface FunctionOwner {
+  client?: unknown;
+  middleware?: readonly Middleware.Class[];
+}
+
 /** A trigger with its `if` compiled. */
 interface CompiledTrigger {
   event: string;
@@ -172,9 +184,13 @@ export class StepflareFunction {
   readonly settings: Record<string, unknown>;
   /** The `eventType`s among its triggers. */
   readonly eventTypes: EventType[];
+  /** Its middleware: the client's, then its own. */
+  readonly middleware: readonly Middleware.Class[];
+  /** The client that created it, if any (middleware instances are given it). */
+  readonly client?: unknown;
   private readonly compiled: CompiledTrigger[];
 
-  constructor(config: unknown, triggers: unknown, handler: unknown) {
+  constructor(config: unknown, triggers: unknown, handler: unknown, by: FunctionOwner = {}) {
     const parsed = parseOrThrow(functionConfigSchema, config, `config of function ${JSON.stringify((config as { id?: unknown } | null)?.id)}`);
     const owner = `function "${parsed.id}"`;
     const given = (Array.isArray(triggers) ? triggers : [triggers]) as unknown[];
@@ -196,14 +212,19 @@ export class StepflareFunction {
     this.flow = compileFlowControl(parsed, owner);
     // Concurrency and priority act when a run executes, not when it is dispatched.
     this.hasFlowControl = Object.keys(this.flow).some((option) => option !== "concurrency" && option !== "priorityOf");
-    const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, ...settings } = parsed;
+    this.client = by.client;
+    this.middleware = [...(by.middleware ?? []), ...(parsed.middleware ?? [])];
+    const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, middleware: _middleware, ...settings } = parsed;
     this.settings = settings;
+    if (parsed.middleware?.length) for (const Class of parsed.middleware) Class.onRegister?.({ client: by.client ?? null, fn: this.middlewareView() });
     // onFailure and onCancel run as functions of their own, triggered by this function's engine events.
     const companion = (suffix: string, label: string, event: string, handler: Handler<object, unknown>) =>
       new StepflareFunction(
         { id: `${parsed.id}-${suffix}`, name: `${this.name} (${label})`, retries: parsed.retries, stepTimeout: parsed.stepTimeout },
         { event, if: `event.data.function_id == ${JSON.stringify(parsed.id)}` },
         handler,
+        // Its own runs go through the same middleware, as Inngest's onFailure handlers do.
+        { client: by.client, middleware: this.middleware },
       );
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
@@ -217,6 +238,17 @@ export class StepflareFunction {
         onCancel({ ...ctx, reason: (ctx.event.data as CancelEventData).reason } as Parameters<CancelHandler<object>>[0]),
       );
     }
+  }
+
+  /** What a run of this function gives the driver for its middleware (undefined without any). */
+  middlewareSetup(): MiddlewareSetup | undefined {
+    return this.middleware.length ? { classes: this.middleware, client: this.client ?? null, fn: this.middlewareView() } : undefined;
+  }
+
+  /** This function as middleware hooks see it: Inngest's `fn.id()`, `fn.name`, `fn.opts`. */
+  private middlewareView(): MiddlewareFunction {
+    const { id, name, settings } = this;
+    return { id: (prefix?: string) => (prefix ? `${prefix}-${id}` : id), name, opts: { ...settings, id, name } };
   }
 
   /**

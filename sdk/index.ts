@@ -1,4 +1,4 @@
-export { Stepflare, type EventSender, type StepflareOptions, type TriggerData, type TriggerInput } from "./client.ts";
+export { Stepflare, Stepflare as Inngest, type EventSender, type StepflareOptions, type TriggerData, type TriggerInput } from "./client.ts";
 export { cron, EventType, eventType, invoke, staticSchema, type StandardSchemaV1 } from "./eventType.ts";
 export { NonRetriableError } from "./errors/NonRetriableError.ts";
 export { RetryAfterError } from "./errors/RetryAfterError.ts";
@@ -10,3 +10,9 @@ export type { EventPayload, StoredEvent } from "./event.ts";
 export type { StepTools } from "./step.ts";
 export type { DurationLike } from "./duration.ts";
 export type { JsonObject, Logger, SerializedError } from "./types.ts";
+export { fetch, type StepFetch } from "./fetch.ts";
+export { experiment, type ExperimentSelectFn, type ExperimentStrategyConfig } from "./experiment.ts";
+export type { ExperimentOptions, ExperimentRef, GroupTools, ParallelOptions, StepOptionsOrId } from "./group.ts";
+export { Middleware, type MiddlewareCtxExtensions, type MiddlewareFunction } from "./middleware/middleware.ts";
+export { dependencyInjectionMiddleware } from "./middleware/dependencyInjection.ts";
+export { FunctionReference, referenceFunction } from "./reference.ts";

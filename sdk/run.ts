@@ -1,4 +1,5 @@
 import type { GroupTools } from "./group.ts";
+import type { MiddlewareSetup } from "./middleware/stack.ts";
 import type { Clock } from "./clock.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
 import type { InvocationStart } from "./replay.ts";
@@ -8,8 +9,8 @@ import type { Logger, SerializedError } from "./types.ts";
 
 // What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it.
 
-/** `publish`: a message for the run's live stream (step.publish), stored as a completed step whose output is `{ topic, data }`. */
-export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke" | "publish";
+/** `fetch`: a durable HTTP request (step.fetch), its output the response. `publish`: a message for the run's live stream (step.publish), stored as a completed step whose output is `{ topic, data }`. */
+export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke" | "publish" | "fetch";
 
 /**
  * A step as the run stores it. `completed` and `failed` are final; `sleeping` waits for `wakeAt`;
@@ -81,7 +82,7 @@ export interface HandlerContext<TData extends object = Record<string, any>> {
   event: StoredEvent<TData>;
   events: StoredEvent<TData>[];
   step: StepTools;
-  /** Inngest v4's group tools: `group.parallel`. */
+  /** Inngest v4's group tools: `group.parallel`, `group.experiment`. */
   group: GroupTools;
   runId: string;
   /**
@@ -93,7 +94,8 @@ export interface HandlerContext<TData extends object = Record<string, any>> {
   logger: Logger;
 }
 
-export type Handler<TData extends object, TOutput> = (ctx: HandlerContext<TData>) => TOutput | Promise<TOutput>;
+/** A handler; `TExtra` is what middleware adds to its context (dependencyInjectionMiddleware). */
+export type Handler<TData extends object, TOutput, TExtra extends object = {}> = (ctx: HandlerContext<TData> & TExtra) => TOutput | Promise<TOutput>;
 
 export interface RunInput {
   runId: string;
@@ -112,6 +114,8 @@ export interface RunInput {
    * instead of running again (so a step that kills the isolate cannot loop forever).
    */
   recovering: boolean;
+  /** The function's middleware (the client's, then its own), if it has any. */
+  middleware?: MiddlewareSetup;
 }
 
 /** How one invocation of a handler ended. */

@@ -3,6 +3,8 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
+import type { FunctionReference } from "./reference.ts";
+import type { StepFetch } from "./fetch.ts";
 
 /** The step tools a handler receives as `step`. Every step id must be unique in a run; repeats get `:1`, `:2`. */
 export interface StepTools {
@@ -48,7 +50,7 @@ export interface StepTools {
    * @example
    * const activated = await step.waitForEvent("wait-activation", { event: "app/user.activated", match: "data.userId", timeout: "3d" });
    */
-  waitForEvent(id: string, options: { event: string; timeout: DurationLike; match?: string; if?: string; lookback?: DurationLike }): Promise<StoredEvent | null>;
+  waitForEvent(id: string, options: { event: string | { name: string }; timeout: DurationLike; match?: string; if?: string; lookback?: DurationLike }): Promise<StoredEvent | null>;
   waitForEvent(id: string, options: WaitForEventsOptions & { mode: "any" }): Promise<StoredEvent | null>;
   waitForEvent(id: string, options: WaitForEventsOptions & { mode: "all" }): Promise<StoredEvent[] | null>;
   /**
@@ -59,7 +61,9 @@ export interface StepTools {
    * @example
    * const receipt = await step.invoke("charge", { function: chargeCard, data: { orderId } });
    */
-  invoke<TOutput = unknown>(id: string, options: { function: { id: string } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
+  invoke<TData extends Record<string, unknown>, TOutput>(id: string, options: { function: FunctionReference<TData, TOutput>; data: TData; timeout?: DurationLike }): Promise<TOutput>;
+  // A reference goes by the overload above, so its schemas type the call.
+  invoke<TOutput = unknown>(id: string, options: { function: { id: string; "~types"?: never } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
   /**
    * Publishes `data` (JSON, at most 64 KiB) under `topic` to the run's live stream
    * (`GET /v1/runs/:runId/stream`, an `event: publish`), once: the message is stored in the run,
@@ -71,6 +75,17 @@ export interface StepTools {
    * await step.publish("progress", { done: 3, of: 10 });
    */
   publish(topic: string, data: unknown): Promise<void>;
+  /**
+   * A durable `fetch` (Inngest's `step.fetch`): called in the handler's own code, the request is a
+   * step (id `step.fetch: <host>`) whose response (status, headers, body text) is memoized, so a
+   * replay gets a rebuilt Response and sends no second request. Inside a step body it is the plain
+   * fallback (`config({ fallback })`, the global `fetch` by default).
+   *
+   * @example
+   * const res = await step.fetch("https://api.example.com/rates");
+   * const rates = await res.json();
+   */
+  fetch: StepFetch;
 }
 
 /** `waitForEvent` over several events: each a name, or a name with its own `match` / `if`. */

@@ -12,6 +12,8 @@ import type { PublishedMessage } from "./publish.ts";
 import { highestSeq, type InvocationStart } from "./replay.ts";
 import { hashStepId } from "./step.ts";
 import type { Logger } from "./types.ts";
+import type { Middleware } from "./middleware/middleware.ts";
+import type { MiddlewareSetup } from "./middleware/stack.ts";
 import { resolveInvoke, resolveWait, type InvokeResult } from "./wait.ts";
 
 /**
@@ -126,6 +128,8 @@ export interface TestRunOptions {
    * longest chain of real macrotasks a step body awaits.
    */
   quietTurns?: number;
+  /** Middleware classes the run's invocations use (of a function with id "test-fn"), or a full setup. */
+  middleware?: readonly Middleware.Class[] | MiddlewareSetup;
 }
 
 /** What one invocation came to: the driver's outcome, or a crash. */
@@ -252,6 +256,7 @@ export class TestRun<TData extends object = Record<string, unknown>> {
         retries: this.options.retries ?? 4,
         stepTimeoutMs: this.options.stepTimeoutMs ?? 15 * 60_000,
         logger: this.options.logger ?? silentLogger,
+        ...(this.options.middleware ? { middleware: middlewareSetup(this.options.middleware) } : {}),
         starts: [...this.starts],
         recovering,
       },
@@ -294,6 +299,11 @@ export async function drive<TData extends object>(
 ): Promise<{ outcome: RunOutcome; run: TestRun<TData> }> {
   const run = new TestRun<TData>(handler, options);
   return { outcome: await run.drive(), run };
+}
+
+function middlewareSetup(given: readonly Middleware.Class[] | MiddlewareSetup): MiddlewareSetup {
+  if (!Array.isArray(given)) return given as MiddlewareSetup;
+  return { classes: given, client: null, fn: { id: () => "test-fn", name: "test-fn", opts: { id: "test-fn" } } };
 }
 
 /** What the test host checks of a step's events: the event schema, an id and a timestamp. */

@@ -13,5 +13,11 @@ export function compatFunctions(app: Stepflare) {
   const nightly = app.createFunction({ id: "compat-nightly", triggers: [cron("TZ=Europe/Paris 0 3 * * *"), { event: "test/compat.nightly-now" }] }, async ({ step }) =>
     step.run("sweep", () => "swept"),
   );
-  return [receipt, nightly];
+  // step.fetch to the echo host (test/outbound.ts), a sleep, then the memoized response read again.
+  const fetches = app.createFunction({ id: "compat-fetch", triggers: [{ event: "test/compat.fetch" }] }, async ({ event, step }) => {
+    const res = await step.fetch(`http://echo.stepflare.test/${event.data.key}`, { method: "POST", body: "ping" });
+    await step.sleep("nap", 50);
+    return { status: res.status, statusText: res.statusText, echo: res.headers.get("x-echo"), body: await res.json() };
+  });
+  return [receipt, nightly, fetches];
 }

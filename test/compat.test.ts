@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { finishedRuns, request, sendEvents, uniqueKey } from "./helpers.ts";
+import { finishedRuns, getRun, request, sendEvents, uniqueKey } from "./helpers.ts";
 import { orderPlaced } from "./compat.functions.ts";
 
 describe("Inngest v4's form", () => {
@@ -30,5 +30,18 @@ describe("Inngest v4's form", () => {
     const nightly = body.data.find((fn) => fn.id === "compat-nightly")!;
     expect(nightly.triggers).toEqual([{ cron: "TZ=Europe/Paris 0 3 * * *" }, { event: "test/compat.nightly-now" }]);
     expect(nightly.crons[0]).toMatchObject({ timezone: "Europe/Paris" });
+  });
+});
+
+describe("step.fetch", () => {
+  it("sends the request once and gives the run the memoized response after a sleep", async () => {
+    const key = uniqueKey("fetch");
+    const [eventId] = await sendEvents({ name: "test/compat.fetch", data: { key } });
+    const run = (await finishedRuns(eventId!)).get("compat-fetch")!;
+    expect(run).toMatchObject({ status: "Completed", output: { status: 202, statusText: "Accepted", echo: "1", body: { method: "POST", path: `/${key}`, body: "ping", hits: 1 } } });
+    const detail = await getRun(run.run_id);
+    expect(detail.steps?.map((s) => [s.name, s.kind])).toEqual([["step.fetch: echo.stepflare.test", "fetch"], ["nap", "sleep"]]);
+    // The echo host counted one request, though the handler ran again after its sleep.
+    expect(await (await fetch(`http://echo.stepflare.test/hits/${key}`)).json()).toEqual({ hits: 1 });
   });
 });

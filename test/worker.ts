@@ -8,6 +8,7 @@ import { coordinationFunctions } from "./coordination.functions.ts";
 import { flowFunctions } from "./flow.functions.ts";
 import { compatFunctions } from "./compat.functions.ts";
 import { streamFunctions } from "./stream.functions.ts";
+import { functions as v4docsFunctions } from "./compat.v4docs.functions.ts";
 
 export * from "../worker/index.ts";
 
@@ -261,5 +262,5 @@ export default serve({
   client: app,
   functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
     chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
-    ...coordinationFunctions(app), ...flowFunctions(app), ...compatFunctions(app), ...streamFunctions(app)],
+    ...coordinationFunctions(app), ...flowFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...v4docsFunctions],
 });

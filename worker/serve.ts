@@ -1,5 +1,7 @@
 import { Hono } from "hono";
-import type { Stepflare } from "../sdk/client.ts";
+import { Stepflare } from "../sdk/client.ts";
+import type { EventPayload } from "../sdk/event.ts";
+import type { Middleware } from "../sdk/middleware/middleware.ts";
 import type { StepflareFunction } from "../sdk/function.ts";
 import { instrument } from "./bindings.ts";
 import type { Env } from "./env.ts";
@@ -26,7 +28,7 @@ import { env as workerEnv } from "cloudflare:workers";
 const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*"];
 
 export interface ServeOptions {
-  client: Stepflare;
+  client: Stepflare<readonly Middleware.Class[]>;
   functions: StepflareFunction[];
 }
 
@@ -40,8 +42,11 @@ export interface ServeOptions {
  */
 export function serve({ client, functions }: ServeOptions): ExportedHandler<Env, QueueMessage> {
   registerFunctions(functions);
-  // Inside the Worker, app.send() takes the ingest path directly.
-  client.useSender(async (events) => ingestEvents(instrument(workerEnv as Env), parseEvents(events)));
+  // Inside the Worker, app.send() takes the ingest path directly, for the functions' own clients too
+  // (a module of functions may make its own, with its own middleware).
+  const sender = async (events: EventPayload[]) => ingestEvents(instrument(workerEnv as Env), parseEvents(events));
+  client.useSender(sender);
+  for (const fn of functions) if (fn.client instanceof Stepflare && !fn.client.hasSender) fn.client.useSender(sender);
 
   const app = new Hono<{ Bindings: Env }>();
   app.use(async (c, next) => {

@@ -347,6 +347,7 @@ export class RunObject extends DurableObject<Env> {
       logger,
       starts: run.starts,
       recovering,
+      middleware: fn.middlewareSetup(),
     };
     const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(this.env), checkpoints: this.checkpoints }) : executeRun(fn.handler, input, host));
     // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.

@@ -17,7 +17,7 @@ export const stepViewSchema = z
   .object({
     id: z.string(),
     name: z.string(),
-    kind: z.enum(["run", "sleep", "sendEvent", "waitForEvent", "invoke", "publish"]).openapi({ description: "The step tool that made it" }),
+    kind: z.enum(["run", "sleep", "sendEvent", "waitForEvent", "invoke", "publish", "fetch"]).openapi({ description: "The step tool that made it" }),
     status: z.enum(["Completed", "Failed", "Sleeping", "Retrying", "Waiting"]),
     wake_at: isoTime.nullable().openapi({ description: "Until when a sleep, retry, wait or child run waits (for a resolved wait: when it was resolved)" }),
     attempts: z.number().int(),

@@ -61,6 +61,7 @@ const KIND_LABELS: Record<StepView["kind"], string> = {
   waitForEvent: "wait for event",
   invoke: "invoke",
   publish: "publish",
+  fetch: "fetch",
 };
 
 function StepItem({ runId, step, index, window, canRerun }: { runId: string; step: StepView; index: number; window: TimeWindow; canRerun: boolean }) {
