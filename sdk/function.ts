@@ -22,6 +22,9 @@ export const FUNCTION_FAILED_EVENT = "inngest/function.failed";
 /** The internal event a cancelled run sends; `onCancel` handlers are triggered by it. */
 export const FUNCTION_CANCELLED_EVENT = "inngest/function.cancelled";
 
+/** The internal event every run's end sends (Inngest's), with its `result` or `error`: only when a function listens for it. */
+export const FUNCTION_FINISHED_EVENT = "inngest/function.finished";
+
 /** The event a scheduled run receives (Inngest's): `data.cron` is the trigger that fired. */
 export const SCHEDULED_TIMER_EVENT = "inngest/scheduled.timer";
 

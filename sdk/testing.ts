@@ -5,7 +5,7 @@
  */
 import { setImmediate } from "node:timers";
 import type { Clock, TimerHandle } from "./clock.ts";
-import { executeRun, type Handler, type HandlerFailures, type RunHost, type RunOutcome, type StepRecord } from "./driver.ts";
+import { executeRun, type Handler, type HandlerFailures, type RunHost, type RunInput, type RunOutcome, type StepRecord } from "./driver.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { eventPayloadSchema, type EventPayload, type StoredEvent } from "./event.ts";
 import type { PublishedMessage } from "./publish.ts";
@@ -130,6 +130,8 @@ export interface TestRunOptions {
   quietTurns?: number;
   /** Middleware classes the run's invocations use (of a function with id "test-fn"), or a full setup. */
   middleware?: readonly Middleware.Class[] | MiddlewareSetup;
+  /** What runs an invocation in place of the driver (the worker's executor of remote functions); the handler is then unused. */
+  execute?: (input: RunInput, host: RunHost) => Promise<RunOutcome>;
 }
 
 /** What one invocation came to: the driver's outcome, or a crash. */
@@ -247,21 +249,18 @@ export class TestRun<TData extends object = Record<string, unknown>> {
       isCancelled: () => this.cancelled,
       clock: life.clock,
     };
-    const run = executeRun(
-      this.handler,
-      {
-        runId: this.runId,
-        events: this.events,
-        handlerFailures: this.handlerFailures,
-        retries: this.options.retries ?? 4,
-        stepTimeoutMs: this.options.stepTimeoutMs ?? 15 * 60_000,
-        logger: this.options.logger ?? silentLogger,
-        ...(this.options.middleware ? { middleware: middlewareSetup(this.options.middleware) } : {}),
-        starts: [...this.starts],
-        recovering,
-      },
-      host,
-    );
+    const input: RunInput = {
+      runId: this.runId,
+      events: this.events,
+      handlerFailures: this.handlerFailures,
+      retries: this.options.retries ?? 4,
+      stepTimeoutMs: this.options.stepTimeoutMs ?? 15 * 60_000,
+      logger: this.options.logger ?? silentLogger,
+      ...(this.options.middleware ? { middleware: middlewareSetup(this.options.middleware) } : {}),
+      starts: [...this.starts],
+      recovering,
+    };
+    const run = this.options.execute ? this.options.execute(input, host) : executeRun(this.handler, input, host);
     const outcome = await life.outlive(run, this.options.quietTurns ?? 100);
     this.outcomes.push(outcome);
     if (outcome.type === "crashed") return outcome;

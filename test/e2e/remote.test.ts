@@ -65,7 +65,7 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     const synced = apps.body.data.find((entry) => entry.id === "node-app");
     expect(synced).toMatchObject({ url: served.url, error: null });
     expect(synced!.functions.map((fn) => fn.id).sort()).toEqual(
-      ["node-app-cancellable", "node-app-checkpointed", "node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-uncheckpointed", "node-app-waiter"].sort(),
+      ["node-app-audit", "node-app-cancellable", "node-app-checkpointed", "node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-uncheckpointed", "node-app-waiter"].sort(),
     );
     const functions = await api<{ data: { id: string; triggers: unknown[] }[] }>("GET", "/v1/functions");
     expect(functions.body.data.find((fn) => fn.id === "node-app-multi-step")?.triggers).toEqual([{ event: "remote/multi" }]);
@@ -136,6 +136,8 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     expect(run.status, JSON.stringify(run.error)).toBe("Completed");
     expect(run.output).toMatchObject({ fromRemote: { doubled: 42 } });
     expect((run.output as { fromLocal: unknown }).fromLocal).toBeTruthy();
+    // The child's end sent inngest/function.finished, which the app's audit function listens for.
+    await waitFor("the finished event's run", RUN_TIMEOUT_MS, dev, async () => (calls.get(`finished:${JSON.stringify({ doubled: 42 })}`) ? true : undefined));
   });
 
   it("a local function invokes a remote one by its id", async () => {

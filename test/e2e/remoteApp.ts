@@ -66,6 +66,14 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
     return { fromRemote, fromLocal };
   });
 
+  // Inngest's end-of-run event, for one function: Stepflare sends it only because a function listens.
+  const audit = inngest.createFunction(
+    { id: "audit", triggers: [{ event: "inngest/function.finished", if: "event.data.function_id == 'node-app-child'" }] },
+    async ({ event }) => {
+      count(`finished:${JSON.stringify(event.data.result)}`);
+    },
+  );
+
   const cancellable = inngest.createFunction(
     { id: "cancellable", cancelOn: [{ event: "remote/cancel", match: "data.id" }], triggers: [{ event: "remote/long" }] },
     async ({ event, step }) => {
@@ -82,7 +90,7 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
       return { total };
     });
 
-  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, cancellable, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
+  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, audit, cancellable, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
 }
 
 /**

@@ -19,7 +19,7 @@ import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
 import { findFunction } from "../registry.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { usage } from "../usage.ts";
-import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureEvents, requestEntries } from "./outbox.ts";
+import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureEvents, finishedEvents, requestEntries } from "./outbox.ts";
 import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
@@ -467,7 +467,7 @@ export class RunObject extends DurableObject<Env> {
   private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): Promise<void> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
     const hasWaits = (findFunction(run.functionId)?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
-    this.store.end(status, Date.now(), result, [{ kind: "events", events }, ...endEntries(run, status, result, hasWaits)]);
+    this.store.end(status, Date.now(), result, [{ kind: "events", events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, hasWaits)]);
     this.endDelivered = false;
     await this.rearm();
     await this.deliverOutbox();

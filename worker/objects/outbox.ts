@@ -1,5 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
-import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, type CancelReason, type StepflareFunction } from "../../sdk/function.ts";
+import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, FUNCTION_FINISHED_EVENT, type CancelReason, type StepflareFunction } from "../../sdk/function.ts";
 import type { StepRecord } from "../../sdk/run.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
@@ -7,7 +7,7 @@ import { deleteRunWaitsStatement, deleteWaitsStatement } from "../db/waits.ts";
 import type { Env } from "../env.ts";
 import { ingestEvents } from "../ingest.ts";
 import { startInvokedRun } from "../invoke.ts";
-import { findFunction } from "../registry.ts";
+import { allFunctions, findFunction } from "../registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunStatus } from "../messages.ts";
 import { registerWaits, waitRows } from "../waits.ts";
@@ -46,6 +46,22 @@ export function failureEvents(run: RunRecord, error: SerializedError): StoredEve
 export function cancellationEvents(run: RunRecord, reason: CancelReason): StoredEvent[] {
   if (run.events[0]?.name === FUNCTION_CANCELLED_EVENT) return [];
   return [{ id: `${run.id}-cancelled`, name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
+}
+
+/**
+ * The `inngest/function.finished` event of a run's end, with its `result` or `error` (a cancelled
+ * run's error says so), as Inngest sends it. Only while a registered function is triggered by it:
+ * an event per run is a row per run in the event log, paid for nothing if no one listens. A run
+ * started by a finished event sends none, or a listener would trigger itself for ever.
+ */
+export function finishedEvents(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): StoredEvent[] {
+  if (run.events[0]?.name === FUNCTION_FINISHED_EVENT || !listensForFinished()) return [];
+  const outcome = status === "Completed" ? { result: result.output ?? null } : { error: result.error ?? { name: "FunctionCancelledError", message: `run ${run.id} was cancelled` } };
+  return [{ id: `${run.id}-finished`, name: FUNCTION_FINISHED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], events: run.events, ...outcome }, ts: Date.now() }];
+}
+
+function listensForFinished(): boolean {
+  return allFunctions().some((fn) => fn.triggers.some((trigger) => "event" in trigger && (trigger.event === FUNCTION_FINISHED_EVENT || (trigger.event.endsWith("*") && FUNCTION_FINISHED_EVENT.startsWith(trigger.event.slice(0, -1))))));
 }
 
 /** What a run's end sends besides its events: its parent's resumption, and the removal of its waits. */

@@ -46,8 +46,7 @@ export type RequestSigner = (body: string) => Promise<{ body: string; headers: R
  * const answer = await callApp(fn.remote.url, "step", body);
  */
 export async function callApp(url: string, stepId: string, body: CallBody, sign?: RequestSigner, timeoutMs = 10 * 60 * 1000): Promise<CallAnswer> {
-  const target = new URL(url);
-  target.searchParams.set("stepId", stepId);
+  const target = callUrl(url, stepId);
   const now = Date.now();
   let response: Response;
   let text: string;
@@ -64,6 +63,11 @@ export async function callApp(url: string, stepId: string, body: CallBody, sign?
   } catch (err) {
     return { type: "error", error: { name: "AppUnreachableError", message: `could not call the app at ${target.origin}: ${String(err)}` } };
   }
+  return readAnswer(response, text, now);
+}
+
+/** Reads an app's answer to a call request (its body already read as `text`). */
+export function readAnswer(response: Response, text: string, now = Date.now()): CallAnswer {
   const json = parseJson(text);
   const retryAt = retryAfterAt(response.headers.get("retry-after"), now);
   const version = Number(response.headers.get("x-inngest-req-version") ?? NaN);
@@ -76,6 +80,13 @@ export async function callApp(url: string, stepId: string, body: CallBody, sign?
   const error = errorOf(json.ok ? json.value : undefined, `the app answered HTTP ${response.status}: ${text.slice(0, 200)}`);
   if (response.headers.get("x-inngest-no-retry") === "true") return { type: "failed", error };
   return { type: "error", error, ...(retryAt !== undefined ? { retryAt } : {}) };
+}
+
+/** The URL of a call for `stepId` ("step" to discover, or a hashed id) to the function served at `url`. */
+export function callUrl(url: string, stepId: string): URL {
+  const target = new URL(url);
+  target.searchParams.set("stepId", stepId);
+  return target;
 }
 
 /** An error the SDK serialized (`{ name, message, stack }`), or one saying what came instead. */
