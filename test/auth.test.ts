@@ -20,7 +20,7 @@ function call(path: string, init?: RequestInit, bindings: Env = production): Pro
 }
 
 const event = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "test/auth" }) };
-const dashboardPaths = ["/", "/runs", "/runs/0123456789abcdef0123456789abcdef", "/events", "/events/some-id"];
+const dashboardPaths = ["/", "/runs", "/runs/0123456789abcdef0123456789abcdef", "/events", "/events/some-id", "/apps"];
 
 /** Logs in with the form and answers the session cookie, as `name=value`. */
 async function logIn(bindings: Env = production): Promise<string> {

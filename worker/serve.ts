@@ -25,7 +25,7 @@ import { ensureScheduler, tick } from "./scheduled.ts";
 import { env as workerEnv } from "cloudflare:workers";
 
 /** The dashboard's routes; `/login` and `/logout` (routes/login.tsx) guard themselves. */
-const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*"];
+const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*", "/apps"];
 
 export interface ServeOptions {
   client: Stepflare<readonly Middleware.Class[]>;

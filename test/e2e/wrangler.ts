@@ -31,16 +31,17 @@ export interface DevServer {
  * it, reachable through service bindings) and waits until `readyPath` answers. On `port` if given
  * (a test that must share a machine with others picks its own), else on a free one. In dev mode
  * unless `devMode` is false; `vars` are passed as `--var NAME:VALUE` (the secrets of a closed Worker).
+ * `migrations: false` skips Stepflare's D1 migrations, for a Worker without its database.
  */
 export async function startDevServer(
   configs: string[],
   readyPath: string,
-  options: { port?: number; devMode?: boolean; vars?: Record<string, string> } = {},
+  options: { port?: number; devMode?: boolean; vars?: Record<string, string>; migrations?: boolean } = {},
 ): Promise<DevServer> {
   const persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
   const port = options.port ?? (await freePort());
   const baseUrl = `http://127.0.0.1:${port}`;
-  await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
+  if (options.migrations !== false) await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
 
   let log = "";
   const configArgs = configs.flatMap((config) => ["-c", config]);

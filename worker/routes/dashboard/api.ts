@@ -3,7 +3,7 @@ import type { Env } from "../../env.ts";
 import { FINAL_STATUSES, type RunStatus } from "../../messages.ts";
 import type { SerializedError } from "../../../sdk/types.ts";
 import type { z } from "@hono/zod-openapi";
-import type { EventView, FunctionView, RunIndexView, RunSummaryView, runDetailSchema, StepView } from "../api/schemas.ts";
+import type { AppView, EventView, FunctionView, RunIndexView, RunSummaryView, runDetailSchema, StepView } from "../api/schemas.ts";
 import { apiRoutes } from "../api.ts";
 
 export type DashboardContext = Context<{ Bindings: Env }>;
@@ -40,7 +40,7 @@ function executionContextOf(c: DashboardContext): ExecutionContext | undefined {
 }
 
 // The API's shapes, from its schemas (worker/routes/api/schemas.ts).
-export type { EventView, FunctionView, RunSummaryView, StepView };
+export type { AppView, EventView, FunctionView, RunSummaryView, StepView };
 export type { RunStatus, SerializedError };
 /** A run as `GET /v1/runs` lists it. */
 export type RunListing = RunIndexView;

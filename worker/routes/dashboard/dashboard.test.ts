@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { AppCard } from "./apps.tsx";
 import { lastHours } from "./chart.tsx";
 import { ErrorBlock, Json, RunsTable } from "./components.tsx";
 import { APP_JS } from "./script.ts";
@@ -15,6 +16,20 @@ describe("dashboard components", () => {
   it("write strangers' payloads, outputs and errors as text", async () => {
     const out = [
       await html(Json({ value: { html: HOSTILE } })),
+      await html(
+        AppCard({
+          app: {
+            id: HOSTILE,
+            url: HOSTILE,
+            framework: HOSTILE,
+            sdk: HOSTILE,
+            functions: [{ id: HOSTILE, name: HOSTILE, triggers: [{ event: HOSTILE }, { cron: HOSTILE }] }],
+            synced_at: "2026-01-01T00:00:00.000Z",
+            error: HOSTILE,
+            error_at: "2026-01-01T00:00:01.000Z",
+          },
+        }),
+      ),
       await html(ErrorBlock({ error: { name: HOSTILE, message: HOSTILE, stack: HOSTILE } })),
       await html(
         RunsTable({ runs: [{ run_id: HOSTILE, function_id: HOSTILE, event_id: HOSTILE, status: "Failed", run_started_at: "2026-01-01T00:00:00.000Z", ended_at: null }] }),

@@ -1,12 +1,14 @@
-import { callApi, type DashboardContext, type FunctionView } from "./api.ts";
+import { callApi, type AppView, type DashboardContext, type FunctionView } from "./api.ts";
 import { RunsChart } from "./chart.tsx";
 import { Empty, formatDuration, StatusBadge, Time, RUN_STATUSES } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** `GET /`: every registered function, with its triggers, settings, last day's runs and actions. */
 export async function functionsPage(c: DashboardContext): Promise<Response> {
-  const answer = await callApi<{ data: FunctionView[] }>(c, "/v1/functions");
+  const [answer, apps] = await Promise.all([callApi<{ data: FunctionView[] }>(c, "/v1/functions"), callApi<{ data: AppView[] }>(c, "/v1/apps")]);
   if (!answer.ok) return errorPage(c, answer, "functions");
+  // The synced app of each remote function; without the apps (a failed read) the functions are listed unmarked.
+  const appOf = new Map(apps.ok ? apps.body.data.flatMap((app) => app.functions.map((fn) => [fn.id, app.id] as const)) : []);
   const now = Date.now();
   return renderPage(
     c,
@@ -18,20 +20,25 @@ export async function functionsPage(c: DashboardContext): Promise<Response> {
       {answer.body.data.length === 0 ? <Empty>No functions are registered.</Empty> : null}
       <div class="fn-list">
         {answer.body.data.map((fn) => (
-          <FunctionCard fn={fn} now={now} />
+          <FunctionCard fn={fn} now={now} appId={appOf.get(fn.id)} />
         ))}
       </div>
     </Layout>,
   );
 }
 
-function FunctionCard({ fn, now }: { fn: FunctionView; now: number }) {
+function FunctionCard({ fn, now, appId }: { fn: FunctionView; now: number; appId?: string }) {
   return (
     <article class="card fn" id={`fn-${fn.id}`} data-function-id={fn.id}>
       <header class="card-head">
         <div>
           <h2>{fn.name}</h2>
-          {fn.name === fn.id ? null : <code class="muted">{fn.id}</code>} {fn.paused ? <span class="badge status-paused">Paused</span> : null}
+          {fn.name === fn.id ? null : <code class="muted">{fn.id}</code>} {fn.paused ? <span class="badge status-paused">Paused</span> : null}{" "}
+          {appId ? (
+            <a class="badge" href={`/apps#app-${encodeURIComponent(appId)}`} title="A function of an app on the inngest SDK" data-app-id={appId}>
+              app: {appId}
+            </a>
+          ) : null}
         </div>
         <a href={`/runs?function_id=${encodeURIComponent(fn.id)}`}>Runs →</a>
       </header>

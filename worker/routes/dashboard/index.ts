@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import type { Env } from "../../env.ts";
 import { pageHeaders } from "../pageHeaders.ts";
+import { appsPage } from "./apps.tsx";
 import { assetRoutes } from "./assets.ts";
 import { eventPage } from "./event.tsx";
 import { eventsPage } from "./events.tsx";
@@ -27,3 +28,4 @@ dashboardRoutes.get("/runs", runsPage);
 dashboardRoutes.get("/runs/:runId", runPage);
 dashboardRoutes.get("/events", eventsPage);
 dashboardRoutes.get("/events/:eventId", eventPage);
+dashboardRoutes.get("/apps", appsPage);

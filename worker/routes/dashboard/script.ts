@@ -149,7 +149,24 @@ export const APP_JS = String.raw`"use strict";
         return refreshRegion("events-live");
       });
     },
+    "add-app": function (form) {
+      var input = form.querySelector("input[name=url]");
+      return api("POST", "/v1/apps", { url: input.value.trim() }).then(function (json) {
+        input.value = "";
+        say(form, "Added " + json.data.id + " with " + functionCount(json.data.functions) + ".", "ok");
+        return refreshRegion("apps-live");
+      });
+    },
   };
+
+  // ---- apps: after a sync or a removal, the list is the server's again; the outcome is said on the app's card
+  function functionCount(list) { return list.length === 1 ? "1 function" : list.length + " functions"; }
+  function sayOnApp(id, text, kind) {
+    return refreshRegion("apps-live").then(function () {
+      var card = document.getElementById("app-" + id);
+      if (card) say(card.querySelector("button[data-action]"), text, kind);
+    });
+  }
 
   // ---- buttons
   var actions = {
@@ -174,6 +191,18 @@ export const APP_JS = String.raw`"use strict";
       return api("POST", "/v1/runs/" + encodeURIComponent(b.dataset.runId) + "/rerun", body).then(function (json) {
         location.href = "/runs/" + encodeURIComponent(json.data.run_id);
       });
+    },
+    "sync-app": function (b) {
+      var id = b.dataset.appId;
+      // A failed sync is recorded on the app: the fresh card shows it as its last error.
+      return api("POST", "/v1/apps", { url: b.dataset.appUrl }).then(
+        function (json) { return sayOnApp(json.data.id, "Synced: " + functionCount(json.data.functions) + ".", "ok"); },
+        function (err) { return sayOnApp(id, err.message, "bad"); }
+      );
+    },
+    "remove-app": function (b) {
+      if (!confirm("Remove " + b.dataset.appId + "? Its functions leave Stepflare until the app is synced again.")) return;
+      return api("DELETE", "/v1/apps/" + encodeURIComponent(b.dataset.appId)).then(function () { return refreshRegion("apps-live"); });
     },
     "bulk-cancel": function (b) {
       if (!confirm("Cancel every unfinished run of " + b.dataset.functionId + " that this filter covers?")) return;

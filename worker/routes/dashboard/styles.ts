@@ -138,6 +138,11 @@ details.filters-box > summary { font-weight: 600; margin-bottom: 8px; }
 .login { max-width: 380px; margin: 12vh auto 0; display: grid; gap: 10px; }
 .login form { display: grid; gap: 8px; }
 .login [role=alert] { color: var(--bad); margin: 0; }
+.add-app { display: grid; gap: 8px; }
+.add-app input[type=url] { width: 100%; font-family: var(--mono); font-size: 13px; }
+.app dl.meta { margin-bottom: 12px; }
+h3.app-functions { margin-top: 4px; }
+.app .card-head code { overflow-wrap: anywhere; }
 .pager { display: flex; gap: 12px; justify-content: flex-end; margin-top: 10px; }
 @media (max-width: 860px) {
   .fn-grid, .two-col { grid-template-columns: minmax(0, 1fr); }
