@@ -3,6 +3,10 @@
  * test process, synced to Stepflare under `wrangler dev` (`POST /v1/apps`), its functions run by
  * Stepflare's RunObjects over the SDK's wire protocol. Nothing in the app knows it is not Inngest.
  */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { Inngest } from "inngest";
+import { serve } from "inngest/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { calls, createApp, serveApp } from "./remoteApp.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
@@ -175,6 +179,71 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
       // Back to the full app for the other tests.
       await api("POST", "/v1/apps", { url: served.url });
       await smaller.stop();
+    }
+  });
+
+  it("a send() the SDK retries after losing the answer is one event and one run (its x-inngest-event-id-seed)", async () => {
+    const seeds: (string | null)[] = [];
+    const retrying = new Inngest({
+      id: "node-app",
+      isDev: true,
+      baseUrl: dev.baseUrl,
+      // The first answer to an event send is lost after Stepflare stored the events: the SDK sends again.
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        if (!String(input instanceof Request ? input.url : input).includes("/e/")) return response;
+        seeds.push(new Headers(init?.headers).get("x-inngest-event-id-seed"));
+        if (seeds.length === 1) throw new TypeError("the connection dropped before the answer");
+        return response;
+      },
+    });
+    const { ids } = await retrying.send({ name: "remote/multi", data: { tag: "seeded" } });
+    expect(seeds).toHaveLength(2);
+    expect(seeds[0]).toMatch(/^\d+,/);
+    expect(seeds[1]).toBe(seeds[0]);
+    const run = await finished(ids[0]!, "node-app-multi-step");
+    expect(run.status).toBe("Completed");
+    const { body } = await api<{ data: Run[] }>("GET", `/v1/events/${ids[0]}/runs`);
+    expect(body.data.filter((entry) => entry.function_id === "node-app-multi-step")).toHaveLength(1);
+    expect(calls.get("a:seeded")).toBe(1);
+  });
+
+  it("syncs out of band (a PUT to the app, which registers with POST /fn/register), and a bad function fails the sync with status 400", async () => {
+    const standalone = new Inngest({ id: "oob-app", isDev: true, baseUrl: dev.baseUrl });
+    const good = standalone.createFunction({ id: "ping", triggers: [{ event: "oob/ping" }] }, async () => "pong");
+    const bad = standalone.createFunction({ id: "broken", triggers: [{ event: "oob/ping", if: "event.data.x ==" }] }, async () => null);
+    const serveOn = async (functions: unknown[]) => {
+      const handler = serve({ client: standalone, functions: functions as Parameters<typeof serve>[0]["functions"] });
+      const server = http.createServer((req, res) => handler(req, res));
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/inngest`, close: () => server.close() };
+    };
+    const first = await serveOn([good]);
+    try {
+      // What an Inngest user does after a deploy: PUT the serve URL; the SDK registers out of band.
+      const put = await fetch(first.url, { method: "PUT" });
+      expect(put.status).toBe(200);
+      expect(put.headers.get("x-inngest-sync-kind")).toBe("out_of_band");
+      const apps = await api<{ data: { id: string; url: string; functions: { id: string }[] }[] }>("GET", "/v1/apps");
+      expect(apps.body.data.find((entry) => entry.id === "oob-app")).toMatchObject({ url: first.url, functions: [{ id: "oob-app-ping" }] });
+    } finally {
+      first.close();
+    }
+    const second = await serveOn([good, bad]);
+    try {
+      // The SDK answers its PUT with the status and error of Stepflare's answer to /fn/register.
+      const put = await fetch(second.url, { method: "PUT" });
+      expect(put.status).toBe(400);
+      expect(((await put.json()) as { message: string }).message).toMatch(/function "oob-app-broken"/);
+      const viaApi = await api<{ error: string }>("POST", "/v1/apps", { url: second.url });
+      expect(viaApi.status).toBe(502);
+      expect(viaApi.body.error).toMatch(/function "oob-app-broken"/);
+      // The app keeps the functions of its last good sync.
+      const apps = await api<{ data: { id: string; functions: { id: string }[] }[] }>("GET", "/v1/apps");
+      expect(apps.body.data.find((entry) => entry.id === "oob-app")?.functions.map((fn) => fn.id)).toEqual(["oob-app-ping"]);
+    } finally {
+      second.close();
+      expect((await api("DELETE", "/v1/apps/oob-app")).status).toBe(200);
     }
   });
 
