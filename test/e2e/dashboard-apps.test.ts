@@ -11,13 +11,12 @@ import { Inngest } from "inngest";
 import { serve } from "inngest/node";
 import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp, serveApp } from "./remoteApp.ts";
+import { createApp, NODE_APP_FUNCTION_IDS, serveApp } from "./remoteApp.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const HOSTILE = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">`;
 const RUN_TIMEOUT_MS = 30_000;
-const NODE_APP_FUNCTIONS = ["node-app-child", "node-app-doomed", "node-app-doomed-failure", "node-app-flaky", "node-app-multi-step", "node-app-parent", "node-app-waiter"];
 
 let dev: DevServer;
 let browser: Browser;
@@ -91,12 +90,12 @@ describe("dashboard: Apps", () => {
     await page.locator("#app-url").fill(served.url);
     await page.locator("form[data-form=add-app] button[type=submit]").click();
     await page.locator("#add-app-flash.ok").waitFor();
-    expect(await page.locator("#add-app-flash").textContent()).toBe("Added node-app with 7 functions.");
+    expect(await page.locator("#add-app-flash").textContent()).toBe(`Added node-app with ${NODE_APP_FUNCTION_IDS.length} functions.`);
     const card = page.locator("#app-node-app");
     await card.waitFor();
     expect(await card.locator("code").first().textContent()).toBe(served.url);
     expect(await card.locator("dl.meta").textContent()).toMatch(/SDK\s*js:v4\.24\.0\s*Framework\s*nodejs\s*Last synced/);
-    expect(await card.locator("li[data-function-id]").evaluateAll((items) => items.map((li) => li.getAttribute("data-function-id")).sort())).toEqual(NODE_APP_FUNCTIONS);
+    expect(await card.locator("li[data-function-id]").evaluateAll((items) => items.map((li) => li.getAttribute("data-function-id")).sort())).toEqual(NODE_APP_FUNCTION_IDS);
     expect(await card.locator('li[data-function-id="node-app-multi-step"]').textContent()).toContain("remote/multi");
 
     // A run of one of its functions, found through the function's link.

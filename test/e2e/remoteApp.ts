@@ -9,6 +9,9 @@ import { Inngest, NonRetriableError, referenceFunction, RetryAfterError } from "
 import { serve } from "inngest/node";
 
 export const calls = new Map<string, number>();
+
+/** The ids of createApp()'s functions once synced, sorted (the SDK adds `<id>-failure` for an onFailure handler). */
+export const NODE_APP_FUNCTION_IDS = ["audit", "cancellable", "checkpointed", "child", "doomed", "doomed-failure", "flaky", "multi-step", "parent", "uncheckpointed", "waiter"].map((id) => `node-app-${id}`);
 const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
 
 /** The app in dev mode (`INNGEST_DEV=1`), or in cloud mode with a signing key and an event key. */
