@@ -57,6 +57,11 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
     done.push(message);
   }
 
+  // The synced apps' functions, once for the batch. An isolate that has no copy of them and cannot
+  // read one dispatches no event now: marked dispatched, an event of theirs would never start its runs.
+  if (events.length > 0 && !(await loadRemoteFunctions(env))) {
+    for (const { message } of events.splice(0)) message.retry();
+  }
   // Runs start while D1 looks the batch's events up in the waits index: neither waits for the other.
   const now = Date.now();
   const [dispatches, matches] = await Promise.all([
@@ -119,7 +124,6 @@ function refKey({ id, receivedAt }: EventRef): string {
  */
 export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position = 0): Promise<RunIndexEntry[]> {
   const logger = createLogger({ event_id: accepted.event.id });
-  await loadRemoteFunctions(env);
   const targets = allFunctions().filter((fn) => fn.matches(accepted.event, logger));
   if (targets.length === 0) return [];
   // A paused function's events wait for its resume.

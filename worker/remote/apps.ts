@@ -18,21 +18,26 @@ let loadedAt: number | undefined;
 
 /**
  * Makes the registry's remote functions at most FRESH_MS old (or fresh, with `force`): one D1 read
- * when stale. Answers whether the registry now holds what D1 holds; a failed read keeps the last
- * copy (a D1 outage must not stop the runs of local functions) unless `required`, when it throws.
+ * when stale. A failed read keeps the last copy (a D1 outage must not stop the runs of local
+ * functions) unless `required`, when it throws. Answers whether the registry holds a copy (fresh,
+ * or the last one when the read failed): without one, an event would match none of the apps' functions.
  * Nothing is shared between calls: under workerd a request may not await another one's I/O.
  */
 export async function loadRemoteFunctions(env: Env, options: { force?: boolean; required?: boolean } = {}): Promise<boolean> {
   const now = Date.now();
-  if (!options.force && loadedAt !== undefined && now - loadedAt < FRESH_MS) return true;
+  const previous = loadedAt;
+  if (!options.force && previous !== undefined && now - previous < FRESH_MS) return true;
+  // Callers that come while this read is out use the copy there is: a burst of requests makes one read, not one each.
+  if (previous !== undefined) loadedAt = now;
   try {
     setRemoteFunctions(functionsOf(await allApps(env.DB)));
     loadedAt = now;
     return true;
   } catch (err) {
+    loadedAt = previous;
     if (options.required) throw err;
     createLogger().warn("could not read the synced apps; keeping the last copy", { error: String(err) });
-    return false;
+    return loadedAt !== undefined;
   }
 }
 
