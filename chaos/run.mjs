@@ -18,14 +18,18 @@
 // - some requests go through the service binding (the StepflareService entrypoint, bound to the
 //   chaos Worker itself): `send` like POST /e/:key, and `invoke`, whose runs must run once if the
 //   call answered, and at most once if a kill or the outage cut it (nothing makes a call idempotent).
+// - an app on the `inngest` SDK (chaos/app.mjs), served from this process across the kills and
+//   synced once after the first start: its runs (steps, a sleep, a parallel pair) complete with their
+//   output, and each of its step bodies ran again only when a kill lies between two executions.
 // Crashes land wherever they land: in ingest (between the D1 write and the queue send), in the queue
 // consumer (between starting runs and its D1 write), and in Durable Objects mid-run; some are aimed
-// at a request, some just after a step that a `step.sendEvent` follows, and some at a minute.
+// at a request, one just after a remote step's body begins, some just after a step that a
+// `step.sendEvent` follows, and some at a minute.
 //
 // Usage: node chaos/run.mjs [--short] [--runs N] [--kills N] [--seed S] [--outage auto|d1|queue|both|off]
 //        [--minute auto|before|after|both] [--keep]
-//   full: 200 runs, 5 kills plus 2 at a minute, 10 invokes; --short (CI): 40 runs, 3 kills plus 1
-//   at a minute, 3 invokes. --outage auto (the default) picks what goes down from the seed; off
+//   full: 200 runs, 5 kills plus 2 at a minute, 10 invokes, 30 remote runs; --short (CI): 40 runs,
+//   3 kills plus 1 at a minute, 3 invokes, 10 remote runs. --outage auto (the default) picks what goes down from the seed; off
 //   skips the outage (a dev server without the fault switch). --minute: the kills at a minute,
 //   before the boundary, just after it, or one of each (auto: short from the seed, full both).
 // Prints `chaos: runs=… crashes=… lost=… duplicated=…` last and exits 1 if anything was lost,
@@ -38,7 +42,8 @@ import http from "node:http";
 import path from "node:path";
 import { isDeepStrictEqual, parseArgs, promisify } from "node:util";
 import { childEnv, freePort, groupAlive, signalGroup, stopProcessGroup } from "../bench/lib/processes.mjs";
-import { cronScenario, followUpScenario, runsOf, scenarios } from "./scenarios.mjs";
+import { checkRemoteSteps, startApp, startProxy, syncApp } from "./app.mjs";
+import { cronScenario, followUpScenario, remoteScenarios, runsOf, scenarios } from "./scenarios.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 /** The chaos Worker's config (bindings, main = chaos/index.ts); runs use a frozen build of it (see freezeWorker). */
@@ -64,6 +69,8 @@ const TARGET_RUNS = Number(opts.runs ?? (SHORT ? 40 : 200));
 const KILLS = Math.max(3, Number(opts.kills ?? (SHORT ? 3 : 5)));
 /** Runs started through the service binding's `invoke`. */
 const INVOKES = SHORT ? 3 : 10;
+/** Runs of the remote app's functions (chaos/app.mjs), sent one event a request, spread through the kills. */
+const REMOTE_RUNS = SHORT ? 10 : 30;
 /** Of the requests that send events, the share that goes through the service binding's `send`. */
 const RPC_SEND_SHARE = 0.25;
 const SEED = Number(opts.seed ?? Date.now() % 1_000_000);
@@ -285,8 +292,11 @@ const whenUp = () => (up ? Promise.resolve() : new Promise((resolve) => upWaiter
 // a burst of one failing, one chain, one derived and one sleeping instance sent just before the
 // outage, so that runs fail, send events and sleep while D1 or the Queue is down.
 
-/** Which kill is aimed where: every third just after a step a send follows, the others as before. */
-const killKind = (k) => (k % 3 === 0 ? "send" : k % 3 === 2 ? "request" : "random");
+/**
+ * Which kill is aimed where: the first just after a step body of the remote app begins, then every
+ * third just after a step a send follows, one in three 0–40 ms after a request starts, the rest at random.
+ */
+const killKind = (k) => (k === 1 ? "remote" : k % 3 === 0 ? "send" : k % 3 === 2 ? "request" : "random");
 
 function plan(rng, counterUrl, withOutage) {
   const totalWeight = scenarios.reduce((n, s) => n + s.weight, 0);
@@ -368,6 +378,20 @@ function plan(rng, counterUrl, withOutage) {
   for (let k = 1; k <= KILLS; k++) if (killKind(k) === "send") aimed.push(make(i++, row("chaos/derived")));
   const burst = withOutage ? ["chaos/fails", "chaos/chain", "chaos/derived", "chaos/steps"].map((event) => make(i++, row(event))) : [];
   return { instances, requests, invocations, runs, aimed, burst, late };
+}
+
+/**
+ * The remote app's events: REMOTE_RUNS of them (every third the parallel function's), each with a
+ * seeded moment in the kill window (`slot`, 0..1) and a way in (POST /e/chaos or the binding's
+ * send). Drawn from a generator of their own, so a seed gives the same local plan, outage and kill
+ * delays as before the remote runs came.
+ */
+function planRemote(rng) {
+  return Array.from({ length: REMOTE_RUNS }, (_, j) => {
+    const scenario = remoteScenarios[j % 3 === 2 ? 1 : 0];
+    const root = `chaos-r${String(j).padStart(2, "0")}-${scenario.event.split("/")[1]}`;
+    return { scenario, root, data: { ...scenario.data(j, rng), root }, slot: (j + rng.next()) / REMOTE_RUNS, via: rng.next() < RPC_SEND_SHARE ? "rpc" : "http" };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,6 +507,25 @@ async function sendUntilAccepted(batch) {
     if (await sendBatch(batch)) return;
     await sleep(200);
   }
+}
+
+/**
+ * Sends each remote event at its slot of `windowMs` from now (all that are left at once when
+ * `flush` resolves: the kills are over), each in a request of its own, again until accepted.
+ */
+async function sendRemote(remote, windowMs, flush) {
+  const start = Date.now();
+  await Promise.all(
+    remote.map(async (instance) => {
+      await Promise.race([sleep(instance.slot * windowMs), flush]);
+      for (;;) {
+        await whenUp();
+        if (await sendBatch([instance], instance.via)) return;
+        await sleep(outage.on ? 1_000 : 300);
+      }
+    }),
+  );
+  return Date.now() - start;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1196,10 +1239,17 @@ async function main() {
   const counter = await startCounter();
   const { instances, requests, invocations, runs, aimed, burst, late: lateReplies } = plan(rng, counter.url, outage.plan !== null);
   const batches = requests.filter((r) => r.batch);
+  // The remote app's runs, from a generator of their own: a seed gives the same local plan and kill delays.
+  const remote = planRemote(makeRng(SEED ^ 0x5eed));
   log(
     `${instances.length} events (${runs} runs) in ${batches.length} requests (${batches.filter((r) => r.via === "rpc").length} through the service binding's send), ` +
-      `${aimed.length + burst.length} of them sent alone at aimed kills and before the outage; ${invocations.length} runs started through its invoke`,
+      `${aimed.length + burst.length} of them sent alone at aimed kills and before the outage; ${invocations.length} runs started through its invoke; ` +
+      `${remote.length} runs of the remote app's functions, one event a request`,
   );
+  instances.push(...remote);
+  // The remote app lives in this process, across the kills; it calls Stepflare back through the proxy.
+  const proxy = await startProxy(() => baseUrl);
+  const app = await startApp(proxy.url, path.join(outDir, "app.log"));
   if (outage.plan) log(`outage planned after kill #${outage.plan.afterKill}: ${outage.plan.which.join(" and ")} down for ${(outage.plan.durationMs / 1000).toFixed(1)} s`);
   const kills = Array.from({ length: KILLS }, (_, i) => ({ kind: killKind(i + 1), waitMs: rng.between(300, 3000), aimMs: killKind(i + 1) === "send" ? rng.between(0, 8) : rng.between(0, 40) }));
   // Kills at a minute: the short run has one, before or after its boundary (from the seed); the
@@ -1220,15 +1270,25 @@ async function main() {
   await startServer();
   // Fails now, not halfway, if this server has no fault switch.
   if (outage.plan) await setFaults({});
+  const synced = await syncApp(baseUrl, app.url);
+  const wantFunctions = remoteScenarios.map((s) => s.events({}, "x")[0].runs[0].fn);
+  if (!wantFunctions.every((id) => synced.functions.includes(id))) throw new Error(`the remote app synced ${JSON.stringify(synced.functions)}, expected ${JSON.stringify(wantFunctions)}`);
+  log(`remote app synced (${app.url}, calling back through ${proxy.url}): ${synced.functions.join(", ")}${synced.tries > 1 ? ` (after ${synced.tries} tries)` : ""}`);
 
   // Spread the requests over about half the time the kills take (a server life of 0.3–3 s, then
   // about 3.5 s to kill and restart), so crashes land in ingest and dispatch too.
   const intervalMs = Math.min(1000, Math.max(30, (KILLS * 2500) / requests.length));
   let sendingDone = false;
   const sending = sendAll(requests, intervalMs).then(() => (sendingDone = true));
+  // The remote events: spread over about the time the kills (and the outage) take.
+  let flushRemote;
+  const remoteFlush = new Promise((resolve) => (flushRemote = resolve));
+  const remoteWindowMs = KILLS * 6_500 + (outage.plan ? outage.plan.leadMs + outage.plan.durationMs : 0);
+  const remoteSending = sendRemote(remote, remoteWindowMs, remoteFlush);
   const heldBack = [];
   const sendStart = Date.now();
   const aimedKills = [];
+  const remoteAims = [];
   for (let k = 1; k <= KILLS; k++) {
     const { kind, waitMs, aimMs } = kills[k - 1];
     // A kill at a minute that comes before this one's moment (or during the restart after it) goes first.
@@ -1243,6 +1303,15 @@ async function main() {
         await sleep(aimMs);
         how = `${aimMs.toFixed(0)} ms after a request started`;
       }
+    } else if (kind === "remote") {
+      // Aimed at a remote step: 0–40 ms after the next body of the app's functions begins (it
+      // answers 0–150 ms later), so the kill cuts it, or the checkpoint that stores its result.
+      const began = await Promise.race([app.nextBody(), sleep(3000).then(() => null)]);
+      if (began) {
+        await sleep(aimMs);
+        how = `${aimMs.toFixed(0)} ms after the body of remote step ${began.fn}/${began.step} (${began.root}) began`;
+        remoteAims.push({ kill: k, root: began.root, step: began.step, afterMs: aimMs });
+      } else how = "at a random moment (no remote step body began within 3 s)";
     } else if (kind === "send") {
       // Aimed at a send: a held-back chaos/derived instance goes out now, and the kill comes
       // 0–8 ms after the counter answers its first step, the window in which that step's result,
@@ -1266,9 +1335,10 @@ async function main() {
       await runOutage(burst);
     }
   }
+  flushRemote();
   // The kills at a minute not made yet: at the next boundaries (the runs settle meanwhile).
   await minuteKillsWithin(Infinity);
-  await Promise.all([sending, ...heldBack]);
+  await Promise.all([sending, ...heldBack, remoteSending]);
   // The replies held back: their waits are stored by now (or will be, after a kill's backoff).
   if (lateReplies.length > 0) log(`sending ${lateReplies.length} replies held back until after the kills`);
   await Promise.all(lateReplies.map((instance) => sendUntilAccepted([instance])));
@@ -1295,6 +1365,9 @@ async function main() {
   const cronReport = await verifyCron(minutes, out);
   for (const invocation of invocations) invocationsByRoot.set(invocation.root, invocation);
   const coordination = checkCoordination(instances, out);
+  const remoteStats = checkRemoteSteps(remote, app.hits, killTimes, out.found, out.problems, HIT_CLOCK_SLACK_MS);
+  // Where a kill aimed at a remote step landed: before its result was stored (it ran again), or after.
+  for (const aim of remoteAims) aim.landed = remoteStats.reruns.some((r) => r.root === aim.root && r.step === aim.step) ? "the step ran again" : "its result was stored";
   const { problems, runsSeen, reruns, sendCuts, runStates, expectedEvents } = out;
   const resumed = out.resumed.size;
   const { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries } = scanLogs();
@@ -1311,7 +1384,7 @@ async function main() {
     seed: SEED,
     seconds: null,
     runs: runsSeen,
-    expectedRuns: runs,
+    expectedRuns: runs + remote.length,
     events: instances.length,
     crashes: killTimes.length,
     killTimes: killTimes.map((t) => new Date(t).toISOString()),
@@ -1334,6 +1407,7 @@ async function main() {
     requests: sendStats,
     invocations: { ...invokeStats, calls: invocations.map(({ root, fn, answer, sentAt }) => ({ root, fn, sentAt: new Date(sentAt).toISOString(), answer, ran: runIdsOfRoot(root) })) },
     coordination,
+    remote: { sync: synced, aimedKills: remoteAims, ...remoteStats },
     cron: { minutes: cronReport, minuteKills: minuteKills.map((m) => ({ ...m, boundary: m.boundary && new Date(m.boundary).toISOString(), killAt: m.killAt && new Date(m.killAt).toISOString(), upAt: m.upAt && new Date(m.upAt).toISOString() })) },
     // How long after the last kill (and the outage) every event had settled; null if not in time.
     settledAfterMs,
@@ -1351,10 +1425,13 @@ async function main() {
   };
   fs.writeFileSync(path.join(outDir, "report.json"), JSON.stringify(report, null, 2));
   fs.writeFileSync(path.join(outDir, "hits.json"), JSON.stringify(hits, null, 1));
+  fs.writeFileSync(path.join(outDir, "remote-hits.json"), JSON.stringify(app.hits, null, 1));
   fs.writeFileSync(path.join(outDir, "events.json"), JSON.stringify(instances.map(({ scenario, root, data }) => ({ root, scenario: scenario.name, data, accepted: accepted.get(root) })), null, 1));
 
   await stopServer();
   counter.close();
+  await app.stop();
+  await proxy.close();
   // The D1 runs index and event log as the server left them (read with the server stopped).
   report.d1 = await readD1();
   if (report.d1.eventLog) checkEventLog(report.d1.eventLog, expectedEvents, problems);
@@ -1428,6 +1505,16 @@ async function main() {
     `waits: ${c.waitsCompletedWithReply}/${c.waits} completed with their reply, resumed once (${c.replies} replies: ${c.waitsWithTwoReplies} waits got two, ${c.repliesAcceptedBeforeTrigger} accepted before their trigger, ${c.repliesAfterTheKills} sent after the kills); ` +
       `cancelOn: ${c.cancelsSent} cancels for ${c.cancellable} sleeping runs: ${c.cancelledRuns} Cancelled, ${c.completedDespiteCancel} Completed (no cancel met the run while it was under way); ` +
       `concurrency 3: ${c.limitedRuns + c.limitedInvoked} runs, at most ${c.limitedMaxOverlap} work bodies at once`,
+  );
+  // The remote app's line: its runs, and its step bodies that ran again (each after a kill that cut it).
+  const remoteRoots = new Set(remote.map((r) => r.root));
+  const remoteProblems = problems.filter((p) => remoteRoots.has(p.root));
+  const rerunGaps = remoteStats.reruns.map((r) => r.rerunAfterKillMs / 1000);
+  const remoteDuplicated = remoteProblems.filter((p) => p.kind === "duplicated").length;
+  console.log(
+    `chaos remote: ${remoteStats.completed}/${remoteStats.runs} runs completed, ${remoteDuplicated ? `${remoteDuplicated} with a step run again with no kill between` : "each step once"} ` +
+      `(${remoteStats.ranAgain} of ${remoteStats.steps} steps ran again after a kill cut them${rerunGaps.length ? `, ${Math.min(...rerunGaps).toFixed(1)}–${Math.max(...rerunGaps).toFixed(1)} s after the kill` : ""}; ` +
+      `${remoteStats.resumed} runs resumed across a crash${remoteAims.length ? `; the kill aimed at a remote step: ${remoteAims.map((a) => a.landed).join(", ")}` : ""}); lost=${remoteProblems.filter((p) => p.kind === "lost").length} duplicated=${remoteDuplicated}`,
   );
   // The cron's line: the minutes checked, the kills at a minute, and what they found.
   const cronProblems = problems.filter((p) => String(p.root).startsWith("cron@"));

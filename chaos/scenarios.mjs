@@ -32,6 +32,8 @@
 //   like the event's run (the run's function is the first run's `fn`).
 //
 // `cronScenario` is the cron function's row: a run for every minute, checked by scheduled time.
+// `remoteScenarios` are the rows of the remote app's functions (chaos/app.mjs, on the `inngest` SDK),
+// with `remoteSteps` in place of counted effects.
 
 import { createHash } from "node:crypto";
 
@@ -288,6 +290,33 @@ export const scenarios = [
     data: () => ({}),
     events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-batch", status: "Completed", output: { got: [root] }, steps: ["got"] }] }],
     effects: () => ({ "chaos-batch/got": 0 }),
+  },
+];
+
+/**
+ * The functions of the remote app (chaos/app.mjs, on the `inngest` SDK, ids `chaos-app-<id>`), one
+ * row each. Their step bodies record their executions in the runner, not at the counter, so
+ * `effects` is empty and `remoteSteps` names the bodies `checkRemoteSteps` holds against the kills.
+ * The runner sends `REMOTE_RUNS` of these (short 10, full 30) spread through the kills.
+ */
+export const remoteScenarios = [
+  {
+    name: "a remote function: steps and a sleep",
+    event: "chaos/remote-steps",
+    data: (i, rng) => ({ n: i, sleepMs: 1000 + rng.int(2001) }),
+    events: (d, root) => [
+      { id: root, runs: [{ fn: "chaos-app-steps", status: "Completed", output: { a: 2 * d.n, b: 2 * d.n + 1, c: 4 * d.n + 1 }, steps: ["a", "nap", "b", "c"] }] },
+    ],
+    effects: () => ({}),
+    remoteSteps: ["a", "b", "c"],
+  },
+  {
+    name: "a remote function: a step, then two in parallel",
+    event: "chaos/remote-parallel",
+    data: (i) => ({ n: i }),
+    events: (d, root) => [{ id: root, runs: [{ fn: "chaos-app-parallel", status: "Completed", output: { x: `x${d.n}`, p: `x${d.n}p`, q: `x${d.n}q` }, steps: ["x", "p", "q"] }] }],
+    effects: () => ({}),
+    remoteSteps: ["x", "p", "q"],
   },
 ];
 
