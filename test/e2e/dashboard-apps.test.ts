@@ -12,6 +12,7 @@ import { serve } from "inngest/node";
 import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp, NODE_APP_FUNCTION_IDS, serveApp } from "./remoteApp.ts";
+import { openPage as openPageAt } from "./browser.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -51,18 +52,9 @@ async function functionIds(): Promise<string[]> {
   return ((await res.json()) as { data: { id: string }[] }).data.map((fn) => fn.id);
 }
 
-/** A page in a fresh context, with every CSP violation and script error it reports collected; every confirm() is answered yes. */
-async function openPage(urlPath: string, options: BrowserContextOptions = {}): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("console", (message) => {
-    if (message.type() === "error" && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text());
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  page.on("dialog", (dialog) => void dialog.accept());
-  await page.goto(`${dev.baseUrl}${urlPath}`);
-  return { page, problems };
+/** A dashboard page in a fresh context (see browser.ts). */
+function openPage(urlPath: string, options: BrowserContextOptions = {}): Promise<{ page: Page; problems: string[] }> {
+  return openPageAt(browser, `${dev.baseUrl}${urlPath}`, options);
 }
 
 beforeAll(async () => {

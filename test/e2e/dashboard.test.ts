@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContextOptions, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPage as openPageAt } from "./browser.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -53,19 +54,9 @@ async function runStatus(runId: string): Promise<string> {
   return ((await res.json()) as { data: RunSummary }).data.status;
 }
 
-/** A page in a fresh context, with every CSP violation and script error it reports collected. */
-async function openPage(urlPath: string, options: BrowserContextOptions = {}): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("console", (message) => {
-    if (message.type() === "error" && /Content Security Policy|Refused to/i.test(message.text())) problems.push(message.text());
-  });
-  page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
-  // Every confirm() (cancel, pause, bulk cancel) is answered yes.
-  page.on("dialog", (dialog) => void dialog.accept());
-  await page.goto(`${baseUrl}${urlPath}`);
-  return { page, problems };
+/** A dashboard page in a fresh context (see browser.ts). */
+function openPage(urlPath: string, options: BrowserContextOptions = {}): Promise<{ page: Page; problems: string[] }> {
+  return openPageAt(browser, `${baseUrl}${urlPath}`, options);
 }
 
 const STATUS = (status: string) => `h1 .badge.status-${status.toLowerCase()}`;

@@ -9,6 +9,7 @@ import { Inngest } from "inngest";
 import { serve } from "inngest/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { calls, createApp, NODE_APP_FUNCTION_IDS, serveApp } from "./remoteApp.ts";
+import { stepflareApi, type RunDetail } from "./stepflareApi.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const RUN_TIMEOUT_MS = 45_000;
@@ -17,33 +18,9 @@ let dev: DevServer;
 let app: ReturnType<typeof createApp>;
 let served: Awaited<ReturnType<typeof serveApp>>;
 
-interface Run {
-  run_id: string;
-  function_id: string;
-  status: string;
-  output: unknown;
-  error: { name: string; message: string } | null;
-  steps?: { name: string; status: string; attempts: number }[];
-}
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${dev.baseUrl}${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(20_000),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
-
-/** The finished runs of function `functionId` started by event `eventId`. */
-function finished(eventId: string, functionId: string): Promise<Run> {
-  return waitFor(`a finished run of ${functionId} for event ${eventId}`, RUN_TIMEOUT_MS, dev, async () => {
-    const { body } = await api<{ data: Run[] }>("GET", `/v1/events/${encodeURIComponent(eventId)}/runs`);
-    const run = body.data?.find((candidate) => candidate.function_id === functionId);
-    if (!run || !["Completed", "Failed", "Cancelled"].includes(run.status)) return undefined;
-    return (await api<{ data: Run }>("GET", `/v1/runs/${run.run_id}`)).body.data;
-  });
-}
+type Run = RunDetail;
+let api: ReturnType<typeof stepflareApi>["api"];
+let finished: ReturnType<typeof stepflareApi>["finished"];
 
 async function send(name: string, data: Record<string, unknown>): Promise<string> {
   const { ids } = await app.inngest.send({ name, data });
@@ -52,6 +29,7 @@ async function send(name: string, data: Record<string, unknown>): Promise<string
 
 beforeAll(async () => {
   dev = await startDevServer(["wrangler.toml"], "/v1/functions");
+  ({ api, finished } = stepflareApi(dev, { runTimeoutMs: RUN_TIMEOUT_MS }));
   app = createApp(dev.baseUrl);
   served = await serveApp(app);
   const synced = await api<{ data: { id: string; functions: { id: string }[] } }>("POST", "/v1/apps", { url: served.url });

@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { calls, createApp, serveApp } from "./remoteApp.ts";
+import { stepflareApi } from "./stepflareApi.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const SIGNING_KEY = `signkey-test-${"7a".repeat(32)}`;
@@ -14,18 +15,11 @@ const EVENT_KEY = "ek-signed-test";
 
 let dev: DevServer;
 
-async function api<T>(method: string, path: string, body?: unknown, bearer = SIGNING_KEY): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${dev.baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${bearer}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(20_000),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
+let api: ReturnType<typeof stepflareApi>["api"];
 
 beforeAll(async () => {
   dev = await startDevServer(["wrangler.toml"], "/v1/openapi.json", { devMode: false, vars: { STEPFLARE_SIGNING_KEY: SIGNING_KEY, STEPFLARE_EVENT_KEYS: EVENT_KEY } });
+  ({ api } = stepflareApi(dev, { bearer: SIGNING_KEY }));
 });
 
 afterAll(async () => {

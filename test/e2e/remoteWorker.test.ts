@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../../bench/lib/processes.mjs";
+import { stepflareApi, type RunDetail } from "./stepflareApi.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const RUN_TIMEOUT_MS = 45_000;
@@ -14,23 +15,9 @@ const FUNCTION_IDS = ["hono-app-fulfil-order", "hono-app-nightly-report", "hono-
 let stepflare: DevServer;
 let appWorker: DevServer;
 
-interface Run {
-  run_id: string;
-  function_id: string;
-  status: string;
-  output: unknown;
-  error: { name: string; message: string } | null;
-  steps: { name: string; status: string; output?: unknown }[];
-}
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${stepflare.baseUrl}${path}`, {
-    method,
-    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(20_000),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
+type Run = RunDetail;
+let api: ReturnType<typeof stepflareApi>["api"];
+let endedRunOf: ReturnType<typeof stepflareApi>["finished"];
 
 async function send(name: string, data: Record<string, unknown>): Promise<string> {
   const { status, body } = await api<{ ids: string[] }>("POST", "/e/dev", { name, data });
@@ -46,15 +33,6 @@ function ended(runId: string): Promise<Run> {
   });
 }
 
-/** The ended run of function `functionId` that event `eventId` started. */
-async function endedRunOf(eventId: string, functionId: string): Promise<Run> {
-  const runId = await waitFor(`a run of ${functionId} for event ${eventId}`, RUN_TIMEOUT_MS, stepflare, async () => {
-    const { body } = await api<{ data: Run[] }>("GET", `/v1/events/${encodeURIComponent(eventId)}/runs`);
-    return body.data?.find((run) => run.function_id === functionId)?.run_id;
-  });
-  return ended(runId);
-}
-
 function failureText(run: Run): string {
   return `${run.status}: ${JSON.stringify(run.error)}\n--- app worker (tail) ---\n${appWorker.log().slice(-3000)}`;
 }
@@ -66,6 +44,7 @@ beforeAll(async () => {
     // Not Stepflare: no D1 of its own, no STEPFLARE_DEV; the SDK's base URL is this run's Stepflare.
     startDevServer(["examples/inngest-app/wrangler.toml"], "/api/inngest", { devMode: false, migrations: false, vars: { INNGEST_BASE_URL: `http://127.0.0.1:${port}` } }),
   ]);
+  ({ api, finished: endedRunOf } = stepflareApi(stepflare, { runTimeoutMs: RUN_TIMEOUT_MS }));
   const synced = await api<{ data: { id: string } }>("POST", "/v1/apps", { url: `${appWorker.baseUrl}/api/inngest` });
   expect(synced.status, JSON.stringify(synced.body)).toBe(200);
 });
