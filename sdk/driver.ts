@@ -18,7 +18,7 @@ import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger } from "./types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "./wait.ts";
-import type { Handler, HandlerContext, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
+import { completedOutcome, type Handler, type HandlerContext, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "./run.ts";
 
 export type { FailedAttempt, Handler, HandlerContext, HandlerFailures, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
 
@@ -575,7 +575,7 @@ class Invocation {
     if (moved) return this.scheduleCheck();
     if (this.frontier.length > 0 && this.inFlight === 0) return this.recoverFrontier();
     if (this.inFlight > 0) return;
-    if (this.handlerEnd) return this.settle(this.handlerEnd.ok ? this.completed(this.handlerEnd.value) : this.handlerFailed(this.handlerEnd.error));
+    if (this.handlerEnd) return this.settle(this.handlerEnd.ok ? completedOutcome(this.handlerEnd.value) : this.handlerFailed(this.handlerEnd.error));
     if (this.wakeTimes.length > 0) return this.settle({ type: "suspended", wakeAt: Math.min(...this.wakeTimes) });
     // Nothing runs, nothing waits for a time: the handler's own code is busy (or hangs).
     this.idleTimer = this.clock.setTimer(() => {
@@ -594,15 +594,6 @@ class Invocation {
       const error = new Error(`the runtime died while running step "${call.name}" (the isolate ran out of CPU or memory, crashed, or was restarted)`);
       error.name = "RuntimeDiedError";
       this.stepFailed(call, this.host.steps.get(call.id)?.attempts ?? 0, now, error);
-    }
-  }
-
-  /** The run's output, held to the same limits as a step's; a breach fails the run for good. */
-  private completed(output: unknown): RunOutcome {
-    try {
-      return { type: "completed", output: serializeOutput("handler output", output, 0).value };
-    } catch (err) {
-      return { type: "failed", error: serializeError(err) };
     }
   }
 

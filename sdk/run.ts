@@ -5,7 +5,8 @@ import type { EventPayload, StoredEvent } from "./event.ts";
 import type { InvocationStart } from "./replay.ts";
 import type { StepTools } from "./step.ts";
 import type { StepRequest } from "./wait.ts";
-import type { Logger, SerializedError } from "./types.ts";
+import { serializeError, type Logger, type SerializedError } from "./types.ts";
+import { serializeOutput } from "./output.ts";
 
 // What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it.
 
@@ -125,3 +126,15 @@ export type RunOutcome =
   | { type: "suspended"; wakeAt: number }
   | { type: "retry"; error: SerializedError; wakeAt: number; handlerFailures: HandlerFailures }
   | { type: "cancelled" };
+
+/**
+ * A run's end with `output`, held to the same limits as a step's output; a breach fails the run
+ * for good. The driver and the remote executor both end a run through it.
+ */
+export function completedOutcome(output: unknown): RunOutcome {
+  try {
+    return { type: "completed", output: serializeOutput("handler output", output, 0).value };
+  } catch (err) {
+    return { type: "failed", error: serializeError(err) };
+  }
+}

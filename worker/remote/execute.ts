@@ -1,7 +1,7 @@
 import { serializeOutput, utf8Bytes } from "../../sdk/output.ts";
 import { highestSeq, replayOrder } from "../../sdk/replay.ts";
 import { backoffDelay } from "../../sdk/retry.ts";
-import type { RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "../../sdk/run.ts";
+import { completedOutcome, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "../../sdk/run.ts";
 import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
 import { serializeError, type SerializedError } from "../../sdk/types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sdk/wait.ts";
@@ -184,7 +184,7 @@ class RemoteInvocation {
   private async onAnswer(answer: CallAnswer, step: { op: Op; startedAt: number } | undefined): Promise<RunOutcome | undefined> {
     switch (answer.type) {
       case "done":
-        return this.completed(answer.output);
+        return completedOutcome(answer.output);
       case "failed":
         return { type: "failed", error: answer.error };
       case "error":
@@ -228,7 +228,7 @@ class RemoteInvocation {
           return buildInvokeRequest(definedOnly({ function: this.invokedFunctionId(String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: op.opts?.timeout }), now);
         });
       case "RunComplete":
-        return this.completed(op.data);
+        return completedOutcome(op.data);
       case "DiscoveryRequest":
         this.progressed = true;
         return undefined;
@@ -337,14 +337,6 @@ class RemoteInvocation {
     if (count > this.input.retries) return { type: "failed", error };
     const wakeAt = retryAt ?? this.host.clock.now() + backoffDelay(count, () => this.host.clock.random());
     return { type: "retry", error, wakeAt, handlerFailures: { count, unitSeq: this.seq } };
-  }
-
-  private completed(output: unknown): RunOutcome {
-    try {
-      return { type: "completed", output: serializeOutput("handler output", output, 0).value };
-    } catch (err) {
-      return { type: "failed", error: serializeError(err) };
-    }
   }
 }
 
