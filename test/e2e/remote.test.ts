@@ -120,6 +120,15 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     await waitFor("the finished event's run", RUN_TIMEOUT_MS, dev, async () => (calls.get(`finished:${JSON.stringify({ doubled: 42 })}`) ? true : undefined));
   });
 
+  it("step.fetch: Stepflare makes the request for the app, once, and the response is memoized", async () => {
+    const eventId = await send("remote/fetch", { url: served.url.replace("/api/inngest", "/echo") });
+    const run = await finished(eventId, "node-app-fetcher");
+    expect(run.status, JSON.stringify(run.error)).toBe("Completed");
+    expect(run.output).toEqual({ status: 201, body: "POST ping", echoed: "1", text: "memoized" });
+    expect(calls.get("echo")).toBe(1);
+    expect(run.steps.find((step) => step.name.startsWith("step.fetch"))).toMatchObject({ status: "Completed" });
+  });
+
   it("a local function invokes a remote one by its id", async () => {
     const eventId = await send("demo/delegate", { functionId: "node-app-child", data: { n: 4 } });
     const run = await finished(eventId, "delegate");

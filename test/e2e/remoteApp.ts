@@ -11,7 +11,7 @@ import { serve } from "inngest/node";
 export const calls = new Map<string, number>();
 
 /** The ids of createApp()'s functions once synced, sorted (the SDK adds `<id>-failure` for an onFailure handler). */
-export const NODE_APP_FUNCTION_IDS = ["audit", "cancellable", "checkpointed", "child", "doomed", "doomed-failure", "flaky", "multi-step", "parent", "uncheckpointed", "waiter"].map((id) => `node-app-${id}`);
+export const NODE_APP_FUNCTION_IDS = ["audit", "cancellable", "checkpointed", "child", "doomed", "doomed-failure", "fetcher", "flaky", "multi-step", "parent", "uncheckpointed", "waiter"].map((id) => `node-app-${id}`);
 const count = (name: string) => calls.set(name, (calls.get(name) ?? 0) + 1);
 
 /** The app in dev mode (`INNGEST_DEV=1`), or in cloud mode with a signing key and an event key. */
@@ -85,6 +85,13 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
     },
   );
 
+  // step.fetch: the executor makes the request for the app (the SDK's Gateway op) and memoizes the response.
+  const fetcher = inngest.createFunction({ id: "fetcher", triggers: [{ event: "remote/fetch" }] }, async ({ event, step }) => {
+    const response = await step.fetch(String(event.data.url), { method: "POST", body: "ping", headers: { "x-test": "1" } });
+    const text = await step.run("read", () => "memoized");
+    return { status: response.status, body: await response.text(), echoed: response.headers.get("x-echo"), text };
+  });
+
   // Five steps in a row: with checkpointing (v4's default) the SDK runs them in one call; without, one call each.
   const sequence = (id: string, checkpointing: boolean) =>
     inngest.createFunction({ id, checkpointing, triggers: [{ event: `remote/${id}` }] }, async ({ event, step }) => {
@@ -93,7 +100,7 @@ export function createApp(baseUrl: string, options: { id?: string; signingKey?: 
       return { total };
     });
 
-  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, audit, cancellable, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
+  return { inngest, functions: [multiStep, flaky, doomed, waiter, child, parent, audit, cancellable, fetcher, sequence("checkpointed", true), sequence("uncheckpointed", false)] };
 }
 
 /**
@@ -106,6 +113,17 @@ export async function serveApp(app: ReturnType<typeof createApp>, functions = ap
   const server = http.createServer((req, res) => {
     res.on("finish", () => answers.push(`${req.method} ${res.statusCode}`));
     if (req.url?.startsWith("/api/inngest")) return handler(req, res);
+    // What a function's step.fetch calls: answers with the method, body and a header it was sent.
+    if (req.url === "/echo") {
+      let body = "";
+      req.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      req.on("end", () => {
+        count("echo");
+        res.writeHead(201, { "x-echo": String(req.headers["x-test"]) });
+        res.end(`${req.method} ${body}`);
+      });
+      return;
+    }
     res.statusCode = 404;
     res.end();
   });

@@ -10,6 +10,7 @@ import { findFunction } from "../registry.ts";
 import type { RemoteFunction } from "./function.ts";
 import { callApp, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
 import { definedOnly, type Op } from "./wire.ts";
+import { z } from "zod";
 
 // A run of a remote function (an app on the official `inngest` SDK), executed as Inngest's
 // executor does it (protocol §3, §6): call the app with the memoized steps, act on the ops it
@@ -37,6 +38,8 @@ export interface RemoteRunOptions {
   sign?: RequestSigner;
   /** Offer the SDK checkpointing (v4's default): it runs consecutive steps in one call and reports each here. */
   checkpoints?: CheckpointBoard;
+  /** What makes the request of a `step.fetch` (the `Gateway` op, which the executor makes for the app): `fetch` by default. */
+  fetch?: typeof fetch;
 }
 
 /**
@@ -80,9 +83,10 @@ class RemoteInvocation {
 
   async execute(): Promise<RunOutcome> {
     await this.host.ready;
-    // Steps whose retry is due run first, as the steps they are (their attempt counted on).
+    // Steps whose retry is due run first, as the steps they are (their attempt counted on); a
+    // step.fetch is the executor's to make again, when the app asks for it.
     for (const step of this.steps.values()) {
-      if (step.status === "retrying" && (step.wakeAt ?? 0) <= this.startedAt) this.planned.set(step.id, { id: step.id, op: "StepPlanned", userland: { id: step.name } });
+      if (step.status === "retrying" && step.kind !== "fetch" && (step.wakeAt ?? 0) <= this.startedAt) this.planned.set(step.id, { id: step.id, op: "StepPlanned", userland: { id: step.name } });
     }
     for (let calls = 0; calls < MAX_CALLS_PER_INVOCATION; calls++) {
       if (this.host.isCancelled()) return { type: "cancelled" };
@@ -232,6 +236,9 @@ class RemoteInvocation {
       case "DiscoveryRequest":
         this.progressed = true;
         return undefined;
+      case "Gateway":
+        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return void this.wakeTimes.push(stored.wakeAt!);
+        return this.gatewayFetch(op, now);
       // Lazy ops the SDK may send beside others: nothing for the executor to do.
       case "DeferAdd":
       case "DeferAbort":
@@ -249,6 +256,24 @@ class RemoteInvocation {
     if (findFunction(id)) return id;
     const prefix = `${this.fn.remote.appId}-`;
     return id.startsWith(prefix) && findFunction(id.slice(prefix.length)) ? id.slice(prefix.length) : id;
+  }
+
+  /**
+   * `step.fetch` in an app: the executor makes the request and stores the response as the step's
+   * result, `{ status_code, headers, body }`, which the SDK turns back into a Response. A request
+   * that fails (no answer) is a failed attempt; any HTTP status is a result.
+   */
+  private async gatewayFetch(op: Op, startedAt: number): Promise<RunOutcome | undefined> {
+    const request = gatewayRequestSchema.safeParse(op.opts ?? {});
+    if (!request.success) return this.stepFailed(op, { name: "ProtocolError", message: `step "${nameOf(op)}": the Gateway op names no URL to fetch` }, true, startedAt, undefined);
+    const { url, method, headers, body } = request.data;
+    try {
+      const response = await (this.options.fetch ?? fetch)(url, { method, headers, ...(body === undefined || method === "GET" || method === "HEAD" ? {} : { body }) });
+      const data = { status_code: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
+      return this.stepCompleted({ ...op, data }, startedAt);
+    } catch (err) {
+      return this.stepFailed(op, serializeError(err), false, startedAt, undefined);
+    }
   }
 
   private async stepCompleted(op: Op, startedAt: number): Promise<RunOutcome | undefined> {
@@ -346,8 +371,17 @@ function nameOf(op: Op): string {
 }
 
 function kindOf(op: Op): StepKind {
+  if (op.op === "Gateway") return "fetch";
   return op.opts?.type === "step.sendEvent" ? "sendEvent" : "run";
 }
+
+/** A `Gateway` op's request, as the SDK's `step.fetch` writes it. */
+const gatewayRequestSchema = z.object({
+  url: z.string().url(),
+  method: z.string().default("GET"),
+  headers: z.record(z.string(), z.string()).default({}),
+  body: z.string().optional(),
+});
 
 function errorOf(value: unknown): SerializedError {
   const error = value as Partial<SerializedError> | undefined;
