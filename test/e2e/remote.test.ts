@@ -232,6 +232,14 @@ describe("an app on the inngest SDK, run by Stepflare", () => {
     }
   });
 
+  it("refuses a sync whose function id another app has (app \"node\" with \"app-child\" would be node-app's \"child\")", async () => {
+    const url = "http://127.0.0.1:9/api/inngest";
+    const wire = { id: "node-app-child", name: "child", triggers: [{ event: "x/y" }], steps: { step: { id: "step", name: "step", runtime: { type: "http", url: `${url}?fnId=node-app-child&stepId=step` } } } };
+    const res = await fetch(`${dev.baseUrl}/fn/register`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ url, appName: "node", functions: [wire] }) });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ status: 400, error: 'function "node-app-child": app "node-app" has a function of this id' });
+  });
+
   it("a sync of a URL that answers nothing is a 502 that says why", async () => {
     const res = await api<{ error: string }>("POST", "/v1/apps", { url: "http://127.0.0.1:9/api/inngest" });
     expect(res.status).toBe(502);

@@ -88,7 +88,14 @@ export async function storeRegistration(env: Env, body: unknown): Promise<{ app:
     }
   }
   const functions = JSON.stringify(registration.functions.map((wire) => ({ ...wire, steps: stepsWithoutDeployId(wire.steps) })));
-  const before = (await allApps(env.DB)).find((app) => app.id === registration.appName);
+  const apps = await allApps(env.DB);
+  const before = apps.find((app) => app.id === registration.appName);
+  // Ids are `<app>-<function>`: app "a" with function "b-c" and app "a-b" with function "c" would both be "a-b-c".
+  const taken = new Map(apps.filter((app) => app.id !== registration.appName).flatMap((app) => (JSON.parse(app.functions) as { id: string }[]).map((fn) => [fn.id, app.id] as const)));
+  for (const wire of registration.functions) {
+    const owner = taken.get(wire.id);
+    if (owner) throw new SyncError(`function "${wire.id}": app "${owner}" has a function of this id`);
+  }
   const app: AppRow = {
     id: registration.appName,
     url: stripDeployId(registration.url),

@@ -8,7 +8,7 @@ import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sd
 import { toMilliseconds } from "../../sdk/duration.ts";
 import { findFunction } from "../registry.ts";
 import type { RemoteFunction } from "./function.ts";
-import { callApp, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
+import { callApp, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
 import { definedOnly, type Op } from "./wire.ts";
 import { z } from "zod";
 
@@ -59,7 +59,6 @@ class RemoteInvocation {
   private seq: number;
   private readonly initialSeq: number;
   private storedBytes = 0;
-  private readonly wakeTimes: number[] = [];
   /** Steps the app planned, to run one request each; a step is planned once (protocol §6.2). */
   private planned = new Map<string, Op>();
   /** Echoed to the app as it asked (`x-inngest-req-version`); -1 lets the SDK choose. */
@@ -91,20 +90,26 @@ class RemoteInvocation {
     for (let calls = 0; calls < MAX_CALLS_PER_INVOCATION; calls++) {
       if (this.host.isCancelled()) return { type: "cancelled" };
       if (this.planned.size > 0) {
+        this.progressed = false;
         const ended = await this.runPlanned();
         if (ended) return ended;
+        // Nothing settled (the steps failed and wait for their retries): nothing new to discover before then.
+        const wakeAt = this.progressed ? undefined : this.nextWake();
+        if (wakeAt !== undefined) return { type: "suspended", wakeAt };
         continue;
       }
-      const answer = await this.request("step", this.handlerAttempt(), false);
+      // The SDK runs a lone new step in the discovery call itself, at the call's attempt: not while the
+      // handler's code is being retried (its attempt is not the step's), nor while a step waits for its
+      // retry (the SDK would run that one at once). It then plans them, and each runs with its own attempt.
+      const immediate = this.handlerAttempt() === 0 && !this.retryPending();
+      const answer = await this.request("step", this.handlerAttempt(), !immediate);
       // Steps the app checkpointed during the call are behind it: only what it answered says whether to call again.
       this.progressed = false;
       const ended = await this.onAnswer(answer, undefined);
       if (ended) return ended;
-      if (this.planned.size > 0 || this.progressed) {
-        this.progressed = false;
-        continue;
-      }
-      if (this.wakeTimes.length > 0) return { type: "suspended", wakeAt: Math.min(...this.wakeTimes) };
+      if (this.planned.size > 0 || this.progressed) continue;
+      const wakeAt = this.nextWake();
+      if (wakeAt !== undefined) return { type: "suspended", wakeAt };
       return this.handlerFailed({ name: "ProtocolError", message: "the app answered with nothing to do while no step of the run was pending" }, undefined);
     }
     return this.handlerFailed({ name: "ProtocolError", message: `the app was called ${MAX_CALLS_PER_INVOCATION} times in one invocation without finishing` }, undefined);
@@ -112,6 +117,32 @@ class RemoteInvocation {
 
   /** Set when an answer stored a result: the app is asked what comes next. */
   private progressed = false;
+
+  /**
+   * When the run is due again, from its stored steps: the earliest retry, sleep end, wait or child
+   * run timeout still ahead of this invocation, or a wait resolved since it began.
+   */
+  private nextWake(): number | undefined {
+    let next: number | undefined;
+    for (const step of this.steps.values()) {
+      const ahead = step.wakeAt !== undefined && step.wakeAt > this.startedAt;
+      const pending = step.status === "retrying" || step.status === "sleeping" || step.status === "waiting" || step.seq === undefined;
+      if (ahead && pending) next = Math.min(next ?? Infinity, step.wakeAt!);
+    }
+    return next;
+  }
+
+  /** An app's `retry-after`, on the run's clock. */
+  private retryAt(header: string | undefined): number | undefined {
+    return retryAfterAt(header, this.host.clock.now());
+  }
+
+  /** True while a step waits for its retry. */
+  private retryPending(): boolean {
+    const now = this.host.clock.now();
+    for (const step of this.steps.values()) if (step.status === "retrying" && (step.wakeAt ?? 0) > now) return true;
+    return false;
+  }
 
   /** Runs every planned step, each in its own request (at once when there are several: a parallel group), then rediscovers. */
   private async runPlanned(): Promise<RunOutcome | undefined> {
@@ -123,11 +154,10 @@ class RemoteInvocation {
         const startedAt = this.host.clock.now();
         const answer = await this.request(op.id, this.steps.get(op.id)?.attempts ?? 0, parallel);
         // A failure of the call itself is a failed attempt of the step it ran.
-        if (answer.type === "error") return void (await this.stepFailed(op, answer.error, false, startedAt, answer.retryAt));
+        if (answer.type === "error") return void (await this.stepFailed(op, answer.error, false, startedAt, this.retryAt(answer.retryAfter)));
         return this.onAnswer(answer, { op, startedAt });
       }),
     );
-    this.progressed = false;
     return ends.find((end) => end !== undefined);
   }
 
@@ -192,10 +222,10 @@ class RemoteInvocation {
       case "failed":
         return { type: "failed", error: answer.error };
       case "error":
-        return this.handlerFailed(answer.error, answer.retryAt);
+        return this.handlerFailed(answer.error, this.retryAt(answer.retryAfter));
       case "ops":
         for (const op of answer.ops) {
-          const ended = await this.onOp(op, step?.op.id === op.id ? step.startedAt : this.host.clock.now(), answer.retryAt);
+          const ended = await this.onOp(op, step?.op.id === op.id ? step.startedAt : this.host.clock.now(), this.retryAt(answer.retryAfter));
           if (ended) return ended;
         }
         return undefined;
@@ -205,8 +235,7 @@ class RemoteInvocation {
   private async onOp(op: Op, startedAt: number, retryAt: number | undefined): Promise<RunOutcome | undefined> {
     const stored = this.steps.get(op.id);
     if (stored && (stored.status === "completed" || stored.status === "failed") && op.op !== "RunComplete") {
-      // Resolved (a wait, a child run) after this invocation began: the next one settles it. Otherwise reported twice: nothing new.
-      if (stored.seq === undefined && stored.wakeAt !== undefined) this.wakeTimes.push(stored.wakeAt);
+      // Resolved (a wait, a child run) after this invocation began: the next one settles it (nextWake). Otherwise reported twice: nothing new.
       return undefined;
     }
     const now = this.host.clock.now();
@@ -219,17 +248,17 @@ class RemoteInvocation {
       case "StepFailed":
         return this.stepFailed(op, errorOf(op.error), true, startedAt, undefined);
       case "StepPlanned":
-        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return void this.wakeTimes.push(stored.wakeAt!);
+        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return undefined;
         this.planned.set(op.id, op);
         return undefined;
       case "Sleep":
         return this.sleep(op, stored, now);
       case "WaitForEvent":
-        return this.wait(op, stored, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: op.opts?.timeout ?? "1y", if: op.opts?.if }), now));
+        return this.wait(op, stored, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: durationOf(op.opts?.timeout) ?? "1y", if: op.opts?.if }), now));
       case "InvokeFunction":
         return this.wait(op, stored, "invoke", () => {
           const payload = (op.opts?.payload ?? {}) as { data?: Record<string, unknown> };
-          return buildInvokeRequest(definedOnly({ function: this.invokedFunctionId(String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: op.opts?.timeout }), now);
+          return buildInvokeRequest(definedOnly({ function: this.invokedFunctionId(String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: durationOf(op.opts?.timeout) || undefined }), now);
         });
       case "RunComplete":
         return completedOutcome(op.data);
@@ -237,7 +266,7 @@ class RemoteInvocation {
         this.progressed = true;
         return undefined;
       case "Gateway":
-        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return void this.wakeTimes.push(stored.wakeAt!);
+        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return undefined;
         return this.gatewayFetch(op, now);
       // Lazy ops the SDK may send beside others: nothing for the executor to do.
       case "DeferAdd":
@@ -304,15 +333,14 @@ class RemoteInvocation {
       await this.save({ ...base, status: "failed", seq: ++this.seq });
       return undefined;
     }
-    const wakeAt = retryAt ?? endedAt + backoffDelay(attempts, () => this.host.clock.random());
+    const wakeAt = Math.max(retryAt ?? endedAt + backoffDelay(attempts, () => this.host.clock.random()), endedAt + 1);
     this.input.logger.warn(`step "${base.name}" failed; retrying`, { step: base.name, attempt: attempts - 1, error: error.message });
     await this.save({ ...base, status: "retrying", wakeAt }, false);
-    this.wakeTimes.push(wakeAt);
     return undefined;
   }
 
   private async sleep(op: Op, stored: StepRecord | undefined, now: number): Promise<RunOutcome | undefined> {
-    if (stored?.status === "sleeping") return void this.wakeTimes.push(stored.wakeAt!);
+    if (stored?.status === "sleeping") return undefined;
     let wakeAt: number;
     try {
       wakeAt = sleepEnd(op.name ?? "", now);
@@ -322,13 +350,12 @@ class RemoteInvocation {
     const base = { id: op.id, name: nameOf(op), kind: "sleep" as const, startedAt: now };
     if (wakeAt <= now) return void (await this.save({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq: ++this.seq, endedAt: now }));
     await this.save({ ...base, status: "sleeping", attempts: 0, wakeAt }, false);
-    this.wakeTimes.push(wakeAt);
     return undefined;
   }
 
   /** A wait or child run: stored as waiting (the RunObject registers it), parked until its timeout or its resolution. */
   private async wait(op: Op, stored: StepRecord | undefined, kind: StepKind, build: () => StepRequest): Promise<RunOutcome | undefined> {
-    if (stored?.status === "waiting") return void this.wakeTimes.push(stored.wakeAt!);
+    if (stored?.status === "waiting") return undefined;
     let request: StepRequest;
     try {
       request = build();
@@ -338,7 +365,6 @@ class RemoteInvocation {
     // As the driver does: a timeout at this invocation's start would settle before what it stored.
     if (request.timeoutAt <= this.startedAt) request = { ...request, timeoutAt: this.startedAt + 1 };
     await this.save({ id: op.id, name: nameOf(op), kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.host.clock.now() }, false);
-    this.wakeTimes.push(request.timeoutAt);
     return undefined;
   }
 
@@ -365,6 +391,12 @@ class RemoteInvocation {
   }
 }
 
+/** An op's duration option as the SDK writes it (`""` for 0), or undefined. */
+function durationOf(value: unknown): string | number | undefined {
+  if (value === "") return 0;
+  return typeof value === "string" || typeof value === "number" ? value : undefined;
+}
+
 /** A step's name as the app's code wrote it. */
 function nameOf(op: Op): string {
   return op.userland?.id ?? op.displayName ?? op.name ?? op.id;
@@ -388,8 +420,9 @@ function errorOf(value: unknown): SerializedError {
   return { name: typeof error?.name === "string" ? error.name : "Error", message: typeof error?.message === "string" ? error.message : String(value ?? "step failed"), ...(typeof error?.stack === "string" ? { stack: error.stack } : {}) };
 }
 
-/** A Sleep op's `name`: a duration ("1d2h3m4s") or an ISO time. */
+/** A Sleep op's `name`: a duration ("1d2h3m4s"; the SDK writes a sleep of 0 as "") or an ISO time. */
 function sleepEnd(name: string, now: number): number {
+  if (name === "") return now;
   if (/^\d{4}-\d{2}-\d{2}T/.test(name)) {
     const at = Date.parse(name);
     if (!Number.isNaN(at)) return at;

@@ -29,11 +29,11 @@ export type CallAnswer =
   /** 200: the run is done, with the handler's return value. */
   | { type: "done"; output: unknown }
   /** 206: ops (steps found, run, failed, or asking for a sleep, a wait, an invoke). */
-  | { type: "ops"; ops: Op[]; retryAt?: number; version?: number }
+  | { type: "ops"; ops: Op[]; retryAfter?: string; version?: number }
   /** 400 with `x-inngest-no-retry: true`: the function failed for good. */
   | { type: "failed"; error: SerializedError }
   /** Anything else (a 500, a network error, a body that is not the protocol's): try again later. */
-  | { type: "error"; error: SerializedError; retryAt?: number };
+  | { type: "error"; error: SerializedError; retryAfter?: string };
 
 /** Signs a body for an app outside dev mode (worker/remote/signature.ts), giving the bytes to send and the headers that go with them. */
 export type RequestSigner = (body: string) => Promise<{ body: string; headers: Record<string, string> }>;
@@ -47,7 +47,6 @@ export type RequestSigner = (body: string) => Promise<{ body: string; headers: R
  */
 export async function callApp(url: string, stepId: string, body: CallBody, sign?: RequestSigner, timeoutMs = 10 * 60 * 1000): Promise<CallAnswer> {
   const target = callUrl(url, stepId);
-  const now = Date.now();
   let response: Response;
   let text: string;
   try {
@@ -63,23 +62,24 @@ export async function callApp(url: string, stepId: string, body: CallBody, sign?
   } catch (err) {
     return { type: "error", error: { name: "AppUnreachableError", message: `could not call the app at ${target.origin}: ${String(err)}` } };
   }
-  return readAnswer(response, text, now);
+  return readAnswer(response, text);
 }
 
 /** Reads an app's answer to a call request (its body already read as `text`). */
-export function readAnswer(response: Response, text: string, now = Date.now()): CallAnswer {
+export function readAnswer(response: Response, text: string): CallAnswer {
   const json = parseJson(text);
-  const retryAt = retryAfterAt(response.headers.get("retry-after"), now);
+  // Read against the run's clock by the executor: whole seconds or a date.
+  const retryAfter = response.headers.get("retry-after") ?? undefined;
   const version = Number(response.headers.get("x-inngest-req-version") ?? NaN);
   if (response.status === 200) return { type: "done", output: json.ok ? json.value : text };
   if (response.status === 206) {
     const ops = json.ok ? opsSchema.safeParse(json.value) : undefined;
     if (!ops?.success) return { type: "error", error: { name: "ProtocolError", message: `the app answered 206 with a body that is not a list of ops: ${text.slice(0, 200)}` } };
-    return { type: "ops", ops: ops.data, ...(retryAt !== undefined ? { retryAt } : {}), ...(Number.isInteger(version) ? { version } : {}) };
+    return { type: "ops", ops: ops.data, ...(retryAfter ? { retryAfter } : {}), ...(Number.isInteger(version) ? { version } : {}) };
   }
   const error = errorOf(json.ok ? json.value : undefined, `the app answered HTTP ${response.status}: ${text.slice(0, 200)}`);
   if (response.headers.get("x-inngest-no-retry") === "true") return { type: "failed", error };
-  return { type: "error", error, ...(retryAt !== undefined ? { retryAt } : {}) };
+  return { type: "error", error, ...(retryAfter ? { retryAfter } : {}) };
 }
 
 /** The URL of a call for `stepId` ("step" to discover, or a hashed id) to the function served at `url`. */
@@ -97,7 +97,7 @@ export function errorOf(value: unknown, fallback: string): SerializedError {
 }
 
 /** `retry-after`: whole seconds or an HTTP/ISO date, as epoch ms. */
-function retryAfterAt(header: string | null, now: number): number | undefined {
+export function retryAfterAt(header: string | undefined, now: number): number | undefined {
   if (!header) return undefined;
   if (/^\d+$/.test(header.trim())) return now + Number(header.trim()) * 1000;
   const at = Date.parse(header);
