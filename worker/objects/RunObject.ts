@@ -427,8 +427,6 @@ export class RunObject extends DurableObject<Env> {
 
   private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    // An app's function may listen for this run's inngest/function.finished: the registry this end consults is at most 10 s old.
-    if (outcome.type === "completed" || outcome.type === "failed") await loadRemoteFunctions(this.env);
     switch (outcome.type) {
       case "completed":
         return this.finish(run, "Completed", { output: outcome.output });
