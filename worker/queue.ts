@@ -4,7 +4,7 @@ import type { Env } from "./env.ts";
 import { createLogger } from "./logger.ts";
 import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
 import { allFunctions } from "./registry.ts";
-import { loadRemoteFunctions } from "./remote/apps.ts";
+import { hasRemoteCopy, loadRemoteFunctions } from "./remote/apps.ts";
 import { runIdFor } from "./runId.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
 import { cancelPage } from "./cancellations.ts";
@@ -57,9 +57,12 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
     done.push(message);
   }
 
-  // The synced apps' functions, once for the batch. An isolate that has no copy of them and cannot
-  // read one dispatches no event now: marked dispatched, an event of theirs would never start its runs.
-  if (events.length > 0 && !(await loadRemoteFunctions(env))) {
+  // The synced apps' functions. With a copy of them the batch does not wait for a fresher one (that
+  // read goes on beside it: a D1 read awaited in every consumer batch stalled the local queue under
+  // load in the workerd tests). An isolate with no copy reads one first, and if it cannot, dispatches
+  // no event now: marked dispatched, an event of theirs would never start its runs.
+  if (events.length > 0 && hasRemoteCopy()) void loadRemoteFunctions(env);
+  else if (events.length > 0 && !(await loadRemoteFunctions(env))) {
     for (const { message } of events.splice(0)) message.retry();
   }
   // Runs start while D1 looks the batch's events up in the waits index: neither waits for the other.

@@ -41,6 +41,11 @@ export async function loadRemoteFunctions(env: Env, options: { force?: boolean; 
   }
 }
 
+/** True once this isolate has read the apps' functions (however long ago). */
+export function hasRemoteCopy(): boolean {
+  return loadedAt !== undefined;
+}
+
 function functionsOf(apps: AppRow[]): RemoteFunction[] {
   return apps.flatMap((app) => {
     const logger = createLogger({ app_id: app.id });
