@@ -8,7 +8,7 @@ import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sd
 import { toMilliseconds } from "../../sdk/duration.ts";
 import { findFunction } from "../registry.ts";
 import type { RemoteFunction } from "./function.ts";
-import { callApp, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
+import { callApp, errorOf, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
 import { definedOnly, type Op } from "./wire.ts";
 import { z } from "zod";
 
@@ -17,6 +17,9 @@ import { z } from "zod";
 // answers (store a step's result, run a planned step, sleep, wait, invoke), call again, until it
 // says the run is done. It stores the same step records as the in-process driver, so the RunObject
 // treats both alike: sleeps, waits, child runs, retries, cancellation, the outbox.
+
+/** A failed step's error when the app sent none that reads as one. */
+const STEP_ERROR_FALLBACK = "the app reported the step failed without an error";
 
 /** Calls to the app in one invocation before it ends with an error (an app that never moves on). */
 const MAX_CALLS_PER_INVOCATION = 2 * MAX_STEPS_PER_RUN;
@@ -244,9 +247,9 @@ class RemoteInvocation {
       case "Step":
         return this.stepCompleted(op, startedAt);
       case "StepError":
-        return this.stepFailed(op, errorOf(op.error), false, startedAt, retryAt);
+        return this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), false, startedAt, retryAt);
       case "StepFailed":
-        return this.stepFailed(op, errorOf(op.error), true, startedAt, undefined);
+        return this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), true, startedAt, undefined);
       case "StepPlanned":
         if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return undefined;
         this.planned.set(op.id, op);
@@ -415,10 +418,6 @@ const gatewayRequestSchema = z.object({
   body: z.string().optional(),
 });
 
-function errorOf(value: unknown): SerializedError {
-  const error = value as Partial<SerializedError> | undefined;
-  return { name: typeof error?.name === "string" ? error.name : "Error", message: typeof error?.message === "string" ? error.message : String(value ?? "step failed"), ...(typeof error?.stack === "string" ? { stack: error.stack } : {}) };
-}
 
 /** A Sleep op's `name`: a duration ("1d2h3m4s"; the SDK writes a sleep of 0 as "") or an ISO time. */
 function sleepEnd(name: string, now: number): number {
