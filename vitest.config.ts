@@ -40,7 +40,7 @@ export default defineConfig({
         test: { name: "workers", include: ["test/*.test.ts"], exclude: FAULT_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
-        // The tests that take D1 or the Queue down (worker/faults.ts): the switch is one isolate's, so
+        // The tests that take D1 or the Queue down (worker/platform/faults.ts): the switch is one isolate's, so
         // they run after the others, in a runtime of their own, never beside a test that needs them up.
         plugins: [workerdPool()],
         test: { name: "workers-faults", include: FAULT_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 1 } },

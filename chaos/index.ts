@@ -8,7 +8,7 @@
 import { env as workerEnv } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError, Stepflare } from "../sdk/index.ts";
 import type { HandlerContext } from "../sdk/index.ts";
-import type { Env } from "../worker/env.ts";
+import type { Env } from "../worker/platform/env.ts";
 import { serve } from "../worker/index.ts";
 import type { StepflareService } from "../worker/rpc.ts";
 

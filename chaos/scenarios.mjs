@@ -62,7 +62,7 @@ function derivedSends(d, root, runId) {
   return sends;
 }
 
-/** A run's id as the engine derives it (worker/runId.ts): sha256(`<function>\n<event id>\n<time>`), first 16 bytes in hex. */
+/** A run's id as the engine derives it (worker/platform/runId.ts): sha256(`<function>\n<event id>\n<time>`), first 16 bytes in hex. */
 export function runIdFor(functionId, eventId, at) {
   return createHash("sha256").update(`${functionId}\n${eventId}\n${at}`).digest("hex").slice(0, 32);
 }

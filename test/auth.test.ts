@@ -1,7 +1,7 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Env } from "../worker/env.ts";
+import type { Env } from "../worker/platform/env.ts";
 import { CONTENT_SECURITY_POLICY } from "../worker/routes/pageHeaders.ts";
 import { API_ROUTES } from "../worker/routes/api/openapi.ts";
 import { safeNext } from "../worker/routes/login.tsx";

@@ -1,9 +1,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { instrument } from "../worker/bindings.ts";
-import type { Env } from "../worker/env.ts";
-import type { QueueMessage } from "../worker/messages.ts";
-import { usage, type Usage } from "../worker/usage.ts";
+import { instrument } from "../worker/platform/bindings.ts";
+import type { Env } from "../worker/platform/env.ts";
+import type { QueueMessage } from "../worker/queue/messages.ts";
+import { usage, type Usage } from "../worker/platform/usage.ts";
 import { uniqueKey } from "./helpers.ts";
 
 /** What `work` added to the counters. */

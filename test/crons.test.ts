@@ -4,14 +4,14 @@ import { createExecutionContext, createScheduledController, runInDurableObject, 
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { Stepflare } from "../sdk/index.ts";
-import { runDueCrons } from "../worker/crons.ts";
+import { runDueCrons } from "../worker/schedule/crons.ts";
 import type { CronRow } from "../worker/db/crons.ts";
-import type { Env } from "../worker/env.ts";
-import { setFaults } from "../worker/faults.ts";
-import { type Scheduler, TICK_RETRY_MS } from "../worker/objects/Scheduler.ts";
-import { tick, TICK_MS } from "../worker/scheduled.ts";
-import { allFunctions } from "../worker/registry.ts";
-import { runIdFor } from "../worker/runId.ts";
+import type { Env } from "../worker/platform/env.ts";
+import { setFaults } from "../worker/platform/faults.ts";
+import { type Scheduler, TICK_RETRY_MS } from "../worker/schedule/Scheduler.ts";
+import { tick, TICK_MS } from "../worker/schedule/tick.ts";
+import { allFunctions } from "../worker/platform/registry.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
 import worker from "./worker.ts";
 import { eventually, finishedRuns, getRun, request, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 

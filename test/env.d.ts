@@ -1,4 +1,4 @@
-import type { Env as StepflareEnv } from "../worker/env.ts";
+import type { Env as StepflareEnv } from "../worker/platform/env.ts";
 
 declare global {
   namespace Cloudflare {

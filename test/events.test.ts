@@ -2,10 +2,10 @@ import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker, { app } from "./worker.ts";
-import { runIdFor } from "../worker/runId.ts";
-import { tick } from "../worker/scheduled.ts";
-import { ingestEvents, parseEvents } from "../worker/ingest.ts";
-import type { Env } from "../worker/env.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
+import { tick } from "../worker/schedule/tick.ts";
+import { ingestEvents, parseEvents } from "../worker/ingest/ingest.ts";
+import type { Env } from "../worker/platform/env.ts";
 import { eventually, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
 
 async function receivedAtOf(id: string): Promise<number | undefined> {

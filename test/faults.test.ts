@@ -1,8 +1,8 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { faults, setFaults } from "../worker/faults.ts";
-import { tick } from "../worker/scheduled.ts";
+import { faults, setFaults } from "../worker/platform/faults.ts";
+import { tick } from "../worker/schedule/tick.ts";
 import worker from "./worker.ts";
 import { finishedRuns, request, sendEvents, uniqueKey } from "./helpers.ts";
 

@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { flowObject } from "../worker/flow.ts";
+import { flowObject } from "../worker/flow/admission.ts";
 import { eventually, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 const FINAL = new Set(["Completed", "Failed", "Cancelled", "Skipped"]);

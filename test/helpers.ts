@@ -1,5 +1,5 @@
 import { env, exports } from "cloudflare:workers";
-import type { RunObject } from "../worker/objects/RunObject.ts";
+import type { RunObject } from "../worker/runs/RunObject.ts";
 import { expect } from "vitest";
 
 export interface RunJson {

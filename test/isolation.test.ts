@@ -1,7 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { RunStore } from "../worker/objects/RunStore.ts";
+import { RunStore } from "../worker/runs/RunStore.ts";
 import { dispatched, effectCount, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
 
 describe("isolation inside a run", () => {

@@ -4,8 +4,8 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
 import { sendEventId } from "../sdk/step.ts";
-import { setFaults } from "../worker/faults.ts";
-import type { RunWithSteps } from "../worker/objects/RunObject.ts";
+import { setFaults } from "../worker/platform/faults.ts";
+import type { RunWithSteps } from "../worker/runs/RunObject.ts";
 import { effectCount, eventually, finishedRuns, runIdOf, runsOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
 
 

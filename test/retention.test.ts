@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { pruneExpired, PRUNE_LIMIT } from "../worker/scheduled.ts";
+import { pruneExpired, PRUNE_LIMIT } from "../worker/schedule/tick.ts";
 import { uniqueKey } from "./helpers.ts";
 
 const DAY = 86_400_000;

@@ -4,7 +4,7 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { InvokeAnswer, SendAnswer } from "../worker/rpc.ts";
-import type { RunView } from "../worker/routes/runView.ts";
+import type { RunView } from "../worker/views/runView.ts";
 import { eventually, finishedRuns, uniqueKey } from "./helpers.ts";
 
 /** The entrypoint as a binding to it answers (RPC types cannot carry the views' `unknown` outputs). */

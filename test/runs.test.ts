@@ -1,9 +1,9 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { QueueMessage } from "../worker/messages.ts";
-import type { RunObject } from "../worker/objects/RunObject.ts";
-import { tick } from "../worker/scheduled.ts";
+import type { QueueMessage } from "../worker/queue/messages.ts";
+import type { RunObject } from "../worker/runs/RunObject.ts";
+import { tick } from "../worker/schedule/tick.ts";
 import worker from "./worker.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 

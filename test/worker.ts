@@ -3,7 +3,7 @@
 import { env } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError, StepError, Stepflare } from "../sdk/index.ts";
 import { serve } from "../worker/index.ts";
-import { killCurrentRunObject } from "../worker/faults.ts";
+import { killCurrentRunObject } from "../worker/platform/faults.ts";
 import { coordinationFunctions } from "./coordination.functions.ts";
 import { flowFunctions } from "./flow.functions.ts";
 import { compatFunctions } from "./compat.functions.ts";

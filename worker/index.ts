@@ -1,5 +1,5 @@
 export { serve, type ServeOptions } from "./serve.ts";
-export { RunObject } from "./objects/RunObject.ts";
-export { Scheduler } from "./objects/Scheduler.ts";
-export { FlowObject } from "./objects/FlowObject.ts";
+export { RunObject } from "./runs/RunObject.ts";
+export { Scheduler } from "./schedule/Scheduler.ts";
+export { FlowObject } from "./flow/FlowObject.ts";
 export { StepflareService } from "./rpc.ts";

@@ -1,13 +1,13 @@
 import { WorkerEntrypoint } from "cloudflare:workers";
 import { z } from "zod";
-import { instrument } from "./bindings.ts";
-import type { Env } from "./env.ts";
-import { IngestError, ingestEvents, parseEvents } from "./ingest.ts";
-import type { RunWithSteps } from "./objects/RunObject.ts";
-import { findFunction } from "./registry.ts";
-import { startInvokedRun } from "./invoke.ts";
-import { RUN_ID_PATTERN } from "./runId.ts";
-import { toRunView, type RunView } from "./routes/runView.ts";
+import { instrument } from "./platform/bindings.ts";
+import type { Env } from "./platform/env.ts";
+import { IngestError, ingestEvents, parseEvents } from "./ingest/ingest.ts";
+import type { RunWithSteps } from "./runs/RunObject.ts";
+import { findFunction } from "./platform/registry.ts";
+import { startInvokedRun } from "./runs/invoke.ts";
+import { RUN_ID_PATTERN } from "./platform/runId.ts";
+import { toRunView, type RunView } from "./views/runView.ts";
 
 const invokeDataSchema = z.record(z.string(), z.unknown()).default({});
 

@@ -6,12 +6,12 @@
 // nothing here arms the Scheduler (its middleware does, and the queue handler, which this entry
 // replaces by the bare consumer), so no tick runs but the ones the bench times.
 import { Stepflare } from "../../sdk/index.ts";
-import { instrument } from "../../worker/bindings.ts";
-import type { Env } from "../../worker/env.ts";
+import { instrument } from "../../worker/platform/bindings.ts";
+import type { Env } from "../../worker/platform/env.ts";
 import { serve } from "../../worker/index.ts";
-import type { QueueMessage } from "../../worker/messages.ts";
-import { consumeBatch } from "../../worker/queue.ts";
-import { tick } from "../../worker/scheduled.ts";
+import type { QueueMessage } from "../../worker/queue/messages.ts";
+import { consumeBatch } from "../../worker/dispatch/consumer.ts";
+import { tick } from "../../worker/schedule/tick.ts";
 
 export * from "../../worker/index.ts";
 

@@ -3,9 +3,9 @@
 // `event.data.counter`). Each run's last step calls the counter, so the bench sees completion
 // exactly without polling; bench/cfwf/worker.ts holds the same work as Cloudflare Workflows.
 import { Stepflare } from "../../sdk/index.ts";
-import type { Env } from "../../worker/env.ts";
+import type { Env } from "../../worker/platform/env.ts";
 import { serve } from "../../worker/index.ts";
-import type { QueueMessage } from "../../worker/messages.ts";
+import type { QueueMessage } from "../../worker/queue/messages.ts";
 
 export * from "../../worker/index.ts";
 

@@ -1,7 +1,7 @@
 // A shop's own Worker: it sends events to Stepflare, starts functions and reads runs through the
 // STEPFLARE service binding (examples/shop-frontend/wrangler.toml), as any of your Workers can.
 import type { InvokeAnswer, SendAnswer } from "../../worker/rpc.ts";
-import type { RunView } from "../../worker/routes/runView.ts";
+import type { RunView } from "../../worker/views/runView.ts";
 
 /** StepflareService as a binding to it answers. */
 interface StepflareBinding {

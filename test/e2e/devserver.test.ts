@@ -7,7 +7,7 @@
  */
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runIdFor } from "../../worker/runId.ts";
+import { runIdFor } from "../../worker/platform/runId.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const RUN_TIMEOUT_MS = 30_000;

@@ -1,8 +1,8 @@
 import { ulid } from "ulidx";
 import { allApps, appByDeployId, recordSyncError, upsertApp, type AppRow } from "../db/apps.ts";
-import type { Env } from "../env.ts";
-import { createLogger } from "../logger.ts";
-import { isLocalFunction, setRemoteFunctions } from "../registry.ts";
+import type { Env } from "../platform/env.ts";
+import { createLogger } from "../platform/logger.ts";
+import { isLocalFunction, setRemoteFunctions } from "../platform/registry.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { RemoteFunction } from "./function.ts";
 import { appRequestSigner } from "./signer.ts";

@@ -6,7 +6,7 @@ import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
 import { serializeError, type SerializedError } from "../../sdk/types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sdk/wait.ts";
 import { toMilliseconds } from "../../sdk/duration.ts";
-import { findFunction } from "../registry.ts";
+import { findFunction } from "../platform/registry.ts";
 import type { RemoteFunction } from "./function.ts";
 import { callApp, errorOf, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
 import { definedOnly, type Op } from "./wire.ts";

@@ -1,4 +1,4 @@
-import type { Env } from "../env.ts";
+import type { Env } from "../platform/env.ts";
 import { isDevMode } from "../routes/auth.ts";
 import { signRequest } from "./signature.ts";
 import type { RequestSigner } from "./transport.ts";

@@ -2,14 +2,14 @@ import { Hono } from "hono";
 import { nameSchema } from "../../sdk/event.ts";
 import { getEvent } from "../db/events.ts";
 import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
-import type { Env } from "../env.ts";
-import { RUN_ID_PATTERN } from "../runId.ts";
-import { usage } from "../usage.ts";
-import type { RunWithSteps } from "../objects/RunObject.ts";
-import type { RunRecord } from "../objects/RunStore.ts";
-import { skippedRunStream } from "../objects/runStream.ts";
-import { SSE_HEADERS } from "../sse.ts";
-import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "./runView.ts";
+import type { Env } from "../platform/env.ts";
+import { RUN_ID_PATTERN } from "../platform/runId.ts";
+import { usage } from "../platform/usage.ts";
+import type { RunWithSteps } from "../runs/RunObject.ts";
+import type { RunRecord } from "../runs/RunStore.ts";
+import { skippedRunStream } from "../runs/runStream.ts";
+import { SSE_HEADERS } from "../views/sse.ts";
+import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "../views/runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { eventsRoutes } from "./api/events.ts";
 import { functionsRoutes } from "./api/functions.ts";
@@ -18,7 +18,7 @@ import { appsRoutes } from "./api/apps.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
-import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../cancellations.ts";
+import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../admin/cancellations.ts";
 
 /**
  * The REST API (Inngest's shapes). D1 says which runs exist; each run's RunObject, its record
@@ -36,7 +36,7 @@ apiRoutes.route("/", runsRoutes);
 apiRoutes.route("/", eventsRoutes);
 apiRoutes.route("/", appsRoutes);
 
-/** Billable operations counted by this isolate (worker/usage.ts); `npm run bench` reads them. */
+/** Billable operations counted by this isolate (worker/platform/usage.ts); `npm run bench` reads them. */
 apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));
 
 // An id sent again after the 24 h dedup window names several events: this answers the newest.

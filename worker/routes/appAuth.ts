@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from "hono";
-import type { Env } from "../env.ts";
+import type { Env } from "../platform/env.ts";
 import { checkBearer } from "../remote/signature.ts";
 import { isDevMode } from "./auth.ts";
 import { jsonError } from "./errors.ts";

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import type { Env } from "../env.ts";
+import type { Env } from "../platform/env.ts";
 import { jsonError } from "./errors.ts";
 import { isValidSession, SESSION_COOKIE } from "./session.ts";
 

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
-import type { Env } from "../env.ts";
-import { faults, faultSwitchSchema, setFaults } from "../faults.ts";
+import type { Env } from "../platform/env.ts";
+import { faults, faultSwitchSchema, setFaults } from "../platform/faults.ts";
 import { isDevMode } from "./auth.ts";
 import { parseJsonBody } from "./body.ts";
 

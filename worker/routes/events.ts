@@ -1,7 +1,7 @@
 import { Hono } from "hono";
-import type { Env } from "../env.ts";
-import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest.ts";
-import { eventIdSource } from "../eventIds.ts";
+import type { Env } from "../platform/env.ts";
+import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest/ingest.ts";
+import { eventIdSource } from "../platform/eventIds.ts";
 import { requireEventKey } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 

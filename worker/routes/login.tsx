@@ -1,7 +1,7 @@
 import { Hono, type Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
-import type { Env } from "../env.ts";
+import type { Env } from "../platform/env.ts";
 import { isDevMode, missingSecret, refuseCrossOriginWrite, secretsEqual } from "./auth.ts";
 import { PageHead } from "./dashboard/layout.tsx";
 import { pageHeaders } from "./pageHeaders.ts";

@@ -1,9 +1,9 @@
 import { Hono } from "hono";
-import type { Env } from "../env.ts";
+import type { Env } from "../platform/env.ts";
 import { storeRegistration, SyncError } from "../remote/apps.ts";
 import { requireAppKey } from "./appAuth.ts";
 import { z } from "zod";
-import { RUN_ID_PATTERN } from "../runId.ts";
+import { RUN_ID_PATTERN } from "../platform/runId.ts";
 import { opsSchema } from "../remote/wire.ts";
 import { parseJsonBody } from "./body.ts";
 import { jsonError } from "./errors.ts";

@@ -1,10 +1,10 @@
 import { Hono } from "hono";
 import { allApps, deleteApp, type AppRow } from "../../db/apps.ts";
-import type { Env } from "../../env.ts";
+import type { Env } from "../../platform/env.ts";
 import { loadRemoteFunctions, SyncError, syncApp } from "../../remote/apps.ts";
 import { parseJsonBody } from "../body.ts";
 import { jsonError } from "../errors.ts";
-import { syncAppBodySchema, type AppView } from "./schemas.ts";
+import { syncAppBodySchema, type AppView } from "../../views/schemas.ts";
 
 /** `/v1/apps`: apps served by the official `inngest` SDK whose functions run here ("Bring your Inngest app"). */
 export const appsRoutes = new Hono<{ Bindings: Env }>();

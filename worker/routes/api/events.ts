@@ -1,11 +1,11 @@
 import { Hono } from "hono";
 import { listEvents, toEvent } from "../../db/events.ts";
-import type { Env } from "../../env.ts";
-import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../../ingest.ts";
+import type { Env } from "../../platform/env.ts";
+import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../../ingest/ingest.ts";
 import { parseJsonBody, parseQuery } from "../body.ts";
 import { jsonError } from "../errors.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
-import { eventsQuerySchema } from "./schemas.ts";
+import { eventsQuerySchema } from "../../views/schemas.ts";
 import { z } from "zod";
 
 /** `/v1/events`: the event log a page at a time, and sending events with the API's key. */

@@ -1,13 +1,13 @@
 import { Hono } from "hono";
-import { triggerCronNow } from "../../crons.ts";
+import { triggerCronNow } from "../../schedule/crons.ts";
 import { functionStats, type FunctionStats } from "../../db/runs.ts";
-import type { Env } from "../../env.ts";
-import { startInvokedRun } from "../../invoke.ts";
-import { pausedFunctions, pauseFunction, resumeFunction } from "../../pauses.ts";
-import { allFunctions, findFunction } from "../../registry.ts";
+import type { Env } from "../../platform/env.ts";
+import { startInvokedRun } from "../../runs/invoke.ts";
+import { pausedFunctions, pauseFunction, resumeFunction } from "../../admin/pauses.ts";
+import { allFunctions, findFunction } from "../../platform/registry.ts";
 import { parseJsonBody } from "../body.ts";
 import { jsonError } from "../errors.ts";
-import { invokeBodySchema, pauseBodySchema, type FunctionView } from "./schemas.ts";
+import { invokeBodySchema, pauseBodySchema, type FunctionView } from "../../views/schemas.ts";
 
 /** How far back a function's counts and chart reach. */
 const STATS_WINDOW_MS = 24 * 3_600_000;

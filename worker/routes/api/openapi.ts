@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z, type RouteConfig } from "@hono/zod-openapi";
-import { cancellationRequestSchema } from "../../cancellations.ts";
+import { cancellationRequestSchema } from "../../admin/cancellations.ts";
 import {
   appViewSchema,
   syncAppBodySchema,
@@ -18,7 +18,7 @@ import {
   runViewSchema,
   runsQuerySchema,
   sendAnswerSchema,
-} from "./schemas.ts";
+} from "../../views/schemas.ts";
 
 // The OpenAPI description of every route, built from the same zod schemas the handlers validate
 // and answer with (GET /v1/openapi.json). test/api.test.ts checks that each route the Worker

@@ -1,14 +1,14 @@
 import { Hono } from "hono";
 import { listRuns } from "../../db/runs.ts";
-import type { Env } from "../../env.ts";
-import type { RunStatus } from "../../messages.ts";
-import { rerun, RerunError } from "../../rerun.ts";
-import { RUN_ID_PATTERN } from "../../runId.ts";
+import type { Env } from "../../platform/env.ts";
+import type { RunStatus } from "../../queue/messages.ts";
+import { rerun, RerunError } from "../../admin/rerun.ts";
+import { RUN_ID_PATTERN } from "../../platform/runId.ts";
 import { parseJsonBody, parseQuery } from "../body.ts";
 import { jsonError } from "../errors.ts";
-import { toRunIndexView } from "../runView.ts";
+import { toRunIndexView } from "../../views/runView.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
-import { rerunBodySchema, runStatusSchema, runsQuerySchema } from "./schemas.ts";
+import { rerunBodySchema, runStatusSchema, runsQuerySchema } from "../../views/schemas.ts";
 
 /** `/v1/runs`: the runs index a page at a time, and re-runs. */
 export const runsRoutes = new Hono<{ Bindings: Env }>();

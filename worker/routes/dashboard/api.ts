@@ -1,9 +1,9 @@
 import type { Context } from "hono";
-import type { Env } from "../../env.ts";
-import { FINAL_STATUSES, type RunStatus } from "../../messages.ts";
+import type { Env } from "../../platform/env.ts";
+import { FINAL_STATUSES, type RunStatus } from "../../queue/messages.ts";
 import type { SerializedError } from "../../../sdk/types.ts";
 import type { z } from "@hono/zod-openapi";
-import type { AppView, EventView, FunctionView, RunIndexView, RunSummaryView, runDetailSchema, StepView } from "../api/schemas.ts";
+import type { AppView, EventView, FunctionView, RunIndexView, RunSummaryView, runDetailSchema, StepView } from "../../views/schemas.ts";
 import { apiRoutes } from "../api.ts";
 
 export type DashboardContext = Context<{ Bindings: Env }>;
@@ -39,7 +39,7 @@ function executionContextOf(c: DashboardContext): ExecutionContext | undefined {
   }
 }
 
-// The API's shapes, from its schemas (worker/routes/api/schemas.ts).
+// The API's shapes, from its schemas (worker/views/schemas.ts).
 export type { AppView, EventView, FunctionView, RunSummaryView, StepView };
 export type { RunStatus, SerializedError };
 /** A run as `GET /v1/runs` lists it. */

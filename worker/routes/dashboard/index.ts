@@ -1,5 +1,5 @@
 import { Hono } from "hono";
-import type { Env } from "../../env.ts";
+import type { Env } from "../../platform/env.ts";
 import { pageHeaders } from "../pageHeaders.ts";
 import { appsPage } from "./apps.tsx";
 import { assetRoutes } from "./assets.ts";

@@ -1,11 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
 import type { StoredEvent } from "../../sdk/event.ts";
 import { gcra } from "../../sdk/flow.ts";
-import { instrument } from "../bindings.ts";
-import type { Env } from "../env.ts";
-import { startCollectedRun } from "../flow.ts";
-import { FINAL_STATUSES, type AcceptedEvent } from "../messages.ts";
-import { usage } from "../usage.ts";
+import { instrument } from "../platform/bindings.ts";
+import type { Env } from "../platform/env.ts";
+import { startCollectedRun } from "./admission.ts";
+import { FINAL_STATUSES, type AcceptedEvent } from "../queue/messages.ts";
+import { usage } from "../platform/usage.ts";
 
 /** How long a decision is remembered, so a redelivered event gets the same answer: past the queue's retries. */
 const DECISION_TTL_MS = 24 * 60 * 60 * 1000;

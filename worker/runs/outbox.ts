@@ -4,13 +4,13 @@ import type { StepRecord } from "../../sdk/run.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
 import { deleteRunWaitsStatement, deleteWaitsStatement } from "../db/waits.ts";
-import type { Env } from "../env.ts";
-import { ingestEvents } from "../ingest.ts";
-import { startInvokedRun } from "../invoke.ts";
-import { allFunctions, findFunction } from "../registry.ts";
+import type { Env } from "../platform/env.ts";
+import { ingestEvents } from "../ingest/ingest.ts";
+import { startInvokedRun } from "./invoke.ts";
+import { allFunctions, findFunction } from "../platform/registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
-import type { RunStatus } from "../messages.ts";
-import { registerWaits, waitRows } from "../waits.ts";
+import type { RunStatus } from "../queue/messages.ts";
+import { registerWaits, waitRows } from "../dispatch/waits.ts";
 import type { OutboxEntry, RunRecord } from "./RunStore.ts";
 
 // What leaves a run (DESIGN "An outbox for everything that leaves a run"): the entries a run's

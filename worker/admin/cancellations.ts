@@ -1,6 +1,6 @@
 import { ulid } from "ulidx";
 import { z } from "zod";
-import { compileExpression } from "../sdk/expression.ts";
+import { compileExpression } from "../../sdk/expression.ts";
 import {
   advanceCancellationStatement,
   findCancellation,
@@ -8,12 +8,12 @@ import {
   runsToCancel,
   stalledCancellations,
   type CancellationRow,
-} from "./db/cancellations.ts";
-import type { Env } from "./env.ts";
-import { sendMessages } from "./ingest.ts";
-import { createLogger } from "./logger.ts";
-import { findFunction } from "./registry.ts";
-import type { CancellationView } from "./routes/api/schemas.ts";
+} from "../db/cancellations.ts";
+import type { Env } from "../platform/env.ts";
+import { sendMessages } from "../ingest/ingest.ts";
+import { createLogger } from "../platform/logger.ts";
+import { findFunction } from "../platform/registry.ts";
+import type { CancellationView } from "../views/schemas.ts";
 
 /** Runs one page of a bulk cancellation cancels: one queue message each, so no request or batch runs long. */
 const PAGE_SIZE = 100;

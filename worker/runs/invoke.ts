@@ -1,11 +1,11 @@
 import { ulid } from "ulidx";
-import type { StoredEvent } from "../sdk/event.ts";
-import type { StepflareFunction } from "../sdk/function.ts";
-import { insertRunStatement } from "./db/runs.ts";
-import type { Env } from "./env.ts";
-import type { RunStatus } from "./messages.ts";
-import type { RunParent } from "./objects/RunStore.ts";
-import { runIdFor } from "./runId.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { StepflareFunction } from "../../sdk/function.ts";
+import { insertRunStatement } from "../db/runs.ts";
+import type { Env } from "../platform/env.ts";
+import type { RunStatus } from "../queue/messages.ts";
+import type { RunParent } from "./RunStore.ts";
+import { runIdFor } from "../platform/runId.ts";
 
 /** The event a run started directly receives (Inngest's name for an invocation). */
 export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";

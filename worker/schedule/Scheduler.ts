@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import { instrument } from "../bindings.ts";
-import type { Env } from "../env.ts";
-import { createLogger } from "../logger.ts";
-import { tick, TICK_MS } from "../scheduled.ts";
-import { usage } from "../usage.ts";
+import { instrument } from "../platform/bindings.ts";
+import type { Env } from "../platform/env.ts";
+import { createLogger } from "../platform/logger.ts";
+import { tick, TICK_MS } from "./tick.ts";
+import { usage } from "../platform/usage.ts";
 
 /**
  * How soon a tick runs again when it failed (D1 down) or died with the process: well within the

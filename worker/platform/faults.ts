@@ -33,7 +33,7 @@ export type FaultSwitch = z.infer<typeof faultSwitchSchema>;
 
 /**
  * The fault switch, for outage tests and `npm run chaos` (dev mode only: the bindings wrapper in
- * worker/bindings.ts ignores it elsewhere). One per isolate: under `wrangler dev` and in the
+ * worker/platform/bindings.ts ignores it elsewhere). One per isolate: under `wrangler dev` and in the
  * workerd tests the Worker, its consumer and every Durable Object share it, and a test can flip it
  * directly or through `POST /v1/dev/faults`.
  *

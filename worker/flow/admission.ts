@@ -1,10 +1,10 @@
-import type { StoredEvent } from "../sdk/event.ts";
-import type { StepflareFunction } from "../sdk/function.ts";
-import { insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
-import type { Env } from "./env.ts";
-import type { AcceptedEvent, EventRef } from "./messages.ts";
-import type { FlowAsk, FlowAnswer } from "./objects/FlowObject.ts";
-import { runIdFor } from "./runId.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { StepflareFunction } from "../../sdk/function.ts";
+import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import type { Env } from "../platform/env.ts";
+import type { AcceptedEvent, EventRef } from "../queue/messages.ts";
+import type { FlowAsk, FlowAnswer } from "./FlowObject.ts";
+import { runIdFor } from "../platform/runId.ts";
 
 // Flow control at dispatch (DESIGN "Flow control"): a function that asks for it gets its run's
 // start decided by one coordinator object per (function, option, key value); others pay nothing.

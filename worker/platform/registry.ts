@@ -1,5 +1,5 @@
-import type { EventType } from "../sdk/eventType.ts";
-import type { StepflareFunction } from "../sdk/function.ts";
+import type { EventType } from "../../sdk/eventType.ts";
+import type { StepflareFunction } from "../../sdk/function.ts";
 
 /**
  * The functions this Worker serves, set once by `serve()` when the entry module loads, which is

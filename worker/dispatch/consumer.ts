@@ -1,16 +1,16 @@
-import { getEvents, markDispatched } from "./db/events.ts";
-import { endRunStatement, insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
-import type { Env } from "./env.ts";
-import { createLogger } from "./logger.ts";
-import type { AcceptedEvent, EventRef, QueueMessage } from "./messages.ts";
-import { allFunctions } from "./registry.ts";
-import { hasRemoteCopy, loadRemoteFunctions } from "./remote/apps.ts";
-import { runIdFor } from "./runId.ts";
+import { getEvents, markDispatched } from "../db/events.ts";
+import { endRunStatement, insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import type { Env } from "../platform/env.ts";
+import { createLogger } from "../platform/logger.ts";
+import type { AcceptedEvent, EventRef, QueueMessage } from "../queue/messages.ts";
+import { allFunctions } from "../platform/registry.ts";
+import { hasRemoteCopy, loadRemoteFunctions } from "../remote/apps.ts";
+import { runIdFor } from "../platform/runId.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
-import { cancelPage } from "./cancellations.ts";
-import { admitRun } from "./flow.ts";
-import { pausedFunctions, recordPausedEvent, resumePage } from "./pauses.ts";
-import type { StepflareFunction } from "../sdk/function.ts";
+import { cancelPage } from "../admin/cancellations.ts";
+import { admitRun } from "../flow/admission.ts";
+import { pausedFunctions, recordPausedEvent, resumePage } from "../admin/pauses.ts";
+import type { StepflareFunction } from "../../sdk/function.ts";
 
 /**
  * The queue consumer (dispatch): for each event, start a run of every function it triggers,

@@ -1,11 +1,11 @@
-import type { CronSchedule } from "../sdk/cron.ts";
-import type { StoredEvent } from "../sdk/event.ts";
-import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../sdk/function.ts";
-import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "./db/crons.ts";
-import { insertRunStatement, type RunIndexEntry } from "./db/runs.ts";
-import type { Env } from "./env.ts";
-import { allFunctions } from "./registry.ts";
-import { runIdFor } from "./runId.ts";
+import type { CronSchedule } from "../../sdk/cron.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
+import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
+import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
+import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import type { Env } from "../platform/env.ts";
+import { allFunctions } from "../platform/registry.ts";
+import { runIdFor } from "../platform/runId.ts";
 
 /** Cron runs started at once by one pass. */
 const START_BATCH = 50;

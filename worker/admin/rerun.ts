@@ -1,10 +1,10 @@
 import { ulid } from "ulidx";
-import type { StepRecord } from "../sdk/run.ts";
-import { insertRunStatement } from "./db/runs.ts";
-import type { Env } from "./env.ts";
-import type { RunWithSteps } from "./objects/RunObject.ts";
-import { findFunction } from "./registry.ts";
-import { runIdFor } from "./runId.ts";
+import type { StepRecord } from "../../sdk/run.ts";
+import { insertRunStatement } from "../db/runs.ts";
+import type { Env } from "../platform/env.ts";
+import type { RunWithSteps } from "../runs/RunObject.ts";
+import { findFunction } from "../platform/registry.ts";
+import { runIdFor } from "../platform/runId.ts";
 
 /** Why a run cannot be re-run: the HTTP status and a message that says what to do. */
 export class RerunError extends Error {

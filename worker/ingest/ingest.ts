@@ -1,10 +1,10 @@
 import { ulid } from "ulidx";
-import { EventDataError, validateEventData } from "../sdk/eventType.ts";
-import { eventTypeOf } from "./registry.ts";
-import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../sdk/event.ts";
-import { DEDUP_WINDOW_MS, insertEvents, undispatchedEvents } from "./db/events.ts";
-import type { Env } from "./env.ts";
-import type { AcceptedEvent, QueueMessage } from "./messages.ts";
+import { EventDataError, validateEventData } from "../../sdk/eventType.ts";
+import { eventTypeOf } from "../platform/registry.ts";
+import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../../sdk/event.ts";
+import { DEDUP_WINDOW_MS, insertEvents, undispatchedEvents } from "../db/events.ts";
+import type { Env } from "../platform/env.ts";
+import type { AcceptedEvent, QueueMessage } from "../queue/messages.ts";
 
 /** Ingest limits (DESIGN "Limits"). */
 export const MAX_EVENT_BYTES = 512 * 1024;

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import type { RunObject } from "./objects/RunObject.ts";
-import type { Scheduler } from "./objects/Scheduler.ts";
-import type { FlowObject } from "./objects/FlowObject.ts";
-import type { QueueMessage } from "./messages.ts";
+import type { RunObject } from "../runs/RunObject.ts";
+import type { Scheduler } from "../schedule/Scheduler.ts";
+import type { FlowObject } from "../flow/FlowObject.ts";
+import type { QueueMessage } from "../queue/messages.ts";
 
 /** The bindings `wrangler.toml` declares. */
 export interface Env {

@@ -12,7 +12,7 @@ const realOf = new WeakMap<object, object>();
 /**
  * Wraps an env's bindings so that every billable operation is counted in `usage` where it happens
  * (D1 statements and rows written, Queue messages sent, Durable Object RPC calls) and, in dev mode
- * only, so that D1 or the Queue fail while their fault switch is on (worker/faults.ts). Apply it
+ * only, so that D1 or the Queue fail while their fault switch is on (worker/platform/faults.ts). Apply it
  * once where an env enters: the Worker's handlers and the Durable Objects' constructors.
  * Idempotent: an instrumented env comes back as it is, and a copy of one is not counted twice.
  *

@@ -1,14 +1,14 @@
-import { loadRemoteFunctions } from "./remote/apps.ts";
-import { deleteOldEventsStatement, sweepUndispatchedEvents } from "./db/events.ts";
-import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "./db/runs.ts";
-import { FINAL_STATUSES } from "./messages.ts";
-import { retentionDays, type Env } from "./env.ts";
-import { sendMessages } from "./ingest.ts";
-import { createLogger } from "./logger.ts";
+import { loadRemoteFunctions } from "../remote/apps.ts";
+import { deleteOldEventsStatement, sweepUndispatchedEvents } from "../db/events.ts";
+import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "../db/runs.ts";
+import { FINAL_STATUSES } from "../queue/messages.ts";
+import { retentionDays, type Env } from "../platform/env.ts";
+import { sendMessages } from "../ingest/ingest.ts";
+import { createLogger } from "../platform/logger.ts";
 import { runDueCrons } from "./crons.ts";
-import { resumeStalledCancellations } from "./cancellations.ts";
-import { resumeStalledResumes } from "./pauses.ts";
-import { pruneExpiredWaitsStatement } from "./db/waits.ts";
+import { resumeStalledCancellations } from "../admin/cancellations.ts";
+import { resumeStalledResumes } from "../admin/pauses.ts";
+import { pruneExpiredWaitsStatement } from "../db/waits.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */

@@ -1,12 +1,12 @@
-import type { StepflareFunction } from "../sdk/function.ts";
-import { toEvent, type EventRow } from "./db/events.ts";
-import type { RunIndexEntry } from "./db/runs.ts";
-import { insertRunStatement } from "./db/runs.ts";
-import type { Env } from "./env.ts";
-import { sendMessages } from "./ingest.ts";
-import type { AcceptedEvent } from "./messages.ts";
-import { findFunction } from "./registry.ts";
-import { runIdFor } from "./runId.ts";
+import type { StepflareFunction } from "../../sdk/function.ts";
+import { toEvent, type EventRow } from "../db/events.ts";
+import type { RunIndexEntry } from "../db/runs.ts";
+import { insertRunStatement } from "../db/runs.ts";
+import type { Env } from "../platform/env.ts";
+import { sendMessages } from "../ingest/ingest.ts";
+import type { AcceptedEvent } from "../queue/messages.ts";
+import { findFunction } from "../platform/registry.ts";
+import { runIdFor } from "../platform/runId.ts";
 
 // Pausing a function (beyond Inngest): while paused, the events that trigger it are recorded and
 // its runs are not started; on resume they start in order, or are skipped if the pause said so.

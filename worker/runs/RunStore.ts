@@ -4,8 +4,8 @@ import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult, StepRequest } from "../../sdk/wait.ts";
 import type { WaitRow } from "../db/waits.ts";
-import type { RunStatus } from "../messages.ts";
-import { usage } from "../usage.ts";
+import type { RunStatus } from "../queue/messages.ts";
+import { usage } from "../platform/usage.ts";
 
 /** A run's own record, as its RunObject keeps it. */
 export interface RunRecord {

@@ -1,4 +1,4 @@
-import type { JsonObject, Logger } from "../sdk/types.ts";
+import type { JsonObject, Logger } from "../../sdk/types.ts";
 
 /**
  * A logger that writes one JSON line per call, carrying `tags` (a run's id and function id).

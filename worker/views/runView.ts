@@ -1,11 +1,11 @@
 import type { StepRecord } from "../../sdk/driver.ts";
 import type { PublishedMessage } from "../../sdk/publish.ts";
 import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
-import type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
-import type { RunRecord } from "../objects/RunStore.ts";
+import type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./schemas.ts";
+import type { RunRecord } from "../runs/RunStore.ts";
 import type { RunIndexRow } from "../db/runs.ts";
 
-export type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./api/schemas.ts";
+export type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./schemas.ts";
 
 const STEP_STATUS: Record<StepRecord["status"], StepView["status"]> = {
   completed: "Completed",

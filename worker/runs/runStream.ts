@@ -1,7 +1,7 @@
 import type { StepRecord } from "../../sdk/driver.ts";
-import { FINAL_STATUSES, type RunStatus } from "../messages.ts";
-import { toPublishView, toRunSummaryView, toStepView, type RunSummaryView } from "../routes/runView.ts";
-import { encodeSse, SSE_HEADERS, sseComment } from "../sse.ts";
+import { FINAL_STATUSES, type RunStatus } from "../queue/messages.ts";
+import { toPublishView, toRunSummaryView, toStepView, type RunSummaryView } from "../views/runView.ts";
+import { encodeSse, SSE_HEADERS, sseComment } from "../views/sse.ts";
 import type { RunObserver, RunRecord } from "./RunStore.ts";
 
 /**

@@ -1,10 +1,10 @@
-import type { StoredEvent } from "../sdk/event.ts";
-import { eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../sdk/wait.ts";
-import { toEvent, type EventRow } from "./db/events.ts";
-import { deleteWaitsStatement, eventsSinceStatement, findWaitsStatement, insertWaitStatements, type WaitRow } from "./db/waits.ts";
-import type { Env } from "./env.ts";
-import { createLogger } from "./logger.ts";
-import type { AcceptedEvent } from "./messages.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
+import { eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
+import { toEvent, type EventRow } from "../db/events.ts";
+import { deleteWaitsStatement, eventsSinceStatement, findWaitsStatement, insertWaitStatements, type WaitRow } from "../db/waits.ts";
+import type { Env } from "../platform/env.ts";
+import { createLogger } from "../platform/logger.ts";
+import type { AcceptedEvent } from "../queue/messages.ts";
 
 // The waits index in D1 (DESIGN "Waits"): the rows a RunObject registers for its waits and its
 // cancelOn entries, and how an accepted event finds the waits it resolves.

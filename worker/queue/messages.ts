@@ -1,4 +1,4 @@
-import type { StoredEvent } from "../sdk/event.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
 
 /** Run statuses as the REST API shows them (Inngest's names, plus Queued). */
 export type RunStatus = "Queued" | "Running" | "Completed" | "Failed" | "Cancelled" | "Skipped";

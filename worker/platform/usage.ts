@@ -1,7 +1,7 @@
 /**
  * What Cloudflare bills, counted where it happens: Durable Object requests (RPC calls and alarms),
  * rows written in Durable Object SQLite, D1 statements and rows written, and Queue messages sent.
- * The bindings wrapper (worker/bindings.ts) counts D1, the Queue and RPC calls; RunStore counts its
+ * The bindings wrapper (worker/platform/bindings.ts) counts D1, the Queue and RPC calls; RunStore counts its
  * rows, and each object's alarm() itself. The counts belong to this isolate; under `wrangler dev` the Worker, the consumer and every
  * Durable Object share one, so they cover the whole system (what `npm run bench` reads).
  */
