@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { eventMatchKeys } from "../sdk/wait.ts";
 import { findWaitsStatement } from "../worker/db/waits.ts";
-import { dispatchEvent } from "../worker/dispatch/consumer.ts";
+import { dispatchEvent } from "../worker/dispatch/events.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runIdOf, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 /** The step named `name` of a run, as the REST API shows it. */

@@ -6,6 +6,7 @@ import { IngestError, ingestEvents, parseEvents } from "./ingest/ingest.ts";
 import type { RunWithSteps } from "./runs/RunObject.ts";
 import { findFunction } from "./platform/registry.ts";
 import { startInvokedRun } from "./runs/invoke.ts";
+import { runObject } from "./runs/door.ts";
 import { RUN_ID_PATTERN } from "./platform/runId.ts";
 import { toRunView, type RunView } from "./views/runView.ts";
 
@@ -69,8 +70,7 @@ export class StepflareService extends WorkerEntrypoint<Env> {
   }
 
   private runObject(runId: string) {
-    const env = instrument(this.env);
-    return env.RUNS.get(env.RUNS.idFromName(runId));
+    return runObject(instrument(this.env), runId);
   }
 }
 

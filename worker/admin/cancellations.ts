@@ -10,7 +10,8 @@ import {
   type CancellationRow,
 } from "../db/cancellations.ts";
 import type { Env } from "../platform/env.ts";
-import { sendMessages } from "../ingest/ingest.ts";
+import { sendMessages } from "../queue/send.ts";
+import { runObject } from "../runs/door.ts";
 import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import type { CancellationView } from "../views/schemas.ts";
@@ -82,7 +83,7 @@ export async function cancelPage(env: Env, cancellationId: string, now = Date.no
   if (!row || row.done_at !== null) return;
   const runIds = await runsToCancel(env.DB, row, PAGE_SIZE);
   const reason = { type: "bulk" as const, cancellation_id: row.id };
-  const results = await Promise.all(runIds.map((runId) => env.RUNS.get(env.RUNS.idFromName(runId)).cancelIf(reason, row.expression ?? undefined)));
+  const results = await Promise.all(runIds.map((runId) => runObject(env, runId).cancelIf(reason, row.expression ?? undefined)));
   const done = runIds.length < PAGE_SIZE;
   await env.DB.batch([advanceCancellationStatement(env.DB, row.id, runIds.at(-1) ?? row.cursor, results.filter(Boolean).length, now, done)]);
   if (!done) await sendMessages(env, [{ type: "cancel-page", cancellationId: row.id }]);

@@ -1,6 +1,6 @@
 import { ulid } from "ulidx";
 import type { StepRecord } from "../../sdk/run.ts";
-import { insertRunStatement } from "../db/runs.ts";
+import { indexRuns, runObject, startRun } from "../runs/door.ts";
 import type { Env } from "../platform/env.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
 import { findFunction } from "../platform/registry.ts";
@@ -26,7 +26,7 @@ export class RerunError extends Error {
  * const { runId } = await rerun(env, "01J...", "charge-card");
  */
 export async function rerun(env: Env, runId: string, fromStep?: string): Promise<{ runId: string }> {
-  const found = (await env.RUNS.get(env.RUNS.idFromName(runId)).getRun()) as RunWithSteps | null;
+  const found = (await runObject(env, runId).getRun()) as RunWithSteps | null;
   if (!found) throw new RerunError(404, `no run with id ${JSON.stringify(runId)}`);
   const { run, steps } = found;
   const fn = findFunction(run.functionId);
@@ -34,8 +34,7 @@ export async function rerun(env: Env, runId: string, fromStep?: string): Promise
   const memo = fromStep === undefined ? [] : stepsBefore(steps, fromStep);
   const now = Date.now();
   const newRunId = runIdFor(fn.id, `rerun:${ulid()}`, now);
-  const status = await env.RUNS.get(env.RUNS.idFromName(newRunId)).start({ runId: newRunId, functionId: fn.id, events: run.events, startAt: now, ...(memo.length ? { memo } : {}) });
-  await env.DB.batch([insertRunStatement(env.DB, { runId: newRunId, functionId: fn.id, eventId: run.events[0]!.id, status, startedAt: now })]);
+  await indexRuns(env, [await startRun(env, { runId: newRunId, functionId: fn.id, events: run.events, startAt: now, startedAt: now, ...(memo.length ? { memo } : {}) })]);
   return { runId: newRunId };
 }
 

@@ -1,6 +1,6 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import { pageOf, type PageCursor } from "./runs.ts";
-import type { AcceptedEvent, EventRef } from "../queue/messages.ts";
+import type { AcceptedEvent, EventRef } from "../platform/types.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;

@@ -1,4 +1,4 @@
-import type { RunStatus } from "../queue/messages.ts";
+import type { RunStatus } from "../platform/types.ts";
 
 /** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
 export interface RunIndexRow {

@@ -1,62 +1,118 @@
+import { cancelPage } from "../admin/cancellations.ts";
+import { resumePage } from "../admin/pauses.ts";
 import { getEvents, markDispatched } from "../db/events.ts";
 import { endRunStatement, insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
-import type { AcceptedEvent, EventRef, QueueMessage } from "../queue/messages.ts";
-import { allFunctions } from "../platform/registry.ts";
+import type { AcceptedEvent, EventRef } from "../platform/types.ts";
+import type { QueueMessage } from "../queue/messages.ts";
 import { hasRemoteCopy, loadRemoteFunctions } from "../remote/apps.ts";
-import { runIdFor } from "../platform/runId.ts";
+import { dispatchEvent } from "./events.ts";
 import { deliverMatches, findMatchingWaits } from "./waits.ts";
-import { cancelPage } from "../admin/cancellations.ts";
-import { admitRun } from "../flow/admission.ts";
-import { pausedFunctions, recordPausedEvent, resumePage } from "../admin/pauses.ts";
-import type { StepflareFunction } from "../../sdk/function.ts";
+
+// The queue consumer: every message kind has its handler in `handlers`, a map typed over
+// QueueMessage's kinds, so a kind without one does not compile.
+
+type Kind = QueueMessage["type"];
+type MessageOf<K extends Kind> = Message<Extract<QueueMessage, { type: K }>>;
+
+/** What a batch's handlers leave to do once they have all looked at their messages. */
+class BatchWork {
+  /** Events to dispatch in the batch's one pass (runs started, waits looked up). */
+  readonly events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
+  /** Statements written in the batch's one D1 round trip, before its messages are acked. */
+  readonly statements: D1PreparedStatement[] = [];
+  /** Messages acked once the batch's D1 write went through. */
+  readonly done: Message<QueueMessage>[] = [];
+  /** Work of its own per message (a page of a bulk cancellation or a resume), going on beside the dispatch. */
+  readonly pages: Promise<unknown>[] = [];
+
+  constructor(readonly env: Env) {}
+
+  /** Runs `work` for `message` beside the dispatch; the message is acked with the batch, or retried if it failed. */
+  page(message: Message<QueueMessage>, work: () => Promise<void>): void {
+    this.pages.push(
+      work().then(
+        () => this.done.push(message),
+        (err: unknown) => {
+          createLogger().error("a page of a bulk cancellation or a resume failed; will retry", { message: message.body, error: String(err) });
+          message.retry();
+        },
+      ),
+    );
+  }
+}
+
+type Handlers = { [K in Kind]: (messages: MessageOf<K>[], work: BatchWork) => void | Promise<void> };
+
+const handlers: Handlers = {
+  event(messages, work) {
+    for (const message of messages) work.events.push({ message, accepted: { event: message.body.event, receivedAt: message.body.receivedAt } });
+  },
+  async "event-ref"(messages, work) {
+    if (messages.length === 0) return;
+    const refs = messages.map(({ body }) => ({ id: body.id, receivedAt: body.receivedAt }));
+    const referenced = new Map((await getEvents(work.env.DB, refs)).map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
+    for (const message of messages) {
+      const accepted = referenced.get(refKey(message.body));
+      if (accepted) {
+        work.events.push({ message, accepted });
+        continue;
+      }
+      // The event log has no such event (never stored, or a ref queued by a version that sent the
+      // id alone): nothing to dispatch here; a stored event left undispatched is swept again.
+      const { id, receivedAt } = message.body;
+      createLogger({ event_id: id }).error("queued event not found in the event log", { received_at: receivedAt ?? null });
+      work.done.push(message);
+    }
+  },
+  "run-ended"(messages, work) {
+    for (const message of messages) {
+      work.statements.push(endRunStatement(work.env.DB, { ...message.body }));
+      work.done.push(message);
+    }
+  },
+  "cancel-page"(messages, work) {
+    for (const message of messages) work.page(message, () => cancelPage(work.env, message.body.cancellationId));
+  },
+  "resume-page"(messages, work) {
+    for (const message of messages) work.page(message, () => resumePage(work.env, message.body.functionId, message.body.skip));
+  },
+};
 
 /**
- * The queue consumer (dispatch): for each event, start a run of every function it triggers,
- * then record the batch in D1 in one round trip (runs index, events dispatched, run ends).
- * Run ids are deterministic, so a redelivered message starts nothing twice; a message is acked
- * only when all of its work succeeded.
+ * The queue consumer (dispatch): hands each message to the handler of its kind, then for each
+ * event starts a run of every function it triggers, and records the batch in D1 in one round trip
+ * (runs index, events dispatched, run ends). Run ids are deterministic, so a redelivered message
+ * starts nothing twice; a message is acked only when all of its work succeeded.
  */
 export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env): Promise<void> {
-  const refs = batch.messages.flatMap((m) => (m.body.type === "event-ref" ? [{ id: m.body.id, receivedAt: m.body.receivedAt }] : []));
-  const referenced = new Map((await getEvents(env.DB, refs)).map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
-
-  const ended: RunIndexEntry[] = [];
-  const done: Message<QueueMessage>[] = [];
-  const events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
-  const pages: Promise<unknown>[] = [];
-  for (const message of batch.messages) {
-    const body = message.body;
-    if (body.type === "run-ended") {
-      ended.push({ ...body });
-      done.push(message);
-      continue;
-    }
-    if (body.type === "cancel-page" || body.type === "resume-page") {
-      pages.push(
-        (body.type === "cancel-page" ? cancelPage(env, body.cancellationId) : resumePage(env, body.functionId, body.skip, (fn, accepted, position) => startRunOf(env, fn, accepted, position))).then(
-          () => done.push(message),
-          (err: unknown) => {
-            createLogger().error("a page of a bulk cancellation or a resume failed; will retry", { message: body, error: String(err) });
-            message.retry();
-          },
-        ),
-      );
-      continue;
-    }
-    const accepted = body.type === "event" ? { event: body.event, receivedAt: body.receivedAt } : referenced.get(refKey(body));
-    if (accepted) {
-      events.push({ message, accepted });
-      continue;
-    }
-    // The event log has no such event (never stored, or a ref queued by a version that sent the
-    // id alone): nothing to dispatch here; a stored event left undispatched is swept again.
-    const { id, receivedAt } = body as EventRef;
-    createLogger({ event_id: id }).error("queued event not found in the event log", { received_at: receivedAt ?? null });
-    done.push(message);
+  const work = new BatchWork(env);
+  const byKind: { [K in Kind]: MessageOf<K>[] } = { event: [], "event-ref": [], "run-ended": [], "cancel-page": [], "resume-page": [] };
+  // The one cast: a message's kind is its body's, which TypeScript does not carry over to Message<…>.
+  for (const message of batch.messages) (byKind[message.body.type] as Message<QueueMessage>[]).push(message);
+  const handle = <K extends Kind>(kind: K) => handlers[kind](byKind[kind], work);
+  await Promise.all((Object.keys(handlers) as Kind[]).map(handle));
+  // Events dispatch in the order they came (a batch's position orders a debounce's or batch's events).
+  const order = new Map(batch.messages.map((message, i) => [message, i]));
+  work.events.sort((a, b) => order.get(a.message)! - order.get(b.message)!);
+  await dispatchEvents(work);
+  try {
+    if (work.statements.length > 0) await env.DB.batch(work.statements);
+    for (const message of work.done) message.ack();
+  } catch (err) {
+    createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
+    for (const message of work.done) message.retry();
   }
+}
 
+/**
+ * The batch's one pass over its events: runs start while D1 looks the events up in the waits
+ * index, then each wait found is told. An event is dispatched (its message acked with the batch)
+ * once its runs are started and every wait it resolves has been told; otherwise it is retried.
+ */
+async function dispatchEvents(work: BatchWork): Promise<void> {
+  const { env, events } = work;
   // The synced apps' functions. With a copy of them the batch does not wait for a fresher one (that
   // read goes on beside it: a D1 read awaited in every consumer batch stalled the local queue under
   // load in the workerd tests). An isolate with no copy reads one first, and if it cannot, dispatches
@@ -65,7 +121,6 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   else if (events.length > 0 && !(await loadRemoteFunctions(env))) {
     for (const { message } of events.splice(0)) message.retry();
   }
-  // Runs start while D1 looks the batch's events up in the waits index: neither waits for the other.
   const now = Date.now();
   const [dispatches, matches] = await Promise.all([
     Promise.all(
@@ -85,7 +140,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
       return null;
     }),
   ]);
-  await Promise.all(pages);
+  await Promise.all(work.pages);
   const { deleteStatements, failed } = matches ? await deliverMatches(env, matches) : { deleteStatements: [], failed: [] };
   const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
 
@@ -94,58 +149,17 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   events.forEach(({ message, accepted }, i) => {
     const runs = dispatches[i];
     const ref = { id: accepted.event.id, receivedAt: accepted.receivedAt };
-    // An event is dispatched once its runs are started and every wait it resolves has been told.
     if (runs === null || runs === undefined || matches === null || undelivered.has(refKey(ref))) return message.retry();
     started.push(...runs);
     dispatched.push(ref);
-    done.push(message);
+    work.done.push(message);
   });
-
-  const statements = [
-    ...started.map((run) => insertRunStatement(env.DB, run)),
-    ...ended.map((run) => endRunStatement(env.DB, run)),
-    ...deleteStatements,
-    ...markDispatched(env.DB, dispatched, now),
-  ];
-  try {
-    if (statements.length > 0) await env.DB.batch(statements);
-    for (const message of done) message.ack();
-  } catch (err) {
-    createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
-    for (const message of done) message.retry();
-  }
+  // Index rows first, as before: a run's start row precedes any end row of the same batch.
+  work.statements.unshift(...started.map((run) => insertRunStatement(env.DB, run)));
+  work.statements.push(...deleteStatements, ...markDispatched(env.DB, dispatched, now));
 }
 
 /** One event's key in a map: its id alone may name several events. */
 function refKey({ id, receivedAt }: EventRef): string {
   return `${receivedAt}\n${id}`;
-}
-
-/**
- * Starts a run of every function `accepted` triggers (fan-out) and answers their index entries.
- * A RunObject's start() returns once the run is stored with its alarm armed, not when it ends.
- */
-export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position = 0): Promise<RunIndexEntry[]> {
-  const logger = createLogger({ event_id: accepted.event.id });
-  const targets = allFunctions().filter((fn) => fn.matches(accepted.event, logger));
-  if (targets.length === 0) return [];
-  // A paused function's events wait for its resume.
-  const paused = await pausedFunctions(env);
-  const held = targets.filter((fn) => paused.has(fn.id));
-  if (held.length > 0) await recordPausedEvent(env, held.map((fn) => fn.id), accepted, position);
-  const entries = await Promise.all(targets.filter((fn) => !paused.has(fn.id)).map((fn) => startRunOf(env, fn, accepted, position)));
-  return entries.filter((entry) => entry !== null);
-}
-
-/** Starts the run of one function for an event, through its flow control; null when none starts (yet). */
-async function startRunOf(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number): Promise<RunIndexEntry | null> {
-  const { event, receivedAt } = accepted;
-  const runId = runIdFor(fn.id, event.id, receivedAt);
-  const base = { runId, functionId: fn.id, eventId: event.id, startedAt: receivedAt };
-  const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
-  if (admitted === "none") return null;
-  // A skipped run has no object: its row in the runs index is its whole record.
-  if ("skipped" in admitted) return { ...base, status: "Skipped", skipReason: admitted.skipped };
-  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: admitted.startAt });
-  return { ...base, status };
 }

@@ -4,7 +4,8 @@ import { toEvent, type EventRow } from "../db/events.ts";
 import { deleteWaitsStatement, eventsSinceStatement, findWaitsStatement, insertWaitStatements, type WaitRow } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
-import type { AcceptedEvent } from "../queue/messages.ts";
+import { runObject } from "../runs/door.ts";
+import type { AcceptedEvent } from "../platform/types.ts";
 
 // The waits index in D1 (DESIGN "Waits"): the rows a RunObject registers for its waits and its
 // cancelOn entries, and how an accepted event finds the waits it resolves.
@@ -109,7 +110,7 @@ export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ 
   await Promise.all(
     [...byRun.values()].map(async (list) => {
       for (const match of list) {
-        const run = env.RUNS.get(env.RUNS.idFromName(match.row.run_id));
+        const run = runObject(env, match.row.run_id);
         try {
           if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event);
           else await run.cancelIf({ type: "event", event: match.accepted.event });

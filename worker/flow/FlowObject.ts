@@ -3,8 +3,8 @@ import type { StoredEvent } from "../../sdk/event.ts";
 import { gcra } from "../../sdk/flow.ts";
 import { instrument } from "../platform/bindings.ts";
 import type { Env } from "../platform/env.ts";
-import { startCollectedRun } from "./admission.ts";
-import { FINAL_STATUSES, type AcceptedEvent } from "../queue/messages.ts";
+import { runObject, startCollectedRun } from "../runs/door.ts";
+import { FINAL_STATUSES, type AcceptedEvent } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
 
 /** How long a decision is remembered, so a redelivered event gets the same answer: past the queue's retries. */
@@ -76,7 +76,7 @@ export class FlowObject extends DurableObject<Env> {
   private async decideSingleton(ask: Extract<FlowAsk, { kind: "singleton" }>, now: number): Promise<FlowAnswer> {
     const active = this.get("active_run");
     if (active && active !== ask.runId) {
-      const stub = this.env.RUNS.get(this.env.RUNS.idFromName(active));
+      const stub = runObject(this.env, active);
       const state = await stub.status();
       const isActive = state ? !FINAL_STATUSES.has(state.status) : now - Number(this.get("active_at") ?? 0) < SINGLETON_PENDING_MS;
       if (isActive && ask.mode === "skip") return { start: false, reason: `singleton: run ${active} is still active` };
@@ -186,7 +186,7 @@ export class FlowObject extends DurableObject<Env> {
 
   private tellGranted(runIds: string[]): Promise<unknown> {
     const by = this.get("kind") === "concurrency" ? "concurrency" : "throttle";
-    return Promise.all(runIds.map((id) => this.env.RUNS.get(this.env.RUNS.idFromName(id)).slotGranted(by).catch(() => undefined)));
+    return Promise.all(runIds.map((id) => runObject(this.env, id).slotGranted(by).catch(() => undefined)));
   }
 
   /**

@@ -1,10 +1,7 @@
-import type { StoredEvent } from "../../sdk/event.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
-import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
-import type { AcceptedEvent, EventRef } from "../queue/messages.ts";
+import type { AcceptedEvent } from "../platform/types.ts";
 import type { FlowAsk, FlowAnswer } from "./FlowObject.ts";
-import { runIdFor } from "../platform/runId.ts";
 
 // Flow control at dispatch (DESIGN "Flow control"): a function that asks for it gets its run's
 // start decided by one coordinator object per (function, option, key value); others pay nothing.
@@ -49,17 +46,4 @@ export async function admitRun(env: Env, fn: StepflareFunction, accepted: Accept
   // A throttle (like a concurrency limit) is asked by the run itself, at its first invocation: so
   // that runs waiting for their start can be reordered by priority.
   return { startAt };
-}
-
-/**
- * Starts the run a debounce or batch collected (its events, oldest first) and indexes it. Its id
- * derives from the collection's first event, so a start repeated after a crash changes nothing.
- */
-export async function startCollectedRun(env: Env, functionId: string, kind: "debounce" | "batch", events: StoredEvent[], first: EventRef): Promise<RunIndexEntry> {
-  const runId = runIdFor(functionId, `${kind}:${first.id}`, first.receivedAt);
-  const now = Date.now();
-  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId, events, startAt: now });
-  const entry = { runId, functionId, eventId: events[0]!.id, status, startedAt: now };
-  await env.DB.batch([insertRunStatement(env.DB, entry)]);
-  return entry;
 }

@@ -4,17 +4,14 @@ import { eventTypeOf } from "../platform/registry.ts";
 import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../../sdk/event.ts";
 import { DEDUP_WINDOW_MS, insertEvents, undispatchedEvents } from "../db/events.ts";
 import type { Env } from "../platform/env.ts";
-import type { AcceptedEvent, QueueMessage } from "../queue/messages.ts";
+import type { AcceptedEvent } from "../platform/types.ts";
+import { enqueueEvents } from "../queue/send.ts";
+import { utf8Bytes } from "../../sdk/output.ts";
 
 /** Ingest limits (DESIGN "Limits"). */
 export const MAX_EVENT_BYTES = 512 * 1024;
 export const MAX_REQUEST_BYTES = 3 * 1024 * 1024;
 export const MAX_EVENTS_PER_REQUEST = 5000;
-
-/** Queue limits: 128 KB per message, 100 messages and 256 KB per sendBatch (kept with a margin). */
-const MAX_INLINE_MESSAGE_BYTES = 100 * 1024;
-const MAX_BATCH_MESSAGES = 100;
-const MAX_BATCH_BYTES = 200 * 1024;
 
 /** A request the event API refuses: `status` is 400 or 413, `error` says what is wrong. */
 export class IngestError extends Error {
@@ -69,7 +66,7 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
       ...(payload.user ? { user: payload.user } : {}),
       ...(payload.v ? { v: payload.v } : {}),
     };
-    const bytes = byteLength(JSON.stringify(event));
+    const bytes = utf8Bytes(JSON.stringify(event));
     if (bytes > MAX_EVENT_BYTES) {
       throw new IngestError(413, `event ${i} is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES} bytes (512 KiB) per event`, String(i));
     }
@@ -94,35 +91,4 @@ export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ i
   if (duplicates.length > 0) accepted.push(...(await undispatchedEvents(env.DB, duplicates, receivedAt - DEDUP_WINDOW_MS)));
   await enqueueEvents(env, accepted);
   return { ids: events.map((e) => e.id) };
-}
-
-/** Sends accepted events to the queue, in batches within the queue's limits. */
-export async function enqueueEvents(env: Env, accepted: AcceptedEvent[]): Promise<void> {
-  const messages = accepted.map(({ event, receivedAt }): QueueMessage => {
-    const inline: QueueMessage = { type: "event", event, receivedAt };
-    return byteLength(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id, receivedAt };
-  });
-  await sendMessages(env, messages);
-}
-
-export async function sendMessages(env: Env, messages: QueueMessage[]): Promise<void> {
-  let batch: MessageSendRequest<QueueMessage>[] = [];
-  let batchBytes = 0;
-  const sends: Promise<unknown>[] = [];
-  for (const body of messages) {
-    const bytes = byteLength(JSON.stringify(body));
-    if (batch.length === MAX_BATCH_MESSAGES || batchBytes + bytes > MAX_BATCH_BYTES) {
-      sends.push(env.EVENTS.sendBatch(batch));
-      batch = [];
-      batchBytes = 0;
-    }
-    batch.push({ body, contentType: "json" });
-    batchBytes += bytes;
-  }
-  if (batch.length > 0) sends.push(env.EVENTS.sendBatch(batch));
-  await Promise.all(sends);
-}
-
-export function byteLength(text: string): number {
-  return new TextEncoder().encode(text).length;
 }

@@ -22,6 +22,14 @@ export interface Env {
   STEPFLARE_RETENTION_DAYS?: string;
 }
 
+/**
+ * True in dev mode (`STEPFLARE_DEV = "1"`, which `npm run dev` passes with `--var`): any event key
+ * works and the API and dashboard are open. Never set in `wrangler.toml`, so a deploy is closed.
+ */
+export function isDevMode(env: Pick<Env, "STEPFLARE_DEV">): boolean {
+  return env.STEPFLARE_DEV === "1";
+}
+
 export const DEFAULT_RETENTION_DAYS = 30;
 
 const retentionDaysSchema = z

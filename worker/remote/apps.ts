@@ -3,7 +3,7 @@ import { allApps, appByDeployId, recordSyncError, upsertApp, type AppRow } from 
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { isLocalFunction, setRemoteFunctions } from "../platform/registry.ts";
-import { isDevMode } from "../routes/auth.ts";
+import { isDevMode } from "../platform/env.ts";
 import { RemoteFunction } from "./function.ts";
 import { appRequestSigner } from "./signer.ts";
 import { registerBodySchema, stripDeployId, wireFunctionSchema, type RegisterBody } from "./wire.ts";

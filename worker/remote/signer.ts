@@ -1,5 +1,5 @@
 import type { Env } from "../platform/env.ts";
-import { isDevMode } from "../routes/auth.ts";
+import { isDevMode } from "../platform/env.ts";
 import { signRequest } from "./signature.ts";
 import type { RequestSigner } from "./transport.ts";
 

@@ -5,6 +5,7 @@ import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
 import { usage } from "../platform/usage.ts";
+import { runObject } from "../runs/door.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
 import type { RunRecord } from "../runs/RunStore.ts";
 import { skippedRunStream } from "../runs/runStream.ts";
@@ -131,8 +132,4 @@ async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
 async function readRun(env: Env, runId: string): Promise<RunView | null> {
   const found = (await runObject(env, runId).getRun()) as RunWithSteps | null;
   return found ? toRunView(found.run, found.steps) : null;
-}
-
-function runObject(env: Env, runId: string) {
-  return env.RUNS.get(env.RUNS.idFromName(runId));
 }

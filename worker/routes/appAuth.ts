@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Env } from "../platform/env.ts";
 import { checkBearer } from "../remote/signature.ts";
-import { isDevMode } from "./auth.ts";
+import { isDevMode } from "../platform/env.ts";
 import { jsonError } from "./errors.ts";
 
 /**

@@ -1,18 +1,10 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import type { Env } from "../platform/env.ts";
+import { isDevMode, type Env } from "../platform/env.ts";
 import { jsonError } from "./errors.ts";
 import { isValidSession, SESSION_COOKIE } from "./session.ts";
 
 type AuthContext = Context<{ Bindings: Env }>;
-
-/**
- * True in dev mode (`STEPFLARE_DEV = "1"`, which `npm run dev` passes with `--var`): any event key
- * works and the API and dashboard are open. Never set in `wrangler.toml`, so a deploy is closed.
- */
-export function isDevMode(env: Env): boolean {
-  return env.STEPFLARE_DEV === "1";
-}
 
 /**
  * Outside dev mode, `POST /e/:key` accepts only the keys listed in `STEPFLARE_EVENT_KEYS`

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { Env } from "../platform/env.ts";
 import { faults, faultSwitchSchema, setFaults } from "../platform/faults.ts";
-import { isDevMode } from "./auth.ts";
+import { isDevMode } from "../platform/env.ts";
 import { parseJsonBody } from "./body.ts";
 
 /**

@@ -7,6 +7,7 @@ import { RUN_ID_PATTERN } from "../platform/runId.ts";
 import { opsSchema } from "../remote/wire.ts";
 import { parseJsonBody } from "./body.ts";
 import { jsonError } from "./errors.ts";
+import { runObject } from "../runs/door.ts";
 
 /**
  * `POST /fn/register`: where the `inngest` SDK sends its functions when an app is synced out of
@@ -43,7 +44,7 @@ registerRoutes.post("/v1/checkpoint/:runId/async", requireAppKey, async (c) => {
   if (!body.ok) return body.response;
   const runId = c.req.param("runId");
   if (!RUN_ID_PATTERN.test(runId)) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
-  const result = await c.env.RUNS.get(c.env.RUNS.idFromName(runId)).checkpoint(body.data.qi_id, body.data.steps);
+  const result = await runObject(c.env, runId).checkpoint(body.data.qi_id, body.data.steps);
   if (result === "stale") return jsonError(c, 409, "this call is no longer the run's: stop");
   return c.json({ ok: true });
 });

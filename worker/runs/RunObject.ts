@@ -1,58 +1,31 @@
 import { DurableObject } from "cloudflare:workers";
-import { systemClock } from "../../sdk/clock.ts";
-import { executeRun, type RunHost, type RunOutcome, type StepRecord } from "../../sdk/driver.ts";
+import type { RunOutcome, StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
-import { flowObject } from "../flow/admission.ts";
-import { LEASE_MS, type ThrottleRate } from "../flow/FlowObject.ts";
-import type { Throttle } from "../../sdk/flow.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
-import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
 import { resolveInvoke, resolveWait, satisfiesIf, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../platform/bindings.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
-import { runAsObject } from "../platform/faults.ts";
-import { parseEvents } from "../ingest/ingest.ts";
 import { createLogger } from "../platform/logger.ts";
-import { FINAL_STATUSES, type RunStatus } from "../queue/messages.ts";
 import { findFunction } from "../platform/registry.ts";
-import { isDevMode } from "../routes/auth.ts";
+import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
-import { cancellationEvents, cancelOnEntries, deliverEntry, endEntries, failureEvents, finishedEvents, requestEntries } from "./outbox.ts";
-import { RunStore, type OutboxEntry, type RunParent, type RunRecord } from "./RunStore.ts";
-import { RunStream } from "./runStream.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints } from "../remote/checkpoints.ts";
-import { executeRemoteRun } from "../remote/execute.ts";
 import type { Op } from "../remote/wire.ts";
-import { RemoteFunction } from "../remote/function.ts";
-import { appRequestSigner } from "../remote/signer.ts";
+import { RunDelivery } from "./delivery.ts";
+import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
+import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
+import { RunSlots } from "./slots.ts";
+import { RunStore, type RunParent, type RunRecord } from "./RunStore.ts";
+import { RunStream } from "./runStream.ts";
 
-/**
- * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
- * watchdog: if the runtime dies mid-run, the alarm fires after restart and the run resumes from its
- * stored steps. A run woken by its alarm needs none: the runtime retries an alarm whose handler
- * did not finish.
- */
-const WATCHDOG_MS = 10_000;
 /** How soon an outbox entry or a run's end that could not be delivered is tried again. */
 const DELIVERY_RETRY_MS = 5_000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
-
-/** How long after its expected turn a run waiting on a throttle asks again, should its wake-up be lost. */
-const THROTTLE_RECHECK_MS = 1_000;
-
-/** A run's place in a flow coordinator's queue: the time it was created, less its priority in seconds. */
-function queueOrder(run: RunRecord, fn: StepflareFunction): number {
-  return run.startedAt - (fn.flow.priorityOf?.(run.events[0]!) ?? 0) * 1000;
-}
-
-function throttleRate(throttle: Throttle): ThrottleRate {
-  return { limit: throttle.limit, period: throttle.period, burst: throttle.limit + (throttle.burst ?? 0) };
-}
 
 /** A run's record with its steps. */
 export interface RunWithSteps {
@@ -83,22 +56,27 @@ export class RunObject extends DurableObject<Env> {
   private readonly stream = new RunStream();
   /** The invocation in progress, so nothing starts a second one beside it. */
   private executing: Promise<void> | null = null;
-  /** The outbox delivery in progress, so two never send the same entry at once. */
-  private delivering: Promise<void> | null = null;
   /** Invocations in a row that broke outside the handler. */
   private failedInvocations = 0;
-  /** The run's end reached the runs index (in memory: after a restart the alarm sends it again, harmlessly). */
-  private endDelivered = false;
   /** The earliest time a wait or child run was resolved during the invocation in progress: the run is due again then. */
   private resolvedDuringInvocation: number | undefined;
   /** The calls to a remote function's app in progress that may checkpoint, by call id: what accepts their steps. */
   private readonly checkpoints = new CallCheckpoints();
-  /** When a concurrency coordinator last gave this run its slot (in memory: after a restart the run asks again). */
-  private slotGrantedAt: number | undefined;
+  /** Its slots of the function's concurrency limits, and its throttle turn. */
+  private readonly slots: RunSlots;
+  /** What delivers its outbox and its end. */
+  private readonly delivery: RunDelivery;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
     this.store = new RunStore(ctx.storage.sql, this.stream);
+    this.slots = new RunSlots(this.env);
+    this.delivery = new RunDelivery(this.env, this.store, {
+      resolveWait: (stepId, index, event) => this.resolveWait(stepId, index, event),
+      resolveInvoke: (stepId, result) => this.resolveInvoke(stepId, result),
+      cancel: (reason) => this.cancel(reason),
+      rearm: () => this.rearm(),
+    });
   }
 
   /**
@@ -128,7 +106,7 @@ export class RunObject extends DurableObject<Env> {
     );
     for (const step of init.memo ?? []) this.store.saveStep(step);
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
-    if (fn?.cancelOn.length) void this.deliverOutbox();
+    if (fn?.cancelOn.length) void this.delivery.deliverOutbox();
     if (init.startAt <= now && delayed) void this.execute(false);
     if (delayed) return "Queued";
     // Not started within `timeouts.start` of when it was due (dispatch came late): cancelled, never run.
@@ -188,12 +166,12 @@ export class RunObject extends DurableObject<Env> {
     // The invocation in progress records its own next timer when it ends: a stored wake or retry
     // time is never cut short by a watchdog that fired meanwhile.
     if (this.executing) return void (await this.executing);
-    await this.deliverOutbox();
+    await this.delivery.deliverOutbox();
     const run = this.store.run();
     if (!run) return;
     if (!FINAL_STATUSES.has(run.status)) return this.execute(false);
     if (Date.now() < (run.endedAt ?? 0) + retentionDays(this.env) * DAY_MS) {
-      await this.deliverEnd(run);
+      await this.delivery.deliverEnd(run);
       return this.rearm();
     }
     // The retention period is over: the run's records go (DESIGN "Retention").
@@ -283,86 +261,24 @@ export class RunObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
   }
 
-  /** Runs the handler once against the stored steps and records what came of it. */
-  private async invoke(isFirst: boolean): Promise<void> {
-    let run = this.store.run();
-    if (!run || FINAL_STATUSES.has(run.status)) return;
-    const now = Date.now();
-    if (run.finishBy !== undefined && now >= run.finishBy) return void (await this.cancel({ type: "timeout", timeout: "finish" }));
-    // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
-    if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return this.rearm();
-    const logger = createLogger({ run_id: run.id, function_id: run.functionId });
-    const fn = await this.functionOf(run.functionId);
-    if (!fn) return this.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
-    // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
-    const isDelayedStart = run.starts.length === 0;
-    if (isDelayedStart && fn.timeouts.start !== undefined && run.wakeAt !== undefined && now > run.wakeAt + fn.timeouts.start) {
-      return void (await this.cancel({ type: "timeout", timeout: "start" }));
-    }
-
-    // An invocation that began and never ended died with the runtime (nothing runs it in memory).
-    // Under a throttle, no start until it is this run's turn; under a concurrency limit, no slot, no
-    // invocation: the coordinator wakes the run when it gives it one (the alarm asks again, should that be lost).
-    if (fn.flow.throttle && isDelayedStart) {
-      const answer = await this.throttleOf(run, fn).acquireStart(run.id, throttleRate(fn.flow.throttle), queueOrder(run, fn));
-      if (!answer.granted) return void (await this.ctx.storage.setAlarm(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS));
-    }
-    if (fn.flow.concurrency && !(await this.acquireSlots(run, fn))) return void (await this.ctx.storage.setAlarm(now + LEASE_MS));
-    const recovering = !isFirst && run.isOpen;
-    if (!isFirst) {
-      const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
-      run = this.store.beginInvocation({ at: now, seq: highestSeq(this.store.steps().values()) }, recovering, finishBy);
-      // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died.
-      await this.ctx.storage.setAlarm(now + WATCHDOG_MS);
-    }
-    // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
-    // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
-    if (run.crashes > fn.retries + 1) {
-      const message = `the runtime died ${run.crashes} times in a row while running this run's code outside any step`;
-      return this.fail(run, { name: "RuntimeDiedError", message });
-    }
-
-    const durable = this.ctx.storage.sync();
-    durable.catch(() => undefined); // a failed sync breaks the invocation through the driver
-    const host: RunHost = {
-      steps: this.store.steps(),
-      saveStep: (step, events) => {
-        const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run!, step, this.store.steps().get(step.id))];
-        this.store.saveStep(step, entries);
-        if (entries.length > 0) void this.deliverOutbox();
-      },
-      prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
-      // The run's record (first invocation) or this invocation's start is durable before a step body
-      // runs: a body that kills the isolate must find it, or its next start would run it again.
-      ready: durable,
-      isCancelled: () => this.store.run()?.status === "Cancelled",
-      clock: systemClock,
+  /** Runs the handler once against the stored steps (runs/invocation.ts) and records what came of it. */
+  private invoke(isFirst: boolean): Promise<void> {
+    const ctx: InvocationContext = {
+      env: this.env,
+      store: this.store,
+      slots: this.slots,
+      checkpoints: this.checkpoints,
+      functionOf: (id) => this.functionOf(id),
+      setAlarm: (at) => this.ctx.storage.setAlarm(at),
+      rearm: () => this.rearm(),
+      cancel: (reason) => this.cancel(reason),
+      fail: (run, error) => this.fail(run, error),
+      record: (run, outcome, logger) => this.record(run, outcome, logger),
+      deliverOutbox: () => this.delivery.deliverOutbox(),
+      sync: () => this.ctx.storage.sync(),
+      abort: (reason) => this.ctx.abort(reason),
     };
-    const input = {
-      runId: run.id,
-      events: run.events,
-      handlerFailures: run.handlerFailures,
-      retries: fn.retries,
-      stepTimeoutMs: fn.stepTimeoutMs,
-      logger,
-      starts: run.starts,
-      recovering,
-      middleware: fn.middlewareSetup(),
-    };
-    const execute = () => (fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(this.env), checkpoints: this.checkpoints }) : executeRun(fn.handler, input, host));
-    // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
-    const finishTimer = run.finishBy === undefined ? undefined : setTimeout(() => void this.cancel({ type: "timeout", timeout: "finish" }), run.finishBy - now);
-    // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
-    const renewTimer = fn.flow.concurrency ? setInterval(() => void this.acquireSlots(run!, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
-    try {
-      const outcome = await (isDevMode(this.env) ? runAsObject((reason) => this.ctx.abort(reason), execute) : execute());
-      await this.record(run, outcome, logger);
-    } finally {
-      clearTimeout(finishTimer);
-      clearInterval(renewTimer);
-      // Sleeping and waiting runs hold no slot.
-      if (fn.flow.concurrency) await this.releaseSlots(run, fn).catch(() => undefined);
-    }
+    return invoke(ctx, isFirst);
   }
 
   /**
@@ -388,41 +304,8 @@ export class RunObject extends DurableObject<Env> {
 
   /** A concurrency coordinator gave this run a slot, or a throttle its start: its invocation can go on. */
   async slotGranted(by: "concurrency" | "throttle" = "throttle"): Promise<void> {
-    if (by === "concurrency") this.slotGrantedAt = Date.now();
+    if (by === "concurrency") this.slots.granted();
     void this.execute(false);
-  }
-
-  /**
-   * Takes a slot of each of the function's concurrency limits (a second ask renews it), or none:
-   * a run short of one gives back the others and waits in that limit's queue, in order of its
-   * start less its priority.
-   */
-  private async acquireSlots(run: RunRecord, fn: StepflareFunction): Promise<boolean> {
-    const limits = fn.flow.concurrency ?? [];
-    // The one limit's coordinator just stored this run's lease and said so: no need to ask it again.
-    const grantedAt = this.slotGrantedAt;
-    this.slotGrantedAt = undefined;
-    if (limits.length === 1 && grantedAt !== undefined && Date.now() - grantedAt < LEASE_MS / 3) return true;
-    const orderKey = queueOrder(run, fn);
-    for (const [i, limit] of limits.entries()) {
-      if (await this.slotOf(fn, i).acquire(run.id, limit.limit, orderKey)) continue;
-      await Promise.all(limits.map((_, j) => (j === i ? undefined : this.slotOf(fn, j).releaseSlot(run.id))));
-      return false;
-    }
-    return true;
-  }
-
-  private releaseSlots(run: RunRecord, fn: StepflareFunction): Promise<unknown> {
-    return Promise.all((fn.flow.concurrency ?? []).map((_, i) => this.slotOf(fn, i).releaseSlot(run.id)));
-  }
-
-  private throttleOf(run: RunRecord, fn: StepflareFunction) {
-    return flowObject(this.env, fn.id, "throttle", fn.flow.throttle!.keyOf(run.events[0]!));
-  }
-
-  private slotOf(fn: StepflareFunction, index: number) {
-    const run = this.store.run()!;
-    return flowObject(this.env, fn.id, `concurrency:${index}`, fn.flow.concurrency![index]!.keyOf(run.events[0]!));
   }
 
   private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
@@ -468,50 +351,11 @@ export class RunObject extends DurableObject<Env> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
     const hasWaits = (findFunction(run.functionId)?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
     this.store.end(status, Date.now(), result, [{ kind: "events", events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, hasWaits)]);
-    this.endDelivered = false;
+    this.delivery.endDelivered = false;
     await this.rearm();
-    await this.deliverOutbox();
-    await this.deliverEnd(this.store.run() ?? run);
+    await this.delivery.deliverOutbox();
+    await this.delivery.deliverEnd(this.store.run() ?? run);
     await this.rearm();
-  }
-
-  /** Sends the outbox's events through the ingest path; what fails stays for the alarm to retry. */
-  private deliverOutbox(): Promise<void> {
-    this.delivering ??= this.sendOutbox().finally(() => (this.delivering = null));
-    return this.delivering;
-  }
-
-  private async sendOutbox(): Promise<void> {
-    const target = {
-      runId: this.store.run()?.id ?? "",
-      resolveWait: (stepId: string, index: number, event: StoredEvent) => this.resolveWait(stepId, index, event),
-      resolveInvoke: (stepId: string, result: InvokeResult) => this.resolveInvoke(stepId, result),
-      cancel: (reason: CancelReason) => void this.cancel(reason),
-    };
-    try {
-      // Entries added while delivering (a cancel's end) are delivered in the same pass.
-      for (let next = this.store.nextOutboxEntry(); next; next = this.store.nextOutboxEntry()) {
-        await deliverEntry(this.env, target, next.entry);
-        this.store.delivered(next.seq);
-      }
-    } catch (err) {
-      const run = this.store.run();
-      createLogger({ run_id: run?.id ?? null, function_id: run?.functionId ?? null }).warn("could not deliver the run's events; will retry", { error: String(err) });
-      await this.rearm();
-    }
-  }
-
-  /** Tells the D1 runs index the run's end, through the queue (batched by the consumer). */
-  private async deliverEnd(run: RunRecord): Promise<void> {
-    try {
-      await this.env.EVENTS.send(
-        { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status: run.status, startedAt: run.startedAt, endedAt: run.endedAt ?? Date.now() },
-        { contentType: "json" },
-      );
-      this.endDelivered = true;
-    } catch (err) {
-      createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not queue the run's end for the runs index; will retry", { error: String(err) });
-    }
   }
 
   /**
@@ -524,20 +368,10 @@ export class RunObject extends DurableObject<Env> {
     const now = Date.now();
     const times: number[] = [];
     if (this.store.nextOutboxEntry()) times.push(now + DELIVERY_RETRY_MS);
-    if (FINAL_STATUSES.has(run.status)) times.push(this.endDelivered ? (run.endedAt ?? now) + retentionDays(this.env) * DAY_MS : now + DELIVERY_RETRY_MS);
+    if (FINAL_STATUSES.has(run.status)) times.push(this.delivery.endDelivered ? (run.endedAt ?? now) + retentionDays(this.env) * DAY_MS : now + DELIVERY_RETRY_MS);
     else if (run.isOpen) times.push(now + WATCHDOG_MS);
     else times.push(run.wakeAt ?? now);
     if (!FINAL_STATUSES.has(run.status) && run.finishBy !== undefined) times.push(run.finishBy);
     await this.ctx.storage.setAlarm(Math.min(...times));
-  }
-}
-
-/** Events a step sends are validated like the event API's; bad ones fail the step for good. */
-function prepareStepEvents(events: unknown[], idAt: (position: number) => string): StoredEvent[] {
-  if (events.length === 0) return [];
-  try {
-    return parseEvents(events, idAt);
-  } catch (err) {
-    throw new NonRetriableError(`step.sendEvent: ${serializeError(err).message}`);
   }
 }

@@ -4,7 +4,7 @@ import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult, StepRequest } from "../../sdk/wait.ts";
 import type { WaitRow } from "../db/waits.ts";
-import type { RunStatus } from "../queue/messages.ts";
+import type { RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
 
 /** A run's own record, as its RunObject keeps it. */

@@ -1,9 +1,9 @@
 import { ulid } from "ulidx";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
-import { insertRunStatement } from "../db/runs.ts";
+import { indexRuns, startRun } from "./door.ts";
 import type { Env } from "../platform/env.ts";
-import type { RunStatus } from "../queue/messages.ts";
+import type { RunStatus } from "../platform/types.ts";
 import type { RunParent } from "./RunStore.ts";
 import { runIdFor } from "../platform/runId.ts";
 
@@ -22,9 +22,9 @@ export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Rec
   const now = Date.now();
   const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
   const event: StoredEvent = { id: parent ? `${runId}-invoked` : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
-  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: now, ...(parent ? { parent } : {}) });
-  await env.DB.batch([insertRunStatement(env.DB, { runId, functionId: fn.id, eventId: event.id, status, startedAt: now, ...(parent ? { parentRunId: parent.runId } : {}) })]);
-  return { runId, status };
+  const entry = await startRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
+  await indexRuns(env, [entry]);
+  return { runId, status: entry.status };
 }
 
 /** The id of the child run that step `parent.stepId` of `parent.runId` invokes. */

@@ -7,9 +7,10 @@ import { deleteRunWaitsStatement, deleteWaitsStatement } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { startInvokedRun } from "./invoke.ts";
+import { runObject } from "./door.ts";
 import { allFunctions, findFunction } from "../platform/registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
-import type { RunStatus } from "../queue/messages.ts";
+import type { RunStatus } from "../platform/types.ts";
 import { registerWaits, waitRows } from "../dispatch/waits.ts";
 import type { OutboxEntry, RunRecord } from "./RunStore.ts";
 
@@ -122,7 +123,7 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
       return;
     }
     case "resume-parent":
-      await env.RUNS.get(env.RUNS.idFromName(entry.parent.runId)).resolveInvoke(entry.parent.stepId, entry.result);
+      await runObject(env, entry.parent.runId).resolveInvoke(entry.parent.stepId, entry.result);
       return;
   }
 }

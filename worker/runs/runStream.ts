@@ -1,5 +1,5 @@
 import type { StepRecord } from "../../sdk/driver.ts";
-import { FINAL_STATUSES, type RunStatus } from "../queue/messages.ts";
+import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import { toPublishView, toRunSummaryView, toStepView, type RunSummaryView } from "../views/runView.ts";
 import { encodeSse, SSE_HEADERS, sseComment } from "../views/sse.ts";
 import type { RunObserver, RunRecord } from "./RunStore.ts";

@@ -3,6 +3,7 @@ import type { StoredEvent } from "../../sdk/event.ts";
 import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
 import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { indexRuns, startRun } from "../runs/door.ts";
 import type { Env } from "../platform/env.ts";
 import { allFunctions } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
@@ -80,14 +81,14 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
 export async function fireCronTrigger(env: Env, cron: string, scheduledAt: number, now: number): Promise<RunIndexEntry[]> {
   const targets = allFunctions().flatMap((fn) => fn.crons.filter((schedule) => schedule.source === cron).map((schedule) => ({ fn, schedule })));
   const started = await Promise.all(targets.map(({ fn, schedule }) => startCronRun(env, fn, schedule, scheduledAt, now)));
-  if (started.length > 0) await env.DB.batch(started.map((run) => insertRunStatement(env.DB, run)));
+  await indexRuns(env, started);
   return started;
 }
 
 /** Runs a cron function now (`POST /v1/functions/:id/trigger`), with its first cron as the event's. */
 export async function triggerCronNow(env: Env, fn: StepflareFunction, now: number): Promise<RunIndexEntry> {
   const run = await startCronRun(env, fn, fn.crons[0]!, now, now);
-  await env.DB.batch([insertRunStatement(env.DB, run)]);
+  await indexRuns(env, [run]);
   return run;
 }
 
@@ -95,8 +96,7 @@ export async function triggerCronNow(env: Env, fn: StepflareFunction, now: numbe
 async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number): Promise<RunIndexEntry> {
   const runId = runIdFor(fn.id, `cron ${schedule.source}`, scheduledAt);
   const event: StoredEvent = { id: `cron-${runId}`, name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
-  const status = await env.RUNS.get(env.RUNS.idFromName(runId)).start({ runId, functionId: fn.id, events: [event], startAt: now });
-  return { runId, functionId: fn.id, eventId: event.id, status, startedAt: now };
+  return startRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now });
 }
 
 function cronKey(functionId: string, cron: string): string {

@@ -1,9 +1,10 @@
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { deleteOldEventsStatement, sweepUndispatchedEvents } from "../db/events.ts";
 import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "../db/runs.ts";
-import { FINAL_STATUSES } from "../queue/messages.ts";
+import { FINAL_STATUSES } from "../platform/types.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
-import { sendMessages } from "../ingest/ingest.ts";
+import { sendMessages } from "../queue/send.ts";
+import { runObject } from "../runs/door.ts";
 import { createLogger } from "../platform/logger.ts";
 import { runDueCrons } from "./crons.ts";
 import { resumeStalledCancellations } from "../admin/cancellations.ts";
@@ -100,7 +101,7 @@ async function repairRunsIndex(env: Env, now: number): Promise<void> {
   if (rows.length === 0) return;
   const statements = await Promise.all(
     rows.map(async (row) => {
-      const state = await env.RUNS.get(env.RUNS.idFromName(row.id)).status();
+      const state = await runObject(env, row.id).status();
       if (!state || !FINAL_STATUSES.has(state.status)) return markCheckedStatement(env.DB, row.id, now);
       return endRunStatement(env.DB, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: state.status, startedAt: row.started_at, endedAt: state.endedAt });
     }),

@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { listRuns } from "../../db/runs.ts";
 import type { Env } from "../../platform/env.ts";
-import type { RunStatus } from "../../queue/messages.ts";
+import type { RunStatus } from "../../platform/types.ts";
 import { rerun, RerunError } from "../../admin/rerun.ts";
 import { RUN_ID_PATTERN } from "../../platform/runId.ts";
 import { parseJsonBody, parseQuery } from "../body.ts";

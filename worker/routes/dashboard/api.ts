@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import type { Env } from "../../platform/env.ts";
-import { FINAL_STATUSES, type RunStatus } from "../../queue/messages.ts";
+import { FINAL_STATUSES, type RunStatus } from "../../platform/types.ts";
 import type { SerializedError } from "../../../sdk/types.ts";
 import type { z } from "@hono/zod-openapi";
 import type { AppView, EventView, FunctionView, RunIndexView, RunSummaryView, runDetailSchema, StepView } from "../../views/schemas.ts";

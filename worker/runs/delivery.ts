@@ -1,0 +1,73 @@
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { CancelReason } from "../../sdk/function.ts";
+import type { InvokeResult } from "../../sdk/wait.ts";
+import type { Env } from "../platform/env.ts";
+import { createLogger } from "../platform/logger.ts";
+import { sendMessages } from "../queue/send.ts";
+import { deliverEntry } from "./outbox.ts";
+import type { RunRecord, RunStore } from "./RunStore.ts";
+
+// Delivery of what leaves a run (DESIGN "An outbox for everything that leaves a run"): the outbox's
+// entries, one at a time in order, and the run's end to the D1 runs index. What fails stays for the
+// alarm to try again.
+
+/** What delivering an entry may do to the run that sent it (its RunObject). */
+export interface DeliveryTarget {
+  resolveWait(stepId: string, index: number, event: StoredEvent): Promise<unknown>;
+  resolveInvoke(stepId: string, result: InvokeResult): Promise<unknown>;
+  cancel(reason: CancelReason): Promise<unknown>;
+  /** Sets the alarm to the earliest thing the object must do (a delivery that failed is one). */
+  rearm(): Promise<void>;
+}
+
+/** The delivery of one run's outbox and end (a RunObject has one). */
+export class RunDelivery {
+  /** The outbox delivery in progress, so two never send the same entry at once. */
+  private delivering: Promise<void> | null = null;
+  /** The run's end reached the runs index (in memory: after a restart the alarm sends it again, harmlessly). */
+  endDelivered = false;
+
+  constructor(
+    private readonly env: Env,
+    private readonly store: RunStore,
+    private readonly target: DeliveryTarget,
+  ) {}
+
+  /** Sends the outbox's entries; what fails stays for the alarm to retry. */
+  deliverOutbox(): Promise<void> {
+    this.delivering ??= this.sendOutbox().finally(() => (this.delivering = null));
+    return this.delivering;
+  }
+
+  private async sendOutbox(): Promise<void> {
+    const target = {
+      runId: this.store.run()?.id ?? "",
+      resolveWait: (stepId: string, index: number, event: StoredEvent) => this.target.resolveWait(stepId, index, event),
+      resolveInvoke: (stepId: string, result: InvokeResult) => this.target.resolveInvoke(stepId, result),
+      cancel: (reason: CancelReason) => void this.target.cancel(reason),
+    };
+    try {
+      // Entries added while delivering (a cancel's end) are delivered in the same pass.
+      for (let next = this.store.nextOutboxEntry(); next; next = this.store.nextOutboxEntry()) {
+        await deliverEntry(this.env, target, next.entry);
+        this.store.delivered(next.seq);
+      }
+    } catch (err) {
+      const run = this.store.run();
+      createLogger({ run_id: run?.id ?? null, function_id: run?.functionId ?? null }).warn("could not deliver the run's events; will retry", { error: String(err) });
+      await this.target.rearm();
+    }
+  }
+
+  /** Tells the D1 runs index the run's end, through the queue (batched by the consumer). */
+  async deliverEnd(run: RunRecord): Promise<void> {
+    try {
+      await sendMessages(this.env, [
+        { type: "run-ended", runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status: run.status, startedAt: run.startedAt, endedAt: run.endedAt ?? Date.now() },
+      ]);
+      this.endDelivered = true;
+    } catch (err) {
+      createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not queue the run's end for the runs index; will retry", { error: String(err) });
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { StepflareFunction } from "../../sdk/function.ts";
+import { pausedFunctions, recordPausedEvent } from "../db/pauses.ts";
+import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { admitRun } from "../flow/admission.ts";
+import type { Env } from "../platform/env.ts";
+import { runIdFor } from "../platform/runId.ts";
+import type { AcceptedEvent, EventRef } from "../platform/types.ts";
+import type { RunInit } from "./RunObject.ts";
+
+// The one door into a run (DESIGN "Every way in passes one door"): the only module that looks a
+// run's object up, and the way every run starts: an event (with its function's pause and flow
+// control), a cron, an invoke, a rerun, a resume, a debounce or a batch, the service binding.
+
+/** The object of run `runId` (its record of truth). */
+export function runObject(env: Env, runId: string) {
+  return env.RUNS.get(env.RUNS.idFromName(runId));
+}
+
+/** What a run starts with: its object's start, and when the runs index says it started (an event's receipt for an event's run, else now). */
+export interface RunStart extends RunInit {
+  startedAt: number;
+}
+
+/**
+ * Starts a run in its object (a repeated start changes nothing) and answers its runs index entry,
+ * for the caller to write in its own D1 batch (or with `indexRuns`).
+ */
+export async function startRun(env: Env, { startedAt, ...init }: RunStart): Promise<RunIndexEntry> {
+  const status = await runObject(env, init.runId).start(init);
+  return { runId: init.runId, functionId: init.functionId, eventId: init.events[0]!.id, status, startedAt, ...(init.parent ? { parentRunId: init.parent.runId } : {}) };
+}
+
+/** Writes started runs' rows of the runs index in one D1 batch. */
+export async function indexRuns(env: Env, entries: RunIndexEntry[]): Promise<void> {
+  if (entries.length > 0) await env.DB.batch(entries.map((entry) => insertRunStatement(env.DB, entry)));
+}
+
+/**
+ * Starts the runs of the functions `accepted` triggers (fan-out): a paused function's event waits
+ * for its resume; the others start through their flow control. Answers their index entries.
+ */
+export async function startEventRuns(env: Env, targets: StepflareFunction[], accepted: AcceptedEvent, position: number): Promise<RunIndexEntry[]> {
+  if (targets.length === 0) return [];
+  const paused = await pausedFunctions(env);
+  const held = targets.filter((fn) => paused.has(fn.id));
+  if (held.length > 0) await recordPausedEvent(env, held.map((fn) => fn.id), accepted, position);
+  const entries = await Promise.all(targets.filter((fn) => !paused.has(fn.id)).map((fn) => startEventRun(env, fn, accepted, position)));
+  return entries.filter((entry) => entry !== null);
+}
+
+/**
+ * Starts the run of one function for an event, through its flow control; null when none starts
+ * (yet). `position` is the event's place in its queue batch (events accepted in the same
+ * millisecond are collected in the order they were sent).
+ */
+export async function startEventRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number): Promise<RunIndexEntry | null> {
+  const { event, receivedAt } = accepted;
+  const runId = runIdFor(fn.id, event.id, receivedAt);
+  const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
+  if (admitted === "none") return null;
+  // A skipped run has no object: its row in the runs index is its whole record.
+  if ("skipped" in admitted) return { runId, functionId: fn.id, eventId: event.id, status: "Skipped", startedAt: receivedAt, skipReason: admitted.skipped };
+  return startRun(env, { runId, functionId: fn.id, events: [event], startAt: admitted.startAt, startedAt: receivedAt });
+}
+
+/**
+ * Starts the run a debounce or batch collected (its events, oldest first) and indexes it. Its id
+ * derives from the collection's first event, so a start repeated after a crash changes nothing.
+ */
+export async function startCollectedRun(env: Env, functionId: string, kind: "debounce" | "batch", events: StoredEvent[], first: EventRef): Promise<RunIndexEntry> {
+  const now = Date.now();
+  const entry = await startRun(env, { runId: runIdFor(functionId, `${kind}:${first.id}`, first.receivedAt), functionId, events, startAt: now, startedAt: now });
+  await indexRuns(env, [entry]);
+  return entry;
+}

@@ -1,0 +1,155 @@
+import { systemClock } from "../../sdk/clock.ts";
+import { executeRun, type RunHost, type RunOutcome } from "../../sdk/driver.ts";
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
+import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
+import { highestSeq } from "../../sdk/replay.ts";
+import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
+import { parseEvents } from "../ingest/ingest.ts";
+import { isDevMode, type Env } from "../platform/env.ts";
+import { runAsObject } from "../platform/faults.ts";
+import { createLogger } from "../platform/logger.ts";
+import { FINAL_STATUSES } from "../platform/types.ts";
+import type { CallCheckpoints } from "../remote/checkpoints.ts";
+import { executeRemoteRun } from "../remote/execute.ts";
+import { RemoteFunction } from "../remote/function.ts";
+import { appRequestSigner } from "../remote/signer.ts";
+import { requestEntries } from "./outbox.ts";
+import type { RunRecord, RunStore } from "./RunStore.ts";
+import { LEASE_MS, type RunSlots } from "./slots.ts";
+
+// One invocation of a run: the handler run once against the stored steps, in process through the
+// SDK's driver or over HTTP through the remote executor, under the run's timeouts, throttle and
+// concurrency slots, with crashes counted. The RunObject records what came of it.
+
+/**
+ * A run started by start() executes outside any alarm, so its alarm stands this far ahead as a
+ * watchdog: if the runtime dies mid-run, the alarm fires after restart and the run resumes from its
+ * stored steps. A run woken by its alarm needs none: the runtime retries an alarm whose handler
+ * did not finish.
+ */
+export const WATCHDOG_MS = 10_000;
+
+/** How long after its expected turn a run waiting on a throttle asks again, should its wake-up be lost. */
+const THROTTLE_RECHECK_MS = 1_000;
+
+/** What an invocation needs of its RunObject. */
+export interface InvocationContext {
+  env: Env;
+  store: RunStore;
+  slots: RunSlots;
+  checkpoints: CallCheckpoints;
+  /** The run's function, or undefined if no Worker or app registers it. */
+  functionOf(id: string): Promise<StepflareFunction | undefined>;
+  setAlarm(at: number): Promise<void>;
+  rearm(): Promise<void>;
+  cancel(reason: CancelReason): Promise<unknown>;
+  fail(run: RunRecord, error: SerializedError): Promise<void>;
+  record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void>;
+  deliverOutbox(): Promise<void>;
+  /** Makes the run's record durable (the object's storage sync). */
+  sync(): Promise<void>;
+  /** Ends the object's isolate (dev mode's fault injection, "kill the runtime"). */
+  abort(reason: string): void;
+}
+
+/** Runs the handler once against the stored steps and records what came of it. */
+export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<void> {
+  const { store } = ctx;
+  let run = store.run();
+  if (!run || FINAL_STATUSES.has(run.status)) return;
+  const now = Date.now();
+  if (run.finishBy !== undefined && now >= run.finishBy) return void (await ctx.cancel({ type: "timeout", timeout: "finish" }));
+  // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
+  if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return ctx.rearm();
+  const logger = createLogger({ run_id: run.id, function_id: run.functionId });
+  const fn = await ctx.functionOf(run.functionId);
+  if (!fn) return ctx.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
+  // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
+  const isDelayedStart = run.starts.length === 0;
+  if (isDelayedStart && fn.timeouts.start !== undefined && run.wakeAt !== undefined && now > run.wakeAt + fn.timeouts.start) {
+    return void (await ctx.cancel({ type: "timeout", timeout: "start" }));
+  }
+
+  // An invocation that began and never ended died with the runtime (nothing runs it in memory).
+  // Under a throttle, no start until it is this run's turn; under a concurrency limit, no slot, no
+  // invocation: the coordinator wakes the run when it gives it one (the alarm asks again, should that be lost).
+  if (fn.flow.throttle && isDelayedStart) {
+    const answer = await ctx.slots.acquireStart(run, fn, fn.flow.throttle);
+    if (!answer.granted) return ctx.setAlarm(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS);
+  }
+  if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) return ctx.setAlarm(now + LEASE_MS);
+  const recovering = !isFirst && run.isOpen;
+  if (!isFirst) {
+    const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
+    run = store.beginInvocation({ at: now, seq: highestSeq(store.steps().values()) }, recovering, finishBy);
+    // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died.
+    await ctx.setAlarm(now + WATCHDOG_MS);
+  }
+  // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
+  // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
+  if (run.crashes > fn.retries + 1) {
+    const message = `the runtime died ${run.crashes} times in a row while running this run's code outside any step`;
+    return ctx.fail(run, { name: "RuntimeDiedError", message });
+  }
+
+  const current = run;
+  const host = runHost(ctx, current);
+  const input = {
+    runId: current.id,
+    events: current.events,
+    handlerFailures: current.handlerFailures,
+    retries: fn.retries,
+    stepTimeoutMs: fn.stepTimeoutMs,
+    logger,
+    starts: current.starts,
+    recovering,
+    middleware: fn.middlewareSetup(),
+  };
+  const execute = () =>
+    fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(ctx.env), checkpoints: ctx.checkpoints }) : executeRun(fn.handler, input, host);
+  // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
+  const finishTimer = current.finishBy === undefined ? undefined : setTimeout(() => void ctx.cancel({ type: "timeout", timeout: "finish" }), current.finishBy - now);
+  // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
+  const renewTimer = fn.flow.concurrency ? setInterval(() => void ctx.slots.acquire(current, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
+  try {
+    const outcome = await (isDevMode(ctx.env) ? runAsObject((reason) => ctx.abort(reason), execute) : execute());
+    await ctx.record(current, outcome, logger);
+  } finally {
+    clearTimeout(finishTimer);
+    clearInterval(renewTimer);
+    // Sleeping and waiting runs hold no slot.
+    if (fn.flow.concurrency) await ctx.slots.release(current, fn).catch(() => undefined);
+  }
+}
+
+/** What the driver (or the remote executor) reads the run's steps from and stores them through. */
+function runHost(ctx: InvocationContext, run: RunRecord): RunHost {
+  const { store } = ctx;
+  const durable = ctx.sync();
+  durable.catch(() => undefined); // a failed sync breaks the invocation through the driver
+  return {
+    steps: store.steps(),
+    saveStep: (step, events) => {
+      const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run, step, store.steps().get(step.id))];
+      store.saveStep(step, entries);
+      if (entries.length > 0) void ctx.deliverOutbox();
+    },
+    prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
+    // The run's record (first invocation) or this invocation's start is durable before a step body
+    // runs: a body that kills the isolate must find it, or its next start would run it again.
+    ready: durable,
+    isCancelled: () => store.run()?.status === "Cancelled",
+    clock: systemClock,
+  };
+}
+
+/** Events a step sends are validated like the event API's; bad ones fail the step for good. */
+function prepareStepEvents(events: unknown[], idAt: (position: number) => string): StoredEvent[] {
+  if (events.length === 0) return [];
+  try {
+    return parseEvents(events, idAt);
+  } catch (err) {
+    throw new NonRetriableError(`step.sendEvent: ${serializeError(err).message}`);
+  }
+}
