@@ -8,6 +8,7 @@ import { findFunction } from "./platform/registry.ts";
 import { startInvokedRun } from "./runs/invoke.ts";
 import { runObject } from "./runs/door.ts";
 import { RUN_ID_PATTERN } from "./platform/runId.ts";
+import { HTTP_STATUS } from "./routes/errors.ts";
 import { toRunView, type RunView } from "./views/runView.ts";
 
 const invokeDataSchema = z.record(z.string(), z.unknown()).default({});
@@ -39,7 +40,7 @@ export class StepflareService extends WorkerEntrypoint<Env> {
       const { ids } = await ingestEvents(instrument(this.env), parseEvents(events));
       return { ids, status: 200 };
     } catch (err) {
-      if (err instanceof IngestError) return { error: err.message, status: err.status, ...(err.path ? { path: err.path } : {}) };
+      if (err instanceof IngestError) return { error: err.message, status: HTTP_STATUS[err.code], ...(err.path ? { path: err.path } : {}) };
       throw err;
     }
   }

@@ -16,7 +16,8 @@ import { apiRoutes } from "./routes/api.ts";
 import { requireDashboardSession } from "./routes/auth.ts";
 import { dashboardRoutes } from "./routes/dashboard/index.ts";
 import { devRoutes } from "./routes/dev.ts";
-import { jsonError } from "./routes/errors.ts";
+import { errorResponse, jsonError } from "./routes/errors.ts";
+import { StepflareError } from "./platform/errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { registerRoutes } from "./routes/register.ts";
 import { loginRoutes } from "./routes/login.tsx";
@@ -63,6 +64,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   app.route("/", dashboardRoutes);
   app.notFound((c) => jsonError(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((err, c) => {
+    if (err instanceof StepflareError) return errorResponse(c, err);
     createLogger().error("request failed", { method: c.req.method, path: new URL(c.req.url).pathname, error: String(err), stack: err.stack });
     return jsonError(c, 500, "internal error");
   });

@@ -12,6 +12,7 @@ import {
 import type { Env } from "../platform/env.ts";
 import { sendMessages } from "../queue/send.ts";
 import { runObject } from "../runs/door.ts";
+import { StepflareError } from "../platform/errors.ts";
 import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import type { CancellationView } from "../views/schemas.ts";
@@ -35,14 +36,9 @@ export const cancellationRequestSchema = z
   .strict();
 
 
-/** A request the cancellations API refuses, with its HTTP status. */
-export class CancellationError extends Error {
-  constructor(
-    readonly status: 400 | 404,
-    message: string,
-  ) {
-    super(message);
-  }
+/** A cancellation the API refuses: its function is unknown, or its values cannot be acted on. */
+export class CancellationError extends StepflareError {
+  override name = "CancellationError";
 }
 
 /**
@@ -54,12 +50,12 @@ export class CancellationError extends Error {
  * const view = await startCancellation(env, { function_id: "import", started_before: Date.now() });
  */
 export async function startCancellation(env: Env, request: z.output<typeof cancellationRequestSchema>, now = Date.now()): Promise<CancellationView> {
-  if (!findFunction(request.function_id)) throw new CancellationError(404, `no function with id ${JSON.stringify(request.function_id)}`);
+  if (!findFunction(request.function_id)) throw new CancellationError("function.not_found", `no function with id ${JSON.stringify(request.function_id)}`);
   if (request.if) {
     try {
       compileExpression(request.if, "cancellation");
     } catch (err) {
-      throw new CancellationError(400, (err as Error).message);
+      throw new CancellationError("request.invalid", (err as Error).message);
     }
   }
   const row = {
@@ -71,7 +67,7 @@ export async function startCancellation(env: Env, request: z.output<typeof cance
     created_at: now,
     updated_at: now,
   };
-  if (row.started_after > row.started_before) throw new CancellationError(400, "started_after is later than started_before");
+  if (row.started_after > row.started_before) throw new CancellationError("request.invalid", "started_after is later than started_before");
   await env.DB.batch([insertCancellationStatement(env.DB, row)]);
   await sendMessages(env, [{ type: "cancel-page", cancellationId: row.id }]);
   return toCancellationView({ ...row, cursor: "", cancelled: 0, done_at: null });

@@ -2,19 +2,14 @@ import { ulid } from "ulidx";
 import type { StepRecord } from "../../sdk/run.ts";
 import { indexRuns, runObject, startRun } from "../runs/door.ts";
 import type { Env } from "../platform/env.ts";
+import { StepflareError } from "../platform/errors.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 
-/** Why a run cannot be re-run: the HTTP status and a message that says what to do. */
-export class RerunError extends Error {
+/** Why a run cannot be re-run, with a message that says what to do. */
+export class RerunError extends StepflareError {
   override name = "RerunError";
-  constructor(
-    readonly status: 400 | 404,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /**
@@ -27,10 +22,10 @@ export class RerunError extends Error {
  */
 export async function rerun(env: Env, runId: string, fromStep?: string): Promise<{ runId: string }> {
   const found = (await runObject(env, runId).getRun()) as RunWithSteps | null;
-  if (!found) throw new RerunError(404, `no run with id ${JSON.stringify(runId)}`);
+  if (!found) throw new RerunError("run.not_found", `no run with id ${JSON.stringify(runId)}`);
   const { run, steps } = found;
   const fn = findFunction(run.functionId);
-  if (!fn) throw new RerunError(400, `function ${JSON.stringify(run.functionId)} is not registered in this Worker any more`);
+  if (!fn) throw new RerunError("function.not_found", `function ${JSON.stringify(run.functionId)} is not registered in this Worker any more`);
   const memo = fromStep === undefined ? [] : stepsBefore(steps, fromStep);
   const now = Date.now();
   const newRunId = runIdFor(fn.id, `rerun:${ulid()}`, now);
@@ -44,9 +39,9 @@ export async function rerun(env: Env, runId: string, fromStep?: string): Promise
  */
 function stepsBefore(steps: StepRecord[], from: string): StepRecord[] {
   const chosen = steps.find((step) => step.id === from || step.name === from);
-  if (!chosen) throw new RerunError(400, `the run has no step ${JSON.stringify(from)}: pass a step id or name from GET /v1/runs/:runId`);
+  if (!chosen) throw new RerunError("request.invalid", `the run has no step ${JSON.stringify(from)}: pass a step id or name from GET /v1/runs/:runId`);
   if (chosen.status !== "completed" && chosen.status !== "failed") {
-    throw new RerunError(400, `step ${JSON.stringify(chosen.name)} is ${chosen.status}: re-run from a step that has completed or failed`);
+    throw new RerunError("request.invalid", `step ${JSON.stringify(chosen.name)} is ${chosen.status}: re-run from a step that has completed or failed`);
   }
   const endedBefore = (step: StepRecord) =>
     step.seq !== undefined && chosen.seq !== undefined ? step.seq < chosen.seq : (step.wakeAt ?? step.endedAt ?? Infinity) < chosen.startedAt;

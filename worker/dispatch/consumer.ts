@@ -8,7 +8,7 @@ import type { AcceptedEvent, EventRef } from "../platform/types.ts";
 import type { QueueMessage } from "../queue/messages.ts";
 import { hasRemoteCopy, loadRemoteFunctions } from "../remote/apps.ts";
 import { dispatchEvent } from "./events.ts";
-import { deliverMatches, findMatchingWaits } from "./waits.ts";
+import { deliverMatches, findMatchingWaits } from "../runs/waits.ts";
 
 // The queue consumer: every message kind has its handler in `handlers`, a map typed over
 // QueueMessage's kinds, so a kind without one does not compile.

@@ -7,21 +7,22 @@ import type { Env } from "../platform/env.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 import { enqueueEvents } from "../queue/send.ts";
 import { utf8Bytes } from "../../sdk/output.ts";
+import { StepflareError } from "../platform/errors.ts";
 
 /** Ingest limits (DESIGN "Limits"). */
 export const MAX_EVENT_BYTES = 512 * 1024;
 export const MAX_REQUEST_BYTES = 3 * 1024 * 1024;
 export const MAX_EVENTS_PER_REQUEST = 5000;
 
-/** A request the event API refuses: `status` is 400 or 413, `error` says what is wrong. */
-export class IngestError extends Error {
-  override readonly name = "IngestError";
+/** A request the event API refuses (`event.invalid` or `event.too_large`); the message says what is wrong. */
+export class IngestError extends StepflareError {
+  override name = "IngestError";
   constructor(
-    readonly status: 400 | 413,
+    override readonly code: "event.invalid" | "event.too_large",
     message: string,
-    readonly path?: string,
+    path?: string,
   ) {
-    super(message);
+    super(code, message, path);
   }
 }
 
@@ -38,23 +39,23 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
   if (!result.success) {
     const issue = result.error.issues[0];
     const path = issue?.path.join(".") ?? "";
-    throw new IngestError(400, `invalid event${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
+    throw new IngestError("event.invalid", `invalid event${path ? ` at ${path}` : ""}: ${issue?.message ?? "invalid input"}`, path || undefined);
   }
   const payloads = result.data;
   if (payloads.length > MAX_EVENTS_PER_REQUEST) {
-    throw new IngestError(413, `${payloads.length} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
+    throw new IngestError("event.too_large", `${payloads.length} events in one request; the limit is ${MAX_EVENTS_PER_REQUEST}`);
   }
   const now = Date.now();
   return payloads.map((payload, i) => {
     const reserved = reservedNameError(payload.name, i);
-    if (reserved) throw new IngestError(400, reserved, `${i}.name`);
+    if (reserved) throw new IngestError("event.invalid", reserved, `${i}.name`);
     // An event whose type a function declared with a schema (eventType) must fit it.
     const type = eventTypeOf(payload.name);
     if (type) {
       try {
         validateEventData(type, payload.data, i);
       } catch (err) {
-        if (err instanceof EventDataError) throw new IngestError(400, `invalid ${err.message}`, err.path);
+        if (err instanceof EventDataError) throw new IngestError("event.invalid", `invalid ${err.message}`, err.path);
         throw err;
       }
     }
@@ -68,7 +69,7 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
     };
     const bytes = utf8Bytes(JSON.stringify(event));
     if (bytes > MAX_EVENT_BYTES) {
-      throw new IngestError(413, `event ${i} is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES} bytes (512 KiB) per event`, String(i));
+      throw new IngestError("event.too_large", `event ${i} is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES} bytes (512 KiB) per event`, String(i));
     }
     return event;
   });

@@ -1,3 +1,4 @@
+import { StepflareError } from "./errors.ts";
 import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 
@@ -52,10 +53,10 @@ export function setFaults(change: Partial<FaultSwitch>): FaultSwitch {
 const BINDING_NAMES: Record<keyof FaultSwitch, string> = { d1: "D1", queue: "Queue" };
 
 /** A call that failed because its binding's fault switch is on. */
-export class InjectedFaultError extends Error {
-  override readonly name = "InjectedFaultError";
+export class InjectedFaultError extends StepflareError {
+  override name = "InjectedFaultError";
   constructor(readonly binding: keyof FaultSwitch) {
-    super(`${BINDING_NAMES[binding]} is down (fault injected in dev mode): POST /v1/dev/faults {"${binding}": false} brings it back`);
+    super("binding.fault_injected", `${BINDING_NAMES[binding]} is down (fault injected in dev mode): POST /v1/dev/faults {"${binding}": false} brings it back`);
   }
 }
 

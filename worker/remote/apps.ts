@@ -4,6 +4,7 @@ import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { isLocalFunction, setRemoteFunctions } from "../platform/registry.ts";
 import { isDevMode } from "../platform/env.ts";
+import { StepflareError } from "../platform/errors.ts";
 import { RemoteFunction } from "./function.ts";
 import { appRequestSigner } from "./signer.ts";
 import { registerBodySchema, stripDeployId, wireFunctionSchema, type RegisterBody } from "./wire.ts";
@@ -65,10 +66,10 @@ function functionsOf(apps: AppRow[]): RemoteFunction[] {
 }
 
 /** Why a sync failed: the SDK answers its PUT with `status` and `error` from here (protocol §1). */
-export class SyncError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "SyncError";
+export class SyncError extends StepflareError {
+  override name = "SyncError";
+  constructor(message: string, code: "app.sync_invalid" | "app.sync_failed" = "app.sync_invalid") {
+    super(code, message);
   }
 }
 
@@ -159,7 +160,7 @@ export async function syncApp(env: Env, url: string): Promise<AppRow> {
   } catch (err) {
     const message = err instanceof SyncError ? err.message : `could not reach the app: ${String(err)}`;
     await recordSyncError(env.DB, serveUrl, message, Date.now());
-    throw new SyncError(message);
+    throw new SyncError(message, "app.sync_failed");
   }
 }
 

@@ -17,7 +17,7 @@ import { functionsRoutes } from "./api/functions.ts";
 import { runsRoutes } from "./api/runs.ts";
 import { appsRoutes } from "./api/apps.ts";
 import { openApiDocument } from "./api/openapi.ts";
-import { jsonError } from "./errors.ts";
+import { errorResponse, jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
 import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../admin/cancellations.ts";
 
@@ -111,7 +111,7 @@ apiRoutes.post("/v1/cancellations", async (c) => {
   try {
     return c.json({ data: await startCancellation(c.env, body.data) }, 201);
   } catch (err) {
-    if (err instanceof CancellationError) return jsonError(c, err.status, err.message);
+    if (err instanceof CancellationError) return errorResponse(c, err);
     throw err;
   }
 });

@@ -3,7 +3,7 @@ import type { Env } from "../platform/env.ts";
 import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest/ingest.ts";
 import { eventIdSource } from "../platform/eventIds.ts";
 import { requireEventKey } from "./auth.ts";
-import { jsonError } from "./errors.ts";
+import { errorResponse, jsonError } from "./errors.ts";
 
 /** The event API: `POST /e/:key` with one event or an array (Inngest's shape). */
 export const eventRoutes = new Hono<{ Bindings: Env }>();
@@ -32,7 +32,7 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
     const { ids } = await ingestEvents(c.env, parseEvents(body, eventIdSource(c.req.header("x-inngest-event-id-seed"))));
     return c.json({ ids, status: 200 });
   } catch (err) {
-    if (err instanceof IngestError) return jsonError(c, err.status, err.message, err.path);
+    if (err instanceof IngestError) return errorResponse(c, err);
     throw err;
   }
 });

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
 import { opsSchema } from "../remote/wire.ts";
 import { parseJsonBody } from "./body.ts";
-import { jsonError } from "./errors.ts";
+import { HTTP_STATUS, jsonError } from "./errors.ts";
 import { runObject } from "../runs/door.ts";
 
 /**
@@ -27,7 +27,8 @@ registerRoutes.post("/fn/register", requireAppKey, async (c) => {
     const { app, modified } = await storeRegistration(c.env, body);
     return c.json({ ok: true, status: 200, modified, app_id: app.id });
   } catch (err) {
-    if (err instanceof SyncError) return c.json({ status: 400, error: err.message }, 400);
+    // The SDK reads `status` and `error` from the answer to its PUT (protocol §1).
+    if (err instanceof SyncError) return c.json({ status: HTTP_STATUS[err.code], error: err.message }, HTTP_STATUS[err.code]);
     throw err;
   }
 });

@@ -11,7 +11,7 @@ import { runObject } from "./door.ts";
 import { allFunctions, findFunction } from "../platform/registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunStatus } from "../platform/types.ts";
-import { registerWaits, waitRows } from "../dispatch/waits.ts";
+import { registerWaits, waitRows } from "./waits.ts";
 import type { OutboxEntry, RunRecord } from "./RunStore.ts";
 
 // What leaves a run (DESIGN "An outbox for everything that leaves a run"): the entries a run's

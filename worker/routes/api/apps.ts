@@ -3,7 +3,7 @@ import { allApps, deleteApp, type AppRow } from "../../db/apps.ts";
 import type { Env } from "../../platform/env.ts";
 import { loadRemoteFunctions, SyncError, syncApp } from "../../remote/apps.ts";
 import { parseJsonBody } from "../body.ts";
-import { jsonError } from "../errors.ts";
+import { errorResponse, jsonError } from "../errors.ts";
 import { syncAppBodySchema, type AppView } from "../../views/schemas.ts";
 
 /** `/v1/apps`: apps served by the official `inngest` SDK whose functions run here ("Bring your Inngest app"). */
@@ -21,7 +21,7 @@ appsRoutes.post("/v1/apps", async (c) => {
   try {
     return c.json({ data: toAppView(await syncApp(c.env, body.data.url)) });
   } catch (err) {
-    if (err instanceof SyncError) return jsonError(c, 502, err.message);
+    if (err instanceof SyncError) return errorResponse(c, err);
     throw err;
   }
 });

@@ -3,7 +3,7 @@ import { listEvents, toEvent } from "../../db/events.ts";
 import type { Env } from "../../platform/env.ts";
 import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../../ingest/ingest.ts";
 import { parseJsonBody, parseQuery } from "../body.ts";
-import { jsonError } from "../errors.ts";
+import { errorResponse, jsonError } from "../errors.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { eventsQuerySchema } from "../../views/schemas.ts";
 import { z } from "zod";
@@ -33,7 +33,7 @@ eventsRoutes.post("/v1/events", async (c) => {
     const { ids } = await ingestEvents(c.env, parseEvents(body.data));
     return c.json({ ids, status: 200 });
   } catch (err) {
-    if (err instanceof IngestError) return jsonError(c, err.status, err.message, err.path);
+    if (err instanceof IngestError) return errorResponse(c, err);
     throw err;
   }
 });

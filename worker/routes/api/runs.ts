@@ -5,7 +5,7 @@ import type { RunStatus } from "../../platform/types.ts";
 import { rerun, RerunError } from "../../admin/rerun.ts";
 import { RUN_ID_PATTERN } from "../../platform/runId.ts";
 import { parseJsonBody, parseQuery } from "../body.ts";
-import { jsonError } from "../errors.ts";
+import { errorResponse, jsonError } from "../errors.ts";
 import { toRunIndexView } from "../../views/runView.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { rerunBodySchema, runStatusSchema, runsQuerySchema } from "../../views/schemas.ts";
@@ -51,7 +51,7 @@ runsRoutes.post("/v1/runs/:runId/rerun", async (c) => {
     const { runId: newRunId } = await rerun(c.env, runId, body.data.from_step);
     return c.json({ data: { run_id: newRunId } }, 201);
   } catch (err) {
-    if (err instanceof RerunError) return jsonError(c, err.status, err.message);
+    if (err instanceof RerunError) return errorResponse(c, err);
     throw err;
   }
 });
