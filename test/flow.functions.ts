@@ -7,6 +7,15 @@ async function span(group: string, start: number, end: number, label: string): P
   await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(JSON.stringify({ group, start, end, label })).run();
 }
 
+/** Waits until the test opens `gate` (a row of test_effects), for at most 30 s. */
+async function gateOpens(gate: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (await env.DB.prepare("SELECT 1 FROM test_effects WHERE key = ?1").bind(gate).first()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 export function flowFunctions(app: Stepflare) {
   const idempotent = app.createFunction({ id: "flow-idempotent", idempotency: "event.data.orderId" }, { event: "test/flow.idempotent" }, async ({ event }) => ({ orderId: event.data.orderId }));
 
@@ -53,7 +62,9 @@ export function flowFunctions(app: Stepflare) {
     async ({ event, step }) => {
       await step.run("work", async () => {
         const start = Date.now();
-        await new Promise((resolve) => setTimeout(resolve, event.data.ms ?? 150));
+        // A gated run holds its slot until the test opens its gate; others for `ms`.
+        if (event.data.gate) await gateOpens(event.data.gate);
+        else await new Promise((resolve) => setTimeout(resolve, event.data.ms ?? 150));
         await span(event.data.group, start, Date.now(), `${event.data.tenant}:${event.data.n}`);
       });
       // A sleeping run holds no slot.

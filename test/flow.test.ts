@@ -155,6 +155,11 @@ async function spans(group: string, count: number): Promise<{ start: number; end
   }, 90_000, `${count} spans of ${group}`);
 }
 
+/** Lets a gated run of flow-concurrency go on. */
+async function openGate(gate: string): Promise<void> {
+  await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(gate).run();
+}
+
 /** The most spans that overlap at any instant. */
 function maxOverlap(list: { start: number; end: number }[]): number {
   const edges = list.flatMap((s) => [{ at: s.start, d: 1 }, { at: s.end, d: -1 }]).sort((a, b) => a.at - b.at || a.d - b.d);
@@ -187,18 +192,24 @@ describe("concurrency", () => {
 
   it("priority moves a queued run ahead of those waiting before it", async () => {
     const group = uniqueKey("conc-prio");
-    // One tenant, 2 at a time: the first two take the slots, the rest queue; n=5 has priority.
-    await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ms: 1500 } })));
-    // Once three wait in the tenant's queue, the prioritized run comes.
+    const gate = (n: number) => `${group}:gate:${n}`;
+    // One tenant, 2 at a time: the first two take the slots and hold them until their gates open, the rest queue.
+    await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ...(n < 2 ? { gate: gate(n) } : { ms: 10 }) } })));
     const tenantQueue = flowObject(env, "flow-concurrency", "concurrency:1", group);
-    await eventually(async () => {
-      const waiting = await runInDurableObject(tenantQueue, (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n);
-      return waiting === 3 ? true : undefined;
-    }, 30_000, "three runs waiting for a slot");
+    const waiting = (count: number) =>
+      eventually(async () => {
+        const n = await runInDurableObject(tenantQueue, (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n);
+        return n === count ? true : undefined;
+      }, 30_000, `${count} runs waiting for a slot`);
+    await waiting(3);
+    // n=5 comes last, with priority; one slot frees: it goes to n=5, ahead of the three queued before it.
     await sendEvents({ name: "test/flow.concurrency", data: { group, n: 5, tenant: group, ms: 10, priority: 600 } });
+    await waiting(4);
+    await openGate(gate(0));
+    await spans(group, 2);
+    await openGate(gate(1));
     const all = await spans(group, 6);
     const order = all.sort((x, y) => x.start - y.start).map((s) => s.label.split(":")[1]);
-    // It ran before every run that was queued ahead of it (2, 3, 4).
     expect(order.indexOf("5")).toBeLessThan(Math.min(order.indexOf("2"), order.indexOf("3"), order.indexOf("4")));
   }, 60_000);
 });
