@@ -70,6 +70,19 @@ export function runIdFor(functionId, eventId, at) {
 /** `name`, then `name:1`, `name:2`…: the stored names of a step id called `count` times. */
 const repeated = (name, count) => Array.from({ length: count }, (_, i) => (i === 0 ? name : `${name}:${i}`));
 
+/**
+ * A row whose function `fn` collects its root's event before its run starts (a debounce, a batch):
+ * one run, whose one step `got` saw exactly `[root]` in `events`.
+ */
+const collectedRow = (name, event, fn) => ({
+  name,
+  event,
+  weight: 1,
+  data: () => ({}),
+  events: (_d, root) => [{ id: root, runs: [{ fn, status: "Completed", output: { got: [root] }, steps: ["got"] }] }],
+  effects: () => ({ [`${fn}/got`]: 0 }),
+});
+
 export const scenarios = [
   {
     name: "steps and a sleep",
@@ -275,22 +288,8 @@ export const scenarios = [
   },
   // Collected per root, started from the coordinator's alarm 1.5 s later: a kill in that window
   // must neither lose the collection nor start its run twice (the run id derives from its first event).
-  {
-    name: "debounce (events: all)",
-    event: "chaos/debounced",
-    weight: 1,
-    data: () => ({}),
-    events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-debounce", status: "Completed", output: { got: [root] }, steps: ["got"] }] }],
-    effects: () => ({ "chaos-debounce/got": 0 }),
-  },
-  {
-    name: "batchEvents",
-    event: "chaos/batched",
-    weight: 1,
-    data: () => ({}),
-    events: (_d, root) => [{ id: root, runs: [{ fn: "chaos-batch", status: "Completed", output: { got: [root] }, steps: ["got"] }] }],
-    effects: () => ({ "chaos-batch/got": 0 }),
-  },
+  collectedRow("debounce (events: all)", "chaos/debounced", "chaos-debounce"),
+  collectedRow("batchEvents", "chaos/batched", "chaos-batch"),
 ];
 
 /**
