@@ -4,6 +4,9 @@ import { describe, expect, it } from "vitest";
 import type { QueueMessage } from "../worker/queue/messages.ts";
 import type { RunObject } from "../worker/runs/RunObject.ts";
 import { tick } from "../worker/schedule/tick.ts";
+import { consumeBatch } from "../worker/dispatch/consumer.ts";
+import { instrument } from "../worker/platform/bindings.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
 import worker from "./worker.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
@@ -70,6 +73,23 @@ describe("dispatch", () => {
     expect(await runsOf(eventId!)).toHaveLength(1);
     expect((await getRun(first.get("counted")!.run_id)).status).toBe("Completed");
     expect(await effectCount(`${key}:a`)).toBe(1);
+  });
+
+  it("retries a batch's unsettled messages when it runs out of time, and settles none of them after", async () => {
+    const key = uniqueKey("out-of-time");
+    const eventId = uniqueKey("late");
+    const receivedAt = Date.now();
+    const body: QueueMessage = { type: "event", event: { id: eventId, name: "test/counted", data: { key, sleep: 0 }, ts: receivedAt }, receivedAt };
+    const batch = createMessageBatch<QueueMessage>("stepflare-events", [{ id: crypto.randomUUID(), timestamp: new Date(), attempts: 1, body }]);
+    // No time at all: the limit passes while the dispatch still waits on D1.
+    await consumeBatch(batch, instrument(env), 0);
+    const result = await getQueueResult(batch, createExecutionContext());
+    expect(result.retryMessages.map((message: { msgId: string }) => message.msgId)).toEqual(batch.messages.map((message) => message.id));
+    expect(result.explicitAcks).toEqual([]);
+    // The dispatch it cut goes on and starts the run; the retried message starts nothing more.
+    const runId = runIdFor("counted", eventId, receivedAt);
+    await eventually(async () => ((await request(`/v1/runs/${runId}`)).status === 200 ? true : undefined), 15_000, "the run the cut dispatch started");
+    expect((await getQueueResult(batch, createExecutionContext())).explicitAcks).toEqual([]);
   });
 
   it("re-enqueues an event that was stored but never dispatched (lost from the queue)", async () => {

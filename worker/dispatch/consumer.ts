@@ -16,6 +16,14 @@ import { deliverMatches, findMatchingWaits } from "../runs/waits.ts";
 type Kind = QueueMessage["type"];
 type MessageOf<K extends Kind> = Message<Extract<QueueMessage, { type: K }>>;
 
+/**
+ * How long one batch may take before its unsettled messages are retried and the consumer returns:
+ * a batch waiting on a call that never answers would otherwise hold the queue (the local queue
+ * delivers its next batch only when the consumer returns; in production until its wall-time limit).
+ * Dispatch is idempotent, so a message retried while its first try goes on starts nothing twice.
+ */
+export const BATCH_TIME_LIMIT_MS = 30_000;
+
 /** What a batch's handlers leave to do once they have all looked at their messages. */
 class BatchWork {
   /** Events to dispatch in the batch's one pass (runs started, waits looked up). */
@@ -26,17 +34,45 @@ class BatchWork {
   readonly done: Message<QueueMessage>[] = [];
   /** Work of its own per message (a page of a bulk cancellation or a resume), going on beside the dispatch. */
   readonly pages: Promise<unknown>[] = [];
+  /** Where the batch is, for the log of one that ran out of time. */
+  stage = "handlers";
+  /** Messages acked or retried; once the batch is closed (out of time), nothing more is. */
+  private readonly settled = new Set<Message<QueueMessage>>();
+  private closed = false;
 
   constructor(readonly env: Env) {}
 
-  /** Runs `work` for `message` beside the dispatch; the message is acked with the batch, or retried if it failed. */
+  ack(message: Message<QueueMessage>): void {
+    if (this.closed || this.settled.has(message)) return;
+    this.settled.add(message);
+    message.ack();
+  }
+
+  retry(message: Message<QueueMessage>): void {
+    if (this.closed || this.settled.has(message)) return;
+    this.settled.add(message);
+    message.retry();
+  }
+
+  /** Retries every message not settled yet and settles nothing more: the batch ran out of time. */
+  close(messages: readonly Message<QueueMessage>[]): number {
+    const unsettled = messages.filter((message) => !this.settled.has(message));
+    for (const message of unsettled) this.retry(message);
+    this.closed = true;
+    return unsettled.length;
+  }
+
+  /**
+   * Runs `work` for `message` beside the dispatch and acks the message as soon as it is done (it
+   * writes nothing with the batch), or retries it if it failed. The batch's events never wait for it.
+   */
   page(message: Message<QueueMessage>, work: () => Promise<void>): void {
     this.pages.push(
       work().then(
-        () => this.done.push(message),
+        () => this.ack(message),
         (err: unknown) => {
           createLogger().error("a page of a bulk cancellation or a resume failed; will retry", { message: message.body, error: String(err) });
-          message.retry();
+          this.retry(message);
         },
       ),
     );
@@ -86,8 +122,18 @@ const handlers: Handlers = {
  * (runs index, events dispatched, run ends). Run ids are deterministic, so a redelivered message
  * starts nothing twice; a message is acked only when all of its work succeeded.
  */
-export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env): Promise<void> {
+export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env, timeLimitMs = BATCH_TIME_LIMIT_MS): Promise<void> {
   const work = new BatchWork(env);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const outOfTime = new Promise<"out of time">((resolve) => (timer = setTimeout(() => resolve("out of time"), timeLimitMs)));
+  const outcome = await Promise.race([consume(batch, work).then(() => "done" as const), outOfTime]);
+  clearTimeout(timer);
+  if (outcome === "done") return;
+  const retried = work.close(batch.messages);
+  createLogger().error("a queue batch ran out of time; its unsettled messages will be retried", { stage: work.stage, messages: batch.messages.length, retried, limit_ms: timeLimitMs });
+}
+
+async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Promise<void> {
   const byKind: { [K in Kind]: MessageOf<K>[] } = { event: [], "event-ref": [], "run-ended": [], "cancel-page": [], "resume-page": [] };
   // The one cast: a message's kind is its body's, which TypeScript does not carry over to Message<…>.
   for (const message of batch.messages) (byKind[message.body.type] as Message<QueueMessage>[]).push(message);
@@ -97,13 +143,16 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env):
   const order = new Map(batch.messages.map((message, i) => [message, i]));
   work.events.sort((a, b) => order.get(a.message)! - order.get(b.message)!);
   await dispatchEvents(work);
+  work.stage = "D1 write";
   try {
-    if (work.statements.length > 0) await env.DB.batch(work.statements);
-    for (const message of work.done) message.ack();
+    if (work.statements.length > 0) await work.env.DB.batch(work.statements);
+    for (const message of work.done) work.ack(message);
   } catch (err) {
     createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
-    for (const message of work.done) message.retry();
+    for (const message of work.done) work.retry(message);
   }
+  work.stage = "pages";
+  await Promise.all(work.pages);
 }
 
 /**
@@ -119,9 +168,10 @@ async function dispatchEvents(work: BatchWork): Promise<void> {
   // no event now: marked dispatched, an event of theirs would never start its runs.
   if (events.length > 0 && hasRemoteCopy()) void loadRemoteFunctions(env);
   else if (events.length > 0 && !(await loadRemoteFunctions(env))) {
-    for (const { message } of events.splice(0)) message.retry();
+    for (const { message } of events.splice(0)) work.retry(message);
   }
   const now = Date.now();
+  work.stage = "dispatch";
   const [dispatches, matches] = await Promise.all([
     Promise.all(
       events.map(({ accepted }, position) =>
@@ -140,7 +190,7 @@ async function dispatchEvents(work: BatchWork): Promise<void> {
       return null;
     }),
   ]);
-  await Promise.all(work.pages);
+  work.stage = "waits delivery";
   const { deleteStatements, failed } = matches ? await deliverMatches(env, matches) : { deleteStatements: [], failed: [] };
   const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
 
@@ -149,7 +199,7 @@ async function dispatchEvents(work: BatchWork): Promise<void> {
   events.forEach(({ message, accepted }, i) => {
     const runs = dispatches[i];
     const ref = { id: accepted.event.id, receivedAt: accepted.receivedAt };
-    if (runs === null || runs === undefined || matches === null || undelivered.has(refKey(ref))) return message.retry();
+    if (runs === null || runs === undefined || matches === null || undelivered.has(refKey(ref))) return work.retry(message);
     started.push(...runs);
     dispatched.push(ref);
     work.done.push(message);
