@@ -11,13 +11,13 @@ import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
 import type { EventPayload, StoredEvent } from "./event.ts";
-import { MAX_RUN_STATE_BYTES, serializeOutput, utf8Bytes } from "./output.ts";
+import { checkRunState } from "./output.ts";
 import { preparePublish, publishedBytes, type PublishedMessage } from "./publish.ts";
 import { highestSeq, replayOrder, settlesByTime } from "./replay.ts";
-import { backoffDelay } from "./retry.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger } from "./types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "./wait.ts";
+import { completedStep, failedStep, handlerFailure, invocationStart, isFinalFailure, isRetryAhead, isRetryDue, logStepRetry, sleepStep, storedBytesOf, unitFailures, waitingStep } from "./runRules.ts";
 import { completedOutcome, type Handler, type HandlerContext, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "./run.ts";
 
 export type { FailedAttempt, Handler, HandlerContext, HandlerFailures, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
@@ -115,15 +115,13 @@ class Invocation {
     private readonly host: RunHost,
   ) {
     this.clock = host.clock;
-    this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
+    this.startedAt = invocationStart(input, host.clock);
     this.replay = replayOrder(host.steps.values(), input.starts);
     this.seq = this.initialSeq = this.delivered = highestSeq(host.steps.values());
     this.recovering = input.recovering;
+    this.storedBytes = storedBytesOf(host.steps.values());
     let retried = -1;
-    for (const step of host.steps.values()) {
-      this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
-      if (step.status === "retrying" && (step.wakeAt ?? 0) <= this.startedAt) retried = Math.max(retried, step.attempts);
-    }
+    for (const step of host.steps.values()) if (isRetryDue(step, this.startedAt)) retried = Math.max(retried, step.attempts);
     // A handler that destructures `attempt` reads it once: make that the attempt of the step this
     // invocation woke up to retry, as Inngest's per-step requests would show it.
     this.initialAttempt = retried >= 0 ? retried : this.unitFailures();
@@ -210,7 +208,7 @@ class Invocation {
 
   /** Whether this failure of the handler ends the run (as handlerFailed decides it). */
   private isFinalHandlerFailure(err: unknown): boolean {
-    return isNonRetriable(err) || isStepError(err) || this.unitFailures() + 1 > this.input.retries;
+    return isFinalFailure(this.unitFailures() + 1, this.input.retries, isNonRetriable(err) || isStepError(err));
   }
 
   private attemptHere(): number {
@@ -222,8 +220,7 @@ class Invocation {
 
   /** Failures so far of the code outside steps that runs now (reset by every settled step). */
   private unitFailures(): number {
-    const { count, unitSeq } = this.input.handlerFailures;
-    return unitSeq === this.seq ? count : 0;
+    return unitFailures(this.input.handlerFailures, this.seq);
   }
 
   /** Lines written outside step bodies while stored steps are still replaying were written before. */
@@ -325,7 +322,7 @@ class Invocation {
     }
     // A sleep or wait still to come, or a wait resolved after this invocation began.
     if (stored && settlesByTime(stored)) return this.park(stored.wakeAt!);
-    if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > this.startedAt) return this.park(stored.wakeAt!);
+    if (isRetryAhead(stored, this.startedAt)) return this.park(stored!.wakeAt!);
     if (this.host.isCancelled()) return;
     this.endMemoization();
     if (call.work.type === "publish") return this.startPublish(call, call.work.message);
@@ -362,13 +359,9 @@ class Invocation {
     } catch (err) {
       return call.reject(err);
     }
-    const now = this.clock.now();
-    const base = { id: call.id, name: call.name, kind: "sleep" as const, startedAt: now };
-    if (wakeAt <= now) {
-      const seq = ++this.seq;
-      return this.store({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq, endedAt: now }, undefined, () => this.hold(seq, () => call.resolve(undefined)));
-    }
-    this.store({ ...base, status: "sleeping", attempts: 0, wakeAt }, undefined, () => this.park(wakeAt));
+    const record = sleepStep(call, wakeAt, this.clock.now(), () => ++this.seq);
+    if (record.status === "completed") return this.store(record, undefined, () => this.hold(record.seq!, () => call.resolve(undefined)));
+    this.store(record, undefined, () => this.park(wakeAt));
   }
 
   /**
@@ -377,9 +370,10 @@ class Invocation {
    */
   private startPublish(call: StepCall, message: PublishedMessage): void {
     const bytes = publishedBytes(message);
-    if (this.storedBytes + bytes > MAX_RUN_STATE_BYTES) {
-      const reached = ((this.storedBytes + bytes) / 1024 / 1024).toFixed(1);
-      return call.reject(new NonRetriableError(`run state would reach ${reached} MiB with step.publish("${message.topic}"); the limit is 32 MiB per run`));
+    try {
+      checkRunState(`step.publish("${message.topic}")`, bytes, this.storedBytes);
+    } catch (err) {
+      return call.reject(err);
     }
     this.storedBytes += bytes;
     const now = this.clock.now();
@@ -396,14 +390,8 @@ class Invocation {
     } catch (err) {
       return call.reject(err);
     }
-    // A replay settles a timed-out wait as woken by the first invocation that began at or after
-    // its timeout, which must be one that began after the wait. A timeout at this invocation's
-    // start (a timeout of 0 before the clock moved) would make it this one: replays would settle
-    // the wait before the results stored since this invocation began, though they came first,
-    // and the handler, asking for those first, would wait for ever. It times out 1 ms later.
-    if (request.timeoutAt <= this.startedAt) request = { ...request, timeoutAt: this.startedAt + 1 };
-    const record: StepRecord = { id: call.id, name: call.name, kind: call.kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.clock.now() };
-    this.store(record, undefined, () => this.park(request.timeoutAt));
+    const record = waitingStep(call, request, this.startedAt, this.clock.now());
+    this.store(record, undefined, () => this.park(record.wakeAt!));
   }
 
   /** Runs a new step (or a retry of one): its body, then stores the result or the failure. */
@@ -419,7 +407,7 @@ class Invocation {
     };
     const stack = this.middleware;
     const code = work.type === "send" ? () => (stack ? stack.sendEvents(work.events, send) : send(work.events)) : (work as { run: () => unknown }).run;
-    const isFinalAttempt = (err: unknown) => isNonRetriable(err) || attempts + 1 > this.input.retries;
+    const isFinalAttempt = (err: unknown) => isFinalFailure(attempts + 1, this.input.retries, isNonRetriable(err));
     const body = stack && call.info ? () => stack.runStepHandler(call.info!, code, isFinalAttempt) : code;
     this.inFlight++;
     // No body runs before the host has made this invocation's start durable (see RunHost.ready).
@@ -434,23 +422,18 @@ class Invocation {
       .then(
         (value) => {
           if (this.host.isCancelled()) return;
-          let output;
+          let completed;
           try {
-            output = serializeOutput(`step "${call.name}" output`, value, this.storedBytes);
+            completed = completedStep(call, stored, value, { storedBytes: this.storedBytes, nextSeq: () => ++this.seq, startedAt, endedAt: this.clock.now() });
           } catch (err) {
-            return this.stepFailed(call, attempts, startedAt, err);
+            return this.stepFailed(call, startedAt, err);
           }
-          this.storedBytes += output.bytes;
-          const seq = ++this.seq;
-          const failedAttempts = stored?.failedAttempts;
-          const record: StepRecord = {
-            ...{ id: call.id, name: call.name, kind: call.kind, status: "completed", attempts: attempts + 1, output: output.value, seq, startedAt, endedAt: this.clock.now() },
-            ...(failedAttempts ? { failedAttempts } : {}),
-          };
-          this.store(record, events, () => this.hold(seq, () => call.resolve(structuredClone(output.value))));
+          const { record, bytes } = completed;
+          this.storedBytes += bytes;
+          this.store(record, events, () => this.hold(record.seq!, () => call.resolve(structuredClone(record.output))));
         },
         (err: unknown) => {
-          if (!this.host.isCancelled()) this.stepFailed(call, attempts, startedAt, err);
+          if (!this.host.isCancelled()) this.stepFailed(call, startedAt, err);
         },
       )
       .finally(() => {
@@ -459,19 +442,14 @@ class Invocation {
       });
   }
 
-  private stepFailed(call: StepCall, attempts: number, startedAt: number, err: unknown): void {
-    const error = serializeError(err);
-    const failed = attempts + 1;
+  /** A failed attempt of a step: stored as failed for good (the handler gets a StepError) or as retrying (the path parks until then). */
+  private stepFailed(call: StepCall, startedAt: number, err: unknown): void {
     const endedAt = this.clock.now();
-    const failedAttempts = [...(this.host.steps.get(call.id)?.failedAttempts ?? []), { error, startedAt, endedAt }];
-    const base = { id: call.id, name: call.name, kind: call.kind, attempts: failed, error, failedAttempts, startedAt, endedAt };
-    if (isNonRetriable(err) || failed > this.input.retries) {
-      const seq = ++this.seq;
-      return this.store({ ...base, status: "failed", seq }, undefined, () => this.hold(seq, () => call.reject(new StepError(call.name, error))));
-    }
-    const wakeAt = this.retryAt(err, failed);
-    this.input.logger.warn(`step "${call.name}" failed; retrying`, { step: call.name, attempt: attempts, error: error.message });
-    this.store({ ...base, status: "retrying", wakeAt }, undefined, () => this.park(wakeAt));
+    const failure = { error: serializeError(err), failsForGood: isNonRetriable(err), retryAfter: retryAfterOf(err, endedAt), startedAt, endedAt };
+    const record = failedStep(call, this.host.steps.get(call.id), failure, { retries: this.input.retries, nextSeq: () => ++this.seq, random: () => this.clock.random() });
+    if (record.status === "failed") return this.store(record, undefined, () => this.hold(record.seq!, () => call.reject(new StepError(call.name, record.error!))));
+    logStepRetry(this.input.logger, record);
+    this.store(record, undefined, () => this.park(record.wakeAt!));
   }
 
   /** Stores a record, then goes on; a store that fails breaks the invocation (the host retries it). */
@@ -496,11 +474,6 @@ class Invocation {
       );
     });
     return Promise.race([Promise.resolve().then(fn), timeout]).finally(() => this.clock.clearTimer(timer));
-  }
-
-  private retryAt(err: unknown, failedAttempts: number): number {
-    const now = this.clock.now();
-    return retryAfterOf(err, now) ?? now + backoffDelay(failedAttempts, () => this.clock.random());
   }
 
   /** Parks a path of the handler until `wakeAt`: its promise never settles in this invocation. */
@@ -593,15 +566,14 @@ class Invocation {
     for (const call of calls) {
       const error = new Error(`the runtime died while running step "${call.name}" (the isolate ran out of CPU or memory, crashed, or was restarted)`);
       error.name = "RuntimeDiedError";
-      this.stepFailed(call, this.host.steps.get(call.id)?.attempts ?? 0, now, error);
+      this.stepFailed(call, now, error);
     }
   }
 
   private handlerFailed(err: unknown): RunOutcome {
-    const error = serializeError(err);
-    const count = this.unitFailures() + 1;
-    if (isNonRetriable(err) || isStepError(err) || count > this.input.retries) return { type: "failed", error };
-    return { type: "retry", error, wakeAt: this.retryAt(err, count), handlerFailures: { count, unitSeq: this.seq } };
+    const now = this.clock.now();
+    const run = { handlerFailures: this.input.handlerFailures, seq: this.seq, retries: this.input.retries, retryAfter: retryAfterOf(err, now), now, random: () => this.clock.random() };
+    return handlerFailure(serializeError(err), isNonRetriable(err) || isStepError(err), run);
   }
 
   private settle(outcome: RunOutcome): void {
