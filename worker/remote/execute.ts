@@ -1,6 +1,5 @@
-import { serializeOutput, utf8Bytes } from "../../sdk/output.ts";
 import { highestSeq, replayOrder } from "../../sdk/replay.ts";
-import { backoffDelay } from "../../sdk/retry.ts";
+import { completedStep, failedStep, handlerFailure, invocationStart, isRetryAhead, isRetryDue, logStepRetry, sleepStep, storedBytesOf, unitFailures, waitingStep, type StepIdentity } from "../../sdk/runRules.ts";
 import { completedOutcome, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "../../sdk/run.ts";
 import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
 import { serializeError, type SerializedError } from "../../sdk/types.ts";
@@ -78,9 +77,9 @@ class RemoteInvocation {
   ) {
     this.call = options.call ?? callApp;
     this.steps = new Map(host.steps);
-    this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
+    this.startedAt = invocationStart(input, host.clock);
     this.seq = this.initialSeq = highestSeq(this.steps.values());
-    for (const step of this.steps.values()) this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
+    this.storedBytes = storedBytesOf(this.steps.values());
   }
 
   async execute(): Promise<RunOutcome> {
@@ -88,7 +87,7 @@ class RemoteInvocation {
     // Steps whose retry is due run first, as the steps they are (their attempt counted on); a
     // step.fetch is the executor's to make again, when the app asks for it.
     for (const step of this.steps.values()) {
-      if (step.status === "retrying" && step.kind !== "fetch" && (step.wakeAt ?? 0) <= this.startedAt) this.planned.set(step.id, { id: step.id, op: "StepPlanned", userland: { id: step.name } });
+      if (isRetryDue(step, this.startedAt) && step.kind !== "fetch") this.planned.set(step.id, { id: step.id, op: "StepPlanned", userland: { id: step.name } });
     }
     for (let calls = 0; calls < MAX_CALLS_PER_INVOCATION; calls++) {
       if (this.host.isCancelled()) return { type: "cancelled" };
@@ -143,7 +142,7 @@ class RemoteInvocation {
   /** True while a step waits for its retry. */
   private retryPending(): boolean {
     const now = this.host.clock.now();
-    for (const step of this.steps.values()) if (step.status === "retrying" && (step.wakeAt ?? 0) > now) return true;
+    for (const step of this.steps.values()) if (isRetryAhead(step, now)) return true;
     return false;
   }
 
@@ -251,7 +250,7 @@ class RemoteInvocation {
       case "StepFailed":
         return this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), true, startedAt, undefined);
       case "StepPlanned":
-        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return undefined;
+        if (isRetryAhead(stored, now)) return undefined;
         this.planned.set(op.id, op);
         return undefined;
       case "Sleep":
@@ -269,7 +268,7 @@ class RemoteInvocation {
         this.progressed = true;
         return undefined;
       case "Gateway":
-        if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > now) return undefined;
+        if (isRetryAhead(stored, now)) return undefined;
         return this.gatewayFetch(op, now);
       // Lazy ops the SDK may send beside others: nothing for the executor to do.
       case "DeferAdd":
@@ -309,36 +308,26 @@ class RemoteInvocation {
   }
 
   private async stepCompleted(op: Op, startedAt: number): Promise<RunOutcome | undefined> {
-    const name = nameOf(op);
-    let output;
+    let completed;
     try {
-      output = serializeOutput(`step "${name}" output`, op.data, this.storedBytes);
+      completed = completedStep(stepOf(op), this.steps.get(op.id), op.data, { storedBytes: this.storedBytes, nextSeq: () => ++this.seq, startedAt, endedAt: this.host.clock.now() });
     } catch (err) {
       return this.stepFailed(op, serializeError(err), true, startedAt, undefined);
     }
-    this.storedBytes += output.bytes;
-    const stored = this.steps.get(op.id);
-    await this.save({
-      ...{ id: op.id, name, kind: kindOf(op), status: "completed", attempts: (stored?.attempts ?? 0) + 1, output: output.value, seq: ++this.seq, startedAt, endedAt: this.host.clock.now() },
-      ...(stored?.failedAttempts ? { failedAttempts: stored.failedAttempts } : {}),
-    });
+    this.storedBytes += completed.bytes;
+    await this.save(completed.record);
     return undefined;
   }
 
   /** A failed attempt: retried after a backoff (or the app's `retry-after`) until the function's retries are spent, then failed for good. */
   private async stepFailed(op: Op, error: SerializedError, final: boolean, startedAt: number, retryAt: number | undefined): Promise<RunOutcome | undefined> {
-    const stored = this.steps.get(op.id);
-    const attempts = (stored?.attempts ?? 0) + 1;
-    const endedAt = this.host.clock.now();
-    const failedAttempts = [...(stored?.failedAttempts ?? []), { error, startedAt, endedAt }];
-    const base = { id: op.id, name: nameOf(op), kind: kindOf(op), attempts, error, failedAttempts, startedAt, endedAt };
-    if (final || attempts > this.input.retries) {
-      await this.save({ ...base, status: "failed", seq: ++this.seq });
-      return undefined;
-    }
-    const wakeAt = Math.max(retryAt ?? endedAt + backoffDelay(attempts, () => this.host.clock.random()), endedAt + 1);
-    this.input.logger.warn(`step "${base.name}" failed; retrying`, { step: base.name, attempt: attempts - 1, error: error.message });
-    await this.save({ ...base, status: "retrying", wakeAt }, false);
+    const failure = { error, failsForGood: final, retryAfter: retryAt, startedAt, endedAt: this.host.clock.now() };
+    // A retry at least 1 ms ahead: nextWake finds a pending retry only ahead of the invocation's start.
+    const run = { retries: this.input.retries, nextSeq: () => ++this.seq, random: () => this.host.clock.random(), minRetryDelayMs: 1 };
+    const record = failedStep(stepOf(op), this.steps.get(op.id), failure, run);
+    if (record.status === "failed") return void (await this.save(record));
+    logStepRetry(this.input.logger, record);
+    await this.save(record, false);
     return undefined;
   }
 
@@ -350,9 +339,8 @@ class RemoteInvocation {
     } catch (err) {
       return { type: "failed", error: serializeError(err) };
     }
-    const base = { id: op.id, name: nameOf(op), kind: "sleep" as const, startedAt: now };
-    if (wakeAt <= now) return void (await this.save({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq: ++this.seq, endedAt: now }));
-    await this.save({ ...base, status: "sleeping", attempts: 0, wakeAt }, false);
+    const record = sleepStep({ id: op.id, name: nameOf(op) }, wakeAt, now, () => ++this.seq);
+    await this.save(record, record.status === "completed");
     return undefined;
   }
 
@@ -365,9 +353,7 @@ class RemoteInvocation {
     } catch (err) {
       return { type: "failed", error: serializeError(err) };
     }
-    // As the driver does: a timeout at this invocation's start would settle before what it stored.
-    if (request.timeoutAt <= this.startedAt) request = { ...request, timeoutAt: this.startedAt + 1 };
-    await this.save({ id: op.id, name: nameOf(op), kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.host.clock.now() }, false);
+    await this.save(waitingStep({ id: op.id, name: nameOf(op), kind }, request, this.startedAt, this.host.clock.now()), false);
     return undefined;
   }
 
@@ -381,16 +367,14 @@ class RemoteInvocation {
 
   /** Attempt of the handler's code since the last settled step (Inngest counts a discovery as a unit). */
   private handlerAttempt(): number {
-    const { count, unitSeq } = this.input.handlerFailures;
-    return unitSeq === this.seq ? count : 0;
+    return unitFailures(this.input.handlerFailures, this.seq);
   }
 
   /** The app failed outside a step (or could not be reached): the discovery is retried as a local handler's code would be. */
   private handlerFailed(error: SerializedError, retryAt: number | undefined): RunOutcome {
-    const count = this.handlerAttempt() + 1;
-    if (count > this.input.retries) return { type: "failed", error };
-    const wakeAt = retryAt ?? this.host.clock.now() + backoffDelay(count, () => this.host.clock.random());
-    return { type: "retry", error, wakeAt, handlerFailures: { count, unitSeq: this.seq } };
+    // Never final by itself: an app reports a failure that must not be retried as an answer of its own ("failed").
+    const run = { handlerFailures: this.input.handlerFailures, seq: this.seq, retries: this.input.retries, retryAfter: retryAt, now: this.host.clock.now(), random: () => this.host.clock.random() };
+    return handlerFailure(error, false, run);
   }
 }
 
@@ -403,6 +387,11 @@ function durationOf(value: unknown): string | number | undefined {
 /** A step's name as the app's code wrote it. */
 function nameOf(op: Op): string {
   return op.userland?.id ?? op.displayName ?? op.name ?? op.id;
+}
+
+/** The step an op names, as the executor stores it. */
+function stepOf(op: Op): StepIdentity {
+  return { id: op.id, name: nameOf(op), kind: kindOf(op) };
 }
 
 function kindOf(op: Op): StepKind {
