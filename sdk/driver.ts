@@ -17,7 +17,7 @@ import { highestSeq, replayOrder, settlesByTime } from "./replay.ts";
 import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger } from "./types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "./wait.ts";
-import { completedStep, failedStep, handlerFailure, invocationStart, isFinalFailure, isRetryAhead, isRetryDue, logStepRetry, sleepStep, storedBytesOf, unitFailures, waitingStep } from "./runRules.ts";
+import { completedStep, failedStep, handlerFailure, invocationStart, isFinalFailure, isRetryAhead, isRetryDue, logStepRetry, memoizedResult, sleepStep, storedBytesOf, unitFailures, waitingStep } from "./runRules.ts";
 import { completedOutcome, type Handler, type HandlerContext, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "./run.ts";
 
 export type { FailedAttempt, Handler, HandlerContext, HandlerFailures, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
@@ -341,15 +341,12 @@ class Invocation {
   }
 
   private settleStored(call: StepCall, stored: StepRecord): void {
-    if (stored.status === "failed") return call.reject(new StepError(call.name, stored.error ?? { name: "Error", message: "unknown error" }));
-    // Still waiting at its timeout: a wait returns null, an invoke throws.
-    if (stored.status === "waiting" && stored.kind === "invoke") {
-      return call.reject(new StepError(call.name, { name: "InvokeTimeoutError", message: `the invoked function did not finish within the timeout of step.invoke("${call.name}")` }));
-    }
-    if (stored.status === "waiting") return call.resolve(null);
-    if (stored.kind === "publish") return call.resolve(undefined);
+    const result = memoizedResult(stored);
+    if ("error" in result) return call.reject(new StepError(call.name, result.error));
+    // A sleep and a published message give the handler nothing.
+    if (stored.status === "sleeping" || stored.kind === "publish") return call.resolve(undefined);
     // A copy: the handler may change what it gets without touching the stored result.
-    call.resolve(stored.status === "sleeping" ? undefined : structuredClone(stored.output));
+    call.resolve(structuredClone(result.data));
   }
 
   private startSleep(call: StepCall): void {

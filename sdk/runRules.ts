@@ -1,4 +1,5 @@
 import type { Clock } from "./clock.ts";
+import { InngestInvokeTimeoutError } from "./errors/InngestInvokeTimeoutError.ts";
 import { serializeOutput, utf8Bytes } from "./output.ts";
 import { backoffDelay } from "./retry.ts";
 import type { HandlerFailures, RunInput, RunOutcome, StepRecord } from "./run.ts";
@@ -22,6 +23,18 @@ export function storedBytesOf(steps: Iterable<StepRecord>): number {
   let bytes = 0;
   for (const step of steps) bytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
   return bytes;
+}
+
+/**
+ * What a stored step gives the handler when a replay reaches it: its output, or the error it
+ * throws (its last failure, or an invoke's timeout); a sleep or a wait still pending gives null.
+ */
+export function memoizedResult(step: StepRecord): { data: unknown } | { error: SerializedError } {
+  if (step.status === "failed") return { error: step.error ?? { name: "Error", message: "unknown error" } };
+  // Still waiting at its timeout: a wait returns null, an invoke throws.
+  if (step.status === "waiting" && step.kind === "invoke") return { error: new InngestInvokeTimeoutError(step.name).toSerialized() };
+  if (step.status === "waiting" || step.status === "sleeping") return { data: null };
+  return { data: step.output };
 }
 
 /** True for a step that waits for its retry and whose time has come by `at`. */

@@ -1,5 +1,5 @@
 import { highestSeq, replayOrder } from "../../sdk/replay.ts";
-import { completedStep, failedStep, handlerFailure, invocationStart, isRetryAhead, isRetryDue, logStepRetry, sleepStep, storedBytesOf, unitFailures, waitingStep, type StepIdentity } from "../../sdk/runRules.ts";
+import { completedStep, failedStep, handlerFailure, invocationStart, isRetryAhead, isRetryDue, logStepRetry, memoizedResult, sleepStep, storedBytesOf, unitFailures, waitingStep, type StepIdentity } from "../../sdk/runRules.ts";
 import { completedOutcome, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "../../sdk/run.ts";
 import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
 import { serializeError, type SerializedError } from "../../sdk/types.ts";
@@ -207,11 +207,8 @@ class RemoteInvocation {
     const stack = replayOrder(this.steps.values(), this.input.starts);
     const steps: CallBody["steps"] = {};
     for (const id of stack) {
-      const step = this.steps.get(id)!;
-      if (step.status === "failed") steps[id] = { error: step.error ?? { name: "Error", message: "unknown error" } };
-      else if (step.status === "waiting" && step.kind === "invoke") steps[id] = { error: { name: "InngestInvokeTimeoutError", message: `the invoked function did not finish within the timeout of step.invoke("${step.name}")` } };
-      else if (step.status === "waiting" || step.status === "sleeping") steps[id] = { data: null };
-      else steps[id] = { data: step.output ?? null };
+      const result = memoizedResult(this.steps.get(id)!);
+      steps[id] = "error" in result ? result : { data: result.data ?? null };
     }
     return { steps, stack };
   }
