@@ -8,7 +8,7 @@ import { toMilliseconds } from "../../sdk/duration.ts";
 import { findFunction } from "../registry.ts";
 import type { RemoteFunction } from "./function.ts";
 import { callApp, errorOf, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
-import { definedOnly, type Op } from "./wire.ts";
+import { definedOnly, isOpName, type Op, type OpName } from "./wire.ts";
 import { z } from "zod";
 
 // A run of a remote function (an app on the official `inngest` SDK), executed as Inngest's
@@ -51,6 +51,19 @@ export interface RemoteRunOptions {
  * @example
  * const outcome = await executeRemoteRun(fn, input, host);
  */
+/** Where and when an op arrived, for its handler. */
+interface OpArrival {
+  /** The step as stored before this op, if it was. */
+  stored: StepRecord | undefined;
+  now: number;
+  /** When the request that ran the op's step began (now for an op found otherwise). */
+  startedAt: number;
+  /** When the answer asked a failed step to be retried (its retry-after), if it did. */
+  retryAt: number | undefined;
+}
+
+type OpHandler<K extends OpName> = (op: Op & { op: K }, at: OpArrival) => Promise<RunOutcome | undefined> | RunOutcome | undefined;
+
 export function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: RemoteRunOptions = {}): Promise<RunOutcome> {
   return new RemoteInvocation(fn, input, host, options).execute();
 }
@@ -237,44 +250,42 @@ class RemoteInvocation {
       // Resolved (a wait, a child run) after this invocation began: the next one settles it (nextWake). Otherwise reported twice: nothing new.
       return undefined;
     }
-    const now = this.host.clock.now();
-    switch (op.op) {
-      case "StepRun":
-      case "Step":
-        return this.stepCompleted(op, startedAt);
-      case "StepError":
-        return this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), false, startedAt, retryAt);
-      case "StepFailed":
-        return this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), true, startedAt, undefined);
-      case "StepPlanned":
-        if (isRetryAhead(stored, now)) return undefined;
-        this.planned.set(op.id, op);
-        return undefined;
-      case "Sleep":
-        return this.sleep(op, stored, now);
-      case "WaitForEvent":
-        return this.wait(op, stored, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: durationOf(op.opts?.timeout) ?? "1y", if: op.opts?.if }), now));
-      case "InvokeFunction":
-        return this.wait(op, stored, "invoke", () => {
-          const payload = (op.opts?.payload ?? {}) as { data?: Record<string, unknown> };
-          return buildInvokeRequest(definedOnly({ function: this.invokedFunctionId(String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: durationOf(op.opts?.timeout) || undefined }), now);
-        });
-      case "RunComplete":
-        return completedOutcome(op.data);
-      case "DiscoveryRequest":
-        this.progressed = true;
-        return undefined;
-      case "Gateway":
-        if (isRetryAhead(stored, now)) return undefined;
-        return this.gatewayFetch(op, now);
-      // Lazy ops the SDK may send beside others: nothing for the executor to do.
-      case "DeferAdd":
-      case "DeferAbort":
-        return undefined;
-      default:
-        return { type: "failed", error: { name: "UnsupportedOpError", message: `the app asked for ${op.op} (step "${nameOf(op)}"), which Stepflare does not support` } };
-    }
+    if (!isOpName(op.op)) return { type: "failed", error: { name: "UnsupportedOpError", message: `the app asked for ${op.op} (step "${nameOf(op)}"), which Stepflare does not support` } };
+    return this.dispatch(op as Op & { op: OpName }, { stored, now: this.host.clock.now(), startedAt, retryAt });
   }
+
+  private dispatch<K extends OpName>(op: Op & { op: K }, at: OpArrival): Promise<RunOutcome | undefined> | RunOutcome | undefined {
+    return this.opHandlers[op.op](op, at);
+  }
+
+  /** One handler per op the protocol names: an op without one does not compile. */
+  private readonly opHandlers: { [K in OpName]: OpHandler<K> } = {
+    StepRun: (op, at) => this.stepCompleted(op, at.startedAt),
+    Step: (op, at) => this.stepCompleted(op, at.startedAt),
+    StepError: (op, at) => this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), false, at.startedAt, at.retryAt),
+    StepFailed: (op, at) => this.stepFailed(op, errorOf(op.error, STEP_ERROR_FALLBACK), true, at.startedAt, undefined),
+    StepPlanned: (op, { stored, now }) => {
+      if (!isRetryAhead(stored, now)) this.planned.set(op.id, op);
+      return undefined;
+    },
+    Sleep: (op, { stored, now }) => this.sleep(op, stored, now),
+    WaitForEvent: (op, { stored, now }) =>
+      this.wait(op, stored, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: durationOf(op.opts?.timeout) ?? "1y", if: op.opts?.if }), now)),
+    InvokeFunction: (op, { stored, now }) =>
+      this.wait(op, stored, "invoke", () => {
+        const payload = (op.opts?.payload ?? {}) as { data?: Record<string, unknown> };
+        return buildInvokeRequest(definedOnly({ function: this.invokedFunctionId(String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: durationOf(op.opts?.timeout) || undefined }), now);
+      }),
+    RunComplete: (op) => completedOutcome(op.data),
+    DiscoveryRequest: () => {
+      this.progressed = true;
+      return undefined;
+    },
+    Gateway: (op, { stored, now }) => (isRetryAhead(stored, now) ? undefined : this.gatewayFetch(op, now)),
+    // Lazy ops the SDK may send beside others: nothing for the executor to do.
+    DeferAdd: () => undefined,
+    DeferAbort: () => undefined,
+  };
 
   /**
    * The function an `InvokeFunction` names. The SDK writes `<app>-<function>`; a function of this
