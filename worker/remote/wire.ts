@@ -75,7 +75,7 @@ export const opSchema = z
 export type Op = z.infer<typeof opSchema>;
 
 /**
- * Every op the executor acts on (protocol §3), each with its handler (worker/remote/execute.ts).
+ * Every op the executor acts on (protocol §3), each with its handler (worker/remote/ops.ts).
  * `op` stays a string on the wire: an op of another name fails the run as unsupported.
  */
 export const OP_NAMES = ["StepRun", "Step", "StepError", "StepFailed", "StepPlanned", "Sleep", "WaitForEvent", "InvokeFunction", "RunComplete", "DiscoveryRequest", "Gateway", "DeferAdd", "DeferAbort"] as const;
