@@ -1,3 +1,7 @@
+// The rules of a run that every executor follows, the in-process driver (sdk/driver.ts) and the
+// remote executor (worker/remote/execute.ts) alike: a step's result and its failure, the retry of
+// a step or of the handler's code, sleeps and waits as stored, and the run-state size count.
+
 import type { Clock } from "./clock.ts";
 import { InngestInvokeTimeoutError } from "./errors/InngestInvokeTimeoutError.ts";
 import { serializeOutput, utf8Bytes } from "./output.ts";
@@ -5,10 +9,6 @@ import { backoffDelay } from "./retry.ts";
 import type { HandlerFailures, RunInput, RunOutcome, StepRecord } from "./run.ts";
 import type { Logger, SerializedError } from "./types.ts";
 import type { StepRequest } from "./wait.ts";
-
-// The rules of a run that every executor follows, the in-process driver (sdk/driver.ts) and the
-// remote executor (worker/remote/execute.ts) alike: a step's result and its failure, the retry of
-// a step or of the handler's code, sleeps and waits as stored, and the run-state size count.
 
 /** A step as an executor knows it before it stores it. */
 export type StepIdentity = Pick<StepRecord, "id" | "name" | "kind">;
