@@ -1,3 +1,6 @@
+// What the remote executor does with each op an app reports (protocol §3): one handler per op
+// name, in a map the compiler checks against wire.ts's list, so an op without a handler does not compile.
+
 import { toMilliseconds } from "../../sdk/duration.ts";
 import { completedOutcome, type RunOutcome, type StepKind, type StepRecord } from "../../sdk/run.ts";
 import { isRetryAhead, type StepIdentity } from "../../sdk/runRules.ts";
@@ -9,9 +12,6 @@ import type { RemoteSteps } from "./remoteSteps.ts";
 import { errorOf } from "./transport.ts";
 import { definedOnly, isOpName, type Op, type OpName } from "./wire.ts";
 import { z } from "zod";
-
-// What the remote executor does with each op an app reports (protocol §3): one handler per op
-// name, in a map the compiler checks against wire.ts's list, so an op without a handler does not compile.
 
 /** A failed step's error when the app sent none that reads as one. */
 const STEP_ERROR_FALLBACK = "the app reported the step failed without an error";

@@ -1,3 +1,8 @@
+// A remote run's steps as one invocation of the executor knows and stores them, by the rules the
+// driver follows (sdk/runRules.ts): a step's result, a failed attempt and its retry, a sleep, a
+// wait or child run; and what they tell of the run: the memo for the app, when the run is due
+// again, the attempt and the retry of the handler's code.
+
 import type { Clock } from "../../sdk/clock.ts";
 import { highestSeq, replayOrder } from "../../sdk/replay.ts";
 import type { RunHost, RunInput, RunOutcome, StepRecord } from "../../sdk/run.ts";
@@ -18,11 +23,6 @@ import {
 import { serializeError, type SerializedError } from "../../sdk/types.ts";
 import type { StepRequest } from "../../sdk/wait.ts";
 import type { CallBody } from "./transport.ts";
-
-// A remote run's steps as one invocation of the executor knows and stores them, by the rules the
-// driver follows (sdk/runRules.ts): a step's result, a failed attempt and its retry, a sleep, a
-// wait or child run; and what they tell of the run: the memo for the app, when the run is due
-// again, the attempt and the retry of the handler's code.
 
 export class RemoteSteps {
   /** The stored steps, this invocation's saves included. */
