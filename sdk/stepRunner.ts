@@ -46,12 +46,8 @@ export class StepRunner {
   }
 
   sleep(call: StepCall, wakeAtOf: () => number): void {
-    let wakeAt: number;
-    try {
-      wakeAt = wakeAtOf();
-    } catch (err) {
-      return call.reject(err);
-    }
+    const wakeAt = orReject(call, wakeAtOf);
+    if (wakeAt === undefined) return;
     const record = sleepStep(call, wakeAt, this.target.clock.now(), () => this.target.nextSeq());
     if (record.status === "completed") return this.store(record, undefined, () => this.target.hold(record.seq!, () => call.resolve(undefined)));
     this.store(record, undefined, () => this.target.park(wakeAt));
@@ -63,11 +59,7 @@ export class StepRunner {
    */
   publish(call: StepCall, message: PublishedMessage): void {
     const bytes = publishedBytes(message);
-    try {
-      checkRunState(`step.publish("${message.topic}")`, bytes, this.storedBytes);
-    } catch (err) {
-      return call.reject(err);
-    }
+    if (!orReject(call, () => (checkRunState(`step.publish("${message.topic}")`, bytes, this.storedBytes), true))) return;
     this.storedBytes += bytes;
     const now = this.target.clock.now();
     const seq = this.target.nextSeq();
@@ -77,12 +69,8 @@ export class StepRunner {
 
   /** Stores a wait or child run as waiting until its timeout: the host registers it, and resolves it from outside. */
   wait(call: StepCall, build: () => StepRequest): void {
-    let request: StepRequest;
-    try {
-      request = build();
-    } catch (err) {
-      return call.reject(err);
-    }
+    const request = orReject(call, build);
+    if (!request) return;
     const record = waitingStep(call, request, this.target.startedAt, this.target.clock.now());
     this.store(record, undefined, () => this.target.park(record.wakeAt!));
   }
@@ -159,5 +147,15 @@ export class StepRunner {
       timer = clock.setTimer(() => reject(new StepTimeoutError(`step "${name}" did not finish within ${input.stepTimeoutMs} ms, the function's stepTimeout`)), input.stepTimeoutMs);
     });
     return Promise.race([Promise.resolve().then(fn), timeout]).finally(() => clock.clearTimer(timer));
+  }
+}
+
+/** What `read` gives; when it throws, the step call is rejected with the error and this gives undefined. */
+function orReject<T>(call: StepCall, read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    call.reject(err);
+    return undefined;
   }
 }
