@@ -374,14 +374,14 @@ function childEnd(node: Extract<Node, { t: "invoke" }>, fate: Fate): InvokeResul
 /**
  * What a wait or invoke call returns given what the run accepted for it, as the handler writes it
  * down: the event (or the events of an `all` wait) as JSON, or "null" at the timeout; "ok:" and the
- * child's output, or "err:" and the StepError's error name (the child's, or InvokeTimeoutError).
+ * child's output, or "err:" and the StepError's error name (the child's, or InngestInvokeTimeoutError).
  */
 function resultText(node: WaitNode, resolution: Resolution | undefined): string {
   if (node.t === "wait") {
     if (!resolution?.complete) return "null";
     return JSON.stringify(node.mode === "all" ? resolution.events : resolution.events.find((event) => event !== null));
   }
-  if (!resolution?.complete) return "err:InvokeTimeoutError";
+  if (!resolution?.complete) return "err:InngestInvokeTimeoutError";
   const result = resolution.result!;
   return "error" in result ? `err:${result.error.name}` : `ok:${JSON.stringify(result.output)}`;
 }
@@ -687,7 +687,7 @@ function checkRun(program: Program, report: RunReport, label: string): { decisio
   problems.push(...namesAgree(seen.calls, new Map(), new Map()));
 
   // A wait returns the same in every invocation: what the world's accepted resolutions give (the
-  // event iff it was accepted), null (or InvokeTimeoutError) only once its timeout passed.
+  // event iff it was accepted), null (or InngestInvokeTimeoutError) only once its timeout passed.
   const resultOf = new Map<string, string>();
   for (const { invocation, name, node, result } of seen.waitResults) {
     const first = resultOf.get(name);

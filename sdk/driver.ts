@@ -1,24 +1,22 @@
-import { createGroupTools, variantScope } from "./group.ts";
-import { EventType } from "./eventType.ts";
-import type { Middleware } from "./middleware/middleware.ts";
+// The driver: one invocation of a handler against its run's stored steps, and the loop that moves
+// it on (replay, new results, middleware's run hooks, its end). The step tools are in stepCalls.ts,
+// what a new step does in stepRunner.ts, the order results reach the handler in settleOrder.ts.
+
+import { createGroupTools } from "./group.ts";
 import { MiddlewareStack } from "./middleware/stack.ts";
-import { createStepFetch, fetchStepId, performFetch, rebuildResponse, runScope, type FetchedResponse, type FetchScope } from "./fetch.ts";
+import { runScope, type FetchScope } from "./fetch.ts";
 import { isNonRetriable, isStepError, retryAfterOf } from "./errors/recognize.ts";
-import { AsyncLocalStorage } from "node:async_hooks";
 import type { Clock } from "./clock.ts";
-import { toEpochMs, toMilliseconds } from "./duration.ts";
-import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { StepError } from "./errors/StepError.ts";
 import { StepTimeoutError } from "./errors/StepTimeoutError.ts";
-import type { EventPayload, StoredEvent } from "./event.ts";
-import { MAX_RUN_STATE_BYTES, serializeOutput, utf8Bytes } from "./output.ts";
-import { preparePublish, publishedBytes, type PublishedMessage } from "./publish.ts";
+import type { StoredEvent } from "./event.ts";
 import { highestSeq, replayOrder, settlesByTime } from "./replay.ts";
-import { backoffDelay } from "./retry.ts";
-import { hashStepId, MAX_STEPS_PER_RUN, sendEventId, StepIdAllocator, type StepTools } from "./step.ts";
 import { serializeError, type Logger } from "./types.ts";
-import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "./wait.ts";
-import { completedOutcome, type Handler, type HandlerContext, type RunHost, type RunInput, type RunOutcome, type StepKind, type StepRecord } from "./run.ts";
+import { handlerFailure, invocationStart, isFinalFailure, isRetryAhead, isRetryDue, memoizedResult, unitFailures } from "./runRules.ts";
+import { completedOutcome, type Handler, type HandlerContext, type RunHost, type RunInput, type RunOutcome, type StepRecord } from "./run.ts";
+import { SettleOrder } from "./settleOrder.ts";
+import { bodyScope, StepCalls, type StepCall } from "./stepCalls.ts";
+import { StepRunner } from "./stepRunner.ts";
 
 export type { FailedAttempt, Handler, HandlerContext, HandlerFailures, RunHost, RunInput, RunOutcome, StepKind, StepRecord } from "./run.ts";
 
@@ -35,61 +33,20 @@ export async function executeRun<TData extends object>(handler: Handler<TData, u
   return new Invocation(input, host).execute(handler as Handler<object, unknown>);
 }
 
-/** A step call of the handler, waiting to be settled. */
-interface StepCall {
-  name: string;
-  id: string;
-  kind: StepKind;
-  /** What the step does when it is new: its body, or a sleep's wake time. */
-  work: StepWork;
-  resolve(value: unknown): void;
-  reject(err: unknown): void;
-  /** What middleware is told of the step, when the function has middleware. */
-  info?: Middleware.StepInfo;
-}
-
-/** The step types middleware sees, as Inngest names them. */
-const STEP_TYPES: Record<StepKind, Middleware.StepType> = {
-  run: "run",
-  sleep: "sleep",
-  sendEvent: "sendEvent",
-  waitForEvent: "waitForEvent",
-  invoke: "invoke",
-  publish: "realtime.publish",
-  fetch: "fetch",
-};
-
-type StepWork =
-  | { type: "body"; run: () => unknown }
-  | { type: "send"; events: EventPayload[] }
-  | { type: "sleep"; wakeAt: () => number }
-  | { type: "wait"; request: () => StepRequest }
-  | { type: "publish"; message: PublishedMessage };
-
-/** What the code running now belongs to: a step body (with its attempt) or the handler. */
-const bodyScope = new AsyncLocalStorage<{ attempt: number }>();
-
 class Invocation {
-  private readonly ids = new StepIdAllocator();
   private readonly clock: Clock;
   /** When this invocation began: what decides whether a stored sleep or retry is due. */
   private readonly startedAt: number;
-  /** Stored steps to settle, first settled first, and how far the replay got. */
-  private readonly replay: string[];
-  private replayed = 0;
-  private readonly requested = new Map<string, () => void>();
-  /** New results, stored, waiting to reach the handler after the replay (by seq). */
-  private readonly held: { seq: number; deliver: () => void }[] = [];
+  /** Stored steps to settle, first settled first, then new results by seq. */
+  private readonly order: SettleOrder;
+  private readonly calls: StepCalls;
+  private readonly runner: StepRunner;
   /** Steps reached without a result while recovering: what the dead invocation had running. */
   private frontier: StepCall[] = [];
   private recovering: boolean;
   private seq: number;
-  /** The seq of the last new result the handler got: results reach it in seq order. */
-  private delivered: number;
   private readonly initialSeq: number;
   private readonly initialAttempt: number;
-  private storedBytes = 0;
-  private stepCount = 0;
   private inFlight = 0;
   private readonly wakeTimes: number[] = [];
   private handlerEnd: { ok: true; value: unknown } | { ok: false; error: unknown } | undefined;
@@ -115,19 +72,36 @@ class Invocation {
     private readonly host: RunHost,
   ) {
     this.clock = host.clock;
-    this.startedAt = input.starts.at(-1)?.at ?? host.clock.now();
-    this.replay = replayOrder(host.steps.values(), input.starts);
-    this.seq = this.initialSeq = this.delivered = highestSeq(host.steps.values());
+    this.startedAt = invocationStart(input, host.clock);
+    this.seq = this.initialSeq = highestSeq(host.steps.values());
+    this.order = new SettleOrder(replayOrder(host.steps.values(), input.starts), this.seq);
     this.recovering = input.recovering;
     let retried = -1;
-    for (const step of host.steps.values()) {
-      this.storedBytes += step.output === undefined ? 0 : utf8Bytes(JSON.stringify(step.output));
-      if (step.status === "retrying" && (step.wakeAt ?? 0) <= this.startedAt) retried = Math.max(retried, step.attempts);
-    }
+    for (const step of host.steps.values()) if (isRetryDue(step, this.startedAt)) retried = Math.max(retried, step.attempts);
     // A handler that destructures `attempt` reads it once: make that the attempt of the step this
     // invocation woke up to retry, as Inngest's per-step requests would show it.
     this.initialAttempt = retried >= 0 ? retried : this.unitFailures();
     if (input.middleware?.classes.length) this.middleware = new MiddlewareStack(input.middleware, input.logger);
+    this.calls = new StepCalls({
+      clock: this.clock,
+      middleware: this.middleware,
+      stored: (id) => host.steps.get(id),
+      isOver: () => this.handlerEnd !== undefined || this.settled,
+      settlesOnReplay: (stored) => this.settlesOnReplay(stored),
+      request: (call) => this.request(call),
+    });
+    this.runner = new StepRunner({
+      input,
+      host,
+      clock: this.clock,
+      startedAt: this.startedAt,
+      middleware: this.middleware,
+      nextSeq: () => ++this.seq,
+      track: (work) => this.track(work),
+      hold: (seq, deliver) => this.hold(seq, deliver),
+      park: (wakeAt) => this.park(wakeAt),
+      break: (err) => this.break(err),
+    });
   }
 
   execute(handler: Handler<object, unknown>): Promise<RunOutcome> {
@@ -135,8 +109,8 @@ class Invocation {
     const ctx: HandlerContext<object> = {
       event: this.input.events[0] as StoredEvent<object>,
       events: this.input.events as StoredEvent<object>[],
-      step: this.stepTools(),
-      group: createGroupTools({ runId: this.input.runId, experimentStep: (id, pick) => this.call(id, "run", { type: "body", run: pick }, "group.experiment") }),
+      step: this.calls.tools(),
+      group: createGroupTools({ runId: this.input.runId, experimentStep: (id, pick) => this.calls.call(id, "run", { type: "body", run: pick }, "group.experiment") }),
       runId: this.input.runId,
       get attempt() {
         return invocation.attemptHere();
@@ -146,9 +120,9 @@ class Invocation {
     const fetchScope = { scope: (): FetchScope => (bodyScope.getStore() ? "inside-step" : "durable"), durable: ctx.step.fetch };
     const stack = this.middleware;
     const start = async () => {
-      const handlerCtx = stack ? await this.transformInput(stack, ctx) : ctx;
+      const handlerCtx = stack ? await stack.startHandler(ctx, this.host.steps.values(), () => this.isFirstInvocation(), () => this.attemptHere()) : ctx;
       this.handlerStarted = true;
-      if (this.replay.length === 0) this.endMemoization();
+      if (!this.order.hasStoredSteps) this.endMemoization();
       this.touch();
       const run = async () => runScope.run(fetchScope, () => handler(handlerCtx));
       return stack ? stack.wrapFunctionHandler(run) : run();
@@ -166,24 +140,6 @@ class Invocation {
     return this.outcome;
   }
 
-  /** transformFunctionInput with the run's stored results, then onRunStart on the run's very first invocation. */
-  private async transformInput(stack: MiddlewareStack, ctx: HandlerContext<object>): Promise<HandlerContext<object>> {
-    const steps: Record<string, Middleware.MemoizedStep> = {};
-    for (const step of this.host.steps.values()) {
-      if (step.status === "completed") steps[step.id] = { type: "data", data: structuredClone(step.output) };
-      else if (step.status === "failed" && step.error) steps[step.id] = { type: "error", error: step.error };
-    }
-    const transformed = (await stack.transformFunctionInput(ctx as Middleware.Context, steps)) as HandlerContext<object>;
-    // A middleware that spreads the context ({ ...ctx, db }) reads `attempt` once; keep it live.
-    const attempt = Object.getOwnPropertyDescriptor(transformed, "attempt");
-    if (transformed !== ctx && attempt && "value" in attempt) {
-      Object.defineProperty(transformed, "attempt", { get: () => this.attemptHere(), enumerable: true, configurable: true });
-    }
-    const isFirst = this.host.steps.size === 0 && this.input.starts.length <= 1 && !this.input.recovering && this.input.handlerFailures.count === 0;
-    if (isFirst) await stack.notify("onRunStart", {});
-    return transformed;
-  }
-
   /** Ends the handler once the hooks that observe its end have run (counted as in flight, so the invocation waits). */
   private afterHooks(hooks: () => Promise<void>, end: NonNullable<Invocation["handlerEnd"]>): void {
     this.inFlight++;
@@ -197,20 +153,17 @@ class Invocation {
   private endMemoization(): void {
     if (this.memoizationEnded || !this.handlerStarted || !this.middleware) return;
     this.memoizationEnded = true;
-    this.afterHooksOnly(() => this.middleware!.notify("onMemoizationEnd", {}));
+    this.track(this.middleware.notify("onMemoizationEnd", {}));
   }
 
-  private afterHooksOnly(hooks: () => Promise<void>): void {
-    this.inFlight++;
-    void hooks().finally(() => {
-      this.inFlight--;
-      this.touch();
-    });
+  /** The run's very first invocation: nothing stored, not recovering, no failure of the handler yet. */
+  private isFirstInvocation(): boolean {
+    return this.host.steps.size === 0 && this.input.starts.length <= 1 && !this.input.recovering && this.input.handlerFailures.count === 0;
   }
 
   /** Whether this failure of the handler ends the run (as handlerFailed decides it). */
   private isFinalHandlerFailure(err: unknown): boolean {
-    return isNonRetriable(err) || isStepError(err) || this.unitFailures() + 1 > this.input.retries;
+    return isFinalFailure(this.unitFailures() + 1, this.input.retries, isNonRetriable(err) || isStepError(err));
   }
 
   private attemptHere(): number {
@@ -222,14 +175,13 @@ class Invocation {
 
   /** Failures so far of the code outside steps that runs now (reset by every settled step). */
   private unitFailures(): number {
-    const { count, unitSeq } = this.input.handlerFailures;
-    return unitSeq === this.seq ? count : 0;
+    return unitFailures(this.input.handlerFailures, this.seq);
   }
 
   /** Lines written outside step bodies while stored steps are still replaying were written before. */
   private replayAwareLogger(): Logger {
     const logger = this.input.logger;
-    const isReplaying = () => !bodyScope.getStore() && this.replayed < this.replay.length;
+    const isReplaying = () => !bodyScope.getStore() && this.order.isReplaying;
     return {
       debug: (message, fields) => isReplaying() || logger.debug(message, fields),
       info: (message, fields) => isReplaying() || logger.info(message, fields),
@@ -238,104 +190,26 @@ class Invocation {
     };
   }
 
-  private stepTools(): StepTools {
-    const call = (id: string, kind: StepKind, work: StepWork) => this.call(id, kind, work);
-    return {
-      run: (id, fn) => call(id, "run", { type: "body", run: fn }),
-      sleep: (id, duration) => call(id, "sleep", { type: "sleep", wakeAt: () => this.clock.now() + nonRetriable(() => toMilliseconds(duration)) }),
-      sleepUntil: (id, time) => call(id, "sleep", { type: "sleep", wakeAt: () => nonRetriable(() => toEpochMs(time)) }),
-      sendEvent: (id, events) => call(id, "sendEvent", { type: "send", events: Array.isArray(events) ? events : [events] }),
-      waitForEvent: (id: string, options: unknown) =>
-        call(id, "waitForEvent", { type: "wait", request: () => nonRetriable(() => buildWaitRequest(eventTypeToName(options), this.clock.now())) }),
-      invoke: (id: string, options: unknown) => call(id, "invoke", { type: "wait", request: () => nonRetriable(() => buildInvokeRequest(options, this.clock.now())) }),
-      fetch: createStepFetch(
-        () => (bodyScope.getStore() ? "inside-step" : "durable"),
-        (input, init) => this.durableFetch(input, init),
-      ),
-      publish: (topic, data) => {
-        // A body may run again (a retry): its messages would be sent twice, and its ids taken in another order.
-        if (bodyScope.getStore()) {
-          return Promise.reject(new NonRetriableError(`step.publish("${String(topic)}") was called inside a step body; publish between steps instead`));
-        }
-        let message: PublishedMessage;
-        try {
-          // Checked and copied now: the handler may change `data` before the message is stored.
-          message = preparePublish(topic, data);
-        } catch (err) {
-          return Promise.reject(err);
-        }
-        return call(message.topic, "publish", { type: "publish", message });
-      },
-    } as StepTools;
-  }
-
-  /** step.fetch in the handler's own code: a step whose memoized response is rebuilt for each replay. */
-  private durableFetch(input: RequestInfo | URL, init: RequestInit | undefined): Promise<Response> {
-    let id: string;
-    try {
-      id = fetchStepId(input);
-    } catch (err) {
-      return Promise.reject(new NonRetriableError(`step.fetch: ${serializeError(err).message}; give it an absolute URL`));
-    }
-    return this.call<FetchedResponse>(id, "fetch", { type: "body", run: () => performFetch(input, init) }).then(rebuildResponse);
-  }
-
-  /** Gives a step call its id synchronously (call order decides repeats) and settles it in turn. */
-  private call<T>(id: string, kind: StepKind, work: StepWork, stepType?: Middleware.StepType): Promise<T> {
-    if (this.stepCount >= MAX_STEPS_PER_RUN) {
-      return Promise.reject(
-        new NonRetriableError(`run has more than ${MAX_STEPS_PER_RUN} steps (at step "${id}"); the limit is ${MAX_STEPS_PER_RUN} steps per run`),
-      );
-    }
-    // Handler code still running after the handler ended (a branch left behind by a rejected
-    // Promise.all) starts no step: the next invocation owns the run's future.
-    if (this.handlerEnd || this.settled) return new Promise<T>(() => {});
-    const variant = variantScope.getStore();
-    if (variant) variant.calledStep = true;
-    this.stepCount++;
-    const name = this.ids.next(id);
-    const hashed = hashStepId(name);
-    let pending!: StepCall;
-    const result = new Promise<T>((resolve, reject) => {
-      pending = { name, id: hashed, kind, work, resolve: resolve as (value: unknown) => void, reject };
-    });
-    if (!this.middleware) {
-      this.request(pending);
-      return result;
-    }
-    const stored = this.host.steps.get(hashed);
-    pending.info = { hashedId: hashed, memoized: stored !== undefined && this.settlesOnReplay(stored), options: { id }, stepType: stepType ?? STEP_TYPES[kind] };
-    // The step is requested when the innermost wrapStep calls next(), once however often it is called.
-    let requested = false;
-    return this.middleware.wrapStep(pending.info, () => {
-      if (!requested) {
-        requested = true;
-        this.request(pending);
-      }
-      return result;
-    }) as Promise<T>;
-  }
-
   private request(call: StepCall): void {
     this.touch();
     const stored = this.host.steps.get(call.id);
     if (stored && this.settlesOnReplay(stored)) {
-      this.requested.set(call.id, () => this.settleStored(call, stored));
+      this.order.requestStored(call.id, () => this.settleStored(call, stored));
       return;
     }
     // A sleep or wait still to come, or a wait resolved after this invocation began.
     if (stored && settlesByTime(stored)) return this.park(stored.wakeAt!);
-    if (stored?.status === "retrying" && (stored.wakeAt ?? 0) > this.startedAt) return this.park(stored.wakeAt!);
+    if (isRetryAhead(stored, this.startedAt)) return this.park(stored!.wakeAt!);
     if (this.host.isCancelled()) return;
     this.endMemoization();
-    if (call.work.type === "publish") return this.startPublish(call, call.work.message);
-    if (call.work.type === "sleep") return this.startSleep(call);
-    if (call.work.type === "wait") return this.startWait(call, call.work.request);
+    if (call.work.type === "publish") return this.runner.publish(call, call.work.message);
+    if (call.work.type === "sleep") return this.runner.sleep(call, call.work.wakeAt);
+    if (call.work.type === "wait") return this.runner.wait(call, call.work.request);
     if (this.recovering) {
       this.frontier.push(call);
       return;
     }
-    this.startBody(call, stored);
+    this.runner.body(call, stored);
   }
 
   private settlesOnReplay(stored: StepRecord): boolean {
@@ -344,163 +218,12 @@ class Invocation {
   }
 
   private settleStored(call: StepCall, stored: StepRecord): void {
-    if (stored.status === "failed") return call.reject(new StepError(call.name, stored.error ?? { name: "Error", message: "unknown error" }));
-    // Still waiting at its timeout: a wait returns null, an invoke throws.
-    if (stored.status === "waiting" && stored.kind === "invoke") {
-      return call.reject(new StepError(call.name, { name: "InvokeTimeoutError", message: `the invoked function did not finish within the timeout of step.invoke("${call.name}")` }));
-    }
-    if (stored.status === "waiting") return call.resolve(null);
-    if (stored.kind === "publish") return call.resolve(undefined);
+    const result = memoizedResult(stored);
+    if ("error" in result) return call.reject(new StepError(call.name, result.error));
+    // A sleep and a published message give the handler nothing.
+    if (stored.status === "sleeping" || stored.kind === "publish") return call.resolve(undefined);
     // A copy: the handler may change what it gets without touching the stored result.
-    call.resolve(stored.status === "sleeping" ? undefined : structuredClone(stored.output));
-  }
-
-  private startSleep(call: StepCall): void {
-    let wakeAt: number;
-    try {
-      wakeAt = (call.work as { wakeAt: () => number }).wakeAt();
-    } catch (err) {
-      return call.reject(err);
-    }
-    const now = this.clock.now();
-    const base = { id: call.id, name: call.name, kind: "sleep" as const, startedAt: now };
-    if (wakeAt <= now) {
-      const seq = ++this.seq;
-      return this.store({ ...base, status: "completed", attempts: 1, output: null, wakeAt, seq, endedAt: now }, undefined, () => this.hold(seq, () => call.resolve(undefined)));
-    }
-    this.store({ ...base, status: "sleeping", attempts: 0, wakeAt }, undefined, () => this.park(wakeAt));
-  }
-
-  /**
-   * Stores a published message as a completed step (its output the message), so a replay settles
-   * it without sending it again. No user code runs: it waits for no `ready`.
-   */
-  private startPublish(call: StepCall, message: PublishedMessage): void {
-    const bytes = publishedBytes(message);
-    if (this.storedBytes + bytes > MAX_RUN_STATE_BYTES) {
-      const reached = ((this.storedBytes + bytes) / 1024 / 1024).toFixed(1);
-      return call.reject(new NonRetriableError(`run state would reach ${reached} MiB with step.publish("${message.topic}"); the limit is 32 MiB per run`));
-    }
-    this.storedBytes += bytes;
-    const now = this.clock.now();
-    const seq = ++this.seq;
-    const record: StepRecord = { id: call.id, name: call.name, kind: "publish", status: "completed", attempts: 1, output: message, seq, startedAt: now, endedAt: now };
-    this.store(record, undefined, () => this.hold(seq, () => call.resolve(undefined)));
-  }
-
-  /** Stores a wait or child run as waiting until its timeout: the host registers it, and resolves it from outside. */
-  private startWait(call: StepCall, build: () => StepRequest): void {
-    let request: StepRequest;
-    try {
-      request = build();
-    } catch (err) {
-      return call.reject(err);
-    }
-    // A replay settles a timed-out wait as woken by the first invocation that began at or after
-    // its timeout, which must be one that began after the wait. A timeout at this invocation's
-    // start (a timeout of 0 before the clock moved) would make it this one: replays would settle
-    // the wait before the results stored since this invocation began, though they came first,
-    // and the handler, asking for those first, would wait for ever. It times out 1 ms later.
-    if (request.timeoutAt <= this.startedAt) request = { ...request, timeoutAt: this.startedAt + 1 };
-    const record: StepRecord = { id: call.id, name: call.name, kind: call.kind, status: "waiting", attempts: 0, wakeAt: request.timeoutAt, request, startedAt: this.clock.now() };
-    this.store(record, undefined, () => this.park(request.timeoutAt));
-  }
-
-  /** Runs a new step (or a retry of one): its body, then stores the result or the failure. */
-  private startBody(call: StepCall, stored: StepRecord | undefined): void {
-    const attempts = stored?.attempts ?? 0;
-    const startedAt = this.clock.now();
-    let events: StoredEvent[] | undefined;
-    const work = call.work;
-    const send = async (list: EventPayload[]) => {
-      // Events that do not validate will not validate on a retry either.
-      events = nonRetriable(() => this.host.prepareEvents(list, (position) => sendEventId(this.input.runId, call.name, position)));
-      return { ids: events.map((event) => event.id) };
-    };
-    const stack = this.middleware;
-    const code = work.type === "send" ? () => (stack ? stack.sendEvents(work.events, send) : send(work.events)) : (work as { run: () => unknown }).run;
-    const isFinalAttempt = (err: unknown) => isNonRetriable(err) || attempts + 1 > this.input.retries;
-    const body = stack && call.info ? () => stack.runStepHandler(call.info!, code, isFinalAttempt) : code;
-    this.inFlight++;
-    // No body runs before the host has made this invocation's start durable (see RunHost.ready).
-    (this.host.ready ?? Promise.resolve())
-      .then(
-        () => bodyScope.run({ attempt: attempts }, () => this.withStepTimeout(call.name, body)),
-        (err: unknown) => {
-          this.break(err);
-          return new Promise<never>(() => {});
-        },
-      )
-      .then(
-        (value) => {
-          if (this.host.isCancelled()) return;
-          let output;
-          try {
-            output = serializeOutput(`step "${call.name}" output`, value, this.storedBytes);
-          } catch (err) {
-            return this.stepFailed(call, attempts, startedAt, err);
-          }
-          this.storedBytes += output.bytes;
-          const seq = ++this.seq;
-          const failedAttempts = stored?.failedAttempts;
-          const record: StepRecord = {
-            ...{ id: call.id, name: call.name, kind: call.kind, status: "completed", attempts: attempts + 1, output: output.value, seq, startedAt, endedAt: this.clock.now() },
-            ...(failedAttempts ? { failedAttempts } : {}),
-          };
-          this.store(record, events, () => this.hold(seq, () => call.resolve(structuredClone(output.value))));
-        },
-        (err: unknown) => {
-          if (!this.host.isCancelled()) this.stepFailed(call, attempts, startedAt, err);
-        },
-      )
-      .finally(() => {
-        this.inFlight--;
-        this.touch();
-      });
-  }
-
-  private stepFailed(call: StepCall, attempts: number, startedAt: number, err: unknown): void {
-    const error = serializeError(err);
-    const failed = attempts + 1;
-    const endedAt = this.clock.now();
-    const failedAttempts = [...(this.host.steps.get(call.id)?.failedAttempts ?? []), { error, startedAt, endedAt }];
-    const base = { id: call.id, name: call.name, kind: call.kind, attempts: failed, error, failedAttempts, startedAt, endedAt };
-    if (isNonRetriable(err) || failed > this.input.retries) {
-      const seq = ++this.seq;
-      return this.store({ ...base, status: "failed", seq }, undefined, () => this.hold(seq, () => call.reject(new StepError(call.name, error))));
-    }
-    const wakeAt = this.retryAt(err, failed);
-    this.input.logger.warn(`step "${call.name}" failed; retrying`, { step: call.name, attempt: attempts, error: error.message });
-    this.store({ ...base, status: "retrying", wakeAt }, undefined, () => this.park(wakeAt));
-  }
-
-  /** Stores a record, then goes on; a store that fails breaks the invocation (the host retries it). */
-  private store(record: StepRecord, events: StoredEvent[] | undefined, then: () => void): void {
-    this.inFlight++;
-    Promise.resolve()
-      .then(() => this.host.saveStep(record, events))
-      .then(then, (err: unknown) => this.break(err))
-      .finally(() => {
-        this.inFlight--;
-        this.touch();
-      });
-  }
-
-  /** Runs a step body, failing it (retriably) if it has not finished within the step timeout. */
-  private withStepTimeout<T>(name: string, fn: () => T): Promise<Awaited<T>> {
-    let timer: unknown;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = this.clock.setTimer(
-        () => reject(new StepTimeoutError(`step "${name}" did not finish within ${this.input.stepTimeoutMs} ms, the function's stepTimeout`)),
-        this.input.stepTimeoutMs,
-      );
-    });
-    return Promise.race([Promise.resolve().then(fn), timeout]).finally(() => this.clock.clearTimer(timer));
-  }
-
-  private retryAt(err: unknown, failedAttempts: number): number {
-    const now = this.clock.now();
-    return retryAfterOf(err, now) ?? now + backoffDelay(failedAttempts, () => this.clock.random());
+    call.resolve(structuredClone(result.data));
   }
 
   /** Parks a path of the handler until `wakeAt`: its promise never settles in this invocation. */
@@ -511,9 +234,17 @@ class Invocation {
 
   /** A new result reaches the handler once the replay has settled what settled before it. */
   private hold(seq: number, deliver: () => void): void {
-    this.held.push({ seq, deliver });
-    this.held.sort((a, b) => a.seq - b.seq);
+    this.order.hold(seq, deliver);
     this.touch();
+  }
+
+  /** Counts `work` as in flight until it settles: the invocation does not end meanwhile. */
+  private track(work: Promise<unknown>): void {
+    this.inFlight++;
+    void work.finally(() => {
+      this.inFlight--;
+      this.touch();
+    });
   }
 
   private handlerEnded(end: NonNullable<Invocation["handlerEnd"]>): void {
@@ -550,26 +281,20 @@ class Invocation {
       if (this.inFlight === 0) this.settle({ type: "cancelled" });
       return;
     }
-    const next = this.replay[this.replayed];
-    const settleNext = next === undefined ? undefined : this.requested.get(next);
-    if (settleNext) {
-      this.replayed++;
-      this.requested.delete(next!);
+    const stored = this.order.takeStored();
+    if (stored) {
       // Before the handler goes on from the last stored step, so the hook comes before any new step.
-      if (this.replayed >= this.replay.length) this.endMemoization();
-      settleNext();
+      if (stored.last) this.endMemoization();
+      stored.settle();
       return this.touch();
     }
     // Not before the replay is done, even when nothing moves: the handler may be awaiting
     // something outside steps before it asks for the next stored step. And in seq order: a
     // slower save of an earlier result holds back the later ones.
-    const replayDone = this.replayed >= this.replay.length;
-    if (replayDone) this.endMemoization();
-    const nextHeld = this.held[0];
-    if (nextHeld && replayDone && nextHeld.seq === this.delivered + 1) {
-      this.held.shift();
-      this.delivered = nextHeld.seq;
-      nextHeld.deliver();
+    if (!this.order.isReplaying) this.endMemoization();
+    const deliver = this.order.takeHeld();
+    if (deliver) {
+      deliver();
       return this.touch();
     }
     if (moved) return this.scheduleCheck();
@@ -593,15 +318,14 @@ class Invocation {
     for (const call of calls) {
       const error = new Error(`the runtime died while running step "${call.name}" (the isolate ran out of CPU or memory, crashed, or was restarted)`);
       error.name = "RuntimeDiedError";
-      this.stepFailed(call, this.host.steps.get(call.id)?.attempts ?? 0, now, error);
+      this.runner.failed(call, now, error);
     }
   }
 
   private handlerFailed(err: unknown): RunOutcome {
-    const error = serializeError(err);
-    const count = this.unitFailures() + 1;
-    if (isNonRetriable(err) || isStepError(err) || count > this.input.retries) return { type: "failed", error };
-    return { type: "retry", error, wakeAt: this.retryAt(err, count), handlerFailures: { count, unitSeq: this.seq } };
+    const now = this.clock.now();
+    const run = { handlerFailures: this.input.handlerFailures, seq: this.seq, retries: this.input.retries, retryAfter: retryAfterOf(err, now), now, random: () => this.clock.random() };
+    return handlerFailure(serializeError(err), isNonRetriable(err) || isStepError(err), run);
   }
 
   private settle(outcome: RunOutcome): void {
@@ -615,20 +339,5 @@ class Invocation {
     this.settled = true;
     this.clock.clearTimer(this.idleTimer);
     this.rejectOutcome(err);
-  }
-}
-
-/** Inngest v4 waits for an `eventType` as it does for its name. */
-function eventTypeToName(options: unknown): unknown {
-  const event = (options as { event?: unknown } | null)?.event;
-  return event instanceof EventType ? { ...(options as object), event: event.name } : options;
-}
-
-/** Runs `read`; an error it throws (a duration or time that cannot be read) will not get better by retrying. */
-function nonRetriable<T>(read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    throw isNonRetriable(err) ? err : new NonRetriableError(serializeError(err).message);
   }
 }

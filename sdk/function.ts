@@ -119,15 +119,16 @@ export interface CancelEventData<TData extends object = Record<string, unknown>>
   reason: CancelReason;
 }
 
-/** What an `onCancel` handler receives: the cancellation event, its reason, and steps. */
-export type CancelHandler<TData extends object> = (ctx: {
-  event: StoredEvent<CancelEventData<TData>>;
-  reason: CancelReason;
+/** What the handlers of a run's end (onFailure, onCancel) receive beside their event: steps, their own run's id and attempt, a logger. */
+interface EndHandlerContext {
   step: StepTools;
   runId: string;
   attempt: number;
   logger: Logger;
-}) => unknown;
+}
+
+/** What an `onCancel` handler receives: the cancellation event, its reason, and steps. */
+export type CancelHandler<TData extends object> = (ctx: EndHandlerContext & { event: StoredEvent<CancelEventData<TData>>; reason: CancelReason }) => unknown;
 
 /** The `data` of an `inngest/function.failed` event. */
 export interface FailureEventData<TData extends object = Record<string, unknown>> {
@@ -138,14 +139,7 @@ export interface FailureEventData<TData extends object = Record<string, unknown>
 }
 
 /** What an `onFailure` handler receives: the failure event, the failed run's error, and steps. */
-export type FailureHandler<TData extends object> = (ctx: {
-  event: StoredEvent<FailureEventData<TData>>;
-  error: Error;
-  step: StepTools;
-  runId: string;
-  attempt: number;
-  logger: Logger;
-}) => unknown;
+export type FailureHandler<TData extends object> = (ctx: EndHandlerContext & { event: StoredEvent<FailureEventData<TData>>; error: Error }) => unknown;
 
 /** Who defines a function: the client (createFunction passes itself and its middleware). */
 export interface FunctionOwner {

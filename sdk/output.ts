@@ -42,10 +42,21 @@ export function serializeOutput(what: string, output: unknown, storedBytes: numb
   if (serialized.bytes > MAX_STEP_OUTPUT_BYTES) {
     throw new NonRetriableError(`${what} is ${formatMiB(serialized.bytes)}; the limit is 4 MiB: return a reference instead`);
   }
-  if (storedBytes + serialized.bytes > MAX_RUN_STATE_BYTES) {
-    throw new NonRetriableError(`run state would reach ${formatMiB(storedBytes + serialized.bytes)} with ${what}; the limit is 32 MiB per run`);
-  }
+  checkRunState(what, serialized.bytes, storedBytes);
   return serialized;
+}
+
+/**
+ * Throws a NonRetriableError naming `what` when adding its `bytes` to the run's `storedBytes`
+ * would pass the run-state limit.
+ *
+ * @example
+ * checkRunState('step.publish("progress")', bytes, storedBytes);
+ */
+export function checkRunState(what: string, bytes: number, storedBytes: number): void {
+  if (storedBytes + bytes > MAX_RUN_STATE_BYTES) {
+    throw new NonRetriableError(`run state would reach ${formatMiB(storedBytes + bytes)} with ${what}; the limit is 32 MiB per run`);
+  }
 }
 
 export function utf8Bytes(text: string): number {

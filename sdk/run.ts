@@ -8,7 +8,8 @@ import type { StepRequest } from "./wait.ts";
 import { serializeError, type Logger, type SerializedError } from "./types.ts";
 import { serializeOutput } from "./output.ts";
 
-// What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it.
+// What a run is made of, as the driver and its hosts (the RunObject, sdk/testing.ts) share it; the
+// rules every executor follows with it (a step's failure and retry, limits) are in runRules.ts.
 
 /** `fetch`: a durable HTTP request (step.fetch), its output the response. `publish`: a message for the run's live stream (step.publish), stored as a completed step whose output is `{ topic, data }`. */
 export type StepKind = "run" | "sleep" | "sendEvent" | "waitForEvent" | "invoke" | "publish" | "fetch";

@@ -4,7 +4,6 @@
  * `drive()`, which takes a handler to its end. Node only: turns of the event loop are setImmediate.
  */
 import { setImmediate } from "node:timers";
-import type { Clock, TimerHandle } from "./clock.ts";
 import { executeRun, type Handler, type HandlerFailures, type RunHost, type RunInput, type RunOutcome, type StepRecord } from "./driver.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { eventPayloadSchema, type EventPayload, type StoredEvent } from "./event.ts";
@@ -15,89 +14,11 @@ import type { Logger } from "./types.ts";
 import type { Middleware } from "./middleware/middleware.ts";
 import type { MiddlewareSetup } from "./middleware/stack.ts";
 import { resolveInvoke, resolveWait, type InvokeResult } from "./wait.ts";
+import { FakeClock } from "./fakeClock.ts";
+import { InvocationLife, type CrashPoint, type InvocationOutcome } from "./invocationLife.ts";
 
-/**
- * A Clock whose time moves only when told to: timers fire when `advanceTo` passes their time, and
- * `yield()` is a real macrotask (setImmediate), so the driver's turns take no time at all.
- *
- * @example
- * const clock = new FakeClock(Date.UTC(2026, 0, 1));
- * clock.setTimer(() => console.log("fired"), 1000);
- * clock.advance(1000); // "fired"
- */
-export class FakeClock implements Clock {
-  private time: number;
-  private readonly timers = new Map<number, { at: number; callback: () => void }>();
-  private nextTimer = 1;
-  /** How many times anything yielded through this clock: a count that moves while the driver does. */
-  yields = 0;
-
-  /** `random` feeds retry jitter: a constant (0.5 by default) makes backoffs exact. */
-  constructor(
-    start: number = Date.UTC(2026, 0, 1),
-    private readonly randomSource: () => number = () => 0.5,
-  ) {
-    this.time = start;
-  }
-
-  now(): number {
-    return this.time;
-  }
-
-  setTimer(callback: () => void, ms: number): TimerHandle {
-    const handle = this.nextTimer++;
-    this.timers.set(handle, { at: this.time + Math.max(0, ms), callback });
-    return handle;
-  }
-
-  clearTimer(handle: TimerHandle | undefined): void {
-    if (typeof handle === "number") this.timers.delete(handle);
-  }
-
-  yield(): Promise<void> {
-    this.yields++;
-    return new Promise((resolve) => setImmediate(resolve));
-  }
-
-  random(): number {
-    return this.randomSource();
-  }
-
-  /** The time of the earliest timer still set, if any. */
-  nextTimerAt(): number | undefined {
-    let earliest: number | undefined;
-    for (const timer of this.timers.values()) if (earliest === undefined || timer.at < earliest) earliest = timer.at;
-    return earliest;
-  }
-
-  /** Moves time forward to `time` (never back), firing the timers due by then, earliest first. */
-  advanceTo(time: number): void {
-    for (;;) {
-      let due: [number, { at: number; callback: () => void }] | undefined;
-      for (const entry of this.timers) if (entry[1].at <= time && (!due || entry[1].at < due[1].at)) due = entry;
-      if (!due) break;
-      this.timers.delete(due[0]);
-      this.time = Math.max(this.time, due[1].at);
-      due[1].callback();
-    }
-    this.time = Math.max(this.time, time);
-  }
-
-  advance(ms: number): void {
-    this.advanceTo(this.time + ms);
-  }
-}
-
-/**
- * Where an invocation dies, as an isolate dies: at its `atSave`-th saveStep (1-based; that save
- * is lost unless `keep`), or at its `atYield`-th turn of the event loop. What it had not stored
- * is lost, and the next invocation runs with `recovering: true`.
- */
-export interface CrashPoint {
-  atSave?: number;
-  keep?: boolean;
-  atYield?: number;
-}
+export { FakeClock } from "./fakeClock.ts";
+export type { CrashPoint, InvocationOutcome } from "./invocationLife.ts";
 
 export interface TestRunOptions {
   runId?: string;
@@ -133,9 +54,6 @@ export interface TestRunOptions {
   /** What runs an invocation in place of the driver (the worker's executor of remote functions); the handler is then unused. */
   execute?: (input: RunInput, host: RunHost) => Promise<RunOutcome>;
 }
-
-/** What one invocation came to: the driver's outcome, or a crash. */
-export type InvocationOutcome = RunOutcome | { type: "crashed" };
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -313,119 +231,4 @@ function prepareEvents(events: EventPayload[], idAt: (position: number) => strin
     const { id, ts, user, v, ...rest } = parsed.data;
     return { ...rest, id: id ?? idAt(position), ts: ts ?? now, ...(user ? { user } : {}), ...(v ? { v } : {}) };
   });
-}
-
-/** Thrown by a dead invocation's saves: the runtime is gone, nothing it does is stored. */
-class InvocationDied extends Error {
-  override readonly name = "InvocationDied";
-}
-
-/**
- * The life of one invocation: its view of the clock, where it dies, and the wait for its end that
- * moves fake time when it stops moving.
- */
-class InvocationLife {
-  readonly clock: Clock;
-  private dead = false;
-  private saves = 0;
-  private yields = 0;
-  private readonly timers = new Set<TimerHandle>();
-  private onDeath!: () => void;
-  private readonly death = new Promise<void>((resolve) => (this.onDeath = resolve));
-
-  constructor(
-    private readonly shared: FakeClock,
-    private readonly crash: CrashPoint | undefined,
-  ) {
-    const never = new Promise<void>(() => {});
-    this.clock = {
-      now: () => shared.now(),
-      setTimer: (callback, ms) => {
-        const handle = shared.setTimer(() => {
-          this.timers.delete(handle);
-          callback();
-        }, ms);
-        this.timers.add(handle);
-        return handle;
-      },
-      clearTimer: (handle) => {
-        this.timers.delete(handle);
-        shared.clearTimer(handle);
-      },
-      // A dead invocation's turns never come.
-      yield: () => {
-        if (!this.dead && ++this.yields === crash?.atYield) this.die();
-        return this.dead ? never : shared.yield();
-      },
-      random: () => shared.random(),
-    };
-  }
-
-  /** Counts a save (its number is returned) and dies at the one the crash names, unless it is kept. */
-  beforeSave(): number {
-    if (this.dead) throw new InvocationDied("the invocation died");
-    const nth = ++this.saves;
-    if (nth === this.crash?.atSave && !this.crash.keep) {
-      this.die();
-      throw new InvocationDied("the invocation died before this save committed");
-    }
-    return nth;
-  }
-
-  /** A save that was slow commits only if the invocation still lives. */
-  beforeCommit(): void {
-    if (this.dead) throw new InvocationDied("the invocation died before this save committed");
-  }
-
-  afterSave(nth: number): void {
-    if (nth === this.crash?.atSave && this.crash.keep) this.die();
-  }
-
-  private die(): void {
-    this.dead = true;
-    // Its timers die with it.
-    for (const handle of this.timers) this.shared.clearTimer(handle);
-    this.timers.clear();
-    this.onDeath();
-  }
-
-  /** The invocation's outcome, or "crashed" once it died; time jumps to its next timer when it stands still. */
-  async outlive(run: Promise<RunOutcome>, quietTurns: number): Promise<InvocationOutcome> {
-    let ended = false;
-    const outcome = run.then(
-      (value): InvocationOutcome => value,
-      (err: unknown): InvocationOutcome => {
-        if (this.dead) return { type: "crashed" };
-        throw err;
-      },
-    );
-    const crashed = this.death.then((): InvocationOutcome => ({ type: "crashed" }));
-    try {
-      return await Promise.race([outcome, crashed, this.moveTimeWhenQuiet(() => ended, quietTurns)]);
-    } finally {
-      ended = true;
-    }
-  }
-
-  /**
-   * Watches the clock's turns; after `quietTurns` turns in which nothing yielded, fires the next
-   * timer. Rejects if the invocation stands still with no timer left (it would hang for ever).
-   */
-  private async moveTimeWhenQuiet(ended: () => boolean, quietTurns: number): Promise<never> {
-    let seen = this.shared.yields;
-    let quiet = 0;
-    for (;;) {
-      await new Promise((resolve) => setImmediate(resolve));
-      if (ended()) return new Promise<never>(() => {});
-      if (this.shared.yields !== seen) {
-        seen = this.shared.yields;
-        quiet = 0;
-      } else if (++quiet >= quietTurns) {
-        const next = this.shared.nextTimerAt();
-        if (next === undefined) throw new Error("the invocation stands still and has no timer to fire: it would never end");
-        this.shared.advanceTo(next);
-        quiet = 0;
-      }
-    }
-  }
 }

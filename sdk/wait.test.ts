@@ -166,7 +166,7 @@ describe("executeRun: invoke", () => {
       await step.run("before", () => 1);
       return step.invoke("child", { function: "child", timeout: 0 }).catch((err: unknown) => (err instanceof StepError ? err.error.name : "other"));
     });
-    expect(await run.drive()).toEqual({ type: "completed", output: "InvokeTimeoutError" });
+    expect(await run.drive()).toEqual({ type: "completed", output: "InngestInvokeTimeoutError" });
     expect(run.outcomes.map((outcome) => outcome.type)).toEqual(["suspended", "completed"]);
   });
 
@@ -193,6 +193,6 @@ describe("executeRun: invoke", () => {
     run.resolveInvoke("b", { error: { name: "Error", message: "child broke" } });
     await run.invoke();
     run.clock.advance(60_000);
-    expect(await run.invoke()).toEqual({ type: "completed", output: { a: { doubled: 2 }, caught: ["Error", "InvokeTimeoutError"] } });
+    expect(await run.invoke()).toEqual({ type: "completed", output: { a: { doubled: 2 }, caught: ["Error", "InngestInvokeTimeoutError"] } });
   });
 });

@@ -201,7 +201,7 @@ describe("step.invoke", () => {
     const key = uniqueKey("invoke");
     const [eventId] = await sendEvents({ name: "test/invoke", data: { key, n: 1, sleep: "1h", timeout: "1s" } });
     const parent = (await finishedRuns(eventId!)).get("invoke-parent")!;
-    expect(parent.output).toMatchObject({ caught: expect.stringMatching(/^InvokeTimeoutError/) });
+    expect(parent.output).toMatchObject({ caught: expect.stringMatching(/^InngestInvokeTimeoutError/) });
   });
 
   it("fails the step for a function that is not registered", async () => {

@@ -1,4 +1,5 @@
 import type { EventPayload } from "../event.ts";
+import type { StepRecord } from "../run.ts";
 import type { Logger } from "../types.ts";
 import { serializeError } from "../types.ts";
 import type { Middleware, MiddlewareFunction } from "./middleware.ts";
@@ -36,6 +37,26 @@ export class MiddlewareStack {
     for (const m of this.instances) if (m.transformFunctionInput) arg = await m.transformFunctionInput(arg);
     this.ctx = arg.ctx;
     return arg.ctx;
+  }
+
+  /**
+   * Before the handler: transformFunctionInput with the run's stored results, then onRunStart on
+   * the run's very first invocation. Gives the handler's context, its `attempt` read from `attempt`.
+   */
+  async startHandler<TCtx extends object>(ctx: TCtx, stored: Iterable<StepRecord>, isFirst: () => boolean, attempt: () => number): Promise<TCtx> {
+    const steps: Record<string, Middleware.MemoizedStep> = {};
+    for (const step of stored) {
+      if (step.status === "completed") steps[step.id] = { type: "data", data: structuredClone(step.output) };
+      else if (step.status === "failed" && step.error) steps[step.id] = { type: "error", error: step.error };
+    }
+    const transformed = (await this.transformFunctionInput(ctx as unknown as Middleware.Context, steps)) as unknown as TCtx;
+    // A middleware that spreads the context ({ ...ctx, db }) reads `attempt` once; keep it live.
+    const descriptor = Object.getOwnPropertyDescriptor(transformed, "attempt");
+    if (transformed !== ctx && descriptor && "value" in descriptor) {
+      Object.defineProperty(transformed, "attempt", { get: attempt, enumerable: true, configurable: true });
+    }
+    if (isFirst()) await this.notify("onRunStart", {});
+    return transformed;
   }
 
   /** Tells every middleware that has the hook; a hook that throws is logged, and the run goes on. */

@@ -74,6 +74,18 @@ export const opSchema = z
   .passthrough();
 export type Op = z.infer<typeof opSchema>;
 
+/**
+ * Every op the executor acts on (protocol §3), each with its handler (worker/remote/ops.ts).
+ * `op` stays a string on the wire: an op of another name fails the run as unsupported.
+ */
+export const OP_NAMES = ["StepRun", "Step", "StepError", "StepFailed", "StepPlanned", "Sleep", "WaitForEvent", "InvokeFunction", "RunComplete", "DiscoveryRequest", "Gateway", "DeferAdd", "DeferAbort"] as const;
+export type OpName = (typeof OP_NAMES)[number];
+
+/** True for an op name the executor knows. */
+export function isOpName(name: string): name is OpName {
+  return (OP_NAMES as readonly string[]).includes(name);
+}
+
 export const opsSchema = z.array(opSchema);
 
 /** An error as the SDK serializes it. */
