@@ -1,0 +1,63 @@
+import type { StoredEvent } from "../../sdk/event.ts";
+import type { AcceptedEvent } from "../platform/types.ts";
+import { startCollectedRun } from "../runs/door.ts";
+import type { Coordinator } from "./coordinator.ts";
+
+// Debounce and batches: events collected under one key, started as one run on the coordinator's alarm.
+
+/** An event handed to a collecting coordinator (debounce, batchEvents), and how to collect it. */
+export type CollectAsk =
+  | { kind: "debounce"; functionId: string; accepted: AcceptedEvent; position: number; period: number; timeout?: number; keepAll: boolean }
+  | { kind: "batchEvents"; functionId: string; accepted: AcceptedEvent; position: number; maxSize: number; timeout: number };
+
+type PendingRow = { id: string; received_at: number; event: string };
+
+/**
+ * Collects an event for a debounce or a batch, and arms the alarm for when the run starts: a
+ * debounce `period` after the last event (at most `timeout` after the first), a batch `timeout`
+ * after its first event, or at once when it is full.
+ */
+export async function collect(coordinator: Coordinator, ask: CollectAsk, now: number): Promise<void> {
+  const { store } = coordinator;
+  const { event, receivedAt } = ask.accepted;
+  store.write("INSERT INTO pending (id, received_at, position, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", event.id, receivedAt, ask.position, JSON.stringify(event));
+  const firstAt = store.get("first_at") ?? now;
+  if (store.get("first_at") === undefined) store.set("first_at", now);
+  store.set("function_id", ask.functionId);
+  store.set("kind", ask.kind);
+  store.set("delay", ask.kind === "debounce" ? ask.period : ask.timeout);
+  if (ask.kind === "debounce") {
+    store.set("keep_all", ask.keepAll);
+    const dueAt = Math.min(now + ask.period, ask.timeout === undefined ? Infinity : firstAt + ask.timeout);
+    return coordinator.setAlarm(dueAt);
+  }
+  store.set("max_size", ask.maxSize);
+  if (store.count("pending") >= ask.maxSize) return release(coordinator);
+  if ((await coordinator.getAlarm()) === null) await coordinator.setAlarm(firstAt + ask.timeout);
+}
+
+/**
+ * Starts the run of what was collected (a debounce's last event, or all of them; a batch's first
+ * `maxSize`), then forgets those events. The run's id derives from its first event, so a release
+ * repeated after a crash starts the same run again, which changes nothing.
+ */
+export async function release(coordinator: Coordinator): Promise<void> {
+  const { store } = coordinator;
+  const functionId = store.get("function_id");
+  const rows = store.sql.exec<PendingRow>("SELECT * FROM pending ORDER BY received_at, position, rowid").toArray();
+  if (!functionId || rows.length === 0) return;
+  const kind = store.get("kind");
+  const taken = kind === "batchEvents" ? rows.slice(0, store.get("max_size") ?? rows.length) : rows;
+  const events = taken.map((row) => JSON.parse(row.event) as StoredEvent);
+  const handed = kind === "debounce" && !store.get("keep_all") ? [events.at(-1)!] : events;
+  await startCollectedRun(coordinator.env, functionId, kind === "debounce" ? "debounce" : "batch", handed, { id: taken[0]!.id, receivedAt: taken[0]!.received_at });
+  for (const row of taken) store.write("DELETE FROM pending WHERE id = ? AND received_at = ?", row.id, row.received_at);
+  const left = store.count("pending");
+  store.unset("first_at");
+  // A batch with events left over (more than maxSize came at once) starts its next run on time too.
+  if (left > 0) {
+    const now = Date.now();
+    store.set("first_at", now);
+    await coordinator.setAlarm(kind === "batchEvents" && left >= (store.get("max_size") ?? 1) ? now : now + (store.get("delay") ?? 0));
+  }
+}
