@@ -17,7 +17,7 @@ import { runIngest } from "./lib/ingest.mjs";
 import { freePort, groupRssMb, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
 import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
 import { summarize } from "./lib/stats.mjs";
-import { scenarios as allScenarios } from "./scenarios.mjs";
+import { scenarios as allScenarios } from "./scenarios/index.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS_DIR = path.join(ROOT, "bench", "results");
@@ -214,7 +214,7 @@ async function main() {
   await saveLogs();
 }
 
-/** The context every scenario gets (see bench/scenarios.mjs). */
+/** The context every scenario gets (see bench/scenarios/index.mjs). */
 function makeContext(sf, cf, sfPersist) {
   let seq = 0;
   const stepflareChecks = []; // { eventId, index, check }

@@ -136,7 +136,7 @@ const invoker = app.createFunction<BenchData>({ id: "bench-invoker" }, { event: 
   return { i: event.data.i, child };
 });
 
-/** The event scenario 9's waits listen for (bench/scenarios.mjs sends it): `data.key` says which run it resumes. */
+/** The event scenario 9's waits listen for (bench/scenarios/waits.mjs sends it): `data.key` says which run it resumes. */
 const WAIT_EVENT = "bench/wait.resolve";
 
 /**
