@@ -26,9 +26,11 @@ const keySchema = z.string().min(1).max(1024).optional();
 const limitSchema = z.number().int().min(1).max(100_000);
 
 export const rateLimitSchema = z.object({ limit: limitSchema, period: boundedDuration("rateLimit.period", 1000, DAY_MS), key: keySchema }).strict();
+export type RateLimit = z.output<typeof rateLimitSchema>;
 export const throttleSchema = z
   .object({ limit: limitSchema, period: boundedDuration("throttle.period", 1000, 7 * DAY_MS), burst: z.number().int().min(1).max(100_000).optional(), key: keySchema })
   .strict();
+export type Throttle = z.output<typeof throttleSchema>;
 export const debounceSchema = z
   .object({
     period: boundedDuration("debounce.period", 1000, 7 * DAY_MS),
@@ -38,9 +40,12 @@ export const debounceSchema = z
     events: z.enum(["last", "all"]).optional(),
   })
   .strict();
+export type Debounce = z.output<typeof debounceSchema>;
 export const singletonSchema = z.object({ key: keySchema, mode: z.enum(["skip", "cancel"]) }).strict();
+export type Singleton = z.output<typeof singletonSchema>;
 
 const concurrencyLimitSchema = z.object({ limit: z.number().int().min(1).max(10_000), key: keySchema }).strict();
+export type ConcurrencyLimit = z.output<typeof concurrencyLimitSchema>;
 /** A number, `{ limit, key? }`, or up to two of those (say, per function and per customer). */
 export const concurrencySchema = z
   .union([z.number().int().min(1).max(10_000), concurrencyLimitSchema, z.array(z.union([z.number().int().min(1).max(10_000), concurrencyLimitSchema])).min(1).max(2)])
@@ -50,6 +55,7 @@ export const concurrencySchema = z
 export const prioritySchema = z.object({ run: z.string().min(1).max(1024) }).strict();
 
 export const batchEventsSchema = z.object({ maxSize: z.number().int().min(1).max(1000), timeout: boundedDuration("batchEvents.timeout", 1000, 60_000), key: keySchema }).strict();
+export type BatchEvents = z.output<typeof batchEventsSchema>;
 
 /** The flow-control options of a function's config (all optional; only functions that ask pay). */
 export const flowConfigSchema = {
@@ -62,13 +68,6 @@ export const flowConfigSchema = {
   concurrency: concurrencySchema.optional(),
   priority: prioritySchema.optional(),
 };
-
-export type RateLimit = z.output<typeof rateLimitSchema>;
-export type Throttle = z.output<typeof throttleSchema>;
-export type Debounce = z.output<typeof debounceSchema>;
-export type BatchEvents = z.output<typeof batchEventsSchema>;
-export type Singleton = z.output<typeof singletonSchema>;
-export type ConcurrencyLimit = z.output<typeof concurrencyLimitSchema>;
 
 /** A function's flow control, with its key expressions compiled. */
 export interface FlowControl {

@@ -16,20 +16,8 @@ export async function getJson(urlPath) {
   }
 }
 
-/** Runs `fn` over `items`, `limit` at a time (two cores: keep the server breathing). */
-export async function pool(items, limit, fn) {
-  const out = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]);
-      }
-    }),
-  );
-  return out;
-}
+/** Runs `fn` over `items`, `limit` at a time (two cores: keep the server breathing); the bench's own helper. */
+export { mapLimit as pool } from "../../bench/lib/clients.mjs";
 
 /** For a row's `events`: the highest attempt at which each step body of `root` ran. */
 export function seenFor(root) {

@@ -111,32 +111,36 @@ export namespace Middleware {
 
     /** Once, when the class is given to a client (`fn: null`) or a function. */
     static onRegister?(args: OnRegisterArgs): void;
-    /** Once per invocation, when every stored step has been replayed (or a new step was reached first). */
-    onMemoizationEnd?(arg: OnMemoizationEndArgs): MaybePromise<void>;
-    /** Once per run, on its very first invocation (nothing stored, first attempt). */
-    onRunStart?(arg: OnRunStartArgs): MaybePromise<void>;
-    /** When the handler returns. */
-    onRunComplete?(arg: OnRunCompleteArgs): MaybePromise<void>;
-    /** When the handler throws. */
-    onRunError?(arg: OnRunErrorArgs): MaybePromise<void>;
-    /** Before each attempt of a step that runs code here (run, sendEvent, fetch, an experiment's pick); never for a memoized step. */
-    onStepStart?(arg: OnStepStartArgs): MaybePromise<void>;
-    /** After such an attempt succeeds. */
-    onStepComplete?(arg: OnStepCompleteArgs): MaybePromise<void>;
-    /** After such an attempt fails. */
-    onStepError?(arg: OnStepErrorArgs): MaybePromise<void>;
-    /** Once per invocation, before the handler: return the arg with a changed `ctx` (dependency injection). */
-    transformFunctionInput?(arg: TransformFunctionInputArgs): MaybePromise<TransformFunctionInputArgs>;
+
+    // Sending events, in an invocation (step.sendEvent) or outside one (client.send).
     /** Before events are sent (step.sendEvent, client.send): return the arg with changed `events`. */
     transformSendEvent?(arg: TransformSendEventArgs): MaybePromise<TransformSendEventArgs>;
+    /** Around each send of events; `next()` answers their ids. */
+    wrapSendEvent?(args: WrapSendEventArgs): Promise<{ ids: string[] }>;
+
+    // An invocation's hooks, roughly in the order it meets them.
+    /** Once per invocation, before the handler: return the arg with a changed `ctx` (dependency injection). */
+    transformFunctionInput?(arg: TransformFunctionInputArgs): MaybePromise<TransformFunctionInputArgs>;
+    /** Once per run, on its very first invocation (nothing stored, first attempt). */
+    onRunStart?(arg: OnRunStartArgs): MaybePromise<void>;
     /** Around the handler, once per invocation; `next()` settles only if the handler ends in this invocation. */
     wrapFunctionHandler?(args: WrapFunctionHandlerArgs): Promise<unknown>;
     /** Around every step call of every kind, once per invocation; what it returns is what the handler gets. */
     wrapStep?(args: WrapStepArgs): Promise<unknown>;
+    /** Once per invocation, when every stored step has been replayed (or a new step was reached first). */
+    onMemoizationEnd?(arg: OnMemoizationEndArgs): MaybePromise<void>;
+    /** Before each attempt of a step that runs code here (run, sendEvent, fetch, an experiment's pick); never for a memoized step. */
+    onStepStart?(arg: OnStepStartArgs): MaybePromise<void>;
     /** Around each attempt of a step's code (the kinds of onStepStart). */
     wrapStepHandler?(args: WrapStepHandlerArgs): Promise<unknown>;
-    /** Around each send of events; `next()` answers their ids. */
-    wrapSendEvent?(args: WrapSendEventArgs): Promise<{ ids: string[] }>;
+    /** After such an attempt succeeds. */
+    onStepComplete?(arg: OnStepCompleteArgs): MaybePromise<void>;
+    /** After such an attempt fails. */
+    onStepError?(arg: OnStepErrorArgs): MaybePromise<void>;
+    /** When the handler returns. */
+    onRunComplete?(arg: OnRunCompleteArgs): MaybePromise<void>;
+    /** When the handler throws. */
+    onRunError?(arg: OnRunErrorArgs): MaybePromise<void>;
   }
 
   /** A middleware class, as `middleware: [...]` takes it. */

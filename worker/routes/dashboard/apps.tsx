@@ -1,5 +1,5 @@
 import { callApi, type AppView, type DashboardContext } from "./api.ts";
-import { Empty, Section, Time } from "./components.tsx";
+import { Empty, Facts, Flash, FormActions, IdHeading, PageTitle, Section, Time } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** `GET /apps`: the apps served by the `inngest` SDK whose functions run here, and a form to add one. */
@@ -9,10 +9,7 @@ export async function appsPage(c: DashboardContext): Promise<Response> {
   return renderPage(
     c,
     <Layout signedIn={hasSession(c)} title="Apps" active="apps">
-      <div class="page-head">
-        <h1>Apps</h1>
-        <span class="muted">{answer.body.data.length} synced</span>
-      </div>
+      <PageTitle title="Apps" note={<span class="muted">{answer.body.data.length} synced</span>} />
       <AddAppForm />
       <div id="apps-live" class="fn-list">
         {answer.body.data.length === 0 ? <Empty>No apps are synced. Add one above: its functions join the ones of this Worker.</Empty> : null}
@@ -33,12 +30,9 @@ function AddAppForm() {
           The URL where the app serves the <code>inngest</code> SDK (its <code>serve()</code> handler)
         </label>
         <input id="app-url" name="url" type="url" required spellcheck={false} placeholder="http://127.0.0.1:3000/api/inngest" />
-        <div class="actions">
-          <button class="primary" type="submit">
-            Add app
-          </button>
-          <p class="flash" id="add-app-flash" role="status" aria-live="polite"></p>
-        </div>
+        <FormActions submit="Add app">
+          <Flash id="add-app-flash" />
+        </FormActions>
       </form>
     </Section>
   );
@@ -49,32 +43,16 @@ export function AppCard({ app }: { app: AppView }) {
   return (
     <article class="card app" id={`app-${app.id}`} data-app-id={app.id}>
       <header class="card-head">
-        <div>
-          <h2>{app.id}</h2>
-          <code class="muted">{app.url}</code>
-        </div>
+        <IdHeading level={2} id={app.url}>{app.id}</IdHeading>
       </header>
-      <dl class="meta">
-        <dt>SDK</dt>
-        <dd>{app.sdk ?? <span class="muted">—</span>}</dd>
-        <dt>Framework</dt>
-        <dd>{app.framework ?? <span class="muted">—</span>}</dd>
-        <dt>Last synced</dt>
-        <dd>
-          <Time at={app.synced_at} relative="both" />
-        </dd>
-        {app.error === null ? null : (
-          <>
-            <dt>Last error</dt>
-            <dd class="app-error">
-              <p class="error-message">{app.error}</p>
-              <span class="muted">
-                <Time at={app.error_at} relative="both" />
-              </span>
-            </dd>
-          </>
-        )}
-      </dl>
+      <Facts
+        facts={[
+          ["SDK", app.sdk ?? <span class="muted">—</span>],
+          ["Framework", app.framework ?? <span class="muted">—</span>],
+          ["Last synced", <Time at={app.synced_at} relative="both" />],
+          app.error === null ? null : ["Last error", <LastError app={app} />, "app-error"],
+        ]}
+      />
       <h3 class="app-functions">Functions</h3>
       {app.functions.length === 0 ? (
         <Empty>The app serves no functions.</Empty>
@@ -96,9 +74,21 @@ export function AppCard({ app }: { app: AppView }) {
             Remove
           </button>
         </div>
-        <p class="flash" role="status" aria-live="polite"></p>
+        <Flash />
       </footer>
     </article>
+  );
+}
+
+/** Why the last sync failed, and when. */
+function LastError({ app }: { app: AppView }) {
+  return (
+    <>
+      <p class="error-message">{app.error}</p>
+      <span class="muted">
+        <Time at={app.error_at} relative="both" />
+      </span>
+    </>
   );
 }
 

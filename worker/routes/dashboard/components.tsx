@@ -84,55 +84,110 @@ export function Empty({ children }: { children: Child }) {
   return <p class="empty">{children}</p>;
 }
 
-/** A line for the outcome of an action (app.js writes into it). */
-export function Flash({ id }: { id: string }) {
+/** A line for the outcome of an action (app.js writes into the one nearest the control that acted). */
+export function Flash({ id }: { id?: string }) {
   return <p class="flash" id={id} role="status" aria-live="polite"></p>;
+}
+
+/** A page's heading, and a note beside it (a count, whether it is live). */
+export function PageTitle({ title, note }: { title: string; note?: Child }) {
+  return (
+    <div class="page-head">
+      <h1>{title}</h1>
+      {note}
+    </div>
+  );
+}
+
+/** A page's or card's heading and, beneath it, the id or address of what it names. */
+export function IdHeading({ level = 1, id, children }: { level?: 1 | 2; id: string; children: Child }) {
+  return (
+    <div>
+      {level === 1 ? <h1>{children}</h1> : <h2>{children}</h2>}
+      <code class="muted">{id}</code>
+    </div>
+  );
+}
+
+/** A fact of a detail list: its name, its value, and a class for the value's cell. */
+export type Fact = [name: string, value: Child, valueClass?: string];
+
+/** Facts about one thing (an event, a run, an app), in order; a `null` stands for a fact it does not have. */
+export function Facts({ facts }: { facts: (Fact | null)[] }) {
+  return (
+    <dl class="meta">
+      {facts.map((fact) =>
+        fact ? (
+          <>
+            <dt>{fact[0]}</dt>
+            <dd class={fact[2]}>{fact[1]}</dd>
+          </>
+        ) : null,
+      )}
+    </dl>
+  );
+}
+
+/** A form's submit button, and what stands beside it (a link, a flash line). */
+export function FormActions({ submit, children }: { submit: string; children?: Child }) {
+  return (
+    <div class="actions">
+      <button class="primary" type="submit">
+        {submit}
+      </button>
+      {children}
+    </div>
+  );
+}
+
+/** A listing as a table: a head with its columns (`null`: a column left out), a row per item, or `empty` when there are none. */
+export function ListTable<T>({ class: name, columns, items, row, empty }: { class: string; columns: (string | null)[]; items: T[]; row: (item: T) => Child; empty: string }) {
+  if (items.length === 0) return <Empty>{empty}</Empty>;
+  return (
+    <div class="table-wrap">
+      <table class={name}>
+        <thead>
+          <tr>{columns.map((column) => (column === null ? null : <th>{column}</th>))}</tr>
+        </thead>
+        <tbody>{items.map(row)}</tbody>
+      </table>
+    </div>
+  );
 }
 
 /** A table of runs: newest first, as the API listed them. Each row carries its id and status for app.js's live check. */
 export function RunsTable({ runs, showFunction = true, showEvent = true }: { runs: RunListing[]; showFunction?: boolean; showEvent?: boolean }) {
-  if (runs.length === 0) return <Empty>No runs.</Empty>;
   return (
-    <div class="table-wrap">
-      <table class="runs">
-        <thead>
-          <tr>
-            <th>Status</th>
-            <th>Run</th>
-            {showFunction ? <th>Function</th> : null}
-            {showEvent ? <th>Event</th> : null}
-            <th>Started</th>
-            <th>Duration</th>
-          </tr>
-        </thead>
-        <tbody>
-          {runs.map((run) => (
-            <tr data-run-id={run.run_id} data-status={run.status} data-event-id={run.event_id}>
-              <td>
-                <StatusBadge status={run.status} />
-              </td>
-              <td>
-                <a class="mono" href={`/runs/${encodeURIComponent(run.run_id)}`} title={run.run_id}>{shortId(run.run_id)}</a>
-              </td>
-              {showFunction ? (
-                <td>
-                  <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>
-                </td>
-              ) : null}
-              {showEvent ? (
-                <td>
-                  <a class="mono" href={`/events/${encodeURIComponent(run.event_id)}`} title={run.event_id}>{shortId(run.event_id)}</a>
-                </td>
-              ) : null}
-              <td>
-                <Time at={run.run_started_at} relative />
-              </td>
-              <td>{run.status === "Skipped" ? <span class="muted">{run.skip_reason ?? "skipped"}</span> : <Duration start={run.run_started_at} end={run.ended_at} />}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <ListTable
+      class="runs"
+      columns={["Status", "Run", showFunction ? "Function" : null, showEvent ? "Event" : null, "Started", "Duration"]}
+      items={runs}
+      empty="No runs."
+      row={(run) => (
+        <tr data-run-id={run.run_id} data-status={run.status} data-event-id={run.event_id}>
+          <td>
+            <StatusBadge status={run.status} />
+          </td>
+          <td>
+            <a class="mono" href={`/runs/${encodeURIComponent(run.run_id)}`} title={run.run_id}>{shortId(run.run_id)}</a>
+          </td>
+          {showFunction ? (
+            <td>
+              <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>
+            </td>
+          ) : null}
+          {showEvent ? (
+            <td>
+              <a class="mono" href={`/events/${encodeURIComponent(run.event_id)}`} title={run.event_id}>{shortId(run.event_id)}</a>
+            </td>
+          ) : null}
+          <td>
+            <Time at={run.run_started_at} relative />
+          </td>
+          <td>{run.status === "Skipped" ? <span class="muted">{run.skip_reason ?? "skipped"}</span> : <Duration start={run.run_started_at} end={run.ended_at} />}</td>
+        </tr>
+      )}
+    />
   );
 }
 

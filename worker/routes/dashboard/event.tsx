@@ -1,5 +1,5 @@
 import { callApi, isFinal, type DashboardContext, type EventView, type RunListing } from "./api.ts";
-import { Json, RunsTable, Section, Time } from "./components.tsx";
+import { Facts, IdHeading, Json, RunsTable, Section, Time } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** `GET /events/:id`: one event, its payload as text, and the runs it started. */
@@ -18,10 +18,7 @@ export async function eventPage(c: DashboardContext): Promise<Response> {
     c,
     <Layout signedIn={hasSession(c)} title={`Event ${found.name}`} active="events">
       <div class="page-head">
-        <div>
-          <h1>{found.name}</h1>
-          <code class="muted">{found.id}</code>
-        </div>
+        <IdHeading id={found.id}>{found.name}</IdHeading>
       </div>
       <div class="two-col">
         <div class="stack-col">
@@ -35,32 +32,15 @@ export async function eventPage(c: DashboardContext): Promise<Response> {
           </Section>
         </div>
         <Section title="Event">
-          <dl class="meta">
-            <dt>Id</dt>
-            <dd class="mono">{found.id}</dd>
-            <dt>Timestamp</dt>
-            <dd>
-              <Time at={found.ts} />
-            </dd>
-            <dt>Received</dt>
-            <dd>
-              <Time at={found.received_at} />
-            </dd>
-            {found.v ? (
-              <>
-                <dt>Version</dt>
-                <dd>{found.v}</dd>
-              </>
-            ) : null}
-            {found.user ? (
-              <>
-                <dt>User</dt>
-                <dd>
-                  <Json value={found.user} />
-                </dd>
-              </>
-            ) : null}
-          </dl>
+          <Facts
+            facts={[
+              ["Id", found.id, "mono"],
+              ["Timestamp", <Time at={found.ts} />],
+              ["Received", <Time at={found.received_at} />],
+              found.v ? ["Version", found.v] : null,
+              found.user ? ["User", <Json value={found.user} />] : null,
+            ]}
+          />
         </Section>
       </div>
     </Layout>,

@@ -1,5 +1,5 @@
 import { callApi, type DashboardContext, type EventView, type Page, type RunListing } from "./api.ts";
-import { Empty, jsonPreview, Json, Section, shortId, Time } from "./components.tsx";
+import { Flash, FormActions, jsonPreview, Json, ListTable, PageTitle, Section, shortId, Time } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 const EXAMPLE_EVENT = `{
@@ -20,9 +20,7 @@ export async function eventsPage(c: DashboardContext): Promise<Response> {
   return renderPage(
     c,
     <Layout signedIn={hasSession(c)} title="Events" active="events">
-      <div class="page-head">
-        <h1>Events</h1>
-      </div>
+      <PageTitle title="Events" />
       <SendEventForm />
       <Section title="Event log" id="event-log">
         <form class="filters" method="get" action="/events">
@@ -62,12 +60,9 @@ function SendEventForm() {
           {EXAMPLE_EVENT}
         </textarea>
         <p class="hint" data-json-hint></p>
-        <div class="actions">
-          <button class="primary" type="submit">
-            Send
-          </button>
-          <p class="flash" id="send-flash" role="status" aria-live="polite"></p>
-        </div>
+        <FormActions submit="Send">
+          <Flash id="send-flash" />
+        </FormActions>
       </form>
     </Section>
   );
@@ -116,48 +111,38 @@ function EventRuns({ event, runs }: { event: EventView; runs: RunListing[] | und
 }
 
 function EventTable({ events, runsByEvent }: { events: EventView[]; runsByEvent: Map<string, RunListing[]> }) {
-  if (events.length === 0) return <Empty>No events.</Empty>;
   return (
-    <div class="table-wrap">
-      <table class="events">
-        <thead>
-          <tr>
-            <th>Received</th>
-            <th>Name</th>
-            <th>Id</th>
-            <th>Payload</th>
-            <th>Runs</th>
-          </tr>
-        </thead>
-        <tbody>
-          {events.map((event) => (
-            <tr data-event-id={event.id}>
-              <td>
-                <Time at={event.received_at} relative />
-              </td>
-              <td>
-                <a href={`/events?name=${encodeURIComponent(event.name)}`}>{event.name}</a>
-              </td>
-              <td>
-                <a class="mono" href={`/events/${encodeURIComponent(event.id)}`} title={event.id}>
-                  {shortId(event.id)}
-                </a>
-              </td>
-              <td class="wrap">
-                <details>
-                  <summary>
-                    <code>{jsonPreview(event.data, 60)}</code>
-                  </summary>
-                  <Json value={event.data} />
-                </details>
-              </td>
-              <td>
-                <EventRuns event={event} runs={runsByEvent.get(event.id)} />
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </div>
+    <ListTable
+      class="events"
+      columns={["Received", "Name", "Id", "Payload", "Runs"]}
+      items={events}
+      empty="No events."
+      row={(event) => (
+        <tr data-event-id={event.id}>
+          <td>
+            <Time at={event.received_at} relative />
+          </td>
+          <td>
+            <a href={`/events?name=${encodeURIComponent(event.name)}`}>{event.name}</a>
+          </td>
+          <td>
+            <a class="mono" href={`/events/${encodeURIComponent(event.id)}`} title={event.id}>
+              {shortId(event.id)}
+            </a>
+          </td>
+          <td class="wrap">
+            <details>
+              <summary>
+                <code>{jsonPreview(event.data, 60)}</code>
+              </summary>
+              <Json value={event.data} />
+            </details>
+          </td>
+          <td>
+            <EventRuns event={event} runs={runsByEvent.get(event.id)} />
+          </td>
+        </tr>
+      )}
+    />
   );
 }

@@ -1,6 +1,6 @@
 import { callApi, type AppView, type DashboardContext, type FunctionView } from "./api.ts";
 import { RunsChart } from "./chart.tsx";
-import { Empty, formatDuration, StatusBadge, Time, RUN_STATUSES } from "./components.tsx";
+import { Empty, Flash, formatDuration, FormActions, PageTitle, StatusBadge, Time, RUN_STATUSES } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** `GET /`: every registered function, with its triggers, settings, last day's runs and actions. */
@@ -13,10 +13,7 @@ export async function functionsPage(c: DashboardContext): Promise<Response> {
   return renderPage(
     c,
     <Layout signedIn={hasSession(c)} title="Functions" active="functions">
-      <div class="page-head">
-        <h1>Functions</h1>
-        <span class="muted">{answer.body.data.length} registered</span>
-      </div>
+      <PageTitle title="Functions" note={<span class="muted">{answer.body.data.length} registered</span>} />
       {answer.body.data.length === 0 ? <Empty>No functions are registered.</Empty> : null}
       <div class="fn-list">
         {answer.body.data.map((fn) => (
@@ -156,11 +153,7 @@ function FunctionActions({ fn }: { fn: FunctionView }) {
             </textarea>
           </label>
           <p class="hint" data-json-hint></p>
-          <div class="actions">
-            <button class="primary" type="submit">
-              Invoke
-            </button>
-          </div>
+          <FormActions submit="Invoke" />
         </form>
       </details>
       <div class="actions">
@@ -179,7 +172,7 @@ function FunctionActions({ fn }: { fn: FunctionView }) {
           </button>
         )}
       </div>
-      <p class="flash" role="status" aria-live="polite"></p>
+      <Flash />
     </footer>
   );
 }

@@ -1,5 +1,5 @@
 import { callApi, isFinal, type DashboardContext, type RunDetail, type TriggerEventView } from "./api.ts";
-import { Duration, Empty, ErrorBlock, Flash, Json, Section, StatusBadge, Time } from "./components.tsx";
+import { Duration, Empty, ErrorBlock, Facts, Flash, IdHeading, Json, Section, StatusBadge, Time } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 import { Timeline, timelineWindow } from "./timeline.tsx";
 
@@ -24,12 +24,9 @@ export async function runPage(c: DashboardContext): Promise<Response> {
     <Layout signedIn={hasSession(c)} title={`Run ${run.run_id}`} active="runs">
       <div id="run-live" class="stack-col" data-live={final ? undefined : "run"} data-run-id={run.run_id} data-signature={runSignature(run)}>
         <div class="page-head">
-          <div>
-            <h1>
-              {run.function_id} <StatusBadge status={run.status} />
-            </h1>
-            <code class="muted">{run.run_id}</code>
-          </div>
+          <IdHeading id={run.run_id}>
+            {run.function_id} <StatusBadge status={run.status} />
+          </IdHeading>
           <RunActions run={run} />
         </div>
         <Flash id="run-flash" />
@@ -98,55 +95,32 @@ function RunOutcome({ run }: { run: RunDetail }) {
 function RunFacts({ run }: { run: RunDetail }) {
   return (
     <Section title="Run">
-      <dl class="meta">
-        <dt>Function</dt>
-        <dd>
-          <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>
-        </dd>
-        <dt>Started</dt>
-        <dd>
-          <Time at={run.run_started_at} />
-        </dd>
-        <dt>Ended</dt>
-        <dd>
-          <Time at={run.ended_at} />
-        </dd>
-        <dt>Duration</dt>
-        <dd>
-          <Duration start={run.run_started_at} end={run.ended_at} />
-        </dd>
-        {run.scheduled_at ? (
-          <>
-            <dt>Scheduled for</dt>
-            <dd>
-              <Time at={run.scheduled_at} />
-            </dd>
-          </>
-        ) : null}
-        {run.parent_run_id ? (
-          <>
-            <dt>Parent run</dt>
-            <dd>
-              <a class="mono" href={`/runs/${encodeURIComponent(run.parent_run_id)}`}>{run.parent_run_id}</a>
-            </dd>
-          </>
-        ) : null}
-        <dt>Child runs</dt>
-        <dd>
-          {run.children.length === 0 ? (
-            <span class="muted">none</span>
-          ) : (
-            <ul class="plain">
-              {run.children.map((child) => (
-                <li>
-                  <a class="mono" href={`/runs/${encodeURIComponent(child.run_id)}`}>{child.function_id}</a> <StatusBadge status={child.status} />
-                </li>
-              ))}
-            </ul>
-          )}
-        </dd>
-      </dl>
+      <Facts
+        facts={[
+          ["Function", <a href={`/runs?function_id=${encodeURIComponent(run.function_id)}`}>{run.function_id}</a>],
+          ["Started", <Time at={run.run_started_at} />],
+          ["Ended", <Time at={run.ended_at} />],
+          ["Duration", <Duration start={run.run_started_at} end={run.ended_at} />],
+          run.scheduled_at ? ["Scheduled for", <Time at={run.scheduled_at} />] : null,
+          run.parent_run_id ? ["Parent run", <a class="mono" href={`/runs/${encodeURIComponent(run.parent_run_id)}`}>{run.parent_run_id}</a>] : null,
+          ["Child runs", <ChildRuns run={run} />],
+        ]}
+      />
     </Section>
+  );
+}
+
+/** The runs it started with step.invoke, each with its status. */
+function ChildRuns({ run }: { run: RunDetail }) {
+  if (run.children.length === 0) return <span class="muted">none</span>;
+  return (
+    <ul class="plain">
+      {run.children.map((child) => (
+        <li>
+          <a class="mono" href={`/runs/${encodeURIComponent(child.run_id)}`}>{child.function_id}</a> <StatusBadge status={child.status} />
+        </li>
+      ))}
+    </ul>
   );
 }
 

@@ -1,5 +1,5 @@
 import { callApi, type DashboardContext, type FunctionView, type Page, type RunListing, type RunStatus } from "./api.ts";
-import { Empty, Flash, RunsTable, RUN_STATUSES } from "./components.tsx";
+import { Empty, Flash, FormActions, PageTitle, RunsTable, RUN_STATUSES } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
 /** The time ranges the filter offers, as how far back they reach. */
@@ -78,10 +78,7 @@ export async function runsPage(c: DashboardContext): Promise<Response> {
   return renderPage(
     c,
     <Layout signedIn={hasSession(c)} title="Runs" active="runs">
-      <div class="page-head">
-        <h1>Runs</h1>
-        {isLive ? <span class="muted" data-live-note>Live: updates every 2 s</span> : null}
-      </div>
+      <PageTitle title="Runs" note={isLive ? <span class="muted" data-live-note>Live: updates every 2 s</span> : null} />
       <section class="card">
         <details class="filters-box" id="runs-filters" open>
           <summary>Filter</summary>
@@ -111,17 +108,7 @@ function RunsFilterForm({ filter, functions }: { filter: RunsFilter; functions: 
   const isCustom = !RANGES.some((range) => range.value === filter.range) && Boolean(filter.from || filter.to);
   return (
     <form class="filters" method="get" action="/runs">
-      <label>
-        Function
-        <select name="function_id">
-          <option value="">All functions</option>
-          {functions.map((fn) => (
-            <option value={fn.id} selected={fn.id === filter.functionId}>
-              {fn.id}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice label="Function" name="function_id" none="All functions" options={functions.map((fn) => ({ value: fn.id, label: fn.id }))} selected={filter.functionId} />
       <fieldset>
         <legend class="muted">Status</legend>
         {RUN_STATUSES.map((status) => (
@@ -130,17 +117,7 @@ function RunsFilterForm({ filter, functions }: { filter: RunsFilter; functions: 
           </label>
         ))}
       </fieldset>
-      <label>
-        Started
-        <select name="range">
-          <option value="">{isCustom ? "Between (below)" : "Any time"}</option>
-          {RANGES.map((range) => (
-            <option value={range.value} selected={range.value === filter.range}>
-              {range.label}
-            </option>
-          ))}
-        </select>
-      </label>
+      <Choice label="Started" name="range" none={isCustom ? "Between (below)" : "Any time"} options={RANGES} selected={filter.range} />
       <label>
         From (UTC)
         <input type="datetime-local" name="from" value={filter.from ?? ""} />
@@ -153,13 +130,27 @@ function RunsFilterForm({ filter, functions }: { filter: RunsFilter; functions: 
         Run or event id
         <input type="search" name="q" value={filter.q ?? ""} placeholder="01K… or a run id" spellcheck={false} />
       </label>
-      <div class="actions">
-        <button class="primary" type="submit">
-          Apply
-        </button>
+      <FormActions submit="Apply">
         <a href="/runs">Reset</a>
-      </div>
+      </FormActions>
     </form>
+  );
+}
+
+/** A labelled select: `none` (the empty value) first, then the options, the `selected` one chosen. */
+function Choice({ label, name, none, options, selected }: { label: string; name: string; none: string; options: { value: string; label: string }[]; selected?: string }) {
+  return (
+    <label>
+      {label}
+      <select name={name}>
+        <option value="">{none}</option>
+        {options.map((option) => (
+          <option value={option.value} selected={option.value === selected}>
+            {option.label}
+          </option>
+        ))}
+      </select>
+    </label>
   );
 }
 
