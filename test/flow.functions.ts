@@ -84,5 +84,28 @@ export function flowFunctions(app: Stepflare) {
 
   const paused = app.createFunction({ id: "flow-paused" }, { event: "test/flow.paused" }, async ({ event }) => ({ n: event.data.n }));
 
-  return [paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched];
+  // One at a time per group, and a run that waits for its slot longer than 2 s never starts.
+  const startBounded = app.createFunction(
+    { id: "flow-start-bounded", concurrency: { limit: 1, key: "event.data.group" }, timeouts: { start: "2s" } },
+    { event: "test/flow.start-bounded" },
+    async ({ event, step }) => {
+      await step.run("work", async () => {
+        if (event.data.gate) await gateOpens(event.data.gate);
+        return event.data.n;
+      });
+    },
+  );
+
+  // A run under a concurrency limit that holds at its gate, then waits for an event.
+  const waitsUnderLimit = app.createFunction(
+    { id: "flow-waits-under-limit", concurrency: { limit: 5 } },
+    { event: "test/flow.waits-under-limit" },
+    async ({ event, step }) => {
+      await step.run("hold", () => gateOpens(event.data.gate));
+      const reply = await step.waitForEvent("reply", { event: "test/flow.waits-under-limit.reply", match: "data.key", timeout: "1h" });
+      return { key: event.data.key, replied: reply !== null };
+    },
+  );
+
+  return [paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
 }

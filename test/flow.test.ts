@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { flowObject } from "../worker/flow/admission.ts";
-import { eventually, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+import { eventually, getRun, request, runIdOf, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 const FINAL = new Set(["Completed", "Failed", "Cancelled", "Skipped"]);
 
@@ -64,6 +64,29 @@ describe("throttle", () => {
     const alarms = await Promise.all(waiting.map(({ run_id }) => runInDurableObject(env.RUNS.get(env.RUNS.idFromName(run_id)), (_, state) => state.storage.getAlarm())));
     expect(alarms[1]! - alarms[0]!).toBe(5000);
   });
+
+  it("takes a run cancelled while it waits for its start out of the throttle's queue at once", async () => {
+    const group = uniqueKey("group");
+    const ids = await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.throttled", data: { group, n } })));
+    const throttle = flowObject(env, "flow-throttled", "throttle", group);
+    const waitingIds = () => runInDurableObject(throttle, (_, state) => state.storage.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid").toArray().map((row) => row.run_id));
+    const [first] = await eventually(async () => {
+      const ids = await waitingIds();
+      return ids.length === 2 ? ids : undefined;
+    }, 20_000, "two runs waiting for their start");
+    expect((await request(`/v1/runs/${first}`, { method: "DELETE" })).status).toBe(200);
+    // Its place goes with it, so the run behind it takes the next turn.
+    await eventually(async () => ((await waitingIds()).includes(first!) ? undefined : true), 15_000, "the cancelled run out of the queue");
+    const runs = await eventually(async () => {
+      const list = (await Promise.all(ids.map((id) => runsOf(id)))).flat();
+      return list.length === 5 && list.every((run) => FINAL.has(run.status)) ? list : undefined;
+    }, 30_000, "every run ended");
+    expect(runs.filter((run) => run.status === "Cancelled").map((run) => run.run_id)).toEqual([first]);
+    // It never took a turn: no start was granted to it (a grant spends one of the throttle's starts).
+    const granted = await runInDurableObject(throttle, (_, state) => state.storage.sql.exec<{ run_id: string }>("SELECT run_id FROM decisions").toArray().map((row) => row.run_id));
+    expect(granted).not.toContain(first);
+    expect(granted).toHaveLength(4);
+  }, 60_000);
 
   it("paces starts by GCRA in the coordinator, in priority order (fake time)", async () => {
     const stub = flowObject(env, "flow-throttled", "throttle", uniqueKey("fake"));
@@ -155,6 +178,26 @@ async function spans(group: string, count: number): Promise<{ start: number; end
   }, 90_000, `${count} spans of ${group}`);
 }
 
+/** The run ids in a coordinator's `waiting` or `leases` table. */
+function coordinatorRows(queue: ReturnType<typeof flowObject>, table: "waiting" | "leases"): Promise<string[]> {
+  return runInDurableObject(queue, (_, state) => state.storage.sql.exec<{ run_id: string }>(`SELECT run_id FROM ${table}`).toArray().map((row) => row.run_id));
+}
+
+/**
+ * Starts two gated runs of flow-concurrency for `tenant` and answers once both hold the tenant's
+ * two slots: runs sent after them queue behind them, whatever order the function's limit of 5
+ * (shared with other tests' runs) lets them through in.
+ */
+async function holdTenantSlots(group: string, gate: (n: number) => string): Promise<void> {
+  const ids = await sendEvents([0, 1].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, gate: gate(n) } })));
+  const holders = await Promise.all(ids.map((id) => runIdOf(id)));
+  const tenant = flowObject(env, "flow-concurrency", "concurrency:1", group);
+  await eventually(async () => {
+    const leases = await coordinatorRows(tenant, "leases");
+    return holders.every((id) => leases.includes(id)) ? true : undefined;
+  }, 60_000, "the two gated runs holding the tenant's slots");
+}
+
 /** Lets a gated run of flow-concurrency go on. */
 async function openGate(gate: string): Promise<void> {
   await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(gate).run();
@@ -190,28 +233,112 @@ describe("concurrency", () => {
     expect(b.start).toBeLessThan(lastA);
   }, 60_000);
 
+  it("gives a cancelled queued run's place to the run behind it at once, never leasing it a slot", async () => {
+    const group = uniqueKey("conc-cancel");
+    const gate = (n: number) => `${group}:gate:${n}`;
+    // Two hold the tenant's slots behind their gates; B and C queue.
+    await holdTenantSlots(group, gate);
+    const ids = await sendEvents([2, 3].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ms: 10 } })));
+    const tenant = flowObject(env, "flow-concurrency", "concurrency:1", group);
+    const global = flowObject(env, "flow-concurrency", "concurrency:0", "");
+    const [b, c] = await Promise.all(ids.map((id) => runIdOf(id)));
+    await eventually(async () => {
+      const waiting = [...(await coordinatorRows(tenant, "waiting")), ...(await coordinatorRows(global, "waiting"))];
+      return waiting.includes(b!) && waiting.includes(c!) ? true : undefined;
+    }, 60_000, "B and C waiting for a slot");
+    expect((await request(`/v1/runs/${b}`, { method: "DELETE" })).status).toBe(200);
+    // B holds nothing: its place in the queues goes at once, not when a lease granted to it expires.
+    await eventually(async () => {
+      const held = [...(await coordinatorRows(tenant, "waiting")), ...(await coordinatorRows(tenant, "leases")), ...(await coordinatorRows(global, "waiting")), ...(await coordinatorRows(global, "leases"))];
+      return held.includes(b!) ? undefined : true;
+    }, 15_000, "B out of every queue");
+    await openGate(gate(0));
+    await openGate(gate(1));
+    const all = await spans(group, 3);
+    expect(all.map((s) => s.label.split(":")[1]).sort()).toEqual(["0", "1", "3"]);
+    expect((await getRun(b!)).status).toBe("Cancelled");
+    expect([...(await coordinatorRows(tenant, "leases")), ...(await coordinatorRows(global, "leases"))]).not.toContain(b);
+  }, 120_000);
+
+  it("cancels a run that waits for its slot past timeouts.start, and gives its place to the next", async () => {
+    const group = uniqueKey("start-bounded");
+    const gate = `${group}:gate`;
+    const [a] = await sendEvents({ name: "test/flow.start-bounded", data: { group, n: 0, gate } });
+    await runIdOf(a!);
+    const [b] = await sendEvents({ name: "test/flow.start-bounded", data: { group, n: 1 } });
+    const bRun = await runIdOf(b!);
+    // B waits behind A longer than its 2 s: it is cancelled then (not when its slot is next asked for).
+    const cancelled = await eventually(async () => {
+      const run = await getRun(bRun);
+      return run.status === "Cancelled" ? run : undefined;
+    }, 20_000, "B cancelled for its start timeout");
+    expect(cancelled.status).toBe("Cancelled");
+    const queue = flowObject(env, "flow-start-bounded", "concurrency:0", group);
+    await eventually(async () => {
+      const waiting = await runInDurableObject(queue, (_, state) => state.storage.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting").toArray().map((row) => row.run_id));
+      return waiting.includes(bRun) ? undefined : true;
+    }, 15_000, "B out of the queue");
+    // A ends; C comes and takes the slot A gave back, within its own start timeout.
+    await openGate(gate);
+    await eventually(async () => ((await getRun(await runIdOf(a!))).status === "Completed" ? true : undefined), 20_000, "A completed");
+    const [c] = await sendEvents({ name: "test/flow.start-bounded", data: { group, n: 2 } });
+    const cRun = await runIdOf(c!);
+    const ended = await eventually(async () => {
+      const run = await getRun(cRun);
+      return FINAL.has(run.status) ? run : undefined;
+    }, 20_000, "C ended");
+    expect(ended.status).toBe("Completed");
+  }, 90_000);
+
+  it("wakes a run whose wait is resolved while its invocation gives its slots back", async () => {
+    const key = uniqueKey("late-resolution");
+    const [eventId] = await sendEvents({ name: "test/flow.waits-under-limit", data: { key, gate: `${key}:gate` } });
+    const runId = await runIdOf(eventId!);
+    const stub = env.RUNS.get(env.RUNS.idFromName(runId));
+    // While the run holds at its gate, make its slot release take the event first: the resolution
+    // comes after the invocation recorded its wait (due in an hour) and before it has ended.
+    await runInDurableObject(stub, (instance) => {
+      const object = instance as unknown as { slots: { release: (...args: unknown[]) => Promise<unknown> }; store: { steps(): Map<string, { id: string; status: string }> } };
+      const release = object.slots.release.bind(object.slots);
+      object.slots.release = async (...args: unknown[]) => {
+        const waiting = [...object.store.steps().values()].find((step) => step.status === "waiting");
+        if (waiting) await instance.resolveWait(waiting.id, 0, { id: `${key}-reply`, name: "test/flow.waits-under-limit.reply", data: { key }, ts: Date.now() });
+        return release(...args);
+      };
+    });
+    await openGate(`${key}:gate`);
+    const run = await eventually(async () => {
+      const found = await getRun(runId);
+      return found.status === "Completed" ? found : undefined;
+    }, 20_000, "the run completed with its reply");
+    expect(run.output).toEqual({ key, replied: true });
+  }, 60_000);
+
   it("priority moves a queued run ahead of those waiting before it", async () => {
     const group = uniqueKey("conc-prio");
     const gate = (n: number) => `${group}:gate:${n}`;
     // One tenant, 2 at a time: the first two take the slots and hold them until their gates open, the rest queue.
-    await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ...(n < 2 ? { gate: gate(n) } : { ms: 10 }) } })));
-    const tenantQueue = flowObject(env, "flow-concurrency", "concurrency:1", group);
-    const waiting = (count: number) =>
+    await holdTenantSlots(group, gate);
+    const ids = await sendEvents([2, 3, 4].map((n) => ({ name: "test/flow.concurrency", data: { group, n, tenant: group, ms: 10 } })));
+    // Queued in the tenant's limit, or in the function's limit of 5 (which other tests' runs may fill meanwhile).
+    const queues = [flowObject(env, "flow-concurrency", "concurrency:0", ""), flowObject(env, "flow-concurrency", "concurrency:1", group)];
+    const allQueued = (runIds: string[]) =>
       eventually(async () => {
-        const n = await runInDurableObject(tenantQueue, (_, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM waiting").one().n);
-        return n === count ? true : undefined;
-      }, 30_000, `${count} runs waiting for a slot`);
-    await waiting(3);
-    // n=5 comes last, with priority; one slot frees: it goes to n=5, ahead of the three queued before it.
-    await sendEvents({ name: "test/flow.concurrency", data: { group, n: 5, tenant: group, ms: 10, priority: 600 } });
-    await waiting(4);
+        const waiting = new Set((await Promise.all(queues.map((queue) => coordinatorRows(queue, "waiting")))).flat());
+        return runIds.every((id) => waiting.has(id)) ? true : undefined;
+      }, 60_000, `${runIds.length} runs waiting for a slot`);
+    const queued = await Promise.all(ids.map((id) => runIdOf(id)));
+    await allQueued(queued);
+    // n=5 comes last, with priority; once it waits too, one slot frees: it goes to n=5, ahead of the three queued before it.
+    const [prioritized] = await sendEvents({ name: "test/flow.concurrency", data: { group, n: 5, tenant: group, ms: 10, priority: 600 } });
+    await allQueued([...queued, await runIdOf(prioritized!)]);
     await openGate(gate(0));
     await spans(group, 2);
     await openGate(gate(1));
     const all = await spans(group, 6);
     const order = all.sort((x, y) => x.start - y.start).map((s) => s.label.split(":")[1]);
     expect(order.indexOf("5")).toBeLessThan(Math.min(order.indexOf("2"), order.indexOf("3"), order.indexOf("4")));
-  }, 60_000);
+  }, 120_000);
 });
 
 describe("singleton", () => {

@@ -8,7 +8,7 @@ import { acquireSlot, grantWaiting, releaseSlot } from "./concurrency.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { admit, type FlowAnswer, type FlowAsk } from "./decisions.ts";
 import { FlowStore, type ThrottleRate } from "./state.ts";
-import { acquireStart, grantStarts, type StartAnswer } from "./throttle.ts";
+import { acquireStart, grantStarts, withdrawStart, type StartAnswer } from "./throttle.ts";
 
 export { LEASE_MS } from "./concurrency.ts";
 export type { CollectAsk } from "./collect.ts";
@@ -70,6 +70,17 @@ export class FlowObject extends DurableObject<Env> {
   async releaseSlot(runId: string, now = Date.now()): Promise<void> {
     usage.doRequests++;
     return releaseSlot(this.coordinator, runId, now);
+  }
+
+  /**
+   * Forgets a run that has ended: its slot and its place in the queue (a concurrency limit), or its
+   * place in the queue (a throttle), handing on what it held at once.
+   */
+  async withdraw(runId: string, now = Date.now()): Promise<void> {
+    usage.doRequests++;
+    const kind = this.coordinator.store.get("kind");
+    if (kind === "concurrency") return releaseSlot(this.coordinator, runId, now);
+    if (kind === "throttle") return withdrawStart(this.coordinator, runId, now);
   }
 
   override async alarm(): Promise<void> {

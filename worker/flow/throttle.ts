@@ -34,6 +34,12 @@ export async function acquireStart(coordinator: Coordinator, runId: string, rate
   return { granted: false, estimate };
 }
 
+/** Takes a run that ended out of the queue, and grants the runs now first if the rate allows. */
+export async function withdrawStart(coordinator: Coordinator, runId: string, now: number): Promise<void> {
+  coordinator.store.write("DELETE FROM waiting WHERE run_id = ?", runId);
+  await grantStarts(coordinator, now);
+}
+
 /**
  * Grants starts to the runs waiting first while the rate allows one now, tells them (but `asking`,
  * which learns it from the answer), and arms the alarm for the next start; answers whether `asking` was granted.

@@ -18,7 +18,7 @@ import { RunDelivery } from "./delivery.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
 import { RunSlots } from "./slots.ts";
-import { RunStore, type RunParent, type RunRecord } from "./RunStore.ts";
+import { RunStore, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
 
 /** How soon an outbox entry or a run's end that could not be delivered is tried again. */
@@ -27,23 +27,9 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
 
-/** A run's record with its steps. */
-export interface RunWithSteps {
-  run: RunRecord;
-  steps: StepRecord[];
-}
+import type { RunInit, RunWithSteps } from "./records.ts";
 
-export interface RunInit {
-  runId: string;
-  functionId: string;
-  events: StoredEvent[];
-  /** Epoch ms to start at: now, or an event's future `ts` (a delayed run). */
-  startAt: number;
-  /** The run whose step.invoke started this one. */
-  parent?: RunParent;
-  /** Steps a re-run from a step reuses, as the run it re-runs stored them: they are not run again. */
-  memo?: StepRecord[];
-}
+export type { RunInit, RunWithSteps };
 
 /**
  * One function run (DESIGN "A run"): its record and steps in this object's SQLite, the handler
@@ -62,6 +48,8 @@ export class RunObject extends DurableObject<Env> {
   private resolvedDuringInvocation: number | undefined;
   /** The calls to a remote function's app in progress that may checkpoint, by call id: what accepts their steps. */
   private readonly checkpoints = new CallCheckpoints();
+  /** An invocation holds its concurrency slots now, and gives them back itself as it ends. */
+  private holdingSlots = false;
   /** Its slots of the function's concurrency limits, and its throttle turn. */
   private readonly slots: RunSlots;
   /** What delivers its outbox and its end. */
@@ -75,6 +63,7 @@ export class RunObject extends DurableObject<Env> {
       resolveWait: (stepId, index, event) => this.resolveWait(stepId, index, event),
       resolveInvoke: (stepId, result) => this.resolveInvoke(stepId, result),
       cancel: (reason) => this.cancel(reason),
+      releaseFlow: () => this.releaseFlow(),
       rearm: () => this.rearm(),
     });
   }
@@ -241,8 +230,24 @@ export class RunObject extends DurableObject<Env> {
         this.failedInvocations = 0;
       })
       .catch((err: unknown) => this.invocationFailed(err))
-      .finally(() => (this.executing = null));
+      .finally(() => {
+        this.executing = null;
+        this.wakeForLateResolution();
+      });
     return this.executing;
+  }
+
+  /**
+   * A wait or child run resolved after the invocation recorded its outcome (while it gave its slots
+   * back, say) is not lost: the run is due then, and goes on at once.
+   */
+  private wakeForLateResolution(): void {
+    const at = this.resolvedDuringInvocation;
+    this.resolvedDuringInvocation = undefined;
+    const run = this.store.run();
+    if (at === undefined || !run || FINAL_STATUSES.has(run.status)) return;
+    this.store.wakeAt(Math.min(at, run.wakeAt ?? at));
+    void this.ctx.storage.setAlarm(Math.min(at, run.wakeAt ?? at)).then(() => this.execute(false));
   }
 
   /**
@@ -275,6 +280,7 @@ export class RunObject extends DurableObject<Env> {
       fail: (run, error) => this.fail(run, error),
       record: (run, outcome, logger) => this.record(run, outcome, logger),
       deliverOutbox: () => this.delivery.deliverOutbox(),
+      holdingSlots: (holding) => (this.holdingSlots = holding),
       sync: () => this.ctx.storage.sync(),
       abort: (reason) => this.ctx.abort(reason),
     };
@@ -304,8 +310,18 @@ export class RunObject extends DurableObject<Env> {
 
   /** A concurrency coordinator gave this run a slot, or a throttle its start: its invocation can go on. */
   async slotGranted(by: "concurrency" | "throttle" = "throttle"): Promise<void> {
+    const run = this.store.run();
+    // A grant that reaches a run already over is handed back at once, not left to its lease's expiry.
+    if (run && FINAL_STATUSES.has(run.status)) return void this.releaseFlow().catch(() => undefined);
     if (by === "concurrency") this.slots.granted();
     void this.execute(false);
+  }
+
+  /** Gives back the run's slots and its places in its coordinators' queues (it ended). */
+  private async releaseFlow(): Promise<void> {
+    const run = this.store.run();
+    const fn = run ? await this.functionOf(run.functionId) : undefined;
+    if (run && fn) await this.slots.withdraw(run, fn);
   }
 
   private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
@@ -349,8 +365,13 @@ export class RunObject extends DurableObject<Env> {
    */
   private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): Promise<void> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    const hasWaits = (findFunction(run.functionId)?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
-    this.store.end(status, Date.now(), result, [{ kind: "events", events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, hasWaits)]);
+    const fn = findFunction(run.functionId);
+    const waits = (fn?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
+    // An invocation holding its slots gives them back as it ends; a run ended outside one (queued,
+    // sleeping, waiting, timed out before its start) may hold a place in a coordinator's queue.
+    const flow = !this.holdingSlots && (fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined);
+    const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow })];
+    this.store.end(status, Date.now(), result, entries);
     this.delivery.endDelivered = false;
     await this.rearm();
     await this.delivery.deliverOutbox();

@@ -2,64 +2,13 @@ import type { FailedAttempt, HandlerFailures, StepRecord } from "../../sdk/drive
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
-import type { InvokeResult, StepRequest } from "../../sdk/wait.ts";
-import type { WaitRow } from "../db/waits.ts";
+import type { StepRequest } from "../../sdk/wait.ts";
 import type { RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
 
-/** A run's own record, as its RunObject keeps it. */
-export interface RunRecord {
-  id: string;
-  functionId: string;
-  events: StoredEvent[];
-  status: RunStatus;
-  /** Failures of the handler's code outside steps, per unit (see HandlerFailures). */
-  handlerFailures: HandlerFailures;
-  /** Every invocation's start: written before the invocation runs any step body. */
-  starts: InvocationStart[];
-  /** An invocation began and has not ended: if none is running in memory, it died with the runtime. */
-  isOpen: boolean;
-  /** Invocations in a row that died with the runtime. */
-  crashes: number;
-  /** When the run is due again, while it waits (a sleep, a retry, a delayed start). */
-  wakeAt?: number;
-  /** The run that started this one with step.invoke, and its step. */
-  parent?: RunParent;
-  /** `timeouts.finish`: the run is cancelled if it has not ended by then. */
-  finishBy?: number;
-  output?: unknown;
-  error?: SerializedError;
-  startedAt: number;
-  endedAt?: number;
-}
+import type { OutboxEntry, RunObserver, RunParent, RunRecord } from "./records.ts";
 
-/**
- * Told of each change a RunStore writes, right after it writes it (the run's live stream): a step
- * saved, an invocation begun (with the status before it), the run ended.
- */
-export interface RunObserver {
-  stepSaved(step: StepRecord): void;
-  invocationBegan(run: RunRecord, previous: RunStatus, steps: Iterable<StepRecord>): void;
-  runEnded(run: RunRecord): void;
-}
-
-/** The parent of a run started by step.invoke. */
-export interface RunParent {
-  runId: string;
-  stepId: string;
-}
-
-/**
- * What must leave the object, written in the commit that decides it and delivered until accepted
- * (DESIGN "An outbox for everything that leaves a run"): events to send, waits to store in D1
- * (and the run's waits to delete when it ends), a child run to start, a parent to resume.
- */
-export type OutboxEntry =
-  | { kind: "events"; events: StoredEvent[] }
-  | { kind: "waits"; rows: WaitRow[] }
-  | { kind: "clear-waits" }
-  | { kind: "invoke"; stepId: string; functionId: string; data: Record<string, unknown> }
-  | { kind: "resume-parent"; parent: RunParent; result: InvokeResult };
+export type { OutboxEntry, RunObserver, RunParent, RunRecord };
 
 type RunRow = {
   id: string;

@@ -16,6 +16,7 @@ export interface DeliveryTarget {
   resolveWait(stepId: string, index: number, event: StoredEvent): Promise<unknown>;
   resolveInvoke(stepId: string, result: InvokeResult): Promise<unknown>;
   cancel(reason: CancelReason): Promise<unknown>;
+  releaseFlow(): Promise<unknown>;
   /** Sets the alarm to the earliest thing the object must do (a delivery that failed is one). */
   rearm(): Promise<void>;
 }
@@ -45,6 +46,7 @@ export class RunDelivery {
       resolveWait: (stepId: string, index: number, event: StoredEvent) => this.target.resolveWait(stepId, index, event),
       resolveInvoke: (stepId: string, result: InvokeResult) => this.target.resolveInvoke(stepId, result),
       cancel: (reason: CancelReason) => void this.target.cancel(reason),
+      releaseFlow: () => this.target.releaseFlow(),
     };
     try {
       // Entries added while delivering (a cancel's end) are delivered in the same pass.

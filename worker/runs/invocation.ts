@@ -47,6 +47,8 @@ export interface InvocationContext {
   fail(run: RunRecord, error: SerializedError): Promise<void>;
   record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void>;
   deliverOutbox(): Promise<void>;
+  /** Whether the invocation holds its concurrency slots now: while it does, it gives them back itself as it ends. */
+  holdingSlots(holding: boolean): void;
   /** Makes the run's record durable (the object's storage sync). */
   sync(): Promise<void>;
   /** Ends the object's isolate (dev mode's fault injection, "kill the runtime"). */
@@ -74,11 +76,13 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   // An invocation that began and never ended died with the runtime (nothing runs it in memory).
   // Under a throttle, no start until it is this run's turn; under a concurrency limit, no slot, no
   // invocation: the coordinator wakes the run when it gives it one (the alarm asks again, should that be lost).
+  // A run waiting in a queue past its `timeouts.start` is woken then, to be cancelled and give its place back.
+  const startDeadline = isDelayedStart && fn.timeouts.start !== undefined && run.wakeAt !== undefined ? run.wakeAt + fn.timeouts.start + 1 : Infinity;
   if (fn.flow.throttle && isDelayedStart) {
     const answer = await ctx.slots.acquireStart(run, fn, fn.flow.throttle);
-    if (!answer.granted) return ctx.setAlarm(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS);
+    if (!answer.granted) return ctx.setAlarm(Math.min(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS, startDeadline));
   }
-  if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) return ctx.setAlarm(now + LEASE_MS);
+  if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) return ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
   const recovering = !isFirst && run.isOpen;
   if (!isFirst) {
     const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
@@ -112,6 +116,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   const finishTimer = current.finishBy === undefined ? undefined : setTimeout(() => void ctx.cancel({ type: "timeout", timeout: "finish" }), current.finishBy - now);
   // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
   const renewTimer = fn.flow.concurrency ? setInterval(() => void ctx.slots.acquire(current, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
+  ctx.holdingSlots(true);
   try {
     const outcome = await (isDevMode(ctx.env) ? runAsObject((reason) => ctx.abort(reason), execute) : execute());
     await ctx.record(current, outcome, logger);
@@ -120,6 +125,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     clearInterval(renewTimer);
     // Sleeping and waiting runs hold no slot.
     if (fn.flow.concurrency) await ctx.slots.release(current, fn).catch(() => undefined);
+    ctx.holdingSlots(false);
   }
 }
 

@@ -65,14 +65,24 @@ function listensForFinished(): boolean {
   return allFunctions().some((fn) => fn.triggers.some((trigger) => "event" in trigger && (trigger.event === FUNCTION_FINISHED_EVENT || (trigger.event.endsWith("*") && FUNCTION_FINISHED_EVENT.startsWith(trigger.event.slice(0, -1))))));
 }
 
-/** What a run's end sends besides its events: its parent's resumption, and the removal of its waits. */
-export function endEntries(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, hasWaits: boolean): OutboxEntry[] {
+/**
+ * What a run's end sends besides its events: its parent's resumption, the removal of its waits and
+ * cancelOn rows, and its slots and places in its flow coordinators' queues given back (DESIGN "A run
+ * gives back what it holds, at one place").
+ */
+export function endEntries(
+  run: RunRecord,
+  status: RunStatus,
+  result: { output?: unknown; error?: SerializedError },
+  holds: { waits: boolean; flow: boolean },
+): OutboxEntry[] {
   const entries: OutboxEntry[] = [];
   if (run.parent) {
     const error = status === "Cancelled" ? { name: "CancelledError", message: `the invoked run ${run.id} was cancelled` } : result.error;
     entries.push({ kind: "resume-parent", parent: run.parent, result: error ? { error } : { output: result.output ?? null } });
   }
-  if (hasWaits) entries.push({ kind: "clear-waits" });
+  if (holds.waits) entries.push({ kind: "clear-waits" });
+  if (holds.flow) entries.push({ kind: "release-flow" });
   return entries;
 }
 
@@ -85,6 +95,8 @@ export interface OutboxRun {
   resolveInvoke(stepId: string, result: InvokeResult): Promise<unknown>;
   /** An event the waits index already held cancels this run (cancelOn). */
   cancel(reason: CancelReason): void;
+  /** Gives back the run's concurrency slots and its places in its coordinators' queues (it ended). */
+  releaseFlow(): Promise<unknown>;
 }
 
 /**
@@ -107,6 +119,9 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
       if (matches.length > 0) await env.DB.batch([deleteWaitsStatement(env.DB, matches.map((match) => match.row.id))]);
       return;
     }
+    case "release-flow":
+      await run.releaseFlow();
+      return;
     case "clear-waits":
       await env.DB.batch([deleteRunWaitsStatement(env.DB, run.runId)]);
       return;

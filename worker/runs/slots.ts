@@ -57,6 +57,19 @@ export class RunSlots {
     return true;
   }
 
+  /**
+   * Gives back everything the run holds in its coordinators, once it has ended: its slot of each
+   * concurrency limit, its place in their queues and in its throttle's; the coordinators hand
+   * what it held to the runs waiting next at once.
+   */
+  withdraw(run: RunRecord, fn: StepflareFunction): Promise<unknown> {
+    const throttle = fn.flow.throttle;
+    return Promise.all([
+      ...(fn.flow.concurrency ?? []).map((_, i) => this.slotOf(run, fn, i).withdraw(run.id)),
+      ...(throttle ? [flowObject(this.env, fn.id, "throttle", throttle.keyOf(run.events[0]!)).withdraw(run.id)] : []),
+    ]);
+  }
+
   /** Gives back this run's slot of each concurrency limit. */
   release(run: RunRecord, fn: StepflareFunction): Promise<unknown> {
     return Promise.all((fn.flow.concurrency ?? []).map((_, i) => this.slotOf(run, fn, i).releaseSlot(run.id)));
