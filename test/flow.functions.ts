@@ -107,5 +107,19 @@ export function flowFunctions(app: Stepflare) {
     },
   );
 
-  return [paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
+  // Pausing at every way in: an event, a cron, an invoke, a manual trigger, a rerun.
+  const pausedEverywhere = app.createFunction(
+    { id: "flow-paused-everywhere" },
+    [{ event: "test/flow.paused-everywhere" }, { cron: "0 0 1 1 *" }],
+    async ({ event }) => ({ n: event.data.n ?? null }),
+  );
+  const invokesPaused = app.createFunction({ id: "flow-invokes-paused" }, { event: "test/flow.invokes-paused" }, async ({ step }) => {
+    try {
+      return { output: await step.invoke("call", { function: "flow-paused-everywhere", data: { n: 1 } }) };
+    } catch (err) {
+      return { caught: (err as Error).message };
+    }
+  });
+
+  return [pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
 }

@@ -1,7 +1,9 @@
 import { runInDurableObject } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { flowObject } from "../worker/flow/admission.ts";
+import { instrument } from "../worker/platform/bindings.ts";
+import { fireCronTrigger, runDueCrons } from "../worker/schedule/crons.ts";
 import { eventually, getRun, request, runIdOf, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 const FINAL = new Set(["Completed", "Failed", "Cancelled", "Skipped"]);
@@ -386,6 +388,59 @@ describe("pause and resume", () => {
     // Started in the order their events came.
     const starts = await Promise.all(ids.map(async (id) => Date.parse((await runsOf(id))[0]!.run_started_at)));
     expect([...starts].sort((a, b) => a - b)).toEqual(starts);
+  });
+
+  it("starts no run of a paused function by any way in: cron, step.invoke, invoke, trigger, rerun, a debounce's release", async () => {
+    const fnId = "flow-paused-everywhere";
+    // A run from before the pause, to rerun while paused.
+    const [before] = await sendEvents({ name: "test/flow.paused-everywhere", data: { n: 0 } });
+    const done = (await runsOfFunction(fnId, [before!], 1))[0]!;
+    expect((await post(`/v1/functions/${fnId}/pause`)).status).toBe(200);
+    try {
+      // The REST API's ways in answer 409 and start nothing.
+      for (const path of [`/v1/functions/${fnId}/invoke`, `/v1/functions/${fnId}/trigger`, `/v1/runs/${done.run_id}/rerun`]) {
+        const answer = await post(path);
+        expect(answer.status, path).toBe(409);
+        expect(((await answer.json()) as { error: string }).error).toMatch(/is paused/);
+      }
+      // The service binding's invoke answers the same.
+      const service = (exports as unknown as { StepflareService: { invoke(id: string, data?: object): Promise<{ status: number; error?: string }> } }).StepflareService;
+      expect(await service.invoke(fnId, {})).toMatchObject({ status: 409, error: expect.stringMatching(/is paused/) });
+      // A step.invoke of it fails at once, and the parent can catch it.
+      const [parentEvent] = await sendEvents({ name: "test/flow.invokes-paused", data: {} });
+      const parent = (await runsOfFunction("flow-invokes-paused", [parentEvent!], 1))[0]!;
+      expect(parent.output).toEqual({ caught: expect.stringMatching(/flow-paused-everywhere" is paused/) });
+      // Its cron's due time passes with a Skipped run, from the tick and from the wrangler.toml trigger alike.
+      const now = Date.now();
+      await env.DB.prepare("INSERT INTO crons (function_id, cron, timezone, next_at) VALUES (?1, '0 0 1 1 *', 'UTC', ?2) ON CONFLICT(function_id, cron) DO UPDATE SET next_at = excluded.next_at")
+        .bind(fnId, now - 1000)
+        .run();
+      const pass = await runDueCrons(instrument(env), now);
+      const mine = pass.started.filter((run) => run.functionId === fnId);
+      expect(mine).toEqual([expect.objectContaining({ status: "Skipped", skipReason: "the function is paused" })]);
+      expect(await fireCronTrigger(instrument(env), "0 0 1 1 *", now, now)).toEqual([expect.objectContaining({ status: "Skipped" })]);
+      const skipped = (await (await request(`/v1/runs/${mine[0]!.runId}`)).json()) as { data: RunJson };
+      expect(skipped.data.status).toBe("Skipped");
+    } finally {
+      await post(`/v1/functions/${fnId}/resume`);
+    }
+  });
+
+  it("holds the events a debounce collected when its function was paused before the release", async () => {
+    const key = uniqueKey("debounce-paused");
+    const [id] = await sendEvents({ name: "test/flow.debounced", data: { key, n: 1 } });
+    const coordinator = flowObject(env, "flow-debounced", "debounce", key);
+    await eventually(async () => ((await runInDurableObject(coordinator, (_, state) => state.storage.sql.exec("SELECT 1 FROM pending").toArray().length)) === 1 ? true : undefined));
+    expect((await post("/v1/functions/flow-debounced/pause")).status).toBe(200);
+    try {
+      // The period ends while paused: the event is held for the resume, and no run starts.
+      await eventually(async () => ((await env.DB.prepare("SELECT 1 AS x FROM paused_events WHERE event_id = ?1").bind(id).first()) ? true : undefined), 15_000, "the collected event held");
+      expect(await runsOf(id!)).toHaveLength(0);
+    } finally {
+      await post("/v1/functions/flow-debounced/resume");
+    }
+    const [run] = await runsOfFunction("flow-debounced", [id!], 1);
+    expect(run).toMatchObject({ status: "Completed", output: { last: 1, count: 1 } });
   });
 
   it("skips the events recorded while paused when the pause said so", async () => {

@@ -6,7 +6,7 @@ import { IngestError, ingestEvents, parseEvents } from "./ingest/ingest.ts";
 import type { RunWithSteps } from "./runs/RunObject.ts";
 import { findFunction } from "./platform/registry.ts";
 import { startInvokedRun } from "./runs/invoke.ts";
-import { runObject } from "./runs/door.ts";
+import { FunctionPausedError, runObject } from "./runs/door.ts";
 import { RUN_ID_PATTERN } from "./platform/runId.ts";
 import { HTTP_STATUS } from "./routes/errors.ts";
 import { toRunView, type RunView } from "./views/runView.ts";
@@ -16,7 +16,7 @@ const invokeDataSchema = z.record(z.string(), z.unknown()).default({});
 /** What `send` answers: `POST /e/:key`'s body. */
 export type SendAnswer = { ids: string[]; status: 200 } | { error: string; status: 400 | 413; path?: string };
 /** What `invoke` answers: the new run's id, or why there is none. */
-export type InvokeAnswer = { runId: string; status: 200 } | { error: string; status: 400 | 404 };
+export type InvokeAnswer = { runId: string; status: 200 } | { error: string; status: 400 | 404 | 409 };
 
 /**
  * What other Workers reach through a service binding (DESIGN "Ways in"): typed RPC, no HTTP, no
@@ -54,8 +54,13 @@ export class StepflareService extends WorkerEntrypoint<Env> {
     if (!fn) return { error: `no function with id ${JSON.stringify(functionId)}`, status: 404 };
     const parsed = invokeDataSchema.safeParse(data);
     if (!parsed.success) return { error: `invoke(${JSON.stringify(functionId)}): data must be an object`, status: 400 };
-    const { runId } = await startInvokedRun(instrument(this.env), fn, parsed.data);
-    return { runId, status: 200 };
+    try {
+      const { runId } = await startInvokedRun(instrument(this.env), fn, parsed.data);
+      return { runId, status: 200 };
+    } catch (err) {
+      if (err instanceof FunctionPausedError) return { error: err.message, status: HTTP_STATUS["function.paused"] };
+      throw err;
+    }
   }
 
   /** The run with its steps, as `GET /v1/runs/:runId` shows it; null for an unknown id. */

@@ -48,9 +48,8 @@ export async function release(coordinator: Coordinator): Promise<void> {
   if (!functionId || rows.length === 0) return;
   const kind = store.get("kind");
   const taken = kind === "batchEvents" ? rows.slice(0, store.get("max_size") ?? rows.length) : rows;
-  const events = taken.map((row) => JSON.parse(row.event) as StoredEvent);
-  const handed = kind === "debounce" && !store.get("keep_all") ? [events.at(-1)!] : events;
-  await startCollectedRun(coordinator.env, functionId, kind === "debounce" ? "debounce" : "batch", handed, { id: taken[0]!.id, receivedAt: taken[0]!.received_at });
+  const events = taken.map((row) => ({ event: JSON.parse(row.event) as StoredEvent, receivedAt: row.received_at }));
+  await startCollectedRun(coordinator.env, functionId, kind === "debounce" ? "debounce" : "batch", events, kind === "debounce" && !store.get("keep_all"));
   for (const row of taken) store.write("DELETE FROM pending WHERE id = ? AND received_at = ?", row.id, row.received_at);
   const left = store.count("pending");
   store.unset("first_at");

@@ -12,6 +12,8 @@ export const ERROR_CODES = [
   "function.not_found",
   /** No run has the id. */
   "run.not_found",
+  /** The function is paused: it starts no run until it is resumed. */
+  "function.paused",
   /** A request whose values cannot be acted on (a cancellation's range, a rerun's step). */
   "request.invalid",
   /** What an app's SDK sent to register its functions is not a valid sync. */

@@ -13,6 +13,7 @@ export const HTTP_STATUS = {
   "event.too_large": 413,
   "function.not_found": 404,
   "run.not_found": 404,
+  "function.paused": 409,
   "request.invalid": 400,
   "app.sync_invalid": 400,
   "app.sync_failed": 502,

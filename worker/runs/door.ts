@@ -4,8 +4,9 @@ import { pausedFunctions, recordPausedEvent } from "../db/pauses.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import { admitRun } from "../flow/admission.ts";
 import type { Env } from "../platform/env.ts";
+import { StepflareError } from "../platform/errors.ts";
 import { runIdFor } from "../platform/runId.ts";
-import type { AcceptedEvent, EventRef } from "../platform/types.ts";
+import type { AcceptedEvent } from "../platform/types.ts";
 import type { RunInit } from "./RunObject.ts";
 
 // The one door into a run (DESIGN "Every way in passes one door"): the only module that looks a
@@ -22,11 +23,25 @@ export interface RunStart extends RunInit {
   startedAt: number;
 }
 
+/** A paused function is asked to start a run directly (a cron, an invoke, a trigger, a rerun). */
+export class FunctionPausedError extends StepflareError {
+  override name = "FunctionPausedError";
+  constructor(functionId: string) {
+    super("function.paused", `function ${JSON.stringify(functionId)} is paused: it starts no run until it is resumed (POST /v1/functions/:id/resume)`);
+  }
+}
+
 /**
- * Starts a run in its object (a repeated start changes nothing) and answers its runs index entry,
- * for the caller to write in its own D1 batch (or with `indexRuns`).
+ * Starts a run not triggered by an event (a cron, an invoke, a manual trigger, a rerun), or throws
+ * FunctionPausedError if its function is paused: such a start has no event to hold for the resume.
  */
-export async function startRun(env: Env, { startedAt, ...init }: RunStart): Promise<RunIndexEntry> {
+export async function startDirectRun(env: Env, start: RunStart): Promise<RunIndexEntry> {
+  if ((await pausedFunctions(env)).has(start.functionId)) throw new FunctionPausedError(start.functionId);
+  return startRun(env, start);
+}
+
+/** Starts a run in its object (a repeated start changes nothing) and answers its runs index entry, for the caller to write in its own D1 batch (or with `indexRuns`). */
+async function startRun(env: Env, { startedAt, ...init }: RunStart): Promise<RunIndexEntry> {
   const status = await runObject(env, init.runId).start(init);
   return { runId: init.runId, functionId: init.functionId, eventId: init.events[0]!.id, status, startedAt, ...(init.parent ? { parentRunId: init.parent.runId } : {}) };
 }
@@ -50,8 +65,9 @@ export async function startEventRuns(env: Env, targets: StepflareFunction[], acc
 }
 
 /**
- * Starts the run of one function for an event, through its flow control; null when none starts
- * (yet). `position` is the event's place in its queue batch (events accepted in the same
+ * Starts the run of one function for an event, through its flow control, its pause already
+ * checked (by startEventRuns, or the resume that works through held events); null when none
+ * starts (yet). `position` is the event's place in its queue batch (events accepted in the same
  * millisecond are collected in the order they were sent).
  */
 export async function startEventRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number): Promise<RunIndexEntry | null> {
@@ -67,10 +83,18 @@ export async function startEventRun(env: Env, fn: StepflareFunction, accepted: A
 /**
  * Starts the run a debounce or batch collected (its events, oldest first) and indexes it. Its id
  * derives from the collection's first event, so a start repeated after a crash changes nothing.
+ * A function paused since holds the collected events for its resume instead (null).
  */
-export async function startCollectedRun(env: Env, functionId: string, kind: "debounce" | "batch", events: StoredEvent[], first: EventRef): Promise<RunIndexEntry> {
+export async function startCollectedRun(env: Env, functionId: string, kind: "debounce" | "batch", events: AcceptedEvent[], handLastOnly: boolean): Promise<RunIndexEntry | null> {
   const now = Date.now();
-  const entry = await startRun(env, { runId: runIdFor(functionId, `${kind}:${first.id}`, first.receivedAt), functionId, events, startAt: now, startedAt: now });
+  if ((await pausedFunctions(env)).has(functionId)) {
+    for (const [position, accepted] of events.entries()) await recordPausedEvent(env, [functionId], accepted, position);
+    return null;
+  }
+  const first = events[0]!;
+  const runId = runIdFor(functionId, `${kind}:${first.event.id}`, first.receivedAt);
+  const handed = (handLastOnly ? events.slice(-1) : events).map(({ event }) => event);
+  const entry = await startRun(env, { runId, functionId, events: handed, startAt: now, startedAt: now });
   await indexRuns(env, [entry]);
   return entry;
 }

@@ -1,7 +1,7 @@
 import { ulid } from "ulidx";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
-import { indexRuns, startRun } from "./door.ts";
+import { indexRuns, startDirectRun } from "./door.ts";
 import type { Env } from "../platform/env.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { RunParent } from "./RunStore.ts";
@@ -22,7 +22,7 @@ export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Rec
   const now = Date.now();
   const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
   const event: StoredEvent = { id: parent ? `${runId}-invoked` : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
-  const entry = await startRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
+  const entry = await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
   await indexRuns(env, [entry]);
   return { runId, status: entry.status };
 }

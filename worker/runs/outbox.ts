@@ -7,7 +7,7 @@ import { deleteRunWaitsStatement, deleteWaitsStatement } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { startInvokedRun } from "./invoke.ts";
-import { runObject } from "./door.ts";
+import { FunctionPausedError, runObject } from "./door.ts";
 import { allFunctions, findFunction } from "../platform/registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunStatus } from "../platform/types.ts";
@@ -134,7 +134,13 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
         await run.resolveInvoke(entry.stepId, { error });
         return;
       }
-      await startInvokedRun(env, fn, entry.data, { runId: run.runId, stepId: entry.stepId });
+      try {
+        await startInvokedRun(env, fn, entry.data, { runId: run.runId, stepId: entry.stepId });
+      } catch (err) {
+        // A paused function starts no child: the invoke fails at once, and the parent may catch it.
+        if (!(err instanceof FunctionPausedError)) throw err;
+        await run.resolveInvoke(entry.stepId, { error: { name: "NonRetriableError", message: `step.invoke: ${err.message}` } });
+      }
       return;
     }
     case "resume-parent":

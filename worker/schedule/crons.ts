@@ -3,7 +3,7 @@ import type { StoredEvent } from "../../sdk/event.ts";
 import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
 import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
-import { indexRuns, startRun } from "../runs/door.ts";
+import { FunctionPausedError, indexRuns, startDirectRun } from "../runs/door.ts";
 import type { Env } from "../platform/env.ts";
 import { allFunctions } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
@@ -87,16 +87,25 @@ export async function fireCronTrigger(env: Env, cron: string, scheduledAt: numbe
 
 /** Runs a cron function now (`POST /v1/functions/:id/trigger`), with its first cron as the event's. */
 export async function triggerCronNow(env: Env, fn: StepflareFunction, now: number): Promise<RunIndexEntry> {
-  const run = await startCronRun(env, fn, fn.crons[0]!, now, now);
+  const run = await startCronRun(env, fn, fn.crons[0]!, now, now, true);
   await indexRuns(env, [run]);
   return run;
 }
 
-/** Starts the run of one schedule; its event is Inngest's `inngest/scheduled.timer` with `data.cron`. */
-async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number): Promise<RunIndexEntry> {
+/**
+ * Starts the run of one schedule; its event is Inngest's `inngest/scheduled.timer` with `data.cron`.
+ * A paused function's is Skipped; one asked for by hand (`manual`) throws FunctionPausedError.
+ */
+async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number, manual = false): Promise<RunIndexEntry> {
   const runId = runIdFor(fn.id, `cron ${schedule.source}`, scheduledAt);
   const event: StoredEvent = { id: `cron-${runId}`, name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
-  return startRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now });
+  try {
+    return await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now });
+  } catch (err) {
+    // A paused function's scheduled time passes without a run: recorded as Skipped, not made up later.
+    if (!(err instanceof FunctionPausedError) || manual) throw err;
+    return { runId, functionId: fn.id, eventId: event.id, status: "Skipped", startedAt: now, skipReason: "the function is paused" };
+  }
 }
 
 function cronKey(functionId: string, cron: string): string {
