@@ -56,6 +56,12 @@ export function flowFunctions(app: Stepflare) {
     async ({ event, events }) => ({ first: event.data.n, ns: events.map((e) => e.data.n) }),
   );
 
+  const batchedSlowly = app.createFunction(
+    { id: "flow-batched-slowly", batchEvents: { maxSize: 3, timeout: "10s", key: "event.data.key" } },
+    { event: "test/flow.batched-slowly" },
+    async ({ events }) => ({ ns: events.map((e) => e.data.n) }),
+  );
+
   const limited = app.createFunction(
     { id: "flow-concurrency", concurrency: [{ limit: 5 }, { limit: 2, key: "event.data.tenant" }], priority: { run: "event.data.priority" } },
     { event: "test/flow.concurrency" },
@@ -121,5 +127,5 @@ export function flowFunctions(app: Stepflare) {
     }
   });
 
-  return [pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
+  return [batchedSlowly, pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
 }

@@ -163,6 +163,40 @@ describe("batchEvents", () => {
   });
 });
 
+describe("batches and debounces, in time", () => {
+  it("times a new batch from its own first event, not from an alarm the batch before it left", async () => {
+    const key = uniqueKey("batch-slowly");
+    const full = await sendEvents([1, 2, 3].map((n) => ({ name: "test/flow.batched-slowly", data: { key, n } })));
+    await runsOfFunction("flow-batched-slowly", full, 1);
+    const sentAt = Date.now();
+    const [x] = await sendEvents({ name: "test/flow.batched-slowly", data: { key, n: 4 } });
+    const coordinator = flowObject(env, "flow-batched-slowly", "batchEvents", key);
+    await eventually(async () => ((await runInDurableObject(coordinator, (_, state) => state.storage.sql.exec("SELECT 1 FROM pending").toArray().length)) === 1 ? true : undefined));
+    // X's batch times out 10 s after X, whatever alarm the full batch before it left.
+    expect(await runInDurableObject(coordinator, (_, state) => state.storage.getAlarm())).toBeGreaterThanOrEqual(sentAt + 10_000);
+    const rest = await sendEvents([5, 6].map((n) => ({ name: "test/flow.batched-slowly", data: { key, n } })));
+    const [run] = await runsOfFunction("flow-batched-slowly", [x!, ...rest], 1);
+    expect(run!.output).toEqual({ ns: [4, 5, 6] });
+  });
+
+  it("starts a debounced or batched run no sooner than its events' future ts", async () => {
+    const key = uniqueKey("future");
+    const ts = Date.now() + 3_600_000;
+    const [debounced] = await sendEvents({ name: "test/flow.debounced", data: { key, n: 1 }, ts });
+    const batched = await sendEvents([1, 2, 3].map((n) => ({ name: "test/flow.batched", data: { key, n }, ts })));
+    for (const eventId of [debounced!, batched[0]!]) {
+      const [run] = await eventually(async () => {
+        const runs = await runsOf(eventId);
+        return runs.length === 1 ? runs : undefined;
+      }, 15_000, "the collected run");
+      // Queued, with its object's alarm at the events' ts.
+      expect((await getRun(run!.run_id)).status).toBe("Queued");
+      expect(await runInDurableObject(env.RUNS.get(env.RUNS.idFromName(run!.run_id)), (_, state) => state.storage.getAlarm())).toBe(ts);
+      await request(`/v1/runs/${run!.run_id}`, { method: "DELETE" });
+    }
+  });
+});
+
 describe("flow-control config", () => {
   it("lists a function's flow control in GET /v1/functions", async () => {
     const body = (await (await request("/v1/functions")).json()) as { data: { id: string; config: Record<string, unknown> }[] };

@@ -3,7 +3,7 @@ import { instrument } from "../platform/bindings.ts";
 import type { Env } from "../platform/env.ts";
 import { usage } from "../platform/usage.ts";
 import { runObject } from "../runs/door.ts";
-import { collect, release, type CollectAsk } from "./collect.ts";
+import { collect, releaseWhenDue, type CollectAsk } from "./collect.ts";
 import { acquireSlot, grantWaiting, releaseSlot } from "./concurrency.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { admit, type FlowAnswer, type FlowAsk } from "./decisions.ts";
@@ -34,6 +34,7 @@ export class FlowObject extends DurableObject<Env> {
       store,
       setAlarm: (at) => ctx.storage.setAlarm(at),
       getAlarm: () => ctx.storage.getAlarm(),
+      deleteAlarm: () => ctx.storage.deleteAlarm(),
       exclusively: (work) => ctx.blockConcurrencyWhile(work),
       tellGranted: (runIds) => {
         const by = store.get("kind") === "concurrency" ? "concurrency" : "throttle";
@@ -88,6 +89,6 @@ export class FlowObject extends DurableObject<Env> {
     const kind = this.coordinator.store.get("kind");
     if (kind === "concurrency") return grantWaiting(this.coordinator, Date.now());
     if (kind === "throttle") return void (await grantStarts(this.coordinator, Date.now()));
-    await release(this.coordinator);
+    await releaseWhenDue(this.coordinator, Date.now());
   }
 }

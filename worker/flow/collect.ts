@@ -21,8 +21,9 @@ export async function collect(coordinator: Coordinator, ask: CollectAsk, now: nu
   const { store } = coordinator;
   const { event, receivedAt } = ask.accepted;
   store.write("INSERT INTO pending (id, received_at, position, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", event.id, receivedAt, ask.position, JSON.stringify(event));
-  const firstAt = store.get("first_at") ?? now;
-  if (store.get("first_at") === undefined) store.set("first_at", now);
+  const started = store.get("first_at");
+  const firstAt = started ?? now;
+  if (started === undefined) store.set("first_at", now);
   store.set("function_id", ask.functionId);
   store.set("kind", ask.kind);
   store.set("delay", ask.kind === "debounce" ? ask.period : ask.timeout);
@@ -33,7 +34,22 @@ export async function collect(coordinator: Coordinator, ask: CollectAsk, now: nu
   }
   store.set("max_size", ask.maxSize);
   if (store.count("pending") >= ask.maxSize) return release(coordinator);
-  if ((await coordinator.getAlarm()) === null) await coordinator.setAlarm(firstAt + ask.timeout);
+  // A new batch's timeout counts from its first event (an alarm left from the batch before is replaced).
+  if (started === undefined || (await coordinator.getAlarm()) === null) await coordinator.setAlarm(firstAt + ask.timeout);
+}
+
+/**
+ * The alarm's release: a debounce's when its alarm fires (each event moves it), a batch's only once
+ * it is full or its timeout has passed since its first event, so an alarm left from an earlier
+ * batch releases nothing early.
+ */
+export async function releaseWhenDue(coordinator: Coordinator, now: number): Promise<void> {
+  const { store } = coordinator;
+  if (store.get("kind") === "batchEvents") {
+    const dueAt = (store.get("first_at") ?? now) + (store.get("delay") ?? 0);
+    if (store.count("pending") < (store.get("max_size") ?? 1) && now < dueAt) return coordinator.setAlarm(dueAt);
+  }
+  await release(coordinator);
 }
 
 /**
@@ -54,7 +70,8 @@ export async function release(coordinator: Coordinator): Promise<void> {
   const left = store.count("pending");
   store.unset("first_at");
   // A batch with events left over (more than maxSize came at once) starts its next run on time too.
-  if (left > 0) {
+  if (left === 0) await coordinator.deleteAlarm();
+  else {
     const now = Date.now();
     store.set("first_at", now);
     await coordinator.setAlarm(kind === "batchEvents" && left >= (store.get("max_size") ?? 1) ? now : now + (store.get("delay") ?? 0));

@@ -7,6 +7,7 @@ export interface Coordinator {
   store: FlowStore;
   setAlarm(at: number): Promise<void>;
   getAlarm(): Promise<number | null>;
+  deleteAlarm(): Promise<void>;
   /** Runs `work` with no other call to the coordinator slipping in meanwhile. */
   exclusively<T>(work: () => Promise<T>): Promise<T>;
   /** Tells runs their slot or their start was granted (those not told ask again at their own alarm). */

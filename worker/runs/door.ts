@@ -94,7 +94,9 @@ export async function startCollectedRun(env: Env, functionId: string, kind: "deb
   const first = events[0]!;
   const runId = runIdFor(functionId, `${kind}:${first.event.id}`, first.receivedAt);
   const handed = (handLastOnly ? events.slice(-1) : events).map(({ event }) => event);
-  const entry = await startRun(env, { runId, functionId, events: handed, startAt: now, startedAt: now });
+  // Events sent with a future `ts` start their run no sooner than the latest of them, as a plain function's would.
+  const startAt = Math.max(now, ...handed.map((event) => event.ts));
+  const entry = await startRun(env, { runId, functionId, events: handed, startAt, startedAt: now });
   await indexRuns(env, [entry]);
   return entry;
 }
