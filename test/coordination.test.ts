@@ -233,6 +233,17 @@ describe("cancelOn and onCancel", () => {
     });
   }
 
+  it("cancels a run by a matching event sent in the same request as its trigger", async () => {
+    const key = uniqueKey("cancel-with-trigger");
+    const [eventId] = await sendEvents([
+      { name: "test/cancel-on.start", data: { key, mode: "sleep" } },
+      { name: "test/cancel", data: { key } },
+    ]);
+    const run = await finished(await runIdOf(eventId!));
+    expect(run.status).toBe("Cancelled");
+    expect(await effectCount(`${key}:last`)).toBe(0);
+  });
+
   it("sends inngest/function.cancelled for a run cancelled through the API", async () => {
     const key = uniqueKey("cancel-api");
     const [eventId] = await sendEvents({ name: "test/cancel-on.start", data: { key } });

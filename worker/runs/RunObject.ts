@@ -91,7 +91,7 @@ export class RunObject extends DurableObject<Env> {
         ...(init.parent ? { parent: init.parent } : {}),
         ...(!delayed && finishAfter !== undefined ? { finishBy: now + finishAfter } : {}),
       },
-      fn ? cancelOnEntries(fn, init.runId, init.events[0]!, now) : [],
+      fn ? cancelOnEntries(fn, init.runId, init.events[0]!, Math.min(init.receivedAt ?? now, now)) : [],
     );
     for (const step of init.memo ?? []) this.store.saveStep(step);
     await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);

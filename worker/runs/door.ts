@@ -42,7 +42,7 @@ export async function startDirectRun(env: Env, start: RunStart): Promise<RunInde
 
 /** Starts a run in its object (a repeated start changes nothing) and answers its runs index entry, for the caller to write in its own D1 batch (or with `indexRuns`). */
 async function startRun(env: Env, { startedAt, ...init }: RunStart): Promise<RunIndexEntry> {
-  const status = await runObject(env, init.runId).start(init);
+  const status = await runObject(env, init.runId).start({ ...init, receivedAt: init.receivedAt ?? startedAt });
   return { runId: init.runId, functionId: init.functionId, eventId: init.events[0]!.id, status, startedAt, ...(init.parent ? { parentRunId: init.parent.runId } : {}) };
 }
 

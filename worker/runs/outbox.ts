@@ -20,10 +20,16 @@ import type { OutboxEntry, RunRecord } from "./RunStore.ts";
 /** How long a cancelOn entry without a timeout stays in the waits index: until the run ends, at most this. */
 const CANCEL_ON_MAX_MS = 366 * 24 * 60 * 60 * 1000;
 
-/** The waits index rows of a function's cancelOn entries, registered when its run is created. */
-export function cancelOnEntries(fn: StepflareFunction, runId: string, trigger: StoredEvent, now: number): OutboxEntry[] {
+/**
+ * The waits index rows of a function's cancelOn entries, registered when its run is created. They
+ * listen from the trigger's receipt (as Inngest's do), not from the run's creation: an event sent
+ * with the trigger, or queued behind it, cancels the run. The trigger itself never does: an entry
+ * for the trigger's own name listens from just after it.
+ */
+export function cancelOnEntries(fn: StepflareFunction, runId: string, trigger: StoredEvent, receivedAt: number): OutboxEntry[] {
   if (fn.cancelOn.length === 0) return [];
-  return [{ kind: "waits", rows: waitRows("cancel", runId, "", trigger, fn.cancelOn, now, (i) => now + (fn.cancelOn[i]!.timeout ?? CANCEL_ON_MAX_MS)) }];
+  const rows = waitRows("cancel", runId, "", trigger, fn.cancelOn, receivedAt, (i) => receivedAt + (fn.cancelOn[i]!.timeout ?? CANCEL_ON_MAX_MS));
+  return [{ kind: "waits", rows: rows.map((row) => (row.event_name === trigger.name ? { ...row, since: receivedAt + 1 } : row)) }];
 }
 
 /** What a step's first save as waiting sends: a wait's rows for the waits index, or the child run an invoke starts. */

@@ -73,6 +73,8 @@ export interface RunInit {
   runId: string;
   functionId: string;
   events: StoredEvent[];
+  /** When the event API accepted the trigger (now for a run no event started): its cancelOn listens from then. */
+  receivedAt?: number;
   /** Epoch ms to start at: now, or an event's future `ts` (a delayed run). */
   startAt: number;
   /** The run whose step.invoke started this one. */
