@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { gcra } from "./flow.ts";
+import { compileFlowControl, gcra, MISSING_KEY } from "./flow.ts";
 
 /** Starts given to arrivals (sorted times) by GCRA, as a throttle's coordinator gives them one by one. */
 function schedule(arrivals: number[], limit: number, period: number, burst: number): number[] {
@@ -44,5 +44,18 @@ describe("gcra", () => {
   it("lets limit + burst start at once, then one per period / limit (Inngest's example)", () => {
     // throttle { limit: 2, period: "6s", burst: 1 }: six events 0.5 s apart.
     expect(schedule([0, 500, 1000, 1500, 2000, 2500], 2, 6000, 3)).toEqual([0, 500, 1000, 3000, 6000, 9000]);
+  });
+});
+
+describe("flow keys", () => {
+  it("keep type and absence apart: a missing field, null, \"null\", 1 and \"1\" are five keys", () => {
+    const keyOf = compileFlowControl({ rateLimit: { limit: 1, period: 60_000, key: "event.data.k" } }, "keys").rateLimit!.keyOf;
+    const event = (data: Record<string, unknown>) => ({ id: "e", name: "n", data, ts: 0 });
+    const keys = [event({}), event({ k: null }), event({ k: "null" }), event({ k: 1 }), event({ k: "1" })].map(keyOf);
+    expect(new Set(keys).size).toBe(5);
+    expect(keys[0]).toBe(MISSING_KEY);
+    // A string is its own key (what coordinators were named by before keys were typed).
+    expect(keys[2]).toBe("null");
+    expect(keys[4]).toBe("1");
   });
 });

@@ -83,8 +83,15 @@ export interface FlowControl {
   priorityOf?: (event: StoredEvent) => number;
 }
 
-/** The key an event falls under for one option: the CEL key's value as text ("" without a key). */
+/**
+ * The key an event falls under for one option ("" without a key expression). A string value is
+ * its own key; any other value (a number, a boolean, null, a list or a map) is its JSON after a NUL,
+ * and a missing field is MISSING_KEY, so `1` and `"1"`, or null, `"null"` and absence, never share one.
+ */
 export type KeyOf = (event: StoredEvent) => string;
+
+/** The key of an event whose key expression names a field it lacks (or fails on it). */
+export const MISSING_KEY = "\u0000missing";
 
 /** Compiles a function's flow options; throws with the function id and expression for a bad key. */
 export function compileFlowControl(options: { [K in keyof typeof flowConfigSchema]?: z.output<(typeof flowConfigSchema)[K]> }, owner: string): FlowControl {
@@ -124,10 +131,10 @@ function compileKey(source: string | undefined, owner: string): KeyOf {
   return (event) => {
     try {
       const value = expression({ event });
-      return typeof value === "string" ? value : JSON.stringify(value ?? null);
+      return typeof value === "string" ? value : `\u0000${JSON.stringify(value ?? null)}`;
     } catch {
-      // A key that fails on this event (a missing field) puts the event under the key "null", as a missing value.
-      return "null";
+      // The expression fails on this event: a missing field.
+      return MISSING_KEY;
     }
   };
 }

@@ -163,6 +163,17 @@ describe("batchEvents", () => {
   });
 });
 
+describe("keys", () => {
+  it("deduplicates no event that lacks the idempotency key, and keeps 1 and \"1\" apart", async () => {
+    const missing = await sendEvents([{ name: "test/flow.idempotent", data: {} }, { name: "test/flow.idempotent", data: {} }]);
+    const runs = await runsOfFunction("flow-idempotent", missing, 2);
+    expect(runs.map((run) => run.status)).toEqual(["Completed", "Completed"]);
+    const orderId = Date.now();
+    const typed = await sendEvents([{ name: "test/flow.idempotent", data: { orderId } }, { name: "test/flow.idempotent", data: { orderId: String(orderId) } }]);
+    expect(await runsOfFunction("flow-idempotent", typed, 2)).toHaveLength(2);
+  });
+});
+
 describe("batches and debounces, in time", () => {
   it("times a new batch from its own first event, not from an alarm the batch before it left", async () => {
     const key = uniqueKey("batch-slowly");

@@ -1,3 +1,4 @@
+import { MISSING_KEY } from "../../sdk/flow.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
 import type { Env } from "../platform/env.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
@@ -33,7 +34,9 @@ export async function admitRun(env: Env, fn: StepflareFunction, accepted: Accept
   }
   const startAt = Math.max(event.ts, receivedAt);
   const ask = (option: string, key: string, question: FlowAsk): Promise<FlowAnswer> => flowObject(env, fn.id, option, key).admit(question);
-  if (flow.idempotency && !(await ask("idempotency", flow.idempotency.keyOf(event), { kind: "idempotency", runId })).start) return "none";
+  // An event that lacks the idempotency key is not deduplicated: it has no key to be a duplicate by.
+  const idempotencyKey = flow.idempotency?.keyOf(event);
+  if (idempotencyKey !== undefined && idempotencyKey !== MISSING_KEY && !(await ask("idempotency", idempotencyKey, { kind: "idempotency", runId })).start) return "none";
   if (flow.rateLimit) {
     const { limit, period, keyOf } = flow.rateLimit;
     const answer = await ask("rateLimit", keyOf(event), { kind: "rateLimit", runId, limit, period });
