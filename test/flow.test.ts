@@ -37,13 +37,31 @@ describe("rateLimit", () => {
     const ids = await sendEvents([1, 2, 3, 4, 5].map((n) => ({ name: "test/flow.rate-limited", data: { user, n } })));
     const otherUser = await sendEvents({ name: "test/flow.rate-limited", data: { user: `${user}-b`, n: 9 } });
     const runs = await runsOfFunction("flow-rate-limited", ids, 5);
-    expect(runs.filter((run) => run.status === "Completed")).toHaveLength(2);
+    // 2 per minute: one run per 30 s bucket, so of five at once, one runs.
+    expect(runs.filter((run) => run.status === "Completed")).toHaveLength(1);
     const skipped = runs.filter((run) => run.status === "Skipped");
-    expect(skipped).toHaveLength(3);
+    expect(skipped).toHaveLength(4);
     expect(skipped[0]!.skip_reason).toMatch(/rateLimit/);
     // A skipped run is visible on its own too.
     expect(await getRun(skipped[0]!.run_id)).toMatchObject({ status: "Skipped", steps: [] });
     expect((await runsOfFunction("flow-rate-limited", otherUser, 1))[0]!.status).toBe("Completed");
+  });
+});
+
+describe("rateLimit, as Inngest documents it", () => {
+  it("admits at most limit runs in any period: one per period / limit (fake time)", async () => {
+    const stub = flowObject(env, "flow-rate-limited", "rateLimit", uniqueKey("fake"));
+    const hour = 3_600_000;
+    const t0 = Date.UTC(2100, 0, 1);
+    const admit = async (n: number, at: number) => (await stub.admit({ kind: "rateLimit", runId: `r${n}`, limit: 10, period: hour }, at)).start;
+    // An event a minute for two hours: 10 in the first hour, and no more than 10 in any hour.
+    const admitted: number[] = [];
+    for (let minute = 0; minute < 120; minute++) if (await admit(minute, t0 + minute * 60_000)) admitted.push(minute);
+    expect(admitted.filter((minute) => minute < 60)).toHaveLength(10);
+    for (let start = 0; start < 60; start++) expect(admitted.filter((minute) => minute >= start && minute < start + 60).length).toBeLessThanOrEqual(10);
+    // Ten at once later: one of them.
+    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => admit(1000 + i, t0 + 10 * hour)));
+    expect(burst.filter(Boolean)).toHaveLength(1);
   });
 });
 

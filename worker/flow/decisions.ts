@@ -61,7 +61,8 @@ function decide({ store }: Coordinator, ask: Exclude<FlowAsk, { kind: "singleton
       return { start: true, at: now };
     }
     case "rateLimit": {
-      const next = gcra({ tat: store.get("tat") ?? 0, now, limit: ask.limit, period: ask.period, burst: ask.limit });
+      // Inngest's buckets: one run per `period / limit`, no burst, so no window of `period` holds more than `limit`.
+      const next = gcra({ tat: store.get("tat") ?? 0, now, limit: ask.limit, period: ask.period, burst: 1 });
       if (next.startAt > now) return { start: false, reason: `rateLimit: more than ${ask.limit} runs in ${ask.period} ms` };
       store.set("tat", next.tat);
       return { start: true, at: now };
