@@ -26,17 +26,34 @@ export function insertWaitStatements(db: D1Database, rows: WaitRow[]): D1Prepare
 
 /**
  * Statement finding the open waits an event of `eventName` may resolve: those keyed by one of
- * `keys` (the event's own field values), and those with no key (decided by their expression).
- * Both halves read the index waits_lookup, so only candidate rows are read.
+ * `keys` (the event's own field values), and, unless `keyedOnly`, those with no key (decided by
+ * their expression). Both halves read the index waits_lookup, so only candidate rows are read.
  */
-export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], now: number): D1PreparedStatement {
+export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], now: number, keyedOnly = false): D1PreparedStatement {
+  const keyed = "SELECT * FROM waits WHERE event_name = ?1 AND match_key IN (SELECT value FROM json_each(?2)) AND expires_at > ?3";
+  const unkeyed = "SELECT * FROM waits WHERE event_name = ?1 AND match_key IS NULL AND expires_at > ?3";
+  return db.prepare(keyedOnly ? keyed : `${keyed} UNION ALL ${unkeyed}`).bind(eventName, JSON.stringify(keys), now);
+}
+
+/**
+ * Statement reading the paths the waits of `eventName` are keyed by: one key per path (`path=…`;
+ * the path ends at its first `=`, which keys escape), found by skipping from one path to the next
+ * in the index waits_lookup, so it reads about one row per path, not one per wait.
+ */
+export function keyPathsStatement(db: D1Database, eventName: string): D1PreparedStatement {
   return db
     .prepare(
-      `SELECT * FROM waits WHERE event_name = ?1 AND match_key IN (SELECT value FROM json_each(?2)) AND expires_at > ?3
-       UNION ALL
-       SELECT * FROM waits WHERE event_name = ?1 AND match_key IS NULL AND expires_at > ?3`,
+      `WITH RECURSIVE firsts(key) AS (
+         SELECT (SELECT match_key FROM waits WHERE event_name = ?1 AND match_key IS NOT NULL ORDER BY match_key LIMIT 1)
+         UNION ALL
+         SELECT (SELECT match_key FROM waits WHERE event_name = ?1
+                   AND match_key >= CASE WHEN instr(firsts.key, '=') > 0 THEN substr(firsts.key, 1, instr(firsts.key, '=') - 1) || '>' ELSE firsts.key || char(1) END
+                   ORDER BY match_key LIMIT 1)
+         FROM firsts WHERE firsts.key IS NOT NULL
+       )
+       SELECT key FROM firsts WHERE key IS NOT NULL`,
     )
-    .bind(eventName, JSON.stringify(keys), now);
+    .bind(eventName);
 }
 
 /** Statement deleting waits by id (resolved, or found stale by their run). */

@@ -1,7 +1,7 @@
 import type { StoredEvent } from "../../sdk/event.ts";
-import { eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
+import { answersKey, eventKeyAt, eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
 import { toEvent, type EventRow } from "../db/events.ts";
-import { deleteWaitsStatement, eventsSinceStatement, findWaitsStatement, insertWaitStatements, type WaitRow } from "../db/waits.ts";
+import { deleteWaitsStatement, eventsSinceStatement, findWaitsStatement, insertWaitStatements, keyPathsStatement, type WaitRow } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { runObject } from "../runs/door.ts";
@@ -12,6 +12,9 @@ import type { AcceptedEvent } from "../platform/types.ts";
 
 /** Events a registration's look back reads per event name: the newest waits rarely need more. */
 const LOOKBACK_LIMIT = 1000;
+
+/** The most bytes of keys one lookup binds (D1 holds at most 2 MB in one value; a UTF-16 unit is at most 3 bytes of UTF-8, a quote or escape a few more). */
+const MAX_KEYS_BYTES = 1_000_000;
 
 /** A wait row and an event that resolves it. */
 export interface WaitMatch {
@@ -50,11 +53,19 @@ export function waitRows(
   });
 }
 
-/** True when `accepted` resolves the wait `row`: its name, its time window, its key and its expression. */
-export function rowMatches(row: WaitRow, { event, receivedAt }: AcceptedEvent, keys: ReadonlySet<string>): boolean {
-  if (row.event_name !== event.name || receivedAt < row.since || receivedAt >= row.expires_at) return false;
-  if (row.match_key !== null && !keys.has(row.match_key)) return false;
-  return satisfiesIf(row.expression ?? undefined, row.trigger ? (JSON.parse(row.trigger) as StoredEvent) : event, event);
+/** True when `accepted` resolves the wait `row`: its name, its time window, its key (checked exactly) and its expression. */
+export function rowMatches(row: WaitRow, accepted: AcceptedEvent): boolean {
+  return rowMatcher(row)(accepted);
+}
+
+/** rowMatches for one row and many events: the row's trigger is parsed once. */
+function rowMatcher(row: WaitRow): (accepted: AcceptedEvent) => boolean {
+  const trigger = row.trigger ? (JSON.parse(row.trigger) as StoredEvent) : undefined;
+  return ({ event, receivedAt }) => {
+    if (row.event_name !== event.name || receivedAt < row.since || receivedAt >= row.expires_at) return false;
+    if (row.match_key !== null && !answersKey(event, row.match_key)) return false;
+    return satisfiesIf(row.expression ?? undefined, trigger ?? event, event);
+  };
 }
 
 /**
@@ -74,27 +85,58 @@ export async function registerWaits(env: Env, rows: WaitRow[]): Promise<WaitMatc
   ]);
   const events = results.slice(rows.length).flatMap((result) => result.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
   events.sort((a, b) => a.receivedAt - b.receivedAt);
-  const keyed = events.map((accepted) => ({ accepted, keys: new Set(eventMatchKeys(accepted.event)) }));
   return rows.flatMap((row) => {
-    const found = keyed.find(({ accepted, keys }) => rowMatches(row, accepted, keys));
-    return found ? [{ row, accepted: found.accepted }] : [];
+    const matches = rowMatcher(row);
+    const found = events.find(matches);
+    return found ? [{ row, accepted: found }] : [];
   });
 }
 
 /**
- * The open waits the accepted events resolve, in one D1 batch of indexed lookups (one per event),
- * oldest event first.
+ * The open waits the accepted events resolve, oldest event first. Each event asks one indexed
+ * lookup, all in one D1 batch, by the keys of its fields; an event with more than MAX_EVENT_KEYS
+ * fields first asks which paths the waits of its name are keyed by (one more batch, only for
+ * such events), and looks up its keys at those.
  */
 export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], now: number): Promise<WaitMatch[]> {
   if (accepted.length === 0) return [];
   const keys = accepted.map((entry) => eventMatchKeys(entry.event));
-  const results = await env.DB.batch<WaitRow>(accepted.map((entry, i) => findWaitsStatement(env.DB, entry.event.name, keys[i]!, now)));
+  const wide = [...new Set(accepted.flatMap((entry, i) => (keys[i] === null ? [entry.event.name] : [])))];
+  if (wide.length > 0) {
+    const paths = await env.DB.batch<{ key: string }>(wide.map((name) => keyPathsStatement(env.DB, name)));
+    const keyedPaths = new Map(wide.map((name, i) => [name, paths[i]!.results.map((row) => row.key)]));
+    accepted.forEach((entry, i) => {
+      if (keys[i] !== null) return;
+      keys[i] = keyedPaths.get(entry.event.name)!.flatMap((key) => eventKeyAt(entry.event, key) ?? []);
+    });
+  }
+  // An event's keys hold its values: a large one's go in several statements, each parameter under D1's 2 MB.
+  const lookups = accepted.flatMap((entry, i) =>
+    chunkKeys(keys[i]!).map((chunk, c) => ({ entry, statement: findWaitsStatement(env.DB, entry.event.name, chunk, now, c > 0) })),
+  );
+  const results = await env.DB.batch<WaitRow>(lookups.map((lookup) => lookup.statement));
   const matches: WaitMatch[] = [];
   results.forEach((result, i) => {
-    const keySet = new Set(keys[i]);
-    for (const row of result.results) if (rowMatches(row, accepted[i]!, keySet)) matches.push({ row, accepted: accepted[i]! });
+    const { entry } = lookups[i]!;
+    for (const row of result.results) if (rowMatches(row, entry)) matches.push({ row, accepted: entry });
   });
   return matches.sort((a, b) => a.accepted.receivedAt - b.accepted.receivedAt);
+}
+
+/** Keys in chunks of at most MAX_KEYS_BYTES of JSON (one chunk, maybe empty, for all but huge values). */
+function chunkKeys(keys: string[]): string[][] {
+  const chunks: string[][] = [[]];
+  let bytes = 0;
+  for (const key of keys) {
+    const size = key.length * 3 + 4;
+    if (bytes + size > MAX_KEYS_BYTES && chunks.at(-1)!.length > 0) {
+      chunks.push([]);
+      bytes = 0;
+    }
+    chunks.at(-1)!.push(key);
+    bytes += size;
+  }
+  return chunks;
 }
 
 /**

@@ -1,0 +1,119 @@
+// The waits index under workerd (issue 20): what a wait is matched by (lists, maps and null; fields
+// past an event's first 256, at any depth). The functions are test/coordination.functions.ts's
+// `waits-given`, whose trigger names the wait's options.
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { StoredEvent } from "../sdk/event.ts";
+import { eventKeyAt, eventMatchKeys } from "../sdk/wait.ts";
+import { findWaitsStatement, insertWaitStatements, keyPathsStatement } from "../worker/db/waits.ts";
+import { waitRows } from "../worker/runs/waits.ts";
+import { getRun, eventually, runIdOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+
+interface GivenOutput {
+  reply: { name: string; data: Record<string, unknown> } | { name: string; data: Record<string, unknown> }[] | null;
+}
+
+/** Starts a `waits-given` run with these wait options; answers its run id once its wait rows are in D1. */
+async function startWait(key: string, wait: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
+  const [eventId] = await sendEvents({ name: "test/waits.given", data: { key, wait, ...extra } });
+  const runId = await runIdOf(eventId!);
+  await eventually(async () => {
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM waits WHERE run_id = ?1").bind(runId).first<{ n: number }>();
+    return (row?.n ?? 0) > 0 ? true : undefined;
+  }, 15_000, `wait rows of ${runId}`);
+  return runId;
+}
+
+async function finished(runId: string, timeoutMs = 20_000): Promise<RunJson & { output: GivenOutput }> {
+  return eventually(async () => {
+    const run = await getRun(runId);
+    return ["Completed", "Failed", "Cancelled"].includes(run.status) ? (run as RunJson & { output: GivenOutput }) : undefined;
+  }, timeoutMs, `the end of run ${runId}`);
+}
+
+describe("waits: a plain equality over lists, maps and null (issue 20, item 10)", () => {
+  for (const [kind, value, other, sent] of [
+    ["a list", ["a", "b"], ["b", "a"], ["a", "b"]],
+    ["a map, its keys in another order", { plan: "pro", seats: 3 }, { plan: "pro", seats: 4 }, { seats: 3, plan: "pro" }],
+    ["null", null, "null", null],
+  ] as const) {
+    it(`resumes on \`async.data.tags == event.data.tags\` over ${kind}`, async () => {
+      const key = uniqueKey("equal");
+      const name = `test/waits.equal-${key}`;
+      const runId = await startWait(key, { event: name, if: "async.data.tags == event.data.tags", timeout: "10s" }, { tags: value });
+      await sendEvents({ name, data: { tags: other, n: 1 } });
+      await sendEvents({ name, data: { tags: sent, n: 2 } });
+      expect((await finished(runId)).output).toEqual({ reply: { name, data: { tags: sent, n: 2 } } });
+    });
+  }
+});
+
+/** Stores `count` wait rows for `name` (of runs that do not exist: the lookups below never deliver) and answers their run ids. */
+async function openWaits(name: string, count: number, condition: { match?: string; if?: string }, triggerData: (i: number) => Record<string, unknown>): Promise<string[]> {
+  const runIds = Array.from({ length: count }, () => uniqueKey("no-run"));
+  const rows = runIds.flatMap((runId, i) =>
+    waitRows("wait", runId, "reply", { id: runId, name: "test/none", data: triggerData(i), ts: 0 }, [{ event: name, ...condition }], 0, () => Date.now() + 3_600_000),
+  );
+  await env.DB.batch(insertWaitStatements(env.DB, rows));
+  return runIds;
+}
+
+async function closeWaits(runIds: string[]): Promise<void> {
+  await env.DB.prepare("DELETE FROM waits WHERE run_id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(runIds)).run();
+}
+
+describe("waits: what an equality over lists costs (issue 20, item 10)", () => {
+  it("looks a list up by its key: an event reads its own wait's row, not the others of its name", async () => {
+    const name = `test/waits.lists-${uniqueKey("cost")}`;
+    const runIds = await openWaits(name, 50, { if: "async.data.tags == event.data.tags" }, (i) => ({ tags: [`t${i}`, "shared"] }));
+    const probe: StoredEvent = { id: "probe", name, data: { tags: ["t7", "shared"], n: 1 }, ts: Date.now() };
+    const lookup = await findWaitsStatement(env.DB, name, eventMatchKeys(probe)!, Date.now()).all<{ run_id: string }>();
+    expect(lookup.results.map((row) => row.run_id)).toEqual([runIds[7]]);
+    // The probe's keys (json_each) and the index entries they visit: a handful, not the 50 waits.
+    expect(lookup.meta.rows_read).toBeLessThan(25);
+    await closeWaits(runIds);
+  });
+});
+
+describe("waits: fields past an event's first 256, at any depth (issue 20, item 11)", () => {
+  it("resumes on a `match` field after an event's first 256 fields", async () => {
+    const key = uniqueKey("wide");
+    const name = `test/waits.wide-${key}`;
+    const runId = await startWait(key, { event: name, match: "data.f299", timeout: "10s" }, { f299: key });
+    const fields = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i === 299 ? key : `v${i}`]));
+    await sendEvents({ name, data: fields });
+    expect((await finished(runId)).output.reply).toMatchObject({ name, data: { f299: key } });
+  });
+
+  it("resumes on a `match` field 7 levels deep", async () => {
+    const key = uniqueKey("deep");
+    const name = `test/waits.deep-${key}`;
+    const deep = (leaf: unknown) => ({ a: { b: { c: { d: { e: { f: { g: leaf } } } } } } });
+    const runId = await startWait(key, { event: name, match: "data.a.b.c.d.e.f.g", timeout: "10s" }, deep(key));
+    await sendEvents({ name, data: deep(`${key}-other`) });
+    await sendEvents({ name, data: { ...deep(key), n: 2 } });
+    expect((await finished(runId)).output.reply).toEqual({ name, data: { ...deep(key), n: 2 } });
+  });
+});
+
+describe("waits: what an event with more than 256 fields costs (issue 20, item 11)", () => {
+  it("asks which paths the waits of its name use, then reads only its own wait's row", async () => {
+    const name = `test/waits.wide-cost-${uniqueKey("cost")}`;
+    const runIds = [
+      ...(await openWaits(name, 40, { match: "data.f299" }, (i) => ({ f299: `v${i}` }))),
+      ...(await openWaits(name, 40, { match: "data.f3" }, (i) => ({ f3: `w${i}` }))),
+    ];
+    const wide: StoredEvent = { id: "probe", name, data: Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i === 299 ? "v7" : `x${i}`])), ts: Date.now() };
+    expect(eventMatchKeys(wide)).toBeNull();
+    const paths = await keyPathsStatement(env.DB, name).all<{ key: string }>();
+    expect(paths.results).toHaveLength(2);
+    // One index entry per path, and one to learn there is none after the last: not the 80 waits.
+    expect(paths.meta.rows_read).toBeLessThan(10);
+    const keys = paths.results.flatMap((row) => eventKeyAt(wide, row.key) ?? []);
+    expect(keys).toEqual(expect.arrayContaining(['data.f299="v7"', 'data.f3="x3"']));
+    const lookup = await findWaitsStatement(env.DB, name, keys, Date.now()).all<{ run_id: string }>();
+    expect(lookup.results.map((row) => row.run_id)).toEqual([runIds[7]]);
+    expect(lookup.meta.rows_read).toBeLessThan(10);
+    await closeWaits(runIds);
+  });
+});
