@@ -1,22 +1,27 @@
 // The waits index under workerd (issue 20): what a wait is matched by (lists, maps and null; fields
-// past an event's first 256, at any depth). The functions are test/coordination.functions.ts's
-// `waits-given`, whose trigger names the wait's options.
+// past an event's first 256, at any depth) and what its look back reads. The functions are
+// test/coordination.functions.ts's `waits-given`, whose trigger names the wait's options.
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { StoredEvent } from "../sdk/event.ts";
 import { eventKeyAt, eventMatchKeys } from "../sdk/wait.ts";
+import { insertEvents } from "../worker/db/events.ts";
 import { findWaitsStatement, insertWaitStatements, keyPathsStatement } from "../worker/db/waits.ts";
-import { waitRows } from "../worker/runs/waits.ts";
+import { registerWaits, waitRows } from "../worker/runs/waits.ts";
 import { getRun, eventually, runIdOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 interface GivenOutput {
   reply: { name: string; data: Record<string, unknown> } | { name: string; data: Record<string, unknown> }[] | null;
 }
 
-/** Starts a `waits-given` run with these wait options; answers its run id once its wait rows are in D1. */
-async function startWait(key: string, wait: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<string> {
+/**
+ * Starts a `waits-given` run with these wait options; answers its run id once its wait rows are in
+ * D1 (unless `indexed` is false: a look back may resolve the wait as its rows are stored).
+ */
+async function startWait(key: string, wait: Record<string, unknown>, extra: Record<string, unknown> = {}, indexed = true): Promise<string> {
   const [eventId] = await sendEvents({ name: "test/waits.given", data: { key, wait, ...extra } });
   const runId = await runIdOf(eventId!);
+  if (!indexed) return runId;
   await eventually(async () => {
     const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM waits WHERE run_id = ?1").bind(runId).first<{ n: number }>();
     return (row?.n ?? 0) > 0 ? true : undefined;
@@ -29,6 +34,14 @@ async function finished(runId: string, timeoutMs = 20_000): Promise<RunJson & { 
     const run = await getRun(runId);
     return ["Completed", "Failed", "Cancelled"].includes(run.status) ? (run as RunJson & { output: GivenOutput }) : undefined;
   }, timeoutMs, `the end of run ${runId}`);
+}
+
+/** Waits until the consumer has dispatched every event of `name` (looked each up in the waits index). */
+async function allDispatched(name: string): Promise<void> {
+  await eventually(async () => {
+    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE name = ?1 AND dispatched_at IS NULL").bind(name).first<{ n: number }>();
+    return row?.n === 0 ? true : undefined;
+  }, 30_000, `dispatch of the events of ${name}`);
 }
 
 describe("waits: a plain equality over lists, maps and null (issue 20, item 10)", () => {
@@ -115,5 +128,41 @@ describe("waits: what an event with more than 256 fields costs (issue 20, item 1
     expect(lookup.results.map((row) => row.run_id)).toEqual([runIds[7]]);
     expect(lookup.meta.rows_read).toBeLessThan(10);
     await closeWaits(runIds);
+  });
+});
+
+describe("waits: look back (issue 20, item 11)", () => {
+  it("finds the event that raced the wait after 1,000 other events of its name in its window", async () => {
+    const key = uniqueKey("raced");
+    const name = `test/waits.busy-${key}`;
+    await sendEvents(Array.from({ length: 1000 }, (_, i) => ({ name, data: { key: `${key}-${i}` } })));
+    await sendEvents({ name, data: { key, raced: true } });
+    await allDispatched(name);
+    const runId = await startWait(key, { event: name, match: "data.key", lookback: "5m", timeout: "10s" }, {}, false);
+    expect((await finished(runId)).output.reply).toEqual({ name, data: { key, raced: true } });
+  }, 60_000);
+
+  it("reads its window a page at a time, newest first, and warns on the run where it cuts the window", async () => {
+    const key = uniqueKey("cut");
+    const name = `test/waits.cut-${key}`;
+    const at = Date.now();
+    // One request: 26 events received in the same millisecond, the matching one stored first (the oldest).
+    await insertEvents(env.DB, [{ id: uniqueKey("match"), name, data: { key }, ts: at }, ...Array.from({ length: 25 }, (_, i) => ({ id: uniqueKey("other"), name, data: { key: `${key}-${i}` }, ts: at }))], at);
+    const rowsOf = (runId: string) => waitRows("wait", runId, "reply", { id: runId, name: "test/none", data: { key }, ts: at }, [{ event: name, match: "data.key" }], at - 60_000, () => at + 3_600_000);
+    const warn = vi.spyOn(console, "warn");
+    try {
+      const whole = uniqueKey("whole");
+      const found = await registerWaits(env, rowsOf(whole), { pageSize: 10, maxEvents: 100 });
+      expect(found.map((match) => match.accepted.event.data)).toEqual([{ key }]);
+      expect(warn.mock.calls.flat().some((line) => String(line).includes(whole))).toBe(false);
+
+      const cut = uniqueKey("cut");
+      expect(await registerWaits(env, rowsOf(cut), { pageSize: 10, maxEvents: 20 })).toEqual([]);
+      const line = warn.mock.calls.flat().map(String).find((entry) => entry.includes(cut));
+      expect(JSON.parse(line!)).toMatchObject({ level: "warn", run_id: cut, limit: "waits.lookback_events", message: expect.stringMatching(/read only the newest 20 events/) });
+      await closeWaits([whole, cut]);
+    } finally {
+      warn.mockRestore();
+    }
   });
 });
