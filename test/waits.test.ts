@@ -1,6 +1,7 @@
 // The waits index under workerd (issue 20): what a wait is matched by (lists, maps and null; fields
-// past an event's first 256, at any depth) and what its look back reads. The functions are
-// test/coordination.functions.ts's `waits-given`, whose trigger names the wait's options.
+// past an event's first 256, at any depth), what its look back reads, and which event `mode: "any"`
+// returns. The functions are test/coordination.functions.ts's `waits-given`, whose trigger names
+// the wait's options.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { StoredEvent } from "../sdk/event.ts";
@@ -164,5 +165,19 @@ describe("waits: look back (issue 20, item 11)", () => {
     } finally {
       warn.mockRestore();
     }
+  });
+});
+
+describe("waits: which event resolves a wait (issue 20, item 12)", () => {
+  it("mode any with look back returns the earliest event, not the first condition's", async () => {
+    const key = uniqueKey("earliest");
+    const [first, second] = [`test/waits.a-${key}`, `test/waits.b-${key}`];
+    // The second condition's event comes first.
+    await sendEvents({ name: second, data: { key } });
+    await sendEvents({ name: first, data: { key } });
+    await allDispatched(second);
+    await allDispatched(first);
+    const runId = await startWait(key, { events: [first, second], mode: "any", match: "data.key", lookback: "5m", timeout: "10s" }, {}, false);
+    expect((await finished(runId)).output.reply).toEqual({ name: second, data: { key } });
   });
 });

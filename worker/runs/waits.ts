@@ -88,7 +88,8 @@ type LoggedRow = EventRow & { seq: number };
  * received since each row's `since` (its lookback, and the events that arrived while the wait was
  * on its way here). D1 runs a batch as one transaction, and an event is in the log before the
  * queue carries it: an event the consumer matched before the rows existed is found here, and one
- * matched after finds the rows. Answers, per row, the earliest event that resolves it.
+ * matched after finds the rows. Answers, per row, the earliest event that resolves it, earliest
+ * first (so `mode: "any"` takes the earliest of its conditions' events).
  */
 export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
   if (rows.length === 0) return [];
@@ -116,10 +117,13 @@ export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackL
       if (cut) warnCut(rows, name, sinceByName.get(name)!, limits.maxEvents);
     }),
   );
-  return rows.flatMap((row) => {
-    const found = earliest.get(row.id);
-    return found ? [{ row, accepted: { event: found.event, receivedAt: found.receivedAt } }] : [];
-  });
+  return rows
+    .flatMap((row) => {
+      const found = earliest.get(row.id);
+      return found ? [{ row, found }] : [];
+    })
+    .sort((a, b) => a.found.receivedAt - b.found.receivedAt || a.found.seq - b.found.seq)
+    .map(({ row, found }) => ({ row, accepted: { event: found.event, receivedAt: found.receivedAt } }));
 }
 
 /**
