@@ -1,14 +1,14 @@
 // The waits index under workerd (issue 20): what a wait is matched by (lists, maps and null; fields
-// past an event's first 256, at any depth), what its look back reads, and which event `mode: "any"`
-// returns. The functions are test/coordination.functions.ts's `waits-given`, whose trigger names
-// the wait's options.
+// past an event's first 256, at any depth), what its look back reads, which event `mode: "any"`
+// returns, and an event received before a timeout that is processed after it. The functions are
+// test/coordination.functions.ts's `waits-given`, whose trigger names the wait's options.
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { StoredEvent } from "../sdk/event.ts";
 import { eventKeyAt, eventMatchKeys } from "../sdk/wait.ts";
 import { insertEvents } from "../worker/db/events.ts";
 import { findWaitsStatement, insertWaitStatements, keyPathsStatement } from "../worker/db/waits.ts";
-import { registerWaits, waitRows } from "../worker/runs/waits.ts";
+import { deliverMatches, findMatchingWaits, registerWaits, waitRows } from "../worker/runs/waits.ts";
 import { getRun, eventually, runIdOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 interface GivenOutput {
@@ -179,5 +179,23 @@ describe("waits: which event resolves a wait (issue 20, item 12)", () => {
     await allDispatched(first);
     const runId = await startWait(key, { events: [first, second], mode: "any", match: "data.key", lookback: "5m", timeout: "10s" }, {}, false);
     expect((await finished(runId)).output.reply).toEqual({ name: second, data: { key } });
+  });
+
+  it("an event received before the wait's timeout resolves it though it is processed after", async () => {
+    const key = uniqueKey("late");
+    const name = `test/waits.late-${key}`;
+    // The run stays in one invocation (a step holds it) until the test releases it: nothing times the wait out meanwhile.
+    const runId = await startWait(key, { event: name, match: "data.key", timeout: "2s" }, { hold: true });
+    await eventually(async () => ((await env.DB.prepare("SELECT 1 FROM test_effects WHERE key = ?1").bind(`${key}:holding`).first()) ? true : undefined));
+    const row = await env.DB.prepare("SELECT expires_at FROM waits WHERE run_id = ?1").bind(runId).first<{ expires_at: number }>();
+    const timeoutAt = row!.expires_at;
+    // The event was received 1 ms before the timeout; the consumer gets to it after the timeout.
+    await eventually(async () => (Date.now() > timeoutAt ? true : undefined), 10_000, "the wait's timeout to pass");
+    const accepted = { event: { id: uniqueKey("late-event"), name, data: { key }, ts: timeoutAt - 1 }, receivedAt: timeoutAt - 1 };
+    const matches = await findMatchingWaits(env, [accepted], Date.now());
+    expect(matches.map((match) => match.row.run_id)).toEqual([runId]);
+    expect((await deliverMatches(env, matches)).failed).toEqual([]);
+    await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(`${key}:release`).run();
+    expect((await finished(runId)).output.reply).toEqual({ name, data: { key } });
   });
 });

@@ -25,14 +25,15 @@ export function insertWaitStatements(db: D1Database, rows: WaitRow[]): D1Prepare
 }
 
 /**
- * Statement finding the open waits an event of `eventName` may resolve: those keyed by one of
- * `keys` (the event's own field values), and, unless `keyedOnly`, those with no key (decided by
- * their expression). Both halves read the index waits_lookup, so only candidate rows are read.
+ * Statement finding the waits an event of `eventName` received at `receivedAt` may resolve: those
+ * keyed by one of `keys` (the event's own field values), and, unless `keyedOnly`, those with no key
+ * (decided by their expression); open when the event was received, however late it is looked up.
+ * Both halves read the index waits_lookup, so only candidate rows are read.
  */
-export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], now: number, keyedOnly = false): D1PreparedStatement {
+export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], receivedAt: number, keyedOnly = false): D1PreparedStatement {
   const keyed = "SELECT * FROM waits WHERE event_name = ?1 AND match_key IN (SELECT value FROM json_each(?2)) AND expires_at > ?3";
   const unkeyed = "SELECT * FROM waits WHERE event_name = ?1 AND match_key IS NULL AND expires_at > ?3";
-  return db.prepare(keyedOnly ? keyed : `${keyed} UNION ALL ${unkeyed}`).bind(eventName, JSON.stringify(keys), now);
+  return db.prepare(keyedOnly ? keyed : `${keyed} UNION ALL ${unkeyed}`).bind(eventName, JSON.stringify(keys), receivedAt);
 }
 
 /**

@@ -164,9 +164,10 @@ function warnCut(rows: WaitRow[], name: string, since: number, maxEvents: number
  * The open waits the accepted events resolve, oldest event first. Each event asks one indexed
  * lookup, all in one D1 batch, by the keys of its fields; an event with more than MAX_EVENT_KEYS
  * fields first asks which paths the waits of its name are keyed by (one more batch, only for
- * such events), and looks up its keys at those.
+ * such events), and looks up its keys at those. A wait counts an event received before its
+ * timeout, however late the lookup comes: the consumer's `_now` is not used.
  */
-export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], now: number): Promise<WaitMatch[]> {
+export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], _now?: number): Promise<WaitMatch[]> {
   if (accepted.length === 0) return [];
   const keys = accepted.map((entry) => eventMatchKeys(entry.event));
   const wide = [...new Set(accepted.flatMap((entry, i) => (keys[i] === null ? [entry.event.name] : [])))];
@@ -180,7 +181,7 @@ export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], now
   }
   // An event's keys hold its values: a large one's go in several statements, each parameter under D1's 2 MB.
   const lookups = accepted.flatMap((entry, i) =>
-    chunkKeys(keys[i]!).map((chunk, c) => ({ entry, statement: findWaitsStatement(env.DB, entry.event.name, chunk, now, c > 0) })),
+    chunkKeys(keys[i]!).map((chunk, c) => ({ entry, statement: findWaitsStatement(env.DB, entry.event.name, chunk, entry.receivedAt, c > 0) })),
   );
   const results = await env.DB.batch<WaitRow>(lookups.map((lookup) => lookup.statement));
   const matches: WaitMatch[] = [];
@@ -222,7 +223,7 @@ export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ 
       for (const match of list) {
         const run = runObject(env, match.row.run_id);
         try {
-          if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event);
+          if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event, match.accepted.receivedAt);
           else await run.cancelIf({ type: "event", event: match.accepted.event });
           delivered.push(match.row.id);
         } catch (err) {
