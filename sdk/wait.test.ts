@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { StepError } from "./errors/StepError.ts";
 import type { StoredEvent } from "./event.ts";
 import { FakeClock, TestRun } from "./testing.ts";
-import { buildWaitRequest, eventMatchKeys, matchesCondition, waitIndexKey } from "./wait.ts";
+import fc from "fast-check";
+import { compileExpression } from "./expression.ts";
+import { answersKey, buildWaitRequest, eventMatchKeys, keyPathOf, matchesCondition, waitIndexKey } from "./wait.ts";
 
 const T0 = Date.parse("2026-01-01T00:00:00.000Z");
 const HOUR = 3_600_000;
@@ -18,10 +20,10 @@ describe("index keys", () => {
     expect(waitIndexKey({ event: "x", match: "data.userId", if: "async.data.n > 3" }, trigger)).toEqual({ key: 'data.userId="u1"', residualIf: "async.data.n > 3" });
   });
 
-  it("gives an incoming event one key per scalar field, so a lookup finds waits by any of them", () => {
-    const keys = eventMatchKeys({ id: "i", name: "n", data: { userId: "u1", n: 2, nested: { ok: true }, list: [1] }, ts: 5 });
-    expect(keys).toEqual(expect.arrayContaining(['data.userId="u1"', "data.n=2", "data.nested.ok=true", 'name="n"']));
-    expect(keys.some((key) => key.startsWith("data.list"))).toBe(false);
+  it("gives an incoming event one key per field at any depth, lists and maps included, so a lookup finds waits by any of them", () => {
+    const keys = eventMatchKeys({ id: "i", name: "n", data: { userId: "u1", n: 2, nested: { ok: true }, list: [1], none: null }, ts: 5 })!;
+    expect(keys).toEqual(expect.arrayContaining(['data.userId="u1"', "data.n=2", "data.nested.ok=true", 'name="n"', "data.list.0=1", "data.none=null"]));
+    expect(keys.filter((key) => /^data\.(list|nested)=#[0-9a-f]{32}$/.test(key))).toHaveLength(2);
   });
 
   it("matches a condition by name, key and residual `if`", () => {
@@ -30,6 +32,66 @@ describe("index keys", () => {
     expect(matchesCondition(condition, trigger, activated("u1", { n: 1 }))).toBe(false);
     expect(matchesCondition(condition, trigger, activated("u2", { n: 2 }))).toBe(false);
     expect(matchesCondition({ ...condition, event: "other" }, trigger, activated("u1", { n: 2 }))).toBe(false);
+  });
+
+  it("keys a plain equality over a list, a map or null as the incoming event keys that field (issue 20, item 10)", () => {
+    const condition = { event: "app/user.activated", if: "async.data.tags == event.data.tags" };
+    const withTags = (tags: unknown): StoredEvent => ({ ...trigger, data: { ...trigger.data, tags } });
+    for (const [value, same, other] of [
+      [["a", "b"], ["a", "b"], ["b", "a"]],
+      [{ plan: "pro", seats: 3 }, { seats: 3, plan: "pro" }, { plan: "pro", seats: 4 }],
+      [{ list: [1, { x: null }] }, { list: [1, { x: null }] }, { list: [1, { x: 0 }] }],
+      [null, null, "null"],
+    ] as const) {
+      const { key } = waitIndexKey(condition, withTags(value));
+      expect(eventMatchKeys(activated("u1", { tags: same }))).toContain(key);
+      expect(matchesCondition(condition, withTags(value), activated("u1", { tags: same }))).toBe(true);
+      expect(matchesCondition(condition, withTags(value), activated("u1", { tags: other }))).toBe(false);
+      expect(matchesCondition({ event: condition.event, match: "data.tags" }, withTags(value), activated("u1", { tags: same }))).toBe(true);
+    }
+  });
+
+  it("agrees with CEL's `==` on every pair of JSON values: equal keys exactly when the values are equal", () => {
+    const equalInCel = compileExpression("async.data.x == event.data.x", "test");
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.jsonValue(), fc.boolean(), (a, b, same) => {
+        const [left, right] = [{ ...trigger, data: { x: a } }, activated("u1", { x: same ? structuredClone(a) : b })];
+        let celSays: boolean;
+        try {
+          celSays = equalInCel({ event: left, async: right }) === true;
+        } catch {
+          celSays = false;
+        }
+        const { key } = waitIndexKey({ event: "app/user.activated", if: "async.data.x == event.data.x" }, left);
+        expect(eventMatchKeys(right)?.includes(key!) ?? answersKey(right, key!)).toBe(celSays);
+        expect(answersKey(right, key!)).toBe(celSays);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("matches a field past an event's first 256 fields, and at any depth (issue 20, item 11)", () => {
+    const wide = activated("u1", Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i])));
+    expect(eventMatchKeys(wide)).toBeNull();
+    expect(matchesCondition({ event: "app/user.activated", match: "data.f299" }, { ...trigger, data: { f299: 299 } }, wide)).toBe(true);
+    expect(matchesCondition({ event: "app/user.activated", match: "data.f299" }, { ...trigger, data: { f299: 298 } }, wide)).toBe(false);
+    let deep: Record<string, unknown> = { leaf: "v" };
+    for (let i = 0; i < 20; i++) deep = { d: deep };
+    const path = `data.${"d.".repeat(20)}leaf`;
+    expect(matchesCondition({ event: "app/user.activated", match: path }, { ...trigger, data: deep }, activated("u1", deep))).toBe(true);
+    expect(eventMatchKeys(activated("u1", deep))).toContain(`${path}="v"`);
+    // So deep that a recursive walk would overflow the stack: keyed all the same.
+    let deeper: unknown = ["end"];
+    for (let i = 0; i < 100_000; i++) deeper = [deeper];
+    expect(waitIndexKey({ event: "x", match: "data.deeper" }, { ...trigger, data: { deeper } }).key).toMatch(/^data\.deeper=#[0-9a-f]{32}$/);
+  });
+
+  it("keys a field whose name holds `=` or `%` without mistaking where its path ends", () => {
+    const condition = { event: "app/user.activated", match: "data.a=b%" };
+    const { key } = waitIndexKey(condition, { ...trigger, data: { "a=b%": "x=1" } });
+    expect(keyPathOf(key!)).toBe("data.a=b%");
+    expect(eventMatchKeys(activated("u1", { "a=b%": "x=1" }))).toContain(key);
+    expect(matchesCondition(condition, { ...trigger, data: { "a=b%": "x=1" } }, activated("u1", { "a=b%": "x=1" }))).toBe(true);
   });
 
   it("never matches on a field the trigger lacks", () => {

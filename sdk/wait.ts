@@ -1,3 +1,5 @@
+import { sha256 } from "@noble/hashes/sha2.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
 import { z } from "zod";
 import { toMilliseconds } from "./duration.ts";
 import { nameSchema, type StoredEvent } from "./event.ts";
@@ -44,47 +46,65 @@ export type StepRequest = WaitRequest | InvokeRequest;
 /** How a child run ended, as its parent's invoke step receives it. */
 export type InvokeResult = { output: unknown } | { error: SerializedError };
 
-/** The depth and number of an event's fields that index keys are made of (see eventMatchKeys). */
-const MAX_KEY_DEPTH = 6;
-const MAX_KEYS = 256;
+/**
+ * The most keys an event's one-query lookup names (one per field, list and map, at any depth). An
+ * event with more asks which paths the open waits of its name are keyed by first, and looks up
+ * only its keys at those (worker/runs/waits.ts): two queries instead of one, and no field missed.
+ */
+export const MAX_EVENT_KEYS = 256;
 
 /**
  * The index key of a wait: the field path the incoming event must have, with the value it must
- * have there (`data.userId="u1"`), or null when the wait has no equality to look up by (its `if`
- * is then evaluated for every event of its name). `match` gives the path directly; an `if` that is
- * a plain equality between a field of `event` and one of `async` gives it too, and is then fully
- * decided by the key. A trigger without that field makes a key no event has.
+ * have there (`data.userId="u1"`; a list or map by a digest of its canonical JSON, `data.tags=#…`),
+ * or null when the wait has no equality to look up by (its `if` is then evaluated for every event
+ * of its name). `match` gives the path directly; an `if` that is a plain equality between a field
+ * of `event` and one of `async` gives it too, and is then fully decided by the key. A trigger
+ * without that field makes a key no event has.
  *
  * @example
- * waitIndexKey({ event: "app/user.activated", match: "data.userId" }, trigger); // { key: 'data.userId="u1"', residualIf: undefined }
+ * waitIndexKey({ event: "app/user.activated", match: "data.userId" }, trigger); // { key: 'data.userId="u1"' }
  */
 export function waitIndexKey(condition: WaitCondition, trigger: StoredEvent): { key: string | null; residualIf?: string } {
   const equality = condition.if ? plainEquality(condition.if) : null;
   if (condition.match) {
-    return { key: keyOf(condition.match, valueAt(trigger, condition.match)), ...(condition.if ? { residualIf: condition.if } : {}) };
+    const path = condition.match.replace(/^event\./, "");
+    return { key: keyOf(path, tokenOf(valueAt(trigger, path))), ...(condition.if ? { residualIf: condition.if } : {}) };
   }
-  if (equality) return { key: keyOf(equality.asyncPath, valueAt(trigger, equality.eventPath)) };
+  if (equality) return { key: keyOf(equality.asyncPath, tokenOf(valueAt(trigger, equality.eventPath))) };
   return { key: null, ...(condition.if ? { residualIf: condition.if } : {}) };
 }
 
 /**
- * Every index key an incoming event answers to: one per scalar field (strings, numbers, booleans),
- * at most MAX_KEYS of them, MAX_KEY_DEPTH levels deep. A consumer looks waits up by these.
+ * Every index key an incoming event answers to, one per field at any depth (scalars, null, and
+ * each list and map as a whole); null when it has more than MAX_EVENT_KEYS of them, and is then
+ * looked up by eventKeyAt at the paths the waits of its name use. A consumer looks waits up by these.
  *
  * @example
- * eventMatchKeys({ name: "a", data: { userId: "u1" }, ... }); // ['id="…"', 'name="a"', 'data.userId="u1"', …]
+ * eventMatchKeys({ name: "a", data: { userId: "u1" }, ... }); // ['id="…"', 'name="a"', 'data=#…', 'data.userId="u1"', …]
  */
-export function eventMatchKeys(event: StoredEvent): string[] {
+export function eventMatchKeys(event: StoredEvent): string[] | null {
+  if (countFields(event, MAX_EVENT_KEYS + 1) > MAX_EVENT_KEYS) return null;
   const keys: string[] = [];
-  const visit = (value: unknown, path: string, depth: number) => {
-    if (keys.length >= MAX_KEYS) return;
-    if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return void keys.push(keyOf(path, value));
-    if (value && typeof value === "object" && !Array.isArray(value) && depth < MAX_KEY_DEPTH) {
-      for (const [field, inner] of Object.entries(value)) visit(inner, path ? `${path}.${field}` : field, depth + 1);
-    }
-  };
-  visit(event, "", 0);
+  tokenOf(event, "", (path, token) => void (path && keys.push(keyOf(path, token))));
   return keys;
+}
+
+/** The key `event` has at the path of the stored key `key`, or null when it has no value there. */
+export function eventKeyAt(event: StoredEvent, key: string): string | null {
+  const path = keyPathOf(key);
+  const value = valueAt(event, path);
+  return value === undefined ? null : keyOf(path, tokenOf(value));
+}
+
+/** True when `event` has, at the stored key's path, the value the key names (exact: not a key set's truncation). */
+export function answersKey(event: StoredEvent, key: string): boolean {
+  return eventKeyAt(event, key) === key;
+}
+
+/** The field path of a stored key (`data.userId` of `data.userId="u1"`). */
+export function keyPathOf(key: string): string {
+  const at = key.indexOf("=");
+  return decodePath(at < 0 ? key : key.slice(0, at));
 }
 
 /**
@@ -104,7 +124,7 @@ export function satisfiesIf(expression: string | undefined, trigger: StoredEvent
 export function matchesCondition(condition: WaitCondition, trigger: StoredEvent, incoming: StoredEvent): boolean {
   if (condition.event !== incoming.name) return false;
   const { key, residualIf } = waitIndexKey(condition, trigger);
-  if (key !== null && !eventMatchKeys(incoming).includes(key)) return false;
+  if (key !== null && !answersKey(incoming, key)) return false;
   return satisfiesIf(residualIf, trigger, incoming);
 }
 
@@ -131,15 +151,82 @@ export function resolveInvoke(step: StepRecord, result: InvokeResult, now: numbe
   return "error" in result ? { ...base, status: "failed", error: result.error } : { ...base, status: "completed", output: result.output };
 }
 
-function keyOf(path: string, value: unknown): string {
-  // A missing field makes a key of `undefined`, which no event's keys contain.
-  return `${path}=${value === undefined ? "undefined" : JSON.stringify(value)}`;
+/** A key: the path (its `%` and `=` escaped, so the first `=` ends it) and the value's token. */
+function keyOf(path: string, token: string): string {
+  return `${path.replace(/%/g, "%25").replace(/=/g, "%3D")}=${token}`;
 }
 
+function decodePath(encoded: string): string {
+  return encoded.replace(/%3D/g, "=").replace(/%25/g, "%");
+}
+
+const utf8 = new TextEncoder();
+
+/** A value as it reads in a key: a scalar's JSON, `#` and a digest for a list or a map, `undefined` for no value (which no event has). */
+function tokenOf(root: unknown, rootPath = "", visit?: (path: string, token: string) => void): string {
+  if (!isContainer(root)) {
+    const token = root === undefined ? "undefined" : JSON.stringify(root);
+    visit?.(rootPath, token);
+    return token;
+  }
+  // Iterative, so a deep value cannot overflow the stack. A map's canonical form sorts its keys (CEL's
+  // map equality ignores their order); a nested list or map enters its parent as its own digest.
+  type Frame = { path: string; field: string; isList: boolean; entries: [string, unknown][]; next: number; parts: string[] };
+  const open = (value: object, path: string, field: string): Frame => {
+    const isList = Array.isArray(value);
+    const entries = isList ? value.map((item, i): [string, unknown] => [String(i), item]) : Object.entries(value).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return { path, field, isList, entries, next: 0, parts: [] };
+  };
+  const stack = [open(root, rootPath, "")];
+  const part = (frame: Frame, field: string, token: string) => frame.parts.push(frame.isList ? token : `${JSON.stringify(field)}:${token}`);
+  let token = "";
+  while (stack.length > 0) {
+    const top = stack.at(-1)!;
+    if (top.next < top.entries.length) {
+      const [field, value] = top.entries[top.next++]!;
+      const path = top.path ? `${top.path}.${field}` : field;
+      if (isContainer(value)) {
+        stack.push(open(value, path, field));
+        continue;
+      }
+      const scalar = value === undefined ? "null" : JSON.stringify(value);
+      part(top, field, scalar);
+      visit?.(path, scalar);
+      continue;
+    }
+    stack.pop();
+    token = `#${bytesToHex(sha256(utf8.encode(top.isList ? `[${top.parts.join(",")}]` : `{${top.parts.join(",")}}`)).slice(0, 16))}`;
+    visit?.(top.path, token);
+    const parent = stack.at(-1);
+    if (parent) part(parent, top.field, token);
+  }
+  return token;
+}
+
+function isContainer(value: unknown): value is object {
+  return value !== null && typeof value === "object";
+}
+
+/** How many fields (at any depth, lists and maps included) `root` has, counting no further than `stopAt`. */
+function countFields(root: unknown, stopAt: number): number {
+  let count = 0;
+  const pending: unknown[] = [root];
+  while (pending.length > 0 && count < stopAt) {
+    const value = pending.pop();
+    if (!isContainer(value)) continue;
+    for (const inner of Object.values(value)) {
+      count++;
+      pending.push(inner);
+    }
+  }
+  return count;
+}
+
+/** The value at a dotted path (own fields only; a list's items by index), or undefined. */
 function valueAt(event: StoredEvent, path: string): unknown {
   let value: unknown = event;
   for (const field of path.replace(/^event\./, "").split(".")) {
-    if (value === null || typeof value !== "object") return undefined;
+    if (!isContainer(value) || !Object.hasOwn(value, field)) return undefined;
     value = (value as Record<string, unknown>)[field];
   }
   return value;

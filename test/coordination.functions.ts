@@ -119,5 +119,25 @@ export function coordinationFunctions(app: Stepflare) {
   });
   const delayedTarget = app.createFunction({ id: "delayed-target" }, { event: "test/delayed.target" }, async ({ event }) => ({ key: event.data.key }));
 
-  return [waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeThenFlaky, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
+  /**
+   * A wait whose options the trigger gives (`data.wait`), for test/waits.test.ts; with `data.hold`, a
+   * step beside it keeps the invocation running until the test records `<key>:release`.
+   */
+  const waitsGiven = app.createFunction({ id: "waits-given" }, { event: "test/waits.given" }, async ({ event, step }) => {
+    const key = event.data.key as string;
+    const [reply] = await Promise.all([
+      step.waitForEvent("reply", event.data.wait),
+      event.data.hold
+        ? step.run("hold", async () => {
+            await effect(`${key}:holding`);
+            const released = async () => (await env.DB.prepare("SELECT 1 FROM test_effects WHERE key = ?1").bind(`${key}:release`).first()) !== null;
+            for (const deadline = Date.now() + 30_000; Date.now() < deadline && !(await released()); ) await new Promise((resolve) => setTimeout(resolve, 25));
+          })
+        : null,
+    ]);
+    const one = (found: { name: string; data: unknown }) => ({ name: found.name, data: found.data });
+    return { reply: reply === null ? null : Array.isArray(reply) ? reply.map(one) : one(reply) };
+  });
+
+  return [waitsGiven, waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeThenFlaky, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
 }

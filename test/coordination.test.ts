@@ -150,7 +150,7 @@ describe("step.waitForEvent", () => {
 
     // The lookup an event makes reads its own wait's row, not the 200 others.
     const probe = { id: "probe", name: "test/activated", data: { userId: `${prefix}-7` }, ts: Date.now() };
-    const lookup = await findWaitsStatement(env.DB, probe.name, eventMatchKeys(probe), Date.now()).all();
+    const lookup = await findWaitsStatement(env.DB, probe.name, eventMatchKeys(probe)!, Date.now()).all();
     expect(lookup.results).toHaveLength(1);
     // D1 counts the probe's few keys (json_each) and the index entries it visits: a handful, not the 200 waits.
     expect(lookup.meta.rows_read).toBeLessThan(20);

@@ -25,18 +25,36 @@ export function insertWaitStatements(db: D1Database, rows: WaitRow[]): D1Prepare
 }
 
 /**
- * Statement finding the open waits an event of `eventName` may resolve: those keyed by one of
- * `keys` (the event's own field values), and those with no key (decided by their expression).
+ * Statement finding the waits an event of `eventName` received at `receivedAt` may resolve: those
+ * keyed by one of `keys` (the event's own field values), and, unless `keyedOnly`, those with no key
+ * (decided by their expression); open when the event was received, however late it is looked up.
  * Both halves read the index waits_lookup, so only candidate rows are read.
  */
-export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], now: number): D1PreparedStatement {
+export function findWaitsStatement(db: D1Database, eventName: string, keys: string[], receivedAt: number, keyedOnly = false): D1PreparedStatement {
+  const keyed = "SELECT * FROM waits WHERE event_name = ?1 AND match_key IN (SELECT value FROM json_each(?2)) AND expires_at > ?3";
+  const unkeyed = "SELECT * FROM waits WHERE event_name = ?1 AND match_key IS NULL AND expires_at > ?3";
+  return db.prepare(keyedOnly ? keyed : `${keyed} UNION ALL ${unkeyed}`).bind(eventName, JSON.stringify(keys), receivedAt);
+}
+
+/**
+ * Statement reading the paths the waits of `eventName` are keyed by: one key per path (`path=…`;
+ * the path ends at its first `=`, which keys escape), found by skipping from one path to the next
+ * in the index waits_lookup, so it reads about one row per path, not one per wait.
+ */
+export function keyPathsStatement(db: D1Database, eventName: string): D1PreparedStatement {
   return db
     .prepare(
-      `SELECT * FROM waits WHERE event_name = ?1 AND match_key IN (SELECT value FROM json_each(?2)) AND expires_at > ?3
-       UNION ALL
-       SELECT * FROM waits WHERE event_name = ?1 AND match_key IS NULL AND expires_at > ?3`,
+      `WITH RECURSIVE firsts(key) AS (
+         SELECT (SELECT match_key FROM waits WHERE event_name = ?1 AND match_key IS NOT NULL ORDER BY match_key LIMIT 1)
+         UNION ALL
+         SELECT (SELECT match_key FROM waits WHERE event_name = ?1
+                   AND match_key >= CASE WHEN instr(firsts.key, '=') > 0 THEN substr(firsts.key, 1, instr(firsts.key, '=') - 1) || '>' ELSE firsts.key || char(1) END
+                   ORDER BY match_key LIMIT 1)
+         FROM firsts WHERE firsts.key IS NOT NULL
+       )
+       SELECT key FROM firsts WHERE key IS NOT NULL`,
     )
-    .bind(eventName, JSON.stringify(keys), now);
+    .bind(eventName);
 }
 
 /** Statement deleting waits by id (resolved, or found stale by their run). */
@@ -54,10 +72,32 @@ export function pruneExpiredWaitsStatement(db: D1Database, now: number, limit: n
   return db.prepare("DELETE FROM waits WHERE rowid IN (SELECT rowid FROM waits WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)").bind(now, limit);
 }
 
+/** Where a newest-first read of the event log stopped: the last event read, by receipt and row. */
+export interface EventCursor {
+  receivedAt: number;
+  seq: number;
+}
+
 /**
- * Statement reading events of `name` received at or after `since`, oldest first: a wait's lookback,
- * and the events that arrived while the wait was being stored. Uses index events_name.
+ * Statement reading up to `limit` events of `name` received at or after `since`, newest first (by
+ * receipt, then by row: the order they were stored): a wait's look back, and the events that
+ * arrived while the wait was being stored. Uses index events_name.
  */
 export function eventsSinceStatement(db: D1Database, name: string, since: number, limit: number): D1PreparedStatement {
-  return db.prepare("SELECT * FROM events WHERE name = ?1 AND received_at >= ?2 ORDER BY received_at LIMIT ?3").bind(name, since, limit);
+  return db.prepare(`${EVENTS_SINCE} ORDER BY received_at DESC, rowid DESC LIMIT ?3`).bind(name, since, limit);
 }
+
+/**
+ * The next page after `before` of eventsSinceStatement's order, as two statements for one batch:
+ * the rest of the cursor's millisecond (a request's events share one), then the events older than
+ * it; the page is the first `limit` of both, in that order. Two seeks of index events_name, where a
+ * row-value range `(received_at, rowid) < (…)` would read the cursor's millisecond from its start.
+ */
+export function eventsBeforeStatements(db: D1Database, name: string, since: number, limit: number, before: EventCursor): D1PreparedStatement[] {
+  return [
+    db.prepare(`${EVENTS_SINCE} AND received_at = ?4 AND rowid < ?5 ORDER BY rowid DESC LIMIT ?3`).bind(name, since, limit, before.receivedAt, before.seq),
+    db.prepare(`${EVENTS_SINCE} AND received_at < ?4 ORDER BY received_at DESC, rowid DESC LIMIT ?3`).bind(name, since, limit, before.receivedAt),
+  ];
+}
+
+const EVENTS_SINCE = "SELECT rowid AS seq, * FROM events WHERE name = ?1 AND received_at >= ?2";

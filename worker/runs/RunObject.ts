@@ -108,14 +108,16 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /**
-   * An event for a wait step of this run (the queue consumer found it in the waits index). Answers
-   * "stale" when the step no longer waits for it: resolved already, timed out, or the run ended.
+   * An event for a wait step of this run (the queue consumer found it in the waits index), received
+   * at `receivedAt`. Answers "stale" when the step no longer waits for it: resolved already, the
+   * run ended, or timed out before the event was received or before an invocation that has already
+   * begun (and so saw the timeout); not merely before the event was looked up.
    */
-  async resolveWait(stepId: string, index: number, event: StoredEvent): Promise<"resolved" | "stale"> {
+  async resolveWait(stepId: string, index: number, event: StoredEvent, receivedAt?: number): Promise<"resolved" | "stale"> {
     const step = this.store.steps().get(stepId);
     const run = this.store.run();
     if (!step || !run || FINAL_STATUSES.has(run.status)) return "stale";
-    return this.applyResolution(resolveWait(step, index, event, this.resolutionTime(run)));
+    return this.applyResolution(resolveWait(step, index, event, this.resolutionTime(run, receivedAt)));
   }
 
   /** How a child run of this run's invoke step ended. Answers "stale" as resolveWait does. */
@@ -146,8 +148,13 @@ export class RunObject extends DurableObject<Env> {
     return "resolved";
   }
 
-  private resolutionTime(run: RunRecord): number {
-    return Math.max(Date.now(), (run.starts.at(-1)?.at ?? 0) + 1);
+  /**
+   * When a resolution settles: when its event was received (or now), but after the latest
+   * invocation began, since that invocation never saw it and a replay must take the path it took.
+   */
+  private resolutionTime(run: RunRecord, receivedAt?: number): number {
+    const now = Date.now();
+    return Math.max(Math.min(receivedAt ?? now, now), (run.starts.at(-1)?.at ?? 0) + 1);
   }
 
   override async alarm(): Promise<void> {

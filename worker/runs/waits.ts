@@ -1,7 +1,7 @@
 import type { StoredEvent } from "../../sdk/event.ts";
-import { eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
+import { answersKey, eventKeyAt, eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
 import { toEvent, type EventRow } from "../db/events.ts";
-import { deleteWaitsStatement, eventsSinceStatement, findWaitsStatement, insertWaitStatements, type WaitRow } from "../db/waits.ts";
+import { deleteWaitsStatement, eventsBeforeStatements, eventsSinceStatement, findWaitsStatement, insertWaitStatements, keyPathsStatement, type EventCursor, type WaitRow } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { runObject } from "../runs/door.ts";
@@ -10,8 +10,19 @@ import type { AcceptedEvent } from "../platform/types.ts";
 // The waits index in D1 (DESIGN "Waits"): the rows a RunObject registers for its waits and its
 // cancelOn entries, and how an accepted event finds the waits it resolves.
 
-/** Events a registration's look back reads per event name: the newest waits rarely need more. */
-const LOOKBACK_LIMIT = 1000;
+/**
+ * How a registration reads the event log for each event name: newest first (the event that raced
+ * the wait is among the newest), a page at a time, at most `maxEvents`; a window that holds more is
+ * cut there, and the run says so in a warning.
+ */
+export interface LookbackLimits {
+  pageSize: number;
+  maxEvents: number;
+}
+const LOOKBACK: LookbackLimits = { pageSize: 500, maxEvents: 5_000 };
+
+/** The most bytes of keys one lookup binds (D1 holds at most 2 MB in one value; a UTF-16 unit is at most 3 bytes of UTF-8, a quote or escape a few more). */
+const MAX_KEYS_BYTES = 1_000_000;
 
 /** A wait row and an event that resolves it. */
 export interface WaitMatch {
@@ -50,51 +61,151 @@ export function waitRows(
   });
 }
 
-/** True when `accepted` resolves the wait `row`: its name, its time window, its key and its expression. */
-export function rowMatches(row: WaitRow, { event, receivedAt }: AcceptedEvent, keys: ReadonlySet<string>): boolean {
-  if (row.event_name !== event.name || receivedAt < row.since || receivedAt >= row.expires_at) return false;
-  if (row.match_key !== null && !keys.has(row.match_key)) return false;
-  return satisfiesIf(row.expression ?? undefined, row.trigger ? (JSON.parse(row.trigger) as StoredEvent) : event, event);
+/** True when `accepted` resolves the wait `row`: its name, its time window, its key (checked exactly) and its expression. */
+export function rowMatches(row: WaitRow, accepted: AcceptedEvent): boolean {
+  return rowMatcher(row)(accepted);
 }
+
+/** rowMatches for one row and many events: the row's trigger is parsed once. */
+function rowMatcher(row: WaitRow): (accepted: AcceptedEvent) => boolean {
+  const trigger = row.trigger ? (JSON.parse(row.trigger) as StoredEvent) : undefined;
+  return ({ event, receivedAt }) => {
+    if (row.event_name !== event.name || receivedAt < row.since || receivedAt >= row.expires_at) return false;
+    if (row.match_key !== null && !answersKey(event, row.match_key)) return false;
+    return satisfiesIf(row.expression ?? undefined, trigger ?? event, event);
+  };
+}
+
+/** An event read from the log, with its row (the order of events received in the same millisecond). */
+interface LoggedEvent extends AcceptedEvent {
+  seq: number;
+}
+
+type LoggedRow = EventRow & { seq: number };
 
 /**
  * Stores wait rows and, in the same D1 batch, reads the events that already resolve them: those
  * received since each row's `since` (its lookback, and the events that arrived while the wait was
  * on its way here). D1 runs a batch as one transaction, and an event is in the log before the
  * queue carries it: an event the consumer matched before the rows existed is found here, and one
- * matched after finds the rows. Answers, per row, the earliest event that resolves it.
+ * matched after finds the rows. Answers, per row, the earliest event that resolves it, earliest
+ * first (so `mode: "any"` takes the earliest of its conditions' events).
  */
-export async function registerWaits(env: Env, rows: WaitRow[]): Promise<WaitMatch[]> {
+export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
   if (rows.length === 0) return [];
-  const names = [...new Set(rows.map((row) => row.event_name))];
-  const since = Math.min(...rows.map((row) => row.since));
-  const results = await env.DB.batch<EventRow>([
+  const sinceByName = new Map<string, number>();
+  for (const row of rows) sinceByName.set(row.event_name, Math.min(row.since, sinceByName.get(row.event_name) ?? Infinity));
+  const names = [...sinceByName.keys()];
+  const results = await env.DB.batch<LoggedRow>([
     ...insertWaitStatements(env.DB, rows),
-    ...names.map((name) => eventsSinceStatement(env.DB, name, since, LOOKBACK_LIMIT)),
+    ...names.map((name) => eventsSinceStatement(env.DB, name, sinceByName.get(name)!, limits.pageSize)),
   ]);
-  const events = results.slice(rows.length).flatMap((result) => result.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
-  events.sort((a, b) => a.receivedAt - b.receivedAt);
-  const keyed = events.map((accepted) => ({ accepted, keys: new Set(eventMatchKeys(accepted.event)) }));
-  return rows.flatMap((row) => {
-    const found = keyed.find(({ accepted, keys }) => rowMatches(row, accepted, keys));
-    return found ? [{ row, accepted: found.accepted }] : [];
-  });
+  const earliest = new Map<string, LoggedEvent>();
+  await Promise.all(
+    names.map(async (name, i) => {
+      const matchers = rows.filter((row) => row.event_name === name).map((row) => ({ id: row.id, matches: rowMatcher(row) }));
+      // Pages come newest first, each older than the one before: a page's oldest match is the earliest yet.
+      const cut = await readWindow(env, name, sinceByName.get(name)!, results[rows.length + i]!.results, limits, (page) => {
+        for (const { id, matches } of matchers) {
+          for (let at = page.length - 1; at >= 0; at--) {
+            if (!matches(page[at]!)) continue;
+            earliest.set(id, page[at]!);
+            break;
+          }
+        }
+      });
+      if (cut) warnCut(rows, name, sinceByName.get(name)!, limits.maxEvents);
+    }),
+  );
+  return rows
+    .flatMap((row) => {
+      const found = earliest.get(row.id);
+      return found ? [{ row, found }] : [];
+    })
+    .sort((a, b) => a.found.receivedAt - b.found.receivedAt || a.found.seq - b.found.seq)
+    .map(({ row, found }) => ({ row, accepted: { event: found.event, receivedAt: found.receivedAt } }));
 }
 
 /**
- * The open waits the accepted events resolve, in one D1 batch of indexed lookups (one per event),
- * oldest event first.
+ * Hands `onPage` the first page (read with the rows) and the older pages after it, while they come
+ * back full, up to `maxEvents` in all: one page in memory at a time. Answers true when the last page
+ * read was full: the window was cut, and older events in it were not read.
  */
-export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], now: number): Promise<WaitMatch[]> {
+async function readWindow(env: Env, name: string, since: number, firstPage: LoggedRow[], limits: LookbackLimits, onPage: (page: LoggedEvent[]) => void): Promise<boolean> {
+  const logged = (row: LoggedRow): LoggedEvent => ({ event: toEvent(row), receivedAt: row.received_at, seq: row.seq });
+  let page = firstPage;
+  let read = page.length;
+  let full = page.length === limits.pageSize;
+  onPage(page.map(logged));
+  while (full && read < limits.maxEvents) {
+    const last = page.at(-1)!;
+    const before: EventCursor = { receivedAt: last.received_at, seq: last.seq };
+    const size = Math.min(limits.pageSize, limits.maxEvents - read);
+    const [sameMs, older] = await env.DB.batch<LoggedRow>(eventsBeforeStatements(env.DB, name, since, size, before));
+    page = [...sameMs!.results, ...older!.results].slice(0, size);
+    read += page.length;
+    full = page.length === size;
+    onPage(page.map(logged));
+  }
+  return full;
+}
+
+/** The warning on each run whose wait's look back was cut: its wait may have missed an older event. */
+function warnCut(rows: WaitRow[], name: string, since: number, maxEvents: number): void {
+  for (const row of rows.filter((entry) => entry.event_name === name)) {
+    createLogger({ run_id: row.run_id, step_id: row.step_id || null }).warn(
+      `a wait's look back read only the newest ${maxEvents} events of "${name}" received since ${new Date(since).toISOString()}; older events in its window were not read — shorten its lookback`,
+      { limit: "waits.lookback_events", event_name: name },
+    );
+  }
+}
+
+/**
+ * The open waits the accepted events resolve, oldest event first. Each event asks one indexed
+ * lookup, all in one D1 batch, by the keys of its fields; an event with more than MAX_EVENT_KEYS
+ * fields first asks which paths the waits of its name are keyed by (one more batch, only for
+ * such events), and looks up its keys at those. A wait counts an event received before its
+ * timeout, however late the lookup comes: the consumer's `_now` is not used.
+ */
+export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], _now?: number): Promise<WaitMatch[]> {
   if (accepted.length === 0) return [];
   const keys = accepted.map((entry) => eventMatchKeys(entry.event));
-  const results = await env.DB.batch<WaitRow>(accepted.map((entry, i) => findWaitsStatement(env.DB, entry.event.name, keys[i]!, now)));
+  const wide = [...new Set(accepted.flatMap((entry, i) => (keys[i] === null ? [entry.event.name] : [])))];
+  if (wide.length > 0) {
+    const paths = await env.DB.batch<{ key: string }>(wide.map((name) => keyPathsStatement(env.DB, name)));
+    const keyedPaths = new Map(wide.map((name, i) => [name, paths[i]!.results.map((row) => row.key)]));
+    accepted.forEach((entry, i) => {
+      if (keys[i] !== null) return;
+      keys[i] = keyedPaths.get(entry.event.name)!.flatMap((key) => eventKeyAt(entry.event, key) ?? []);
+    });
+  }
+  // An event's keys hold its values: a large one's go in several statements, each parameter under D1's 2 MB.
+  const lookups = accepted.flatMap((entry, i) =>
+    chunkKeys(keys[i]!).map((chunk, c) => ({ entry, statement: findWaitsStatement(env.DB, entry.event.name, chunk, entry.receivedAt, c > 0) })),
+  );
+  const results = await env.DB.batch<WaitRow>(lookups.map((lookup) => lookup.statement));
   const matches: WaitMatch[] = [];
   results.forEach((result, i) => {
-    const keySet = new Set(keys[i]);
-    for (const row of result.results) if (rowMatches(row, accepted[i]!, keySet)) matches.push({ row, accepted: accepted[i]! });
+    const { entry } = lookups[i]!;
+    for (const row of result.results) if (rowMatches(row, entry)) matches.push({ row, accepted: entry });
   });
   return matches.sort((a, b) => a.accepted.receivedAt - b.accepted.receivedAt);
+}
+
+/** Keys in chunks of at most MAX_KEYS_BYTES of JSON (one chunk, maybe empty, for all but huge values). */
+function chunkKeys(keys: string[]): string[][] {
+  const chunks: string[][] = [[]];
+  let bytes = 0;
+  for (const key of keys) {
+    const size = key.length * 3 + 4;
+    if (bytes + size > MAX_KEYS_BYTES && chunks.at(-1)!.length > 0) {
+      chunks.push([]);
+      bytes = 0;
+    }
+    chunks.at(-1)!.push(key);
+    bytes += size;
+  }
+  return chunks;
 }
 
 /**
@@ -112,7 +223,7 @@ export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ 
       for (const match of list) {
         const run = runObject(env, match.row.run_id);
         try {
-          if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event);
+          if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event, match.accepted.receivedAt);
           else await run.cancelIf({ type: "event", event: match.accepted.event });
           delivered.push(match.row.id);
         } catch (err) {
