@@ -14,6 +14,7 @@ import { usage } from "../platform/usage.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
+import { DAY_MS, nextAlarm } from "./alarm.ts";
 import { RunDelivery } from "./delivery.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
@@ -21,9 +22,6 @@ import { RunSlots } from "./slots.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
 
-/** How soon an outbox entry or a run's end that could not be delivered is tried again. */
-const DELIVERY_RETRY_MS = 5_000;
-const DAY_MS = 24 * 60 * 60 * 1000;
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
 
@@ -386,20 +384,11 @@ export class RunObject extends DurableObject<Env> {
     await this.rearm();
   }
 
-  /**
-   * Sets the alarm to the earliest thing the object must do: deliver what is undelivered, wake
-   * the run when it is due (or watch an invocation in progress), or delete the run after retention.
-   */
+  /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
   private async rearm(): Promise<void> {
     const run = this.store.run();
     if (!run) return;
-    const now = Date.now();
-    const times: number[] = [];
-    if (this.store.nextOutboxEntry()) times.push(now + DELIVERY_RETRY_MS);
-    if (FINAL_STATUSES.has(run.status)) times.push(this.delivery.endDelivered ? (run.endedAt ?? now) + retentionDays(this.env) * DAY_MS : now + DELIVERY_RETRY_MS);
-    else if (run.isOpen) times.push(now + WATCHDOG_MS);
-    else times.push(run.wakeAt ?? now);
-    if (!FINAL_STATUSES.has(run.status) && run.finishBy !== undefined) times.push(run.finishBy);
-    await this.ctx.storage.setAlarm(Math.min(...times));
+    const inputs = { now: Date.now(), undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env) };
+    await this.ctx.storage.setAlarm(nextAlarm(run, inputs));
   }
 }

@@ -1,4 +1,3 @@
-import type { StoredEvent } from "../../sdk/event.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
 import { pausedFunctions, recordPausedEvent } from "../db/pauses.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";

@@ -1,0 +1,33 @@
+import { FINAL_STATUSES } from "../platform/types.ts";
+import { WATCHDOG_MS } from "./invocation.ts";
+import type { RunRecord } from "./records.ts";
+
+// When a run's object must wake next: its one alarm carries every timer (DESIGN "A run").
+
+/** How soon an outbox entry or a run's end that could not be delivered is tried again. */
+export const DELIVERY_RETRY_MS = 5_000;
+export const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** What the next alarm depends on besides the run's record. */
+export interface AlarmInputs {
+  now: number;
+  /** The outbox holds an entry not delivered yet. */
+  undelivered: boolean;
+  /** The run's end reached the runs index. */
+  endDelivered: boolean;
+  retentionDays: number;
+}
+
+/**
+ * The earliest thing the object must do: deliver what is undelivered, wake the run when it is due
+ * (or watch an invocation in progress), end it at `timeouts.finish`, or delete it after retention.
+ */
+export function nextAlarm(run: RunRecord, { now, undelivered, endDelivered, retentionDays }: AlarmInputs): number {
+  const times: number[] = [];
+  if (undelivered) times.push(now + DELIVERY_RETRY_MS);
+  if (FINAL_STATUSES.has(run.status)) times.push(endDelivered ? (run.endedAt ?? now) + retentionDays * DAY_MS : now + DELIVERY_RETRY_MS);
+  else if (run.isOpen) times.push(now + WATCHDOG_MS);
+  else times.push(run.wakeAt ?? now);
+  if (!FINAL_STATUSES.has(run.status) && run.finishBy !== undefined) times.push(run.finishBy);
+  return Math.min(...times);
+}
