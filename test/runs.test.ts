@@ -170,3 +170,26 @@ describe("REST API", () => {
     expect(((await response.json()) as { error: string }).error).toMatch(/no /);
   });
 });
+
+describe("values past one SQLite value's 2 MB", () => {
+  it("starts a batch whose events total more than 2 MB, with all of them", async () => {
+    const key = uniqueKey("large-batch");
+    const ids = await sendEvents(Array.from({ length: 5 }, (_, i) => ({ name: "test/large.batched", data: { key, i, pad: "y".repeat(450_000) } })));
+    const run = (await finishedRuns(ids[0]!)).get("large-batch")!;
+    expect(run).toMatchObject({ status: "Completed", output: { count: 5, chars: 5 * 450_000 } });
+  });
+
+  it("sends more than 2 MB of events from one step, and refuses more than 3 MiB with the limit's name", async () => {
+    const [eventId] = await sendEvents({ name: "test/large.send", data: { count: 5 } });
+    const run = (await finishedRuns(eventId!)).get("large-send")!;
+    expect(run.status).toBe("Completed");
+    const sent = (run.output as { ids: string[] }).ids;
+    expect(sent).toHaveLength(5);
+    for (const id of sent) expect((await request(`/v1/events/${id}`)).status).toBe(200);
+
+    const [tooMuch] = await sendEvents({ name: "test/large.send", data: { count: 8 } });
+    const failed = (await finishedRuns(tooMuch!)).get("large-send")!;
+    expect(failed.status).toBe("Failed");
+    expect(JSON.stringify(failed.error)).toMatch(/the limit is 3145728 bytes \(3 MiB\) per send/);
+  });
+});

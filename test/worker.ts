@@ -121,6 +121,19 @@ const expressionFails = app.createFunction(
 );
 
 /** A step output over SQLite's 2 MB per value (stored in parts), memoized across a sleep. */
+/** Issue 20: values past one SQLite value's 2 MB: a batch of large events, and a send of them. */
+const largeBatch = app.createFunction({ id: "large-batch", batchEvents: { maxSize: 5, timeout: "5s", key: "event.data.key" } }, { event: "test/large.batched" }, async ({ events }) => ({
+  count: events.length,
+  chars: events.reduce((total, e) => total + (e.data.pad as string).length, 0),
+}));
+const largeSend = app.createFunction({ id: "large-send" }, { event: "test/large.send" }, async ({ event, step }) => {
+  const { ids } = await step.sendEvent(
+    "send",
+    Array.from({ length: event.data.count as number }, (_, i) => ({ name: "test/large.sent", data: { i, pad: "x".repeat(450_000) } })),
+  );
+  return { ids };
+});
+
 const bigOutput = app.createFunction({ id: "big-output" }, { event: "test/big-output" }, async ({ event, step }) => {
   const big = await step.run("big", async () => {
     await effect(`${event.data.key}:big`);
@@ -260,7 +273,7 @@ const everyMinute = app.createFunction({ id: "every-minute" }, { cron: "* * * * 
 
 export default serve({
   client: app,
-  functions: [counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
+  functions: [largeBatch, largeSend, counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
     chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
     ...coordinationFunctions(app), ...flowFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...v4docsFunctions],
 });

@@ -45,6 +45,12 @@ type StepRow = {
   ended_at: number | null;
 };
 
+/** The owner of the parts of a run's events, and of an outbox entry's (no step id, hashed, looks like these). */
+const EVENTS_OWNER = "run:events";
+function outboxOwner(seq: number): string {
+  return `outbox:${seq}`;
+}
+
 /** Longest JSON text stored in one value: at most 1.5 MB of UTF-8, under SQLite's 2 MB per value. */
 const PART_CHARS = 500_000;
 /** Starts a stored value whose JSON is in `parts` (JSON text never starts with a NUL). */
@@ -103,7 +109,7 @@ export class RunStore {
   run(): RunRecord | null {
     if (this.cachedRun === undefined) {
       const row = this.sql.exec<RunRow>("SELECT * FROM run LIMIT 1").toArray()[0];
-      this.cachedRun = row ? toRunRecord(row, this.decode("run", row.output)) : null;
+      this.cachedRun = row ? toRunRecord(row, this.decode("run", row.output), this.decode(EVENTS_OWNER, row.events) as StoredEvent[]) : null;
     }
     return this.cachedRun;
   }
@@ -129,7 +135,8 @@ export class RunStore {
       "INSERT INTO run (id, function_id, events, status, starts, open, wake_at, parent, finish_by, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       record.id,
       record.functionId,
-      JSON.stringify(record.events),
+      // A batch's events may pass one value's 2 MB: stored across `parts` rows then.
+      this.encode(EVENTS_OWNER, record.events),
       record.status,
       JSON.stringify(record.starts),
       record.isOpen ? 1 : 0,
@@ -225,14 +232,17 @@ export class RunStore {
   nextOutboxEntry(): { seq: number; entry: OutboxEntry } | null {
     const row = this.sql.exec<{ seq: number; kind: string; events: string }>("SELECT seq, kind, events FROM outbox ORDER BY seq LIMIT 1").toArray()[0];
     if (!row) return null;
+    const value = this.decode(outboxOwner(row.seq), row.events);
     // An `events` entry holds the events alone (as the first outbox did); the others, the whole entry.
-    const entry = row.kind === "events" ? { kind: "events" as const, events: JSON.parse(row.events) as StoredEvent[] } : (JSON.parse(row.events) as OutboxEntry);
+    const entry = row.kind === "events" ? { kind: "events" as const, events: value as StoredEvent[] } : (value as OutboxEntry);
     return { seq: row.seq, entry };
   }
 
 
   /** Drops an outbox entry once its events are accepted. */
   delivered(seq: number): void {
+    const row = this.sql.exec<{ events: string }>("SELECT events FROM outbox WHERE seq = ?", seq).toArray()[0];
+    if (row?.events.startsWith(PARTS_MARKER)) this.write("DELETE FROM parts WHERE owner = ?", outboxOwner(seq));
     this.write("DELETE FROM outbox WHERE seq = ?", seq);
   }
 
@@ -244,10 +254,18 @@ export class RunStore {
   }
 
   private addToOutbox(entries: OutboxEntry[]): void {
-    // Event bodies are at most 512 KiB each and a step sends at most what one request may carry.
     for (const entry of entries) {
       if (entry.kind === "events" && entry.events.length === 0) continue;
-      this.write("INSERT INTO outbox (kind, events) VALUES (?, ?)", entry.kind, JSON.stringify(entry.kind === "events" ? entry.events : entry));
+      const text = JSON.stringify(entry.kind === "events" ? entry.events : entry);
+      if (text.length <= PART_CHARS) {
+        this.write("INSERT INTO outbox (kind, events) VALUES (?, ?)", entry.kind, text);
+        continue;
+      }
+      // Events a step sends may pass one value's 2 MB (3 MiB per send): stored across `parts` rows,
+      // named by the entry's place in the outbox.
+      const { seq } = this.sql.exec<{ seq: number }>("INSERT INTO outbox (kind, events) VALUES (?, '') RETURNING seq", entry.kind).one();
+      usage.doRowsWritten++;
+      this.write("UPDATE outbox SET events = ? WHERE seq = ?", this.encode(outboxOwner(seq), JSON.parse(text)), seq);
     }
   }
 
@@ -284,11 +302,11 @@ export class RunStore {
   }
 }
 
-function toRunRecord(row: RunRow, output: unknown): RunRecord {
+function toRunRecord(row: RunRow, output: unknown, events: StoredEvent[]): RunRecord {
   return {
     id: row.id,
     functionId: row.function_id,
-    events: JSON.parse(row.events) as StoredEvent[],
+    events,
     status: row.status,
     handlerFailures: { count: row.attempt, unitSeq: row.attempt_seq },
     starts: JSON.parse(row.starts) as InvocationStart[],

@@ -5,7 +5,8 @@ import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
-import { parseEvents } from "../ingest/ingest.ts";
+import { MAX_REQUEST_BYTES, parseEvents } from "../ingest/ingest.ts";
+import { utf8Bytes } from "../../sdk/output.ts";
 import { isDevMode, type Env } from "../platform/env.ts";
 import { runAsObject } from "../platform/faults.ts";
 import { createLogger } from "../platform/logger.ts";
@@ -153,9 +154,14 @@ function runHost(ctx: InvocationContext, run: RunRecord): RunHost {
 /** Events a step sends are validated like the event API's; bad ones fail the step for good. */
 function prepareStepEvents(events: unknown[], idAt: (position: number) => string): StoredEvent[] {
   if (events.length === 0) return [];
+  let parsed: StoredEvent[];
   try {
-    return parseEvents(events, idAt);
+    parsed = parseEvents(events, idAt);
   } catch (err) {
     throw new NonRetriableError(`step.sendEvent: ${serializeError(err).message}`);
   }
+  // One send carries at most what one request to the event API may.
+  const bytes = utf8Bytes(JSON.stringify(parsed));
+  if (bytes > MAX_REQUEST_BYTES) throw new NonRetriableError(`step.sendEvent: the events are ${bytes} bytes; the limit is ${MAX_REQUEST_BYTES} bytes (3 MiB) per send`);
+  return parsed;
 }
