@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { instrument } from "../platform/bindings.ts";
 import type { Env } from "../platform/env.ts";
 import { usage } from "../platform/usage.ts";
-import { runObject } from "../runs/door.ts";
+import { runObject, startCollectedRun } from "../runs/door.ts";
 import { collect, releaseWhenDue, type CollectAsk } from "./collect.ts";
 import { acquireSlot, grantWaiting, releaseSlot } from "./concurrency.ts";
 import type { Coordinator } from "./coordinator.ts";
@@ -30,7 +30,6 @@ export class FlowObject extends DurableObject<Env> {
     super(ctx, instrument(env));
     const store = new FlowStore(ctx.storage.sql);
     this.coordinator = {
-      env: this.env,
       store,
       setAlarm: (at) => ctx.storage.setAlarm(at),
       getAlarm: () => ctx.storage.getAlarm(),
@@ -40,6 +39,9 @@ export class FlowObject extends DurableObject<Env> {
         const by = store.get("kind") === "concurrency" ? "concurrency" : "throttle";
         return Promise.all(runIds.map((id) => runObject(this.env, id).slotGranted(by).catch(() => undefined)));
       },
+      startCollected: (functionId, kind, events, handLastOnly) => startCollectedRun(this.env, functionId, kind, events, handLastOnly),
+      runStatus: (runId) => runObject(this.env, runId).status(),
+      cancelRun: (runId, reason) => runObject(this.env, runId).cancelIf(reason),
     };
   }
 

@@ -1,6 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
-import { startCollectedRun } from "../runs/door.ts";
 import type { Coordinator } from "./coordinator.ts";
 
 // Debounce and batches: events collected under one key, started as one run on the coordinator's alarm.
@@ -65,7 +64,7 @@ export async function release(coordinator: Coordinator): Promise<void> {
   const kind = store.get("kind");
   const taken = kind === "batchEvents" ? rows.slice(0, store.get("max_size") ?? rows.length) : rows;
   const events = taken.map((row) => ({ event: JSON.parse(row.event) as StoredEvent, receivedAt: row.received_at }));
-  await startCollectedRun(coordinator.env, functionId, kind === "debounce" ? "debounce" : "batch", events, kind === "debounce" && !store.get("keep_all"));
+  await coordinator.startCollected(functionId, kind === "debounce" ? "debounce" : "batch", events, kind === "debounce" && !store.get("keep_all"));
   for (const row of taken) store.write("DELETE FROM pending WHERE id = ? AND received_at = ?", row.id, row.received_at);
   const left = store.count("pending");
   store.unset("first_at");

@@ -1,6 +1,5 @@
 import { gcra } from "../../sdk/flow.ts";
 import { FINAL_STATUSES } from "../platform/types.ts";
-import { runObject } from "../runs/door.ts";
 import type { Coordinator } from "./coordinator.ts";
 
 // The controls decided once at dispatch, per run: idempotency, rate limits and singletons. A run
@@ -37,14 +36,14 @@ export async function admit(coordinator: Coordinator, ask: FlowAsk, now: number)
  * or the old one is cancelled (`cancel`). A run admitted but not yet stored counts as active for
  * a minute, the time its dispatch may take.
  */
-async function decideSingleton({ env, store }: Coordinator, ask: Extract<FlowAsk, { kind: "singleton" }>, now: number): Promise<FlowAnswer> {
+async function decideSingleton(coordinator: Coordinator, ask: Extract<FlowAsk, { kind: "singleton" }>, now: number): Promise<FlowAnswer> {
+  const { store } = coordinator;
   const active = store.get("active_run");
   if (active && active !== ask.runId) {
-    const stub = runObject(env, active);
-    const state = await stub.status();
+    const state = await coordinator.runStatus(active);
     const isActive = state ? !FINAL_STATUSES.has(state.status) : now - (store.get("active_at") ?? 0) < SINGLETON_PENDING_MS;
     if (isActive && ask.mode === "skip") return { start: false, reason: `singleton: run ${active} is still active` };
-    if (isActive) await stub.cancelIf({ type: "singleton", run_id: ask.runId });
+    if (isActive) await coordinator.cancelRun(active, { type: "singleton", run_id: ask.runId });
   }
   store.set("active_run", ask.runId);
   store.set("active_at", now);
