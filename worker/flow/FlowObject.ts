@@ -77,13 +77,13 @@ export class FlowObject extends DurableObject<Env> {
 
   /**
    * Forgets a run that has ended: its slot and its place in the queue (a concurrency limit), or its
-   * place in the queue (a throttle), handing on what it held at once.
+   * place in the queue and a start it never used (a throttle), handing on what it held at once.
    */
-  async withdraw(runId: string, now = Date.now()): Promise<void> {
+  async withdraw(runId: string, started: boolean, now = Date.now()): Promise<void> {
     usage.doRequests++;
     const kind = this.coordinator.store.get("kind");
     if (kind === "concurrency") return releaseSlot(this.coordinator, runId, now);
-    if (kind === "throttle") return withdrawStart(this.coordinator, runId, now);
+    if (kind === "throttle") return withdrawStart(this.coordinator, runId, now, started);
   }
 
   override async alarm(): Promise<void> {

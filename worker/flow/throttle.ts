@@ -34,9 +34,19 @@ export async function acquireStart(coordinator: Coordinator, runId: string, rate
   return { granted: false, estimate };
 }
 
-/** Takes a run that ended out of the queue, and grants the runs now first if the rate allows. */
-export async function withdrawStart(coordinator: Coordinator, runId: string, now: number): Promise<void> {
-  coordinator.store.write("DELETE FROM waiting WHERE run_id = ?", runId);
+/**
+ * Takes a run that ended out of the queue, and grants the runs now first if the rate allows. A run
+ * that ended without starting (`started` false) though a start was granted to it (its wake-up was
+ * lost, then it was cancelled) gives that start back: a turn no run used.
+ */
+export async function withdrawStart(coordinator: Coordinator, runId: string, now: number, started: boolean): Promise<void> {
+  const { store } = coordinator;
+  store.write("DELETE FROM waiting WHERE run_id = ?", runId);
+  const rate = store.get("rate");
+  if (!started && rate && store.sql.exec("SELECT 1 FROM decisions WHERE run_id = ?", runId).toArray().length > 0) {
+    store.write("DELETE FROM decisions WHERE run_id = ?", runId);
+    store.set("tat", Math.max(0, (store.get("tat") ?? 0) - rate.period / rate.limit));
+  }
   await grantStarts(coordinator, now);
 }
 

@@ -64,9 +64,10 @@ export class RunSlots {
    */
   withdraw(run: RunRecord, fn: StepflareFunction): Promise<unknown> {
     const throttle = fn.flow.throttle;
+    const started = run.starts.length > 0;
     return Promise.all([
-      ...(fn.flow.concurrency ?? []).map((_, i) => this.slotOf(run, fn, i).withdraw(run.id)),
-      ...(throttle ? [flowObject(this.env, fn.id, "throttle", throttle.keyOf(run.events[0]!)).withdraw(run.id)] : []),
+      ...(fn.flow.concurrency ?? []).map((_, i) => this.slotOf(run, fn, i).withdraw(run.id, started)),
+      ...(throttle ? [flowObject(this.env, fn.id, "throttle", throttle.keyOf(run.events[0]!)).withdraw(run.id, started)] : []),
     ]);
   }
 
