@@ -1,5 +1,5 @@
 import type { CronSchedule } from "../../sdk/cron.ts";
-import type { StoredEvent } from "../../sdk/event.ts";
+import { engineEventId, RESERVED_ID_PREFIX, type StoredEvent } from "../../sdk/event.ts";
 import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
 import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
@@ -94,9 +94,21 @@ export async function triggerCronNow(env: Env, fn: StepflareFunction, now: numbe
 
 /** Starts the run of one schedule; its event is Inngest's `inngest/scheduled.timer` with `data.cron`. */
 async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number): Promise<RunIndexEntry> {
-  const runId = runIdFor(fn.id, `cron ${schedule.source}`, scheduledAt);
-  const event: StoredEvent = { id: `cron-${runId}`, name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
+  const runId = cronRunId(fn.id, schedule.source, scheduledAt);
+  const event: StoredEvent = { id: engineEventId("cron", runId), name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
   return startRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now });
+}
+
+/**
+ * The id of the run of `functionId`'s cron `source` scheduled at `scheduledAt`. Derived as an event's
+ * run is, from an event id in the engine's space: an event a sender sent could not have it, so no
+ * event's run can take a schedule's id first.
+ *
+ * @example
+ * cronRunId("weekly-report", "TZ=Europe/Paris 0 9 * * 1", Date.parse("2026-03-30T07:00:00Z"));
+ */
+export function cronRunId(functionId: string, source: string, scheduledAt: number): string {
+  return runIdFor(functionId, `${RESERVED_ID_PREFIX}cron ${source}`, scheduledAt);
 }
 
 function cronKey(functionId: string, cron: string): string {
