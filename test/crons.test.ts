@@ -110,6 +110,22 @@ describe("the wrangler.toml cron trigger", () => {
     const run = await completed(cronRunId("every-minute", "* * * * *", scheduledTime));
     expect(run.output).toEqual({ cron: "* * * * *", ts: scheduledTime });
   });
+
+  it("starts one run per scheduled minute however often scheduled() is called in it, for the minute's own time", async () => {
+    // `wrangler dev --test-scheduled` passes the time of the call, and a platform retry calls again.
+    const minute = at("2026-11-01T13:05:00Z");
+    const calls = [minute + 17_123, minute + 41_900, minute + 59_999];
+    for (const scheduledTime of calls) {
+      const ctx = createExecutionContext();
+      await worker.scheduled!(createScheduledController({ scheduledTime, cron: "* * * * *" }), env as Env, ctx);
+      await waitOnExecutionContext(ctx);
+    }
+    const run = await completed(cronRunId("every-minute", "* * * * *", minute));
+    expect(run.output).toEqual({ cron: "* * * * *", ts: minute });
+    const candidates = [minute, ...calls].map((time) => cronRunId("every-minute", "* * * * *", time));
+    const indexed = await env.DB.prepare("SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(candidates)).all<{ id: string }>();
+    expect(indexed.results.map((row) => row.id)).toEqual([candidates[0]]);
+  });
 });
 
 describe("the REST API", () => {

@@ -74,13 +74,20 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
 }
 
 /**
- * Starts the runs of the functions whose cron is exactly `cron`, for `scheduledAt`: a
- * `wrangler.toml` cron trigger that a function also names fires it directly. A tick that starts
- * the same schedule starts nothing more (the same run id).
+ * Starts the runs of the functions whose cron is exactly `cron`, for the schedule's own time at or
+ * before `scheduledAt`: a `wrangler.toml` cron trigger that a function also names fires it
+ * directly. The time is the schedule's, not the call's (`wrangler dev --test-scheduled` passes the
+ * time of the call, and the platform may call again), so every call in a scheduled minute, and the
+ * tick that starts the same schedule, start one run (the same run id).
  */
 export async function fireCronTrigger(env: Env, cron: string, scheduledAt: number, now: number): Promise<RunIndexEntry[]> {
-  const targets = allFunctions().flatMap((fn) => fn.crons.filter((schedule) => schedule.source === cron).map((schedule) => ({ fn, schedule })));
-  const started = await Promise.all(targets.map(({ fn, schedule }) => startCronRun(env, fn, schedule, scheduledAt, now)));
+  const targets = allFunctions().flatMap((fn) =>
+    fn.crons.flatMap((schedule) => {
+      const at = schedule.source === cron ? schedule.lastAtOrBefore(scheduledAt) : null;
+      return at === null ? [] : [{ fn, schedule, at }];
+    }),
+  );
+  const started = await Promise.all(targets.map(({ fn, schedule, at }) => startCronRun(env, fn, schedule, at, now)));
   await indexRuns(env, started);
   return started;
 }
