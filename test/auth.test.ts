@@ -219,6 +219,17 @@ describe("the dashboard's login", () => {
     expect(safeNext("/%2F%2Fevil.com", ORIGIN)).toBe("/%2F%2Fevil.com");
   });
 
+  it("refuses a login body over 16 KiB with a 413 and no cookie, whether its length is declared or not", async () => {
+    const form = new URLSearchParams({ key: "signing-secret", next: `/${"x".repeat(20 * 1024)}` }).toString();
+    const streamed = () => new Blob([form]).stream();
+    for (const body of [form, streamed()]) {
+      const response = await call("/login", { method: "POST", headers: { origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" }, body });
+      expect(response.status).toBe(413);
+      expect(response.headers.get("set-cookie")).toBeNull();
+      expect((await expectNothingRevealed(response)).error).toMatch(/16 KiB/);
+    }
+  });
+
   it("refuses a login posted from another origin", async () => {
     for (const headers of [{ origin: "https://evil.example" }, { origin: "null" }, { "sec-fetch-site": "cross-site" }] as Record<string, string>[]) {
       const response = await call("/login", { method: "POST", headers, body: new URLSearchParams({ key: "signing-secret" }) });
