@@ -6,14 +6,18 @@ import { CONTENT_SECURITY_POLICY } from "../worker/routes/pageHeaders.ts";
 import { API_ROUTES } from "../worker/routes/api/openapi.ts";
 import { safeNext } from "../worker/routes/login.tsx";
 import { SESSION_TTL_MS, signSession } from "../worker/routes/session.ts";
+import { hashedSigningKey } from "../worker/remote/signature.ts";
 import worker from "./worker.ts";
 
+/** A signing key as the README's recipe makes one (`openssl rand -hex 32`). */
+const SIGNING_KEY = "3f9c0a57d2e14b86a0c9e7f1d3b5a2c48e6f0b1d2c3a4e5f60718293a4b5c6d7";
+
 // The vitest project runs in dev mode (vitest.config.ts); these envs turn it off (DESIGN "Auth").
-const production = { ...env, STEPFLARE_DEV: undefined, STEPFLARE_EVENT_KEYS: "key-one, key-two", STEPFLARE_SIGNING_KEY: "signing-secret" };
+const production = { ...env, STEPFLARE_DEV: undefined, STEPFLARE_EVENT_KEYS: "key-one, key-two", STEPFLARE_SIGNING_KEY: SIGNING_KEY };
 const dev = { ...env, STEPFLARE_DEV: "1", STEPFLARE_EVENT_KEYS: undefined, STEPFLARE_SIGNING_KEY: undefined };
 
 const ORIGIN = "http://stepflare.test";
-const SECRETS = ["key-one", "key-two", "signing-secret"];
+const SECRETS = ["key-one", "key-two", SIGNING_KEY];
 
 function call(path: string, init?: RequestInit, bindings: Env = production): Promise<Response> {
   return Promise.resolve(worker.fetch!(new Request(`${ORIGIN}${path}`, { redirect: "manual", ...init }) as Request<unknown, IncomingRequestCfProperties>, bindings, createExecutionContext()));
@@ -24,7 +28,7 @@ const dashboardPaths = ["/", "/runs", "/runs/0123456789abcdef0123456789abcdef", 
 
 /** Logs in with the form and answers the session cookie, as `name=value`. */
 async function logIn(bindings: Env = production): Promise<string> {
-  const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret", next: "/runs" }) }, bindings);
+  const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY, next: "/runs" }) }, bindings);
   expect(response.status).toBe(303);
   return response.headers.get("set-cookie")!.split(";")[0]!;
 }
@@ -39,7 +43,7 @@ async function expectNothingRevealed(response: Response): Promise<{ error: strin
 describe("auth outside dev mode", () => {
   it("accepts events only with a listed event key", async () => {
     expect((await call("/e/key-two", event)).status).toBe(200);
-    for (const key of ["wrong", "key-one,key-two", "key", "KEY-ONE", "signing-secret"]) {
+    for (const key of ["wrong", "key-one,key-two", "key", "KEY-ONE", SIGNING_KEY]) {
       const response = await call(`/e/${key}`, event);
       expect(response.status).toBe(401);
       expect(await expectNothingRevealed(response)).toEqual({ error: "unknown event key" });
@@ -61,7 +65,7 @@ describe("auth outside dev mode", () => {
   ];
 
   it.each(routes)("refuses %s %s without the signing key, or with a wrong one", async (method, path) => {
-    for (const headers of [{} as Record<string, string>, { authorization: "Bearer wrong" }, { authorization: "signing-secret" }, { authorization: "Bearer " }, { authorization: "Bearer key-one" }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: "Bearer wrong" }, { authorization: SIGNING_KEY }, { authorization: "Bearer " }, { authorization: "Bearer key-one" }]) {
       const response = await call(path, { method, headers });
       expect(response.status).toBe(401);
       expect((await expectNothingRevealed(response)).error).toMatch(/signing key/);
@@ -69,9 +73,9 @@ describe("auth outside dev mode", () => {
   });
 
   it("serves the REST API with the signing key", async () => {
-    expect((await call("/v1/functions", { headers: { authorization: "Bearer signing-secret" } })).status).toBe(200);
+    expect((await call("/v1/functions", { headers: { authorization: `Bearer ${SIGNING_KEY}` } })).status).toBe(200);
     // The dev routes stay hidden even then.
-    expect((await call("/v1/dev/faults", { headers: { authorization: "Bearer signing-secret" } })).status).toBe(404);
+    expect((await call("/v1/dev/faults", { headers: { authorization: `Bearer ${SIGNING_KEY}` } })).status).toBe(404);
   });
 });
 
@@ -109,6 +113,66 @@ describe("a production Worker missing its secrets", () => {
   });
 });
 
+describe("the signing key's form", () => {
+  const withKey = (key: string): Env => ({ ...production, STEPFLARE_SIGNING_KEY: key });
+  const refusal = /^STEPFLARE_SIGNING_KEY is not in a form Stepflare accepts: use 64 lowercase hex characters \(`openssl rand -hex 32`\), alone or after Inngest's `signkey-<env>-` prefix/;
+
+  /** Every use of the signing key: an app's call, the API, a page, the login form and its check. */
+  async function uses(key: string): Promise<[string, RequestInit][]> {
+    const bearer = { authorization: `Bearer ${key}` };
+    return [
+      ["/fn/register", { method: "POST", headers: { authorization: `Bearer ${await hashedSigningKey(key)}`, "content-type": "application/json" }, body: "{}" }],
+      ["/v1/functions", { headers: bearer }],
+      ["/runs", { headers: bearer }],
+      ["/login", {}],
+      ["/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key }) }],
+    ];
+  }
+
+  it("refuses a key that is not hex, whose app credential another key's also passes, with a 503 naming the secret", async () => {
+    // The inngest SDK reads a key as hex to hash it: these two give the same bearer.
+    const [key, other] = ["my-super-secret-password", "my-other-secret-password!"];
+    expect(await hashedSigningKey(other)).toBe(await hashedSigningKey(key));
+    const register = await call("/fn/register", { method: "POST", headers: { authorization: `Bearer ${await hashedSigningKey(other)}`, "content-type": "application/json" }, body: "{}" }, withKey(key));
+    expect(register.status).toBe(503);
+    for (const [path, init] of await uses(key)) {
+      const response = await call(path, init, withKey(key));
+      expect(response.status, `${init.method ?? "GET"} ${path}`).toBe(503);
+      const text = await response.text();
+      expect(text).not.toContain(key);
+      expect((JSON.parse(text) as { error: string }).error).toMatch(refusal);
+    }
+  });
+
+  it.each([
+    ["a password", "signing-secret"],
+    ["upper-case hex", SIGNING_KEY.toUpperCase()],
+    ["63 hex characters", SIGNING_KEY.slice(1)],
+    ["65 hex characters", `${SIGNING_KEY}0`],
+    ["a space before it", ` ${SIGNING_KEY}`],
+    ["a newline after it", `${SIGNING_KEY}\n`],
+    ["Inngest's prefix before a password", "signkey-prod-my-super-secret-password"],
+    ["Inngest's prefix before 63 hex characters", `signkey-prod-${SIGNING_KEY.slice(1)}`],
+    ["a prefix with no environment", `signkey--${SIGNING_KEY}`],
+  ])("refuses %s", async (_what, key) => {
+    const response = await call("/v1/functions", {}, withKey(key));
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: string }).error).toMatch(refusal);
+  });
+
+  it.each([
+    ["`openssl rand -hex 32`", SIGNING_KEY],
+    ["`signkey-prod-` and 64 hex characters", `signkey-prod-${SIGNING_KEY}`],
+    ["`signkey-test-` and 64 hex characters", `signkey-test-${SIGNING_KEY}`],
+  ])("accepts the README's form %s for every use", async (_what, key) => {
+    for (const [path, init] of await uses(key)) {
+      const response = await call(path, init, withKey(key));
+      expect([401, 503], `${init.method ?? "GET"} ${path}`).not.toContain(response.status);
+      await response.body?.cancel();
+    }
+  });
+});
+
 describe("the dashboard's login", () => {
   it.each(dashboardPaths)("sends GET %s to the login page without a session, keeping where it was", async (path) => {
     const response = await call(`${path}?status=Failed`);
@@ -125,7 +189,7 @@ describe("the dashboard's login", () => {
 
   it("lets the bearer through to the pages", async () => {
     // The page asks the API in process with the same bearer, so it shows the runs rather than a 401.
-    const page = await call("/runs", { headers: { authorization: "Bearer signing-secret" } });
+    const page = await call("/runs", { headers: { authorization: `Bearer ${SIGNING_KEY}` } });
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("<h1>Runs</h1>");
   });
@@ -148,13 +212,13 @@ describe("the dashboard's login", () => {
   });
 
   it("sets an HttpOnly, SameSite=Strict, Secure session cookie of 12 h that is not the key, and goes on to next", async () => {
-    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret", next: "/runs?status=Failed" }) });
+    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY, next: "/runs?status=Failed" }) });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe("/runs?status=Failed");
     const cookie = response.headers.get("set-cookie")!;
     const [pair, ...attributes] = cookie.split(/;\s*/);
     expect(pair).toMatch(/^stepflare_session=[0-9]+\.[A-Za-z0-9_-]{43}$/);
-    expect(cookie).not.toContain("signing-secret");
+    expect(cookie).not.toContain(SIGNING_KEY);
     expect(attributes).toEqual(expect.arrayContaining(["HttpOnly", "SameSite=Strict", "Secure", "Path=/", `Max-Age=${SESSION_TTL_MS / 1000}`]));
   });
 
@@ -170,7 +234,7 @@ describe("the dashboard's login", () => {
   });
 
   it("refuses a wrong key with the form again and no cookie", async () => {
-    for (const key of ["wrong", "", "key-one", "signing-secret "]) {
+    for (const key of ["wrong", "", "key-one", `${SIGNING_KEY} `]) {
       const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key, next: "/runs" }) });
       expect(response.status).toBe(401);
       expect(response.headers.get("set-cookie")).toBeNull();
@@ -184,12 +248,12 @@ describe("the dashboard's login", () => {
   it("refuses forged, expired and foreign session cookies", async () => {
     const now = Date.now();
     const forged = [
-      "stepflare_session=signing-secret",
+      `stepflare_session=${SIGNING_KEY}`,
       `stepflare_session=${now + SESSION_TTL_MS}.${"A".repeat(43)}`,
       `stepflare_session=${await signSession("another-key", now + SESSION_TTL_MS)}`,
-      `stepflare_session=${await signSession("signing-secret", now - 1000)}`,
+      `stepflare_session=${await signSession(SIGNING_KEY, now - 1000)}`,
       // A valid signature with the expiry changed.
-      `stepflare_session=${(await signSession("signing-secret", now + 1000)).replace(/^[0-9]+/, String(now + 10 * SESSION_TTL_MS))}`,
+      `stepflare_session=${(await signSession(SIGNING_KEY, now + 1000)).replace(/^[0-9]+/, String(now + 10 * SESSION_TTL_MS))}`,
     ];
     for (const cookie of forged) {
       const api = await call("/v1/functions", { headers: { cookie } });
@@ -198,7 +262,7 @@ describe("the dashboard's login", () => {
       expect((await call("/runs", { headers: { cookie } })).status, cookie).toBe(303);
     }
     // The same token with a live expiry is accepted: the refusals above are the expiry and the signature.
-    const live = `stepflare_session=${await signSession("signing-secret", now + 60_000)}`;
+    const live = `stepflare_session=${await signSession(SIGNING_KEY, now + 60_000)}`;
     expect((await call("/v1/functions", { headers: { cookie: live } })).status).toBe(200);
   });
 
@@ -208,7 +272,7 @@ describe("the dashboard's login", () => {
   });
 
   it.each(["//evil.com", "https://evil.com/x", "/\\evil.com", "/\t/evil.com", "/.//evil.com", "/%2e%2e//evil.com", "/runs/..//evil.com", "evil.com", "javascript:alert(1)", ""])("never redirects to next=%j", async (next) => {
-    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret", next }) });
+    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY, next }) });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe("/");
     expect(safeNext(next, ORIGIN)).toBe("/");
@@ -220,7 +284,7 @@ describe("the dashboard's login", () => {
   });
 
   it("refuses a login body over 16 KiB with a 413 and no cookie, whether its length is declared or not", async () => {
-    const form = new URLSearchParams({ key: "signing-secret", next: `/${"x".repeat(20 * 1024)}` }).toString();
+    const form = new URLSearchParams({ key: SIGNING_KEY, next: `/${"x".repeat(20 * 1024)}` }).toString();
     const streamed = () => new Blob([form]).stream();
     for (const body of [form, streamed()]) {
       const response = await call("/login", { method: "POST", headers: { origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" }, body });
@@ -232,7 +296,7 @@ describe("the dashboard's login", () => {
 
   it("refuses a login posted from another origin", async () => {
     for (const headers of [{ origin: "https://evil.example" }, { origin: "null" }, { "sec-fetch-site": "cross-site" }] as Record<string, string>[]) {
-      const response = await call("/login", { method: "POST", headers, body: new URLSearchParams({ key: "signing-secret" }) });
+      const response = await call("/login", { method: "POST", headers, body: new URLSearchParams({ key: SIGNING_KEY }) });
       expect(response.status).toBe(403);
       expect(response.headers.get("set-cookie")).toBeNull();
     }
@@ -268,7 +332,7 @@ describe("writes with the session cookie", () => {
   });
 
   it("need no origin with the bearer, which no browser sends by itself", async () => {
-    expect((await call(pause, { method: "POST", headers: { authorization: "Bearer signing-secret", origin: "https://evil.example" } })).status).toBe(404);
+    expect((await call(pause, { method: "POST", headers: { authorization: `Bearer ${SIGNING_KEY}`, origin: "https://evil.example" } })).status).toBe(404);
   });
 });
 
@@ -312,7 +376,7 @@ describe("dev mode", () => {
   });
 
   it("logs in with a signing key set, with a cookie that is not Secure (dev may be plain http)", async () => {
-    const cookie = (await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret" }) }, { ...dev, STEPFLARE_SIGNING_KEY: "signing-secret" })).headers.get("set-cookie")!;
+    const cookie = (await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY }) }, { ...dev, STEPFLARE_SIGNING_KEY: SIGNING_KEY })).headers.get("set-cookie")!;
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     expect(cookie).not.toMatch(/Secure/);
@@ -335,7 +399,7 @@ describe("every route of the API", () => {
       await expectNothingRevealed(refused);
       const stream = method === "GET" && path.endsWith("/stream");
       if (stream) continue; // an unknown run's stream is a 404 either way; its auth is the same middleware
-      const allowed = await call(path, { ...init, headers: { ...(init.headers ?? {}), authorization: "Bearer signing-secret" } });
+      const allowed = await call(path, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${SIGNING_KEY}` } });
       expect(allowed.status, `${method} ${path} with the key`).not.toBe(401);
       await allowed.body?.cancel();
     }

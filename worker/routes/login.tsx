@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { Env } from "../platform/env.ts";
-import { isDevMode } from "../platform/env.ts";
+import { isDevMode, signingKey } from "../platform/env.ts";
 import { missingSecret, refuseCrossOriginWrite, secretsEqual } from "./auth.ts";
 import { PageHead } from "./dashboard/layout.tsx";
 import { readLimited, SMALL_BODY_BYTES } from "./body.ts";
@@ -25,7 +25,7 @@ loginRoutes.use("/logout", pageHeaders);
 
 loginRoutes.get("/login", (c) => {
   const next = safeNext(c.req.query("next"), new URL(c.req.url).origin);
-  if (!c.env.STEPFLARE_SIGNING_KEY) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
+  if (!signingKey(c.env)) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
   return page(c, next, 200);
 });
 
@@ -37,7 +37,7 @@ loginRoutes.post("/login", async (c) => {
   if (bytes === null) return jsonError(c, 413, `request body is over ${SMALL_BODY_BYTES} bytes (16 KiB), the limit of a login form`);
   const body = await formFields(bytes, c.req.header("content-type"));
   const next = safeNext(body.next, new URL(c.req.url).origin);
-  const key = c.env.STEPFLARE_SIGNING_KEY;
+  const key = signingKey(c.env);
   if (!key) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
   const given = typeof body.key === "string" ? body.key : "";
   if (given === "" || !(await secretsEqual(given, key))) return page(c, next, 401, "That is not the signing key.");
