@@ -9,7 +9,7 @@
 // - `events(data, root, found, seen)`: every event the root leads to, the root first, each with the
 //   runs it must have: `{ id, runs: [{ fn, label?, status, output?, error?, steps? }] }`. `found`
 //   maps a function id to its run (as `GET /v1/events/:id/runs` answers it) among the events
-//   listed before, so a later event's id may depend on an earlier run (`<run_id>-failed`, or the id
+//   listed before, so a later event's id may depend on an earlier run (`stepflare:<run_id>-failed`, or the id
 //   the engine derives for an event `step.sendEvent` sent without one). `seen.last(key)` is the
 //   highest attempt at which the step body `key` ran (from the counter), for outputs that embed
 //   the attempt. `output` is compared deeply, `error` is a substring of the error message, `steps`
@@ -40,12 +40,12 @@ import { createHash } from "node:crypto";
 /** @typedef {{ int: (n: number) => number }} Rng */
 
 /**
- * The id the engine gives an event that `step.sendEvent` sends without one (sdk/step.ts): the first
- * 16 bytes of sha256(`<runId>\n<step name>\n<position>`) as hex, where the step name is the id as
+ * The id the engine gives an event that `step.sendEvent` sends without one (sdk/step.ts): `stepflare:step-`
+ * and the first 16 bytes of sha256(`<runId>\n<step name>\n<position>`) as hex, where the step name is the id as
  * written with `:n` for repeats, and position is the event's index in that call's list.
  */
 export function derivedEventId(runId, stepName, position) {
-  return createHash("sha256").update(`${runId}\n${stepName}\n${position}`).digest("hex").slice(0, 32);
+  return `stepflare:step-${createHash("sha256").update(`${runId}\n${stepName}\n${position}`).digest("hex").slice(0, 32)}`;
 }
 
 /**
@@ -224,7 +224,7 @@ export const scenarios = [
       ...(found["chaos-fails"]
         ? [
             {
-              id: `${found["chaos-fails"].run_id}-failed`,
+              id: `stepflare:${found["chaos-fails"].run_id}-failed`,
               runs: [{ fn: "chaos-fails-failure", status: "Completed", output: { failedRun: found["chaos-fails"].run_id }, steps: ["notify"] }],
             },
           ]
@@ -257,7 +257,7 @@ export const scenarios = [
     followUps: (d) => (d.cancel ? [{ suffix: "cancel", event: "chaos/cancel", data: { key: d.key } }] : []),
     // Cancelled: a cancel that came while the run was under way (steps a and nap, never b). Completed:
     // no cancel, or one that came before the run existed (it matches only runs already started).
-    // A cancelled run sends `inngest/function.cancelled` (id `<run id>-cancelled`), which starts no run here.
+    // A cancelled run sends `inngest/function.cancelled` (id `stepflare:<run id>-cancelled`), which starts no run here.
     events: (d, root, found) => {
       const cancelled = d.cancel && found["chaos-cancel"]?.status === "Cancelled";
       return [
@@ -269,7 +269,7 @@ export const scenarios = [
               : { fn: "chaos-cancel", status: "Completed", output: { a: "a", b: "b" }, steps: ["a", "nap", "b"] },
           ],
         },
-        ...(cancelled ? [{ id: `${found["chaos-cancel"].run_id}-cancelled`, runs: [] }] : []),
+        ...(cancelled ? [{ id: `stepflare:${found["chaos-cancel"].run_id}-cancelled`, runs: [] }] : []),
       ];
     },
     // A cancelled run may not have run a or b (`null`: a step that may not run); b may have begun
@@ -337,7 +337,7 @@ export const cronScenario = {
   fn: "chaos-cron",
   cron: "* * * * *",
   root: (at) => `cron@${new Date(at).toISOString()}`,
-  runId: (at) => runIdFor("chaos-cron", "cron * * * * *", at),
+  runId: (at) => runIdFor("chaos-cron", "stepflare:cron * * * * *", at),
   run: (at) => ({ fn: "chaos-cron", status: "Completed", output: { scheduledAt: new Date(at).toISOString() }, steps: ["tick"] }),
   effects: () => ({ "chaos-cron/tick": 0 }),
 };

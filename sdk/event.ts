@@ -36,6 +36,39 @@ export function reservedNameError(name: string, index: number): string | null {
   return `event ${index}: the name ${JSON.stringify(name)} is reserved: names starting with ${JSON.stringify(RESERVED_NAME_PREFIX)} are sent only by Stepflare`;
 }
 
+/**
+ * Event ids starting with this are the engine's own: the events a run's end sends
+ * (`stepflare:<run id>-failed`, `-cancelled`, `-finished`), a child run's `-invoked`, a cron's
+ * `stepflare:cron-<run id>` and the ids `step.sendEvent` derives. Senders may not use them: the event
+ * log drops an id it saw in the last 24 h, so a sender who predicted a run's id could otherwise send
+ * its failure event's id first and `onFailure` would never run.
+ */
+export const RESERVED_ID_PREFIX = "stepflare:";
+
+/**
+ * The id of an event the engine sends: its parts joined by `-` in the reserved space, the same every
+ * time (a redelivery is a duplicate) and never one a sender could have sent.
+ *
+ * @example
+ * engineEventId(runId, "failed"); // "stepflare:<run id>-failed"
+ */
+export function engineEventId(...parts: string[]): string {
+  return RESERVED_ID_PREFIX + parts.join("-");
+}
+
+/**
+ * Why a sender may not give the event at `index` of a request this id, or null when it may: ids
+ * starting with `stepflare:` are given only by the engine (see {@link RESERVED_ID_PREFIX}).
+ *
+ * @example
+ * reservedIdError("stepflare:0123-failed", 0);
+ * // 'event 0: the id "stepflare:0123-failed" is reserved: ids starting with "stepflare:" are given only by Stepflare to its own events'
+ */
+export function reservedIdError(id: string, index: number): string | null {
+  if (!id.startsWith(RESERVED_ID_PREFIX)) return null;
+  return `event ${index}: the id ${JSON.stringify(id)} is reserved: ids starting with ${JSON.stringify(RESERVED_ID_PREFIX)} are given only by Stepflare to its own events`;
+}
+
 /** An array of events, as `POST /e/:key` takes (or one event alone). */
 export const eventBatchSchema = z.array(eventPayloadSchema);
 

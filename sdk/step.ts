@@ -2,7 +2,7 @@ import { sha1 } from "@noble/hashes/legacy.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import type { DurationLike } from "./duration.ts";
-import type { EventPayload, StoredEvent } from "./event.ts";
+import { engineEventId, type EventPayload, type StoredEvent } from "./event.ts";
 import type { FunctionReference } from "./reference.ts";
 import type { StepFetch } from "./fetch.ts";
 
@@ -134,13 +134,14 @@ export function hashStepId(id: string): string {
 /**
  * The id of the event at `position` that step `stepName` of run `runId` sends, when the sender gave
  * none: the same every time the step runs, so a send repeated after a crash is a duplicate that
- * the event log's 24 h dedupe drops, and starts nothing twice downstream.
+ * the event log's 24 h dedupe drops, and starts nothing twice downstream. It is in the engine's id
+ * space (`stepflare:`), which senders may not use, so no one can send it first and drop the step's event.
  *
  * @example
- * sendEventId("9f…", "notify", 0); // 32 hex characters
+ * sendEventId("9f…", "notify", 0); // "stepflare:step-" and 32 hex characters
  */
 export function sendEventId(runId: string, stepName: string, position: number): string {
-  return bytesToHex(sha256(utf8.encode(`${runId}\n${stepName}\n${position}`)).slice(0, 16));
+  return engineEventId("step", bytesToHex(sha256(utf8.encode(`${runId}\n${stepName}\n${position}`)).slice(0, 16)));
 }
 
 const utf8 = new TextEncoder();

@@ -1,7 +1,10 @@
+import { createExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { apiRoutes } from "../worker/routes/api.ts";
 import { eventRoutes } from "../worker/routes/events.ts";
+import type { Env } from "../worker/platform/env.ts";
+import worker from "./worker.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runIdOf, sendEvents, uniqueKey } from "./helpers.ts";
 
 type Page<T> = { data: T[]; next_cursor: string | null };
@@ -106,6 +109,51 @@ describe("functions", () => {
     expect(stats.hours.at(-1)!.runs).toBeGreaterThanOrEqual(1);
     expect((await json("/v1/functions/nope/invoke", post({}))).status).toBe(404);
     expect((await json("/v1/functions/fanout-a/invoke", post({ data: [1] }))).status).toBe(400);
+  });
+});
+
+/** A request body sent in chunks, without a Content-Length (`Transfer-Encoding: chunked`). */
+function chunked(text: string, chunkBytes = 256 * 1024): ReadableStream<Uint8Array> {
+  const bytes = new TextEncoder().encode(text);
+  let offset = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= bytes.length) return controller.close();
+      controller.enqueue(bytes.slice(offset, offset + chunkBytes));
+      offset += chunkBytes;
+    },
+  });
+}
+
+describe("request bodies over the limits", () => {
+  const jsonPost = (body: BodyInit): RequestInit => ({ method: "POST", headers: { "content-type": "application/json" }, body });
+  // In process, not through the Worker's fetcher: a body left unread past the limit is then not a lost connection.
+  const inProcess = async <T>(path: string, init: RequestInit = {}): Promise<{ status: number; body: T }> => {
+    const response = await worker.fetch!(new Request(`http://stepflare.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, env as Env, createExecutionContext());
+    return { status: response.status, body: (await response.json()) as T };
+  };
+
+  it("POST /v1/events refuses a chunked body over 3 MiB with a 413, and stores none of it", async () => {
+    const name = `test/${uniqueKey("chunked")}`;
+    // Nine events of 500 KiB: each under the 512 KiB per event, 4.5 MiB together.
+    const events = Array.from({ length: 9 }, () => ({ name, data: { blob: "x".repeat(500 * 1024) } }));
+    const { status, body } = await inProcess<{ error: string }>("/v1/events", jsonPost(chunked(JSON.stringify(events))));
+    expect(status).toBe(413);
+    expect(body.error).toMatch(/3 MiB/);
+    expect((await inProcess<Page<unknown>>(`/v1/events?name=${encodeURIComponent(name)}`)).body.data).toEqual([]);
+  });
+
+  it("POST /v1/functions/:id/invoke refuses data over an event's 512 KiB with a 413, declared or chunked", async () => {
+    const key = uniqueKey("invoke-too-big");
+    const text = JSON.stringify({ data: { key, blob: "x".repeat(1024 * 1024) } });
+    for (const body of [text, chunked(text)]) {
+      const { status, body: answer } = await inProcess<{ error: string }>("/v1/functions/fanout-a/invoke", jsonPost(body));
+      expect(status).toBe(413);
+      expect(answer.error).toMatch(/512 KiB/);
+    }
+    // Under the limit, the same request starts its run.
+    const within = JSON.stringify({ data: { key, blob: "x".repeat(400 * 1024) } });
+    expect((await inProcess<{ data: { run_id: string } }>("/v1/functions/fanout-a/invoke", jsonPost(within))).status).toBe(201);
   });
 });
 

@@ -8,12 +8,15 @@ import { safeNext } from "../worker/routes/login.tsx";
 import { SESSION_TTL_MS, signSession } from "../worker/routes/session.ts";
 import worker from "./worker.ts";
 
+/** A signing key as the README's recipe makes one (`openssl rand -hex 32`). */
+const SIGNING_KEY = "3f9c0a57d2e14b86a0c9e7f1d3b5a2c48e6f0b1d2c3a4e5f60718293a4b5c6d7";
+
 // The vitest project runs in dev mode (vitest.config.ts); these envs turn it off (DESIGN "Auth").
-const production = { ...env, STEPFLARE_DEV: undefined, STEPFLARE_EVENT_KEYS: "key-one, key-two", STEPFLARE_SIGNING_KEY: "signing-secret" };
+const production = { ...env, STEPFLARE_DEV: undefined, STEPFLARE_EVENT_KEYS: "key-one, key-two", STEPFLARE_SIGNING_KEY: SIGNING_KEY };
 const dev = { ...env, STEPFLARE_DEV: "1", STEPFLARE_EVENT_KEYS: undefined, STEPFLARE_SIGNING_KEY: undefined };
 
 const ORIGIN = "http://stepflare.test";
-const SECRETS = ["key-one", "key-two", "signing-secret"];
+const SECRETS = ["key-one", "key-two", SIGNING_KEY];
 
 function call(path: string, init?: RequestInit, bindings: Env = production): Promise<Response> {
   return Promise.resolve(worker.fetch!(new Request(`${ORIGIN}${path}`, { redirect: "manual", ...init }) as Request<unknown, IncomingRequestCfProperties>, bindings, createExecutionContext()));
@@ -24,7 +27,7 @@ const dashboardPaths = ["/", "/runs", "/runs/0123456789abcdef0123456789abcdef", 
 
 /** Logs in with the form and answers the session cookie, as `name=value`. */
 async function logIn(bindings: Env = production): Promise<string> {
-  const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret", next: "/runs" }) }, bindings);
+  const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY, next: "/runs" }) }, bindings);
   expect(response.status).toBe(303);
   return response.headers.get("set-cookie")!.split(";")[0]!;
 }
@@ -39,7 +42,7 @@ async function expectNothingRevealed(response: Response): Promise<{ error: strin
 describe("auth outside dev mode", () => {
   it("accepts events only with a listed event key", async () => {
     expect((await call("/e/key-two", event)).status).toBe(200);
-    for (const key of ["wrong", "key-one,key-two", "key", "KEY-ONE", "signing-secret"]) {
+    for (const key of ["wrong", "key-one,key-two", "key", "KEY-ONE", SIGNING_KEY]) {
       const response = await call(`/e/${key}`, event);
       expect(response.status).toBe(401);
       expect(await expectNothingRevealed(response)).toEqual({ error: "unknown event key" });
@@ -61,7 +64,7 @@ describe("auth outside dev mode", () => {
   ];
 
   it.each(routes)("refuses %s %s without the signing key, or with a wrong one", async (method, path) => {
-    for (const headers of [{} as Record<string, string>, { authorization: "Bearer wrong" }, { authorization: "signing-secret" }, { authorization: "Bearer " }, { authorization: "Bearer key-one" }]) {
+    for (const headers of [{} as Record<string, string>, { authorization: "Bearer wrong" }, { authorization: SIGNING_KEY }, { authorization: "Bearer " }, { authorization: "Bearer key-one" }]) {
       const response = await call(path, { method, headers });
       expect(response.status).toBe(401);
       expect((await expectNothingRevealed(response)).error).toMatch(/signing key/);
@@ -69,9 +72,9 @@ describe("auth outside dev mode", () => {
   });
 
   it("serves the REST API with the signing key", async () => {
-    expect((await call("/v1/functions", { headers: { authorization: "Bearer signing-secret" } })).status).toBe(200);
+    expect((await call("/v1/functions", { headers: { authorization: `Bearer ${SIGNING_KEY}` } })).status).toBe(200);
     // The dev routes stay hidden even then.
-    expect((await call("/v1/dev/faults", { headers: { authorization: "Bearer signing-secret" } })).status).toBe(404);
+    expect((await call("/v1/dev/faults", { headers: { authorization: `Bearer ${SIGNING_KEY}` } })).status).toBe(404);
   });
 });
 
@@ -125,7 +128,7 @@ describe("the dashboard's login", () => {
 
   it("lets the bearer through to the pages", async () => {
     // The page asks the API in process with the same bearer, so it shows the runs rather than a 401.
-    const page = await call("/runs", { headers: { authorization: "Bearer signing-secret" } });
+    const page = await call("/runs", { headers: { authorization: `Bearer ${SIGNING_KEY}` } });
     expect(page.status).toBe(200);
     expect(await page.text()).toContain("<h1>Runs</h1>");
   });
@@ -148,13 +151,13 @@ describe("the dashboard's login", () => {
   });
 
   it("sets an HttpOnly, SameSite=Strict, Secure session cookie of 12 h that is not the key, and goes on to next", async () => {
-    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret", next: "/runs?status=Failed" }) });
+    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY, next: "/runs?status=Failed" }) });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe("/runs?status=Failed");
     const cookie = response.headers.get("set-cookie")!;
     const [pair, ...attributes] = cookie.split(/;\s*/);
     expect(pair).toMatch(/^stepflare_session=[0-9]+\.[A-Za-z0-9_-]{43}$/);
-    expect(cookie).not.toContain("signing-secret");
+    expect(cookie).not.toContain(SIGNING_KEY);
     expect(attributes).toEqual(expect.arrayContaining(["HttpOnly", "SameSite=Strict", "Secure", "Path=/", `Max-Age=${SESSION_TTL_MS / 1000}`]));
   });
 
@@ -170,7 +173,7 @@ describe("the dashboard's login", () => {
   });
 
   it("refuses a wrong key with the form again and no cookie", async () => {
-    for (const key of ["wrong", "", "key-one", "signing-secret "]) {
+    for (const key of ["wrong", "", "key-one", `${SIGNING_KEY} `]) {
       const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key, next: "/runs" }) });
       expect(response.status).toBe(401);
       expect(response.headers.get("set-cookie")).toBeNull();
@@ -184,12 +187,12 @@ describe("the dashboard's login", () => {
   it("refuses forged, expired and foreign session cookies", async () => {
     const now = Date.now();
     const forged = [
-      "stepflare_session=signing-secret",
+      `stepflare_session=${SIGNING_KEY}`,
       `stepflare_session=${now + SESSION_TTL_MS}.${"A".repeat(43)}`,
       `stepflare_session=${await signSession("another-key", now + SESSION_TTL_MS)}`,
-      `stepflare_session=${await signSession("signing-secret", now - 1000)}`,
+      `stepflare_session=${await signSession(SIGNING_KEY, now - 1000)}`,
       // A valid signature with the expiry changed.
-      `stepflare_session=${(await signSession("signing-secret", now + 1000)).replace(/^[0-9]+/, String(now + 10 * SESSION_TTL_MS))}`,
+      `stepflare_session=${(await signSession(SIGNING_KEY, now + 1000)).replace(/^[0-9]+/, String(now + 10 * SESSION_TTL_MS))}`,
     ];
     for (const cookie of forged) {
       const api = await call("/v1/functions", { headers: { cookie } });
@@ -198,7 +201,7 @@ describe("the dashboard's login", () => {
       expect((await call("/runs", { headers: { cookie } })).status, cookie).toBe(303);
     }
     // The same token with a live expiry is accepted: the refusals above are the expiry and the signature.
-    const live = `stepflare_session=${await signSession("signing-secret", now + 60_000)}`;
+    const live = `stepflare_session=${await signSession(SIGNING_KEY, now + 60_000)}`;
     expect((await call("/v1/functions", { headers: { cookie: live } })).status).toBe(200);
   });
 
@@ -208,7 +211,7 @@ describe("the dashboard's login", () => {
   });
 
   it.each(["//evil.com", "https://evil.com/x", "/\\evil.com", "/\t/evil.com", "/.//evil.com", "/%2e%2e//evil.com", "/runs/..//evil.com", "evil.com", "javascript:alert(1)", ""])("never redirects to next=%j", async (next) => {
-    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret", next }) });
+    const response = await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY, next }) });
     expect(response.status).toBe(303);
     expect(response.headers.get("location")).toBe("/");
     expect(safeNext(next, ORIGIN)).toBe("/");
@@ -219,9 +222,20 @@ describe("the dashboard's login", () => {
     expect(safeNext("/%2F%2Fevil.com", ORIGIN)).toBe("/%2F%2Fevil.com");
   });
 
+  it("refuses a login body over 16 KiB with a 413 and no cookie, whether its length is declared or not", async () => {
+    const form = new URLSearchParams({ key: SIGNING_KEY, next: `/${"x".repeat(20 * 1024)}` }).toString();
+    const streamed = () => new Blob([form]).stream();
+    for (const body of [form, streamed()]) {
+      const response = await call("/login", { method: "POST", headers: { origin: ORIGIN, "content-type": "application/x-www-form-urlencoded" }, body });
+      expect(response.status).toBe(413);
+      expect(response.headers.get("set-cookie")).toBeNull();
+      expect((await expectNothingRevealed(response)).error).toMatch(/16 KiB/);
+    }
+  });
+
   it("refuses a login posted from another origin", async () => {
     for (const headers of [{ origin: "https://evil.example" }, { origin: "null" }, { "sec-fetch-site": "cross-site" }] as Record<string, string>[]) {
-      const response = await call("/login", { method: "POST", headers, body: new URLSearchParams({ key: "signing-secret" }) });
+      const response = await call("/login", { method: "POST", headers, body: new URLSearchParams({ key: SIGNING_KEY }) });
       expect(response.status).toBe(403);
       expect(response.headers.get("set-cookie")).toBeNull();
     }
@@ -257,7 +271,7 @@ describe("writes with the session cookie", () => {
   });
 
   it("need no origin with the bearer, which no browser sends by itself", async () => {
-    expect((await call(pause, { method: "POST", headers: { authorization: "Bearer signing-secret", origin: "https://evil.example" } })).status).toBe(404);
+    expect((await call(pause, { method: "POST", headers: { authorization: `Bearer ${SIGNING_KEY}`, origin: "https://evil.example" } })).status).toBe(404);
   });
 });
 
@@ -301,7 +315,7 @@ describe("dev mode", () => {
   });
 
   it("logs in with a signing key set, with a cookie that is not Secure (dev may be plain http)", async () => {
-    const cookie = (await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: "signing-secret" }) }, { ...dev, STEPFLARE_SIGNING_KEY: "signing-secret" })).headers.get("set-cookie")!;
+    const cookie = (await call("/login", { method: "POST", headers: { origin: ORIGIN }, body: new URLSearchParams({ key: SIGNING_KEY }) }, { ...dev, STEPFLARE_SIGNING_KEY: SIGNING_KEY })).headers.get("set-cookie")!;
     expect(cookie).toMatch(/HttpOnly/);
     expect(cookie).toMatch(/SameSite=Strict/);
     expect(cookie).not.toMatch(/Secure/);
@@ -324,7 +338,7 @@ describe("every route of the API", () => {
       await expectNothingRevealed(refused);
       const stream = method === "GET" && path.endsWith("/stream");
       if (stream) continue; // an unknown run's stream is a 404 either way; its auth is the same middleware
-      const allowed = await call(path, { ...init, headers: { ...(init.headers ?? {}), authorization: "Bearer signing-secret" } });
+      const allowed = await call(path, { ...init, headers: { ...(init.headers ?? {}), authorization: `Bearer ${SIGNING_KEY}` } });
       expect(allowed.status, `${method} ${path} with the key`).not.toBe(401);
       await allowed.body?.cancel();
     }

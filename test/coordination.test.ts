@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { engineEventId } from "../sdk/event.ts";
 import { eventMatchKeys } from "../sdk/wait.ts";
 import { findWaitsStatement } from "../worker/db/waits.ts";
 import { dispatchEvent } from "../worker/dispatch/events.ts";
@@ -250,7 +251,7 @@ describe("cancelOn and onCancel", () => {
     const runId = await runIdOf(eventId!);
     await eventually(async () => ((await effectCount(`${key}:first`)) === 1 ? true : undefined));
     expect((await request(`/v1/runs/${runId}`, { method: "DELETE" })).status).toBe(200);
-    const cancelled = (await finishedRuns(`${runId}-cancelled`)).get("cancel-on-cancel")!;
+    const cancelled = (await finishedRuns(engineEventId(runId, "cancelled"))).get("cancel-on-cancel")!;
     expect(cancelled.status).toBe("Completed");
     expect(await effectCount(`${key}:onCancel:api`)).toBe(1);
   });

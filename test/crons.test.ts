@@ -4,14 +4,13 @@ import { createExecutionContext, createScheduledController, runInDurableObject, 
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { Stepflare } from "../sdk/index.ts";
-import { runDueCrons } from "../worker/schedule/crons.ts";
+import { cronRunId, runDueCrons } from "../worker/schedule/crons.ts";
 import type { CronRow } from "../worker/db/crons.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { setFaults } from "../worker/platform/faults.ts";
 import { type Scheduler, TICK_RETRY_MS } from "../worker/schedule/Scheduler.ts";
 import { tick, TICK_MS } from "../worker/schedule/tick.ts";
 import { allFunctions } from "../worker/platform/registry.ts";
-import { runIdFor } from "../worker/platform/runId.ts";
 import worker from "./worker.ts";
 import { eventually, finishedRuns, getRun, request, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
@@ -76,7 +75,7 @@ describe("due schedules", () => {
     await dueSince("weekly-report", WEEKLY, scheduledAt);
     const passes = await Promise.all([runDueCrons(env as Env, now), runDueCrons(env as Env, now)]);
     await runDueCrons(env as Env, now);
-    const runId = runIdFor("weekly-report", `cron ${WEEKLY}`, scheduledAt);
+    const runId = cronRunId("weekly-report", WEEKLY, scheduledAt);
     expect(passes.flatMap((pass) => pass.started.map((run) => run.runId))).toContain(runId);
     expect(await indexedRuns(runId)).toBe(1);
     const run = await completed(runId);
@@ -91,7 +90,7 @@ describe("due schedules", () => {
     await dueSince("weekly-report", WEEKLY, at("2026-09-07T07:00:00Z"));
     const { started } = await runDueCrons(env as Env, latest + 3 * 24 * 3600_000);
     const mine = started.filter((run) => run.functionId === "weekly-report");
-    expect(mine.map((run) => run.runId)).toEqual([runIdFor("weekly-report", `cron ${WEEKLY}`, latest)]);
+    expect(mine.map((run) => run.runId)).toEqual([cronRunId("weekly-report", WEEKLY, latest)]);
     expect((await completed(mine[0]!.runId)).output).toMatchObject({ ts: latest });
   });
 
@@ -108,8 +107,24 @@ describe("the wrangler.toml cron trigger", () => {
     const ctx = createExecutionContext();
     await worker.scheduled!(controller, env as Env, ctx);
     await waitOnExecutionContext(ctx);
-    const run = await completed(runIdFor("every-minute", "cron * * * * *", scheduledTime));
+    const run = await completed(cronRunId("every-minute", "* * * * *", scheduledTime));
     expect(run.output).toEqual({ cron: "* * * * *", ts: scheduledTime });
+  });
+
+  it("starts one run per scheduled minute however often scheduled() is called in it, for the minute's own time", async () => {
+    // `wrangler dev --test-scheduled` passes the time of the call, and a platform retry calls again.
+    const minute = at("2026-11-01T13:05:00Z");
+    const calls = [minute + 17_123, minute + 41_900, minute + 59_999];
+    for (const scheduledTime of calls) {
+      const ctx = createExecutionContext();
+      await worker.scheduled!(createScheduledController({ scheduledTime, cron: "* * * * *" }), env as Env, ctx);
+      await waitOnExecutionContext(ctx);
+    }
+    const run = await completed(cronRunId("every-minute", "* * * * *", minute));
+    expect(run.output).toEqual({ cron: "* * * * *", ts: minute });
+    const candidates = [minute, ...calls].map((time) => cronRunId("every-minute", "* * * * *", time));
+    const indexed = await env.DB.prepare("SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(candidates)).all<{ id: string }>();
+    expect(indexed.results.map((row) => row.id)).toEqual([candidates[0]]);
   });
 });
 

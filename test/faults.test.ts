@@ -69,10 +69,10 @@ describe("the dev-mode fault switch", () => {
   });
 
   it("does not exist outside dev mode, where the switch changes nothing", async () => {
-    const production = { ...env, STEPFLARE_DEV: undefined, STEPFLARE_EVENT_KEYS: "key-one", STEPFLARE_SIGNING_KEY: "signing-secret" };
+    const production = { ...env, STEPFLARE_DEV: undefined, STEPFLARE_EVENT_KEYS: "key-one", STEPFLARE_SIGNING_KEY: "ab".repeat(32) };
     const call = (path: string, init?: RequestInit) =>
       worker.fetch!(new Request(`http://stepflare.test${path}`, init) as Request<unknown, IncomingRequestCfProperties>, production, createExecutionContext());
-    const auth = { authorization: "Bearer signing-secret" };
+    const auth = { authorization: `Bearer ${"ab".repeat(32)}` };
     for (const init of [{ headers: auth }, { method: "POST", headers: { ...auth, ...json }, body: '{"d1":true}' }]) {
       const response = await call("/v1/dev/faults", init);
       expect(response.status).toBe(404);

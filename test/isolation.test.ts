@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { engineEventId } from "../sdk/event.ts";
 import { RunStore } from "../worker/runs/RunStore.ts";
 import { dispatched, effectCount, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
 
@@ -64,8 +65,8 @@ describe("isolation inside a run", () => {
   it("sends no failure event for a failed run that a failure event started", async () => {
     const [eventId] = await sendEvents({ name: "test/isolated", data: { mode: "string" } });
     const failed = (await finishedRuns(eventId!)).get("isolated")!;
-    const watcher = (await finishedRuns(`${failed.run_id}-failed`)).get("failure-watcher")!;
+    const watcher = (await finishedRuns(engineEventId(failed.run_id, "failed"))).get("failure-watcher")!;
     expect(watcher.status).toBe("Failed");
-    expect((await request(`/v1/events/${watcher.run_id}-failed`)).status).toBe(404);
+    expect((await request(`/v1/events/${engineEventId(watcher.run_id, "failed")}`)).status).toBe(404);
   });
 });

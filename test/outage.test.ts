@@ -3,6 +3,7 @@
 // final at once (issue 9, items 7 and 8).
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it } from "vitest";
+import { engineEventId } from "../sdk/event.ts";
 import { sendEventId } from "../sdk/step.ts";
 import { setFaults } from "../worker/platform/faults.ts";
 import type { RunWithSteps } from "../worker/runs/RunObject.ts";
@@ -41,7 +42,7 @@ describe("an outage of D1 and the queue", () => {
 
     setFaults({ d1: false, queue: false });
     await deliverNow(runId);
-    const failureEventId = `${runId}-failed`;
+    const failureEventId = engineEventId(runId, "failed");
     expect((await finishedRuns(failureEventId)).get("fails-after-pause-failure")).toMatchObject({ status: "Completed" });
     expect(await effectCount(`${key}:onFailure`)).toBe(1);
     // Delivering again changes nothing: the event id is a duplicate.
@@ -97,7 +98,7 @@ describe("cancel and failure", () => {
     // recorded. An alarm waits for the invocation in progress to end: after it, nothing is running.
     await deliverNow(runId);
     expect((await objectRun(runId)).status).toBe("Cancelled");
-    expect(await runsOf(`${runId}-failed`)).toHaveLength(0);
+    expect(await runsOf(engineEventId(runId, "failed"))).toHaveLength(0);
     expect(await effectCount(`${key}:onFailure`)).toBe(0);
   });
 });

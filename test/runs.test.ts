@@ -7,6 +7,7 @@ import { tick } from "../worker/schedule/tick.ts";
 import { consumeBatch } from "../worker/dispatch/consumer.ts";
 import { instrument } from "../worker/platform/bindings.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
+import { engineEventId } from "../sdk/event.ts";
 import worker from "./worker.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runsOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
@@ -19,7 +20,7 @@ describe("failures", () => {
     expect(failed.error).toMatchObject({ name: "RetryAfterError", message: "always broken" });
 
     // The failure event leaves the run's outbox right after the run ends.
-    const failureEventId = `${failed.run_id}-failed`;
+    const failureEventId = engineEventId(failed.run_id, "failed");
     const event = await eventually(async () => {
       const response = await request(`/v1/events/${failureEventId}`);
       return response.ok ? ((await response.json()) as { data: { name: string; data: Record<string, unknown> } }) : undefined;

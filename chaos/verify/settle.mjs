@@ -21,7 +21,7 @@ export async function observe(instance) {
     const { status, body } = await getJson(`/v1/events/${encodeURIComponent(id)}/runs`);
     const runs = status === 200 ? body.data : [];
     for (const run of runs) found[run.function_id] ??= run;
-    // A later event's id may depend on a run just found (`<run_id>-failed`, a derived id).
+    // A later event's id may depend on a run just found (`stepflare:<run_id>-failed`, a derived id).
     listed = instance.scenario.events(instance.data, instance.root, found, seen);
     const expected = listed[i];
     events.push({ id, expected, status, runs });

@@ -12,7 +12,8 @@ import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const RUN_TIMEOUT_MS = 30_000;
-const KEY = "dashboard-test-signing-key";
+/** A signing key of the form the README documents (`openssl rand -hex 32`). */
+const KEY = "d45b0a".padEnd(64, "7");
 
 let closed: DevServer;
 let browser: Browser;

@@ -7,6 +7,7 @@
  */
 import { Inngest } from "inngest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { engineEventId, RESERVED_ID_PREFIX } from "../../sdk/event.ts";
 import { runIdFor } from "../../worker/platform/runId.ts";
 import { startDevServer, waitFor, type DevServer } from "./wrangler.ts";
 
@@ -157,7 +158,7 @@ describe("wrangler dev", () => {
     const scheduledTime = Date.parse("2026-11-23T08:00:00Z"); // a Monday, 09:00 in Paris
     const res = await fetch(`${baseUrl}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(cron)}&time=${scheduledTime}`, { signal: AbortSignal.timeout(10_000) });
     expect(res.status).toBe(200);
-    const runId = runIdFor("weekly-report", `cron ${cron}`, scheduledTime);
+    const runId = runIdFor("weekly-report", `${RESERVED_ID_PREFIX}cron ${cron}`, scheduledTime);
     const run = await waitFor(`cron run ${runId}`, RUN_TIMEOUT_MS, dev, async () => {
       const { status, body } = await getJson<{ data: RunSummary & { scheduled_at?: string } }>(`/v1/runs/${runId}`);
       return status === 200 && body.data.status === "Completed" ? body.data : undefined;
@@ -212,7 +213,7 @@ describe("wrangler dev", () => {
     await postEvents({ name: "app/user.upgraded", data: { userId } });
     const [cancelled] = await finishedRuns(eventId!);
     expect(cancelled!.status).toBe("Cancelled");
-    const [onCancel] = await finishedRuns(`${run.run_id}-cancelled`);
+    const [onCancel] = await finishedRuns(engineEventId(run.run_id, "cancelled"));
     expect(onCancel).toMatchObject({ function_id: "trial-drip-cancel", status: "Completed" });
   });
 

@@ -1,7 +1,7 @@
 import { ulid } from "ulidx";
 import { EventDataError, validateEventData } from "../../sdk/eventType.ts";
 import { eventTypeOf } from "../platform/registry.ts";
-import { eventBatchSchema, eventPayloadSchema, reservedNameError, type StoredEvent } from "../../sdk/event.ts";
+import { eventBatchSchema, eventPayloadSchema, reservedIdError, reservedNameError, type StoredEvent } from "../../sdk/event.ts";
 import { DEDUP_WINDOW_MS, insertEvents, undispatchedEvents } from "../db/events.ts";
 import type { Env } from "../platform/env.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
@@ -28,8 +28,9 @@ export class IngestError extends StepflareError {
 
 /**
  * Validates one event or an array from a sender (Inngest's shape; an empty array is no events, not
- * an error) and checks the limits; throws IngestError. Names starting with `inngest/` are refused:
- * the engine sends those through `ingestEvents` directly. Events without an id get one from `nextId`.
+ * an error) and checks the limits; throws IngestError. Names starting with `inngest/` and ids
+ * starting with `stepflare:` are refused: the engine sends those through `ingestEvents` directly, and
+ * a sender must not claim an id the engine will use. Events without an id get one from `nextId`.
  *
  * @example
  * const events = parseEvents(JSON.parse(body));
@@ -49,6 +50,9 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
   return payloads.map((payload, i) => {
     const reserved = reservedNameError(payload.name, i);
     if (reserved) throw new IngestError("event.invalid", reserved, `${i}.name`);
+    // Only an id the sender gave is checked: the engine's own come from `nextId` (step.sendEvent's).
+    const reservedId = payload.id === undefined ? null : reservedIdError(payload.id, i);
+    if (reservedId) throw new IngestError("event.invalid", reservedId, `${i}.id`);
     // An event whose type a function declared with a schema (eventType) must fit it.
     const type = eventTypeOf(payload.name);
     if (type) {

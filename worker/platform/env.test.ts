@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { DEFAULT_RETENTION_DAYS, retentionDays } from "./env.ts";
+import { DEFAULT_RETENTION_DAYS, retentionDays, signingKey } from "./env.ts";
+import { StepflareError } from "./errors.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -30,4 +31,36 @@ describe("retentionDays", () => {
     for (let i = 0; i < 3; i++) expect(retentionDays({ STEPFLARE_RETENTION_DAYS: "soon" })).toBe(30);
     expect(warn).toHaveBeenCalledOnce();
   });
+});
+
+describe("signingKey", () => {
+  const hex = "0123456789abcdef".repeat(4);
+
+  it("is undefined when STEPFLARE_SIGNING_KEY is unset or empty", () => {
+    expect(signingKey({})).toBeUndefined();
+    expect(signingKey({ STEPFLARE_SIGNING_KEY: "" })).toBeUndefined();
+  });
+
+  it.each([hex, `signkey-prod-${hex}`, `signkey-branch-${hex}`])("takes the README's form %s", (key) => {
+    expect(signingKey({ STEPFLARE_SIGNING_KEY: key })).toBe(key);
+  });
+
+  it.each(["my-super-secret-password", hex.toUpperCase(), hex.slice(2), `${hex}ab`, `signkey-prod-${hex.slice(1)}`, `SIGNKEY-PROD-${hex}`, `signkey-prod-x${hex}`])(
+    "refuses %j with config.invalid, naming the secret, and logs it once",
+    (key) => {
+      const error = vi.spyOn(console, "error").mockImplementation(() => undefined);
+      for (let i = 0; i < 3; i++) {
+        let thrown: unknown;
+        try {
+          signingKey({ STEPFLARE_SIGNING_KEY: key });
+        } catch (err) {
+          thrown = err;
+        }
+        expect(thrown).toBeInstanceOf(StepflareError);
+        expect(thrown).toMatchObject({ code: "config.invalid", message: expect.stringMatching(/^STEPFLARE_SIGNING_KEY is not in a form Stepflare accepts/) });
+        expect((thrown as Error).message).not.toContain(key);
+      }
+      expect(error).toHaveBeenCalledOnce();
+    },
+  );
 });

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { StepflareError } from "./errors.ts";
 import type { RunObject } from "../runs/RunObject.ts";
 import type { Scheduler } from "../schedule/Scheduler.ts";
 import type { FlowObject } from "../flow/FlowObject.ts";
@@ -29,6 +30,41 @@ export interface Env {
 export function isDevMode(env: Pick<Env, "STEPFLARE_DEV">): boolean {
   return env.STEPFLARE_DEV === "1";
 }
+
+/**
+ * The forms of `STEPFLARE_SIGNING_KEY` the README documents: 64 lowercase hex characters
+ * (`openssl rand -hex 32`), alone or after Inngest's `signkey-<env>-` prefix (`signkey-prod-`).
+ */
+export const SIGNING_KEY_FORM = /^(?:signkey-[a-z]+-)?[0-9a-f]{64}$/;
+
+/** The last signing key checked, so a bad one is logged once per isolate, not at every request. */
+let checkedSigningKey: { raw: string; ok: boolean } | undefined;
+
+/**
+ * The signing key, or undefined when the secret is not set. A key in another form is refused:
+ * throws a StepflareError (`config.invalid`, a 503) naming the secret, never showing it. The
+ * `inngest` SDK hashes a key read as hex into an app's credential, so a key that is not hex gives a
+ * credential that other keys give too (`my-super-secret-password` and `my-other-secret-password!`).
+ * Checked at an isolate's first use of the key, and logged then.
+ *
+ * @example
+ * const key = signingKey(c.env);
+ * if (!key) return missingSecret(c, "STEPFLARE_SIGNING_KEY");
+ */
+export function signingKey(env: Pick<Env, "STEPFLARE_SIGNING_KEY">): string | undefined {
+  const raw = env.STEPFLARE_SIGNING_KEY;
+  if (!raw) return undefined;
+  if (checkedSigningKey?.raw !== raw) {
+    checkedSigningKey = { raw, ok: SIGNING_KEY_FORM.test(raw) };
+    if (!checkedSigningKey.ok) console.error(JSON.stringify({ level: "error", message: SIGNING_KEY_REFUSAL }));
+  }
+  if (!checkedSigningKey.ok) throw new StepflareError("config.invalid", SIGNING_KEY_REFUSAL);
+  return raw;
+}
+
+const SIGNING_KEY_REFUSAL =
+  "STEPFLARE_SIGNING_KEY is not in a form Stepflare accepts: use 64 lowercase hex characters (`openssl rand -hex 32`), alone or after Inngest's `signkey-<env>-` prefix " +
+  '(`echo "signkey-prod-$(openssl rand -hex 32)"`), and set it with `wrangler secret put STEPFLARE_SIGNING_KEY`';
 
 export const DEFAULT_RETENTION_DAYS = 30;
 

@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   "app.sync_failed",
   /** A binding is switched off by dev mode's fault injection. */
   "binding.fault_injected",
+  /** A secret or setting of the Worker is in a form it cannot use (a signing key that is not hex). */
+  "config.invalid",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Env } from "../platform/env.ts";
 import { checkBearer } from "../remote/signature.ts";
-import { isDevMode } from "../platform/env.ts";
+import { isDevMode, signingKey } from "../platform/env.ts";
 import { jsonError } from "./errors.ts";
 
 /**
@@ -12,7 +12,7 @@ import { jsonError } from "./errors.ts";
  */
 export const requireAppKey: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
   if (isDevMode(c.env)) return next();
-  const key = c.env.STEPFLARE_SIGNING_KEY;
+  const key = signingKey(c.env);
   if (!key) return jsonError(c, 503, "this Worker has no STEPFLARE_SIGNING_KEY secret: set it (the apps' INNGEST_SIGNING_KEY) with wrangler secret put");
   if (await checkBearer(c.req.header("authorization"), [key])) return next();
   return c.json({ status: 401, error: "missing or wrong signing key: the app's INNGEST_SIGNING_KEY must be this Worker's STEPFLARE_SIGNING_KEY" }, 401);

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import { isDevMode, type Env } from "../platform/env.ts";
+import { isDevMode, signingKey, type Env } from "../platform/env.ts";
 import { jsonError } from "./errors.ts";
 import { isValidSession, SESSION_COOKIE } from "./session.ts";
 
@@ -62,7 +62,7 @@ export const requireDashboardSession: MiddlewareHandler<{ Bindings: Env }> = asy
  */
 async function admitWithSigningKey(c: AuthContext, next: () => Promise<void>): Promise<Response | void | null> {
   if (isDevMode(c.env)) return refuseCrossOriginWrite(c) ?? next();
-  const key = c.env.STEPFLARE_SIGNING_KEY;
+  const key = signingKey(c.env);
   if (!key) return missingSecret(c, "STEPFLARE_SIGNING_KEY");
   const by = await authenticate(c, key);
   if (by === "cookie") return refuseCookieWriteFromElsewhere(c) ?? next();

@@ -18,6 +18,7 @@ export const HTTP_STATUS = {
   "app.sync_invalid": 400,
   "app.sync_failed": 502,
   "binding.fault_injected": 503,
+  "config.invalid": 503,
 } as const satisfies Record<ErrorCode, ContentfulStatusCode>;
 
 /** An engine error as its HTTP answer: its status, and `{ error, path? }`. */

@@ -3,6 +3,7 @@ import type { Env } from "../platform/env.ts";
 import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest/ingest.ts";
 import { eventIdSource } from "../platform/eventIds.ts";
 import { requireEventKey } from "./auth.ts";
+import { readLimited } from "./body.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 
 /** The event API: `POST /e/:key` with one event or an array (Inngest's shape). */
@@ -36,32 +37,3 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
     throw err;
   }
 });
-
-/** Reads a body, or answers null as soon as it passes `limit` bytes. */
-async function readLimited(request: Request, limit: number): Promise<Uint8Array | null> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && Number(declared) > limit) return null;
-  if (!request.body) return new Uint8Array();
-  // With a declared length within the limit, one native read; otherwise count while streaming.
-  if (declared !== null) return new Uint8Array(await request.arrayBuffer());
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > limit) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const part of chunks) {
-    bytes.set(part, offset);
-    offset += part.byteLength;
-  }
-  return bytes;
-}

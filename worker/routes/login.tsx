@@ -2,9 +2,11 @@ import { Hono, type Context } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
 import { html } from "hono/html";
 import type { Env } from "../platform/env.ts";
-import { isDevMode } from "../platform/env.ts";
+import { isDevMode, signingKey } from "../platform/env.ts";
 import { missingSecret, refuseCrossOriginWrite, secretsEqual } from "./auth.ts";
 import { PageHead } from "./dashboard/layout.tsx";
+import { readLimited, SMALL_BODY_BYTES } from "./body.ts";
+import { jsonError } from "./errors.ts";
 import { pageHeaders } from "./pageHeaders.ts";
 import { SESSION_COOKIE, SESSION_TTL_MS, signSession } from "./session.ts";
 
@@ -23,16 +25,19 @@ loginRoutes.use("/logout", pageHeaders);
 
 loginRoutes.get("/login", (c) => {
   const next = safeNext(c.req.query("next"), new URL(c.req.url).origin);
-  if (!c.env.STEPFLARE_SIGNING_KEY) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
+  if (!signingKey(c.env)) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
   return page(c, next, 200);
 });
 
 loginRoutes.post("/login", async (c) => {
   const refused = refuseCrossOriginWrite(c);
   if (refused) return refused;
-  const body = await c.req.parseBody().catch(() => ({}) as Record<string, unknown>);
+  // A form of two short fields: a body past the limit is not read on, however it is sent.
+  const bytes = await readLimited(c.req.raw, SMALL_BODY_BYTES);
+  if (bytes === null) return jsonError(c, 413, `request body is over ${SMALL_BODY_BYTES} bytes (16 KiB), the limit of a login form`);
+  const body = await formFields(bytes, c.req.header("content-type"));
   const next = safeNext(body.next, new URL(c.req.url).origin);
-  const key = c.env.STEPFLARE_SIGNING_KEY;
+  const key = signingKey(c.env);
   if (!key) return isDevMode(c.env) ? c.redirect(next, 303) : missingSecret(c, "STEPFLARE_SIGNING_KEY");
   const given = typeof body.key === "string" ? body.key : "";
   if (given === "" || !(await secretsEqual(given, key))) return page(c, next, 401, "That is not the signing key.");
@@ -53,6 +58,16 @@ loginRoutes.post("/logout", (c) => {
   deleteCookie(c, SESSION_COOKIE, { path: "/", httpOnly: true, sameSite: "Strict", secure: !isDevMode(c.env) });
   return c.redirect("/login", 303);
 });
+
+/** The fields of a form body (urlencoded or multipart, as a browser sends it); none if it is neither. */
+async function formFields(bytes: Uint8Array, contentType: string | undefined): Promise<Record<string, unknown>> {
+  try {
+    const form = await new Response(bytes, { headers: { "content-type": contentType ?? "application/x-www-form-urlencoded" } }).formData();
+    return Object.fromEntries([...form.entries()].filter(([, value]) => typeof value === "string"));
+  } catch {
+    return {};
+  }
+}
 
 /**
  * Where to go after logging in: `raw` when it is a path on this origin, else `/`. A `next` of

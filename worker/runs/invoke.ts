@@ -1,5 +1,5 @@
 import { ulid } from "ulidx";
-import type { StoredEvent } from "../../sdk/event.ts";
+import { engineEventId, type StoredEvent } from "../../sdk/event.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
 import { indexRuns, startDirectRun } from "./door.ts";
 import type { Env } from "../platform/env.ts";
@@ -21,7 +21,7 @@ export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
 export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Record<string, unknown>, parent?: RunParent): Promise<{ runId: string; status: RunStatus }> {
   const now = Date.now();
   const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
-  const event: StoredEvent = { id: parent ? `${runId}-invoked` : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
+  const event: StoredEvent = { id: parent ? engineEventId(runId, "invoked") : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
   const entry = await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
   await indexRuns(env, [entry]);
   return { runId, status: entry.status };

@@ -1,4 +1,4 @@
-import type { StoredEvent } from "../../sdk/event.ts";
+import { engineEventId, type StoredEvent } from "../../sdk/event.ts";
 import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, FUNCTION_FINISHED_EVENT, type CancelReason, type StepflareFunction } from "../../sdk/function.ts";
 import type { StepRecord } from "../../sdk/run.ts";
 import type { SerializedError } from "../../sdk/types.ts";
@@ -46,13 +46,13 @@ export function requestEntries(run: RunRecord, step: StepRecord, stored: StepRec
  */
 export function failureEvents(run: RunRecord, error: SerializedError): StoredEvent[] {
   if (run.events[0]?.name === FUNCTION_FAILED_EVENT) return [];
-  return [{ id: `${run.id}-failed`, name: FUNCTION_FAILED_EVENT, data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] }, ts: Date.now() }];
+  return [{ id: engineEventId(run.id, "failed"), name: FUNCTION_FAILED_EVENT, data: { function_id: run.functionId, run_id: run.id, error, event: run.events[0] }, ts: Date.now() }];
 }
 
 /** The `inngest/function.cancelled` event a cancelled run sends (it starts `onCancel`); none from a run it started. */
 export function cancellationEvents(run: RunRecord, reason: CancelReason): StoredEvent[] {
   if (run.events[0]?.name === FUNCTION_CANCELLED_EVENT) return [];
-  return [{ id: `${run.id}-cancelled`, name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
+  return [{ id: engineEventId(run.id, "cancelled"), name: FUNCTION_CANCELLED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], reason }, ts: Date.now() }];
 }
 
 /**
@@ -64,7 +64,7 @@ export function cancellationEvents(run: RunRecord, reason: CancelReason): Stored
 export function finishedEvents(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }): StoredEvent[] {
   if (run.events[0]?.name === FUNCTION_FINISHED_EVENT || !listensForFinished()) return [];
   const outcome = status === "Completed" ? { result: result.output ?? null } : { error: result.error ?? { name: "FunctionCancelledError", message: `run ${run.id} was cancelled` } };
-  return [{ id: `${run.id}-finished`, name: FUNCTION_FINISHED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], events: run.events, ...outcome }, ts: Date.now() }];
+  return [{ id: engineEventId(run.id, "finished"), name: FUNCTION_FINISHED_EVENT, data: { function_id: run.functionId, run_id: run.id, event: run.events[0], events: run.events, ...outcome }, ts: Date.now() }];
 }
 
 function listensForFinished(): boolean {
@@ -107,7 +107,8 @@ export interface OutboxRun {
 
 /**
  * Delivers one outbox entry; throws if D1, the queue or another object did not take it, and the
- * entry stays for the next try. Every delivery is idempotent: events carry fixed ids, wait rows
+ * entry stays for the next try. Every delivery is idempotent: events carry fixed ids (in the space
+ * senders may not use, sdk/event.ts's RESERVED_ID_PREFIX, so none was claimed first), wait rows
  * fixed keys, a child run a derived id, and a parent ignores a second resumption.
  */
 export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry): Promise<void> {

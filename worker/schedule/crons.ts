@@ -1,5 +1,5 @@
 import type { CronSchedule } from "../../sdk/cron.ts";
-import type { StoredEvent } from "../../sdk/event.ts";
+import { engineEventId, RESERVED_ID_PREFIX, type StoredEvent } from "../../sdk/event.ts";
 import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
 import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
@@ -74,13 +74,20 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
 }
 
 /**
- * Starts the runs of the functions whose cron is exactly `cron`, for `scheduledAt`: a
- * `wrangler.toml` cron trigger that a function also names fires it directly. A tick that starts
- * the same schedule starts nothing more (the same run id).
+ * Starts the runs of the functions whose cron is exactly `cron`, for the schedule's own time at or
+ * before `scheduledAt`: a `wrangler.toml` cron trigger that a function also names fires it
+ * directly. The time is the schedule's, not the call's (`wrangler dev --test-scheduled` passes the
+ * time of the call, and the platform may call again), so every call in a scheduled minute, and the
+ * tick that starts the same schedule, start one run (the same run id).
  */
 export async function fireCronTrigger(env: Env, cron: string, scheduledAt: number, now: number): Promise<RunIndexEntry[]> {
-  const targets = allFunctions().flatMap((fn) => fn.crons.filter((schedule) => schedule.source === cron).map((schedule) => ({ fn, schedule })));
-  const started = await Promise.all(targets.map(({ fn, schedule }) => startCronRun(env, fn, schedule, scheduledAt, now)));
+  const targets = allFunctions().flatMap((fn) =>
+    fn.crons.flatMap((schedule) => {
+      const at = schedule.source === cron ? schedule.lastAtOrBefore(scheduledAt) : null;
+      return at === null ? [] : [{ fn, schedule, at }];
+    }),
+  );
+  const started = await Promise.all(targets.map(({ fn, schedule, at }) => startCronRun(env, fn, schedule, at, now)));
   await indexRuns(env, started);
   return started;
 }
@@ -97,8 +104,8 @@ export async function triggerCronNow(env: Env, fn: StepflareFunction, now: numbe
  * A paused function's is Skipped; one asked for by hand (`manual`) throws FunctionPausedError.
  */
 async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number, manual = false): Promise<RunIndexEntry> {
-  const runId = runIdFor(fn.id, `cron ${schedule.source}`, scheduledAt);
-  const event: StoredEvent = { id: `cron-${runId}`, name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
+  const runId = cronRunId(fn.id, schedule.source, scheduledAt);
+  const event: StoredEvent = { id: engineEventId("cron", runId), name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
   try {
     return await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now });
   } catch (err) {
@@ -106,6 +113,18 @@ async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSched
     if (!(err instanceof FunctionPausedError) || manual) throw err;
     return { runId, functionId: fn.id, eventId: event.id, status: "Skipped", startedAt: now, skipReason: "the function is paused" };
   }
+}
+
+/**
+ * The id of the run of `functionId`'s cron `source` scheduled at `scheduledAt`. Derived as an event's
+ * run is, from an event id in the engine's space: an event a sender sent could not have it, so no
+ * event's run can take a schedule's id first.
+ *
+ * @example
+ * cronRunId("weekly-report", "TZ=Europe/Paris 0 9 * * 1", Date.parse("2026-03-30T07:00:00Z"));
+ */
+export function cronRunId(functionId: string, source: string, scheduledAt: number): string {
+  return runIdFor(functionId, `${RESERVED_ID_PREFIX}cron ${source}`, scheduledAt);
 }
 
 function cronKey(functionId: string, cron: string): string {

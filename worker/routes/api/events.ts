@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { listEvents, toEvent } from "../../db/events.ts";
 import type { Env } from "../../platform/env.ts";
 import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../../ingest/ingest.ts";
-import { parseJsonBody, parseQuery } from "../body.ts";
+import { parseJsonBody, parseQuery, readBodyText } from "../body.ts";
 import { errorResponse, jsonError } from "../errors.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { eventsQuerySchema } from "../../views/schemas.ts";
@@ -26,8 +26,10 @@ eventsRoutes.get("/v1/events", async (c) => {
  * dashboard's session) instead of an event key: the dashboard's "Send event".
  */
 eventsRoutes.post("/v1/events", async (c) => {
-  if (Number(c.req.header("content-length") ?? 0) > MAX_REQUEST_BYTES) return jsonError(c, 413, `request body is over ${MAX_REQUEST_BYTES} bytes (3 MiB), the limit per request`);
-  const body = await parseJsonBody(c, z.unknown(), "events", '{ "name": string, "data"?: object } or an array of those');
+  // Counted as it is read: a chunked body declares no Content-Length.
+  const text = await readBodyText(c, MAX_REQUEST_BYTES, `request body is over ${MAX_REQUEST_BYTES} bytes (3 MiB), the limit per request`);
+  if (!text.ok) return text.response;
+  const body = await parseJsonBody(c, z.unknown(), "events", '{ "name": string, "data"?: object } or an array of those', text.text);
   if (!body.ok) return body.response;
   try {
     const { ids } = await ingestEvents(c.env, parseEvents(body.data));

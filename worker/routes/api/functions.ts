@@ -6,7 +6,8 @@ import { startInvokedRun } from "../../runs/invoke.ts";
 import { pausedFunctions } from "../../db/pauses.ts";
 import { pauseFunction, resumeFunction } from "../../admin/pauses.ts";
 import { allFunctions, findFunction } from "../../platform/registry.ts";
-import { parseJsonBody } from "../body.ts";
+import { parseJsonBody, readBodyText, SMALL_BODY_BYTES } from "../body.ts";
+import { MAX_EVENT_BYTES } from "../../ingest/ingest.ts";
 import { jsonError } from "../errors.ts";
 import { invokeBodySchema, pauseBodySchema, type FunctionView } from "../../views/schemas.ts";
 
@@ -36,7 +37,10 @@ functionsRoutes.get("/v1/functions", async (c) => {
 functionsRoutes.post("/v1/functions/:functionId/invoke", async (c) => {
   const fn = findFunction(c.req.param("functionId"));
   if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(c.req.param("functionId"))}`);
-  const text = await c.req.text();
+  // The data becomes the run's event: an event's limit holds for it.
+  const read = await readBodyText(c, MAX_EVENT_BYTES, `request body is over ${MAX_EVENT_BYTES} bytes (512 KiB), the limit of an event, which the invoke's data becomes`);
+  if (!read.ok) return read.response;
+  const text = read.text;
   const body = text.trim() === "" ? { ok: true as const, data: { data: {} } } : await parseJsonBody(c, invokeBodySchema, "invoke", '{ "data"?: object }', text);
   if (!body.ok) return body.response;
   const { runId } = await startInvokedRun(c.env, fn, body.data.data);
@@ -60,7 +64,9 @@ functionsRoutes.post("/v1/functions/:functionId/trigger", async (c) => {
 functionsRoutes.post("/v1/functions/:functionId/pause", async (c) => {
   const fn = findFunction(c.req.param("functionId"));
   if (!fn) return jsonError(c, 404, `no function with id ${JSON.stringify(c.req.param("functionId"))}`);
-  const text = await c.req.text();
+  const read = await readBodyText(c, SMALL_BODY_BYTES, `request body is over ${SMALL_BODY_BYTES} bytes, the limit of a pause's options`);
+  if (!read.ok) return read.response;
+  const text = read.text;
   const body = text.trim() === "" ? { ok: true as const, data: {} } : await parseJsonBody(c, pauseBodySchema, "pause", '{ "skip"?: boolean }', text);
   if (!body.ok) return body.response;
   await pauseFunction(c.env, fn, body.data.skip ?? false);
