@@ -175,8 +175,12 @@ describe("batchEvents", () => {
     const key = uniqueKey("batch");
     const ids = await sendEvents([1, 2, 3, 4, 5, 6, 7].map((n) => ({ name: "test/flow.batched", data: { key, n } })));
     const runs = await runsOfFunction("flow-batched", ids, 3);
-    const batches = runs.map((run) => (run.output as { ns: number[] }).ns).sort((a, b) => a[0]! - b[0]!);
-    expect(batches).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+    const batches = runs.map((run) => (run.output as { ns: number[] }).ns);
+    // Every event in exactly one run: two full batches at once, the rest after the timeout. (Which
+    // events share a batch follows the order the consumer's concurrent dispatches reach the
+    // coordinator, which a burst does not fix.)
+    expect(batches.map((ns) => ns.length).sort()).toEqual([1, 3, 3]);
+    expect(batches.flat().sort()).toEqual([1, 2, 3, 4, 5, 6, 7]);
     for (const run of runs) expect((run.output as { first: number; ns: number[] }).first).toBe((run.output as { ns: number[] }).ns[0]);
   });
 });

@@ -32,7 +32,7 @@ export async function collect(coordinator: Coordinator, ask: CollectAsk, now: nu
     return coordinator.setAlarm(dueAt);
   }
   store.set("max_size", ask.maxSize);
-  if (store.count("pending") >= ask.maxSize) return release(coordinator);
+  if (store.count("pending") >= ask.maxSize) return coordinator.exclusively(() => release(coordinator));
   // A new batch's timeout counts from its first event (an alarm left from the batch before is replaced).
   if (started === undefined || (await coordinator.getAlarm()) === null) await coordinator.setAlarm(firstAt + ask.timeout);
 }
@@ -48,12 +48,13 @@ export async function releaseWhenDue(coordinator: Coordinator, now: number): Pro
     const dueAt = (store.get("first_at") ?? now) + (store.get("delay") ?? 0);
     if (store.count("pending") < (store.get("max_size") ?? 1) && now < dueAt) return coordinator.setAlarm(dueAt);
   }
-  await release(coordinator);
+  await coordinator.exclusively(() => release(coordinator));
 }
 
 /**
  * Starts the run of what was collected (a debounce's last event, or all of them; a batch's first
- * `maxSize`), then forgets those events. The run's id derives from its first event, so a release
+ * `maxSize`), then forgets those events. Called exclusively (no collect or other release runs
+ * meanwhile): two releases that overlapped while the run started took overlapping events. The run's id derives from its first event, so a release
  * repeated after a crash starts the same run again, which changes nothing.
  */
 export async function release(coordinator: Coordinator): Promise<void> {
