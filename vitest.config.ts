@@ -5,6 +5,9 @@ import { outboundFetch } from "./test/outbound.ts";
 
 const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 
+/** Tests of the source tree itself (its floor plan), read from disk in Node. */
+const NODE_TESTS = ["test/floorPlan.test.ts"];
+
 /** The workerd test files that switch D1 or the Queue off. */
 const FAULT_TESTS = ["test/faults.test.ts", "test/outage.test.ts", "test/crons.test.ts"];
 
@@ -32,12 +35,12 @@ export default defineConfig({
     projects: [
       {
         // Pure modules (the SDK's driver, durations, errors) in Node.
-        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts"], environment: "node", sequence: { groupOrder: 0 } },
+        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts", ...NODE_TESTS], environment: "node", sequence: { groupOrder: 0 } },
       },
       {
         // The Worker under workerd with its real D1, Queue and Durable Object bindings.
         plugins: [workerdPool()],
-        test: { name: "workers", include: ["test/*.test.ts"], exclude: FAULT_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+        test: { name: "workers", include: ["test/*.test.ts"], exclude: [...FAULT_TESTS, ...NODE_TESTS], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
         // The tests that take D1 or the Queue down (worker/platform/faults.ts): the switch is one isolate's, so
