@@ -10,9 +10,8 @@ import { Inngest, RetryAfterError } from "inngest";
 import { serve } from "inngest/edge";
 import { describe, expect, it } from "vitest";
 import { TestRun, type TestRunOptions } from "../../sdk/testing.ts";
-import { executeRemoteRun, type AppCaller } from "./execute.ts";
+import { executeRemoteRun } from "./execute.ts";
 import { RemoteFunction } from "./function.ts";
-import { callUrl, readAnswer } from "./transport.ts";
 import { CallCheckpoints } from "./checkpoints.ts";
 import { wireFunctionSchema, type Op } from "./wire.ts";
 
@@ -87,12 +86,12 @@ async function appFor(program: Part[], checkpointing: boolean, retries: 1 | 3 = 
   const sync = await handler(new Request(url, { method: "PUT", headers: { host: "app.test", "x-inngest-sync-kind": "in_band", "content-type": "application/json" }, body: JSON.stringify({ url }) }));
   const wire = wireFunctionSchema.parse(((await sync.json()) as { functions: unknown[] }).functions[0]);
   let calls = 0;
-  const call: AppCaller = async (target, stepId, body) => {
+  // The executor's calls reach the SDK's handler in process, through the executor's own transport.
+  const transport: typeof fetch = async (input, init) => {
     calls++;
-    const response = await handler(new Request(callUrl(target, stepId), { method: "POST", headers: { host: "app.test", "content-type": "application/json" }, body: JSON.stringify(body) }));
-    return readAnswer(response, await response.text());
+    return handler(new Request(input instanceof Request ? input : String(input), { ...init, headers: { ...Object.fromEntries(new Headers(init?.headers)), host: "app.test" } }));
   };
-  return { remote: new RemoteFunction("prop-app", wire), call, calls: () => calls, board, bodies, attempts };
+  return { remote: new RemoteFunction("prop-app", wire), transport, calls: () => calls, board, bodies, attempts };
 }
 
 /** The event the program's function is triggered by (the SDK checks a call's event against the function's triggers). */
@@ -105,7 +104,7 @@ function runOf(app: Awaited<ReturnType<typeof appFor>>, options: { retries?: num
     retries: options.retries ?? 3,
     quietTurns: 100_000,
     ...(options.crash ? { crash: options.crash } : {}),
-    execute: (input, host) => executeRemoteRun(app.remote, input, host, { call: app.call, ...(options.checkpointing ? { checkpoints: app.board } : {}) }),
+    execute: (input, host) => executeRemoteRun(app.remote, input, host, { transport: app.transport, ...(options.checkpointing ? { checkpoints: app.board } : {}) }),
   });
 }
 

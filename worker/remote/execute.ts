@@ -18,12 +18,10 @@ import type { Op } from "./wire.ts";
 /** Calls to the app in one invocation before it ends with an error (an app that never moves on). */
 const MAX_CALLS_PER_INVOCATION = 2 * MAX_STEPS_PER_RUN;
 
-/** How a call to the app is made: the real one, signed or not (tests give the same function). */
-export type AppCaller = (url: string, stepId: string, body: CallBody, sign?: RequestSigner) => Promise<CallAnswer>;
-
 export interface RemoteRunOptions {
-  call?: AppCaller;
   sign?: RequestSigner;
+  /** What carries the calls to the app: `fetch` by default (tests give the SDK's handler in process). */
+  transport?: typeof fetch;
   /** Offer the SDK checkpointing (v4's default): it runs consecutive steps in one call and reports each here. */
   checkpoints?: CheckpointBoard;
   /** What makes the request of a `step.fetch` (the `Gateway` op, which the executor makes for the app): `fetch` by default. */
@@ -50,7 +48,6 @@ class RemoteInvocation {
   /** Echoed to the app as it asked (`x-inngest-req-version`); -1 lets the SDK choose. */
   private version = -1;
 
-  private readonly call: AppCaller;
   private calls = 0;
 
   constructor(
@@ -59,7 +56,6 @@ class RemoteInvocation {
     private readonly host: RunHost,
     private readonly options: RemoteRunOptions,
   ) {
-    this.call = options.call ?? callApp;
     this.steps = new RemoteSteps(input, host);
     this.scope = { steps: this.steps, plan: (op) => this.planned.set(op.id, op), fn, fetch: options.fetch ?? fetch };
   }
@@ -144,7 +140,7 @@ class RemoteInvocation {
     };
     board?.open(callId, (ops) => acceptCheckpoint(ops, (op) => actOnOp(op, this.scope, this.host.clock.now(), undefined)));
     try {
-      const answer = await this.call(this.fn.remote.url, stepId, body, this.options.sign);
+      const answer = await callApp(this.fn.remote.url, stepId, body, { ...(this.options.sign ? { sign: this.options.sign } : {}), ...(this.options.transport ? { fetch: this.options.transport } : {}) });
       if (answer.type === "ops" && answer.version !== undefined) this.version = answer.version;
       return answer;
     } finally {

@@ -38,6 +38,13 @@ export type CallAnswer =
 /** Signs a body for an app outside dev mode (worker/remote/signature.ts), giving the bytes to send and the headers that go with them. */
 export type RequestSigner = (body: string) => Promise<{ body: string; headers: Record<string, string> }>;
 
+/** How a call is made: signed or not, and over what (`fetch` by default; tests give the SDK's handler). */
+export interface CallOptions {
+  sign?: RequestSigner;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+}
+
 /**
  * POSTs one call request for `stepId` ("step" to discover, or a hashed id to run that step) to
  * the function's serve URL and reads the answer; never throws.
@@ -45,14 +52,15 @@ export type RequestSigner = (body: string) => Promise<{ body: string; headers: R
  * @example
  * const answer = await callApp(fn.remote.url, "step", body);
  */
-export async function callApp(url: string, stepId: string, body: CallBody, sign?: RequestSigner, timeoutMs = 10 * 60 * 1000): Promise<CallAnswer> {
+export async function callApp(url: string, stepId: string, body: CallBody, options: CallOptions = {}): Promise<CallAnswer> {
+  const { sign, fetch: send = fetch, timeoutMs = 10 * 60 * 1000 } = options;
   const target = callUrl(url, stepId);
   let response: Response;
   let text: string;
   try {
     const plain = JSON.stringify(body);
     const signed = sign ? await sign(plain) : { body: plain, headers: {} };
-    response = await fetch(target, {
+    response = await send(target, {
       method: "POST",
       headers: { "content-type": "application/json", "x-inngest-req-version": String(body.version), ...signed.headers },
       body: signed.body,
