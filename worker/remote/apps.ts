@@ -137,9 +137,9 @@ export async function syncApp(env: Env, url: string): Promise<AppRow> {
   target.searchParams.set("deployId", deployId);
   const serveUrl = stripDeployId(url);
   try {
-    const sign = appRequestSigner(env);
+    const signer = appRequestSigner(env);
     const plain = JSON.stringify({ url: serveUrl });
-    const signed = sign ? await sign(plain) : { body: plain, headers: {} };
+    const signed = signer ? await signer.sign(plain) : { body: plain, headers: {} };
     const response = await fetch(target, {
       method: "PUT",
       headers: { "content-type": "application/json", "x-inngest-server-kind": isDevMode(env) ? "dev" : "cloud", "x-inngest-sync-kind": "in_band", ...signed.headers },

@@ -1,11 +1,12 @@
 import { completedOutcome, type RunHost, type RunInput, type RunOutcome } from "../../sdk/run.ts";
 import { isRetryDue } from "../../sdk/runRules.ts";
 import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
+import { CALL_TIMEOUT_MS, deadlineOn } from "./bounds.ts";
 import { acceptCheckpoint, type CheckpointBoard } from "./checkpoints.ts";
 import type { RemoteFunction } from "./function.ts";
 import { actOnOp, stepOf, type OpScope } from "./ops.ts";
 import { RemoteSteps } from "./remoteSteps.ts";
-import { callApp, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
+import { callApp, retryAfterAt, type AppSigner, type CallAnswer, type CallBody } from "./transport.ts";
 import type { Op } from "./wire.ts";
 
 // A run of a remote function (an app on the official `inngest` SDK), executed as Inngest's
@@ -19,7 +20,8 @@ import type { Op } from "./wire.ts";
 const MAX_CALLS_PER_INVOCATION = 2 * MAX_STEPS_PER_RUN;
 
 export interface RemoteRunOptions {
-  sign?: RequestSigner;
+  /** Signs the calls and checks the answers (outside dev mode). */
+  sign?: AppSigner | undefined;
   /** What carries the calls to the app: `fetch` by default (tests give the SDK's handler in process). */
   transport?: typeof fetch;
   /** Offer the SDK checkpointing (v4's default): it runs consecutive steps in one call and reports each here. */
@@ -139,11 +141,14 @@ class RemoteInvocation {
       },
     };
     board?.open(callId, (ops) => acceptCheckpoint(ops, (op) => actOnOp(op, this.scope, this.host.clock.now(), undefined)));
+    const deadline = deadlineOn(this.host.clock, CALL_TIMEOUT_MS, "the app did not answer", "one call");
     try {
-      const answer = await callApp(this.fn.remote.url, stepId, body, { ...(this.options.sign ? { sign: this.options.sign } : {}), ...(this.options.transport ? { fetch: this.options.transport } : {}) });
+      const { sign: signer, transport } = this.options;
+      const answer = await callApp(this.fn.remote.url, stepId, body, { signal: deadline.signal, ...(signer ? { signer } : {}), ...(transport ? { fetch: transport } : {}) });
       if (answer.type === "ops" && answer.version !== undefined) this.version = answer.version;
       return answer;
     } finally {
+      deadline.clear();
       board?.close(callId);
     }
   }

@@ -1,0 +1,88 @@
+/**
+ * The remote executor against the real `inngest` SDK in process, on a network that is not always
+ * the SDK's: answers from something else at its address (an HTML page, a redirect, a body cut
+ * short or without end, no answer at all), and answers changed on the way in cloud mode. Only an
+ * answer from the SDK moves a run; everything else is a failed call, retried, that says what came instead.
+ */
+import { describe, expect, it } from "vitest";
+import type { Env } from "../platform/env.ts";
+import { appRequestSigner } from "./signer.ts";
+import { hostileAnswer, lazyBody, testApp, type CallInFlight } from "./testApp.ts";
+
+const MiB = 1024 * 1024;
+
+/** An app whose function `f` runs one step and returns what it gave. */
+async function oneStepApp(interfere?: (call: CallInFlight) => Promise<Response | undefined> | Response | undefined, signingKey?: string) {
+  let bodies = 0;
+  const app = await testApp(
+    (inngest) => [
+      inngest.createFunction({ id: "f", triggers: [{ event: "t/f" }] }, async ({ step }) => {
+        const value = await step.run("only", () => (bodies++, { greeting: "hello" }));
+        return { value };
+      }),
+    ],
+    { ...(interfere ? { interfere } : {}), ...(signingKey ? { signingKey } : {}) },
+  );
+  return { app, bodies: () => bodies };
+}
+
+const OUTPUT = { value: { greeting: "hello" } };
+
+describe("answers that are not the SDK's", () => {
+  it.each(["html", "json"] as const)("a 200 without the SDK's header (%s: a maintenance page, a gateway's JSON) is a failed call, not the run's output", async (kind) => {
+    const { app } = await oneStepApp((call) => (call.n === 1 ? hostileAnswer(kind, call) : undefined));
+    const run = app.run("f");
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/not an answer from the inngest SDK/) } });
+  });
+
+  it("a redirect is not followed: the SDK's status document (what a GET gets) never ends the run", async () => {
+    // Followed as fetch follows a 301 to a POST, it is a GET, which the SDK answers with its status document.
+    const { app } = await oneStepApp((call) => (call.n === 1 ? hostileAnswer("redirect", call) : undefined));
+    const run = app.run("f");
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/redirect/) } });
+  });
+
+  it("an answer cut short (JSON that ends half way) is a failed call", async () => {
+    const { app } = await oneStepApp((call) => (call.n === 2 ? hostileAnswer("truncated", call) : undefined));
+    const run = app.run("f");
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes.map((outcome) => outcome.type)).toEqual(["retry", "completed"]);
+  });
+
+  it("an answer past 16 MiB is refused, read no further than the limit", async () => {
+    let huge: ReturnType<typeof lazyBody> | undefined;
+    const { app } = await oneStepApp((call) => {
+      if (call.n !== 1) return undefined;
+      huge = lazyBody(64 * MiB, '"', "x", { status: 200, headers: { "content-type": "application/json", "x-inngest-sdk": "inngest-js:v4.24.0" } });
+      return huge.response;
+    });
+    const run = app.run("f");
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/16 MiB/) } });
+    // The chunk that crossed the limit, and the one the stream had queued ahead.
+    expect(huge!.pulled()).toBeLessThanOrEqual(18 * MiB + 1);
+  });
+
+  it("an app that never answers: the call ends at its time bound (10 minutes), which the error names", async () => {
+    const { app } = await oneStepApp((call) => (call.n === 1 ? hostileAnswer("silent", call) : undefined));
+    const run = app.run("f");
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/10 minutes/) } });
+  });
+
+  it("in cloud mode, an answer whose signature does not match what came is refused", async () => {
+    const key = `signkey-test-${"7a".repeat(32)}`;
+    const { app } = await oneStepApp(async (call) => {
+      if (call.n !== 1) return undefined;
+      // Something on the way swaps the body and keeps the SDK's headers, its signature among them.
+      const answer = await call.answer();
+      expect(answer.headers.get("x-inngest-signature")).toMatch(/^t=\d+&s=[0-9a-f]{64}$/);
+      return new Response(JSON.stringify({ forged: true }), { status: 200, headers: answer.headers });
+    }, key);
+    const run = app.run("f", { executor: { sign: appRequestSigner({ STEPFLARE_SIGNING_KEY: key } as Env) } });
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/signature/) } });
+  });
+});
