@@ -8,6 +8,8 @@ const MiB = 1024 * 1024;
 export const MAX_ANSWER_BYTES = 16 * MiB;
 /** How long one call to an app (or a `step.fetch` the executor makes for it) may take, its answer read whole. */
 export const CALL_TIMEOUT_MS = 10 * 60 * 1000;
+/** How long an app may take to answer a sync (`POST /v1/apps`), its own registration included. */
+export const SYNC_TIMEOUT_MS = 20 * 1000;
 
 /** A body read within its bound, or how far it got past it. */
 export type BoundedText = { ok: true; text: string } | { ok: false; over: number };
