@@ -12,7 +12,7 @@ import { describe, expect, it } from "vitest";
 import { TestRun, type TestRunOptions } from "../../sdk/testing.ts";
 import { executeRemoteRun } from "./execute.ts";
 import { RemoteFunction } from "./function.ts";
-import { CallCheckpoints } from "./checkpoints.ts";
+import { CallCheckpoints, checkpointAnswer } from "./checkpoints.ts";
 import { wireFunctionSchema, type Op } from "./wire.ts";
 
 type Part =
@@ -61,7 +61,8 @@ async function appFor(program: Part[], checkpointing: boolean, retries: 1 | 3 = 
     const url = new URL(input instanceof Request ? input.url : String(input));
     if (!url.pathname.startsWith("/v1/checkpoint/")) return new Response("{}", { status: 404 });
     const { qi_id, steps } = JSON.parse(String(init?.body)) as { qi_id: string; steps: Op[] };
-    return new Response("{}", { status: (await board.deliver(qi_id, steps)) === "stale" ? 409 : 200 });
+    const { status, body } = checkpointAnswer(await board.deliver(qi_id, steps));
+    return Response.json(body, { status });
   };
   const inngest = new Inngest({ id: "prop-app", isDev: true, baseUrl: "http://executor.test", fetch: executorApi, logger: { info() {}, warn() {}, error() {}, debug() {} } });
   const fn = inngest.createFunction({ id: "program", checkpointing, retries, triggers: [{ event: "prop/run" }] }, async ({ step, attempt }) => {

@@ -2,7 +2,7 @@ import { completedOutcome, type RunHost, type RunInput, type RunOutcome } from "
 import { isRetryDue } from "../../sdk/runRules.ts";
 import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
 import { CALL_TIMEOUT_MS, deadlineOn } from "./bounds.ts";
-import { acceptCheckpoint, type CheckpointBoard } from "./checkpoints.ts";
+import { acceptCheckpoint, type CheckpointBoard, type CheckpointVerdict } from "./checkpoints.ts";
 import type { RemoteFunction } from "./function.ts";
 import { actOnOp, stepOf, type OpScope } from "./ops.ts";
 import { RemoteSteps } from "./remoteSteps.ts";
@@ -40,6 +40,9 @@ export interface RemoteRunOptions {
 export function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: RemoteRunOptions = {}): Promise<RunOutcome> {
   return new RemoteInvocation(fn, input, host, options).execute();
 }
+
+/** An answer as the invocation takes it: the app's, or "halted" when a checkpoint stopped the SDK and its answer says nothing more. */
+type Answer = CallAnswer | { type: "halted"; verdict: CheckpointVerdict };
 
 class RemoteInvocation {
   private readonly steps: RemoteSteps;
@@ -120,7 +123,7 @@ class RemoteInvocation {
     return ends.find((end) => end !== undefined);
   }
 
-  private async request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<CallAnswer> {
+  private async request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<Answer> {
     const memo = this.steps.memo();
     // Checkpointing only on a discovery that may run steps (protocol §6.4): the SDK needs both ids.
     const board = stepId === "step" && !disableImmediateExecution ? this.options.checkpoints : undefined;
@@ -140,11 +143,23 @@ class RemoteInvocation {
         ...(board ? { fn_id: this.fn.id, qi_id: callId } : {}),
       },
     };
-    board?.open(callId, (ops) => acceptCheckpoint(ops, (op) => actOnOp(op, this.scope, this.host.clock.now(), undefined)));
+    // A checkpoint not taken stops the SDK; what it answers then is its stopping, not the run's news.
+    let halted: CheckpointVerdict | undefined;
+    board?.open(callId, async (ops) => {
+      if (halted) return halted;
+      const verdict = await acceptCheckpoint(ops, {
+        act: (op) => actOnOp(op, this.scope, this.host.clock.now(), undefined),
+        stored: (id) => this.steps.get(id),
+        isCancelled: () => this.host.isCancelled(),
+      });
+      if (verdict.type !== "stored") halted = verdict;
+      return verdict;
+    });
     const deadline = deadlineOn(this.host.clock, CALL_TIMEOUT_MS, "the app did not answer", "one call");
     try {
       const { sign: signer, transport } = this.options;
       const answer = await callApp(this.fn.remote.url, stepId, body, { signal: deadline.signal, ...(signer ? { signer } : {}), ...(transport ? { fetch: transport } : {}) });
+      if (halted) return { type: "halted", verdict: halted };
       if (answer.type === "ops" && answer.version !== undefined) this.version = answer.version;
       return answer;
     } finally {
@@ -154,7 +169,7 @@ class RemoteInvocation {
   }
 
   /** Acts on an answer; returns the run's outcome when the answer ends the invocation. `step` is the planned step the request ran. */
-  private async onAnswer(answer: CallAnswer, step: { op: Op; startedAt: number } | undefined): Promise<RunOutcome | undefined> {
+  private async onAnswer(answer: Answer, step: { op: Op; startedAt: number } | undefined): Promise<RunOutcome | undefined> {
     switch (answer.type) {
       case "done":
         return completedOutcome(answer.output);
@@ -162,6 +177,10 @@ class RemoteInvocation {
         return { type: "failed", error: answer.error };
       case "error":
         return this.steps.handlerFailed(answer.error, this.retryAt(answer.retryAfter));
+      case "halted":
+        // A refused step is stored failed: the app learns it on the next call. A cancel is seen at the loop's top.
+        this.steps.progressed = true;
+        return undefined;
       case "ops":
         for (const op of answer.ops) {
           const ended = await actOnOp(op, this.scope, step?.op.id === op.id ? step.startedAt : this.host.clock.now(), this.retryAt(answer.retryAfter));

@@ -1,8 +1,9 @@
 /**
  * The remote executor against the real `inngest` SDK in process, on a network that is not always
  * the SDK's: answers from something else at its address (an HTML page, a redirect, a body cut
- * short or without end, no answer at all), and answers changed on the way in cloud mode. Only an
- * answer from the SDK moves a run; everything else is a failed call, retried, that says what came instead.
+ * short or without end, no answer at all), answers changed on the way in cloud mode, and checkpoints
+ * the executor refuses. Only an answer from the SDK moves a run; everything else is a failed call,
+ * retried, that says what came instead.
  */
 import { describe, expect, it } from "vitest";
 import type { Env } from "../platform/env.ts";
@@ -84,5 +85,41 @@ describe("answers that are not the SDK's", () => {
     const run = app.run("f", { executor: { sign: appRequestSigner({ STEPFLARE_SIGNING_KEY: key } as Env) } });
     expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
     expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/signature/) } });
+  });
+});
+
+describe("checkpoints the executor does not take", () => {
+  it("a checkpointed step refused for its size stops the SDK: the step fails for good, and no later step runs", async () => {
+    const ran: string[] = [];
+    const app = await testApp((inngest) => [
+      inngest.createFunction({ id: "big", retries: 0, triggers: [{ event: "t/big" }] }, async ({ step }) => {
+        await step.run("small", () => (ran.push("small"), 1));
+        await step.run("huge", () => (ran.push("huge"), "x".repeat(5 * MiB)));
+        await step.run("after", () => (ran.push("after"), 2));
+        return "done";
+      }),
+    ]);
+    const run = app.run("big", { checkpointing: true, retries: 0 });
+    const outcome = await run.drive();
+    expect(outcome).toMatchObject({ type: "failed", error: { message: expect.stringMatching(/4 MiB/) } });
+    expect(run.step("huge")).toMatchObject({ status: "failed" });
+    expect(ran).toEqual(["small", "huge"]);
+  });
+
+  it("a run cancelled during a checkpointed call: the SDK stops at its next checkpoint", async () => {
+    const ran: number[] = [];
+    let run: ReturnType<typeof app.run> | undefined;
+    const app = await testApp(
+      (inngest) => [
+        inngest.createFunction({ id: "six", triggers: [{ event: "t/six" }] }, async ({ step }) => {
+          for (let i = 1; i <= 6; i++) await step.run(`s${i}`, () => (ran.push(i), i));
+        }),
+      ],
+      // The run is cancelled as step 2 reports its result.
+      { onCheckpoint: (n) => void (n === 2 && (run!.cancelled = true)) },
+    );
+    run = app.run("six", { checkpointing: true });
+    expect(await run.drive()).toEqual({ type: "cancelled" });
+    expect(ran).toEqual([1, 2]);
   });
 });

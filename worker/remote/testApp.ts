@@ -8,7 +8,7 @@
 import { Inngest, type InngestFunction } from "inngest";
 import { serve } from "inngest/edge";
 import { TestRun, type TestRunOptions } from "../../sdk/testing.ts";
-import { CallCheckpoints } from "./checkpoints.ts";
+import { CallCheckpoints, checkpointAnswer } from "./checkpoints.ts";
 import { executeRemoteRun, type RemoteRunOptions } from "./execute.ts";
 import { RemoteFunction } from "./function.ts";
 import { signRequest } from "./signature.ts";
@@ -57,7 +57,8 @@ export async function testApp(define: (inngest: Inngest.Any) => InngestFunction.
     if (!url.pathname.startsWith("/v1/checkpoint/")) return new Response("{}", { status: 404 });
     const { qi_id, steps } = JSON.parse(String(init?.body)) as { qi_id: string; steps: Op[] };
     options.onCheckpoint?.(++checkpoints, steps);
-    return new Response("{}", { status: (await board.deliver(qi_id, steps)) === "stale" ? 409 : 200 });
+    const { status, body } = checkpointAnswer(await board.deliver(qi_id, steps));
+    return Response.json(body, { status });
   };
   const inngest = options.signingKey
     ? new Inngest({ id, isDev: false, signingKey: options.signingKey, baseUrl: "http://executor.test", fetch: executorApi, logger: quiet })
