@@ -1,10 +1,11 @@
 /**
  * The remote executor against the real `inngest` SDK in process, on a network that is not always
  * the SDK's: answers from something else at its address (an HTML page, a redirect, a body cut
- * short or without end, no answer at all), answers changed on the way in cloud mode, and checkpoints
- * the executor refuses. Only an answer from the SDK moves a run; everything else is a failed call,
- * retried, that says what came instead.
+ * short or without end, no answer at all), answers changed on the way in cloud mode, checkpoints
+ * the executor refuses, and a Date where the SDK writes a timeout. Only an answer from the SDK moves
+ * a run; everything else is a failed call, retried, that says what came instead.
  */
+import { referenceFunction } from "inngest";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../platform/env.ts";
 import { appRequestSigner } from "./signer.ts";
@@ -121,5 +122,25 @@ describe("checkpoints the executor does not take", () => {
     run = app.run("six", { checkpointing: true });
     expect(await run.drive()).toEqual({ type: "cancelled" });
     expect(ran).toEqual([1, 2]);
+  });
+});
+
+describe("what the SDK writes", () => {
+  it("a Date as a waitForEvent or invoke timeout is the time it names (the SDK sends it as an ISO time)", async () => {
+    const at = new Date(Date.now() + 60_000);
+    const app = await testApp((inngest) => [
+      inngest.createFunction({ id: "w", triggers: [{ event: "t/w" }] }, async ({ step }) => {
+        const [reply, child] = await Promise.all([
+          step.waitForEvent("reply", { event: "t/reply", timeout: at }),
+          step.invoke("child", { function: referenceFunction({ functionId: "elsewhere" }), data: {}, timeout: at }),
+        ]);
+        return { reply, child };
+      }),
+    ]);
+    const run = app.run("w");
+    // Invoked until both are stored (the SDK reports them as it finds them).
+    for (let i = 0; i < 3 && !(run.step("reply")?.wakeAt && run.step("child")?.wakeAt); i++) await run.invoke();
+    expect(run.step("reply")).toMatchObject({ status: "waiting", wakeAt: at.getTime() });
+    expect(run.step("child")).toMatchObject({ status: "waiting", wakeAt: at.getTime() });
   });
 });

@@ -84,11 +84,13 @@ const opHandlers: { [K in OpName]: OpHandler<K> } = {
     return steps.sleep({ id: op.id, name: nameOf(op) }, wakeAt, now);
   },
   WaitForEvent: (op, at) =>
-    wait(op, at, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: durationOf(op.opts?.timeout) ?? "1y", if: op.opts?.if }), at.now)),
+    wait(op, at, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: timeoutOf(op.opts?.timeout, at.now) ?? "1y", if: op.opts?.if }), at.now)),
   InvokeFunction: (op, at) =>
     wait(op, at, "invoke", () => {
       const payload = (op.opts?.payload ?? {}) as { data?: Record<string, unknown> };
-      return buildInvokeRequest(definedOnly({ function: invokedFunctionId(at.fn, String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: durationOf(op.opts?.timeout) || undefined }), at.now);
+      // The SDK writes no timeout as "": the invoke's default.
+      const timeout = op.opts?.timeout === "" ? undefined : timeoutOf(op.opts?.timeout, at.now);
+      return buildInvokeRequest(definedOnly({ function: invokedFunctionId(at.fn, String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout }), at.now);
     }),
   RunComplete: (op) => completedOutcome(op.data),
   DiscoveryRequest: (_op, { steps }) => {
@@ -151,20 +153,31 @@ const gatewayRequestSchema = z.object({
   body: z.string().optional(),
 });
 
-/** An op's duration option as the SDK writes it (`""` for 0), or undefined. */
-function durationOf(value: unknown): string | number | undefined {
+/**
+ * An op's timeout as the SDK writes it, as a duration from `now`: "1d2h3m4s" (`""` for 0), or an
+ * ISO time for a `Date` (its `timeStr` writes a Date as `toISOString()`), which is the time left until
+ * then (0 once it has passed); undefined when there is none.
+ */
+function timeoutOf(value: unknown, now: number): string | number | undefined {
   if (value === "") return 0;
-  return typeof value === "string" || typeof value === "number" ? value : undefined;
+  if (typeof value === "string") {
+    const at = isoTime(value);
+    return at === undefined ? value : Math.max(0, at - now);
+  }
+  return typeof value === "number" ? value : undefined;
 }
 
 /** A Sleep op's `name`: a duration ("1d2h3m4s"; the SDK writes a sleep of 0 as "") or an ISO time. */
 function sleepEnd(name: string, now: number): number {
   if (name === "") return now;
-  if (/^\d{4}-\d{2}-\d{2}T/.test(name)) {
-    const at = Date.parse(name);
-    if (!Number.isNaN(at)) return at;
-  }
-  return now + toMilliseconds(name);
+  return isoTime(name) ?? now + toMilliseconds(name);
+}
+
+/** The epoch ms of an ISO 8601 time ("2026-05-01T09:00:00.000Z"), or undefined for anything else. */
+function isoTime(text: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
 }
 
 /** A step's name as the app's code wrote it. */
