@@ -143,4 +143,26 @@ describe("what the SDK writes", () => {
     expect(run.step("reply")).toMatchObject({ status: "waiting", wakeAt: at.getTime() });
     expect(run.step("child")).toMatchObject({ status: "waiting", wakeAt: at.getTime() });
   });
+
+  it("a race-mode group: the step after it runs as soon as the first branch ends, not when the last does", async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    const slowGate = new Promise<void>((resolve) => (release = resolve));
+    const app = await testApp((inngest) => [
+      inngest.createFunction({ id: "race", triggers: [{ event: "t/race" }] }, async ({ step, group }) => {
+        const winner = await group.parallel({ mode: "race" }, () =>
+          Promise.race([step.run("fast", () => (order.push("fast"), "fast")), step.run("slow", async () => (await slowGate, order.push("slow"), "slow"))]),
+        );
+        // The slow branch is let go only once this step has run: if the executor waited for it, nothing would move.
+        const after = await step.run("after", () => (order.push("after"), release(), `after ${winner}`));
+        return after;
+      }),
+    ]);
+    const run = app.run("race");
+    expect(await run.drive()).toEqual({ type: "completed", output: "after fast" });
+    // In one invocation: the loser landing while the app was asked what comes next is news, not "nothing to do".
+    expect(run.outcomes).toHaveLength(1);
+    expect(order).toEqual(["fast", "after", "slow"]);
+    expect(run.step("slow")).toMatchObject({ status: "completed" });
+  });
 });
