@@ -166,3 +166,25 @@ describe("what the SDK writes", () => {
     expect(run.step("slow")).toMatchObject({ status: "completed" });
   });
 });
+
+describe("step.fetch", () => {
+  it("reads no more of a response than a step's output may hold (4 MiB), and fails the step naming the limit", async () => {
+    let huge: ReturnType<typeof lazyBody> | undefined;
+    const app = await testApp((inngest) => [
+      inngest.createFunction({ id: "fetch", retries: 0, triggers: [{ event: "t/fetch" }] }, async ({ step }) => {
+        const response = await step.fetch("http://huge.test/");
+        return (await response.text()).length;
+      }),
+    ]);
+    const fetchHuge: typeof fetch = async () => {
+      huge = lazyBody(64 * MiB, "", "x", { status: 200, headers: { "content-type": "text/plain" } });
+      return huge.response;
+    };
+    const run = app.run("fetch", { retries: 0, executor: { fetch: fetchHuge } });
+    const outcome = await run.drive();
+    expect(outcome).toMatchObject({ type: "failed" });
+    const fetched = [...run.steps.values()].find((step) => step.kind === "fetch");
+    expect(fetched).toMatchObject({ status: "failed", error: { message: expect.stringMatching(/4 MiB/) } });
+    expect(huge!.pulled()).toBeLessThanOrEqual(6 * MiB);
+  });
+});

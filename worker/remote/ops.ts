@@ -2,11 +2,13 @@
 // name, in a map the compiler checks against wire.ts's list, so an op without a handler does not compile.
 
 import { toMilliseconds } from "../../sdk/duration.ts";
+import { MAX_STEP_OUTPUT_BYTES } from "../../sdk/output.ts";
 import { completedOutcome, type RunOutcome, type StepKind, type StepRecord } from "../../sdk/run.ts";
 import { isRetryAhead, type StepIdentity } from "../../sdk/runRules.ts";
 import { serializeError } from "../../sdk/types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sdk/wait.ts";
 import { findFunction } from "../platform/registry.ts";
+import { CALL_TIMEOUT_MS, deadlineOn, formatBytes, readBounded } from "./bounds.ts";
 import type { RemoteFunction } from "./function.ts";
 import type { RemoteSteps } from "./remoteSteps.ts";
 import { errorOf } from "./transport.ts";
@@ -129,19 +131,30 @@ function invokedFunctionId(fn: RemoteFunction, id: string): string {
 /**
  * `step.fetch` in an app: the executor makes the request and stores the response as the step's
  * result, `{ status_code, headers, body }`, which the SDK turns back into a Response. A request
- * that fails (no answer) is a failed attempt; any HTTP status is a result.
+ * that fails (no answer, or none within CALL_TIMEOUT_MS) is a failed attempt; any HTTP status is a
+ * result. Its body is read up to a step's output limit: past it, the step fails for good.
  */
 async function gatewayFetch(op: Op, { steps, now, fetch }: OpArrival): Promise<void> {
   const step = stepOf(op);
   const request = gatewayRequestSchema.safeParse(op.opts ?? {});
   if (!request.success) return steps.failed(step, { name: "ProtocolError", message: `step "${step.name}": the Gateway op names no URL to fetch` }, true, now, undefined);
   const { url, method, headers, body } = request.data;
+  const origin = new URL(url).origin;
+  const deadline = deadlineOn(steps.clock, CALL_TIMEOUT_MS, `step.fetch: ${origin} did not answer`, "a step.fetch");
   try {
-    const response = await fetch(url, { method, headers, ...(body === undefined || method === "GET" || method === "HEAD" ? {} : { body }) });
-    const data = { status_code: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
+    const response = await fetch(url, { method, headers, signal: deadline.signal, ...(body === undefined || method === "GET" || method === "HEAD" ? {} : { body }) });
+    const text = await readBounded(response.body, MAX_STEP_OUTPUT_BYTES, deadline.signal, response.headers.get("content-length"));
+    if (!text.ok) {
+      const message = `step.fetch: the response from ${origin} is over ${formatBytes(MAX_STEP_OUTPUT_BYTES)}, the limit of a step's output: fetch it in your app and keep a reference`;
+      return steps.failed(step, { name: "NonRetriableError", message }, true, now, undefined);
+    }
+    const data = { status_code: response.status, headers: Object.fromEntries(response.headers), body: text.text };
     return steps.completed(step, data, now);
   } catch (err) {
-    return steps.failed(step, serializeError(err), false, now, undefined);
+    const reason: unknown = deadline.signal.aborted ? deadline.signal.reason : err;
+    return steps.failed(step, serializeError(reason), false, now, undefined);
+  } finally {
+    deadline.clear();
   }
 }
 
