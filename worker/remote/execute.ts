@@ -85,6 +85,18 @@ class RemoteInvocation {
   }
 
   async execute(): Promise<RunOutcome> {
+    const outcome = await this.loop();
+    if (outcome.type !== "retry" && outcome.type !== "suspended") return outcome;
+    // The run goes on in a later invocation: steps still out (a race's losers) are waited for, since a
+    // result dropped here would have its body run again.
+    while (this.inFlight.size > 0) {
+      const ended = await Promise.race(this.inFlight.values());
+      if (ended) return ended;
+    }
+    return outcome;
+  }
+
+  private async loop(): Promise<RunOutcome> {
     await this.host.ready;
     const steps = this.steps;
     // Steps whose retry is due run first, as the steps they are (their attempt counted on); a

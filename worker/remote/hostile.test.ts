@@ -167,6 +167,36 @@ describe("what the SDK writes", () => {
   });
 });
 
+describe("a race's loser", () => {
+  it("still out when the next call fails is waited for and stored, not run again in the retry", async () => {
+    const ran: string[] = [];
+    let release!: () => void;
+    const slowGate = new Promise<void>((resolve) => (release = resolve));
+    const app = await testApp(
+      (inngest) => [
+        inngest.createFunction({ id: "race", triggers: [{ event: "t/race" }] }, async ({ step, group }) => {
+          const winner = await group.parallel({ mode: "race" }, () =>
+            Promise.race([step.run("fast", () => (ran.push("fast"), "fast")), step.run("slow", async () => (await slowGate, ran.push("slow"), "slow"))]),
+          );
+          return step.run("after", () => (ran.push("after"), `after ${winner}`));
+        }),
+      ],
+      {
+        // The call that asks what comes after the race gets a maintenance page; the slow branch ends meanwhile.
+        interfere: (call) => {
+          if (call.n === 1 || new URL(call.request.url).searchParams.get("stepId") !== "step" || ran.includes("slow")) return undefined;
+          release();
+          return hostileAnswer("html", call);
+        },
+      },
+    );
+    const run = app.run("race");
+    expect(await run.drive()).toEqual({ type: "completed", output: "after fast" });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry" });
+    expect(ran.filter((name) => name === "slow")).toEqual(["slow"]);
+  });
+});
+
 describe("step.fetch", () => {
   it("reads no more of a response than a step's output may hold (4 MiB), and fails the step naming the limit", async () => {
     let huge: ReturnType<typeof lazyBody> | undefined;
