@@ -87,6 +87,20 @@ describe("answers that are not the SDK's", () => {
     expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
     expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/signature/) } });
   });
+
+  it("in cloud mode, an answer without a signature (an SDK before inngest-js 3.22.4, or a forgery) is refused, saying so", async () => {
+    const key = `signkey-test-${"7a".repeat(32)}`;
+    const { app } = await oneStepApp(async (call) => {
+      if (call.n !== 1) return undefined;
+      const answer = await call.answer();
+      const headers = new Headers(answer.headers);
+      headers.delete("x-inngest-signature");
+      return new Response(await answer.text(), { status: answer.status, headers });
+    }, key);
+    const run = app.run("f", { executor: { sign: appRequestSigner({ STEPFLARE_SIGNING_KEY: key } as Env) } });
+    expect(await run.drive()).toEqual({ type: "completed", output: OUTPUT });
+    expect(run.outcomes[0]).toMatchObject({ type: "retry", error: { message: expect.stringMatching(/no x-inngest-signature.*3\.22\.4/) } });
+  });
 });
 
 describe("checkpoints the executor does not take", () => {

@@ -111,6 +111,8 @@ async function whyNotTheSdks(response: Response, text: string, signer: AppSigner
   if (!signer) return undefined;
   const check = await signer.verify(response.headers.get("x-inngest-signature"), text);
   if (check.valid) return undefined;
+  // inngest-js signs its answers from 3.22.4 on (v4 always does); an older SDK cannot be told from a forgery.
+  if (check.reason === "missing_signature") return `the answer carries no x-inngest-signature: outside dev mode only an answer signed by the app's SDK counts (inngest-js signs them from 3.22.4 on: upgrade an older app)`;
   return `the answer's x-inngest-signature does not prove it the app's (${check.reason}): changed on the way, or not from the app's SDK (is its INNGEST_SIGNING_KEY this Worker's STEPFLARE_SIGNING_KEY?)`;
 }
 
