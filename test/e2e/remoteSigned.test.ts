@@ -2,8 +2,10 @@
  * "Bring your Inngest app" outside dev mode: the app on the `inngest` SDK in cloud mode with a
  * signing key, Stepflare closed with the same key as `STEPFLARE_SIGNING_KEY`. Every request to the
  * app is signed (`x-inngest-signature`), every call from it carries the hashed key; a wrong key on
- * either side gets a 401 and runs nothing.
+ * either side gets a 401 and runs nothing; an answer changed on the way fails its signature check.
  */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { calls, createApp, serveApp } from "./remoteApp.ts";
 import { stepflareApi } from "./stepflareApi.ts";
@@ -93,4 +95,45 @@ describe("an app in cloud mode, with signatures", () => {
       await rotated.stop();
     }
   });
+
+  it("an answer changed on the way (its signature no longer matches) is a failed call: the run ends with the app's own output", async () => {
+    const app = createApp(dev.baseUrl, { id: "tampered-app", signingKey: SIGNING_KEY, eventKey: EVENT_KEY });
+    const served = await serveApp(app);
+    // A proxy in front of the app that, once, swaps the SDK's answer to a call for one that ends the run, keeping its headers.
+    let tamper = true;
+    const forged: string[] = [];
+    const proxy = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([name]) => name !== "host" && name !== "content-length")) as Record<string, string>;
+      const answer = await fetch(new URL(req.url ?? "/", served.url), { method: req.method ?? "GET", headers, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
+      let body = Buffer.from(await answer.arrayBuffer());
+      if (tamper && req.method === "POST" && answer.ok) {
+        tamper = false;
+        body = Buffer.from(JSON.stringify(answer.status === 206 ? [{ id: "forged", op: "RunComplete", data: { forged: true } }] : { forged: true }));
+        forged.push(`${answer.status}`);
+      }
+      const kept = [...answer.headers].filter(([name]) => !["content-length", "content-encoding", "transfer-encoding", "connection"].includes(name));
+      res.writeHead(answer.status, Object.fromEntries(kept));
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/api/inngest`;
+      const synced = await api<{ data: { id: string } }>("POST", "/v1/apps", { url: proxyUrl });
+      expect(synced.status, JSON.stringify(synced.body)).toBe(200);
+      const { ids } = await app.inngest.send({ name: "remote/child", data: { n: 5 } });
+      // A call answered by something else is retried after Inngest's backoff: 15 s and up to 30 s of jitter.
+      const run = await waitFor("the tampered app's run", 90_000, dev, async () => {
+        const { body } = await api<{ data: { run_id: string; function_id: string; status: string }[] }>("GET", `/v1/events/${ids[0]}/runs`);
+        const found = body.data?.find((entry) => entry.function_id === "tampered-app-child" && ["Completed", "Failed"].includes(entry.status));
+        return found ? (await api<{ data: { status: string; output: unknown } }>("GET", `/v1/runs/${found.run_id}`)).body.data : undefined;
+      });
+      expect(forged).toHaveLength(1);
+      expect([run.status, run.output]).toEqual(["Completed", { doubled: 10 }]);
+    } finally {
+      await new Promise<void>((resolve) => (proxy.close(() => resolve()), proxy.closeAllConnections()));
+      await served.stop();
+    }
+  }, 120_000);
 });

@@ -6,6 +6,7 @@ import { isLocalFunction, setRemoteFunctions } from "../platform/registry.ts";
 import { isDevMode } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
 import { RemoteFunction } from "./function.ts";
+import { formatBytes, formatDuration, MAX_ANSWER_BYTES, readBounded, SYNC_TIMEOUT_MS } from "./bounds.ts";
 import { appRequestSigner } from "./signer.ts";
 import { registerBodySchema, stripDeployId, wireFunctionSchema, type RegisterBody } from "./wire.ts";
 import { z } from "zod";
@@ -128,27 +129,42 @@ const inBandAnswerSchema = z.object({ app_id: z.string(), url: z.string(), frame
 /**
  * Syncs the app served at `url` (`POST /v1/apps`): sends it the `PUT` that asks for its functions.
  * An SDK that allows in-band syncs answers with them; otherwise it calls `POST /fn/register` back
- * before answering, and the app is found by the sync's deploy id. A failure is recorded on the
- * app's row (if it synced before) and thrown.
+ * before answering, and the app is found by the sync's deploy id. A failure (a redirect, no answer
+ * within SYNC_TIMEOUT_MS, an answer past MAX_ANSWER_BYTES or, outside dev mode, not signed by the
+ * app's SDK) is recorded on the app's row (if it synced before) and thrown.
  */
 export async function syncApp(env: Env, url: string): Promise<AppRow> {
   const deployId = ulid();
   const target = new URL(url);
   target.searchParams.set("deployId", deployId);
   const serveUrl = stripDeployId(url);
+  const signal = AbortSignal.timeout(SYNC_TIMEOUT_MS);
   try {
-    const sign = appRequestSigner(env);
+    const signer = appRequestSigner(env);
     const plain = JSON.stringify({ url: serveUrl });
-    const signed = sign ? await sign(plain) : { body: plain, headers: {} };
+    const signed = signer ? await signer.sign(plain) : { body: plain, headers: {} };
     const response = await fetch(target, {
       method: "PUT",
       headers: { "content-type": "application/json", "x-inngest-server-kind": isDevMode(env) ? "dev" : "cloud", "x-inngest-sync-kind": "in_band", ...signed.headers },
       body: signed.body,
+      // The app is called at the URL it is synced at: one that redirects would have every call redirected.
+      redirect: "manual",
+      signal,
     });
-    const text = await response.text();
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel().catch(() => undefined);
+      const location = response.headers.get("location");
+      throw new SyncError(`the app's address answered the sync with HTTP ${response.status}, a redirect${location ? ` to ${location}` : ""}: sync the address the SDK answers on (redirects are not followed)`);
+    }
+    const body = await readBounded(response.body, MAX_ANSWER_BYTES, signal, response.headers.get("content-length"));
+    if (!body.ok) throw new SyncError(`the app's answer to the sync is over ${formatBytes(MAX_ANSWER_BYTES)}, the limit of an answer`);
+    const text = body.text;
     const answer = parseJson(text);
     if (!response.ok) throw new SyncError(`the app answered the sync with HTTP ${response.status}: ${messageOf(answer) ?? text.slice(0, 200)}`);
     if (response.headers.get("x-inngest-sync-kind") === "in_band") {
+      // Outside dev mode the SDK signs its answer: functions from anything else are not the app's.
+      const check = signer ? await signer.verify(response.headers.get("x-inngest-signature"), text) : undefined;
+      if (check && !check.valid) throw new SyncError(`the app's in-band sync answer is not signed by its SDK (${check.reason}): is its INNGEST_SIGNING_KEY this Worker's STEPFLARE_SIGNING_KEY?`);
       const inBand = inBandAnswerSchema.safeParse(answer);
       if (!inBand.success) throw new SyncError("the app's in-band sync answer is not a list of functions");
       const { app } = await storeRegistration(env, { url: inBand.data.url, appName: inBand.data.app_id, framework: inBand.data.framework, sdk: inBand.data.sdk, deployId, functions: inBand.data.functions });
@@ -158,7 +174,7 @@ export async function syncApp(env: Env, url: string): Promise<AppRow> {
     if (!app) throw new SyncError(`the app answered the sync but never registered its functions (is INNGEST_BASE_URL set to this Worker's URL?)`);
     return app;
   } catch (err) {
-    const message = err instanceof SyncError ? err.message : `could not reach the app: ${String(err)}`;
+    const message = err instanceof SyncError ? err.message : signal.aborted ? `the app did not answer the sync within ${formatDuration(SYNC_TIMEOUT_MS)} (the limit of a sync)` : `could not reach the app: ${String(err)}`;
     await recordSyncError(env.DB, serveUrl, message, Date.now());
     throw new SyncError(message, "app.sync_failed");
   }

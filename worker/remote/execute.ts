@@ -1,11 +1,12 @@
 import { completedOutcome, type RunHost, type RunInput, type RunOutcome } from "../../sdk/run.ts";
 import { isRetryDue } from "../../sdk/runRules.ts";
 import { MAX_STEPS_PER_RUN } from "../../sdk/step.ts";
-import { acceptCheckpoint, type CheckpointBoard } from "./checkpoints.ts";
+import { CALL_TIMEOUT_MS, deadlineOn } from "./bounds.ts";
+import { acceptCheckpoint, type CheckpointBoard, type CheckpointVerdict } from "./checkpoints.ts";
 import type { RemoteFunction } from "./function.ts";
 import { actOnOp, stepOf, type OpScope } from "./ops.ts";
 import { RemoteSteps } from "./remoteSteps.ts";
-import { callApp, retryAfterAt, type CallAnswer, type CallBody, type RequestSigner } from "./transport.ts";
+import { callApp, retryAfterAt, type AppSigner, type CallAnswer, type CallBody } from "./transport.ts";
 import type { Op } from "./wire.ts";
 
 // A run of a remote function (an app on the official `inngest` SDK), executed as Inngest's
@@ -18,12 +19,11 @@ import type { Op } from "./wire.ts";
 /** Calls to the app in one invocation before it ends with an error (an app that never moves on). */
 const MAX_CALLS_PER_INVOCATION = 2 * MAX_STEPS_PER_RUN;
 
-/** How a call to the app is made: the real one, signed or not (tests give the same function). */
-export type AppCaller = (url: string, stepId: string, body: CallBody, sign?: RequestSigner) => Promise<CallAnswer>;
-
 export interface RemoteRunOptions {
-  call?: AppCaller;
-  sign?: RequestSigner;
+  /** Signs the calls and checks the answers (outside dev mode). */
+  sign?: AppSigner | undefined;
+  /** What carries the calls to the app: `fetch` by default (tests give the SDK's handler in process). */
+  transport?: typeof fetch;
   /** Offer the SDK checkpointing (v4's default): it runs consecutive steps in one call and reports each here. */
   checkpoints?: CheckpointBoard;
   /** What makes the request of a `step.fetch` (the `Gateway` op, which the executor makes for the app): `fetch` by default. */
@@ -37,9 +37,18 @@ export interface RemoteRunOptions {
  * @example
  * const outcome = await executeRemoteRun(fn, input, host);
  */
-export function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: RemoteRunOptions = {}): Promise<RunOutcome> {
-  return new RemoteInvocation(fn, input, host, options).execute();
+export async function executeRemoteRun(fn: RemoteFunction, input: RunInput, host: RunHost, options: RemoteRunOptions = {}): Promise<RunOutcome> {
+  const invocation = new RemoteInvocation(fn, input, host, options);
+  try {
+    return await invocation.execute();
+  } finally {
+    // A race's losers may still be out: what they bring after the outcome is not stored.
+    invocation.close();
+  }
 }
+
+/** An answer as the invocation takes it: the app's, or "halted" when a checkpoint stopped the SDK and its answer says nothing more. */
+type Answer = CallAnswer | { type: "halted"; verdict: CheckpointVerdict };
 
 class RemoteInvocation {
   private readonly steps: RemoteSteps;
@@ -47,10 +56,12 @@ class RemoteInvocation {
   private readonly scope: OpScope;
   /** Steps the app planned, to run one request each; a step is planned once (protocol §6.2). */
   private planned = new Map<string, Op>();
+  /** Planned steps whose request is out, each with what it came to: a race group moves on while its losers run. */
+  private inFlight = new Map<string, Promise<RunOutcome | undefined>>();
+  /** How many planned steps' requests have come back: one that lands during a discovery is news the app did not have. */
+  private landed = 0;
   /** Echoed to the app as it asked (`x-inngest-req-version`); -1 lets the SDK choose. */
   private version = -1;
-
-  private readonly call: AppCaller;
   private calls = 0;
 
   constructor(
@@ -59,12 +70,33 @@ class RemoteInvocation {
     private readonly host: RunHost,
     private readonly options: RemoteRunOptions,
   ) {
-    this.call = options.call ?? callApp;
     this.steps = new RemoteSteps(input, host);
-    this.scope = { steps: this.steps, plan: (op) => this.planned.set(op.id, op), fn, fetch: options.fetch ?? fetch };
+    this.scope = {
+      steps: this.steps,
+      // A step whose request is out is not planned again when a discovery reports it.
+      plan: (op) => void (this.inFlight.has(op.id) || this.planned.set(op.id, op)),
+      fn,
+      fetch: options.fetch ?? fetch,
+    };
+  }
+
+  close(): void {
+    this.steps.close();
   }
 
   async execute(): Promise<RunOutcome> {
+    const outcome = await this.loop();
+    if (outcome.type !== "retry" && outcome.type !== "suspended") return outcome;
+    // The run goes on in a later invocation: steps still out (a race's losers) are waited for, since a
+    // result dropped here would have its body run again.
+    while (this.inFlight.size > 0) {
+      const ended = await Promise.race(this.inFlight.values());
+      if (ended) return ended;
+    }
+    return outcome;
+  }
+
+  private async loop(): Promise<RunOutcome> {
     await this.host.ready;
     const steps = this.steps;
     // Steps whose retry is due run first, as the steps they are (their attempt counted on); a
@@ -78,21 +110,34 @@ class RemoteInvocation {
         steps.progressed = false;
         const ended = await this.runPlanned();
         if (ended) return ended;
+        if (steps.progressed) continue;
         // Nothing settled (the steps failed and wait for their retries): nothing new to discover before then.
-        const wakeAt = steps.progressed ? undefined : steps.nextWake();
+        const waited = await this.nextSettled();
+        if (waited) return waited;
+        if (steps.progressed) continue;
+        const wakeAt = steps.nextWake();
         if (wakeAt !== undefined) return { type: "suspended", wakeAt };
         continue;
       }
       // The SDK runs a lone new step in the discovery call itself, at the call's attempt: not while the
       // handler's code is being retried (its attempt is not the step's), nor while a step waits for its
-      // retry (the SDK would run that one at once). It then plans them, and each runs with its own attempt.
-      const immediate = steps.handlerAttempt() === 0 && !steps.retryPending();
+      // retry (the SDK would run that one at once), nor while steps are out (a race's losers). It then
+      // plans them, and each runs with its own attempt.
+      const immediate = steps.handlerAttempt() === 0 && !steps.retryPending() && this.inFlight.size === 0;
+      const landedBefore = this.landed;
       const answer = await this.request("step", steps.handlerAttempt(), !immediate);
       // Steps the app checkpointed during the call are behind it: only what it answered says whether to call again.
       steps.progressed = false;
       const ended = await this.onAnswer(answer, undefined);
       if (ended) return ended;
-      if (this.planned.size > 0 || steps.progressed) continue;
+      // A step out landed during the call: the app answered without it, and is asked again.
+      if (this.planned.size > 0 || steps.progressed || this.landed !== landedBefore) continue;
+      // Steps still out: what they come to is the next thing to learn.
+      if (this.inFlight.size > 0) {
+        const waited = await this.nextSettled();
+        if (waited) return waited;
+        continue;
+      }
       const wakeAt = steps.nextWake();
       if (wakeAt !== undefined) return { type: "suspended", wakeAt };
       return steps.handlerFailed({ name: "ProtocolError", message: "the app answered with nothing to do while no step of the run was pending" }, undefined);
@@ -105,24 +150,50 @@ class RemoteInvocation {
     return retryAfterAt(header, this.host.clock.now());
   }
 
-  /** Runs every planned step, each in its own request (at once when there are several: a parallel group), then rediscovers. */
+  /**
+   * Sends every planned step its own request (at once when there are several: a parallel group),
+   * then waits for all of them, or, for a race group (`parallelMode: "race"`), for the first that
+   * settles: the run moves on with the winner while the others run on (protocol §6.2).
+   */
   private async runPlanned(): Promise<RunOutcome | undefined> {
-    const ops = [...this.planned.values()];
+    const ops = [...this.planned.values()].filter((op) => !this.inFlight.has(op.id));
     this.planned.clear();
-    const parallel = ops.length > 1;
-    const ends = await Promise.all(
-      ops.map(async (op) => {
-        const startedAt = this.host.clock.now();
-        const answer = await this.request(op.id, this.steps.get(op.id)?.attempts ?? 0, parallel);
-        // A failure of the call itself is a failed attempt of the step it ran.
-        if (answer.type === "error") return void (await this.steps.failed(stepOf(op), answer.error, false, startedAt, this.retryAt(answer.retryAfter)));
-        return this.onAnswer(answer, { op, startedAt });
-      }),
-    );
+    const parallel = ops.length + this.inFlight.size > 1;
+    const started = ops.map((op) => this.start(op, parallel));
+    if (ops.some((op) => op.opts?.parallelMode === "race")) return this.nextSettled();
+    const ends = await Promise.all(started);
     return ends.find((end) => end !== undefined);
   }
 
-  private async request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<CallAnswer> {
+  /** Sends a planned step's request and acts on its answer, keeping it among the steps out until then. */
+  private start(op: Op, parallel: boolean): Promise<RunOutcome | undefined> {
+    const settled = (async () => {
+      const startedAt = this.host.clock.now();
+      const answer = await this.request(op.id, this.steps.get(op.id)?.attempts ?? 0, parallel);
+      // A failure of the call itself is a failed attempt of the step it ran.
+      if (answer.type === "error") return void (await this.steps.failed(stepOf(op), answer.error, false, startedAt, this.retryAt(answer.retryAfter)));
+      return this.onAnswer(answer, { op, startedAt });
+    })().finally(() => {
+      this.inFlight.delete(op.id);
+      this.landed++;
+    });
+    // Awaited by whoever waits for it; a loser nobody waits for must not fail unheard.
+    settled.catch(() => undefined);
+    this.inFlight.set(op.id, settled);
+    return settled;
+  }
+
+  /** Waits for steps out until one ends the invocation or moves the run on, or none is left. */
+  private async nextSettled(): Promise<RunOutcome | undefined> {
+    while (this.inFlight.size > 0) {
+      const ended = await Promise.race(this.inFlight.values());
+      if (ended) return ended;
+      if (this.steps.progressed) return undefined;
+    }
+    return undefined;
+  }
+
+  private async request(stepId: string, attempt: number, disableImmediateExecution: boolean): Promise<Answer> {
     const memo = this.steps.memo();
     // Checkpointing only on a discovery that may run steps (protocol §6.4): the SDK needs both ids.
     const board = stepId === "step" && !disableImmediateExecution ? this.options.checkpoints : undefined;
@@ -142,18 +213,33 @@ class RemoteInvocation {
         ...(board ? { fn_id: this.fn.id, qi_id: callId } : {}),
       },
     };
-    board?.open(callId, (ops) => acceptCheckpoint(ops, (op) => actOnOp(op, this.scope, this.host.clock.now(), undefined)));
+    // A checkpoint not taken stops the SDK; what it answers then is its stopping, not the run's news.
+    let halted: CheckpointVerdict | undefined;
+    board?.open(callId, async (ops) => {
+      if (halted) return halted;
+      const verdict = await acceptCheckpoint(ops, {
+        act: (op) => actOnOp(op, this.scope, this.host.clock.now(), undefined),
+        stored: (id) => this.steps.get(id),
+        isCancelled: () => this.host.isCancelled(),
+      });
+      if (verdict.type !== "stored") halted = verdict;
+      return verdict;
+    });
+    const deadline = deadlineOn(this.host.clock, CALL_TIMEOUT_MS, "the app did not answer", "one call");
     try {
-      const answer = await this.call(this.fn.remote.url, stepId, body, this.options.sign);
+      const { sign: signer, transport } = this.options;
+      const answer = await callApp(this.fn.remote.url, stepId, body, { signal: deadline.signal, ...(signer ? { signer } : {}), ...(transport ? { fetch: transport } : {}) });
+      if (halted) return { type: "halted", verdict: halted };
       if (answer.type === "ops" && answer.version !== undefined) this.version = answer.version;
       return answer;
     } finally {
+      deadline.clear();
       board?.close(callId);
     }
   }
 
   /** Acts on an answer; returns the run's outcome when the answer ends the invocation. `step` is the planned step the request ran. */
-  private async onAnswer(answer: CallAnswer, step: { op: Op; startedAt: number } | undefined): Promise<RunOutcome | undefined> {
+  private async onAnswer(answer: Answer, step: { op: Op; startedAt: number } | undefined): Promise<RunOutcome | undefined> {
     switch (answer.type) {
       case "done":
         return completedOutcome(answer.output);
@@ -161,6 +247,10 @@ class RemoteInvocation {
         return { type: "failed", error: answer.error };
       case "error":
         return this.steps.handlerFailed(answer.error, this.retryAt(answer.retryAfter));
+      case "halted":
+        // A refused step is stored failed: the app learns it on the next call. A cancel is seen at the loop's top.
+        this.steps.progressed = true;
+        return undefined;
       case "ops":
         for (const op of answer.ops) {
           const ended = await actOnOp(op, this.scope, step?.op.id === op.id ? step.startedAt : this.host.clock.now(), this.retryAt(answer.retryAfter));

@@ -2,11 +2,13 @@
 // name, in a map the compiler checks against wire.ts's list, so an op without a handler does not compile.
 
 import { toMilliseconds } from "../../sdk/duration.ts";
+import { MAX_STEP_OUTPUT_BYTES } from "../../sdk/output.ts";
 import { completedOutcome, type RunOutcome, type StepKind, type StepRecord } from "../../sdk/run.ts";
 import { isRetryAhead, type StepIdentity } from "../../sdk/runRules.ts";
 import { serializeError } from "../../sdk/types.ts";
 import { buildInvokeRequest, buildWaitRequest, type StepRequest } from "../../sdk/wait.ts";
 import { findFunction } from "../platform/registry.ts";
+import { CALL_TIMEOUT_MS, deadlineOn, formatBytes, readBounded } from "./bounds.ts";
 import type { RemoteFunction } from "./function.ts";
 import type { RemoteSteps } from "./remoteSteps.ts";
 import { errorOf } from "./transport.ts";
@@ -84,11 +86,13 @@ const opHandlers: { [K in OpName]: OpHandler<K> } = {
     return steps.sleep({ id: op.id, name: nameOf(op) }, wakeAt, now);
   },
   WaitForEvent: (op, at) =>
-    wait(op, at, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: durationOf(op.opts?.timeout) ?? "1y", if: op.opts?.if }), at.now)),
+    wait(op, at, "waitForEvent", () => buildWaitRequest(definedOnly({ event: op.name, timeout: timeoutOf(op.opts?.timeout, at.now) ?? "1y", if: op.opts?.if }), at.now)),
   InvokeFunction: (op, at) =>
     wait(op, at, "invoke", () => {
       const payload = (op.opts?.payload ?? {}) as { data?: Record<string, unknown> };
-      return buildInvokeRequest(definedOnly({ function: invokedFunctionId(at.fn, String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout: durationOf(op.opts?.timeout) || undefined }), at.now);
+      // The SDK writes no timeout as "": the invoke's default.
+      const timeout = op.opts?.timeout === "" ? undefined : timeoutOf(op.opts?.timeout, at.now);
+      return buildInvokeRequest(definedOnly({ function: invokedFunctionId(at.fn, String(op.opts?.function_id ?? "")), data: payload.data ?? {}, timeout }), at.now);
     }),
   RunComplete: (op) => completedOutcome(op.data),
   DiscoveryRequest: (_op, { steps }) => {
@@ -127,19 +131,30 @@ function invokedFunctionId(fn: RemoteFunction, id: string): string {
 /**
  * `step.fetch` in an app: the executor makes the request and stores the response as the step's
  * result, `{ status_code, headers, body }`, which the SDK turns back into a Response. A request
- * that fails (no answer) is a failed attempt; any HTTP status is a result.
+ * that fails (no answer, or none within CALL_TIMEOUT_MS) is a failed attempt; any HTTP status is a
+ * result. Its body is read up to a step's output limit: past it, the step fails for good.
  */
 async function gatewayFetch(op: Op, { steps, now, fetch }: OpArrival): Promise<void> {
   const step = stepOf(op);
   const request = gatewayRequestSchema.safeParse(op.opts ?? {});
   if (!request.success) return steps.failed(step, { name: "ProtocolError", message: `step "${step.name}": the Gateway op names no URL to fetch` }, true, now, undefined);
   const { url, method, headers, body } = request.data;
+  const origin = new URL(url).origin;
+  const deadline = deadlineOn(steps.clock, CALL_TIMEOUT_MS, `step.fetch: ${origin} did not answer`, "a step.fetch");
   try {
-    const response = await fetch(url, { method, headers, ...(body === undefined || method === "GET" || method === "HEAD" ? {} : { body }) });
-    const data = { status_code: response.status, headers: Object.fromEntries(response.headers), body: await response.text() };
+    const response = await fetch(url, { method, headers, signal: deadline.signal, ...(body === undefined || method === "GET" || method === "HEAD" ? {} : { body }) });
+    const text = await readBounded(response.body, MAX_STEP_OUTPUT_BYTES, deadline.signal, response.headers.get("content-length"));
+    if (!text.ok) {
+      const message = `step.fetch: the response from ${origin} is over ${formatBytes(MAX_STEP_OUTPUT_BYTES)}, the limit of a step's output: fetch it in your app and keep a reference`;
+      return steps.failed(step, { name: "NonRetriableError", message }, true, now, undefined);
+    }
+    const data = { status_code: response.status, headers: Object.fromEntries(response.headers), body: text.text };
     return steps.completed(step, data, now);
   } catch (err) {
-    return steps.failed(step, serializeError(err), false, now, undefined);
+    const reason: unknown = deadline.signal.aborted ? deadline.signal.reason : err;
+    return steps.failed(step, serializeError(reason), false, now, undefined);
+  } finally {
+    deadline.clear();
   }
 }
 
@@ -151,20 +166,31 @@ const gatewayRequestSchema = z.object({
   body: z.string().optional(),
 });
 
-/** An op's duration option as the SDK writes it (`""` for 0), or undefined. */
-function durationOf(value: unknown): string | number | undefined {
+/**
+ * An op's timeout as the SDK writes it, as a duration from `now`: "1d2h3m4s" (`""` for 0), or an
+ * ISO time for a `Date` (its `timeStr` writes a Date as `toISOString()`), which is the time left until
+ * then (0 once it has passed); undefined when there is none.
+ */
+function timeoutOf(value: unknown, now: number): string | number | undefined {
   if (value === "") return 0;
-  return typeof value === "string" || typeof value === "number" ? value : undefined;
+  if (typeof value === "string") {
+    const at = isoTime(value);
+    return at === undefined ? value : Math.max(0, at - now);
+  }
+  return typeof value === "number" ? value : undefined;
 }
 
 /** A Sleep op's `name`: a duration ("1d2h3m4s"; the SDK writes a sleep of 0 as "") or an ISO time. */
 function sleepEnd(name: string, now: number): number {
   if (name === "") return now;
-  if (/^\d{4}-\d{2}-\d{2}T/.test(name)) {
-    const at = Date.parse(name);
-    if (!Number.isNaN(at)) return at;
-  }
-  return now + toMilliseconds(name);
+  return isoTime(name) ?? now + toMilliseconds(name);
+}
+
+/** The epoch ms of an ISO 8601 time ("2026-05-01T09:00:00.000Z"), or undefined for anything else. */
+function isoTime(text: string): number | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}T/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
 }
 
 /** A step's name as the app's code wrote it. */

@@ -34,6 +34,7 @@ export class RemoteSteps {
   private storedBytes: number;
   /** Set when a save settled a step (or the app asked to be called again): the app is asked what comes next. */
   progressed = false;
+  private closed = false;
 
   constructor(
     private readonly input: RunInput,
@@ -88,8 +89,13 @@ export class RemoteSteps {
     await this.save(waitingStep(step, request, this.startedAt, this.clock.now()), false);
   }
 
+  /** After the invocation has its outcome, a request still out (a race's loser) stores nothing. */
+  close(): void {
+    this.closed = true;
+  }
+
   private async save(record: StepRecord, settles = true): Promise<void> {
-    if (this.host.isCancelled()) return;
+    if (this.closed || this.host.isCancelled()) return;
     // Set first: a checkpoint and an answer reporting the same step store it once.
     this.steps.set(record.id, record);
     await this.host.saveStep(record);

@@ -4,6 +4,8 @@ import { storeRegistration, SyncError } from "../remote/apps.ts";
 import { requireAppKey } from "./appAuth.ts";
 import { z } from "zod";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
+import { formatBytes, MAX_ANSWER_BYTES, readBounded } from "../remote/bounds.ts";
+import { checkpointAnswer } from "../remote/checkpoints.ts";
 import { opsSchema } from "../remote/wire.ts";
 import { parseJsonBody } from "./body.ts";
 import { HTTP_STATUS, jsonError } from "./errors.ts";
@@ -38,14 +40,16 @@ const checkpointBodySchema = z.object({ run_id: z.string().min(1), qi_id: z.stri
 /**
  * `POST /v1/checkpoint/:runId/async`: an SDK in the middle of a call reports the steps it ran
  * (Inngest v4's checkpointing, on by default), so consecutive steps run in one call. A 409 tells it
- * the call is no longer the run's (its invocation ended or died): it stops, as on Inngest.
+ * to stop, as on Inngest: the call is no longer the run's (its invocation ended or died), the run
+ * was cancelled, or a step was refused (its output over a limit); the run goes on from its next call.
  */
 registerRoutes.post("/v1/checkpoint/:runId/async", requireAppKey, async (c) => {
-  const body = await parseJsonBody(c, checkpointBodySchema, "checkpoint", "{ run_id, qi_id, steps: [ops] }");
+  const text = await readBounded(c.req.raw.body, MAX_ANSWER_BYTES, undefined, c.req.header("content-length"));
+  if (!text.ok) return jsonError(c, 413, `the checkpoint is over ${formatBytes(MAX_ANSWER_BYTES)}, the limit of a checkpoint: return a reference to large data, not the data`);
+  const body = await parseJsonBody(c, checkpointBodySchema, "checkpoint", "{ run_id, qi_id, steps: [ops] }", text.text);
   if (!body.ok) return body.response;
   const runId = c.req.param("runId");
   if (!RUN_ID_PATTERN.test(runId)) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
-  const result = await runObject(c.env, runId).checkpoint(body.data.qi_id, body.data.steps);
-  if (result === "stale") return jsonError(c, 409, "this call is no longer the run's: stop");
-  return c.json({ ok: true });
+  const { status, body: answer } = checkpointAnswer(await runObject(c.env, runId).checkpoint(body.data.qi_id, body.data.steps));
+  return c.json(answer, status);
 });

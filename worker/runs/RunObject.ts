@@ -12,7 +12,7 @@ import { findFunction } from "../platform/registry.ts";
 import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
-import { CallCheckpoints } from "../remote/checkpoints.ts";
+import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
 import { DAY_MS, nextAlarm } from "./alarm.ts";
 import { RunDelivery } from "./delivery.ts";
@@ -294,10 +294,11 @@ export class RunObject extends DurableObject<Env> {
 
   /**
    * Steps an app's SDK ran during the call `callId` to it and reports before answering (Inngest v4's
-   * checkpointing): stored at once. "stale" when no call of that id is in progress (the invocation
-   * that made it has ended, or died with the runtime): the SDK stops, as it does on Inngest's 409.
+   * checkpointing): stored at once. Otherwise the verdict says why not (remote/checkpoints.ts): no
+   * call of that id is in progress (the invocation that made it has ended, or died with the
+   * runtime), the run was cancelled, or a step was refused; the SDK stops, as on Inngest's 409.
    */
-  async checkpoint(callId: string, ops: Op[]): Promise<"stored" | "stale"> {
+  async checkpoint(callId: string, ops: Op[]): Promise<CheckpointVerdict> {
     return this.checkpoints.deliver(callId, ops);
   }
 
