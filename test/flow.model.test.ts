@@ -258,7 +258,9 @@ describe("the flow coordinator, over generated programs", () => {
         fc.record({ maxSize: fc.integer({ min: 1, max: 5 }), timeout: fc.integer({ min: 1_000, max: 10_000 }), period: fc.integer({ min: 500, max: 5_000 }), debounceTimeout: fc.option(fc.integer({ min: 1_000, max: 15_000 }), { nil: undefined }) }),
         fc.array(fc.integer({ min: 0, max: 40_000 }), { minLength: 1, maxLength: 15 }),
         fc.integer({ min: 0, max: 3_000 }),
-        (kind, options, times, alarmDelay) =>
+        // Events the queue brings again (the sweep, after a crash cut a dispatch short), this long after.
+        fc.array(fc.record({ n: fc.nat(14), after: fc.integer({ min: 0, max: 60_000 }) }), { maxLength: 4 }),
+        (kind, options, times, alarmDelay, redeliveries) =>
           (async (sql: SqlStorage) => {
             const timeline = new Timeline();
             const arrivals = [...times].sort((a, b) => a - b).map((at, n) => ({ id: `e${n}`, at: T0 + at }));
@@ -275,6 +277,17 @@ describe("the flow coordinator, over generated programs", () => {
                   kind === "batchEvents"
                     ? { kind, functionId: "model", accepted, position, maxSize: options.maxSize, timeout: options.timeout }
                     : { kind, functionId: "model", accepted, position, period: options.period, keepAll: false, ...(options.debounceTimeout !== undefined ? { timeout: options.debounceTimeout } : {}) };
+                await collect(coordinator, ask, timeline.now);
+              });
+            }
+            for (const { n, after } of redeliveries) {
+              const arrival = arrivals[n % arrivals.length]!;
+              timeline.at(arrival.at + after, async () => {
+                const accepted = { event: { id: arrival.id, name: "model/event", data: {}, ts: arrival.at }, receivedAt: arrival.at };
+                const ask =
+                  kind === "batchEvents"
+                    ? { kind, functionId: "model", accepted, position: 0, maxSize: options.maxSize, timeout: options.timeout }
+                    : { kind, functionId: "model", accepted, position: 0, period: options.period, keepAll: false, ...(options.debounceTimeout !== undefined ? { timeout: options.debounceTimeout } : {}) };
                 await collect(coordinator, ask, timeline.now);
               });
             }

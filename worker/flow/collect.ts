@@ -11,6 +11,9 @@ export type CollectAsk =
 
 type PendingRow = { id: string; received_at: number; event: string };
 
+/** How long a released event is remembered, so that one brought again (the sweep, after a crash) starts nothing: past the sweep's retries. */
+const RELEASED_KEPT_MS = 24 * 60 * 60 * 1000;
+
 /**
  * Collects an event for a debounce or a batch, and arms the alarm for when the run starts: a
  * debounce `period` after the last event (at most `timeout` after the first), a batch `timeout`
@@ -60,19 +63,20 @@ export async function releaseWhenDue(coordinator: Coordinator, now: number): Pro
 export async function release(coordinator: Coordinator): Promise<void> {
   const { store } = coordinator;
   const functionId = store.get("function_id");
-  const rows = store.sql.exec<PendingRow>("SELECT * FROM pending ORDER BY received_at, position, rowid").toArray();
+  const rows = store.sql.exec<PendingRow>("SELECT * FROM pending WHERE released_at IS NULL ORDER BY received_at, position, rowid").toArray();
   if (!functionId || rows.length === 0) return;
   const kind = store.get("kind");
   const taken = kind === "batchEvents" ? rows.slice(0, store.get("max_size") ?? rows.length) : rows;
   const events = taken.map((row) => ({ event: JSON.parse(row.event) as StoredEvent, receivedAt: row.received_at }));
   await coordinator.startCollected(functionId, kind === "debounce" ? "debounce" : "batch", events, kind === "debounce" && !store.get("keep_all"));
-  for (const row of taken) store.write("DELETE FROM pending WHERE id = ? AND received_at = ?", row.id, row.received_at);
+  const now = Date.now();
+  for (const row of taken) store.write("UPDATE pending SET released_at = ?, event = '' WHERE id = ? AND received_at = ?", now, row.id, row.received_at);
+  store.write("DELETE FROM pending WHERE released_at < ?", now - RELEASED_KEPT_MS);
   const left = store.count("pending");
   store.unset("first_at");
   // A batch with events left over (more than maxSize came at once) starts its next run on time too.
   if (left === 0) await coordinator.deleteAlarm();
   else {
-    const now = Date.now();
     store.set("first_at", now);
     await coordinator.setAlarm(kind === "batchEvents" && left >= (store.get("max_size") ?? 1) ? now : now + (store.get("delay") ?? 0));
   }

@@ -62,6 +62,9 @@ export class FlowStore {
     sql.exec("CREATE TABLE IF NOT EXISTS leases (run_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)");
     sql.exec("CREATE TABLE IF NOT EXISTS waiting (run_id TEXT PRIMARY KEY, order_key INTEGER NOT NULL)");
     sql.exec("CREATE TABLE IF NOT EXISTS pending (id TEXT NOT NULL, received_at INTEGER NOT NULL, position INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (id, received_at))");
+    // An event a debounce or batch released stays known (its body dropped) for a day: the sweep may
+    // bring it again after a crash cut its dispatch short, and it must not start a second run.
+    if (!sql.exec("SELECT * FROM pending LIMIT 0").columnNames.includes("released_at")) sql.exec("ALTER TABLE pending ADD COLUMN released_at INTEGER");
   }
 
   get<K extends keyof FlowState>(key: K): FlowState[K] | undefined {
@@ -83,8 +86,10 @@ export class FlowStore {
     this.write("DELETE FROM state WHERE k = ?", key);
   }
 
+  /** Rows of `waiting` or `leases`, or the events of `pending` not released yet. */
   count(table: "waiting" | "leases" | "pending"): number {
-    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`).one().n;
+    const unreleased = table === "pending" ? " WHERE released_at IS NULL" : "";
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}${unreleased}`).one().n;
   }
 
   /** The run waiting first: lowest order key, then first come. */
