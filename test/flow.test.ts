@@ -204,7 +204,7 @@ describe("batches and debounces, in time", () => {
     const sentAt = Date.now();
     const [x] = await sendEvents({ name: "test/flow.batched-slowly", data: { key, n: 4 } });
     const coordinator = flowObject(env, "flow-batched-slowly", "batchEvents", key);
-    await eventually(async () => ((await runInDurableObject(coordinator, (_, state) => state.storage.sql.exec("SELECT 1 FROM pending").toArray().length)) === 1 ? true : undefined));
+    await eventually(async () => ((await runInDurableObject(coordinator, (_, state) => state.storage.sql.exec("SELECT 1 FROM pending WHERE released_at IS NULL").toArray().length)) === 1 ? true : undefined));
     // X's batch times out 10 s after X, whatever alarm the full batch before it left.
     expect(await runInDurableObject(coordinator, (_, state) => state.storage.getAlarm())).toBeGreaterThanOrEqual(sentAt + 10_000);
     const rest = await sendEvents([5, 6].map((n) => ({ name: "test/flow.batched-slowly", data: { key, n } })));
@@ -497,7 +497,7 @@ describe("pause and resume", () => {
     const key = uniqueKey("debounce-paused");
     const [id] = await sendEvents({ name: "test/flow.debounced", data: { key, n: 1 } });
     const coordinator = flowObject(env, "flow-debounced", "debounce", key);
-    await eventually(async () => ((await runInDurableObject(coordinator, (_, state) => state.storage.sql.exec("SELECT 1 FROM pending").toArray().length)) === 1 ? true : undefined));
+    await eventually(async () => ((await runInDurableObject(coordinator, (_, state) => state.storage.sql.exec("SELECT 1 FROM pending WHERE released_at IS NULL").toArray().length)) === 1 ? true : undefined));
     expect((await post("/v1/functions/flow-debounced/pause")).status).toBe(200);
     try {
       // The period ends while paused: the event is held for the resume, and no run starts.

@@ -22,7 +22,9 @@ const RELEASED_KEPT_MS = 24 * 60 * 60 * 1000;
 export async function collect(coordinator: Coordinator, ask: CollectAsk, now: number): Promise<void> {
   const { store } = coordinator;
   const { event, receivedAt } = ask.accepted;
-  store.write("INSERT INTO pending (id, received_at, position, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", event.id, receivedAt, ask.position, JSON.stringify(event));
+  const added = store.write("INSERT INTO pending (id, received_at, position, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", event.id, receivedAt, ask.position, JSON.stringify(event));
+  // An event collected before (pending, or released already) changes nothing when it comes again.
+  if (added === 0) return;
   const started = store.get("first_at");
   const firstAt = started ?? now;
   if (started === undefined) store.set("first_at", now);

@@ -97,7 +97,10 @@ export class FlowStore {
     return this.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid LIMIT 1").toArray()[0]?.run_id;
   }
 
-  write(query: string, ...bindings: SqlStorageValue[]): void {
-    usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
+  /** Runs a write and answers the rows it wrote. */
+  write(query: string, ...bindings: SqlStorageValue[]): number {
+    const { rowsWritten } = this.sql.exec(query, ...bindings);
+    usage.doRowsWritten += rowsWritten;
+    return rowsWritten;
   }
 }
