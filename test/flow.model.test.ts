@@ -49,7 +49,7 @@ function coordinatorFor(sql: SqlStorage, timeline: Timeline, hooks: Partial<Coor
     deleteAlarm: async () => void (coordinator.alarmAt = undefined),
     exclusively: (work) => work(),
     tellGranted: async (runIds) => hooks.granted?.(runIds),
-    startCollected: hooks.startCollected ?? (async () => undefined),
+    startCollected: hooks.startCollected ?? (async () => "started"),
     runStatus: async () => null,
     cancelRun: async () => undefined,
   };
@@ -267,7 +267,10 @@ describe("the flow coordinator, over generated programs", () => {
             const released: { at: number; events: AcceptedEvent[]; handLastOnly: boolean }[] = [];
             const collectedAt = new Map<string, number>();
             const coordinator = coordinatorFor(sql, timeline, {
-              startCollected: async (_fn, _kind, events, handLastOnly) => void released.push({ at: timeline.now, events, handLastOnly }),
+              startCollected: async (_fn, _kind, events, handLastOnly) => {
+                released.push({ at: timeline.now, events, handLastOnly });
+                return "started";
+              },
             });
             for (const [position, { id, at }] of arrivals.entries()) {
               timeline.at(at, async () => {

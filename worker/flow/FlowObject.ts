@@ -39,7 +39,7 @@ export class FlowObject extends DurableObject<Env> {
         const by = store.get("kind") === "concurrency" ? "concurrency" : "throttle";
         return Promise.all(runIds.map((id) => runObject(this.env, id).slotGranted(by).catch(() => undefined)));
       },
-      startCollected: (functionId, kind, events, handLastOnly) => startCollectedRun(this.env, functionId, kind, events, handLastOnly),
+      startCollected: async (functionId, kind, events, handLastOnly) => ((await startCollectedRun(this.env, functionId, kind, events, handLastOnly)) ? "started" : "held"),
       runStatus: (runId) => runObject(this.env, runId).status(),
       cancelRun: (runId, reason) => runObject(this.env, runId).cancelIf(reason),
     };

@@ -70,9 +70,13 @@ export async function release(coordinator: Coordinator): Promise<void> {
   const kind = store.get("kind");
   const taken = kind === "batchEvents" ? rows.slice(0, store.get("max_size") ?? rows.length) : rows;
   const events = taken.map((row) => ({ event: JSON.parse(row.event) as StoredEvent, receivedAt: row.received_at }));
-  await coordinator.startCollected(functionId, kind === "debounce" ? "debounce" : "batch", events, kind === "debounce" && !store.get("keep_all"));
+  const outcome = await coordinator.startCollected(functionId, kind === "debounce" ? "debounce" : "batch", events, kind === "debounce" && !store.get("keep_all"));
   const now = Date.now();
-  for (const row of taken) store.write("UPDATE pending SET released_at = ?, event = '' WHERE id = ? AND received_at = ?", now, row.id, row.received_at);
+  // Events held for a paused function's resume come back to be collected again: forgotten, not remembered as released.
+  for (const row of taken) {
+    if (outcome === "held") store.write("DELETE FROM pending WHERE id = ? AND received_at = ?", row.id, row.received_at);
+    else store.write("UPDATE pending SET released_at = ?, event = '' WHERE id = ? AND received_at = ?", now, row.id, row.received_at);
+  }
   store.write("DELETE FROM pending WHERE released_at < ?", now - RELEASED_KEPT_MS);
   const left = store.count("pending");
   store.unset("first_at");

@@ -16,8 +16,11 @@ export interface Coordinator {
   exclusively<T>(work: () => Promise<T>): Promise<T>;
   /** Tells runs their slot or their start was granted (those not told ask again at their own alarm). */
   tellGranted(runIds: string[]): Promise<unknown>;
-  /** Starts the run a debounce or batch collected (through the door into a run). */
-  startCollected(functionId: string, kind: "debounce" | "batch", events: AcceptedEvent[], handLastOnly: boolean): Promise<unknown>;
+  /**
+   * Starts the run a debounce or batch collected (through the door into a run): "started", or
+   * "held" when the function is paused and its events wait for the resume (to be collected again).
+   */
+  startCollected(functionId: string, kind: "debounce" | "batch", events: AcceptedEvent[], handLastOnly: boolean): Promise<"started" | "held">;
   /** How a run stands (null: no such run yet), and cancelling it if it has not ended (a singleton's). */
   runStatus(runId: string): Promise<{ status: RunStatus } | null>;
   cancelRun(runId: string, reason: CancelReason): Promise<unknown>;
