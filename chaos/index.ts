@@ -1,61 +1,18 @@
 // The Stepflare Worker `npm run chaos` kills and restarts: a user's entry of the documented shape
-// whose steps report every execution of their body to the chaos counter (a Node HTTP server on
-// 127.0.0.1, its URL in `event.data.counter`) BEFORE returning, so the counter sees each execution,
-// including one whose result the run never stored because the process died.
+// whose steps report every execution of their body to the chaos counter (chaos/counter.ts) BEFORE
+// returning, so the counter sees each execution, including one whose result the run never stored
+// because the process died.
 //
 // Each function here is one or more rows of chaos/scenarios.mjs, which holds what each run must
 // end as and how many times each step body may run.
 import { env as workerEnv } from "cloudflare:workers";
-import { NonRetriableError, RetryAfterError, Stepflare } from "../sdk/index.ts";
-import type { HandlerContext } from "../sdk/index.ts";
+import { NonRetriableError, RetryAfterError } from "../sdk/index.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { serve } from "../worker/index.ts";
 import type { StepflareService } from "../worker/rpc.ts";
+import { app, counted, hit, type ChaosData } from "./counter.ts";
 
 export * from "../worker/index.ts";
-
-const app = new Stepflare({ id: "chaos" });
-
-/** What every chaos event carries: where the counter is, and the id of the event the runner sent. */
-interface ChaosData {
-  counter: string;
-  /** The id of the event the runner sent: side effects of every run it leads to are counted under it. */
-  root: string;
-  [key: string]: unknown;
-}
-
-/**
- * Tells the counter that the body of step `step` of function `fn` runs (attempt `attempt`) for
- * `root`, in the run `run` (its event's id and the run's id: a run started by `invoke` or a cron
- * is found by the run id). `fn` may carry a suffix (`chaos-chain@1`) when one scenario runs a
- * function more than once. `aim` marks a hit the runner may aim a kill at (it kills just after the
- * counter answers). Throws if the counter does not answer 2xx, so a lost hit fails the step
- * instead of going unseen.
- */
-async function hit(data: Pick<ChaosData, "counter" | "root">, fn: string, step: string, attempt: number, run: Run, aim = false): Promise<void> {
-  const res = await fetch(`${data.counter}/hit`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: run.event.id, run: run.runId, ...(aim ? { aim: true } : {}) }),
-  });
-  await res.arrayBuffer();
-  if (!res.ok) throw new Error(`counter answered ${res.status}`);
-}
-
-type Ctx = HandlerContext<ChaosData>;
-/** What identifies the run a step body runs in. */
-type Run = { event: { id: string }; runId: string };
-
-/**
- * A counted step: reports its execution (with the step's attempt: a body a kill cut runs again at
- * the next attempt), then answers `value()`. `label` is the step's stored name (`p:1` for a repeat).
- */
-function counted<T>(ctx: Ctx, fn: string, id: string, label: string, value: () => T, aim = false): Promise<T> {
-  return ctx.step.run(id, async () => {
-    await hit(ctx.event.data, fn, label, ctx.attempt, ctx, aim);
-    return value();
-  }) as Promise<T>;
-}
 
 /** Multi-step with a sleep of `data.sleepMs` (1–3 s) between steps. */
 const steps = app.createFunction<ChaosData>({ id: "chaos-steps", retries: 3 }, { event: "chaos/steps" }, async (ctx) => {
