@@ -3,16 +3,19 @@
 // returning, so the counter sees each execution, including one whose result the run never stored
 // because the process died.
 //
-// Each function here is one or more rows of chaos/scenarios.mjs, which holds what each run must
-// end as and how many times each step body may run.
+// Each function here (and in chaos/flow.ts, flow control across features) is one or more rows of
+// chaos/scenarios.mjs, which holds what each run must end as and how many times each step body may run.
 import { env as workerEnv } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError } from "../sdk/index.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { serve } from "../worker/index.ts";
 import type { StepflareService } from "../worker/rpc.ts";
 import { app, counted, hit, type ChaosData } from "./counter.ts";
+import { FlowObject, flowFunctions } from "./flow.ts";
 
 export * from "../worker/index.ts";
+// The engine's coordinator with a read of its tables added (chaos/flow.ts), under the engine's name.
+export { FlowObject };
 
 /** Multi-step with a sleep of `data.sleepMs` (1–3 s) between steps. */
 const steps = app.createFunction<ChaosData>({ id: "chaos-steps", retries: 3 }, { event: "chaos/steps" }, async (ctx) => {
@@ -207,7 +210,10 @@ const everyMinute = app.createFunction({ id: "chaos-cron", retries: 3 }, { cron:
   return { scheduledAt };
 });
 
-const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute] });
+const worker = serve({
+  client: app,
+  functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute, ...flowFunctions],
+});
 
 /** The chaos Worker's bindings: Stepflare's, and STEPFLARE, a service binding to its own StepflareService. */
 interface ChaosEnv extends Env {
@@ -220,6 +226,9 @@ interface ChaosEnv extends Env {
  * `{ functionId, data }`) calls `invoke`; both answer what the call answered, with its status, or
  * a 503 with the error when the call throws (D1 or the Queue down). `GET /chaos/rpc/runs/:runId`
  * calls `getRun`, which reads the run's object (a run whose invoke could not index it included).
+ * Two more read what the engine keeps for flow control, for the checks: `POST /chaos/flow` (body:
+ * `[[functionId, option, key], …]`) answers each coordinator's state (`chaosState`), and
+ * `POST /chaos/events` (body: event ids) when each was received and dispatched.
  */
 export default {
   ...worker,
@@ -240,6 +249,19 @@ export default {
     if (request.method === "POST" && pathname === "/chaos/rpc/invoke") {
       const { functionId, data } = (await request.json()) as { functionId: string; data?: Record<string, unknown> };
       return call(() => env.STEPFLARE.invoke(functionId, data));
+    }
+    if (request.method === "POST" && pathname === "/chaos/flow") {
+      // Coordinators by (function, option, key), named as the engine names them (worker/flow/admission.ts).
+      const names = (await request.json()) as [string, string, string][];
+      const flows = env.FLOWS as unknown as DurableObjectNamespace<FlowObject>;
+      const states = await Promise.all(names.map(async (name) => ({ name, ...(await flows.get(flows.idFromName(JSON.stringify(name))).chaosState()) })));
+      return Response.json({ data: states });
+    }
+    if (request.method === "POST" && pathname === "/chaos/events") {
+      // When each event was received and dispatched, from the D1 event log (ids in the body).
+      const ids = (await request.json()) as string[];
+      const { results } = await env.DB.prepare("SELECT id, received_at, dispatched_at FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).all();
+      return Response.json({ data: results });
     }
     const run = /^\/chaos\/rpc\/runs\/([^/]+)$/.exec(pathname);
     if (request.method === "GET" && run) {
