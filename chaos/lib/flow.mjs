@@ -139,13 +139,15 @@ export const disturbed = (from, to, withOutage = true) =>
   killTimes.some((k) => k >= from && k <= to) || (withOutage && (outage.on || (outage.startedAt !== null && outage.startedAt <= to && (outage.endedAt ?? Infinity) >= from)));
 
 /**
- * Cancels `member`'s run as soon as it exists (DELETE /v1/runs/:id, again until answered 200), and
+ * Cancels `member`'s run as soon as it exists (DELETE /v1/runs/:id, again until answered 200; a run
+ * not listed within 100 s, its event lost from the queue past the sweep, is not cancelled), and
  * then reads its coordinator: a run the DELETE answered Cancelled must be in no queue at once; if it
  * still holds a slot (a step body it began runs on), the slot must be back 2 s after that body ends.
  * What it saw goes to `member.cancel`.
  */
 async function cancelRun(group, member) {
-  const deadline = Date.now() + 30_000;
+  // The sweep re-enqueues an event a kill lost from the queue 30–90 s later.
+  const deadline = Date.now() + 100_000;
   const record = (member.cancel = { runId: null, seen: null, answer: null, waitingAfter: null, leaseAfter: null });
   for (;;) {
     await whenUp();
@@ -159,7 +161,7 @@ async function cancelRun(group, member) {
     await sleep(100);
   }
   for (;;) {
-    if (Date.now() > deadline + 60_000) return;
+    if (Date.now() > deadline + 30_000) return;
     await whenUp();
     const sentAt = Date.now();
     const answer = await tryJson(`/v1/runs/${record.runId}`, { method: "DELETE" });

@@ -168,7 +168,7 @@ export function printSummary(report, results) {
 function flowLine(f, p) {
   const sizes = f.batchSizes.length ? `sizes ${Math.min(...f.batchSizes)}–${Math.max(...f.batchSizes)}` : "none";
   return (
-    `flow: concurrency 2 per key: ${f.queuedRuns} runs, ${f.cancels} cancelled (${f.cancelledQueued} while queued, ${f.cancelledRunning} while running, ${f.endedBeforeCancel} ended first), ` +
+    `flow: concurrency 2 per key: ${f.queuedRuns} runs, ${f.cancels} cancelled (${f.cancelledQueued} while queued, ${f.cancelledRunning} while running, ${f.endedBeforeCancel} ended first${f.notCancelled ? `, ${f.notCancelled} never listed in time` : ""}), ` +
       `at most ${f.queuedMaxAtOnce} work bodies at once; throttle: ${f.throttledRuns} runs, starts ≥ ${Number.isFinite(f.throttleMinGapMs) ? f.throttleMinGapMs : "-"} ms apart; ` +
       `debounce: ${f.debounceEvents} events in ${f.debounceGroups} bursts → ${f.debounceRuns} runs (${f.debounceSplits} split by a late event); ` +
       `batches: ${f.batchEvents} events in ${f.batchGroups} bursts → ${f.batchRuns} runs (${sizes}); ${f.coordinators} coordinators empty at the end; ` +

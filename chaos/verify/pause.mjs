@@ -6,6 +6,7 @@ import { cronWindowStart, MINUTE_MS } from "../lib/minute.mjs";
 import { PAUSE_SLACK_MS, PAUSED_FN } from "../lib/pause.mjs";
 import { pausableCron } from "../flowScenarios.mjs";
 import { getJson, groupBy, issue, pool } from "./common.mjs";
+import { eventTimes } from "./flow.mjs";
 import { checkEffects, checkRun, explainAttempts } from "./runs.mjs";
 
 const iso = (t) => new Date(t).toISOString();
@@ -96,14 +97,16 @@ export async function checkPause(pause, minutes, out) {
   }
   for (let t = cronWindowStart() - 2 * MINUTE_MS; t <= Date.now() + 3 * MINUTE_MS; t += MINUTE_MS) out.runIds.add(pausableCron.runId(t));
 
-  // Its events recorded while paused ran after the resume, in the order they came.
-  const recorded = pause.events.paused.filter((x) => x.scenario.event === "chaos/pausable" && inPause(accepted.get(x.root)?.at ?? -1));
+  // Its events recorded while paused (accepted and dispatched in the pause: one a kill lost from the
+  // queue comes back from the sweep later, as a new event would) ran after the resume, in the order they came.
+  const sent = pause.events.paused.filter((x) => x.scenario.event === "chaos/pausable");
+  const times = await eventTimes(sent.map((x) => x.root));
+  const recorded = sent.filter((x) => inPause(accepted.get(x.root)?.at ?? -1) && (times.get(x.root)?.dispatched_at ?? Infinity) <= to);
   stats.recorded = recorded.length;
   const started = [];
   for (const x of recorded) {
     const run = details.get(out.found.get(x.root)?.[PAUSED_FN]?.run_id);
-    const event = await getJson(`/v1/events/${encodeURIComponent(x.root)}`);
-    if (run && event.status === 200) started.push({ root: x.root, receivedAt: Date.parse(event.body.data.received_at), startedAt: Date.parse(run.run_started_at) });
+    if (run) started.push({ root: x.root, receivedAt: times.get(x.root).received_at, startedAt: Date.parse(run.run_started_at) });
   }
   started.sort((a, b) => a.receivedAt - b.receivedAt);
   for (let i = 1; i < started.length; i++) {
