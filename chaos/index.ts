@@ -1,61 +1,21 @@
 // The Stepflare Worker `npm run chaos` kills and restarts: a user's entry of the documented shape
-// whose steps report every execution of their body to the chaos counter (a Node HTTP server on
-// 127.0.0.1, its URL in `event.data.counter`) BEFORE returning, so the counter sees each execution,
-// including one whose result the run never stored because the process died.
+// whose steps report every execution of their body to the chaos counter (chaos/counter.ts) BEFORE
+// returning, so the counter sees each execution, including one whose result the run never stored
+// because the process died.
 //
-// Each function here is one or more rows of chaos/scenarios.mjs, which holds what each run must
-// end as and how many times each step body may run.
+// Each function here (and in chaos/flow.ts, flow control across features) is one or more rows of
+// chaos/scenarios.mjs, which holds what each run must end as and how many times each step body may run.
 import { env as workerEnv } from "cloudflare:workers";
-import { NonRetriableError, RetryAfterError, Stepflare } from "../sdk/index.ts";
-import type { HandlerContext } from "../sdk/index.ts";
+import { NonRetriableError, RetryAfterError } from "../sdk/index.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { serve } from "../worker/index.ts";
 import type { StepflareService } from "../worker/rpc.ts";
+import { app, counted, hit, type ChaosData } from "./counter.ts";
+import { FlowObject, flowFunctions } from "./flow.ts";
 
 export * from "../worker/index.ts";
-
-const app = new Stepflare({ id: "chaos" });
-
-/** What every chaos event carries: where the counter is, and the id of the event the runner sent. */
-interface ChaosData {
-  counter: string;
-  /** The id of the event the runner sent: side effects of every run it leads to are counted under it. */
-  root: string;
-  [key: string]: unknown;
-}
-
-/**
- * Tells the counter that the body of step `step` of function `fn` runs (attempt `attempt`) for
- * `root`, in the run `run` (its event's id and the run's id: a run started by `invoke` or a cron
- * is found by the run id). `fn` may carry a suffix (`chaos-chain@1`) when one scenario runs a
- * function more than once. `aim` marks a hit the runner may aim a kill at (it kills just after the
- * counter answers). Throws if the counter does not answer 2xx, so a lost hit fails the step
- * instead of going unseen.
- */
-async function hit(data: Pick<ChaosData, "counter" | "root">, fn: string, step: string, attempt: number, run: Run, aim = false): Promise<void> {
-  const res = await fetch(`${data.counter}/hit`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ root: data.root, key: `${fn}/${step}#${attempt}`, event: run.event.id, run: run.runId, ...(aim ? { aim: true } : {}) }),
-  });
-  await res.arrayBuffer();
-  if (!res.ok) throw new Error(`counter answered ${res.status}`);
-}
-
-type Ctx = HandlerContext<ChaosData>;
-/** What identifies the run a step body runs in. */
-type Run = { event: { id: string }; runId: string };
-
-/**
- * A counted step: reports its execution (with the step's attempt: a body a kill cut runs again at
- * the next attempt), then answers `value()`. `label` is the step's stored name (`p:1` for a repeat).
- */
-function counted<T>(ctx: Ctx, fn: string, id: string, label: string, value: () => T, aim = false): Promise<T> {
-  return ctx.step.run(id, async () => {
-    await hit(ctx.event.data, fn, label, ctx.attempt, ctx, aim);
-    return value();
-  }) as Promise<T>;
-}
+// The engine's coordinator with a read of its tables added (chaos/flow.ts), under the engine's name.
+export { FlowObject };
 
 /** Multi-step with a sleep of `data.sleepMs` (1–3 s) between steps. */
 const steps = app.createFunction<ChaosData>({ id: "chaos-steps", retries: 3 }, { event: "chaos/steps" }, async (ctx) => {
@@ -250,7 +210,10 @@ const everyMinute = app.createFunction({ id: "chaos-cron", retries: 3 }, { cron:
   return { scheduledAt };
 });
 
-const worker = serve({ client: app, functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute] });
+const worker = serve({
+  client: app,
+  functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute, ...flowFunctions],
+});
 
 /** The chaos Worker's bindings: Stepflare's, and STEPFLARE, a service binding to its own StepflareService. */
 interface ChaosEnv extends Env {
@@ -263,6 +226,9 @@ interface ChaosEnv extends Env {
  * `{ functionId, data }`) calls `invoke`; both answer what the call answered, with its status, or
  * a 503 with the error when the call throws (D1 or the Queue down). `GET /chaos/rpc/runs/:runId`
  * calls `getRun`, which reads the run's object (a run whose invoke could not index it included).
+ * Two more read what the engine keeps for flow control, for the checks: `POST /chaos/flow` (body:
+ * `[[functionId, option, key], …]`) answers each coordinator's state (`chaosState`), and
+ * `POST /chaos/events` (body: event ids) when each was received and dispatched.
  */
 export default {
   ...worker,
@@ -283,6 +249,19 @@ export default {
     if (request.method === "POST" && pathname === "/chaos/rpc/invoke") {
       const { functionId, data } = (await request.json()) as { functionId: string; data?: Record<string, unknown> };
       return call(() => env.STEPFLARE.invoke(functionId, data));
+    }
+    if (request.method === "POST" && pathname === "/chaos/flow") {
+      // Coordinators by (function, option, key), named as the engine names them (worker/flow/admission.ts).
+      const names = (await request.json()) as [string, string, string][];
+      const flows = env.FLOWS as unknown as DurableObjectNamespace<FlowObject>;
+      const states = await Promise.all(names.map(async (name) => ({ name, ...(await flows.get(flows.idFromName(JSON.stringify(name))).chaosState()) })));
+      return Response.json({ data: states });
+    }
+    if (request.method === "POST" && pathname === "/chaos/events") {
+      // When each event was received and dispatched, from the D1 event log (ids in the body).
+      const ids = (await request.json()) as string[];
+      const { results } = await env.DB.prepare("SELECT id, received_at, dispatched_at FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).all();
+      return Response.json({ data: results });
     }
     const run = /^\/chaos\/rpc\/runs\/([^/]+)$/.exec(pathname);
     if (request.method === "GET" && run) {

@@ -18,6 +18,9 @@
 // - some requests go through the service binding (the StepflareService entrypoint, bound to the
 //   chaos Worker itself): `send` like POST /e/:key, and `invoke`, whose runs must run once if the
 //   call answered, and at most once if a kill or the outage cut it (nothing makes a call idempotent).
+// - flow control across features: bursts under one key (a concurrency limit whose queued runs it
+//   cancels, a throttle, a debounce, batches) and a function paused across a minute (its events,
+//   its cron, step.invoke of it, direct starts): see chaos/README.md;
 // - an app on the `inngest` SDK (chaos/app.mjs), served from this process across the kills and
 //   synced once after the first start: its runs (steps, a sleep, a parallel pair) complete with their
 //   output, and each of its step bodies ran again only when a kill lies between two executions.
@@ -45,20 +48,24 @@
 //   lib/send.mjs      sending batches, invokes, held-back and remote events
 //   lib/outage.mjs    the fault switch and the outage phase
 //   lib/minute.mjs    the kills at a minute boundary and the cron's window
+//   lib/flow.mjs      the bursts of flow control under one key, their cancels, the coordinators' state
+//   lib/pause.mjs     the pause across a minute
 //   lib/kills.mjs     which kill aims where, and the phase of sending through the kills
 //   lib/report.mjs    report.json and the lines printed last
 //   verify/*.mjs      the checks: settle, runs (attempts against kills), coordination,
-//                     invocations, cron, eventLog (D1 and the wrangler logs)
+//                     invocations, cron, eventLog (D1 and the wrangler logs), flow, pause
 import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { signalGroup } from "../bench/lib/processes.mjs";
 import { checkRemoteSteps, startApp, startProxy, syncApp } from "./app.mjs";
-import { HIT_CLOCK_SLACK_MS, killTimes, log, makeOutDir, minuteKills, outage, paths, server, sleep, t0 } from "./lib/context.mjs";
+import { accepted, HIT_CLOCK_SLACK_MS, killTimes, log, makeOutDir, minuteKills, outage, paths, server, sleep, t0 } from "./lib/context.mjs";
 import { startCounter } from "./lib/counter.mjs";
+import { planFlow, sendFlowGroups } from "./lib/flow.mjs";
 import { planKills, sendThroughKills, whereAimedKillsLanded } from "./lib/kills.mjs";
 import { cronMinutes, CRON_RUN_GRACE_MS, MINUTE_MS, planMinuteKills } from "./lib/minute.mjs";
 import { planOutage, setFaults } from "./lib/outage.mjs";
+import { planPause, runPause } from "./lib/pause.mjs";
 import { makeRng, plan, planRemote } from "./lib/plan.mjs";
 import { buildReport, printSummary, writeReport, writeRunFiles } from "./lib/report.mjs";
 import { applyMigrations, freezeWorker, startServer, stopServer } from "./lib/server.mjs";
@@ -66,7 +73,9 @@ import { remoteScenarios } from "./scenarios.mjs";
 import { checkCoordination } from "./verify/coordination.mjs";
 import { verifyCron } from "./verify/cron.mjs";
 import { checkD1, readD1, scanLogs } from "./verify/eventLog.mjs";
+import { checkFlow, settleFlow } from "./verify/flow.mjs";
 import { verifyInvocations } from "./verify/invocations.mjs";
+import { checkPause, pausedMinutesOver } from "./verify/pause.mjs";
 import { verify } from "./verify/runs.mjs";
 import { settle, settleOthers } from "./verify/settle.mjs";
 
@@ -139,6 +148,15 @@ async function main() {
       `${remote.length} runs of the remote app's functions, one event a request`,
   );
   instances.push(...remote);
+  // Flow control across features (lib/flow.mjs, lib/pause.mjs): bursts under one key, and a pause
+  // across a minute; from a generator of their own, so a seed gives the same plan for the rest.
+  const flow = planFlow(makeRng(SEED ^ 0xf10c), counter.url, SHORT);
+  const paused = planPause(counter.url, SHORT);
+  instances.push(...flow.instances, ...paused.instances);
+  log(
+    `flow control: ${flow.groups.length} bursts under one key (${flow.groups.map((g) => `${g.kind} ${g.members.length}`).join(", ")}), ` +
+      `${flow.groups.flatMap((g) => g.members).filter((m) => m.data.cancel).length} runs to cancel; a pause across a minute with ${paused.instances.length} events`,
+  );
   // The remote app lives in this process, across the kills; it calls Stepflare back through the proxy.
   const proxy = await startProxy(() => server.baseUrl);
   const app = await startApp(proxy.url, path.join(paths.outDir, "app.log"));
@@ -156,7 +174,18 @@ async function main() {
   if (!wantFunctions.every((id) => synced.functions.includes(id))) throw new Error(`the remote app synced ${JSON.stringify(synced.functions)}, expected ${JSON.stringify(wantFunctions)}`);
   log(`remote app synced (${app.url}, calling back through ${proxy.url}): ${synced.functions.join(", ")}${synced.tries > 1 ? ` (after ${synced.tries} tries)` : ""}`);
 
-  const { chaosEnd, aimedKills, remoteAims } = await sendThroughKills({ kills, requests, remote, aimed, burst, lateReplies, instances, app });
+  // The bursts are spread over about the time the kills take, as the remote events are; the pause
+  // comes before the first minute it can reach.
+  let flushFlow;
+  const flowFlush = new Promise((resolve) => (flushFlow = resolve));
+  const flowSending = sendFlowGroups(flow.groups, kills.length * 6_500 + (outage.plan ? outage.plan.leadMs + outage.plan.durationMs : 0), flowFlush);
+  const pausing = runPause(paused.pause);
+  const through = await sendThroughKills({ kills, requests, remote, aimed, burst, lateReplies, instances, app });
+  const { aimedKills, remoteAims } = through;
+  flushFlow();
+  await Promise.all([flowSending, pausing]);
+  const chaosEnd = Math.max(through.chaosEnd, Date.now());
+  log(`the flow bursts sent and the pause over: ${accepted.size}/${instances.length} events accepted`);
 
   const unsettled = await settle(instances, SETTLE_MS);
   const settledAfterMs = unsettled.length > 0 ? null : Date.now() - chaosEnd;
@@ -167,6 +196,8 @@ async function main() {
   const minutes = cronMinutes(Math.max(...minuteKills.map((m) => m.boundary ?? 0), Math.floor((Date.now() - CRON_RUN_GRACE_MS) / MINUTE_MS) * MINUTE_MS));
   const openOthers = await settleOthers(invocations, minutes, chaosEnd + SETTLE_MS);
   if (openOthers.length > 0) log(`${openOthers.length} invoked or cron runs not over by the deadline: ${openOthers.slice(0, 5).join(", ")}`);
+  const openFlow = await settleFlow(flow.groups, pausedMinutesOver(minutes), chaosEnd + SETTLE_MS);
+  if (openFlow.length > 0) log(`${openFlow.length} flow groups or paused minutes not over by the deadline: ${openFlow.slice(0, 5).join(", ")}`);
   // A little grace, so a step that would run a second time after the end is counted too.
   await sleep(2_000);
   log(`checking the events, the invocations and ${minutes.length} cron minutes`);
@@ -174,11 +205,19 @@ async function main() {
   const invokeStats = await verifyInvocations(invocations, out);
   const cronReport = await verifyCron(minutes, out);
   const coordination = checkCoordination(instances, invocations, out);
+  // The other rows' coordinators: chaos-limited's (no key), and each debounce's and batch's of one event (keyed by root).
+  const otherCoordinators = [
+    ["chaos-limited", "concurrency:0", ""],
+    ...instances.filter((x) => x.scenario.event === "chaos/debounced").map((x) => ["chaos-debounce", "debounce", x.root]),
+    ...instances.filter((x) => x.scenario.event === "chaos/batched").map((x) => ["chaos-batch", "batchEvents", x.root]),
+  ];
+  const flowStats = await checkFlow(flow.groups, otherCoordinators, out);
+  const pauseStats = await checkPause(paused.pause, minutes, out);
   const remoteStats = checkRemoteSteps(remote, app.hits, killTimes, out.found, out.problems, HIT_CLOCK_SLACK_MS);
   whereAimedKillsLanded(aimedKills, remoteAims, out, remoteStats);
   const logs = scanLogs();
 
-  const results = { runs, instances, remote, burst, invocations, synced, aimedKills, remoteAims, out, logs, invokeStats, coordination, remoteStats, cronReport, minutes, settledAfterMs };
+  const results = { runs: runs + flow.runs + paused.runs, instances, remote, burst, invocations, synced, aimedKills, remoteAims, out, logs, invokeStats, coordination, flowStats, flowGroups: flow.groups, pauseStats, pause: paused.pause, remoteStats, cronReport, minutes, settledAfterMs };
   const report = buildReport({ mode: SHORT ? "short" : "full", seed: SEED, ...results });
   writeReport(report);
   writeRunFiles(instances, app.hits);

@@ -25,6 +25,7 @@
 // - `followUps(data, rng)`: events the runner sends after the trigger (`[{ suffix, event, data }]`,
 //   each with the id `<root>-<suffix>`): a wait's replies, a cancel. Each is checked as an event of
 //   its own that starts no run (`followUpScenario`).
+// - `failedSteps` on a run: stored steps that may have failed (a failure the handler caught).
 // - `forbidSteps` on a run: stored steps it must not have (a cancelled run's steps after the cancel);
 //   `quietAfterEnd`: no step body of the run may begin after it ended (a cancelled run's).
 // - `invokable`: the row's event leads to one run and nothing else, so the runner also starts that

@@ -93,7 +93,7 @@ export async function sendThroughKills({ kills, requests, remote, aimed, burst, 
   await Promise.all(lateReplies.map((instance) => sendUntilAccepted([instance])));
   const chaosEnd = Date.now();
   log(
-    `all ${instances.length} events accepted in ${((chaosEnd - sendStart) / 1000).toFixed(1)} s (${sendStats.requests} requests, ${sendStats.cut} cut by a kill, ` +
+    `${accepted.size}/${instances.length} events accepted in ${((chaosEnd - sendStart) / 1000).toFixed(1)} s (${sendStats.requests} requests, ${sendStats.cut} cut by a kill, ` +
       `${sendStats.refused} refused${outage.plan ? `, ${sendStats.refusedInOutage} of them during the outage` : ""})`,
   );
   return { chaosEnd, aimedKills, remoteAims };

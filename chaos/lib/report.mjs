@@ -7,7 +7,7 @@ import { isoMinute } from "./minute.mjs";
 import { runIdsOfRoot } from "../verify/common.mjs";
 
 /** The report of the run, from the plan, the kills and what the checks found. */
-export function buildReport({ mode, seed, runs, instances, remote, burst, invocations, synced, aimedKills, remoteAims, out, logs, invokeStats, coordination, remoteStats, cronReport, settledAfterMs }) {
+export function buildReport({ mode, seed, runs, instances, remote, burst, invocations, synced, aimedKills, remoteAims, out, logs, invokeStats, coordination, flowStats, flowGroups, pauseStats, pause, remoteStats, cronReport, settledAfterMs }) {
   const { problems, runsSeen, reruns, sendCuts, runStates } = out;
   const resumed = out.resumed.size;
   const { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries } = logs;
@@ -39,6 +39,14 @@ export function buildReport({ mode, seed, runs, instances, remote, burst, invoca
     requests: sendStats,
     invocations: { ...invokeStats, calls: invocations.map(({ root, fn, answer, sentAt }) => ({ root, fn, sentAt: new Date(sentAt).toISOString(), answer, ran: runIdsOfRoot(root) })) },
     coordination,
+    flow: { ...flowStats, groups: flowGroups.map(({ kind, key, sent, members }) => ({ kind, key, sent, members: members.map((m) => ({ root: m.root, ...(m.data.cancel ? { cancel: m.cancel ?? null } : {}) })) })) },
+    pause: {
+      ...pauseStats,
+      boundary: pause.boundary && new Date(pause.boundary).toISOString(),
+      ...Object.fromEntries(["pauseSentAt", "pausedAt", "resumeSentAt", "resumedAt"].map((k) => [k, pause[k] && new Date(pause[k]).toISOString()])),
+      minuteSeen: pause.minuteSeen,
+      calls: pause.calls,
+    },
     remote: { sync: synced, aimedKills: remoteAims, ...remoteStats },
     cron: { minutes: cronReport, minuteKills: minuteKills.map((m) => ({ ...m, boundary: m.boundary && new Date(m.boundary).toISOString(), killAt: m.killAt && new Date(m.killAt).toISOString(), upAt: m.upAt && new Date(m.upAt).toISOString() })) },
     // How long after the last kill (and the outage) every event had settled; null if not in time.
@@ -67,7 +75,8 @@ export function writeRunFiles(instances, remoteHits) {
 }
 
 /** Prints the problems, warnings and what the run did, and last the remote app's, the cron's and the summary line. */
-export function printSummary(report, { invocations, aimedKills, remote, remoteAims, out, logs, invokeStats, coordination, remoteStats, cronReport, minutes }) {
+export function printSummary(report, results) {
+  const { invocations, aimedKills, remote, remoteAims, out, logs, invokeStats, coordination, flowStats, pauseStats, remoteStats, cronReport, minutes } = results;
   const { problems, runsSeen, reruns, sendCuts } = out;
   const resumed = out.resumed.size;
   const { reenqueued, sweeps, errors, reloads, faultLines, outboxRetries, endRetries } = logs;
@@ -79,8 +88,10 @@ export function printSummary(report, { invocations, aimedKills, remote, remoteAi
   const ran = reruns.filter((r) => r.ran);
   const latestCut = Math.max(0, ...ran.map((r) => r.killAfterMs));
   // A step's result is stored within milliseconds of its body returning (the counter answers in
-  // ≤ 150 ms): a second execution whose kill came much later points at a result that was not durable.
-  const late = ran.filter((r) => r.killAfterMs > 2_000);
+  // ≤ 150 ms, and a `work` body sleeps `workMs` after it): a second execution whose kill came much
+  // later points at a result that was not durable.
+  const workMs = new Map(results.instances.map((x) => [x.root, x.data?.workMs ?? 0]));
+  const late = ran.filter((r) => r.killAfterMs > 2_000 + (r.step.endsWith("/work") ? (workMs.get(r.root) ?? 0) : 0));
   if (late.length > 0) log(`warning: ${late.length} step bodies ran again although the kill came > 2 s after their execution: ${JSON.stringify(late.slice(0, 5))}`);
   const soonest = Math.min(...reruns.map((r) => r.rerunAfterKillMs));
   log(
@@ -115,6 +126,7 @@ export function printSummary(report, { invocations, aimedKills, remote, remoteAi
       `cancelOn: ${c.cancelsSent} cancels for ${c.cancellable} sleeping runs: ${c.cancelledRuns} Cancelled, ${c.completedDespiteCancel} Completed (no cancel met the run while it was under way); ` +
       `concurrency 3: ${c.limitedRuns + c.limitedInvoked} runs, at most ${c.limitedMaxOverlap} work bodies at once`,
   );
+  log(flowLine(flowStats, pauseStats));
   // The remote app's line: its runs, and its step bodies that ran again (each after a kill that cut it).
   const remoteRoots = new Set(remote.map((r) => r.root));
   const remoteProblems = problems.filter((p) => remoteRoots.has(p.root));
@@ -150,4 +162,17 @@ export function printSummary(report, { invocations, aimedKills, remote, remoteAi
       `lost=${cronProblems.filter((p) => p.kind === "lost").length} duplicated=${cronProblems.filter((p) => p.kind === "duplicated").length}`,
   );
   console.log(`chaos: runs=${runsSeen} crashes=${killTimes.length} lost=${lost} duplicated=${duplicated}${wrong ? ` wrong=${wrong}` : ""}`);
+}
+
+/** The line of flow control across features (verify/flow.mjs and verify/pause.mjs): what the bursts and the pause did. */
+function flowLine(f, p) {
+  const sizes = f.batchSizes.length ? `sizes ${Math.min(...f.batchSizes)}–${Math.max(...f.batchSizes)}` : "none";
+  return (
+    `flow: concurrency 2 per key: ${f.queuedRuns} runs, ${f.cancels} cancelled (${f.cancelledQueued} while queued, ${f.cancelledRunning} while running, ${f.endedBeforeCancel} ended first${f.notCancelled ? `, ${f.notCancelled} never listed in time` : ""}), ` +
+      `at most ${f.queuedMaxAtOnce} work bodies at once; throttle: ${f.throttledRuns} runs, starts ≥ ${Number.isFinite(f.throttleMinGapMs) ? f.throttleMinGapMs : "-"} ms apart; ` +
+      `debounce: ${f.debounceEvents} events in ${f.debounceGroups} bursts → ${f.debounceRuns} runs (${f.debounceSplits} split by a late event); ` +
+      `batches: ${f.batchEvents} events in ${f.batchGroups} bursts → ${f.batchRuns} runs (${sizes}); ${f.coordinators} coordinators empty at the end; ` +
+      `pause: ${p.pausedForMs != null ? `${(p.pausedForMs / 1000).toFixed(1)} s across ${p.minute?.slice(11, 19)} (its cron run ${p.minuteSkipped ? "Skipped" : "not Skipped"})` : "did not finish"}, ` +
+      `${p.recorded} events recorded ran after the resume, step.invoke ${p.invokesRefused} refused ("is paused") and ${p.invokesRan} ran, direct starts answered ${p.calls.join(", ") || "none"}`
+  );
 }

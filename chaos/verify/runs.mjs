@@ -104,8 +104,8 @@ export async function checkRun(root, id, want, run, mine, out, detailPath = `/v1
     const late = mine.filter((h) => h.run === run.run_id && h.at > Date.parse(run.ended_at) + HIT_CLOCK_SLACK_MS);
     if (late.length > 0) issue(out.problems, "duplicated", root, { what: `run ${run.run_id} (${want.fn}) ended ${run.status} at ${run.ended_at}, but step bodies began after: ${late.map((h) => `${h.key} at ${new Date(h.at).toISOString()}`).join(", ")}` });
   } else if (want.quietAfterEnd) issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) is ${run.status} with no ended_at` });
-  // A cancelled run's sleep or wait is cleared where it stood.
-  const unfinished = steps.filter((s) => s.status !== "Completed" && !(want.status === "Failed" && s.status === "Failed") && want.status !== "Cancelled");
+  // A cancelled run's sleep or wait is cleared where it stood; `failedSteps` failed and were caught.
+  const unfinished = steps.filter((s) => s.status !== "Completed" && !((want.status === "Failed" || want.failedSteps?.includes(s.name)) && s.status === "Failed") && want.status !== "Cancelled");
   if (unfinished.length > 0) issue(out.problems, "wrong", root, { what: `run ${run.run_id} (${want.fn}) has unfinished steps ${JSON.stringify(unfinished.map((s) => [s.name, s.status]))}` });
   // Each stored step's attempts agree with the executions the counter saw: a counted step
   // ended at its last execution's attempt; an uncounted one (a send) took more than one
