@@ -91,7 +91,8 @@ export class FlowObject extends EngineFlowObject {
       kind: rows<{ v: string }>("SELECT v FROM state WHERE k = 'kind'")[0]?.v ?? null,
       leases: rows<{ run_id: string; expires_at: number }>("SELECT run_id, expires_at FROM leases ORDER BY rowid"),
       waiting: rows<{ run_id: string; order_key: number }>("SELECT run_id, order_key FROM waiting ORDER BY order_key, rowid"),
-      pending: rows<{ id: string; received_at: number }>("SELECT id, received_at FROM pending ORDER BY received_at, position, rowid"),
+      // A released event stays known (so one brought again starts nothing): only the unreleased are held.
+      pending: rows<{ id: string; received_at: number }>("SELECT id, received_at FROM pending WHERE released_at IS NULL ORDER BY received_at, position, rowid"),
       alarm: await this.ctx.storage.getAlarm(),
     };
   }
