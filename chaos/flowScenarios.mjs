@@ -29,7 +29,7 @@ export const flowScenarios = {
               : { fn: "chaos-queued", status: "Completed", output: { worked: "worked", done: "done" }, steps: ["work", "done"] },
           ],
         },
-        ...(cancelled ? [{ id: `${run.run_id}-cancelled`, runs: [] }] : []),
+        ...(cancelled ? [{ id: `stepflare:${run.run_id}-cancelled`, runs: [] }] : []),
       ];
     },
     effects: (d, found) => (d.cancel && found?.["chaos-queued"]?.status === "Cancelled" ? { "chaos-queued/work": null, "chaos-queued/done": null } : { "chaos-queued/work": 0, "chaos-queued/done": 0 }),
@@ -93,7 +93,7 @@ export const flowScenarios = {
 export const pausableCron = {
   fn: "chaos-pausable",
   root: (at) => `pcron@${new Date(at).toISOString()}`,
-  runId: (at) => runIdFor("chaos-pausable", "cron * * * * *", at),
+  runId: (at) => runIdFor("chaos-pausable", "stepflare:cron * * * * *", at),
   run: (at) => ({ fn: "chaos-pausable", status: "Completed", output: { got: `pcron@${new Date(at).toISOString()}` }, steps: ["got"] }),
   effects: () => ({ "chaos-pausable/got": 0 }),
 };
