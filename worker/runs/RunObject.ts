@@ -46,6 +46,8 @@ export class RunObject extends DurableObject<Env> {
   private resolvedDuringInvocation: number | undefined;
   /** The calls to a remote function's app in progress that may checkpoint, by call id: what accepts their steps. */
   private readonly checkpoints = new CallCheckpoints();
+  /** An invocation holds its concurrency slots now (its step bodies may still be running). */
+  private holdingSlots = false;
   /** Its slots of the function's concurrency limits, and its throttle turn. */
   private readonly slots: RunSlots;
   /** What delivers its outbox and its end. */
@@ -60,6 +62,7 @@ export class RunObject extends DurableObject<Env> {
       resolveInvoke: (stepId, result) => this.resolveInvoke(stepId, result),
       cancel: (reason) => this.cancel(reason),
       releaseFlow: () => this.releaseFlow(),
+      holdsSlots: () => this.holdingSlots,
       rearm: () => this.rearm(),
     });
   }
@@ -283,6 +286,7 @@ export class RunObject extends DurableObject<Env> {
       fail: (run, error) => this.fail(run, error),
       record: (run, outcome, logger) => this.record(run, outcome, logger),
       deliverOutbox: () => this.delivery.deliverOutbox(),
+      holdingSlots: (holding) => (this.holdingSlots = holding),
       sync: () => this.ctx.storage.sync(),
       abort: (reason) => this.ctx.abort(reason),
     };
@@ -370,8 +374,8 @@ export class RunObject extends DurableObject<Env> {
     if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
     const fn = findFunction(run.functionId);
     const waits = (fn?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
-    // In the end's own commit, so a kill right after it still gives them back (the invocation's own
-    // release, if one is running, may come first: a second withdraw changes nothing).
+    // In the end's own commit, so a kill right after it still gives them back; while an invocation
+    // holds the slots (a step body may still run), the give-back waits for its release.
     const flow = fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
     const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow })];
     this.store.end(status, Date.now(), result, entries);

@@ -17,6 +17,8 @@ export interface DeliveryTarget {
   resolveInvoke(stepId: string, result: InvokeResult): Promise<unknown>;
   cancel(reason: CancelReason): Promise<unknown>;
   releaseFlow(): Promise<unknown>;
+  /** An invocation holds the run's concurrency slots now: a give-back waits for it to release them. */
+  holdsSlots(): boolean;
   /** Sets the alarm to the earliest thing the object must do (a delivery that failed is one). */
   rearm(): Promise<void>;
 }
@@ -51,6 +53,8 @@ export class RunDelivery {
     try {
       // Entries added while delivering (a cancel's end) are delivered in the same pass.
       for (let next = this.store.nextOutboxEntry(); next; next = this.store.nextOutboxEntry()) {
+        // The last entry of a run's end; the invocation delivers it again once it gave its slots back.
+        if (next.entry.kind === "release-flow" && this.target.holdsSlots()) break;
         await deliverEntry(this.env, target, next.entry);
         this.store.delivered(next.seq);
       }

@@ -48,6 +48,8 @@ export interface InvocationContext {
   fail(run: RunRecord, error: SerializedError): Promise<void>;
   record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void>;
   deliverOutbox(): Promise<void>;
+  /** Whether the invocation holds its concurrency slots now: while it does, it gives them back itself as it ends. */
+  holdingSlots(holding: boolean): void;
   /** Makes the run's record durable (the object's storage sync). */
   sync(): Promise<void>;
   /** Ends the object's isolate (dev mode's fault injection, "kill the runtime"). */
@@ -115,6 +117,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   const finishTimer = current.finishBy === undefined ? undefined : setTimeout(() => void ctx.cancel({ type: "timeout", timeout: "finish" }), current.finishBy - now);
   // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
   const renewTimer = fn.flow.concurrency ? setInterval(() => void ctx.slots.acquire(current, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
+  ctx.holdingSlots(true);
   try {
     const outcome = await (isDevMode(ctx.env) ? runAsObject((reason) => ctx.abort(reason), execute) : execute());
     await ctx.record(current, outcome, logger);
@@ -123,6 +126,9 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     clearInterval(renewTimer);
     // Sleeping and waiting runs hold no slot.
     if (fn.flow.concurrency) await ctx.slots.release(current, fn).catch(() => undefined);
+    ctx.holdingSlots(false);
+    // A run that ended meanwhile left its give-back for now (runs/delivery.ts): it goes out after the release.
+    void ctx.deliverOutbox();
   }
 }
 
