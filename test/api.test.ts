@@ -103,8 +103,12 @@ describe("functions", () => {
       return found.status === "Completed" ? found : undefined;
     });
     expect(run.output).toBe(`a:${key}`);
-    const { body } = await json<{ data: { id: string; stats: { by_status: Record<string, number>; hours: { runs: number }[] } }[] }>("/v1/functions");
-    const stats = body.data.find((fn) => fn.id === "fanout-a")!.stats;
+    // The runs index learns the end through the queue, a moment after the run's object: wait for it.
+    const stats = await eventually(async () => {
+      const { body } = await json<{ data: { id: string; stats: { by_status: Record<string, number>; hours: { runs: number }[] } }[] }>("/v1/functions");
+      const found = body.data.find((fn) => fn.id === "fanout-a")!.stats;
+      return (found.by_status.Completed ?? 0) >= 1 ? found : undefined;
+    }, 15_000, "the runs index counting a completed run of fanout-a");
     expect(stats.by_status.Completed).toBeGreaterThanOrEqual(1);
     expect(stats.hours.at(-1)!.runs).toBeGreaterThanOrEqual(1);
     expect((await json("/v1/functions/nope/invoke", post({}))).status).toBe(404);

@@ -40,6 +40,8 @@ export async function startDevServer(
 ): Promise<DevServer> {
   const persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
   const port = options.port ?? (await freePort());
+  // Its own inspector port too: wrangler's default (9229) is taken by any other dev server on the machine (a second test run beside this one).
+  const inspectorPort = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
   if (options.migrations !== false) await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
 
@@ -49,7 +51,7 @@ export async function startDevServer(
   const varArgs = Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]);
   const server: ChildProcess = spawn(
     NPX,
-    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--test-scheduled", ...varArgs, "--show-interactive-dev-session=false"],
+    ["wrangler", "dev", ...configArgs, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistDir, "--test-scheduled", ...varArgs, "--show-interactive-dev-session=false"],
     { cwd: ROOT, env: childEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] },
   );
   const keep = (chunk: Buffer) => {
