@@ -198,4 +198,26 @@ describe("waits: which event resolves a wait (issue 20, item 12)", () => {
     await env.DB.prepare("INSERT INTO test_effects (key) VALUES (?1)").bind(`${key}:release`).run();
     expect((await finished(runId)).output.reply).toEqual({ name, data: { key } });
   });
+
+  it("a run idle at its timeout takes an event received before it that the queue has not brought yet", async () => {
+    const key = uniqueKey("idle");
+    const name = `test/waits.idle-${key}`;
+    const runId = await startWait(key, { event: name, match: "data.key", timeout: "3s" });
+    const row = await env.DB.prepare("SELECT expires_at FROM waits WHERE run_id = ?1").bind(runId).first<{ expires_at: number }>();
+    const timeoutAt = row!.expires_at;
+    // In the log 5 ms before the timeout, as the ingest writes it, and never put on the queue: the
+    // consumer has not reached it when the run wakes to time out.
+    const event = { id: uniqueKey("idle-event"), name, data: { key }, ts: timeoutAt - 5 };
+    expect(Date.now()).toBeLessThan(timeoutAt - 5);
+    await insertEvents(env.DB, [event], timeoutAt - 5);
+    const run = await finished(runId);
+    expect(run.output.reply).toEqual({ name, data: { key } });
+    // An event received at the timeout itself is too late.
+    const lateKey = uniqueKey("idle-late");
+    const lateName = `test/waits.idle-late-${lateKey}`;
+    const lateRunId = await startWait(lateKey, { event: lateName, match: "data.key", timeout: "3s" });
+    const lateRow = await env.DB.prepare("SELECT expires_at FROM waits WHERE run_id = ?1").bind(lateRunId).first<{ expires_at: number }>();
+    await insertEvents(env.DB, [{ id: uniqueKey("idle-late-event"), name: lateName, data: { key: lateKey }, ts: lateRow!.expires_at }], lateRow!.expires_at);
+    expect((await finished(lateRunId)).output.reply).toBeNull();
+  });
 });

@@ -25,7 +25,7 @@ import { RunStream } from "./runStream.ts";
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
 
-import type { RunInit, RunWithSteps } from "./records.ts";
+import { resolutionTime, type RunInit, type RunWithSteps } from "./records.ts";
 
 export type { RunInit, RunWithSteps };
 
@@ -116,7 +116,7 @@ export class RunObject extends DurableObject<Env> {
     const step = this.store.steps().get(stepId);
     const run = this.store.run();
     if (!step || !run || FINAL_STATUSES.has(run.status)) return "stale";
-    return this.applyResolution(resolveWait(step, index, event, this.resolutionTime(run, receivedAt)));
+    return this.applyResolution(resolveWait(step, index, event, resolutionTime(run, receivedAt)));
   }
 
   /** How a child run of this run's invoke step ended. Answers "stale" as resolveWait does. */
@@ -124,7 +124,7 @@ export class RunObject extends DurableObject<Env> {
     const step = this.store.steps().get(stepId);
     const run = this.store.run();
     if (!step || !run || FINAL_STATUSES.has(run.status)) return "stale";
-    return this.applyResolution(resolveInvoke(step, result, this.resolutionTime(run)));
+    return this.applyResolution(resolveInvoke(step, result, resolutionTime(run)));
   }
 
   /**
@@ -145,15 +145,6 @@ export class RunObject extends DurableObject<Env> {
     await this.ctx.storage.setAlarm(at);
     void this.execute(false);
     return "resolved";
-  }
-
-  /**
-   * When a resolution settles: when its event was received (or now), but after the latest
-   * invocation began, since that invocation never saw it and a replay must take the path it took.
-   */
-  private resolutionTime(run: RunRecord, receivedAt?: number): number {
-    const now = Date.now();
-    return Math.max(Math.min(receivedAt ?? now, now), (run.starts.at(-1)?.at ?? 0) + 1);
   }
 
   override async alarm(): Promise<void> {

@@ -4,6 +4,7 @@ import type { StoredEvent } from "../../sdk/event.ts";
 import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { highestSeq } from "../../sdk/replay.ts";
+import { resolveWait } from "../../sdk/wait.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
 import { MAX_REQUEST_BYTES, parseEvents } from "../ingest/ingest.ts";
 import { utf8Bytes } from "../../sdk/output.ts";
@@ -15,7 +16,9 @@ import type { CallCheckpoints } from "../remote/checkpoints.ts";
 import { executeRemoteRun } from "../remote/execute.ts";
 import { RemoteFunction } from "../remote/function.ts";
 import { appRequestSigner } from "../remote/signer.ts";
-import { requestEntries } from "./outbox.ts";
+import { requestEntries, waitStepRows } from "./outbox.ts";
+import { resolutionTime } from "./records.ts";
+import { lastLook } from "./waits.ts";
 import type { RunRecord, RunStore } from "./RunStore.ts";
 import { LEASE_MS, type RunSlots } from "./slots.ts";
 
@@ -85,6 +88,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   }
   if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) return ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
   const recovering = !isFirst && run.isOpen;
+  if (!isFirst) await takeLateEvents(ctx, run, now, logger);
   if (!isFirst) {
     const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
     run = store.beginInvocation({ at: now, seq: highestSeq(store.steps().values()) }, recovering, finishBy);
@@ -166,4 +170,23 @@ function prepareStepEvents(events: unknown[], idAt: (position: number) => string
   const bytes = utf8Bytes(JSON.stringify(parsed));
   if (bytes > MAX_REQUEST_BYTES) throw new NonRetriableError(`step.sendEvent: the events are ${bytes} bytes; the limit is ${MAX_REQUEST_BYTES} bytes (3 MiB) per send`);
   return parsed;
+}
+
+/**
+ * A wait that times out now first takes an event received before its timeout that the queue has
+ * not brought yet (DESIGN "Waits"): one read of the event log, made only when a wait times out.
+ * Should the read fail, the wait times out as it would have.
+ */
+async function takeLateEvents(ctx: InvocationContext, run: RunRecord, now: number, logger: Logger): Promise<void> {
+  const timingOut = [...ctx.store.steps().values()].filter((step) => step.status === "waiting" && step.request?.type === "wait" && (step.wakeAt ?? Infinity) <= now);
+  if (timingOut.length === 0) return;
+  try {
+    for (const { row, accepted } of await lastLook(ctx.env, timingOut.flatMap((step) => waitStepRows(run, step)))) {
+      const step = ctx.store.steps().get(row.step_id);
+      const resolved = step && resolveWait(step, row.idx, accepted.event, resolutionTime(run, accepted.receivedAt, now));
+      if (resolved) ctx.store.saveStep(resolved);
+    }
+  } catch (err) {
+    logger.warn("could not read the event log before a wait's timeout; the wait times out", { error: String(err) });
+  }
 }

@@ -3,7 +3,7 @@ import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, FUNCTION_FINISHED_EVEN
 import type { StepRecord } from "../../sdk/run.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
-import { deleteRunWaitsStatement, deleteWaitsStatement } from "../db/waits.ts";
+import { deleteRunWaitsStatement, deleteWaitsStatement, type WaitRow } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { startInvokedRun } from "./invoke.ts";
@@ -37,7 +37,14 @@ export function requestEntries(run: RunRecord, step: StepRecord, stored: StepRec
   const request = step.request;
   if (step.status !== "waiting" || !request || stored?.status === "waiting") return [];
   if (request.type === "invoke") return [{ kind: "invoke", stepId: step.id, functionId: request.functionId, data: request.data }];
-  return [{ kind: "waits", rows: waitRows("wait", run.id, step.id, run.events[0]!, request.conditions, request.since, () => request.timeoutAt) }];
+  return [{ kind: "waits", rows: waitStepRows(run, step) }];
+}
+
+/** The waits index rows of a wait step: one per condition, from its window's start to its timeout. */
+export function waitStepRows(run: RunRecord, step: StepRecord): WaitRow[] {
+  const request = step.request;
+  if (request?.type !== "wait") return [];
+  return waitRows("wait", run.id, step.id, run.events[0]!, request.conditions, request.since, () => request.timeoutAt);
 }
 
 /**

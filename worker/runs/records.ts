@@ -35,6 +35,15 @@ export interface RunRecord {
 }
 
 /**
+ * When a wait's or a child run's resolution settles: when its event was received (or now), but
+ * after the latest invocation began, since that invocation never saw it and a replay must take the
+ * path it took.
+ */
+export function resolutionTime(run: RunRecord, receivedAt?: number, now = Date.now()): number {
+  return Math.max(Math.min(receivedAt ?? now, now), (run.starts.at(-1)?.at ?? 0) + 1);
+}
+
+/**
  * Told of each change a RunStore writes, right after it writes it (the run's live stream): a step
  * saved, an invocation begun (with the status before it), the run ended.
  */

@@ -93,19 +93,44 @@ type LoggedRow = EventRow & { seq: number };
  */
 export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
   if (rows.length === 0) return [];
-  const sinceByName = new Map<string, number>();
-  for (const row of rows) sinceByName.set(row.event_name, Math.min(row.since, sinceByName.get(row.event_name) ?? Infinity));
-  const names = [...sinceByName.keys()];
+  const names = windowsByName(rows);
   const results = await env.DB.batch<LoggedRow>([
     ...insertWaitStatements(env.DB, rows),
-    ...names.map((name) => eventsSinceStatement(env.DB, name, sinceByName.get(name)!, limits.pageSize)),
+    ...[...names].map(([name, since]) => eventsSinceStatement(env.DB, name, since, limits.pageSize)),
   ]);
+  return earliestMatches(env, rows, names, (i) => results[rows.length + i]!.results, limits);
+}
+
+/**
+ * The last look of waits that time out now: per row, the earliest logged event received in its
+ * window (before its timeout) that resolves it, earliest first. An event received just before a
+ * timeout may still be on its way through the queue when the run wakes to time out; the log,
+ * which holds an event before the queue carries it, has it already.
+ */
+export async function lastLook(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
+  if (rows.length === 0) return [];
+  const names = windowsByName(rows);
+  const before = (name: string): EventCursor => ({ receivedAt: Math.max(...rows.filter((row) => row.event_name === name).map((row) => row.expires_at)), seq: 0 });
+  const statements = [...names].map(([name, since]) => eventsBeforeStatements(env.DB, name, since, limits.pageSize, before(name)));
+  const results = await env.DB.batch<LoggedRow>(statements.flat());
+  return earliestMatches(env, rows, names, (i) => [...results[2 * i]!.results, ...results[2 * i + 1]!.results].slice(0, limits.pageSize), limits);
+}
+
+/** Each event name the rows wait for, with the start of the earliest window among them. */
+function windowsByName(rows: WaitRow[]): Map<string, number> {
+  const sinceByName = new Map<string, number>();
+  for (const row of rows) sinceByName.set(row.event_name, Math.min(row.since, sinceByName.get(row.event_name) ?? Infinity));
+  return sinceByName;
+}
+
+/** Reads each name's window from its first page (`firstPage(i)`, the i-th name's) and answers, per row, the earliest event that resolves it, earliest first. */
+async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, number>, firstPage: (index: number) => LoggedRow[], limits: LookbackLimits): Promise<WaitMatch[]> {
   const earliest = new Map<string, LoggedEvent>();
   await Promise.all(
-    names.map(async (name, i) => {
+    [...names].map(async ([name, since], i) => {
       const matchers = rows.filter((row) => row.event_name === name).map((row) => ({ id: row.id, matches: rowMatcher(row) }));
       // Pages come newest first, each older than the one before: a page's oldest match is the earliest yet.
-      const cut = await readWindow(env, name, sinceByName.get(name)!, results[rows.length + i]!.results, limits, (page) => {
+      const cut = await readWindow(env, name, since, firstPage(i), limits, (page) => {
         for (const { id, matches } of matchers) {
           for (let at = page.length - 1; at >= 0; at--) {
             if (!matches(page[at]!)) continue;
@@ -114,7 +139,7 @@ export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackL
           }
         }
       });
-      if (cut) warnCut(rows, name, sinceByName.get(name)!, limits.maxEvents);
+      if (cut) warnCut(rows, name, since, limits.maxEvents);
     }),
   );
   return rows
