@@ -80,6 +80,8 @@ const ADDED_COLUMNS: Record<string, Record<string, string>> = {
 export class RunStore {
   private cachedRun: RunRecord | null | undefined;
   private cachedSteps: Map<string, StepRecord> | undefined;
+  /** Each stored step's rowid, by step id: what an update of the step names. */
+  private readonly stepRowids = new Map<string, number>();
 
   constructor(
     private readonly sql: SqlStorage,
@@ -89,13 +91,16 @@ export class RunStore {
   }
 
   private createTables(): void {
+    // No primary key and no index: a row written is one row billed, where a text key costs a second
+    // row in its index (objects made before keep theirs; every statement here works on both). The
+    // run's table holds one row; a step is found by its id in memory (`stepRowids`), by rowid on disk.
     this.sql.exec(`CREATE TABLE IF NOT EXISTS run (
-      id TEXT PRIMARY KEY, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
+      id TEXT NOT NULL, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
       attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
       open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER, parent TEXT, finish_by INTEGER,
       output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
-      id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+      id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
       output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'events', events TEXT NOT NULL)");
     for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
@@ -192,26 +197,17 @@ export class RunStore {
   }
 
   steps(): Map<string, StepRecord> {
-    this.cachedSteps ??= new Map(
-      this.sql
-        .exec<StepRow>("SELECT * FROM steps ORDER BY started_at, rowid")
-        .toArray()
-        .map((row) => [row.id, toStepRecord(row, this.decode(row.id, row.output))]),
-    );
+    if (this.cachedSteps) return this.cachedSteps;
+    const rows = this.sql.exec<StepRow & { row: number }>("SELECT rowid AS row, * FROM steps ORDER BY started_at, rowid").toArray();
+    this.stepRowids.clear();
+    for (const row of rows) this.stepRowids.set(row.id, row.row);
+    this.cachedSteps = new Map(rows.map((row) => [row.id, toStepRecord(row, this.decode(row.id, row.output))]));
     return this.cachedSteps;
   }
 
   /** Writes a step and what it sends; the output gate holds every later reply and fetch until both are durable. */
   saveStep(step: StepRecord, entries: OutboxEntry[] = []): void {
-    this.write(
-      `INSERT INTO steps (id, name, kind, status, attempts, output, error, wake_at, seq, failed_attempts, request, started_at, ended_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts, output = excluded.output,
-         error = excluded.error, wake_at = excluded.wake_at, seq = excluded.seq, failed_attempts = excluded.failed_attempts,
-         ended_at = excluded.ended_at`,
-      step.id,
-      step.name,
-      step.kind,
+    const changes = [
       step.status,
       step.attempts,
       this.encode(step.id, step.output),
@@ -219,10 +215,25 @@ export class RunStore {
       step.wakeAt ?? null,
       step.seq ?? null,
       step.failedAttempts ? JSON.stringify(step.failedAttempts) : null,
-      step.request ? JSON.stringify(step.request) : null,
-      step.startedAt,
       step.endedAt ?? null,
-    );
+    ];
+    const rowid = (this.steps(), this.stepRowids.get(step.id));
+    if (rowid !== undefined) {
+      this.write("UPDATE steps SET status = ?, attempts = ?, output = ?, error = ?, wake_at = ?, seq = ?, failed_attempts = ?, ended_at = ? WHERE rowid = ?", ...changes, rowid);
+    } else {
+      const inserted = this.sql.exec<{ row: number }>(
+        `INSERT INTO steps (status, attempts, output, error, wake_at, seq, failed_attempts, ended_at, id, name, kind, request, started_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid AS row`,
+        ...changes,
+        step.id,
+        step.name,
+        step.kind,
+        step.request ? JSON.stringify(step.request) : null,
+        step.startedAt,
+      );
+      this.stepRowids.set(step.id, inserted.one().row);
+      usage.doRowsWritten += inserted.rowsWritten;
+    }
     this.addToOutbox(entries);
     this.steps().set(step.id, step);
     this.observer?.stepSaved(step);
@@ -250,6 +261,7 @@ export class RunStore {
   clear(): void {
     this.cachedRun = undefined;
     this.cachedSteps = undefined;
+    this.stepRowids.clear();
     this.createTables();
   }
 
@@ -277,7 +289,7 @@ export class RunStore {
     if (value === undefined) return null;
     const text = JSON.stringify(value);
     if (text.length <= PART_CHARS) return text;
-    this.sql.exec("CREATE TABLE IF NOT EXISTS parts (owner TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (owner, seq))");
+    this.sql.exec("CREATE TABLE IF NOT EXISTS parts (owner TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (owner, seq)) WITHOUT ROWID");
     this.write("DELETE FROM parts WHERE owner = ?", owner);
     let seq = 0;
     for (let start = 0; start < text.length; seq++) {
