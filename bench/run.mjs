@@ -18,6 +18,7 @@ import { freePort, groupRssMb, killStartedSync, sleep, startWranglerDev, wrangle
 import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { scenarios as allScenarios } from "./scenarios/index.mjs";
+import { COST_GOAL_PER_MILLION, costPerMillion } from "./lib/cost.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS_DIR = path.join(ROOT, "bench", "results");
@@ -185,6 +186,11 @@ async function main() {
   if (Object.keys(usage).length) {
     console.log("\nStepflare billable operations per run (last round, from GET /v1/usage):");
     for (const [id, u] of Object.entries(usage)) if (u) console.log(`  ${id}: ${Object.entries(u).map(([k, v]) => `${k} ${v}`).join(", ")}`);
+    const priced = usage["five-steps"];
+    if (priced) {
+      const dollars = costPerMillion(priced);
+      console.log(`  a million 5-step runs at list price: $${dollars.toFixed(2)} (goal ≤ $${COST_GOAL_PER_MILLION}: ${dollars <= COST_GOAL_PER_MILLION ? "met" : "MISSED"})`);
+    }
   }
   if (ctx.notes.length) console.log(`\nNotes:\n${ctx.notes.map((n) => `  ${n}`).join("\n")}`);
   if (ctx.problems.length === 0) console.log("\nEvery run completed with the expected output.");
