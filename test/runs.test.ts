@@ -154,8 +154,8 @@ describe("REST API", () => {
     // The event row, the runs index row and the run's end.
     expect(after.d1RowsWritten - before.d1RowsWritten).toBeGreaterThanOrEqual(3);
     expect(after.d1Statements - before.d1Statements).toBeGreaterThanOrEqual(2);
-    // The event and the run's end.
-    expect(after.queueMessages - before.queueMessages).toBeGreaterThanOrEqual(2);
+    // The event (the run's object writes its end to the runs index itself).
+    expect(after.queueMessages - before.queueMessages).toBeGreaterThanOrEqual(1);
   });
 
   it.each([

@@ -102,6 +102,7 @@ const handlers: Handlers = {
       work.done.push(message);
     }
   },
+  // Only messages an earlier engine queued before an upgrade: a run's object now writes its end itself.
   "run-ended"(messages, work) {
     for (const message of messages) {
       work.statements.push(endRunStatement(work.env.DB, { ...message.body }));

@@ -8,6 +8,7 @@ import type { AcceptedEvent, EventRef, RunStatus } from "../platform/types.ts";
 export type QueueMessage =
   | ({ type: "event" } & AcceptedEvent)
   | ({ type: "event-ref" } & EventRef)
+  // A run's end for the runs index, as an earlier engine queued it (a run's object now writes its end itself).
   | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number }
   | { type: "cancel-page"; cancellationId: string }
   | { type: "resume-page"; functionId: string; skip: boolean };
