@@ -86,8 +86,11 @@ export function markCheckedStatement(db: D1Database, runId: string, at: number):
  * await env.DB.batch([deleteEndedRunsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
  */
 export function deleteEndedRunsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
-  // Uses index runs_ended.
-  return db.prepare("DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE ended_at < ?1 ORDER BY ended_at LIMIT ?2)").bind(before, limit);
+  // Uses index runs_started: a run that ended before `before` started before it. Runs started long ago
+  // and still going are read past, never written: an index of ends would cost every end a row.
+  return db
+    .prepare("DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE started_at < ?1 AND ended_at < ?1 ORDER BY started_at, id LIMIT ?2)")
+    .bind(before, limit);
 }
 
 /** Which runs a listing shows: all of them, or those of one function, statuses, start window. */
