@@ -5,8 +5,8 @@ import { outboundFetch } from "./test/outbound.ts";
 
 const migrations = await readD1Migrations(path.join(import.meta.dirname, "migrations"));
 
-/** Tests of the source tree itself (its floor plan), read from disk in Node. */
-const NODE_TESTS = ["test/floorPlan.test.ts"];
+/** Tests of the source tree itself (its floor plan, the docs' links), read from disk in Node. */
+const NODE_TESTS = ["test/floorPlan.test.ts", "test/docsLinks.test.ts"];
 
 /** The workerd test files that switch D1 or the Queue off. */
 const FAULT_TESTS = ["test/faults.test.ts", "test/outage.test.ts", "test/crons.test.ts"];

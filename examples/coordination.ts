@@ -1,4 +1,4 @@
-// Functions that coordinate with events and with each other (README "Coordination"): the kinds of
+// Functions that coordinate with events and with each other (docs/coordination.md): the kinds of
 // function Inngest's docs show, each runnable under `npm run dev`.
 import type { Stepflare } from "../sdk/index.ts";
 

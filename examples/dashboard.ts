@@ -1,4 +1,4 @@
-// The dashboard tour (README "Dashboard"): runs worth looking at, one that sleeps and one that fails
+// The dashboard tour (docs/dashboard.md): runs worth looking at, one that sleeps and one that fails
 // for a while, so each part of a run's page has something to show under `npm run dev`.
 import { RetryAfterError, type Stepflare } from "../sdk/index.ts";
 

@@ -1,4 +1,4 @@
-// Flow control (README "Flow control"): each option on a function of its own, runnable under `npm run dev`.
+// Flow control (docs/flow-control.md): each option on a function of its own, runnable under `npm run dev`.
 import type { Stepflare } from "../sdk/index.ts";
 
 export function flowExamples(app: Stepflare) {

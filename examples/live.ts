@@ -1,4 +1,4 @@
-// A long job that reports its progress on its run's live stream (README "Live runs").
+// A long job that reports its progress on its run's live stream (docs/live-runs.md).
 import type { Stepflare } from "../sdk/index.ts";
 
 export function liveExamples(app: Stepflare) {

@@ -1,8 +1,8 @@
 import type { Stepflare } from "../sdk/index.ts";
 
 /**
- * A local function that hands work to a function of a synced Inngest app ("Bring your Inngest
- * app" in the README): `step.invoke` takes a remote function by its id, `<app id>-<function id>`,
+ * A local function that hands work to a function of a synced Inngest app (docs/inngest-apps.md,
+ * "Bring your Inngest app"): `step.invoke` takes a remote function by its id, `<app id>-<function id>`,
  * here named by the event (`demo/delegate` with `{ functionId: "my-app-resize", data: {...} }`).
  */
 export function remoteExamples(app: Stepflare) {

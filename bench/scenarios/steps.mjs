@@ -71,7 +71,7 @@ export const parallelSteps = {
 };
 
 export const fiveSteps = {
-  // The run the cost table prices (README "What it costs"): its rows written per run are read from /v1/usage.
+  // The run the cost table prices (docs/performance.md, "What it costs"): its rows written per run are read from /v1/usage.
   id: "five-steps",
   name: "2b. 100 runs × 5 steps",
   params: { runs: 100, steps: 5 },
