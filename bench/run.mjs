@@ -142,7 +142,7 @@ async function main() {
         perSystem[system].push(value);
         say(`${scenario.name} · round ${round + 1} · ${system}: ${value ? Object.entries(value).map(([k, v]) => `${k} ${v?.toFixed(2)}`).join(", ") : "failed"}`);
         await sleep(SETTLE_MS);
-        if (before) usage[scenario.id] = usageDelta(before, await ctx.sf.usage(), scenario.params.runs);
+        if (before) usage[scenario.id] = usageDelta(before, await quietUsage(ctx), scenario.params.runs);
       }
     }
     results[scenario.id] = {};
@@ -329,6 +329,21 @@ function groupBy(items, key) {
   const map = new Map();
   for (const item of items) map.set(key(item), [...(map.get(key(item)) ?? []), item]);
   return map;
+}
+
+/**
+ * The usage once the runs' last writes are counted: a run reports done from its last step, and its
+ * end reaches its object's SQLite and the runs index just after. Read until two reads agree.
+ */
+async function quietUsage(ctx) {
+  let last = await ctx.sf.usage();
+  for (let i = 0; i < 25; i++) {
+    await sleep(200);
+    const next = await ctx.sf.usage();
+    if (JSON.stringify(next) === JSON.stringify(last)) return next;
+    last = next;
+  }
+  return last;
 }
 
 function usageDelta(before, after, runs) {
