@@ -151,8 +151,8 @@ export async function sweepUndispatchedEvents(db: D1Database, before: number, sw
   // Uses index events_undispatched.
   const result = await db
     .prepare(
-      `UPDATE events SET swept_at = ?3 WHERE rowid IN (
-         SELECT rowid FROM events WHERE dispatched_at IS NULL AND received_at < ?1 AND (swept_at IS NULL OR swept_at < ?2)
+      `UPDATE events SET swept_at = ?3 WHERE (id, received_at) IN (
+         SELECT id, received_at FROM events WHERE dispatched_at IS NULL AND received_at < ?1 AND (swept_at IS NULL OR swept_at < ?2)
          ORDER BY received_at LIMIT ?4)
        RETURNING id, received_at`,
     )
@@ -171,7 +171,7 @@ export async function sweepUndispatchedEvents(db: D1Database, before: number, sw
 export function deleteOldEventsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
   // Uses index events_received.
   return db
-    .prepare("DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)")
+    .prepare("DELETE FROM events WHERE (id, received_at) IN (SELECT id, received_at FROM events WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)")
     .bind(before, limit);
 }
 

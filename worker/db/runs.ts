@@ -89,7 +89,7 @@ export function deleteEndedRunsStatement(db: D1Database, before: number, limit: 
   // Uses index runs_started: a run that ended before `before` started before it. Runs started long ago
   // and still going are read past, never written: an index of ends would cost every end a row.
   return db
-    .prepare("DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE started_at < ?1 AND ended_at < ?1 ORDER BY started_at, id LIMIT ?2)")
+    .prepare("DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE started_at < ?1 AND ended_at < ?1 ORDER BY started_at, id LIMIT ?2)")
     .bind(before, limit);
 }
 

@@ -72,32 +72,32 @@ export function pruneExpiredWaitsStatement(db: D1Database, now: number, limit: n
   return db.prepare("DELETE FROM waits WHERE rowid IN (SELECT rowid FROM waits WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)").bind(now, limit);
 }
 
-/** Where a newest-first read of the event log stopped: the last event read, by receipt and row. */
+/** Where a newest-first read of the event log stopped: the last event read, by receipt and id. */
 export interface EventCursor {
   receivedAt: number;
-  seq: number;
+  id: string;
 }
 
 /**
  * Statement reading up to `limit` events of `name` received at or after `since`, newest first (by
- * receipt, then by row: the order they were stored): a wait's look back, and the events that
+ * receipt, then by id: events received in one millisecond count in the order of their ids): a wait's look back, and the events that
  * arrived while the wait was being stored. Uses index events_name.
  */
 export function eventsSinceStatement(db: D1Database, name: string, since: number, limit: number): D1PreparedStatement {
-  return db.prepare(`${EVENTS_SINCE} ORDER BY received_at DESC, rowid DESC LIMIT ?3`).bind(name, since, limit);
+  return db.prepare(`${EVENTS_SINCE} ORDER BY received_at DESC, id DESC LIMIT ?3`).bind(name, since, limit);
 }
 
 /**
  * The next page after `before` of eventsSinceStatement's order, as two statements for one batch:
  * the rest of the cursor's millisecond (a request's events share one), then the events older than
  * it; the page is the first `limit` of both, in that order. Two seeks of index events_name, where a
- * row-value range `(received_at, rowid) < (…)` would read the cursor's millisecond from its start.
+ * row-value range `(received_at, id) < (…)` would read the cursor's millisecond from its start.
  */
 export function eventsBeforeStatements(db: D1Database, name: string, since: number, limit: number, before: EventCursor): D1PreparedStatement[] {
   return [
-    db.prepare(`${EVENTS_SINCE} AND received_at = ?4 AND rowid < ?5 ORDER BY rowid DESC LIMIT ?3`).bind(name, since, limit, before.receivedAt, before.seq),
-    db.prepare(`${EVENTS_SINCE} AND received_at < ?4 ORDER BY received_at DESC, rowid DESC LIMIT ?3`).bind(name, since, limit, before.receivedAt),
+    db.prepare(`${EVENTS_SINCE} AND received_at = ?4 AND id < ?5 ORDER BY id DESC LIMIT ?3`).bind(name, since, limit, before.receivedAt, before.id),
+    db.prepare(`${EVENTS_SINCE} AND received_at < ?4 ORDER BY received_at DESC, id DESC LIMIT ?3`).bind(name, since, limit, before.receivedAt),
   ];
 }
 
-const EVENTS_SINCE = "SELECT rowid AS seq, * FROM events WHERE name = ?1 AND received_at >= ?2";
+const EVENTS_SINCE = "SELECT * FROM events WHERE name = ?1 AND received_at >= ?2";

@@ -76,13 +76,6 @@ function rowMatcher(row: WaitRow): (accepted: AcceptedEvent) => boolean {
   };
 }
 
-/** An event read from the log, with its row (the order of events received in the same millisecond). */
-interface LoggedEvent extends AcceptedEvent {
-  seq: number;
-}
-
-type LoggedRow = EventRow & { seq: number };
-
 /**
  * Stores wait rows and, in the same D1 batch, reads the events that already resolve them: those
  * received since each row's `since` (its lookback, and the events that arrived while the wait was
@@ -94,7 +87,7 @@ type LoggedRow = EventRow & { seq: number };
 export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
   if (rows.length === 0) return [];
   const names = windowsByName(rows);
-  const results = await env.DB.batch<LoggedRow>([
+  const results = await env.DB.batch<EventRow>([
     ...insertWaitStatements(env.DB, rows),
     ...[...names].map(([name, since]) => eventsSinceStatement(env.DB, name, since, limits.pageSize)),
   ]);
@@ -110,10 +103,15 @@ export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackL
 export async function lastLook(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
   if (rows.length === 0) return [];
   const names = windowsByName(rows);
-  const before = (name: string): EventCursor => ({ receivedAt: Math.max(...rows.filter((row) => row.event_name === name).map((row) => row.expires_at)), seq: 0 });
+  const before = (name: string): EventCursor => ({ receivedAt: Math.max(...rows.filter((row) => row.event_name === name).map((row) => row.expires_at)), id: "" });
   const statements = [...names].map(([name, since]) => eventsBeforeStatements(env.DB, name, since, limits.pageSize, before(name)));
-  const results = await env.DB.batch<LoggedRow>(statements.flat());
+  const results = await env.DB.batch<EventRow>(statements.flat());
   return earliestMatches(env, rows, names, (i) => [...results[2 * i]!.results, ...results[2 * i + 1]!.results].slice(0, limits.pageSize), limits);
+}
+
+/** The order of events received in one millisecond: by id, as the log reads them (SQLite's BINARY collation). */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Each event name the rows wait for, with the start of the earliest window among them. */
@@ -124,8 +122,8 @@ function windowsByName(rows: WaitRow[]): Map<string, number> {
 }
 
 /** Reads each name's window from its first page (`firstPage(i)`, the i-th name's) and answers, per row, the earliest event that resolves it, earliest first. */
-async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, number>, firstPage: (index: number) => LoggedRow[], limits: LookbackLimits): Promise<WaitMatch[]> {
-  const earliest = new Map<string, LoggedEvent>();
+async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, number>, firstPage: (index: number) => EventRow[], limits: LookbackLimits): Promise<WaitMatch[]> {
+  const earliest = new Map<string, AcceptedEvent>();
   await Promise.all(
     [...names].map(async ([name, since], i) => {
       const matchers = rows.filter((row) => row.event_name === name).map((row) => ({ id: row.id, matches: rowMatcher(row) }));
@@ -147,7 +145,7 @@ async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, num
       const found = earliest.get(row.id);
       return found ? [{ row, found }] : [];
     })
-    .sort((a, b) => a.found.receivedAt - b.found.receivedAt || a.found.seq - b.found.seq)
+    .sort((a, b) => a.found.receivedAt - b.found.receivedAt || compareIds(a.found.event.id, b.found.event.id))
     .map(({ row, found }) => ({ row, accepted: { event: found.event, receivedAt: found.receivedAt } }));
 }
 
@@ -156,17 +154,17 @@ async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, num
  * back full, up to `maxEvents` in all: one page in memory at a time. Answers true when the last page
  * read was full: the window was cut, and older events in it were not read.
  */
-async function readWindow(env: Env, name: string, since: number, firstPage: LoggedRow[], limits: LookbackLimits, onPage: (page: LoggedEvent[]) => void): Promise<boolean> {
-  const logged = (row: LoggedRow): LoggedEvent => ({ event: toEvent(row), receivedAt: row.received_at, seq: row.seq });
+async function readWindow(env: Env, name: string, since: number, firstPage: EventRow[], limits: LookbackLimits, onPage: (page: AcceptedEvent[]) => void): Promise<boolean> {
+  const logged = (row: EventRow): AcceptedEvent => ({ event: toEvent(row), receivedAt: row.received_at });
   let page = firstPage;
   let read = page.length;
   let full = page.length === limits.pageSize;
   onPage(page.map(logged));
   while (full && read < limits.maxEvents) {
     const last = page.at(-1)!;
-    const before: EventCursor = { receivedAt: last.received_at, seq: last.seq };
+    const before: EventCursor = { receivedAt: last.received_at, id: last.id };
     const size = Math.min(limits.pageSize, limits.maxEvents - read);
-    const [sameMs, older] = await env.DB.batch<LoggedRow>(eventsBeforeStatements(env.DB, name, since, size, before));
+    const [sameMs, older] = await env.DB.batch<EventRow>(eventsBeforeStatements(env.DB, name, since, size, before));
     page = [...sameMs!.results, ...older!.results].slice(0, size);
     read += page.length;
     full = page.length === size;
