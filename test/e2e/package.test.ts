@@ -20,11 +20,12 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, freePort, signalGroup, stopProcessGroup } from "../../bench/lib/processes.mjs";
+import { createApp, NODE_APP_FUNCTION_IDS, serveApp } from "./remoteApp.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const NPM = process.platform === "win32" ? "npm.cmd" : "npm";
 /** The last commit before the package (the repository as a Worker project used it): what a user upgrades from. */
-const PREVIOUS_RELEASE = "09850a4";
+const PREVIOUS_RELEASE = "09850a44ebbc5a0823ef34208e393c0833fb4a50";
 const RUN_TIMEOUT_MS = 60_000;
 
 const exec = promisify(execFile);
@@ -161,9 +162,13 @@ beforeAll(async () => {
 }, 300_000);
 
 let server: Server | undefined;
+/** An Inngest SDK app `stepflare dev --app` keeps synced. */
+let remote: Awaited<ReturnType<typeof serveApp>> | undefined;
+let remoteApp: ReturnType<typeof createApp> | undefined;
 
 afterAll(async () => {
   await server?.stop();
+  await remote?.stop();
   console.log(`package.test timings (ms): ${JSON.stringify(timings)}`);
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
@@ -191,8 +196,10 @@ describe("the stepflare package", () => {
     await timed("stepflare migrate", () => run("npx", ["stepflare", "migrate", "--local", "--persist-to", persist], app));
 
     const newPort = await freePort();
+    remoteApp = createApp(`http://127.0.0.1:${newPort}`, { id: "node-app" });
+    remote = await serveApp(remoteApp);
     server = await timed("stepflare dev ready", async () =>
-      startServer("npx", ["stepflare", "dev", "--ip", "127.0.0.1", "--port", String(newPort), "--persist-to", persist, "--", "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"], newPort, "Stepflare dev server ready"),
+      startServer("npx", ["stepflare", "dev", "--ip", "127.0.0.1", "--port", String(newPort), "--persist-to", persist, "--app", remote!.url, "--sync-interval", "1", "--", "--inspector-port", String(await freePort()), "--show-interactive-dev-session=false"], newPort, "Stepflare dev server ready"),
     );
     expect(server.log()).toContain(`dashboard  http://127.0.0.1:${newPort}/`);
     const done = await timed("the sleeping run completes after the restart", () => runOf(server!, sleeping, (run) => run.status !== "Running" && run.status !== "Queued"));
@@ -210,6 +217,20 @@ describe("the stepflare package", () => {
     const dashboard = await fetch(`${server!.base}/`);
     expect(dashboard.status).toBe(200);
     expect(dashboard.headers.get("content-type")).toContain("text/html");
+  }, 90_000);
+
+  it("syncs the --app Inngest SDK app, and again when its functions change", async () => {
+    const functionIds = async () => {
+      const apps = (await (await fetch(`${server!.base}/v1/apps`)).json()) as { data: { id: string; functions: { id: string }[] }[] };
+      return apps.data.find((app) => app.id === "node-app")?.functions.map((fn) => fn.id).sort();
+    };
+    await until("the app's first sync", 30_000, server!, async () => ((await functionIds())?.length === NODE_APP_FUNCTION_IDS.length ? true : undefined));
+    // The app restarts on its port with one function: the next sync (1 s) replaces its functions.
+    const url = new URL(remote!.url);
+    await remote!.stop();
+    remote = await serveApp(remoteApp!, remoteApp!.functions.slice(0, 1), Number(url.port));
+    await until("the app's sync after its change", 30_000, server!, async () => ((await functionIds())?.join() === "node-app-multi-step" ? true : undefined));
+    expect(server!.log()).toContain("synced app node-app");
   }, 90_000);
 
   it("sends an event from plain Node through the client entry point (no bundler)", async () => {
