@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { ContextScope } from "./scope.ts";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 
@@ -16,7 +17,7 @@ export interface ExperimentSelectFn {
 }
 
 /** The run whose experiment is choosing now: what `experiment.weighted` seeds its choice with. */
-export const selectScope = new AsyncLocalStorage<{ runId: string }>();
+export const selectScope: ContextScope<{ runId: string }> = new AsyncLocalStorage<{ runId: string }>();
 
 /**
  * Inngest v4's variant pickers for `group.experiment`. Their choices are deterministic (seeded by

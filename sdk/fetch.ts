@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { ContextScope } from "./scope.ts";
 import { z } from "zod";
 
 /** A response as step.fetch memoizes it: enough to rebuild it on every replay without fetching again. */
@@ -44,7 +45,7 @@ export function rebuildResponse(stored: FetchedResponse): Response {
 export type FetchScope = "durable" | "inside-step" | "outside-run";
 
 /** The run whose handler code is running now, for the `fetch` export (set by the driver). */
-export const runScope = new AsyncLocalStorage<{ scope: () => FetchScope; durable: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> }>();
+export const runScope: ContextScope<{ scope: () => FetchScope; durable: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> }> = new AsyncLocalStorage<{ scope: () => FetchScope; durable: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response> }>();
 
 /**
  * A durable `fetch` to hand to any library (Inngest's `import { fetch } from "inngest"`): in a run's

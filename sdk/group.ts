@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { ContextScope } from "./scope.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
 import { selectScope, type ExperimentSelectFn } from "./experiment.ts";
 
@@ -59,7 +60,7 @@ export interface GroupToolsDeps {
 }
 
 /** Set while a variant's callback runs: the driver marks it when the variant calls a step tool. */
-export const variantScope = new AsyncLocalStorage<{ calledStep: boolean }>();
+export const variantScope: ContextScope<{ calledStep: boolean }> = new AsyncLocalStorage<{ calledStep: boolean }>();
 
 /** The group tools of one invocation. */
 export function createGroupTools(deps: GroupToolsDeps): GroupTools {

@@ -2,6 +2,7 @@
 // order (a repeat gets `:n`), passes middleware's wrapStep, and goes to the invocation to settle.
 
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { ContextScope } from "./scope.ts";
 import type { Clock } from "./clock.ts";
 import { toEpochMs, toMilliseconds } from "./duration.ts";
 import { NonRetriableError } from "./errors/NonRetriableError.ts";
@@ -39,7 +40,7 @@ export type StepWork =
   | { type: "publish"; message: PublishedMessage };
 
 /** What the code running now belongs to: a step body (with its attempt) or the handler. */
-export const bodyScope = new AsyncLocalStorage<{ attempt: number }>();
+export const bodyScope: ContextScope<{ attempt: number }> = new AsyncLocalStorage<{ attempt: number }>();
 
 /** The step types middleware sees, as Inngest names them. */
 const STEP_TYPES: Record<StepKind, Middleware.StepType> = {
