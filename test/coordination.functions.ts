@@ -139,5 +139,16 @@ export function coordinationFunctions(app: Stepflare) {
     return { reply: reply === null ? null : Array.isArray(reply) ? reply.map(one) : one(reply) };
   });
 
-  return [waitsGiven, waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeThenFlaky, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
+  /** One step that records `<key>:holding` and runs until the test records `<key>:release` (test/runsIndex.test.ts). */
+  const heldStep = app.createFunction({ id: "held-step" }, { event: "test/held-step" }, async ({ event, step }) => {
+    const key = event.data.key as string;
+    return step.run("hold", async () => {
+      await effect(`${key}:holding`);
+      const released = async () => (await env.DB.prepare("SELECT 1 FROM test_effects WHERE key = ?1").bind(`${key}:release`).first()) !== null;
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && !(await released()); ) await new Promise((resolve) => setTimeout(resolve, 25));
+      return "released";
+    });
+  });
+
+  return [heldStep, waitsGiven, waitsWhileBusy, bulkSleeper, sendsLater, delayedTarget, waitsByMatch, waitsByIf, waitsWithLookback, waitsAny, waitsAll, invokeChild, invokeParent, invokeThenFlaky, invokeUnknown, cancelOnEvent, finishTimeout, startTimeout];
 }

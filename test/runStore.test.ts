@@ -15,6 +15,7 @@ const EARLIER_TABLES = [
     output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`,
   `CREATE TABLE steps (id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
     output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`,
+  "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'events', events TEXT NOT NULL)",
 ];
 
 function step(id: string, status: StepRecord["status"], output?: unknown): StepRecord {
@@ -33,7 +34,7 @@ async function threeStepRun(tables: "current" | "earlier") {
     if (tables === "earlier") for (const statement of EARLIER_TABLES) sql.exec(statement);
     const store = new RunStore(sql);
     const before = usage.doRowsWritten;
-    store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1 });
+    store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexed: false });
     for (const id of ["one", "two", "three"]) store.saveStep(step(id, "completed", { id }));
     const rows = usage.doRowsWritten - before;
     // A step saved again (a retry, a wait resolved) updates its row.

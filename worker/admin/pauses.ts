@@ -1,12 +1,12 @@
 import type { StepflareFunction } from "../../sdk/function.ts";
 import { toEvent } from "../db/events.ts";
 import { insertPause, markResumed, pausedEventsPage, pausedFunctions, resumePageDoneStatements, stalledResumes } from "../db/pauses.ts";
-import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import type { RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import { sendMessages } from "../queue/send.ts";
-import { startEventRun } from "../runs/door.ts";
+import { startEventRun, starterIndexStatements } from "../runs/door.ts";
 
 // Pausing a function (beyond Inngest): while paused, the events that trigger it are recorded and
 // its runs are not started; on resume they start in order, or are skipped if the pause said so.
@@ -53,6 +53,6 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
     if (entry) entries.push(entry);
   }
   const more = results.length === RESUME_PAGE;
-  await env.DB.batch([...entries.map((entry) => insertRunStatement(env.DB, entry)), ...resumePageDoneStatements(env, functionId, results, more)]);
+  await env.DB.batch([...starterIndexStatements(env, entries), ...resumePageDoneStatements(env, functionId, results, more)]);
   if (more) await sendMessages(env, [{ type: "resume-page", functionId, skip }]);
 }

@@ -1,6 +1,6 @@
 import { ulid } from "ulidx";
 import type { StepRecord } from "../../sdk/run.ts";
-import { indexRuns, runObject, startDirectRun } from "../runs/door.ts";
+import { runObject, startDirectRun } from "../runs/door.ts";
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
@@ -29,7 +29,7 @@ export async function rerun(env: Env, runId: string, fromStep?: string): Promise
   const memo = fromStep === undefined ? [] : stepsBefore(steps, fromStep);
   const now = Date.now();
   const newRunId = runIdFor(fn.id, `rerun:${ulid()}`, now);
-  await indexRuns(env, [await startDirectRun(env, { runId: newRunId, functionId: fn.id, events: run.events, startAt: now, startedAt: now, ...(memo.length ? { memo } : {}) })]);
+  await startDirectRun(env, { runId: newRunId, functionId: fn.id, events: run.events, startAt: now, startedAt: now, ...(memo.length ? { memo } : {}) });
   return { runId: newRunId };
 }
 

@@ -37,6 +37,17 @@ export async function runsToCancel(db: D1Database, row: CancellationRow, limit: 
   return result.results.map((r) => r.id);
 }
 
+/**
+ * Statement reading the bulk cancellations a run listed only now must meet: those of its function
+ * whose range holds its listed start, made since the run began (while the index did not show it,
+ * so no page found it). A small table, read only when a run writes its open row.
+ */
+export function cancellationsSinceStatement(db: D1Database, functionId: string, listedAt: number, since: number): D1PreparedStatement {
+  return db
+    .prepare("SELECT id, expression FROM cancellations WHERE function_id = ?1 AND started_after <= ?2 AND started_before >= ?2 AND created_at >= ?3")
+    .bind(functionId, listedAt, since);
+}
+
 /** Statement recording a page done: the cursor moves on (never back: pages may be worked twice), the count grows. */
 export function advanceCancellationStatement(db: D1Database, id: string, cursor: string, cancelled: number, now: number, done: boolean): D1PreparedStatement {
   return db

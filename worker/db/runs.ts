@@ -35,14 +35,14 @@ export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1Prepar
     .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null);
 }
 
-/** Statement recording a run's end (inserting the row if its start has not been indexed yet). */
+/** Statement recording a run's end (its whole row, if its start was never indexed: a short run's one write). */
 export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
        ON CONFLICT(id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at`,
     )
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.endedAt ?? null);
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null);
 }
 
 export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {

@@ -1,7 +1,7 @@
 import { cancelPage } from "../admin/cancellations.ts";
 import { resumePage } from "../admin/pauses.ts";
 import { getEvents, markDispatched } from "../db/events.ts";
-import { endRunStatement, insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { endRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
@@ -9,6 +9,7 @@ import type { QueueMessage } from "../queue/messages.ts";
 import { hasRemoteCopy, loadRemoteFunctions } from "../remote/apps.ts";
 import { dispatchEvent } from "./events.ts";
 import { deliverMatches, findMatchingWaits } from "../runs/waits.ts";
+import { starterIndexStatements } from "../runs/door.ts";
 
 // The queue consumer: every message kind has its handler in `handlers`, a map typed over
 // QueueMessage's kinds, so a kind without one does not compile.
@@ -206,7 +207,7 @@ async function dispatchEvents(work: BatchWork): Promise<void> {
     work.done.push(message);
   });
   // Index rows first, as before: a run's start row precedes any end row of the same batch.
-  work.statements.unshift(...started.map((run) => insertRunStatement(env.DB, run)));
+  work.statements.unshift(...starterIndexStatements(env, started));
   work.statements.push(...deleteStatements, ...markDispatched(env.DB, dispatched, now));
 }
 

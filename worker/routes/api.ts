@@ -5,7 +5,8 @@ import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
 import { usage } from "../platform/usage.ts";
-import { runObject } from "../runs/door.ts";
+import { runObject, unlistedRunIds } from "../runs/door.ts";
+import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
 import type { RunRecord } from "../runs/RunStore.ts";
 import { skippedRunStream } from "../runs/runStream.ts";
@@ -54,15 +55,16 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   const id = c.req.param("eventId");
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
-  const rows = await runsOfEvent(c.env.DB, id);
+  const [rows] = await Promise.all([runsOfEvent(c.env.DB, id), loadRemoteFunctions(c.env)]);
+  // A run in its first second may not be listed yet: the newest event's runs are asked for by id too.
+  const unlisted = unlistedRunIds(found, new Set(rows.map((row) => row.id)));
   // A listing reads each run's record only, never its steps (up to 32 MiB of outputs per run).
-  const runs = await Promise.all(
-    rows.map(async (row) => {
-      if (row.status === "Skipped") return toSkippedRunView(row);
-      const run = (await runObject(c.env, row.id).summary()) as RunRecord | null;
-      return run ? toRunSummaryView(run) : null;
-    }),
-  );
+  const summary = async (runId: string) => {
+    const run = (await runObject(c.env, runId).summary()) as RunRecord | null;
+    return run ? toRunSummaryView(run) : null;
+  };
+  // An object that cannot answer now (its runtime restarting) is left out of the unlisted, as unknown.
+  const runs = await Promise.all([...rows.map((row) => (row.status === "Skipped" ? toSkippedRunView(row) : summary(row.id))), ...unlisted.map((runId) => summary(runId).catch(() => null))]);
   return c.json({ data: runs.filter((run) => run !== null) });
 });
 
@@ -81,10 +83,10 @@ apiRoutes.get("/v1/runs/:runId", async (c) => {
  */
 apiRoutes.get("/v1/runs/:runId/stream", async (c) => {
   const runId = c.req.param("runId");
-  const row = RUN_ID_PATTERN.test(runId) ? await findRun(c.env.DB, runId) : null;
-  if (!row) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  if (!RUN_ID_PATTERN.test(runId)) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  const row = await findRun(c.env.DB, runId);
   // A skipped run has no object: its index row is its whole story.
-  if (row.status === "Skipped") {
+  if (row?.status === "Skipped") {
     const { steps: _none, ...run } = toSkippedRunView(row);
     return new Response(skippedRunStream(run), { headers: SSE_HEADERS });
   }
@@ -123,10 +125,14 @@ apiRoutes.get("/v1/cancellations/:id", async (c) => {
 });
 
 /** A run the runs index knows, read from its RunObject; null for anything else. */
+/**
+ * A run by id: a skipped run from its row of the runs index (it has no object), any other from its
+ * object, which knows it before the index does (a short run writes its row with its end).
+ */
 async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
-  const row = RUN_ID_PATTERN.test(runId) ? await findRun(env.DB, runId) : null;
-  if (!row) return null;
-  return row.status === "Skipped" ? toSkippedRunView(row) : readRun(env, runId);
+  if (!RUN_ID_PATTERN.test(runId)) return null;
+  const row = await findRun(env.DB, runId);
+  return row?.status === "Skipped" ? toSkippedRunView(row) : readRun(env, runId);
 }
 
 async function readRun(env: Env, runId: string): Promise<RunView | null> {

@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import type { RunOutcome, StepRecord } from "../../sdk/driver.ts";
+import type { HandlerFailures, RunOutcome, StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
@@ -15,7 +15,7 @@ import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
 import { DAY_MS, nextAlarm } from "./alarm.ts";
-import { RunDelivery } from "./delivery.ts";
+import { RunDelivery, type CancellationRef } from "./delivery.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
 import { RunSlots } from "./slots.ts";
@@ -80,12 +80,19 @@ export class RunObject extends DurableObject<Env> {
     // So is a re-run that reuses steps: its first invocation begins after them, as a replay does.
     const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined || (init.memo?.length ?? 0) > 0;
     const finishAfter = fn?.timeouts.finish;
+    const listed = { id: init.runId, functionId: init.functionId, events: init.events, status: "Queued" as const, startedAt: now, listedAt: init.listedAt ?? now, ...(init.parent ? { parent: init.parent } : {}), indexed: false };
+    // A run due later is listed now, as Queued; one that starts now writes its row when it is worth one (RunDelivery.indexOpen).
+    const indexed = init.startAt > now && (await this.delivery.indexOpen(listed)).indexed;
+    // A start repeated while that write was under way found no run either: the first one stored it.
+    if (this.store.run()) return this.store.run()!.status;
     this.store.createRun(
       {
         id: init.runId,
         functionId: init.functionId,
         events: init.events,
         startedAt: now,
+        listedAt: listed.listedAt,
+        indexed,
         ...(delayed ? { wakeAt: init.startAt } : {}),
         ...(init.parent ? { parent: init.parent } : {}),
         ...(!delayed && finishAfter !== undefined ? { finishBy: now + finishAfter } : {}),
@@ -277,6 +284,7 @@ export class RunObject extends DurableObject<Env> {
       fail: (run, error) => this.fail(run, error),
       record: (run, outcome, logger) => this.record(run, outcome, logger),
       deliverOutbox: () => this.delivery.deliverOutbox(),
+      listOpen: () => this.listOpen(),
       holdingSlots: (holding) => (this.holdingSlots = holding),
       sync: () => this.ctx.storage.sync(),
       abort: (reason) => this.ctx.abort(reason),
@@ -330,15 +338,43 @@ export class RunObject extends DurableObject<Env> {
       case "failed":
         return this.fail(run, outcome.error);
       case "suspended":
-        this.store.suspend(this.dueAt(outcome.wakeAt), run.handlerFailures);
-        return this.rearm();
+        return this.suspend(outcome.wakeAt, run.handlerFailures);
       case "retry":
         logger.warn("handler failed; retrying", { attempt: outcome.handlerFailures.count - 1, error: outcome.error.message });
-        this.store.suspend(this.dueAt(outcome.wakeAt), outcome.handlerFailures);
-        return this.rearm();
+        return this.suspend(outcome.wakeAt, outcome.handlerFailures);
       case "cancelled":
         return;
     }
+  }
+
+  /**
+   * The invocation ended with the run waiting: a run that waits is worth its row in the runs index,
+   * written first if it has none yet (noted in the same commit as the suspension).
+   */
+  private async suspend(wakeAt: number, handlerFailures: HandlerFailures): Promise<void> {
+    const { indexed, cancellations } = await this.delivery.indexOpen(this.store.run()!);
+    // A cancel that came meanwhile ended the run.
+    if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
+    this.store.suspend(this.dueAt(wakeAt), handlerFailures, indexed);
+    if (await this.meetCancellations(cancellations)) return;
+    return this.rearm();
+  }
+
+  /** Lists a run not over yet in the runs index, if it is not: it queues for a slot or its turn, or runs a while. */
+  private async listOpen(): Promise<void> {
+    const run = this.store.run();
+    if (!run || run.indexed || FINAL_STATUSES.has(run.status)) return;
+    const { indexed, cancellations } = await this.delivery.indexOpen(run);
+    if (indexed) this.store.markIndexed();
+    await this.meetCancellations(cancellations);
+  }
+
+  /** Cancels the run by the first bulk cancellation, made while the index did not show it, whose `if` its trigger meets. */
+  private async meetCancellations(cancellations: CancellationRef[]): Promise<boolean> {
+    for (const { id, expression } of cancellations) {
+      if (await this.cancelIf({ type: "bulk", cancellation_id: id }, expression ?? undefined)) return true;
+    }
+    return false;
   }
 
   /** When the run is due after an invocation that asked for `wakeAt`: sooner if a wait was resolved meanwhile. */

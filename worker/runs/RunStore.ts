@@ -26,6 +26,8 @@ type RunRow = {
   output: string | null;
   error: string | null;
   started_at: number;
+  listed_at: number | null;
+  indexed: number;
   ended_at: number | null;
 };
 
@@ -66,6 +68,8 @@ const ADDED_COLUMNS: Record<string, Record<string, string>> = {
     wake_at: "INTEGER",
     parent: "TEXT",
     finish_by: "INTEGER",
+    listed_at: "INTEGER",
+    indexed: "INTEGER NOT NULL DEFAULT 0",
   },
   steps: { seq: "INTEGER", failed_attempts: "TEXT", request: "TEXT" },
   outbox: { kind: "TEXT NOT NULL DEFAULT 'events'" },
@@ -82,15 +86,23 @@ export class RunStore {
   private cachedSteps: Map<string, StepRecord> | undefined;
   /** Each stored step's rowid, by step id: what an update of the step names. */
   private readonly stepRowids = new Map<string, number>();
+  /**
+   * Its tables exist. They are made with the run, not with the object: an object asked about a run
+   * it never had (a lookup of an unknown id) writes nothing, and stays nothing.
+   */
+  private hasTables: boolean;
 
   constructor(
     private readonly sql: SqlStorage,
     private readonly observer?: RunObserver,
   ) {
-    this.createTables();
+    this.hasTables = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").toArray().length > 0;
+    if (this.hasTables) this.addMissingColumns();
   }
 
-  private createTables(): void {
+  private ensureTables(): void {
+    if (this.hasTables) return;
+    this.hasTables = true;
     // No primary key and no index: a row written is one row billed, where a text key costs a second
     // row in its index (objects made before keep theirs; every statement here works on both). The
     // run's table holds one row; a step is found by its id in memory (`stepRowids`), by rowid on disk.
@@ -98,11 +110,15 @@ export class RunStore {
       id TEXT NOT NULL, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
       attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
       open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER, parent TEXT, finish_by INTEGER,
-      output TEXT, error TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
+      output TEXT, error TEXT, started_at INTEGER NOT NULL, listed_at INTEGER, indexed INTEGER NOT NULL DEFAULT 0, ended_at INTEGER)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
       id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
       output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'events', events TEXT NOT NULL)");
+  }
+
+  /** An object whose tables an earlier engine made gets the columns added since. */
+  private addMissingColumns(): void {
     for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
       const present = new Set(this.sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
       for (const [column, type] of Object.entries(columns)) {
@@ -112,6 +128,7 @@ export class RunStore {
   }
 
   run(): RunRecord | null {
+    if (!this.hasTables) return null;
     if (this.cachedRun === undefined) {
       const row = this.sql.exec<RunRow>("SELECT * FROM run LIMIT 1").toArray()[0];
       this.cachedRun = row ? toRunRecord(row, this.decode("run", row.output), this.decode(EVENTS_OWNER, row.events) as StoredEvent[]) : null;
@@ -124,7 +141,7 @@ export class RunStore {
    * for both); a delayed one waits for `wakeAt`.
    */
   createRun(
-    run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; wakeAt?: number; parent?: RunParent; finishBy?: number },
+    run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; listedAt: number; indexed: boolean; wakeAt?: number; parent?: RunParent; finishBy?: number },
     entries: OutboxEntry[] = [],
   ): void {
     const delayed = run.wakeAt !== undefined;
@@ -137,7 +154,7 @@ export class RunStore {
       crashes: 0,
     };
     this.write(
-      "INSERT INTO run (id, function_id, events, status, starts, open, wake_at, parent, finish_by, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+      "INSERT INTO run (id, function_id, events, status, starts, open, wake_at, parent, finish_by, started_at, listed_at, indexed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
       record.id,
       record.functionId,
       // A batch's events may pass one value's 2 MB: stored across `parts` rows then.
@@ -149,6 +166,8 @@ export class RunStore {
       record.parent ? JSON.stringify(record.parent) : null,
       record.finishBy ?? null,
       record.startedAt,
+      record.listedAt,
+      record.indexed ? 1 : 0,
     );
     this.addToOutbox(entries);
     this.cachedRun = record;
@@ -176,10 +195,16 @@ export class RunStore {
     this.run()!.wakeAt = wakeAt;
   }
 
-  /** Records that the invocation ended with the run waiting until `wakeAt`. */
-  suspend(wakeAt: number, handlerFailures: HandlerFailures): void {
-    this.write("UPDATE run SET open = 0, crashes = 0, wake_at = ?, attempt = ?, attempt_seq = ?", wakeAt, handlerFailures.count, handlerFailures.unitSeq);
-    Object.assign(this.run()!, { isOpen: false, crashes: 0, wakeAt, handlerFailures });
+  /** Records that the invocation ended with the run waiting until `wakeAt` (and whether the runs index has its row now). */
+  suspend(wakeAt: number, handlerFailures: HandlerFailures, indexed: boolean): void {
+    this.write("UPDATE run SET open = 0, crashes = 0, wake_at = ?, attempt = ?, attempt_seq = ?, indexed = ?", wakeAt, handlerFailures.count, handlerFailures.unitSeq, indexed ? 1 : 0);
+    Object.assign(this.run()!, { isOpen: false, crashes: 0, wakeAt, handlerFailures, indexed });
+  }
+
+  /** Records that the runs index has the run's row (written while no other write of the run's row was due). */
+  markIndexed(): void {
+    this.write("UPDATE run SET indexed = 1");
+    this.run()!.indexed = true;
   }
 
   /** Ends the run, with what its end sends (a failure event, a parent's resumption) in the same commit. */
@@ -198,6 +223,7 @@ export class RunStore {
 
   steps(): Map<string, StepRecord> {
     if (this.cachedSteps) return this.cachedSteps;
+    if (!this.hasTables) return (this.cachedSteps = new Map());
     const rows = this.sql.exec<StepRow & { row: number }>("SELECT rowid AS row, * FROM steps ORDER BY started_at, rowid").toArray();
     this.stepRowids.clear();
     for (const row of rows) this.stepRowids.set(row.id, row.row);
@@ -221,6 +247,7 @@ export class RunStore {
     if (rowid !== undefined) {
       this.write("UPDATE steps SET status = ?, attempts = ?, output = ?, error = ?, wake_at = ?, seq = ?, failed_attempts = ?, ended_at = ? WHERE rowid = ?", ...changes, rowid);
     } else {
+      this.ensureTables();
       const inserted = this.sql.exec<{ row: number }>(
         `INSERT INTO steps (status, attempts, output, error, wake_at, seq, failed_attempts, ended_at, id, name, kind, request, started_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid AS row`,
@@ -241,6 +268,7 @@ export class RunStore {
 
   /** The oldest entry waiting to leave the object, if any. */
   nextOutboxEntry(): { seq: number; entry: OutboxEntry } | null {
+    if (!this.hasTables) return null;
     const row = this.sql.exec<{ seq: number; kind: string; events: string }>("SELECT seq, kind, events FROM outbox ORDER BY seq LIMIT 1").toArray()[0];
     if (!row) return null;
     const value = this.decode(outboxOwner(row.seq), row.events);
@@ -257,12 +285,12 @@ export class RunStore {
     this.write("DELETE FROM outbox WHERE seq = ?", seq);
   }
 
-  /** Deletes everything (the run's retention is over); the object is empty afterwards. */
+  /** Forgets everything, once the object's storage is deleted (the run's retention is over): the object is empty afterwards. */
   clear(): void {
     this.cachedRun = undefined;
     this.cachedSteps = undefined;
     this.stepRowids.clear();
-    this.createTables();
+    this.hasTables = false;
   }
 
   private addToOutbox(entries: OutboxEntry[]): void {
@@ -275,6 +303,7 @@ export class RunStore {
       }
       // Events a step sends may pass one value's 2 MB (3 MiB per send): stored across `parts` rows,
       // named by the entry's place in the outbox.
+      this.ensureTables();
       const { seq } = this.sql.exec<{ seq: number }>("INSERT INTO outbox (kind, events) VALUES (?, '') RETURNING seq", entry.kind).one();
       usage.doRowsWritten++;
       this.write("UPDATE outbox SET events = ? WHERE seq = ?", this.encode(outboxOwner(seq), JSON.parse(text)), seq);
@@ -310,6 +339,7 @@ export class RunStore {
   }
 
   private write(query: string, ...bindings: SqlStorageValue[]): void {
+    this.ensureTables();
     usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
   }
 }
@@ -330,6 +360,9 @@ function toRunRecord(row: RunRow, output: unknown, events: StoredEvent[]): RunRe
     ...(output !== undefined ? { output } : {}),
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     startedAt: row.started_at,
+    listedAt: row.listed_at ?? row.started_at,
+    // An object made before it wrote its own row was indexed by whoever started it.
+    indexed: row.indexed === 1 || row.listed_at === null,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
   };
 }

@@ -1,7 +1,9 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { CancelReason } from "../../sdk/function.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
-import { endRunStatement } from "../db/runs.ts";
+import { cancellationsSinceStatement } from "../db/cancellations.ts";
+import { endRunStatement, insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { deliverEntry } from "./outbox.ts";
@@ -66,16 +68,56 @@ export class RunDelivery {
   }
 
   /** Tells the D1 runs index the run's end, through the queue (batched by the consumer). */
+  /**
+   * Writes the row of a run not over yet to the runs index, unless it has one: a run writes its own
+   * row once it is worth one (it waits, queues, or runs a while), and a short run only its end, one
+   * write in all. Answers whether the index has the row now (if not, a later point tries again),
+   * and the bulk cancellations made since the run began that cover it: no page of theirs saw it.
+   */
+  async indexOpen(run: ListedRun, status: RunStatus = run.status): Promise<{ indexed: boolean; cancellations: CancellationRef[] }> {
+    if (run.indexed) return { indexed: true, cancellations: [] };
+    try {
+      const [, cancellations] = await this.env.DB.batch<CancellationRef>([
+        insertRunStatement(this.env.DB, { ...indexEntryOf(run), status }),
+        cancellationsSinceStatement(this.env.DB, run.functionId, run.listedAt, run.startedAt),
+      ]);
+      return { indexed: true, cancellations: cancellations!.results };
+    } catch (err) {
+      createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not write the run's row to the runs index; will try again", { error: String(err) });
+      return { indexed: false, cancellations: [] };
+    }
+  }
+
   async deliverEnd(run: RunRecord): Promise<void> {
     // Written by the object itself, not through the queue: a queue message per run's end was a
-    // third of the run's queue bill. The upsert is idempotent, and the start's insert never
-    // overwrites an end, whichever reaches D1 first.
-    const end = { runId: run.id, functionId: run.functionId, eventId: run.events[0]?.id ?? "", status: run.status, startedAt: run.startedAt, endedAt: run.endedAt ?? Date.now() };
+    // third of the run's queue bill. The upsert is idempotent and writes the whole row if the run
+    // never wrote one; a row written before never overwrites an end.
     try {
-      await this.env.DB.batch([endRunStatement(this.env.DB, end)]);
+      await this.env.DB.batch([endRunStatement(this.env.DB, { ...indexEntryOf(run), endedAt: run.endedAt ?? Date.now() })]);
       this.endDelivered = true;
     } catch (err) {
       createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not write the run's end to the runs index; will retry", { error: String(err) });
     }
   }
+}
+
+/** What a run's row of the runs index is made of. */
+type ListedRun = Pick<RunRecord, "id" | "functionId" | "events" | "status" | "startedAt" | "listedAt" | "parent" | "indexed">;
+
+/** A bulk cancellation a run listed late must meet. */
+export interface CancellationRef {
+  id: string;
+  expression: string | null;
+}
+
+/** A run's row of the runs index, as its object knows it. */
+function indexEntryOf(run: ListedRun): RunIndexEntry {
+  return {
+    runId: run.id,
+    functionId: run.functionId,
+    eventId: run.events[0]?.id ?? "",
+    status: run.status,
+    startedAt: run.listedAt,
+    ...(run.parent ? { parentRunId: run.parent.runId } : {}),
+  };
 }

@@ -4,6 +4,7 @@ import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import { admitRun } from "../flow/admission.ts";
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
+import { allFunctions } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 import type { RunInit } from "./RunObject.ts";
@@ -15,6 +16,17 @@ import type { RunInit } from "./RunObject.ts";
 /** The object of run `runId` (its record of truth). */
 export function runObject(env: Env, runId: string) {
   return env.RUNS.get(env.RUNS.idFromName(runId));
+}
+
+/**
+ * The ids of the runs an event started that the runs index may not list yet (a run writes its own
+ * row once it is worth one, or with its end): one per registered function the event triggers.
+ */
+export function unlistedRunIds(accepted: AcceptedEvent, listed: ReadonlySet<string>): string[] {
+  return allFunctions()
+    .filter((fn) => fn.matches(accepted.event))
+    .map((fn) => runIdFor(fn.id, accepted.event.id, accepted.receivedAt))
+    .filter((runId) => !listed.has(runId));
 }
 
 /** What a run starts with: its object's start, and when the runs index says it started (an event's receipt for an event's run, else now). */
@@ -39,15 +51,19 @@ export async function startDirectRun(env: Env, start: RunStart): Promise<RunInde
   return startRun(env, start);
 }
 
-/** Starts a run in its object (a repeated start changes nothing) and answers its runs index entry, for the caller to write in its own D1 batch (or with `indexRuns`). */
+/** Starts a run in its object (a repeated start changes nothing) and answers its runs index entry; the object writes that row itself. */
 async function startRun(env: Env, { startedAt, ...init }: RunStart): Promise<RunIndexEntry> {
-  const status = await runObject(env, init.runId).start({ ...init, receivedAt: init.receivedAt ?? startedAt });
+  const status = await runObject(env, init.runId).start({ ...init, receivedAt: init.receivedAt ?? startedAt, listedAt: startedAt });
   return { runId: init.runId, functionId: init.functionId, eventId: init.events[0]!.id, status, startedAt, ...(init.parent ? { parentRunId: init.parent.runId } : {}) };
 }
 
-/** Writes started runs' rows of the runs index in one D1 batch. */
-export async function indexRuns(env: Env, entries: RunIndexEntry[]): Promise<void> {
-  if (entries.length > 0) await env.DB.batch(entries.map((entry) => insertRunStatement(env.DB, entry)));
+/**
+ * The runs index rows a run's starter writes, in its own D1 batch: only a skipped run's, which has
+ * no object. A started run's object writes its own row, once the run is worth one (it waits,
+ * queues or runs a while) or with its end: a short run's row is one write (runs/delivery.ts).
+ */
+export function starterIndexStatements(env: Env, entries: RunIndexEntry[]): D1PreparedStatement[] {
+  return entries.filter((entry) => entry.status === "Skipped").map((entry) => insertRunStatement(env.DB, entry));
 }
 
 /**
@@ -80,7 +96,7 @@ export async function startEventRun(env: Env, fn: StepflareFunction, accepted: A
 }
 
 /**
- * Starts the run a debounce or batch collected (its events, oldest first) and indexes it. Its id
+ * Starts the run a debounce or batch collected (its events, oldest first). Its id
  * derives from the collection's first event, so a start repeated after a crash changes nothing.
  * A function paused since holds the collected events for its resume instead (null).
  */
@@ -95,7 +111,5 @@ export async function startCollectedRun(env: Env, functionId: string, kind: "deb
   const handed = (handLastOnly ? events.slice(-1) : events).map(({ event }) => event);
   // Events sent with a future `ts` start their run no sooner than the latest of them, as a plain function's would.
   const startAt = Math.max(now, ...handed.map((event) => event.ts));
-  const entry = await startRun(env, { runId, functionId, events: handed, startAt, startedAt: now });
-  await indexRuns(env, [entry]);
-  return entry;
+  return startRun(env, { runId, functionId, events: handed, startAt, startedAt: now });
 }

@@ -34,6 +34,9 @@ import { LEASE_MS, type RunSlots } from "./slots.ts";
  */
 export const WATCHDOG_MS = 10_000;
 
+/** How long an invocation runs before the run, not listed yet, writes its row of the runs index as running. */
+const LIST_AFTER_MS = 1_000;
+
 /** How long after its expected turn a run waiting on a throttle asks again, should its wake-up be lost. */
 const THROTTLE_RECHECK_MS = 1_000;
 
@@ -51,6 +54,8 @@ export interface InvocationContext {
   fail(run: RunRecord, error: SerializedError): Promise<void>;
   record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void>;
   deliverOutbox(): Promise<void>;
+  /** Lists the run in the runs index, if it is not: it queues for a slot or its turn, or runs a while. */
+  listOpen(): Promise<void>;
   /** Whether the invocation holds its concurrency slots now: while it does, it gives them back itself as it ends. */
   holdingSlots(holding: boolean): void;
   /** Makes the run's record durable (the object's storage sync). */
@@ -84,10 +89,18 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   const startDeadline = isDelayedStart && fn.timeouts.start !== undefined && run.wakeAt !== undefined ? run.wakeAt + fn.timeouts.start + 1 : Infinity;
   if (fn.flow.throttle && isDelayedStart) {
     const answer = await ctx.slots.acquireStart(run, fn, fn.flow.throttle);
-    if (!answer.granted) return ctx.setAlarm(Math.min(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS, startDeadline));
+    if (!answer.granted) {
+      await ctx.listOpen();
+      return ctx.setAlarm(Math.min(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS, startDeadline));
+    }
   }
-  if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) return ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
+  if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) {
+    await ctx.listOpen();
+    return ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
+  }
   const recovering = !isFirst && run.isOpen;
+  // A run whose invocation died is listed in the runs index now, should it keep dying before a second.
+  if (recovering) await ctx.listOpen();
   if (!isFirst) await takeLateEvents(ctx, run, now, logger);
   if (!isFirst) {
     const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
@@ -119,6 +132,8 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     fn instanceof RemoteFunction ? executeRemoteRun(fn, input, host, { sign: appRequestSigner(ctx.env), checkpoints: ctx.checkpoints }) : executeRun(fn.handler, input, host);
   // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
   const finishTimer = current.finishBy === undefined ? undefined : setTimeout(() => void ctx.cancel({ type: "timeout", timeout: "finish" }), current.finishBy - now);
+  // A run that runs a while is listed as running; a short one writes only its end.
+  const listTimer = current.indexed ? undefined : setTimeout(() => void ctx.listOpen(), LIST_AFTER_MS);
   // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
   const renewTimer = fn.flow.concurrency ? setInterval(() => void ctx.slots.acquire(current, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
   ctx.holdingSlots(true);
@@ -127,6 +142,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     await ctx.record(current, outcome, logger);
   } finally {
     clearTimeout(finishTimer);
+    clearTimeout(listTimer);
     clearInterval(renewTimer);
     // Sleeping and waiting runs hold no slot.
     if (fn.flow.concurrency) await ctx.slots.release(current, fn).catch(() => undefined);

@@ -1,7 +1,7 @@
 import { ulid } from "ulidx";
 import { engineEventId, type StoredEvent } from "../../sdk/event.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
-import { indexRuns, startDirectRun } from "./door.ts";
+import { startDirectRun } from "./door.ts";
 import type { Env } from "../platform/env.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { RunParent } from "./RunStore.ts";
@@ -12,7 +12,7 @@ export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
 
 /**
  * Starts a run of `fn` now with `data`, without matching any trigger (the service binding's
- * `invoke`, and `step.invoke`'s child), and indexes it in D1. A child's id derives from its parent
+ * `invoke`, and `step.invoke`'s child). A child's id derives from its parent
  * and step, so an invoke delivered twice starts one child; other invocations get a fresh id.
  *
  * @example
@@ -23,7 +23,6 @@ export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Rec
   const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
   const event: StoredEvent = { id: parent ? engineEventId(runId, "invoked") : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
   const entry = await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
-  await indexRuns(env, [entry]);
   return { runId, status: entry.status };
 }
 

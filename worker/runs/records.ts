@@ -31,6 +31,10 @@ export interface RunRecord {
   output?: unknown;
   error?: SerializedError;
   startedAt: number;
+  /** When the runs index says it started: its trigger's receipt for an event's run, else its start. */
+  listedAt: number;
+  /** Its object has written its row of the runs index (it writes its own, once it is worth a row: see RunDelivery). */
+  indexed: boolean;
   endedAt?: number;
 }
 
@@ -90,4 +94,6 @@ export interface RunInit {
   parent?: RunParent;
   /** Steps a re-run from a step reuses, as the run it re-runs stored them: they are not run again. */
   memo?: StepRecord[];
+  /** When the runs index says it started (its trigger's receipt for an event's run); now if absent. */
+  listedAt?: number;
 }

@@ -14,6 +14,8 @@ const run: RunRecord = {
   isOpen: true,
   crashes: 0,
   startedAt: T0,
+  listedAt: T0,
+  indexed: false,
 };
 const step = (name: string, output: unknown): StepRecord => ({ id: name, name, kind: "run", status: "completed", attempts: 1, output, startedAt: T0, endedAt: T0 });
 

@@ -2,8 +2,8 @@ import type { CronSchedule } from "../../sdk/cron.ts";
 import { engineEventId, RESERVED_ID_PREFIX, type StoredEvent } from "../../sdk/event.ts";
 import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
 import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
-import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
-import { FunctionPausedError, indexRuns, startDirectRun } from "../runs/door.ts";
+import type { RunIndexEntry } from "../db/runs.ts";
+import { FunctionPausedError, startDirectRun, starterIndexStatements } from "../runs/door.ts";
 import type { Env } from "../platform/env.ts";
 import { allFunctions } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
@@ -68,7 +68,7 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
     const batch = due.slice(i, i + START_BATCH);
     started.push(...(await Promise.all(batch.map(({ fn, schedule, scheduledAt }) => startCronRun(env, fn, schedule, scheduledAt, now)))));
   }
-  statements.push(...started.map((run) => insertRunStatement(env.DB, run)));
+  statements.push(...starterIndexStatements(env, started));
   if (statements.length > 0) await env.DB.batch(statements);
   return { started, nextAt: nextTimes.length > 0 ? Math.min(...nextTimes) : null };
 }
@@ -88,14 +88,14 @@ export async function fireCronTrigger(env: Env, cron: string, scheduledAt: numbe
     }),
   );
   const started = await Promise.all(targets.map(({ fn, schedule, at }) => startCronRun(env, fn, schedule, at, now)));
-  await indexRuns(env, started);
+  await indexSkipped(env, started);
   return started;
 }
 
 /** Runs a cron function now (`POST /v1/functions/:id/trigger`), with its first cron as the event's. */
 export async function triggerCronNow(env: Env, fn: StepflareFunction, now: number): Promise<RunIndexEntry> {
   const run = await startCronRun(env, fn, fn.crons[0]!, now, now, true);
-  await indexRuns(env, [run]);
+  await indexSkipped(env, [run]);
   return run;
 }
 
@@ -129,4 +129,10 @@ export function cronRunId(functionId: string, source: string, scheduledAt: numbe
 
 function cronKey(functionId: string, cron: string): string {
   return `${functionId}\n${cron}`;
+}
+
+/** Writes the rows of the runs a paused function's schedule skipped (a started run's object writes its own). */
+async function indexSkipped(env: Env, entries: RunIndexEntry[]): Promise<void> {
+  const statements = starterIndexStatements(env, entries);
+  if (statements.length > 0) await env.DB.batch(statements);
 }
