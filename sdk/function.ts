@@ -8,6 +8,7 @@ import { compileExpression, type Expression } from "./expression.ts";
 import { compileFlowControl, flowConfigSchema, type FlowControl } from "./flow.ts";
 import type { StepTools } from "./step.ts";
 import { EventType } from "./eventType.ts";
+import { deserializeError } from "./errors/serialize.ts";
 import type { Logger, SerializedError } from "./types.ts";
 import type { Middleware, MiddlewareFunction } from "./middleware/middleware.ts";
 import type { MiddlewareSetup } from "./middleware/stack.ts";
@@ -226,7 +227,7 @@ export class StepflareFunction {
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
       this.failureFunction = companion("failure", "failure", FUNCTION_FAILED_EVENT, (ctx) =>
-        onFailure({ ...ctx, error: rebuildError((ctx.event.data as FailureEventData).error) } as Parameters<FailureHandler<object>>[0]),
+        onFailure({ ...ctx, error: deserializeError((ctx.event.data as FailureEventData).error) } as Parameters<FailureHandler<object>>[0]),
       );
     }
     if (parsed.onCancel) {
@@ -274,13 +275,6 @@ export class StepflareFunction {
 
 function namesMatch(pattern: string, name: string): boolean {
   return pattern.endsWith("*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
-}
-
-function rebuildError(serialized: SerializedError): Error {
-  const error = new Error(serialized.message);
-  error.name = serialized.name;
-  if (serialized.stack) error.stack = serialized.stack;
-  return error;
 }
 
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
