@@ -12,6 +12,7 @@ import { deserializeError } from "./errors/serialize.ts";
 import type { Logger, SerializedError } from "./types.ts";
 import type { Middleware, MiddlewareFunction } from "./middleware/middleware.ts";
 import type { MiddlewareSetup } from "./middleware/stack.ts";
+import { InngestMiddleware, middlewareClasses, type MiddlewareEntry } from "./middleware/v3.ts";
 
 /** Default and largest `stepTimeout`: a Durable Object alarm may run for at most 15 minutes. */
 const DEFAULT_STEP_TIMEOUT = "10m";
@@ -82,8 +83,11 @@ export const functionConfigSchema = z
         return z.NEVER;
       }),
     onFailure: handlerSchema.optional(),
-    /** Inngest v4 middleware classes for this function's runs, after the client's. */
-    middleware: z.array(z.custom<Middleware.Class>((value) => typeof value === "function", "must be a middleware class (extends Middleware.BaseMiddleware)")).max(100).optional(),
+    /** Middleware for this function's runs, after the client's: v4 classes and v3 InngestMiddlewares. */
+    middleware: z
+      .array(z.custom<MiddlewareEntry>((value) => typeof value === "function" || value instanceof InngestMiddleware, "must be a middleware class (extends Middleware.BaseMiddleware) or a new InngestMiddleware(...)"))
+      .max(100)
+      .optional(),
     /** Events that cancel a run of this function while it runs, sleeps or waits. */
     cancelOn: z.array(cancelOnSchema).min(1).max(10).optional(),
     /** `start`: cancel a run not started this long after its event; `finish`: not finished this long after it started. */
@@ -96,8 +100,8 @@ export const functionConfigSchema = z
 
 /** The config a user writes. */
 export type FunctionConfig<TData extends object> = Omit<z.input<typeof functionConfigSchema>, "onFailure" | "onCancel" | "middleware"> & {
-  /** Inngest v4 middleware classes for this function's runs, after the client's. */
-  middleware?: readonly Middleware.Class[];
+  /** Middleware for this function's runs, after the client's: v4 classes and v3 InngestMiddlewares. */
+  middleware?: readonly MiddlewareEntry[];
   /** Runs as its own run when this function fails for good, with the failure event and error. */
   onFailure?: FailureHandler<TData>;
   /** Runs as its own run when a run of this function is cancelled, with the cancellation event. */
@@ -211,10 +215,11 @@ export class StepflareFunction {
     // Concurrency and priority act when a run executes, not when it is dispatched.
     this.hasFlowControl = Object.keys(this.flow).some((option) => option !== "concurrency" && option !== "priorityOf");
     this.client = by.client;
-    this.middleware = [...(by.middleware ?? []), ...(parsed.middleware ?? [])];
+    const own = middlewareClasses(parsed.middleware ?? [], { client: by.client ?? null, fnLevel: true }, `${owner} middleware`);
+    this.middleware = [...(by.middleware ?? []), ...own];
     const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, middleware: _middleware, ...settings } = parsed;
     this.settings = settings;
-    if (parsed.middleware?.length) for (const Class of parsed.middleware) Class.onRegister?.({ client: by.client ?? null, fn: this.middlewareView() });
+    for (const Class of own) Class.onRegister?.({ client: by.client ?? null, fn: this.middlewareView() });
     // onFailure and onCancel run as functions of their own, triggered by this function's engine events.
     const companion = (suffix: string, label: string, event: string, handler: Handler<object, unknown>) =>
       new StepflareFunction(
