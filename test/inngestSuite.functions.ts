@@ -1,15 +1,15 @@
 // Functions of Inngest's own integration suite (inngest-js, packages/inngest/src/test/functions/),
-// written as that suite writes them with only the import changed, and v3 functions using
-// EventSchemas and InngestMiddleware. test/inngestSuite.test.ts runs them in the Worker;
-// sdk/inngestSuite.test.ts runs the same handlers in memory with a fake clock (Inngest's retries: 1).
-import { z } from "zod";
-import { EventSchemas, Inngest, InngestMiddleware, referenceFunction } from "../sdk/index.ts";
+// written as that suite writes them with only the import changed: sdk/inngestSource.test.ts
+// type-checks this file against the real inngest package with the import swapped back.
+// test/inngestSuite.test.ts runs them in the Worker; sdk/inngestSuite.test.ts in memory with a
+// fake clock (Inngest's retries: 1).
+import { Inngest, referenceFunction } from "../sdk/index.ts";
 
 /** handling-step-errors/index.ts; `retries` is Inngest's 1 unless a test needs it otherwise. */
-export function handlingStepErrors(inngest: Inngest, { id = "handling-step-errors", retries = 1 } = {}) {
+export function handlingStepErrors(inngest: Inngest, { retries = 1 }: { retries?: 0 | 1 } = {}) {
   return inngest.createFunction(
     {
-      id,
+      id: "handling-step-errors",
       retries,
       triggers: [{ event: "demo/handling.step.errors" }],
     },
@@ -58,38 +58,3 @@ export function stepInvokeNotFound(inngest: Inngest) {
     },
   );
 }
-
-// v3: a client with EventSchemas and an InngestMiddleware, as v3's docs write them.
-
-export const v3Schemas = new EventSchemas()
-  .fromRecord<{ "demo/v3.greeted": { data: { who: string } } }>()
-  .fromZod({ "demo/v3.order.placed": { data: z.object({ orderId: z.string(), total: z.number().min(0) }) } });
-
-/** Adds `currency` to every run's context and wraps the function's output, as v3's middleware docs show. */
-export const v3Currency = new InngestMiddleware({
-  name: "currency",
-  init() {
-    return {
-      onFunctionRun() {
-        return {
-          transformInput() {
-            return { ctx: { currency: "EUR" as const } };
-          },
-          transformOutput({ result, step }) {
-            if (step || result.error !== undefined) return;
-            return { result: { data: { receipt: result.data } } };
-          },
-        };
-      },
-    };
-  },
-});
-
-export const v3App = new Inngest({ id: "test-v3", schemas: v3Schemas, middleware: [v3Currency] });
-
-export const v3OrderReceipt = v3App.createFunction({ id: "v3-order-receipt" }, { event: "demo/v3.order.placed" }, async ({ event, step, currency }) => {
-  // Typed by the zod schema and the middleware: a number and "EUR", no casts.
-  const total: number = event.data.total;
-  const unit: "EUR" = currency;
-  return step.run("format", () => `${event.data.orderId}: ${total.toFixed(2)} ${unit}`);
-});

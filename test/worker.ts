@@ -9,7 +9,8 @@ import { flowFunctions } from "./flow.functions.ts";
 import { compatFunctions } from "./compat.functions.ts";
 import { streamFunctions } from "./stream.functions.ts";
 import { functions as v4docsFunctions } from "./compat.v4docs.functions.ts";
-import { handlingStepErrors, stepInvokeNotFound, v3OrderReceipt } from "./inngestSuite.functions.ts";
+import { handlingStepErrors, stepInvokeNotFound } from "./inngestSuite.functions.ts";
+import { v3OrderReceipt } from "./inngestSuite.v3.functions.ts";
 
 export * from "../worker/index.ts";
 
