@@ -2,7 +2,9 @@
 // the Worker, each asserting what Inngest's test asserts, read through the REST API as its
 // helpers read the Dev Server's timeline. The functions are in test/inngestSuite.functions.ts.
 import { describe, expect, it } from "vitest";
+import type { ServeOptions } from "../worker/serve.ts";
 import { finishedRuns, getRun, request, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+import { v3App, v3OrderReceipt } from "./inngestSuite.v3.functions.ts";
 
 type Step = NonNullable<RunJson["steps"]>[number];
 
@@ -84,3 +86,6 @@ describe("v3: EventSchemas and InngestMiddleware", () => {
     expect((await request("/e/dev", { method: "POST", body: JSON.stringify({ name: "demo/v3.greeted", data: { anything: 1 } }) })).status).toBe(200);
   });
 });
+
+// A client with v3 middleware and EventSchemas is served as any other (a check at compile time).
+export const v3Served: ServeOptions = { client: v3App, functions: [v3OrderReceipt] };
