@@ -2,25 +2,38 @@ import type { Handler } from "./driver.ts";
 import { reservedNameError, type EventPayload } from "./event.ts";
 import type { EventType, SchemaData } from "./eventType.ts";
 import { StepflareFunction, type FunctionConfig, type Trigger } from "./function.ts";
+import type { CatalogData, CatalogPayload, EventCatalog, EventSchemas } from "./eventSchemas.ts";
 import type { Middleware, MiddlewareCtxExtensions } from "./middleware/middleware.ts";
 import { sendThroughMiddleware } from "./middleware/stack.ts";
+import { middlewareClasses, type MiddlewareEntry } from "./middleware/v3.ts";
 
 /** What a trigger may be: `{ event }`, `{ cron }` (or `cron(...)`), or an `eventType`. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type TriggerInput = Trigger | EventType<string, any>;
 
-/** The `event.data` a trigger gives the handler: its event type's schema's, or any object. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type TriggerData<T> = T extends EventType<string, infer TSchema> ? (TSchema extends undefined ? Record<string, any> : SchemaData<TSchema>) : Record<string, any>;
+/**
+ * The `event.data` a trigger gives the handler: its event type's schema's, the client's
+ * `EventSchemas`' for its event name, or any object.
+ */
+export type TriggerData<T, TCatalog = {}> =
+  T extends EventType<string, infer TSchema>
+    ? // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      TSchema extends undefined ? Record<string, any> : SchemaData<TSchema>
+    : T extends { event: infer TName }
+      ? CatalogData<TCatalog, TName>
+      : // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        Record<string, any>;
 
 /** Sends events into Stepflare and answers their ids. */
 export type EventSender = (events: EventPayload[]) => Promise<{ ids: string[] }>;
 
-export interface StepflareOptions<TMiddleware extends readonly Middleware.Class[] = readonly Middleware.Class[]> {
+export interface StepflareOptions<TMiddleware extends readonly MiddlewareEntry[] = readonly MiddlewareEntry[], TCatalog extends EventCatalog = {}> {
   /** The app's id. */
   id: string;
-  /** Inngest v4 middleware classes, for every function of this client (before each function's own) and for `send`. */
+  /** Middleware for every function of this client (before each function's own) and for `send`: v4 classes and v3 InngestMiddlewares. */
   middleware?: TMiddleware;
+  /** Inngest v3's event schemas: they type `event.data` and `send()`, and their zod schemas are checked wherever events come in. */
+  schemas?: EventSchemas<TCatalog>;
   /** Where a Stepflare Worker listens, for sending from outside it (e.g. "http://127.0.0.1:8787"). */
   baseUrl?: string;
   /** The event key for `POST /e/:key` when sending over HTTP. */
@@ -35,21 +48,22 @@ export interface StepflareOptions<TMiddleware extends readonly Middleware.Class[
  * const app = new Stepflare({ id: "shop" });
  * const fn = app.createFunction({ id: "hello" }, { event: "demo/hello" }, async ({ event }) => `hi ${event.data.name}`);
  */
-export class Stepflare<const TMiddleware extends readonly Middleware.Class[] = []> {
+export class Stepflare<const TMiddleware extends readonly MiddlewareEntry[] = [], TCatalog extends EventCatalog = {}> {
   readonly id: string;
-  readonly middleware: TMiddleware;
-  private readonly options: StepflareOptions<TMiddleware>;
+  /** The client's middleware as the classes runs use (a v3 InngestMiddleware runs through one). */
+  readonly middleware: readonly Middleware.Class[];
+  /** The v3 event schemas given, if any. */
+  readonly schemas?: EventSchemas<TCatalog>;
+  private readonly options: StepflareOptions<TMiddleware, TCatalog>;
   private sender?: EventSender;
 
-  constructor(options: StepflareOptions<TMiddleware>) {
+  constructor(options: StepflareOptions<TMiddleware, TCatalog>) {
     if (!options?.id) throw new TypeError("new Stepflare({ id }): id is required");
     this.id = options.id;
     this.options = options;
-    this.middleware = (options.middleware ?? []) as unknown as TMiddleware;
-    for (const Class of this.middleware) {
-      if (typeof Class !== "function") throw new TypeError("new Stepflare({ middleware }): each entry must be a middleware class (extends Middleware.BaseMiddleware)");
-      Class.onRegister?.({ client: this, fn: null });
-    }
+    if (options.schemas) this.schemas = options.schemas;
+    this.middleware = middlewareClasses(options.middleware ?? [], { client: this, fnLevel: false }, "new Stepflare({ middleware })");
+    for (const Class of this.middleware) Class.onRegister?.({ client: this, fn: null });
   }
 
   /** Whether `send` has a way to send without a baseUrl (serve() gave it the Worker's ingest path). */
@@ -69,13 +83,19 @@ export class Stepflare<const TMiddleware extends readonly Middleware.Class[] = [
   // `any` by default, as in Inngest: untyped event data is read freely by handlers.
   // Inngest v4's form: the triggers inside the config, event types typing `event.data`.
   // Middleware (the client's, then the function's) adds to the handler's context what its transformFunctionInput adds.
-  createFunction<TTrigger extends TriggerInput, TOutput = unknown, const TFnMiddleware extends readonly Middleware.Class[] = []>(
-    config: FunctionConfig<TriggerData<TTrigger>> & { triggers: TTrigger | readonly TTrigger[]; middleware?: TFnMiddleware },
-    handler: Handler<TriggerData<TTrigger>, TOutput, MiddlewareCtxExtensions<TMiddleware> & MiddlewareCtxExtensions<TFnMiddleware>>,
+  createFunction<const TTrigger extends TriggerInput, TOutput = unknown, const TFnMiddleware extends readonly MiddlewareEntry[] = []>(
+    config: FunctionConfig<TriggerData<TTrigger, TCatalog>> & { triggers: TTrigger | readonly TTrigger[]; middleware?: TFnMiddleware },
+    handler: Handler<TriggerData<TTrigger, TCatalog>, TOutput, MiddlewareCtxExtensions<TMiddleware> & MiddlewareCtxExtensions<TFnMiddleware>>,
   ): StepflareFunction;
-  // Inngest v3's form: config, trigger(s), handler.
+  // Inngest v3's form: config, trigger(s), handler; `event.data` typed by the trigger's event (the client's EventSchemas).
+  createFunction<const TTrigger extends TriggerInput, TOutput = unknown, const TFnMiddleware extends readonly MiddlewareEntry[] = []>(
+    config: FunctionConfig<TriggerData<TTrigger, TCatalog>> & { middleware?: TFnMiddleware },
+    trigger: TTrigger | readonly TTrigger[],
+    handler: Handler<TriggerData<TTrigger, TCatalog>, TOutput, MiddlewareCtxExtensions<TMiddleware> & MiddlewareCtxExtensions<TFnMiddleware>>,
+  ): StepflareFunction;
+  // The same with the data's type given: `createFunction<MyData>(...)`.
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  createFunction<TData extends object = Record<string, any>, TOutput = unknown, const TFnMiddleware extends readonly Middleware.Class[] = []>(
+  createFunction<TData extends object = Record<string, any>, TOutput = unknown, const TFnMiddleware extends readonly MiddlewareEntry[] = []>(
     config: FunctionConfig<TData> & { middleware?: TFnMiddleware },
     trigger: TriggerInput | readonly TriggerInput[],
     handler: Handler<TData, TOutput, MiddlewareCtxExtensions<TMiddleware> & MiddlewareCtxExtensions<TFnMiddleware>>,
@@ -96,7 +116,7 @@ export class Stepflare<const TMiddleware extends readonly Middleware.Class[] = [
    * @example
    * const { ids } = await app.send({ name: "demo/hello", data: { name: "Ada" } });
    */
-  async send(events: EventPayload | EventPayload[]): Promise<{ ids: string[] }> {
+  async send(events: CatalogPayload<TCatalog, EventPayload> | CatalogPayload<TCatalog, EventPayload>[]): Promise<{ ids: string[] }> {
     // An event type's `create()` adds `validate`, which is not part of the event.
     const list = (Array.isArray(events) ? events : [events]).map(({ validate: _validate, ...event }: EventPayload & { validate?: unknown }) => event);
     // As in Inngest: sending no events is allowed and does nothing.

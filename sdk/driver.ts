@@ -137,7 +137,7 @@ class Invocation {
             : this.handlerEnded({ ok: false, error }),
       );
     this.scheduleCheck();
-    return this.outcome;
+    return stack ? this.outcome.then(async (outcome) => (await stack.endInvocation(), outcome)) : this.outcome;
   }
 
   /** Ends the handler once the hooks that observe its end have run (counted as in flight, so the invocation waits). */

@@ -8,9 +8,11 @@ import { compileExpression, type Expression } from "./expression.ts";
 import { compileFlowControl, flowConfigSchema, type FlowControl } from "./flow.ts";
 import type { StepTools } from "./step.ts";
 import { EventType } from "./eventType.ts";
+import { deserializeError } from "./errors/serialize.ts";
 import type { Logger, SerializedError } from "./types.ts";
 import type { Middleware, MiddlewareFunction } from "./middleware/middleware.ts";
 import type { MiddlewareSetup } from "./middleware/stack.ts";
+import { InngestMiddleware, middlewareClasses, type MiddlewareEntry } from "./middleware/v3.ts";
 
 /** Default and largest `stepTimeout`: a Durable Object alarm may run for at most 15 minutes. */
 const DEFAULT_STEP_TIMEOUT = "10m";
@@ -81,8 +83,11 @@ export const functionConfigSchema = z
         return z.NEVER;
       }),
     onFailure: handlerSchema.optional(),
-    /** Inngest v4 middleware classes for this function's runs, after the client's. */
-    middleware: z.array(z.custom<Middleware.Class>((value) => typeof value === "function", "must be a middleware class (extends Middleware.BaseMiddleware)")).max(100).optional(),
+    /** Middleware for this function's runs, after the client's: v4 classes and v3 InngestMiddlewares. */
+    middleware: z
+      .array(z.custom<MiddlewareEntry>((value) => typeof value === "function" || value instanceof InngestMiddleware, "must be a middleware class (extends Middleware.BaseMiddleware) or a new InngestMiddleware(...)"))
+      .max(100)
+      .optional(),
     /** Events that cancel a run of this function while it runs, sleeps or waits. */
     cancelOn: z.array(cancelOnSchema).min(1).max(10).optional(),
     /** `start`: cancel a run not started this long after its event; `finish`: not finished this long after it started. */
@@ -95,8 +100,8 @@ export const functionConfigSchema = z
 
 /** The config a user writes. */
 export type FunctionConfig<TData extends object> = Omit<z.input<typeof functionConfigSchema>, "onFailure" | "onCancel" | "middleware"> & {
-  /** Inngest v4 middleware classes for this function's runs, after the client's. */
-  middleware?: readonly Middleware.Class[];
+  /** Middleware for this function's runs, after the client's: v4 classes and v3 InngestMiddlewares. */
+  middleware?: readonly MiddlewareEntry[];
   /** Runs as its own run when this function fails for good, with the failure event and error. */
   onFailure?: FailureHandler<TData>;
   /** Runs as its own run when a run of this function is cancelled, with the cancellation event. */
@@ -210,10 +215,11 @@ export class StepflareFunction {
     // Concurrency and priority act when a run executes, not when it is dispatched.
     this.hasFlowControl = Object.keys(this.flow).some((option) => option !== "concurrency" && option !== "priorityOf");
     this.client = by.client;
-    this.middleware = [...(by.middleware ?? []), ...(parsed.middleware ?? [])];
+    const own = middlewareClasses(parsed.middleware ?? [], { client: by.client ?? null, fnLevel: true }, `${owner} middleware`);
+    this.middleware = [...(by.middleware ?? []), ...own];
     const { id: _id, name: _name, onFailure: _onFailure, onCancel: _onCancel, middleware: _middleware, ...settings } = parsed;
     this.settings = settings;
-    if (parsed.middleware?.length) for (const Class of parsed.middleware) Class.onRegister?.({ client: by.client ?? null, fn: this.middlewareView() });
+    for (const Class of own) Class.onRegister?.({ client: by.client ?? null, fn: this.middlewareView() });
     // onFailure and onCancel run as functions of their own, triggered by this function's engine events.
     const companion = (suffix: string, label: string, event: string, handler: Handler<object, unknown>) =>
       new StepflareFunction(
@@ -226,7 +232,7 @@ export class StepflareFunction {
     if (parsed.onFailure) {
       const onFailure = parsed.onFailure as unknown as FailureHandler<object>;
       this.failureFunction = companion("failure", "failure", FUNCTION_FAILED_EVENT, (ctx) =>
-        onFailure({ ...ctx, error: rebuildError((ctx.event.data as FailureEventData).error) } as Parameters<FailureHandler<object>>[0]),
+        onFailure({ ...ctx, error: deserializeError((ctx.event.data as FailureEventData).error) } as Parameters<FailureHandler<object>>[0]),
       );
     }
     if (parsed.onCancel) {
@@ -274,13 +280,6 @@ export class StepflareFunction {
 
 function namesMatch(pattern: string, name: string): boolean {
   return pattern.endsWith("*") ? name.startsWith(pattern.slice(0, -1)) : pattern === name;
-}
-
-function rebuildError(serialized: SerializedError): Error {
-  const error = new Error(serialized.message);
-  error.name = serialized.name;
-  if (serialized.stack) error.stack = serialized.stack;
-  return error;
 }
 
 function parseOrThrow<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {

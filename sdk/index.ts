@@ -16,3 +16,5 @@ export type { ExperimentOptions, ExperimentRef, GroupTools, ParallelOptions, Ste
 export { Middleware, type MiddlewareCtxExtensions, type MiddlewareFunction } from "./middleware/middleware.ts";
 export { dependencyInjectionMiddleware } from "./middleware/dependencyInjection.ts";
 export { FunctionReference, referenceFunction } from "./reference.ts";
+export { EventSchemas, type CatalogEvent, type EventCatalog } from "./eventSchemas.ts";
+export { InngestMiddleware, type MiddlewareEntry, type V3MiddlewareOptions, type V3Registration, type V3RunHooks, type V3SendHooks } from "./middleware/v3.ts";

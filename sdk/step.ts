@@ -61,7 +61,11 @@ export interface StepTools {
    * @example
    * const receipt = await step.invoke("charge", { function: chargeCard, data: { orderId } });
    */
-  invoke<TData extends Record<string, unknown>, TOutput>(id: string, options: { function: FunctionReference<TData, TOutput>; data: TData; timeout?: DurationLike }): Promise<TOutput>;
+  // `data` may be left out when the reference's data has no required field (Inngest's own suite invokes so).
+  invoke<TData extends Record<string, unknown>, TOutput>(
+    id: string,
+    options: { function: FunctionReference<TData, TOutput>; timeout?: DurationLike } & ({} extends TData ? { data?: TData } : { data: TData }),
+  ): Promise<TOutput>;
   // A reference goes by the overload above, so its schemas type the call.
   invoke<TOutput = unknown>(id: string, options: { function: { id: string; "~types"?: never } | string; data?: Record<string, unknown>; timeout?: DurationLike }): Promise<TOutput>;
   /**

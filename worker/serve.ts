@@ -1,7 +1,8 @@
 import { Hono } from "hono";
 import { Stepflare } from "../sdk/client.ts";
 import type { EventPayload } from "../sdk/event.ts";
-import type { Middleware } from "../sdk/middleware/middleware.ts";
+import type { EventCatalog } from "../sdk/eventSchemas.ts";
+import type { MiddlewareEntry } from "../sdk/middleware/v3.ts";
 import type { StepflareFunction } from "../sdk/function.ts";
 import { instrument } from "./platform/bindings.ts";
 import type { Env } from "./platform/env.ts";
@@ -29,7 +30,8 @@ import { env as workerEnv } from "cloudflare:workers";
 const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*", "/apps"];
 
 export interface ServeOptions {
-  client: Stepflare<readonly Middleware.Class[]>;
+  // Any client: with v3 middleware and EventSchemas as well as without.
+  client: Stepflare<readonly MiddlewareEntry[], EventCatalog>;
   functions: StepflareFunction[];
 }
 

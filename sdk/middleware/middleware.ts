@@ -147,14 +147,25 @@ export namespace Middleware {
   export type Class = (new (args: { client: unknown }) => BaseMiddleware) & { onRegister?(args: OnRegisterArgs): void };
 }
 
-/** What the handler's `ctx` gains from a middleware: the keys its `transformFunctionInput` adds. */
+/** What the handler's `ctx` gains from a middleware: the keys its `transformFunctionInput` adds (v4), or its `transformInput`'s `ctx` (v3). */
 type CtxExtension<T> = T extends Middleware.Class
   ? InstanceType<T> extends { transformFunctionInput(arg: Middleware.TransformFunctionInputArgs): MaybePromise<{ ctx: infer TCtx }> }
     ? Omit<TCtx, keyof Middleware.Context>
     : {}
+  : T extends { init(...args: never[]): infer TRegistration }
+    ? V3CtxExtension<Awaited<TRegistration>>
+    : {};
+
+// v3: init() → onFunctionRun() → transformInput() → { ctx }.
+type V3CtxExtension<TRegistration> = TRegistration extends { onFunctionRun?(...args: never[]): infer THooks }
+  ? Awaited<THooks> extends { transformInput?(...args: never[]): infer TInput }
+    ? Awaited<TInput> extends { ctx?: infer TCtx }
+      ? TCtx extends object ? Omit<TCtx, keyof Middleware.Context> : {}
+      : {}
+    : {}
   : {};
 
-/** What the handler's `ctx` gains from a list of middleware. */
-export type MiddlewareCtxExtensions<TMiddleware extends readonly Middleware.Class[] | undefined> = TMiddleware extends readonly [infer First, ...infer Rest extends readonly Middleware.Class[]]
+/** What the handler's `ctx` gains from a list of middleware (v4 classes and v3 InngestMiddlewares). */
+export type MiddlewareCtxExtensions<TMiddleware extends readonly unknown[] | undefined> = TMiddleware extends readonly [infer First, ...infer Rest extends readonly unknown[]]
   ? CtxExtension<First> & MiddlewareCtxExtensions<Rest>
   : {};

@@ -11,7 +11,13 @@ export interface MiddlewareSetup {
   fn: MiddlewareFunction;
 }
 
-type Instance = Middleware.BaseMiddleware;
+/**
+ * A hook the stack calls when an invocation ends, whatever its outcome: not one of v4's, it is
+ * where v3's middleware (v3.ts) runs `afterExecution` and `beforeResponse`.
+ */
+export const INVOCATION_END = Symbol("stepflare.invocationEnd");
+
+type Instance = Middleware.BaseMiddleware & { [INVOCATION_END]?(): Promise<void> };
 type Hooks = Required<Pick<Instance, Exclude<keyof Instance, "id" | "client">>>;
 type Observer = "onRunStart" | "onRunComplete" | "onRunError" | "onMemoizationEnd" | "onStepStart" | "onStepComplete" | "onStepError";
 
@@ -68,6 +74,17 @@ export class MiddlewareStack {
         await fn.call(m, { ctx: this.ctx, fn: this.setup.fn, ...arg });
       } catch (err) {
         this.logger.warn(`middleware "${m.id}" failed in ${hook}; going on`, { error: serializeError(err).message });
+      }
+    }
+  }
+
+  /** The invocation is over: the middleware that asked to hear of it hear it; a hook that throws is logged. */
+  async endInvocation(): Promise<void> {
+    for (const m of this.instances) {
+      try {
+        await m[INVOCATION_END]?.();
+      } catch (err) {
+        this.logger.warn(`middleware "${m.id}" failed at the invocation's end; going on`, { error: serializeError(err).message });
       }
     }
   }

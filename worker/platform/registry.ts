@@ -1,3 +1,4 @@
+import { Stepflare } from "../../sdk/client.ts";
 import type { EventType } from "../../sdk/eventType.ts";
 import type { StepflareFunction } from "../../sdk/function.ts";
 
@@ -16,10 +17,13 @@ export function registerFunctions(list: StepflareFunction[]): void {
     ids.add(fn.id);
   }
   functions = all;
-  eventTypes = new Map(all.flatMap((fn) => fn.eventTypes.filter((type) => type.schema).map((type) => [type.name, type] as const)));
+  // The clients' v3 EventSchemas first: an `eventType` trigger of the same name is the one checked.
+  const clients = new Set(all.flatMap((fn) => (fn.client instanceof Stepflare && fn.client.schemas ? [fn.client.schemas] : [])));
+  const fromSchemas = [...clients].flatMap((schemas) => schemas.eventTypes());
+  eventTypes = new Map([...fromSchemas, ...all.flatMap((fn) => fn.eventTypes)].filter((type) => type.schema).map((type) => [type.name, type] as const));
 }
 
-/** The event types with a schema that the functions' triggers declare, by event name. */
+/** The event types with a schema that the functions' triggers or their clients' EventSchemas declare, by event name. */
 let eventTypes = new Map<string, EventType>();
 
 /** The declared type of events named `name` (a trigger's `eventType` with a schema), if any. */

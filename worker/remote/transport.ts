@@ -1,5 +1,5 @@
 import type { StoredEvent } from "../../sdk/event.ts";
-import type { SerializedError } from "../../sdk/types.ts";
+import { serializeError, type SerializedError } from "../../sdk/types.ts";
 import { formatBytes, MAX_ANSWER_BYTES, readBounded, TimeBoundError, type BoundedText } from "./bounds.ts";
 import type { SignatureCheck } from "./signature.ts";
 import { opsSchema, wireErrorSchema, type Op } from "./wire.ts";
@@ -152,11 +152,14 @@ export function callUrl(url: string, stepId: string): URL {
   return target;
 }
 
-/** An error the SDK serialized (`{ name, message, stack }`), or one saying what came instead. */
+/**
+ * An error the SDK serialized (`{ name, message, stack, cause?, …fields }`), kept within the bounds
+ * of a stored error (its cause chain and fields too), or one saying what came instead.
+ */
 export function errorOf(value: unknown, fallback: string): SerializedError {
   const parsed = wireErrorSchema.safeParse(value);
   if (!parsed.success || !parsed.data.message) return { name: "Error", message: fallback };
-  return { name: parsed.data.name, message: parsed.data.message, ...(parsed.data.stack ? { stack: parsed.data.stack } : {}) };
+  return serializeError(parsed.data);
 }
 
 /** `retry-after`: whole seconds or an HTTP/ISO date, as epoch ms. */

@@ -144,7 +144,8 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
       if (!findFunction(entry.functionId)) await loadRemoteFunctions(env, { force: true, required: true });
       const fn = findFunction(entry.functionId);
       if (!fn) {
-        const error = { name: "NonRetriableError", message: `step.invoke: no function with id ${JSON.stringify(entry.functionId)} is registered` };
+        // Inngest's name and words (its executor's "could not find function with ID"); the step fails for good all the same.
+        const error = { name: "Error", message: `could not find function with ID: ${entry.functionId}` };
         await run.resolveInvoke(entry.stepId, { error });
         return;
       }

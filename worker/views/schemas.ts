@@ -9,7 +9,15 @@ export const errorBodySchema = z
   .object({ error: z.string().openapi({ example: "no run with id \"01J...\"" }), path: z.string().optional() })
   .openapi("Error");
 
-export const serializedErrorSchema = z.object({ name: z.string(), message: z.string(), stack: z.string().optional() }).openapi("SerializedError");
+export const serializedErrorSchema = z
+  .object({
+    name: z.string(),
+    message: z.string(),
+    stack: z.string().optional(),
+    cause: z.unknown().optional().openapi({ description: "The error's cause: an error of this same shape (up to 5 deep), or the value it was" }),
+  })
+  .catchall(z.unknown())
+  .openapi("SerializedError", { description: "An error, with its own enumerable fields (such as `code`) beside name and message" });
 
 export const runStatusSchema = z.enum(["Queued", "Running", "Completed", "Failed", "Cancelled", "Skipped"]).openapi("RunStatus");
 

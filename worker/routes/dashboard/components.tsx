@@ -1,5 +1,6 @@
 import type { Child } from "hono/jsx";
 import type { RunListing, RunStatus, SerializedError } from "./api.ts";
+import { isSerializedShape } from "../../../sdk/errors/serialize.ts";
 
 // Small pieces every page uses. Hono JSX escapes every text child and attribute value: data from
 // events, outputs and errors is only ever passed as children or attributes, never as raw HTML.
@@ -49,19 +50,32 @@ export function jsonPreview(value: unknown, max = 80): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
-/** An error's name and message, and its stack behind a disclosure. */
+/** An error's name and message, its own fields, its stack behind a disclosure, then its cause chain. */
 export function ErrorBlock({ error }: { error: SerializedError }) {
+  const { name: _name, message: _message, stack: _stack, cause, ...fields } = error;
   return (
     <div class="error-block">
       <p class="error-message">
         <strong>{error.name}</strong>: {error.message}
       </p>
+      {Object.keys(fields).length > 0 ? <pre class="error-fields">{prettyJson(fields)}</pre> : null}
       {error.stack ? (
         <details class="stack">
           <summary>Stack</summary>
           <pre>{error.stack}</pre>
         </details>
       ) : null}
+      {cause !== undefined ? <CauseBlock cause={cause} /> : null}
+    </div>
+  );
+}
+
+/** "Caused by" and the cause: an error of the same shape, or the value it was. */
+function CauseBlock({ cause }: { cause: unknown }) {
+  return (
+    <div class="error-cause">
+      <p class="muted">Caused by</p>
+      {isSerializedShape(cause) ? <ErrorBlock error={cause} /> : <pre>{prettyJson(cause)}</pre>}
     </div>
   );
 }

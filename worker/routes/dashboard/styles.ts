@@ -93,6 +93,9 @@ fieldset label { display: inline-flex !important; gap: 4px; align-items: center;
 .flash.bad { color: var(--bad); }
 .flash.ok { color: var(--ok); }
 .error-message { color: var(--bad); margin: 0; overflow-wrap: anywhere; white-space: pre-wrap; }
+.error-cause { border-left: 2px solid var(--border); padding-left: 10px; margin-top: 6px; }
+.error-cause > p { margin: 0 0 2px; font-size: 12px; }
+.error-fields { margin: 4px 0 0; font-size: 12px; }
 .fn-list { display: grid; gap: 16px; }
 .fn-grid { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr)); gap: 16px; }
 .fn-grid ul { margin: 0; padding: 0; list-style: none; display: grid; gap: 4px; }
