@@ -16,6 +16,8 @@ import { InngestMiddleware, middlewareClasses, type MiddlewareEntry } from "./mi
 
 /** Default and largest `stepTimeout`: a Durable Object alarm may run for at most 15 minutes. */
 const DEFAULT_STEP_TIMEOUT = "10m";
+/** How long a buffered step result waits for others before it is written alone (`checkpointing.maxInterval`). */
+const DEFAULT_BUFFER_INTERVAL_MS = 1_000;
 const MAX_STEP_TIMEOUT_MS = 15 * 60 * 1000;
 
 /** The internal event a failed run sends; `onFailure` handlers are triggered by it. */
@@ -82,6 +84,24 @@ export const functionConfigSchema = z
         }
         return z.NEVER;
       }),
+    /**
+     * Inngest v4's option, as Stepflare reads it: `bufferedSteps` above 1 stores up to that many
+     * consecutive step results in one write (at most `maxInterval` apart), for fewer rows written;
+     * a crash re-runs the steps not yet written. `true`, `false` and `maxRuntime` change nothing:
+     * by default every step is one durable write.
+     */
+    checkpointing: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            bufferedSteps: z.number().int().min(1).max(100).optional(),
+            maxInterval: durationSchema.optional(),
+            maxRuntime: z.union([z.number(), z.string(), z.record(z.string(), z.number())]).optional(),
+          })
+          .strict(),
+      ])
+      .optional(),
     onFailure: handlerSchema.optional(),
     /** Middleware for this function's runs, after the client's: v4 classes and v3 InngestMiddlewares. */
     middleware: z
@@ -167,6 +187,8 @@ export class StepflareFunction {
   readonly name: string;
   readonly retries: number;
   readonly stepTimeoutMs: number;
+  /** Consecutive step results stored in one write (`checkpointing.bufferedSteps`), and how long the first may wait; none: one write a step. */
+  readonly bufferedSteps?: { maxSteps: number; maxIntervalMs: number };
   readonly triggers: Trigger[];
   /** The cron triggers, parsed (DESIGN "Cron and the tick"). */
   readonly crons: CronSchedule[];
@@ -204,6 +226,8 @@ export class StepflareFunction {
     this.name = parsed.name ?? parsed.id;
     this.retries = parsed.retries;
     this.stepTimeoutMs = parsed.stepTimeout;
+    const checkpointing = typeof parsed.checkpointing === "object" ? parsed.checkpointing : {};
+    if ((checkpointing.bufferedSteps ?? 1) > 1) this.bufferedSteps = { maxSteps: checkpointing.bufferedSteps!, maxIntervalMs: checkpointing.maxInterval ?? DEFAULT_BUFFER_INTERVAL_MS };
     this.triggers = list;
     this.handler = handler as Handler<object, unknown>;
     this.compiled = list.flatMap((t) => ("event" in t ? [{ event: t.event, ...(t.if ? { if: compileExpression(t.if, owner), source: t.if } : {}) }] : []));

@@ -227,6 +227,33 @@ const diesInStep = app.createFunction({ id: "dies-in-step", retries: 0 }, { even
   });
 });
 
+/**
+ * Issue 21: five steps under buffered checkpoints (`checkpointing.bufferedSteps`); with `data.die`,
+ * the third kills its object the first time, before the buffered results of the first two are written.
+ */
+const buffered = app.createFunction(
+  { id: "buffered-steps", retries: 1, checkpointing: { bufferedSteps: 5, maxInterval: "10s" } },
+  { event: "test/buffered-steps" },
+  async ({ event, step }) => {
+    const key = event.data.key as string;
+    const results: string[] = [];
+    for (const name of ["a", "b", "c", "d", "e"]) {
+      results.push(
+        await step.run(name, async () => {
+          await effect(`${key}:${name}`);
+          if (name === "c" && event.data.die && (await effectCountIn(`${key}:c`)) === 1) killCurrentRunObject();
+          return name;
+        }),
+      );
+    }
+    return results.join("");
+  },
+);
+
+async function effectCountIn(key: string): Promise<number> {
+  return (await env.DB.prepare("SELECT COUNT(*) AS n FROM test_effects WHERE key = ?1").bind(key).first<{ n: number }>())?.n ?? 0;
+}
+
 /** Issue 9, item 9: a step that kills its object at once, in the turn its invocation began. */
 const diesAtOnce = app.createFunction({ id: "dies-at-once", retries: 0 }, { event: "test/dies-at-once" }, async ({ step }) => {
   await step.run("die", () => killCurrentRunObject());
@@ -276,7 +303,7 @@ const everyMinute = app.createFunction({ id: "every-minute" }, { cron: "* * * * 
 export default serve({
   client: app,
   functions: [largeBatch, largeSend, counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, buffered, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
     ...coordinationFunctions(app), ...flowFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...v4docsFunctions,
     // Inngest's retries: 1 would wait 15 s or more of backoff per failed step here; sdk/inngestSuite.test.ts runs it with a fake clock.
     handlingStepErrors(app, { retries: 0 }), stepInvokeNotFound(app), v3OrderReceipt],

@@ -53,6 +53,10 @@ function outboxOwner(seq: number): string {
   return `outbox:${seq}`;
 }
 
+function bundleOwner(seq: number): string {
+  return `bundle:${seq}`;
+}
+
 /** Longest JSON text stored in one value: at most 1.5 MB of UTF-8, under SQLite's 2 MB per value. */
 const PART_CHARS = 500_000;
 /** Starts a stored value whose JSON is in `parts` (JSON text never starts with a NUL). */
@@ -91,6 +95,12 @@ export class RunStore {
    * it never had (a lookup of an unknown id) writes nothing, and stays nothing.
    */
   private hasTables: boolean;
+  /** Step results saved but not written yet (a function's `checkpointing.bufferedSteps`), oldest first. */
+  private pending: StepRecord[] = [];
+  /** What writes the buffered results once the oldest has waited `maxInterval`. */
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The number of the next row of `step_bundles` (several step results written at once). */
+  private nextBundle = 0;
 
   constructor(
     private readonly sql: SqlStorage,
@@ -115,10 +125,17 @@ export class RunStore {
       id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
       output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
     this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'events', events TEXT NOT NULL)");
+    this.createBundles();
+  }
+
+  /** Step results written several at once (buffered checkpoints): a row each, its steps in order. */
+  private createBundles(): void {
+    this.sql.exec("CREATE TABLE IF NOT EXISTS step_bundles (seq INTEGER PRIMARY KEY, steps TEXT NOT NULL)");
   }
 
   /** An object whose tables an earlier engine made gets the columns added since. */
   private addMissingColumns(): void {
+    this.createBundles();
     for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
       const present = new Set(this.sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
       for (const [column, type] of Object.entries(columns)) {
@@ -224,11 +241,43 @@ export class RunStore {
   steps(): Map<string, StepRecord> {
     if (this.cachedSteps) return this.cachedSteps;
     if (!this.hasTables) return (this.cachedSteps = new Map());
+    const bundles = this.sql.exec<{ seq: number; steps: string }>("SELECT seq, steps FROM step_bundles ORDER BY seq").toArray();
+    this.nextBundle = (bundles.at(-1)?.seq ?? -1) + 1;
     const rows = this.sql.exec<StepRow & { row: number }>("SELECT rowid AS row, * FROM steps ORDER BY started_at, rowid").toArray();
     this.stepRowids.clear();
     for (const row of rows) this.stepRowids.set(row.id, row.row);
-    this.cachedSteps = new Map(rows.map((row) => [row.id, toStepRecord(row, this.decode(row.id, row.output))]));
+    // A step written on its own after it was bundled (saved again) is its row's version.
+    const own = rows.map((row) => toStepRecord(row, this.decode(row.id, row.output)));
+    const ownIds = new Set(own.map((step) => step.id));
+    const bundled = bundles.flatMap((bundle) => this.decode(bundleOwner(bundle.seq), bundle.steps) as StepRecord[]).filter((step) => !ownIds.has(step.id));
+    const stored = [...bundled, ...own].sort((a, b) => a.startedAt - b.startedAt);
+    this.cachedSteps = new Map(stored.map((step) => [step.id, step]));
     return this.cachedSteps;
+  }
+
+  /**
+   * Saves a settled step's result in memory, to be written with the results after it as one row
+   * (a function's `checkpointing.bufferedSteps`): once `maxSteps` wait, once the oldest has waited
+   * `maxIntervalMs`, or before any other write of the run. A crash loses what is not written yet:
+   * those steps run again.
+   */
+  bufferStep(step: StepRecord, { maxSteps, maxIntervalMs }: { maxSteps: number; maxIntervalMs: number }): void {
+    this.steps().set(step.id, step);
+    this.pending.push(step);
+    if (this.pending.length >= maxSteps) return this.flush();
+    this.flushTimer ??= setTimeout(() => this.flush(), maxIntervalMs);
+  }
+
+  /** Writes the buffered step results, if any, as one row. */
+  flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.length === 0) return;
+    const steps = this.pending;
+    this.pending = [];
+    const seq = this.nextBundle++;
+    this.write("INSERT INTO step_bundles (seq, steps) VALUES (?, ?)", seq, this.encode(bundleOwner(seq), steps));
+    for (const step of steps) this.observer?.stepSaved(step);
   }
 
   /** Writes a step and what it sends; the output gate holds every later reply and fetch until both are durable. */
@@ -248,6 +297,7 @@ export class RunStore {
       this.write("UPDATE steps SET status = ?, attempts = ?, output = ?, error = ?, wake_at = ?, seq = ?, failed_attempts = ?, ended_at = ? WHERE rowid = ?", ...changes, rowid);
     } else {
       this.ensureTables();
+      this.flush();
       const inserted = this.sql.exec<{ row: number }>(
         `INSERT INTO steps (status, attempts, output, error, wake_at, seq, failed_attempts, ended_at, id, name, kind, request, started_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING rowid AS row`,
@@ -290,6 +340,9 @@ export class RunStore {
     this.cachedRun = undefined;
     this.cachedSteps = undefined;
     this.stepRowids.clear();
+    this.pending = [];
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     this.hasTables = false;
   }
 
@@ -304,6 +357,7 @@ export class RunStore {
       // Events a step sends may pass one value's 2 MB (3 MiB per send): stored across `parts` rows,
       // named by the entry's place in the outbox.
       this.ensureTables();
+      this.flush();
       const { seq } = this.sql.exec<{ seq: number }>("INSERT INTO outbox (kind, events) VALUES (?, '') RETURNING seq", entry.kind).one();
       usage.doRowsWritten++;
       this.write("UPDATE outbox SET events = ? WHERE seq = ?", this.encode(outboxOwner(seq), JSON.parse(text)), seq);
@@ -340,6 +394,8 @@ export class RunStore {
 
   private write(query: string, ...bindings: SqlStorageValue[]): void {
     this.ensureTables();
+    // Buffered step results go first: nothing the run writes after them may be durable without them.
+    this.flush();
     usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
   }
 }

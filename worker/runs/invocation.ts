@@ -111,12 +111,13 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
   // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
   if (run.crashes > fn.retries + 1) {
-    const message = `the runtime died ${run.crashes} times in a row while running this run's code outside any step`;
+    const where = fn.bufferedSteps ? "running this run's steps (buffered checkpoints: which step is not known)" : "running this run's code outside any step";
+    const message = `the runtime died ${run.crashes} times in a row while ${where}`;
     return ctx.fail(run, { name: "RuntimeDiedError", message });
   }
 
   const current = run;
-  const host = runHost(ctx, current);
+  const host = runHost(ctx, current, fn.bufferedSteps);
   const input = {
     runId: current.id,
     events: current.events,
@@ -125,7 +126,9 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     stepTimeoutMs: fn.stepTimeoutMs,
     logger,
     starts: current.starts,
-    recovering,
+    // Under buffered checkpoints the steps the dead invocation ran may not be written: which one it
+    // died in is not known, so none is blamed; its deaths count for the run (the check above).
+    recovering: recovering && !fn.bufferedSteps,
     middleware: fn.middlewareSetup(),
   };
   const execute = () =>
@@ -141,6 +144,8 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     const outcome = await (isDevMode(ctx.env) ? runAsObject((reason) => ctx.abort(reason), execute) : execute());
     await ctx.record(current, outcome, logger);
   } finally {
+    // Buffered step results are written before the invocation ends, whatever ended it.
+    ctx.store.flush();
     clearTimeout(finishTimer);
     clearTimeout(listTimer);
     clearInterval(renewTimer);
@@ -153,7 +158,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
 }
 
 /** What the driver (or the remote executor) reads the run's steps from and stores them through. */
-function runHost(ctx: InvocationContext, run: RunRecord): RunHost {
+function runHost(ctx: InvocationContext, run: RunRecord, buffered: StepflareFunction["bufferedSteps"]): RunHost {
   const { store } = ctx;
   const durable = ctx.sync();
   durable.catch(() => undefined); // a failed sync breaks the invocation through the driver
@@ -161,6 +166,8 @@ function runHost(ctx: InvocationContext, run: RunRecord): RunHost {
     steps: store.steps(),
     saveStep: (step, events) => {
       const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run, step, store.steps().get(step.id))];
+      // Buffered checkpoints (opt-in): a completed step that sends nothing waits to be written with the next.
+      if (buffered && step.status === "completed" && entries.length === 0) return store.bufferStep(step, buffered);
       store.saveStep(step, entries);
       if (entries.length > 0) void ctx.deliverOutbox();
     },

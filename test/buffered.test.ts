@@ -1,0 +1,68 @@
+// Buffered checkpoints under workerd (issue 21): a function with `checkpointing.bufferedSteps`
+// writes consecutive step results as one row, and a crash re-runs the steps not written yet.
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { usage } from "../worker/platform/usage.ts";
+import { RunStore } from "../worker/runs/RunStore.ts";
+import { effectCount, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+
+describe("buffered checkpoints", () => {
+  it("writes five step results as one row, and a run reads them back in order", async () => {
+    const key = uniqueKey("buffered");
+    const [eventId] = await sendEvents({ name: "test/buffered-steps", data: { key } });
+    const run = (await finishedRuns(eventId!)).get("buffered-steps")!;
+    expect(run).toMatchObject({ status: "Completed", output: "abcde" });
+    const runId = await runIdOf(eventId!);
+    const rows = await runInDurableObject(runStub(runId), (_, state) => ({
+      bundles: state.storage.sql.exec("SELECT COUNT(*) AS n FROM step_bundles").one().n,
+      steps: state.storage.sql.exec("SELECT COUNT(*) AS n FROM steps").one().n,
+    }));
+    expect(rows).toEqual({ bundles: 1, steps: 0 });
+    expect((await getRun(runId)).steps?.map((step) => [step.name, step.output])).toEqual(["a", "b", "c", "d", "e"].map((name) => [name, name]));
+    for (const name of ["a", "b", "c", "d", "e"]) expect(await effectCount(`${key}:${name}`)).toBe(1);
+  });
+
+  it("runs again the steps a crash caught before their results were written, and completes", async () => {
+    const key = uniqueKey("buffered-die");
+    const [eventId] = await sendEvents({ name: "test/buffered-steps", data: { key, die: true } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await effectCount(`${key}:c`)) === 1 ? true : undefined));
+    // The watchdog alarm wakes the object the step killed (run here at once, as engine.test.ts does).
+    const run = await eventually(async () => {
+      await runStub(runId).status().catch(() => null);
+      await runDurableObjectAlarm(runStub(runId)).catch(() => false);
+      const found = await getRun(runId);
+      return found.status === "Completed" ? found : undefined;
+    }, 20_000, "the run to complete after the crash");
+    expect(run.output).toBe("abcde");
+    // a and b were buffered, not written, when c killed the object: they ran again; d and e once.
+    expect([await effectCount(`${key}:a`), await effectCount(`${key}:b`), await effectCount(`${key}:c`)]).toEqual([2, 2, 2]);
+    expect([await effectCount(`${key}:d`), await effectCount(`${key}:e`)]).toEqual([1, 1]);
+  });
+
+  it("stores buffered results in one row, before any other write, and a later save of one of them wins", async () => {
+    const stub = env.RUNS.get(env.RUNS.idFromName(uniqueKey("store")));
+    const result = await runInDurableObject(stub, (_, state) => {
+      const sql = state.storage.sql;
+      const store = new RunStore(sql);
+      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexed: false });
+      const before = usage.doRowsWritten;
+      const step = (id: string, at: number, output: unknown) => ({ id, name: id, kind: "run" as const, status: "completed" as const, attempts: 1, output, startedAt: at, endedAt: at });
+      const limits = { maxSteps: 10, maxIntervalMs: 60_000 };
+      store.bufferStep(step("one", 2, 1), limits);
+      store.bufferStep(step("two", 3, 2), limits);
+      const whileBuffered = usage.doRowsWritten - before;
+      // Any other write of the run writes the buffered results first: here, a step saved on its own.
+      store.saveStep(step("three", 4, 3));
+      store.saveStep(step("one", 2, "again"));
+      const rows = usage.doRowsWritten - before;
+      const reread = new RunStore(sql);
+      return { whileBuffered, rows, steps: [...reread.steps().values()].map((saved) => [saved.id, saved.output]) };
+    });
+    expect(result.whileBuffered).toBe(0);
+    // One row for the two buffered results, one per step saved on its own.
+    expect(result.rows).toBe(3);
+    expect(result.steps).toEqual([["one", "again"], ["two", 2], ["three", 3]]);
+  });
+});
