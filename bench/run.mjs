@@ -18,7 +18,7 @@ import { freePort, groupRssMb, killStartedSync, sleep, startWranglerDev, wrangle
 import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { scenarios as allScenarios } from "./scenarios/index.mjs";
-import { COST_GOAL_PER_MILLION, costPerMillion } from "./lib/cost.mjs";
+import { BUFFERED_COST_GOAL_PER_MILLION, COST_GOAL_PER_MILLION, costPerMillion } from "./lib/cost.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS_DIR = path.join(ROOT, "bench", "results");
@@ -190,6 +190,11 @@ async function main() {
     if (priced) {
       const dollars = costPerMillion(priced);
       console.log(`  a million 5-step runs at list price: $${dollars.toFixed(2)} (goal ≤ $${COST_GOAL_PER_MILLION}: ${dollars <= COST_GOAL_PER_MILLION ? "met" : "MISSED"})`);
+    }
+    const buffered = usage["twenty-steps-buffered"];
+    if (buffered) {
+      const dollars = costPerMillion(buffered);
+      console.log(`  a million runs of up to 20 steps with buffered checkpoints: $${dollars.toFixed(2)} (goal ≤ $${BUFFERED_COST_GOAL_PER_MILLION}: ${dollars <= BUFFERED_COST_GOAL_PER_MILLION ? "met" : "MISSED"})`);
     }
   }
   if (ctx.notes.length) console.log(`\nNotes:\n${ctx.notes.map((n) => `  ${n}`).join("\n")}`);

@@ -27,6 +27,25 @@ const steps = app.createFunction<ChaosData>({ id: "chaos-steps", retries: 3 }, {
   return { a, b, c };
 });
 
+/**
+ * Buffered checkpoints: six short steps whose results are written up to four at a time. A kill
+ * before a write makes the steps not written run again (at the same attempt: none is blamed).
+ */
+const buffered = app.createFunction<ChaosData>({ id: "chaos-buffered", retries: 3, checkpointing: { bufferedSteps: 4, maxInterval: "2s" } }, { event: "chaos/buffered" }, async (ctx) => {
+  const n = ctx.event.data.n as number;
+  let sum = 0;
+  for (const name of ["a", "b", "c", "d", "e", "f"]) {
+    sum += await ctx.step.run(name, async () => {
+      // The runner may aim a kill just after the third step reports (chaos/lib/kills.mjs).
+      await hit(ctx.event.data, "chaos-buffered", name, ctx.attempt, ctx, name === "c");
+      // Long enough for a kill to fall among the steps, before their results are written.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      return n;
+    });
+  }
+  return { sum };
+});
+
 /** A step that fails its first `data.failures` attempts (RetryAfterError, `data.retryMs`), then a step after it. */
 const retry = app.createFunction<ChaosData>({ id: "chaos-retry", retries: 3 }, { event: "chaos/retry" }, async (ctx) => {
   const failures = ctx.event.data.failures as number;
@@ -212,7 +231,7 @@ const everyMinute = app.createFunction({ id: "chaos-cron", retries: 3 }, { cron:
 
 const worker = serve({
   client: app,
-  functions: [steps, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute, ...flowFunctions],
+  functions: [steps, buffered, retry, handlerRetry, chain, derived, derivedChild, fanA, fanB, parallel, fails, waiting, cancellable, limited, debounced, batched, everyMinute, ...flowFunctions],
 });
 
 /** The chaos Worker's bindings: Stepflare's, and STEPFLARE, a service binding to its own StepflareService. */

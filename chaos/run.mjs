@@ -138,13 +138,13 @@ async function main() {
   // The outage, drawn first so that a seed gives the same outage whatever the other options.
   planOutage(rng, opts.outage, KILLS, OUTAGE_MS);
   const counter = await startCounter();
-  const { instances, requests, invocations, runs, aimed, burst, late: lateReplies } = plan(rng, counter.url, outage.plan !== null, { targetRuns: TARGET_RUNS, kills: KILLS, invokes: INVOKES });
+  const { instances, requests, invocations, runs, aimed, aimedBuffered, burst, late: lateReplies } = plan(rng, counter.url, outage.plan !== null, { targetRuns: TARGET_RUNS, kills: KILLS, invokes: INVOKES });
   const batches = requests.filter((r) => r.batch);
   // The remote app's runs, from a generator of their own: a seed gives the same local plan and kill delays.
   const remote = planRemote(makeRng(SEED ^ 0x5eed), REMOTE_RUNS);
   log(
     `${instances.length} events (${runs} runs) in ${batches.length} requests (${batches.filter((r) => r.via === "rpc").length} through the service binding's send), ` +
-      `${aimed.length + burst.length} of them sent alone at aimed kills and before the outage; ${invocations.length} runs started through its invoke; ` +
+      `${aimed.length + aimedBuffered.length + burst.length} of them sent alone at aimed kills and before the outage; ${invocations.length} runs started through its invoke; ` +
       `${remote.length} runs of the remote app's functions, one event a request`,
   );
   instances.push(...remote);
@@ -180,7 +180,7 @@ async function main() {
   const flowFlush = new Promise((resolve) => (flushFlow = resolve));
   const flowSending = sendFlowGroups(flow.groups, kills.length * 6_500 + (outage.plan ? outage.plan.leadMs + outage.plan.durationMs : 0), flowFlush);
   const pausing = runPause(paused.pause);
-  const through = await sendThroughKills({ kills, requests, remote, aimed, burst, lateReplies, instances, app });
+  const through = await sendThroughKills({ kills, requests, remote, aimed, aimedBuffered, burst, lateReplies, instances, app });
   const { aimedKills, remoteAims } = through;
   flushFlow();
   await Promise.all([flowSending, pausing]);

@@ -20,7 +20,9 @@
 //   0..n: n is that number plus one per kill that cut it (a body cut by a kill fails that attempt
 //   with a RuntimeDiedError and runs again at the next one, after the retry backoff); a kill must
 //   lie between an execution and the next, and nothing runs again without one (run.mjs checks it).
-//   `null`: a step that may not run (a cancelled run's). `effects(data, found)` gets the runs found
+//   `null`: a step that may not run (a cancelled run's). `"buffered"`: a step under buffered
+//   checkpoints, which a kill before its result was written makes run again at the same attempt (each
+//   run after the first needs a kill since the one before). `effects(data, found)` gets the runs found
 //   (by function id, as `events` does) at the check.
 // - `followUps(data, rng)`: events the runner sends after the trigger (`[{ suffix, event, data }]`,
 //   each with the id `<root>-<suffix>`): a wait's replies, a cancel. Each is checked as an event of
@@ -98,6 +100,15 @@ export const scenarios = [
       },
     ],
     effects: () => ({ "chaos-steps/a": 0, "chaos-steps/b": 0, "chaos-steps/c": 0 }),
+  },
+  {
+    name: "buffered checkpoints",
+    event: "chaos/buffered",
+    weight: 2,
+    data: (i) => ({ n: i }),
+    events: (d, root) => [{ id: root, runs: [{ fn: "chaos-buffered", status: "Completed", output: { sum: 6 * d.n }, steps: ["a", "b", "c", "d", "e", "f"] }] }],
+    // "buffered": a step that may run again at the same attempt, each time after a kill (run.mjs checks it).
+    effects: () => Object.fromEntries(["a", "b", "c", "d", "e", "f"].map((name) => [`chaos-buffered/${name}`, "buffered"])),
   },
   {
     name: "a step that fails its first attempts",

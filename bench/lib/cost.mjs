@@ -12,6 +12,8 @@ export const LIST_PRICES = {
 
 /** The issue-21 goal for a million 5-step runs at list price, in dollars. */
 export const COST_GOAL_PER_MILLION = 12;
+/** The goal with buffered checkpoints, in dollars a million runs. */
+export const BUFFERED_COST_GOAL_PER_MILLION = 6;
 
 /**
  * Dollars per million runs for a run's usage (one Workers request per run: an event sent alone).

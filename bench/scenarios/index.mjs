@@ -20,7 +20,7 @@
 // ingest(params) (scenario 6, bench/lib/ingest.mjs), note(text) and problem(text), and state, an
 // object that lives for the whole bench (scenario 9's background waits), and sfMemoryMb() (the
 // resident memory of the Stepflare wrangler dev's processes, in MB, or null).
-import { fiveSteps, longRun, oneStep, parallelSteps } from "./steps.mjs";
+import { fiveSteps, longRun, oneStep, parallelSteps, twentySteps, twentyStepsBuffered } from "./steps.mjs";
 import { firstStep, invoke, sleepFromStart, sleepLateness } from "./latency.mjs";
 import { ingest, load } from "./ingest.mjs";
 import { waitResume10, waitResume10k } from "./waits.mjs";
@@ -31,6 +31,8 @@ export const scenarios = [
   oneStep,
   parallelSteps,
   fiveSteps,
+  twentySteps,
+  twentyStepsBuffered,
   longRun,
   firstStep,
   sleepLateness,

@@ -2,12 +2,16 @@
 import { isDeepStrictEqual } from "node:util";
 import { stepflareBatch, workflowsBatch } from "./shared.mjs";
 
-/** Both systems' n-steps run: `runs` runs of `steps` steps; answers ms per step (wall time / all steps). */
-const nStepsSystems = (timeoutMs) => ({
+/**
+ * Both systems' n-steps run: `runs` runs of `steps` steps; answers ms per step (wall time / all
+ * steps). `buffered`: Stepflare's function with buffered checkpoints.
+ */
+const nStepsSystems = (timeoutMs, { buffered = false } = {}) => ({
   async stepflare(ctx, { runs, steps }) {
-    const { ids, ms } = await stepflareBatch(ctx, "bench/n-steps", runs, { steps }, timeoutMs);
+    const [name, functionId] = buffered ? ["bench/n-steps-buffered", "bench-n-steps-buffered"] : ["bench/n-steps", "bench-n-steps"];
+    const { ids, ms } = await stepflareBatch(ctx, name, runs, { steps }, timeoutMs);
     const sum = (steps * (steps - 1)) / 2;
-    ctx.expectRuns(ids, (run) => run.function_id === "bench-n-steps" && isDeepStrictEqual(run.output, { steps, sum }));
+    ctx.expectRuns(ids, (run) => run.function_id === functionId && isDeepStrictEqual(run.output, { steps, sum }));
     return { msPerStep: ms / (runs * steps) };
   },
   async workflows(ctx, { runs, steps }) {
@@ -79,6 +83,28 @@ export const fiveSteps = {
   metrics: msPerStep,
   systems: nStepsSystems(60_000),
   targets: perStepTargets("five-steps"),
+};
+
+export const twentySteps = {
+  id: "twenty-steps",
+  name: "2c. 20 runs × 20 steps",
+  params: { runs: 20, steps: 20 },
+  warmup: { runs: 4, steps: 20 },
+  metrics: msPerStep,
+  systems: nStepsSystems(60_000),
+  targets: perStepTargets("twenty-steps"),
+};
+
+export const twentyStepsBuffered = {
+  // Buffered checkpoints (opt-in): the same runs, up to 20 step results in one write.
+  id: "twenty-steps-buffered",
+  name: "2d. 20 runs × 20 steps, buffered checkpoints",
+  params: { runs: 20, steps: 20 },
+  warmup: { runs: 4, steps: 20 },
+  metrics: msPerStep,
+  systems: nStepsSystems(60_000, { buffered: true }),
+  targets: perStepTargets("twenty-steps-buffered"),
+  ratios: [{ text: "ms/step, buffered ÷ one write a step (2c)", value: (v) => v("twenty-steps-buffered", "msPerStep", "stepflare") / v("twenty-steps", "msPerStep", "stepflare") }],
 };
 
 export const longRun = {

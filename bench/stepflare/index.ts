@@ -51,7 +51,7 @@ const concurrencyLimited = app.createFunction<BenchData>({ id: "bench-concurrenc
 });
 
 /** Scenarios 2 and 3: `data.steps` sequential steps; the last one calls the counter. */
-const nSteps = app.createFunction<BenchData>({ id: "bench-n-steps" }, { event: "bench/n-steps" }, async ({ event, step }) => {
+const nStepsHandler = async ({ event, step }: { event: { data: BenchData }; step: { run<T>(id: string, fn: () => Promise<T>): Promise<T> } }) => {
   const steps = event.data.steps ?? 1;
   let sum = 0;
   for (let n = 0; n < steps; n++) {
@@ -61,7 +61,11 @@ const nSteps = app.createFunction<BenchData>({ id: "bench-n-steps" }, { event: "
     });
   }
   return { steps, sum };
-});
+};
+const nSteps = app.createFunction<BenchData>({ id: "bench-n-steps" }, { event: "bench/n-steps" }, nStepsHandler);
+
+/** Scenario 2d: scenario 2c's run under buffered checkpoints (up to 20 step results in one write). */
+const nStepsBuffered = app.createFunction<BenchData>({ id: "bench-n-steps-buffered", checkpointing: { bufferedSteps: 20 } }, { event: "bench/n-steps-buffered" }, nStepsHandler);
 
 /** Scenario 4: the first step reports the time it ran (the bench subtracts the time it sent the event). */
 const firstStep = app.createFunction<BenchData>({ id: "bench-first-step" }, { event: "bench/first-step" }, async ({ event, step }) => {
@@ -153,7 +157,7 @@ const waiter = app.createFunction<BenchData>({ id: "bench-waiter" }, { event: "b
   return { i: event.data.i, resolvedBy: resolvedBy?.id ?? null };
 });
 
-const handler = serve({ client: app, functions: [oneStep, nSteps, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter, concurrencyLimited, throttledFirstStep] });
+const handler = serve({ client: app, functions: [oneStep, nSteps, nStepsBuffered, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter, concurrencyLimited, throttledFirstStep] });
 
 /**
  * The bench's own route, outside timing: `GET /bench/waits?event=<name>&key=<match key prefix>`

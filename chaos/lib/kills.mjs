@@ -9,9 +9,11 @@ import { nextRequestStart, sendAll, sendRemote, sendUntilAccepted } from "./send
 
 /**
  * Which kill is aimed where: the first just after a step body of the remote app begins, then every
- * third just after a step a send follows, one in three 0–40 ms after a request starts, the rest at random.
+ * third just after a step a send follows, one in three 0–40 ms after a request starts, and of the
+ * rest, alternately, just after a step of a run whose results are buffered (not written yet), then
+ * at random.
  */
-export const killKind = (k) => (k === 1 ? "remote" : k % 3 === 0 ? "send" : k % 3 === 2 ? "request" : "random");
+export const killKind = (k) => (k === 1 ? "remote" : k % 3 === 0 ? "send" : k % 3 === 2 ? "request" : k % 6 === 4 ? "buffered" : "random");
 
 /** The kills' seeded delays: how long each server life lasts, and how soon after its aim each kill comes. */
 export const planKills = (rng, count) =>
@@ -23,7 +25,7 @@ export const planKills = (rng, count) =>
  * the kills at a minute and the outage; `instances` are all the events, for the log. Answers when
  * the last event was accepted (`chaosEnd`), and the kills aimed at a send and at a remote step.
  */
-export async function sendThroughKills({ kills, requests, remote, aimed, burst, lateReplies, instances, app }) {
+export async function sendThroughKills({ kills, requests, remote, aimed, aimedBuffered, burst, lateReplies, instances, app }) {
   // Spread the requests over about half the time the kills take (a server life of 0.3–3 s, then
   // about 3.5 s to kill and restart), so crashes land in ingest and dispatch too.
   const intervalMs = Math.min(1000, Math.max(30, (kills.length * 2500) / requests.length));
@@ -61,6 +63,19 @@ export async function sendThroughKills({ kills, requests, remote, aimed, burst, 
         how = `${aimMs.toFixed(0)} ms after the body of remote step ${began.fn}/${began.step} (${began.root}) began`;
         remoteAims.push({ kill: k, root: began.root, step: began.step, afterMs: aimMs });
       } else how = "at a random moment (no remote step body began within 3 s)";
+    } else if (kind === "buffered") {
+      // Aimed at buffered checkpoints: a held-back chaos/buffered instance goes out now, and the kill
+      // comes 0–40 ms after its third step's body reports: the results of the first two (and maybe the
+      // third) are not written yet, so they run again after the restart.
+      const instance = aimedBuffered.shift();
+      const reported = nextAimedHit(instance.root);
+      heldBack.push(sendUntilAccepted([instance]));
+      const hit = await Promise.race([reported.then(() => true), sleep(10_000).then(() => false)]);
+      if (hit) {
+        await sleep(aimMs);
+        how = `${aimMs.toFixed(0)} ms after ${instance.root}'s third step (its results buffered) began`;
+        aimedKills.push({ kill: k, root: instance.root, afterMs: aimMs });
+      } else how = `at a random moment (${instance.root}'s third step did not run within 10 s)`;
     } else if (kind === "send") {
       // Aimed at a send: a held-back chaos/derived instance goes out now, and the kill comes
       // 0–8 ms after the counter answers its first step, the window in which that step's result,
@@ -110,6 +125,11 @@ export function whereAimedKillsLanded(aimedKills, remoteAims, out, remoteStats) 
   // Where each kill aimed at a send landed, as far as the run tells: before the step before the
   // send stored its result (it ran again), in the send (its step took two attempts), or after it.
   for (const aim of aimedKills) {
+    if (aim.root.endsWith("-buffered")) {
+      const again = reruns.filter((r) => r.root === aim.root && r.buffered).map((r) => r.step.split("/")[1]);
+      aim.landed = again.length > 0 ? `before the buffered results were written: ${again.join(", ")} ran again` : "after the buffered results were written";
+      continue;
+    }
     if (reruns.some((r) => r.root === aim.root && r.step === "chaos-derived/work")) aim.landed = "before the first step stored its result";
     else if (sendCuts.some((c) => c.root === aim.root && c.step === "emit")) aim.landed = "in the send";
     else aim.landed = "after the send was stored";

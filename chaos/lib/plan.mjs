@@ -102,8 +102,10 @@ export function plan(rng, counterUrl, withOutage, { targetRuns, kills, invokes }
   const row = (event) => scenarios.find((s) => s.event === event);
   const aimed = [];
   for (let k = 1; k <= kills; k++) if (killKind(k) === "send") aimed.push(make(i++, row("chaos/derived")));
+  const aimedBuffered = [];
+  for (let k = 1; k <= kills; k++) if (killKind(k) === "buffered") aimedBuffered.push(make(i++, row("chaos/buffered")));
   const burst = withOutage ? ["chaos/fails", "chaos/chain", "chaos/derived", "chaos/steps"].map((event) => make(i++, row(event))) : [];
-  return { instances, requests, invocations, runs, aimed, burst, late };
+  return { instances, requests, invocations, runs, aimed, aimedBuffered, burst, late };
 }
 
 /**

@@ -97,7 +97,7 @@ export function printSummary(report, results) {
   log(
     `${sendStats.cut} requests cut by a kill; ${reruns.length} step attempts ended by a kill (${ran.length} cut mid-flight${ran.length ? `, each killed ≤ ${latestCut} ms after it ran` : ""}` +
       `${reruns.length ? `; the next attempt ran ${(soonest / 1000).toFixed(0)}–${(Math.max(...reruns.map((r) => r.rerunAfterKillMs)) / 1000).toFixed(0)} s after the kill` : ""}); ` +
-      `${sendCuts.length} sendEvent steps cut; ${aimedKills.length ? `kills aimed at a send landed ${aimedKills.map((a) => a.landed).join(", ")}; ` : ""}${resumed} runs resumed across a crash; ${reenqueued} events re-enqueued by ${sweeps} sweeps`,
+      `${sendCuts.length} sendEvent steps cut; ${aimedKills.length ? `aimed kills landed ${aimedKills.map((a) => a.landed).join("; ")}; ` : ""}${resumed} runs resumed across a crash; ${reenqueued} events re-enqueued by ${sweeps} sweeps`,
   );
   if (outage.plan) {
     log(

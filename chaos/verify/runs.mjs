@@ -15,6 +15,21 @@ import { observe } from "./settle.mjs";
  * its execution (or the one before, or `notBefore` if none) and before the next execution.
  * Answers { cuts } (one entry per attempt a kill ended), or { lost } / { duplicated } with why.
  */
+/**
+ * A step under buffered checkpoints: it runs at attempt 0 (it fails nothing by design), and again at
+ * attempt 0 only after a kill that came since its run before (its result was not written yet).
+ */
+export function explainBuffered(seen) {
+  const cuts = [];
+  for (let i = 1; i < seen.length; i++) {
+    if (seen[i].attempt !== 0) return { duplicated: `attempt ${seen[i].attempt} ran, but a buffered step is never blamed for a kill` };
+    const k = killTimes.findIndex((t) => t >= seen[i - 1].at - HIT_CLOCK_SLACK_MS && t <= seen[i].at);
+    if (k < 0) return { duplicated: `it ran again at ${new Date(seen[i].at).toISOString()} with no kill since its run before` };
+    cuts.push({ attempt: 0, ran: true, killAfterMs: killTimes[k] - seen[i - 1].at, rerunAfterKillMs: seen[i].at - killTimes[k], buffered: true });
+  }
+  return { cuts };
+}
+
 export function explainAttempts(seen, planned, notBefore = -Infinity) {
   for (let i = 1; i < seen.length; i++) {
     if (seen[i].attempt === seen[i - 1].attempt) return { duplicated: `attempt ${seen[i].attempt} ran twice` };
@@ -149,7 +164,7 @@ export function checkEffects(root, planned, mine, notBefore, out) {
       if (planned[step] !== null) issue(out.problems, "lost", root, { what: `step ${step} never ran` });
       continue;
     }
-    const verdict = explainAttempts(seen, planned[step] ?? 0, notBefore);
+    const verdict = planned[step] === "buffered" ? explainBuffered(seen) : explainAttempts(seen, planned[step] ?? 0, notBefore);
     if (verdict.lost) issue(out.problems, "lost", root, { what: `step ${step} ${verdict.lost}`, ...where });
     else if (verdict.duplicated) issue(out.problems, "duplicated", root, { what: `step ${step}: ${verdict.duplicated}`, ...where });
     else for (const cut of verdict.cuts) out.reruns.push({ root, step, ...cut });
