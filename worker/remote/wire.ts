@@ -1,6 +1,6 @@
 import { z } from "zod";
 
-// The official `inngest` SDK's side of the wire (../shared/inngest-protocol.md): what its sync
+// The official `inngest` SDK's side of the wire (as a running v4 app speaks it): what its sync
 // sends to `POST /fn/register`, and what its answers to a call request hold. Only what Stepflare
 // reads is checked strictly; the rest passes through, so a newer SDK's extra fields do no harm.
 
