@@ -151,6 +151,8 @@ describe("the tick and the alarm", () => {
     await runDurableObjectAlarm(runStub(run.run_id));
     expect(await runStub(run.run_id).getRun()).toBeNull();
     expect(await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm())).toBeNull();
+    // Its storage is gone, tables and all.
+    expect(await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray())).toEqual([]);
   });
 });
 

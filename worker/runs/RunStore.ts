@@ -106,8 +106,12 @@ export class RunStore {
     private readonly sql: SqlStorage,
     private readonly observer?: RunObserver,
   ) {
-    this.hasTables = this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").toArray().length > 0;
+    this.hasTables = this.tablesExist();
     if (this.hasTables) this.addMissingColumns();
+  }
+
+  private tablesExist(): boolean {
+    return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'run'").toArray().length > 0;
   }
 
   private ensureTables(): void {
@@ -335,7 +339,7 @@ export class RunStore {
     this.write("DELETE FROM outbox WHERE seq = ?", seq);
   }
 
-  /** Forgets everything, once the object's storage is deleted (the run's retention is over): the object is empty afterwards. */
+  /** Forgets what it read, to read the object's storage again (empty once the run's retention is over and it was deleted). */
   clear(): void {
     this.cachedRun = undefined;
     this.cachedSteps = undefined;
@@ -343,7 +347,7 @@ export class RunStore {
     this.pending = [];
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    this.hasTables = false;
+    this.hasTables = this.tablesExist();
   }
 
   private addToOutbox(entries: OutboxEntry[]): void {

@@ -90,13 +90,13 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   if (fn.flow.throttle && isDelayedStart) {
     const answer = await ctx.slots.acquireStart(run, fn, fn.flow.throttle);
     if (!answer.granted) {
-      await ctx.listOpen();
-      return ctx.setAlarm(Math.min(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS, startDeadline));
+      await ctx.setAlarm(Math.min(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS, startDeadline));
+      return ctx.listOpen();
     }
   }
   if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) {
-    await ctx.listOpen();
-    return ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
+    await ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
+    return ctx.listOpen();
   }
   const recovering = !isFirst && run.isOpen;
   // A run whose invocation died is listed in the runs index now, should it keep dying before a second.
