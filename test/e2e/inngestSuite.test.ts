@@ -11,6 +11,7 @@ import type { AddressInfo } from "node:net";
 import { Inngest, referenceFunction } from "inngest";
 import { serve } from "inngest/node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { handlingStepErrorsHandler } from "../inngestSuite.functions.ts";
 import { stepflareApi, type RunDetail } from "./stepflareApi.ts";
 import { startDevServer, type DevServer } from "./wrangler.ts";
 
@@ -21,41 +22,7 @@ let api: ReturnType<typeof stepflareApi>["api"];
 let finished: ReturnType<typeof stepflareApi>["finished"];
 
 function suiteFunctions(inngest: Inngest) {
-  const handlingStepErrors = inngest.createFunction(
-    {
-      id: "handling-step-errors",
-      retries: 0,
-      triggers: [{ event: "demo/handling.step.errors" }],
-    },
-    async ({ step }) => {
-      try {
-        await step.run("a", () => {
-          throw new Error("Oh no!", {
-            cause: new Error("This is the cause"),
-          });
-        });
-      } catch (err) {
-        await step.run("b", () => {
-          return `err was: "${(err as Error).message}" and the cause was: "${((err as Error).cause as Error).message}"`;
-        });
-      }
-
-      await Promise.all([
-        step.run("c succeeds", () => "c succeeds"),
-        step
-          .run("d fails", () => {
-            throw new Error("D failed!");
-          })
-          .catch((err: Error) => {
-            return step.run("e succeeds", () => {
-              return {
-                errMessage: err.message,
-              };
-            });
-          }),
-      ]);
-    },
-  );
+  const handlingStepErrors = inngest.createFunction({ id: "handling-step-errors", retries: 0, triggers: [{ event: "demo/handling.step.errors" }] }, handlingStepErrorsHandler);
 
   const stepInvokeNotFound = inngest.createFunction(
     {
