@@ -20,6 +20,20 @@ export const planKills = (rng, count) =>
   Array.from({ length: count }, (_, i) => ({ kind: killKind(i + 1), waitMs: rng.between(300, 3000), aimMs: killKind(i + 1) === "send" ? rng.between(0, 8) : rng.between(0, 40) }));
 
 /**
+ * Sends a held-back `instance` and waits until its aimed step reports to the counter, then `aimMs`
+ * more: the moment kill `k` comes. Answers how the kill was aimed, for the log.
+ */
+async function aimAtHeldBack(instance, step, k, aimMs, heldBack, aimedKills) {
+  const reported = nextAimedHit(instance.root);
+  heldBack.push(sendUntilAccepted([instance]));
+  const hit = await Promise.race([reported.then(() => true), sleep(10_000).then(() => false)]);
+  if (!hit) return `at a random moment (${instance.root}'s aimed step did not run within 10 s)`;
+  await sleep(aimMs);
+  aimedKills.push({ kill: k, root: instance.root, afterMs: aimMs });
+  return `${aimMs.toFixed(0)} ms after ${instance.root}'s ${step}`;
+}
+
+/**
  * Sends every request (`requests`, the `remote` events, the instances held back for the aimed
  * kills and the outage's `burst`, and last the `lateReplies`) while making the planned `kills`,
  * the kills at a minute and the outage; `instances` are all the events, for the log. Answers when
@@ -67,28 +81,12 @@ export async function sendThroughKills({ kills, requests, remote, aimed, aimedBu
       // Aimed at buffered checkpoints: a held-back chaos/buffered instance goes out now, and the kill
       // comes 0–40 ms after its third step's body reports: the results of the first two (and maybe the
       // third) are not written yet, so they run again after the restart.
-      const instance = aimedBuffered.shift();
-      const reported = nextAimedHit(instance.root);
-      heldBack.push(sendUntilAccepted([instance]));
-      const hit = await Promise.race([reported.then(() => true), sleep(10_000).then(() => false)]);
-      if (hit) {
-        await sleep(aimMs);
-        how = `${aimMs.toFixed(0)} ms after ${instance.root}'s third step (its results buffered) began`;
-        aimedKills.push({ kill: k, root: instance.root, afterMs: aimMs });
-      } else how = `at a random moment (${instance.root}'s third step did not run within 10 s)`;
+      how = await aimAtHeldBack(aimedBuffered.shift(), "third step (its results buffered) began", k, aimMs, heldBack, aimedKills);
     } else if (kind === "send") {
       // Aimed at a send: a held-back chaos/derived instance goes out now, and the kill comes
       // 0–8 ms after the counter answers its first step, the window in which that step's result,
       // the `step.sendEvent` after it and the delivery of its events (D1, then the queue) commit.
-      const instance = aimed.shift();
-      const answered = nextAimedHit(instance.root);
-      heldBack.push(sendUntilAccepted([instance]));
-      const hit = await Promise.race([answered.then(() => true), sleep(10_000).then(() => false)]);
-      if (hit) {
-        await sleep(aimMs);
-        how = `${aimMs.toFixed(0)} ms after ${instance.root}'s first step (a send follows) returned`;
-        aimedKills.push({ kill: k, root: instance.root, afterMs: aimMs });
-      } else how = `at a random moment (${instance.root}'s first step did not run within 10 s)`;
+      how = await aimAtHeldBack(aimed.shift(), "first step (a send follows) returned", k, aimMs, heldBack, aimedKills);
     }
     const killMs = await killServer();
     log(`kill -9 #${k} ${how} (server life ${server.life}, its group gone in ${killMs} ms); ${accepted.size}/${instances.length} events accepted so far`);

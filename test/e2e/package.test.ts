@@ -21,6 +21,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { childEnv, freePort, signalGroup, stopProcessGroup } from "../../bench/lib/processes.mjs";
 import { createApp, NODE_APP_FUNCTION_IDS, serveApp } from "./remoteApp.ts";
+import { waitFor } from "./wrangler.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const NPM = process.platform === "win32" ? "npm.cmd" : "npm";
@@ -76,28 +77,12 @@ async function startServer(command: string, args: string[], port: number, readyT
       process.removeListener("exit", killOnExit);
     },
   };
-  await until(`${command} ${args.join(" ")} on port ${port}`, 90_000, server, async () => {
+  await waitFor(`${command} ${args.join(" ")} on port ${port}`, 90_000, server, async () => {
     if (child.exitCode !== null) throw Object.assign(new Error(`exited (${child.exitCode})\n${log.slice(-4000)}`), { fatal: true });
     const res = await fetch(`${server.base}/v1/functions`, { signal: AbortSignal.timeout(2_000) });
     return res.status < 500 && (readyText === undefined || log.includes(readyText)) ? true : undefined;
   });
   return server;
-}
-
-async function until<T>(what: string, timeoutMs: number, server: Pick<Server, "log">, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      if ((err as { fatal?: boolean }).fatal) throw err;
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${String(last)})` : ""}\n--- output (tail) ---\n${server.log().slice(-4000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 interface RunDetail {
@@ -114,7 +99,7 @@ async function sendEvent(server: Server, name: string, data: object): Promise<st
 
 /** The event's run, once `done` says it is far enough along. */
 function runOf(server: Server, eventId: string, done: (run: RunDetail) => boolean): Promise<RunDetail> {
-  return until(`the run of ${eventId}`, RUN_TIMEOUT_MS, server, async () => {
+  return waitFor(`the run of ${eventId}`, RUN_TIMEOUT_MS, server, async () => {
     const runs = (await (await fetch(`${server.base}/v1/events/${eventId}/runs`)).json()) as { data?: { run_id: string }[] };
     const runId = runs.data?.[0]?.run_id;
     if (!runId) return undefined;
@@ -224,12 +209,12 @@ describe("the stepflare package", () => {
       const apps = (await (await fetch(`${server!.base}/v1/apps`)).json()) as { data: { id: string; functions: { id: string }[] }[] };
       return apps.data.find((app) => app.id === "node-app")?.functions.map((fn) => fn.id).sort();
     };
-    await until("the app's first sync", 30_000, server!, async () => ((await functionIds())?.length === NODE_APP_FUNCTION_IDS.length ? true : undefined));
+    await waitFor("the app's first sync", 30_000, server!, async () => ((await functionIds())?.length === NODE_APP_FUNCTION_IDS.length ? true : undefined));
     // The app restarts on its port with one function: the next sync (1 s) replaces its functions.
     const url = new URL(remote!.url);
     await remote!.stop();
     remote = await serveApp(remoteApp!, remoteApp!.functions.slice(0, 1), Number(url.port));
-    await until("the app's sync after its change", 30_000, server!, async () => ((await functionIds())?.join() === "node-app-multi-step" ? true : undefined));
+    await waitFor("the app's sync after its change", 30_000, server!, async () => ((await functionIds())?.join() === "node-app-multi-step" ? true : undefined));
     expect(server!.log()).toContain("synced app node-app");
   }, 90_000);
 
