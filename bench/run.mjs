@@ -312,12 +312,19 @@ async function verifyIngest(ctx, checks, sfPersist) {
     "SUM(EXISTS (SELECT 1 FROM runs r WHERE r.event_id = e.id AND r.function_id = 'bench-ingest-noop')) AS indexed " +
     "FROM events e WHERE e.name = 'bench/ingest' GROUP BY tag";
   let rows;
-  try {
-    const out = await wrangler(["d1", "execute", "DB", "--local", "--persist-to", sfPersist, "--config", SF_CONFIG, "--json", "--command", sql], { cwd: ROOT });
-    rows = JSON.parse(out)[0].results;
-  } catch (err) {
-    ctx.problem(`ingest: could not query D1: ${err.message}`);
-    return;
+  // The running server may hold the database's write lock (runs write their ends to the index as they finish): a busy read tries again.
+  for (let attempt = 1; rows === undefined; attempt++) {
+    try {
+      const out = await wrangler(["d1", "execute", "DB", "--local", "--persist-to", sfPersist, "--config", SF_CONFIG, "--json", "--command", sql], { cwd: ROOT });
+      rows = JSON.parse(out)[0].results;
+    } catch (err) {
+      if (attempt < 30 && /SQLITE_BUSY|database is locked/.test(err.message)) {
+        await sleep(2000);
+        continue;
+      }
+      ctx.problem(`ingest: could not query D1 (attempt ${attempt}): ${err.message.slice(-600)}`);
+      return;
+    }
   }
   const byTag = new Map(rows.map((row) => [row.tag, row]));
   for (const c of checks) {
