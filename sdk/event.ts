@@ -92,4 +92,11 @@ export interface StoredEvent<TData extends object = Record<string, any>> {
   ts: number;
   user?: Record<string, unknown>;
   v?: string;
+  /**
+   * Set by the engine, never by a sender: how many events in a row, each sent by a run the one
+   * before it started, led to this one (absent: 0, an event from outside). The runaway guard
+   * (docs/production.md "Runaway guards") refuses a send past `STEPFLARE_MAX_EVENT_DEPTH`.
+   * Handlers do not see it.
+   */
+  depth?: number;
 }

@@ -57,6 +57,23 @@ export const prioritySchema = z.object({ run: z.string().min(1).max(1024) }).str
 export const batchEventsSchema = z.object({ maxSize: z.number().int().min(1).max(1000), timeout: boundedDuration("batchEvents.timeout", 1000, 60_000), key: keySchema }).strict();
 export type BatchEvents = z.output<typeof batchEventsSchema>;
 
+/** The event the engine sends when a budget pauses a function (`scope: "function"`) or every function (`scope: "account"`). */
+export const BUDGET_EXCEEDED_EVENT = "stepflare/function.budget_exceeded";
+
+/** How long a budget's window is: an hour, or a UTC day. */
+export const BUDGET_PERIODS = { "1h": 3_600_000, "1d": DAY_MS } as const;
+
+/**
+ * Beyond Inngest: `budget` pauses the function once it has started `runs` runs, or its runs have
+ * taken `steps` steps, in the current `period` ("1h": the clock hour, "1d": the UTC day), and sends
+ * `stepflare/function.budget_exceeded` once (docs/flow-control.md "Budgets").
+ */
+export const budgetSchema = z
+  .object({ runs: z.number().int().min(1).max(100_000_000).optional(), steps: z.number().int().min(1).max(1_000_000_000).optional(), period: z.enum(["1h", "1d"]) })
+  .strict()
+  .refine((budget) => budget.runs !== undefined || budget.steps !== undefined, "a budget needs `runs`, `steps` or both");
+export type Budget = z.output<typeof budgetSchema>;
+
 /** The flow-control options of a function's config (all optional; only functions that ask pay). */
 export const flowConfigSchema = {
   rateLimit: rateLimitSchema.optional(),
@@ -67,6 +84,7 @@ export const flowConfigSchema = {
   singleton: singletonSchema.optional(),
   concurrency: concurrencySchema.optional(),
   priority: prioritySchema.optional(),
+  budget: budgetSchema.optional(),
 };
 
 /** A function's flow control, with its key expressions compiled. */
@@ -81,6 +99,8 @@ export interface FlowControl {
   concurrency?: (ConcurrencyLimit & { keyOf: KeyOf })[];
   /** Seconds a run waiting for a concurrency slot moves ahead of (positive) or behind others. */
   priorityOf?: (event: StoredEvent) => number;
+  /** Runs and steps per hour or day, past which the function is paused: checked at each run's start. */
+  budget?: Budget & { periodMs: number };
 }
 
 /**
@@ -121,6 +141,7 @@ export function compileFlowControl(options: { [K in keyof typeof flowConfigSchem
       }
     };
   }
+  if (options.budget) flow.budget = { ...options.budget, periodMs: BUDGET_PERIODS[options.budget.period] };
   if (flow.debounce && flow.batchEvents) throw new TypeError(`${owner}: debounce and batchEvents cannot be combined`);
   return flow;
 }

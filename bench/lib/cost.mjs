@@ -1,14 +1,13 @@
+import prices from "../../worker/platform/listPrices.json" with { type: "json" };
+
 // What a run's billable operations (GET /v1/usage, per run) cost at Cloudflare's Workers Paid list
 // prices, ignoring the included allowances: the arithmetic of the docs' cost table, in one place.
 
-/** Dollars per million of each operation. A queue message is 3 operations (write, read, delete). */
-export const LIST_PRICES = {
-  doRequests: 0.15,
-  doRowsWritten: 1.0,
-  d1RowsWritten: 1.0,
-  queueMessages: 3 * 0.4,
-  workersRequests: 0.3,
-};
+/**
+ * Dollars per million of each operation (worker/platform/listPrices.json, which the engine's own
+ * run cost estimate reads too). A queue message is 3 operations (write, read, delete) of $0.40/M.
+ */
+export const LIST_PRICES = prices;
 
 /** The issue-21 goal for a million 5-step runs at list price, in dollars. */
 export const COST_GOAL_PER_MILLION = 12;

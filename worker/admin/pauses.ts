@@ -7,6 +7,7 @@ import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import { sendMessages } from "../queue/send.ts";
 import { startEventRun, starterIndexStatements } from "../runs/door.ts";
+import { flowObject } from "../flow/admission.ts";
 
 // Pausing a function (beyond Inngest): while paused, the events that trigger it are recorded and
 // its runs are not started; on resume they start in order, or are skipped if the pause said so.
@@ -23,6 +24,8 @@ export async function pauseFunction(env: Env, fn: StepflareFunction, skip: boole
 export async function resumeFunction(env: Env, fn: StepflareFunction, now = Date.now()): Promise<{ skip: boolean } | null> {
   const resumed = await markResumed(env, fn.id, now);
   if (!resumed) return null;
+  // A budget counts again from the resume, before the held events start against it.
+  if (fn.flow.budget) await flowObject(env, fn.id, "budget", "").resetBudget(now);
   await sendMessages(env, [{ type: "resume-page", functionId: fn.id, skip: resumed.skip }]);
   return resumed;
 }
@@ -42,17 +45,22 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
   if (!fn || (await pausedFunctions(env, true)).has(functionId)) return;
   const results = await pausedEventsPage(env, functionId, RESUME_PAGE);
   const entries: RunIndexEntry[] = [];
+  const done: typeof results = [];
   // One after another: runs start in the order their events came.
   for (const row of results) {
     const accepted = { event: toEvent(row), receivedAt: row.received_at };
     if (skip) {
+      done.push(row);
       entries.push({ runId: runIdFor(fn.id, row.id, row.received_at), functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
       continue;
     }
     const entry = await startEventRun(env, fn, accepted, row.position);
+    // Its budget, spent again, paused the function: this event stays held, and so do those after it.
+    if (!entry && fn.flow.budget && (await pausedFunctions(env)).has(functionId)) break;
     if (entry) entries.push(entry);
+    done.push(row);
   }
-  const more = results.length === RESUME_PAGE;
-  await env.DB.batch([...starterIndexStatements(env, entries), ...resumePageDoneStatements(env, functionId, results, more)]);
+  const more = results.length === RESUME_PAGE || done.length < results.length;
+  await env.DB.batch([...starterIndexStatements(env, entries), ...resumePageDoneStatements(env, functionId, done, more)]);
   if (more) await sendMessages(env, [{ type: "resume-page", functionId, skip }]);
 }

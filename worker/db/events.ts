@@ -15,6 +15,8 @@ export interface EventRow {
   ts: number;
   received_at: number;
   dispatched_at: number | null;
+  /** The runaway guard's chain depth (NULL: 0, an event from outside). */
+  depth?: number | null;
 }
 
 /**
@@ -33,11 +35,11 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
   const firsts = firstOfEachId(events);
   if (firsts.length === 0) return [];
   // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them.
-  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
+  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts, e.depth || null]));
   // The dedup check uses the primary key (id, received_at).
   const statement = db.prepare(
-    `INSERT INTO events (id, name, data, user, v, ts, received_at)
-     SELECT sent.value ->> 0, sent.value ->> 1, sent.value ->> 2, sent.value ->> 3, sent.value ->> 4, sent.value ->> 5, ?2
+    `INSERT INTO events (id, name, data, user, v, ts, received_at, depth)
+     SELECT sent.value ->> 0, sent.value ->> 1, sent.value ->> 2, sent.value ->> 3, sent.value ->> 4, sent.value ->> 5, ?2, sent.value ->> 6
      FROM json_each(?1) AS sent
      WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = sent.value ->> 0 AND events.received_at >= ?3)
      RETURNING id`,
@@ -184,6 +186,7 @@ export function toEvent(row: EventRow): StoredEvent {
     ts: row.ts,
     ...(row.user ? { user: JSON.parse(row.user) as Record<string, unknown> } : {}),
     ...(row.v ? { v: row.v } : {}),
+    ...(row.depth ? { depth: row.depth } : {}),
   };
 }
 

@@ -19,18 +19,24 @@ export async function pausedFunctions(env: Env, fresh = false): Promise<Readonly
   return cached.paused;
 }
 
+/** Why each paused function is paused (null: an operator paused it), read fresh: the REST API's and dashboard's listing. */
+export async function pauseReasons(env: Env): Promise<Map<string, string | null>> {
+  const { results } = await env.DB.prepare("SELECT function_id, reason FROM function_pauses WHERE resumed_at IS NULL").all<{ function_id: string; reason: string | null }>();
+  return new Map(results.map((row) => [row.function_id, row.reason]));
+}
+
 /** Records that `accepted` came for paused functions, to be started on resume. */
 export async function recordPausedEvent(env: Env, functionIds: string[], { event, receivedAt }: AcceptedEvent, position: number): Promise<void> {
   const statement = env.DB.prepare("INSERT INTO paused_events (function_id, event_id, received_at, position) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING");
   await env.DB.batch(functionIds.map((id) => statement.bind(id, event.id, receivedAt, position)));
 }
 
-/** Records a pause (or changes its `skip`); this isolate sees it at once. */
-export async function insertPause(env: Env, functionId: string, skip: boolean, now: number): Promise<void> {
+/** Records a pause (or changes its `skip`), with why when the engine paused it (a budget); this isolate sees it at once. */
+export async function insertPause(env: Env, functionId: string, skip: boolean, now: number, reason: string | null = null): Promise<void> {
   await env.DB.prepare(
-    "INSERT INTO function_pauses (function_id, paused_at, skip) VALUES (?1, ?2, ?3) ON CONFLICT(function_id) DO UPDATE SET skip = excluded.skip, resumed_at = NULL",
+    "INSERT INTO function_pauses (function_id, paused_at, skip, reason) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(function_id) DO UPDATE SET skip = excluded.skip, resumed_at = NULL, reason = excluded.reason",
   )
-    .bind(functionId, now, skip ? 1 : 0)
+    .bind(functionId, now, skip ? 1 : 0, reason)
     .run();
   cached?.paused.add(functionId);
 }

@@ -23,6 +23,9 @@ export interface RunIndexEntry {
   parentRunId?: string;
   /** Why flow control skipped it (status Skipped). */
   skipReason?: string;
+  /** Written with its end: its steps, and its estimated cost in dollars at list price (runs/runCost.ts). */
+  steps?: number;
+  costUsd?: number;
 }
 
 /** Statement recording a started run; never overwrites a row that already learned its end. */
@@ -39,10 +42,30 @@ export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1Prepar
 export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-       ON CONFLICT(id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at`,
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at, steps, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+       ON CONFLICT(id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,
+         steps = COALESCE(excluded.steps, steps), cost_usd = COALESCE(excluded.cost_usd, cost_usd)`,
     )
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null);
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null, run.steps ?? null, run.costUsd ?? null);
+}
+
+/**
+ * The steps the runs of `functionId` started since `since` took, as their ends told the index (a
+ * function's `budget.steps`; a run not over yet counts once it ends).
+ */
+export async function stepsSince(db: D1Database, functionId: string, since: number): Promise<number> {
+  // Uses index runs_function_started, then each run's row for its steps.
+  const row = await db.prepare("SELECT COALESCE(SUM(steps), 0) AS n FROM runs WHERE function_id = ?1 AND started_at >= ?2").bind(functionId, since).first<{ n: number }>();
+  return row?.n ?? 0;
+}
+
+/**
+ * Dollars at list price the runs started since `since` cost, as their ends told the index (the
+ * account's daily budget). Reads every run of the window (index runs_started, then each row).
+ */
+export async function spendSince(db: D1Database, since: number): Promise<number> {
+  const row = await db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1").bind(since).first<{ usd: number }>();
+  return row?.usd ?? 0;
 }
 
 export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
@@ -135,6 +158,8 @@ export async function listRuns(db: D1Database, filter: RunFilter, cursor: PageCu
 /** A function's runs by status since a time, and per hour its runs and failures (the dashboard's counts and chart). */
 export interface FunctionStats {
   byStatus: Partial<Record<RunStatus, number>>;
+  /** The estimated cost of the runs that ended, in dollars at list price (written with each run's end). */
+  costUsd: number;
   hours: { hour: number; runs: number; failures: number }[];
 }
 
@@ -149,15 +174,16 @@ export interface FunctionStats {
 export async function functionStats(db: D1Database, since: number): Promise<Map<string, FunctionStats>> {
   const rows = (
     await db
-      .prepare("SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n FROM runs WHERE started_at >= ?1 GROUP BY function_id, status, hour")
+      .prepare("SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1 GROUP BY function_id, status, hour")
       .bind(since)
-      .all<{ function_id: string; status: RunStatus; hour: number; n: number }>()
+      .all<{ function_id: string; status: RunStatus; hour: number; n: number; usd: number }>()
   ).results;
   const stats = new Map<string, FunctionStats>();
   for (const row of rows) {
     let entry = stats.get(row.function_id);
-    if (!entry) stats.set(row.function_id, (entry = { byStatus: {}, hours: [] }));
+    if (!entry) stats.set(row.function_id, (entry = { byStatus: {}, costUsd: 0, hours: [] }));
     entry.byStatus[row.status] = (entry.byStatus[row.status] ?? 0) + row.n;
+    entry.costUsd += row.usd;
     const hourStart = row.hour * 3_600_000;
     let hour = entry.hours.find((h) => h.hour === hourStart);
     if (!hour) entry.hours.push((hour = { hour: hourStart, runs: 0, failures: 0 }));

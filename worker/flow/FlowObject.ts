@@ -7,12 +7,15 @@ import { collect, releaseWhenDue, type CollectAsk } from "./collect.ts";
 import { acquireSlot, grantWaiting, releaseSlot } from "./concurrency.ts";
 import type { Coordinator } from "./coordinator.ts";
 import { admit, type FlowAnswer, type FlowAsk } from "./decisions.ts";
+import { decideBudget, resetBudget, type BudgetAnswer, type BudgetAsk } from "./budget.ts";
+import { stepsSince } from "../db/runs.ts";
 import { FlowStore, type ThrottleRate } from "./state.ts";
 import { acquireStart, grantStarts, withdrawStart, type StartAnswer } from "./throttle.ts";
 
 export { LEASE_MS } from "./concurrency.ts";
 export type { CollectAsk } from "./collect.ts";
 export type { FlowAnswer, FlowAsk } from "./decisions.ts";
+export type { BudgetAnswer, BudgetAsk } from "./budget.ts";
 export type { ThrottleRate } from "./state.ts";
 export type { StartAnswer } from "./throttle.ts";
 
@@ -49,6 +52,18 @@ export class FlowObject extends DurableObject<Env> {
   async admit(ask: FlowAsk, now = Date.now()): Promise<FlowAnswer> {
     usage.doRequests++;
     return admit(this.coordinator, ask, now);
+  }
+
+  /** Counts a run of `functionId` against its budget, or answers that the budget is spent (flow/budget.ts). */
+  async budget(functionId: string, ask: BudgetAsk, now = Date.now()): Promise<BudgetAnswer> {
+    usage.doRequests++;
+    return decideBudget(this.coordinator, ask, now, (since) => stepsSince(this.env.DB, functionId, since));
+  }
+
+  /** The function was resumed: its budget counts again from now (flow/budget.ts). */
+  async resetBudget(now = Date.now()): Promise<void> {
+    usage.doRequests++;
+    resetBudget(this.coordinator, now);
   }
 
   /** Collects an event for a debounce or a batch (flow/collect.ts). */

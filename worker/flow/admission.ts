@@ -3,6 +3,8 @@ import type { StepflareFunction } from "../../sdk/function.ts";
 import type { Env } from "../platform/env.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 import type { FlowAsk, FlowAnswer } from "./FlowObject.ts";
+import { recordPausedEvent } from "../db/pauses.ts";
+import { admitByBudget } from "./budgetAdmission.ts";
 
 // Flow control at dispatch (DESIGN "Flow control"): a function that asks for it gets its run's
 // start decided by one coordinator object per (function, option, key value); others pay nothing.
@@ -22,6 +24,14 @@ export function flowObject(env: Env, functionId: string, option: string, key: st
 export async function admitRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, runId: string, position: number): Promise<{ startAt: number } | { skipped: string } | "none"> {
   const { event, receivedAt } = accepted;
   const flow = fn.flow;
+  // A spent budget pauses the function: this event is held for the resume, as a paused function's are.
+  const heldByBudget = async () => {
+    if (!flow.budget || (await admitByBudget(env, fn, runId))) return false;
+    await recordPausedEvent(env, [fn.id], accepted, position);
+    return true;
+  };
+  // A debounce's or batch's events count against a budget as they come (their run starts later).
+  if ((flow.debounce || flow.batchEvents) && (await heldByBudget())) return "none";
   if (flow.debounce) {
     const { period, timeout, keyOf, events } = flow.debounce;
     await flowObject(env, fn.id, "debounce", keyOf(event)).collect({ kind: "debounce", functionId: fn.id, accepted, position, period, ...(timeout !== undefined ? { timeout } : {}), keepAll: events === "all" });
@@ -46,6 +56,7 @@ export async function admitRun(env: Env, fn: StepflareFunction, accepted: Accept
     const answer = await ask("singleton", flow.singleton.keyOf(event), { kind: "singleton", runId, mode: flow.singleton.mode });
     if (!answer.start) return { skipped: answer.reason };
   }
+  if (await heldByBudget()) return "none";
   // A throttle (like a concurrency limit) is asked by the run itself, at its first invocation: so
   // that runs waiting for their start can be reordered by priority.
   return { startAt };

@@ -31,6 +31,11 @@ export interface FlowState {
   keep_all: boolean;
   /** Batches: the most events a run takes. */
   max_size: number;
+  /** Budgets: the window counted (its start), the runs started in it, the last resume, and how many resumes there were. */
+  budget_window: number;
+  budget_runs: number;
+  budget_reset_at: number;
+  budget_round: number;
 }
 
 /** How each field is stored as text (the format the first coordinators wrote, kept for the objects that exist). */
@@ -47,6 +52,10 @@ const CODECS: { [K in keyof FlowState]: { encode(value: FlowState[K]): string; d
   delay: numberCodec(),
   keep_all: { encode: (value) => (value ? "1" : "0"), decode: (text) => text === "1" },
   max_size: numberCodec(),
+  budget_window: numberCodec(),
+  budget_runs: numberCodec(),
+  budget_reset_at: numberCodec(),
+  budget_round: numberCodec(),
 };
 
 function numberCodec(): { encode(value: number): string; decode(text: string): number } {

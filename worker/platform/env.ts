@@ -21,6 +21,10 @@ export interface Env {
   STEPFLARE_SIGNING_KEY?: string;
   /** Days events, runs index rows and finished runs are kept (a positive whole number; default 30). */
   STEPFLARE_RETENTION_DAYS?: string;
+  /** Events in a row a chain of runs may send before a send fails its step (default 32; platform/guardSettings.ts). */
+  STEPFLARE_MAX_EVENT_DEPTH?: string;
+  /** Dollars at list price the whole account may spend in a UTC day before every function is paused (unset: no limit). */
+  STEPFLARE_BUDGET_DAILY?: string;
 }
 
 /**

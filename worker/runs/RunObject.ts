@@ -18,6 +18,7 @@ import { DAY_MS, nextAlarm } from "./alarm.ts";
 import { RunDelivery, type CancellationRef } from "./delivery.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
+import { endEventsWithinLimit } from "./depth.ts";
 import { RunSlots } from "./slots.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
@@ -404,7 +405,7 @@ export class RunObject extends DurableObject<Env> {
     // In the end's own commit, so a kill right after it still gives them back; while an invocation
     // holds the slots (a step body may still run), the give-back waits for its release.
     const flow = fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
-    const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow })];
+    const entries = [{ kind: "events" as const, events: endEventsWithinLimit(this.env, run, [...events, ...finishedEvents(run, status, result)]) }, ...endEntries(run, status, result, { waits, flow })];
     this.store.end(status, Date.now(), result, entries);
     this.delivery.endDelivered = false;
     await this.rearm();

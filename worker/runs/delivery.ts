@@ -7,6 +7,7 @@ import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { deliverEntry } from "./outbox.ts";
+import { costInDollars, runUsage } from "./runCost.ts";
 import type { RunRecord, RunStore } from "./RunStore.ts";
 
 // Delivery of what leaves a run (DESIGN "An outbox for everything that leaves a run"): the outbox's
@@ -47,6 +48,8 @@ export class RunDelivery {
   private async sendOutbox(): Promise<void> {
     const target = {
       runId: this.store.run()?.id ?? "",
+      functionId: this.store.run()?.functionId ?? "",
+      events: this.store.run()?.events ?? [],
       resolveWait: (stepId: string, index: number, event: StoredEvent) => this.target.resolveWait(stepId, index, event),
       resolveInvoke: (stepId: string, result: InvokeResult) => this.target.resolveInvoke(stepId, result),
       cancel: (reason: CancelReason) => void this.target.cancel(reason),
@@ -93,7 +96,10 @@ export class RunDelivery {
     // third of the run's queue bill. The upsert is idempotent and writes the whole row if the run
     // never wrote one; a row written before never overwrites an end.
     try {
-      await this.env.DB.batch([endRunStatement(this.env.DB, { ...indexEntryOf(run), endedAt: run.endedAt ?? Date.now() })]);
+      // Its steps and estimated cost ride on the same row (a function's budget and the account's sum them).
+      const steps = [...this.store.steps().values()];
+      const costUsd = costInDollars(runUsage(run, steps));
+      await this.env.DB.batch([endRunStatement(this.env.DB, { ...indexEntryOf(run), endedAt: run.endedAt ?? Date.now(), steps: steps.length, costUsd })]);
       this.endDelivered = true;
     } catch (err) {
       createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not write the run's end to the runs index; will retry", { error: String(err) });

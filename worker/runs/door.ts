@@ -2,9 +2,10 @@ import type { StepflareFunction } from "../../sdk/function.ts";
 import { pausedFunctions, recordPausedEvent } from "../db/pauses.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import { admitRun } from "../flow/admission.ts";
+import { admitByBudget } from "../flow/budgetAdmission.ts";
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
-import { allFunctions } from "../platform/registry.ts";
+import { allFunctions, findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 import type { RunInit } from "./RunObject.ts";
@@ -44,10 +45,13 @@ export class FunctionPausedError extends StepflareError {
 
 /**
  * Starts a run not triggered by an event (a cron, an invoke, a manual trigger, a rerun), or throws
- * FunctionPausedError if its function is paused: such a start has no event to hold for the resume.
+ * FunctionPausedError if its function is paused (or its budget, now spent, pauses it): such a
+ * start has no event to hold for the resume.
  */
 export async function startDirectRun(env: Env, start: RunStart): Promise<RunIndexEntry> {
   if ((await pausedFunctions(env)).has(start.functionId)) throw new FunctionPausedError(start.functionId);
+  const fn = findFunction(start.functionId);
+  if (fn?.flow.budget && !(await admitByBudget(env, fn, start.runId))) throw new FunctionPausedError(start.functionId);
   return startRun(env, start);
 }
 

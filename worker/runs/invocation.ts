@@ -16,6 +16,7 @@ import type { CallCheckpoints } from "../remote/checkpoints.ts";
 import { executeRemoteRun } from "../remote/execute.ts";
 import { RemoteFunction } from "../remote/function.ts";
 import { appRequestSigner } from "../remote/signer.ts";
+import { atDepth, chainRefusal, runDepth, withoutDepth } from "./depth.ts";
 import { requestEntries, waitStepRows } from "./outbox.ts";
 import { resolutionTime } from "./records.ts";
 import { lastLook } from "./waits.ts";
@@ -120,7 +121,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   const host = runHost(ctx, current, fn.bufferedSteps);
   const input = {
     runId: current.id,
-    events: current.events,
+    events: withoutDepth(current.events),
     handlerFailures: current.handlerFailures,
     retries: fn.retries,
     stepTimeoutMs: fn.stepTimeoutMs,
@@ -171,7 +172,7 @@ function runHost(ctx: InvocationContext, run: RunRecord, buffered: StepflareFunc
       store.saveStep(step, entries);
       if (entries.length > 0) void ctx.deliverOutbox();
     },
-    prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
+    prepareEvents: (events, idAt) => prepareStepEvents(ctx.env, run, events, idAt),
     // The run's record (first invocation) or this invocation's start is durable before a step body
     // runs: a body that kills the isolate must find it, or its next start would run it again.
     ready: durable,
@@ -180,9 +181,14 @@ function runHost(ctx: InvocationContext, run: RunRecord, buffered: StepflareFunc
   };
 }
 
-/** Events a step sends are validated like the event API's; bad ones fail the step for good. */
-function prepareStepEvents(events: unknown[], idAt: (position: number) => string): StoredEvent[] {
+/**
+ * Events a step sends are validated like the event API's; bad ones fail the step for good, and so
+ * does a send past the event chain's depth limit (runs/depth.ts). Each is one level deeper than the run.
+ */
+function prepareStepEvents(env: Env, run: RunRecord, events: unknown[], idAt: (position: number) => string): StoredEvent[] {
   if (events.length === 0) return [];
+  const tooDeep = chainRefusal(env, run);
+  if (tooDeep) throw new NonRetriableError(`step.sendEvent: ${tooDeep}`);
   let parsed: StoredEvent[];
   try {
     parsed = parseEvents(events, idAt);
@@ -192,7 +198,7 @@ function prepareStepEvents(events: unknown[], idAt: (position: number) => string
   // One send carries at most what one request to the event API may.
   const bytes = utf8Bytes(JSON.stringify(parsed));
   if (bytes > MAX_REQUEST_BYTES) throw new NonRetriableError(`step.sendEvent: the events are ${bytes} bytes; the limit is ${MAX_REQUEST_BYTES} bytes (3 MiB) per send`);
-  return parsed;
+  return atDepth(parsed, runDepth(run.events) + 1);
 }
 
 /**

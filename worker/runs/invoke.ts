@@ -13,15 +13,16 @@ export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
 /**
  * Starts a run of `fn` now with `data`, without matching any trigger (the service binding's
  * `invoke`, and `step.invoke`'s child). A child's id derives from its parent
- * and step, so an invoke delivered twice starts one child; other invocations get a fresh id.
+ * and step, so an invoke delivered twice starts one child; other invocations get a fresh id. A
+ * child's event is `depth` deep in its chain of events (runs/depth.ts); others start one at 0.
  *
  * @example
  * const { runId } = await startInvokedRun(env, fn, { orderId: "o1" });
  */
-export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Record<string, unknown>, parent?: RunParent): Promise<{ runId: string; status: RunStatus }> {
+export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Record<string, unknown>, parent?: RunParent, depth = 0): Promise<{ runId: string; status: RunStatus }> {
   const now = Date.now();
   const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
-  const event: StoredEvent = { id: parent ? engineEventId(runId, "invoked") : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now };
+  const event: StoredEvent = { id: parent ? engineEventId(runId, "invoked") : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now, ...(depth > 0 ? { depth } : {}) };
   const entry = await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
   return { runId, status: entry.status };
 }

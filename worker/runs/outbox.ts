@@ -7,6 +7,7 @@ import { deleteRunWaitsStatement, deleteWaitsStatement, type WaitRow } from "../
 import type { Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { startInvokedRun } from "./invoke.ts";
+import { chainRefusal, runDepth } from "./depth.ts";
 import { FunctionPausedError, runObject } from "./door.ts";
 import { allFunctions, findFunction } from "../platform/registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
@@ -102,6 +103,9 @@ export function endEntries(
 /** What delivering an entry may do to the run that sent it. */
 export interface OutboxRun {
   runId: string;
+  functionId: string;
+  /** The events that started the run: its depth in a chain of events (runs/depth.ts). */
+  events: readonly StoredEvent[];
   /** An event the waits index already held resolves a wait step of this run. */
   resolveWait(stepId: string, index: number, event: StoredEvent): Promise<unknown>;
   /** An invoke step of this run ends without a child (the function is not registered). */
@@ -149,8 +153,11 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
         await run.resolveInvoke(entry.stepId, { error });
         return;
       }
+      // A child is one level deeper in the chain than its parent: past the limit, the invoke fails for good.
+      const tooDeep = chainRefusal(env, { id: run.runId, functionId: run.functionId, events: run.events });
+      if (tooDeep) return void (await run.resolveInvoke(entry.stepId, { error: { name: "NonRetriableError", message: `step.invoke: ${tooDeep}` } }));
       try {
-        await startInvokedRun(env, fn, entry.data, { runId: run.runId, stepId: entry.stepId });
+        await startInvokedRun(env, fn, entry.data, { runId: run.runId, stepId: entry.stepId }, runDepth(run.events) + 1);
       } catch (err) {
         // A paused function starts no child: the invoke fails at once, and the parent may catch it.
         if (!(err instanceof FunctionPausedError)) throw err;

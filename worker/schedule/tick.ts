@@ -10,6 +10,7 @@ import { runDueCrons } from "./crons.ts";
 import { resumeStalledCancellations } from "../admin/cancellations.ts";
 import { resumeStalledResumes } from "../admin/pauses.ts";
 import { pruneExpiredWaitsStatement } from "../db/waits.ts";
+import { checkAccountBudget } from "./accountBudget.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -60,6 +61,7 @@ export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: T
     pruneExpired(env, now),
     resumeStalledCancellations(env, now),
     resumeStalledResumes(env, now),
+    checkAccountBudget(env, now),
   ]);
   return { redispatched, cronRuns: crons.started.length, nextCronAt: crons.nextAt };
 }

@@ -89,9 +89,11 @@ export const functionViewSchema = z
     triggers: z.array(z.union([z.object({ event: z.string(), if: z.string().optional() }), z.object({ cron: z.string() })])),
     config: z.record(z.string(), z.unknown()).openapi({ description: "retries, flow control, timeouts, ... as the function declared them" }),
     paused: z.boolean(),
+    pause_reason: z.string().optional().openapi({ description: "Why the engine paused it (a budget); absent when an operator did, or when it is not paused" }),
     crons: z.array(z.object({ cron: z.string(), timezone: z.string(), next_run_at: isoTime.nullable() })),
     stats: z.object({
       by_status: z.partialRecord(runStatusSchema, z.number().int()).openapi({ description: "Runs started in the last 24 hours, by status" }),
+      cost_usd: z.number().openapi({ description: "Estimated cost of those runs that ended, in dollars at list price: the function's cost per day" }),
       hours: z.array(z.object({ hour: isoTime, runs: z.number().int(), failures: z.number().int() })).openapi({ description: "Per hour of the last 24 with runs" }),
     }),
   })

@@ -3,7 +3,7 @@ import { triggerCronNow } from "../../schedule/crons.ts";
 import { functionStats, type FunctionStats } from "../../db/runs.ts";
 import type { Env } from "../../platform/env.ts";
 import { startInvokedRun } from "../../runs/invoke.ts";
-import { pausedFunctions } from "../../db/pauses.ts";
+import { pauseReasons } from "../../db/pauses.ts";
 import { pauseFunction, resumeFunction } from "../../admin/pauses.ts";
 import { allFunctions, findFunction } from "../../platform/registry.ts";
 import { parseJsonBody, readBodyText, SMALL_BODY_BYTES } from "../body.ts";
@@ -19,13 +19,14 @@ export const functionsRoutes = new Hono<{ Bindings: Env }>();
 
 functionsRoutes.get("/v1/functions", async (c) => {
   const now = Date.now();
-  const [paused, stats] = await Promise.all([pausedFunctions(c.env, true), functionStats(c.env.DB, now - STATS_WINDOW_MS)]);
+  const [paused, stats] = await Promise.all([pauseReasons(c.env), functionStats(c.env.DB, now - STATS_WINDOW_MS)]);
   const data: FunctionView[] = allFunctions().map((fn) => ({
     id: fn.id,
     name: fn.name,
     triggers: fn.triggers,
     config: fn.settings,
     paused: paused.has(fn.id),
+    ...(paused.get(fn.id) ? { pause_reason: paused.get(fn.id)! } : {}),
     // When each cron trigger fires next.
     crons: fn.crons.map((schedule) => ({ cron: schedule.source, timezone: schedule.timezone, next_run_at: isoOrNull(schedule.nextAfter(now)) })),
     stats: statsView(stats.get(fn.id)),
@@ -81,7 +82,7 @@ functionsRoutes.post("/v1/functions/:functionId/resume", async (c) => {
 });
 
 function statsView(stats: FunctionStats | undefined): FunctionView["stats"] {
-  return { by_status: stats?.byStatus ?? {}, hours: (stats?.hours ?? []).map((h) => ({ hour: new Date(h.hour).toISOString(), runs: h.runs, failures: h.failures })) };
+  return { by_status: stats?.byStatus ?? {}, cost_usd: stats?.costUsd ?? 0, hours: (stats?.hours ?? []).map((h) => ({ hour: new Date(h.hour).toISOString(), runs: h.runs, failures: h.failures })) };
 }
 
 function isoOrNull(time: number | null): string | null {

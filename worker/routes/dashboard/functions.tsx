@@ -1,5 +1,6 @@
 import { callApi, type AppView, type DashboardContext, type FunctionView } from "./api.ts";
 import { RunsChart } from "./chart.tsx";
+import { CostPerDay, PauseReason } from "./cost.tsx";
 import { Empty, Flash, formatDuration, FormActions, PageTitle, StatusBadge, Time, RUN_STATUSES } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 
@@ -36,6 +37,7 @@ function FunctionCard({ fn, now, appId }: { fn: FunctionView; now: number; appId
               app: {appId}
             </a>
           ) : null}
+          <PauseReason fn={fn} />
         </div>
         <a href={`/runs?function_id=${encodeURIComponent(fn.id)}`}>Runs →</a>
       </header>
@@ -51,6 +53,7 @@ function FunctionCard({ fn, now, appId }: { fn: FunctionView; now: number; appId
         <section>
           <h3>Last 24 hours</h3>
           <StatusCounts fn={fn} />
+          <CostPerDay fn={fn} />
           {fn.stats ? <RunsChart hours={fn.stats.hours} now={now} /> : null}
         </section>
       </div>

@@ -1,0 +1,55 @@
+import type { StepRecord } from "../../sdk/run.ts";
+import LIST_PRICES from "../platform/listPrices.json";
+import type { Usage } from "../platform/usage.ts";
+import type { RunRecord } from "./records.ts";
+
+// A run's estimated bill, written with its end to its row of the runs index (`cost_usd`): what the
+// account's daily budget sums and the dashboard shows per function. Estimated from the run's own
+// record with the per-run counts `npm run bench` measures (docs/performance.md "Cost"), since the
+// engine's counters (GET /v1/usage) belong to an isolate, not to a run.
+
+/** What one run is billed for, by operation (Usage's counters, plus the Workers request of its event). */
+export type RunUsage = Omit<Usage, "d1Statements"> & { workersRequests: number };
+
+/**
+ * A run's billable operations as measured per run: 1 Durable Object request and 2 + steps rows in
+ * its object, 9 D1 rows (its event and its index row) and 1 queue message; each invocation after
+ * the first adds a request (its alarm) and 2 rows; each event it sent adds its outbox row and its
+ * deletion, its 5 D1 rows and its queue message.
+ *
+ * @example
+ * runUsage(run, steps); // { doRequests: 1, doRowsWritten: 7, d1RowsWritten: 9, queueMessages: 1, workersRequests: 1 }
+ */
+export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRecord>): RunUsage {
+  let stepCount = 0;
+  let eventsSent = 0;
+  for (const step of steps) {
+    stepCount++;
+    if (step.kind === "sendEvent") eventsSent += sentIds(step.output);
+  }
+  const laterInvocations = Math.max(0, run.starts.length - 1);
+  return {
+    doRequests: 1 + laterInvocations,
+    doRowsWritten: 2 + stepCount + 2 * laterInvocations + 2 * eventsSent,
+    d1RowsWritten: 9 + 5 * eventsSent,
+    queueMessages: 1 + eventsSent,
+    workersRequests: 1,
+  };
+}
+
+/**
+ * Dollars at Cloudflare's Workers Paid list prices (worker/platform/listPrices.json, dollars per
+ * million; the included allowances ignored).
+ *
+ * @example
+ * costInDollars({ doRequests: 1, doRowsWritten: 7, d1RowsWritten: 9, queueMessages: 1, workersRequests: 1 }); // 0.00001765
+ */
+export function costInDollars(usage: RunUsage): number {
+  const perMillion = (Object.keys(LIST_PRICES) as (keyof RunUsage)[]).reduce((sum, key) => sum + usage[key] * LIST_PRICES[key], 0);
+  return perMillion / 1_000_000;
+}
+
+function sentIds(output: unknown): number {
+  const ids = (output as { ids?: unknown } | null | undefined)?.ids;
+  return Array.isArray(ids) ? ids.length : 0;
+}
