@@ -60,12 +60,12 @@ export type BatchEvents = z.output<typeof batchEventsSchema>;
 /** The event the engine sends when a budget pauses a function (`scope: "function"`) or every function (`scope: "account"`). */
 export const BUDGET_EXCEEDED_EVENT = "stepflare/function.budget_exceeded";
 
-/** How long a budget's window is: an hour, or a UTC day. */
+/** How far back a budget counts: the last hour, or the last 24 hours (a rolling window). */
 export const BUDGET_PERIODS = { "1h": 3_600_000, "1d": DAY_MS } as const;
 
 /**
  * Beyond Inngest: `budget` pauses the function once it has started `runs` runs, or its runs have
- * taken `steps` steps, in the current `period` ("1h": the clock hour, "1d": the UTC day), and sends
+ * taken `steps` steps, in the last `period` ("1h" or "1d", a rolling window), and sends
  * `stepflare/function.budget_exceeded` once (docs/flow-control.md "Budgets").
  */
 export const budgetSchema = z

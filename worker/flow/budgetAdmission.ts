@@ -31,14 +31,15 @@ export async function admitByBudget(env: Env, fn: StepflareFunction, runId: stri
 /** Pauses the function, then sends the event (its id names the crossing, so a retry sends it no second time). */
 async function pauseForBudget(env: Env, fn: StepflareFunction, spent: Extract<BudgetAnswer, { start: false }>, now: number): Promise<void> {
   const budget = fn.flow.budget!;
-  const windowStart = new Date(spent.windowStart).toISOString();
+  const since = new Date(spent.since).toISOString();
   const limits = [budget.runs !== undefined ? `${budget.runs} runs` : null, budget.steps !== undefined ? `${budget.steps} steps` : null].filter(Boolean).join(" or ");
-  const reason = `budget: ${limits} per ${budget.period} reached (${spent.used.runs} runs started${budget.steps !== undefined ? `, ${spent.used.steps} steps taken` : ""} since ${windowStart}); resume to start the events held meanwhile`;
+  const reason = `budget: ${limits} per ${budget.period} reached (${spent.used.runs} runs started${budget.steps !== undefined ? `, ${spent.used.steps} steps taken` : ""} since ${since}); resume to start the events held meanwhile`;
   await insertPause(env, fn.id, false, now, reason);
   const event: StoredEvent = {
-    id: engineEventId("budget", fn.id, String(spent.windowStart), String(spent.round)),
+    // Once per crossing: the function stays paused until a resume, which begins the next round.
+    id: engineEventId("budget", fn.id, String(spent.round)),
     name: BUDGET_EXCEEDED_EVENT,
-    data: { scope: "function", function_id: fn.id, budget: { runs: budget.runs ?? null, steps: budget.steps ?? null, period: budget.period }, used: spent.used, window_start: windowStart, reason },
+    data: { scope: "function", function_id: fn.id, budget: { runs: budget.runs ?? null, steps: budget.steps ?? null, period: budget.period }, used: spent.used, since, reason },
     ts: now,
   };
   await ingestEvents(env, [event]);

@@ -31,9 +31,7 @@ export interface FlowState {
   keep_all: boolean;
   /** Batches: the most events a run takes. */
   max_size: number;
-  /** Budgets: the window counted (its start), the runs started in it, the last resume, and how many resumes there were. */
-  budget_window: number;
-  budget_runs: number;
+  /** Budgets: the last resume, and how many resumes there were. */
   budget_reset_at: number;
   budget_round: number;
 }
@@ -52,8 +50,6 @@ const CODECS: { [K in keyof FlowState]: { encode(value: FlowState[K]): string; d
   delay: numberCodec(),
   keep_all: { encode: (value) => (value ? "1" : "0"), decode: (text) => text === "1" },
   max_size: numberCodec(),
-  budget_window: numberCodec(),
-  budget_runs: numberCodec(),
   budget_reset_at: numberCodec(),
   budget_round: numberCodec(),
 };

@@ -11,9 +11,9 @@ import { createLogger } from "../platform/logger.ts";
 import { allFunctions } from "../platform/registry.ts";
 
 // The account's daily budget (`STEPFLARE_BUDGET_DAILY`, docs/production.md "Runaway guards"),
-// checked by the tick each minute: once the runs started this UTC day cost more (their estimated
-// cost, written with each run's end), every function is paused and
-// `stepflare/function.budget_exceeded` (scope "account") is sent, once a day.
+// checked by the tick each minute: once the runs started in the last 24 hours cost more (their
+// estimated cost, written with each run's end), every function is paused and
+// `stepflare/function.budget_exceeded` (scope "account") is sent, at most once a UTC day.
 
 const DAY_MS = 86_400_000;
 
@@ -25,9 +25,9 @@ export interface AccountBudgetCheck {
 }
 
 /**
- * Sums the day's spend and, past the budget, pauses `functions` (every registered one) and sends
- * the day's event. Once a day: the event's id names the day, and a day whose event is in the log
- * was handled already, so an operator who resumes a function is not overruled until the next day.
+ * Sums the last 24 hours' spend and, past the budget, pauses `functions` (every registered one)
+ * and sends the day's event. At most once a UTC day: the event's id names the day, and a day whose
+ * event is in the log was handled already, so an operator who resumes is not overruled until the next day.
  * Without `STEPFLARE_BUDGET_DAILY` it reads nothing.
  *
  * @example
@@ -37,11 +37,11 @@ export async function checkAccountBudget(env: Env, now: number, functions: reado
   const budgetUsd = dailyBudget(env);
   if (budgetUsd === null) return null;
   const day = Math.floor(now / DAY_MS) * DAY_MS;
-  const spentUsd = await spendSince(env.DB, day);
+  const spentUsd = await spendSince(env.DB, now - DAY_MS);
   if (spentUsd <= budgetUsd) return { spentUsd, budgetUsd, paused: false };
   const eventId = engineEventId("budget", "account", String(day));
   if (await getEvent(env.DB, eventId)) return { spentUsd, budgetUsd, paused: false };
-  const reason = `account budget: $${spentUsd.toFixed(4)} spent since ${new Date(day).toISOString()}, over STEPFLARE_BUDGET_DAILY ($${budgetUsd}); resume each function to start the events held meanwhile`;
+  const reason = `account budget: $${spentUsd.toFixed(6)} spent in the last 24 hours, over STEPFLARE_BUDGET_DAILY ($${budgetUsd}); resume each function to start the events held meanwhile`;
   const paused = await pausedFunctions(env, true);
   for (const fn of functions) if (!paused.has(fn.id)) await insertPause(env, fn.id, false, now, reason);
   const event: StoredEvent = {
