@@ -194,6 +194,25 @@ describe("dashboard", () => {
     expect(problems).toEqual([]);
   });
 
+  it("shows each function's estimated cost per day beside its counts on the Functions page", async () => {
+    const [eventId] = await sendEvents([{ name: "demo/hello", data: { name: "Cost" } }]);
+    await runOf(eventId!, "hello", "Completed");
+    // The run's cost reaches the runs index with its end, which its object writes once it has ended.
+    const costUsd = await waitFor("the cost of hello's runs", RUN_TIMEOUT_MS, dev, async () => {
+      const res = await fetch(`${baseUrl}/v1/functions`);
+      const hello = ((await res.json()) as { data: { id: string; stats: { cost_usd: number } }[] }).data.find((fn) => fn.id === "hello");
+      return hello && hello.stats.cost_usd > 0 ? hello.stats.cost_usd : undefined;
+    });
+    const { page, problems } = await openPage("/");
+    const lastDay = page.locator("#fn-hello section", { has: page.locator("h3", { hasText: "Last 24 hours" }) });
+    await expect(lastDay.locator(".counts .badge.status-completed").count()).resolves.toBe(1);
+    const cost = lastDay.locator("p.cost");
+    expect((await cost.textContent())?.trim()).toMatch(/^est\. \$0\.0[0-9]+ \/ day$/);
+    expect(Number(await cost.getAttribute("data-cost-usd"))).toBeGreaterThanOrEqual(costUsd);
+    expect(await cost.getAttribute("title")).toContain("list prices");
+    expect(problems).toEqual([]);
+  });
+
   it("cancels the filtered runs in bulk from the Runs page", async () => {
     const ids = await sendEvents([1, 2].map((i) => ({ name: "tour/nap.requested", data: { sleepFor: "1h", i } })));
     const naps = await Promise.all(ids.map((id) => runOf(id, "tour-nap")));
