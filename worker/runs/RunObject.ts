@@ -18,7 +18,7 @@ import { DAY_MS, nextAlarm } from "./alarm.ts";
 import { RunDelivery, type CancellationRef } from "./delivery.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
-import { endEventsWithinLimit } from "./depth.ts";
+import { endEventsWithinLimit, withoutDepth } from "./depth.ts";
 import { RunSlots } from "./slots.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
@@ -124,7 +124,7 @@ export class RunObject extends DurableObject<Env> {
     const step = this.store.steps().get(stepId);
     const run = this.store.run();
     if (!step || !run || FINAL_STATUSES.has(run.status)) return "stale";
-    return this.applyResolution(resolveWait(step, index, event, resolutionTime(run, receivedAt)));
+    return this.applyResolution(resolveWait(step, index, withoutDepth([event])[0]!, resolutionTime(run, receivedAt)));
   }
 
   /** How a child run of this run's invoke step ended. Answers "stale" as resolveWait does. */

@@ -212,7 +212,7 @@ async function takeLateEvents(ctx: InvocationContext, run: RunRecord, now: numbe
   try {
     for (const { row, accepted } of await lastLook(ctx.env, timingOut.flatMap((step) => waitStepRows(run, step)))) {
       const step = ctx.store.steps().get(row.step_id);
-      const resolved = step && resolveWait(step, row.idx, accepted.event, resolutionTime(run, accepted.receivedAt, now));
+      const resolved = step && resolveWait(step, row.idx, withoutDepth([accepted.event])[0]!, resolutionTime(run, accepted.receivedAt, now));
       if (resolved) ctx.store.saveStep(resolved);
     }
   } catch (err) {

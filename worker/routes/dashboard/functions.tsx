@@ -90,7 +90,7 @@ function TriggerList({ fn }: { fn: FunctionView }) {
 }
 
 // The options that change when and how often runs start, shown first.
-const FLOW_KEYS = ["concurrency", "throttle", "rateLimit", "debounce", "priority", "batchEvents", "idempotency", "singleton"];
+const FLOW_KEYS = ["concurrency", "throttle", "rateLimit", "debounce", "priority", "batchEvents", "idempotency", "singleton", "budget"];
 
 /** The function's configuration: flow control first, then retries, timeouts and the rest. */
 function SettingsList({ config }: { config: Record<string, unknown> }) {
