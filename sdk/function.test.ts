@@ -176,3 +176,15 @@ describe("cron triggers", () => {
     expect(() => app.createFunction({ id: "bad-zone" }, { cron: "TZ=Nowhere/Land 0 9 * * *" }, noop)).toThrow(/function "bad-zone": invalid cron/);
   });
 });
+
+describe("StepflareFunction: budget", () => {
+  it("takes runs, steps or both per hour or day, and refuses a budget of neither or another period", () => {
+    const fn = app.createFunction({ id: "budgeted", budget: { runs: 5, period: "1h" } }, { event: "a/b" }, noop);
+    expect(fn.flow.budget).toEqual({ runs: 5, period: "1h", periodMs: 3_600_000 });
+    expect(fn.hasFlowControl).toBe(true);
+    expect(app.createFunction({ id: "budgeted-steps", budget: { steps: 100, runs: 2, period: "1d" } }, { event: "a/b" }, noop).flow.budget?.periodMs).toBe(86_400_000);
+    expect(() => app.createFunction({ id: "no-limit", budget: { period: "1h" } }, { event: "a/b" }, noop)).toThrow(/budget: a budget needs `runs`, `steps` or both/);
+    // @ts-expect-error: the period is an hour or a day
+    expect(() => app.createFunction({ id: "weekly", budget: { runs: 5, period: "1w" } }, { event: "a/b" }, noop)).toThrow(/budget.period/);
+  });
+});
