@@ -142,23 +142,41 @@ export function markDispatched(db: D1Database, refs: EventRef[], at: number): D1
 
 /**
  * Events accepted before `before` whose runs were never started (lost from the queue), and not
- * swept since `sweptBefore`, oldest first; marks them swept at `now` in the same statement.
+ * swept since `sweptBefore`, oldest first; marks them swept at `now` in the same batch. New ones are
+ * read from the sweep cursor on (index events_received: no index entry per event until it is
+ * dispatched), and the cursor moves up to the oldest still unswept, at most to `cursorTo`; those swept
+ * before and still undispatched, a rare few, come from index events_resweep.
  *
  * @example
- * const lost = await sweepUndispatchedEvents(env.DB, now - 30_000, now - 300_000, now, 1000);
+ * const lost = await sweepUndispatchedEvents(env.DB, { before: now - 30_000, sweptBefore: now - 300_000, now, limit: 1000, cursorTo: now - 120_000 });
  */
-export async function sweepUndispatchedEvents(db: D1Database, before: number, sweptBefore: number, now: number, limit: number): Promise<EventRef[]> {
-  // Uses index events_undispatched.
-  const result = await db
-    .prepare(
-      `UPDATE events SET swept_at = ?3 WHERE (id, received_at) IN (
-         SELECT id, received_at FROM events WHERE dispatched_at IS NULL AND received_at < ?1 AND (swept_at IS NULL OR swept_at < ?2)
-         ORDER BY received_at LIMIT ?4)
-       RETURNING id, received_at`,
-    )
-    .bind(before, sweptBefore, now, limit)
-    .all<{ id: string; received_at: number }>();
-  return result.results.map((row) => ({ id: row.id, receivedAt: row.received_at }));
+export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: number; sweptBefore: number; now: number; limit: number; cursorTo: number }): Promise<EventRef[]> {
+  const { before, sweptBefore, now, limit, cursorTo } = sweep;
+  const unswept = "received_at < ?1 AND dispatched_at IS NULL AND swept_at IS NULL";
+  const [fresh, , again] = await db.batch<{ id: string; received_at: number }>([
+    db
+      .prepare(
+        `UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (
+           SELECT id, received_at FROM events WHERE received_at >= (SELECT swept_to FROM sweep_cursor) AND ${unswept}
+           ORDER BY received_at LIMIT ?3)
+         RETURNING id, received_at`,
+      )
+      .bind(before, now, limit),
+    // Past the limit, the cursor stays at the oldest left for the next tick; never past `cursorTo`, which
+    // trails the sweep so that an event whose write took long to land is still read.
+    db
+      .prepare(`UPDATE sweep_cursor SET swept_to = MAX(swept_to, MIN(?2, COALESCE((SELECT MIN(received_at) FROM events WHERE received_at >= sweep_cursor.swept_to AND ${unswept}), ?2)))`)
+      .bind(before, cursorTo),
+    db
+      .prepare(
+        `UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (
+           SELECT id, received_at FROM events WHERE dispatched_at IS NULL AND swept_at IS NOT NULL AND swept_at < ?1
+           ORDER BY swept_at LIMIT ?3)
+         RETURNING id, received_at`,
+      )
+      .bind(sweptBefore, now, limit),
+  ]);
+  return [...fresh!.results, ...again!.results].map((row) => ({ id: row.id, receivedAt: row.received_at }));
 }
 
 /**

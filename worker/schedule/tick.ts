@@ -16,6 +16,11 @@ export const TICK_MS = 60_000;
 export const REDISPATCH_AFTER_MS = 30_000;
 /** An event re-enqueued once and still not dispatched (a backlog, or lost again) is sent again after this. */
 export const RESWEEP_AFTER_MS = 5 * 60_000;
+/**
+ * How far the sweep's cursor trails the tick: events received since then are read again at each
+ * tick, so one whose D1 write landed late (its receipt time is taken before the write) is still found.
+ */
+const SWEEP_CURSOR_LAG_MS = 2 * 60_000;
 const SWEEP_LIMIT = 1000;
 /** Unfinished runs whose objects one tick asks for their status. */
 const INDEX_REPAIR_LIMIT = 50;
@@ -87,7 +92,9 @@ export async function pruneExpired(env: Env, now: number): Promise<{ events: num
 
 /** Re-enqueues events not dispatched within 30 s, except those a sweep sent since `sweptBefore`. */
 async function redispatchLostEvents(env: Env, now: number, sweptBefore: number): Promise<number> {
-  const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, sweptBefore, now, SWEEP_LIMIT);
+  // A tick asked about a time to come (a test's) never moves the cursor past the present.
+  const cursorTo = Math.min(now, Date.now()) - SWEEP_CURSOR_LAG_MS;
+  const refs = await sweepUndispatchedEvents(env.DB, { before: now - REDISPATCH_AFTER_MS, sweptBefore, now, limit: SWEEP_LIMIT, cursorTo });
   if (refs.length > 0) {
     await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
     createLogger().info("re-enqueued undispatched events", { count: refs.length });
