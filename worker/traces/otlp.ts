@@ -1,8 +1,8 @@
-import { SpanKind, SpanStatusCode, TraceFlags, type Attributes } from "@opentelemetry/api";
+import { SpanKind, SpanStatusCode, TraceFlags } from "@opentelemetry/api";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import type { TraceExportConfig } from "./config.ts";
-import type { SpanAttribute, TraceSpan } from "./spans.ts";
+import type { TraceSpan } from "./spans.ts";
 
 // A run's trace on the wire: OTLP/HTTP with binary protobuf, encoded by OpenTelemetry's own
 // serializer (@opentelemetry/otlp-transformer, whose encoder is plain TypeScript over Uint8Array:
@@ -36,19 +36,15 @@ function toReadableSpan(span: TraceSpan): ReadableSpan {
     duration: hrTime(span.endMs - span.startMs),
     ended: true,
     status: { code: STATUS_CODES[span.status.code], ...(span.status.message ? { message: span.status.message } : {}) },
-    attributes: attributes(span.attributes),
+    attributes: span.attributes,
     links: [],
-    events: span.events.map((event) => ({ name: event.name, time: hrTime(event.timeMs), attributes: attributes(event.attributes) })),
+    events: span.events.map((event) => ({ name: event.name, time: hrTime(event.timeMs), attributes: event.attributes })),
     resource,
     instrumentationScope: scope,
     droppedAttributesCount: 0,
     droppedEventsCount: 0,
     droppedLinksCount: 0,
   };
-}
-
-function attributes(values: Record<string, SpanAttribute>): Attributes {
-  return values;
 }
 
 /** Milliseconds since the epoch as OpenTelemetry's [seconds, nanoseconds]. */
