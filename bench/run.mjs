@@ -108,6 +108,7 @@ async function main() {
   say(`stepflare ${sfServer.url}, workflows + floor ${cfServer.url}, counter ${counter.url}`);
 
   const ctx = makeContext(stepflareClient(sfServer.url), cfwfClient(cfServer.url), sfPersist);
+  ctx.startStepflare = (name, vars) => startStepflare(name, vars);
   ctx.sfMemoryMb = () => groupRssMb(sfServer.child.pid);
 
   say("warming up");
@@ -225,6 +226,20 @@ async function main() {
   await writeFile(path.join(RESULTS_DIR, resultsFile), `${JSON.stringify(json, null, 2)}\n`);
   say(`wrote bench/results/${resultsFile}`);
   await saveLogs();
+}
+
+/**
+ * A second Stepflare `wrangler dev` (the bench's Worker, a state directory of its own) with `vars`,
+ * for a scenario that compares a setting against the main server; stopped with the others.
+ */
+async function startStepflare(name, vars) {
+  const persistTo = path.join(tmpDir, name);
+  const [port, inspectorPort] = await uniquePorts(2);
+  await wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, "--config", SF_CONFIG], { cwd: ROOT });
+  const server = await startWranglerDev({ name, cwd: ROOT, config: SF_CONFIG, port, inspectorPort, persistTo, readyPath: "/v1/functions", vars });
+  servers.push(server);
+  say(`${name} ${server.url}`);
+  return { url: server.url, client: stepflareClient(server.url) };
 }
 
 /** The context every scenario gets (see bench/scenarios/index.mjs). */

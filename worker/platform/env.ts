@@ -21,6 +21,10 @@ export interface Env {
   STEPFLARE_SIGNING_KEY?: string;
   /** Days events, runs index rows and finished runs are kept (a positive whole number; default 30). */
   STEPFLARE_RETENTION_DAYS?: string;
+  /** An OTLP/HTTP traces endpoint (`https://collector.example/v1/traces`): each run's end exports its trace there. */
+  STEPFLARE_OTLP_ENDPOINT?: string;
+  /** Headers for that endpoint, `name=value` pairs separated by commas (OTEL_EXPORTER_OTLP_HEADERS's form). */
+  STEPFLARE_OTLP_HEADERS?: string;
 }
 
 /**

@@ -11,6 +11,7 @@ import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
+import { traceExport } from "../traces/config.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
@@ -164,7 +165,9 @@ export class RunObject extends DurableObject<Env> {
     if (!run) return;
     if (!FINAL_STATUSES.has(run.status)) return this.execute(false);
     if (Date.now() < (run.endedAt ?? 0) + retentionDays(this.env) * DAY_MS) {
-      await this.delivery.deliverEnd(run);
+      // Once per isolate: an alarm for the trace's next try does not write the end again.
+      if (!this.delivery.endDelivered) await this.delivery.deliverEnd(run);
+      await this.delivery.exportTrace();
       return this.rearm();
     }
     // The retention period is over: the run's records go (DESIGN "Retention").
@@ -404,20 +407,26 @@ export class RunObject extends DurableObject<Env> {
     // In the end's own commit, so a kill right after it still gives them back; while an invocation
     // holds the slots (a step body may still run), the give-back waits for its release.
     const flow = fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
-    const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow })];
+    // The run's trace, last: built from the run's records when it is sent (worker/traces/), only where an OTLP endpoint is set.
+    const trace = traceExport(this.env) ? [{ kind: "trace" as const }] : [];
+    const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow }), ...trace];
     this.store.end(status, Date.now(), result, entries);
     this.delivery.endDelivered = false;
     await this.rearm();
     await this.delivery.deliverOutbox();
     await this.delivery.deliverEnd(this.store.run() ?? run);
     await this.rearm();
+    // Not awaited: a collector that is slow or down never holds the run's end back (the alarm retries it).
+    if (trace.length > 0) void this.delivery.exportTrace();
   }
 
   /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
   private async rearm(): Promise<void> {
     const run = this.store.run();
     if (!run) return;
-    const inputs = { now: Date.now(), undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env) };
+    const now = Date.now();
+    const traceRetryAt = this.delivery.traceRetryAt(now);
+    const inputs = { now, undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env), ...(traceRetryAt !== undefined ? { traceRetryAt } : {}) };
     await this.ctx.storage.setAlarm(nextAlarm(run, inputs));
   }
 }

@@ -320,10 +320,14 @@ export class RunStore {
     this.observer?.stepSaved(step);
   }
 
-  /** The oldest entry waiting to leave the object, if any. */
-  nextOutboxEntry(): { seq: number; entry: OutboxEntry } | null {
+  /**
+   * The oldest entry waiting to leave the object, if any. The run's trace is sent apart from the
+   * others (a collector that is down must hold nothing else back): `"trace"` asks for it alone.
+   */
+  nextOutboxEntry(which: "entries" | "trace" = "entries"): { seq: number; entry: OutboxEntry } | null {
     if (!this.hasTables) return null;
-    const row = this.sql.exec<{ seq: number; kind: string; events: string }>("SELECT seq, kind, events FROM outbox ORDER BY seq LIMIT 1").toArray()[0];
+    const where = which === "trace" ? "kind = 'trace'" : "kind != 'trace'";
+    const row = this.sql.exec<{ seq: number; kind: string; events: string }>(`SELECT seq, kind, events FROM outbox WHERE ${where} ORDER BY seq LIMIT 1`).toArray()[0];
     if (!row) return null;
     const value = this.decode(outboxOwner(row.seq), row.events);
     // An `events` entry holds the events alone (as the first outbox did); the others, the whole entry.
