@@ -20,7 +20,8 @@ function workerdPool() {
     // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
     // and test/auth.test.ts calls the Worker with an env that turns it off.
     // Outbound requests pass through test/outbound.ts, which serves step.fetch's tests an echo host.
-    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" }, outboundService: outboundFetch },
+    // The optional R2 bucket for large values is bound (test/largeValues.test.ts also calls the Worker without it).
+    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" }, r2Buckets: ["VALUES"], outboundService: outboundFetch },
     // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
     // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
     additionalExports: { StepflareService: "WorkerEntrypoint" },
