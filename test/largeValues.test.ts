@@ -1,8 +1,11 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { runPrefix } from "../worker/platform/largeValues.ts";
-import { effectCount, eventually, finishedRuns, getRun, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import type { Env } from "../worker/platform/env.ts";
+import { eventDayPrefix, runPrefix } from "../worker/platform/largeValues.ts";
+import { pruneExpired } from "../worker/schedule/tick.ts";
+import { effectCount, eventually, finishedRuns, getRun, request, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import worker from "./worker.ts";
 
 const MiB = 1024 * 1024;
 
@@ -61,5 +64,50 @@ describe("large values in R2 (a bucket bound as VALUES)", () => {
     await runDurableObjectAlarm(runStub(run.run_id));
     expect(await runStub(run.run_id).getRun()).toBeNull();
     expect(await keysUnder(runPrefix(run.run_id))).toEqual([]);
+  });
+});
+
+describe("large events", () => {
+  it("accepts a 3 MiB event, keeps its data in R2 with the log's row naming it, and hands it whole to the run it triggers", async () => {
+    const blob = "y".repeat(3 * MiB);
+    const [eventId] = await sendEvents({ name: "test/large.event", data: { blob } });
+    const run = (await finishedRuns(eventId!)).get("large-event")!;
+    expect(run).toMatchObject({ status: "Completed", output: { length: 3 * MiB, intact: true } });
+    const row = await env.DB.prepare("SELECT data, received_at FROM events WHERE id = ?1").bind(eventId).first<{ data: string; received_at: number }>();
+    expect(row?.data).toBe(`r2:${eventDayPrefix(row!.received_at)}${eventId}.${row!.received_at}`);
+    // The event's view reads its data back from R2.
+    const view = (await (await request(`/v1/events/${eventId}`)).json()) as { data: { data: { blob: string } } };
+    expect(view.data.data.blob.length).toBe(3 * MiB);
+  });
+
+  it("deletes events' data in R2 a day at a time once the whole day is past retention", async () => {
+    const now = Date.now();
+    const oldKey = `${eventDayPrefix(now - 40 * 86_400_000)}${uniqueKey("old")}.1`;
+    const youngKey = `${eventDayPrefix(now - 29 * 86_400_000)}${uniqueKey("young")}.1`;
+    await env.VALUES!.put(oldKey, "{}");
+    await env.VALUES!.put(youngKey, "{}");
+    await pruneExpired(env, now);
+    expect(await env.VALUES!.head(oldKey)).toBeNull();
+    expect(await env.VALUES!.head(youngKey)).not.toBeNull();
+  });
+});
+
+describe("without a bucket bound", () => {
+  const unbound: Env = { ...env, VALUES: undefined };
+
+  function post(body: string): Promise<Response> {
+    const init = { method: "POST", headers: { "content-type": "application/json" }, body };
+    return Promise.resolve(worker.fetch!(new Request("http://stepflare.test/e/test-key", init) as Request<unknown, IncomingRequestCfProperties>, unbound, createExecutionContext()));
+  }
+
+  it("refuses a 3 MiB event with a 413 whose JSON names the limit and how to raise it, and stores nothing", async () => {
+    const key = uniqueKey("unbound");
+    const response = await post(JSON.stringify({ name: "test/large.event", data: { key, blob: "y".repeat(3 * MiB) } }));
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({ error: expect.stringMatching(/limit per request; bind an R2 bucket as VALUES to raise it to 16 MiB/) });
+    const tooLarge = await post(JSON.stringify({ name: "test/large.event", data: { key, blob: "y".repeat(600 * 1024) } }));
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ error: expect.stringMatching(/the limit is 524288 bytes \(512 KiB\) per event; bind an R2 bucket as VALUES/), path: "0" });
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE data LIKE ?1").bind(`%${key}%`).first("n")).toBe(0);
   });
 });

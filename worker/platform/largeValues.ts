@@ -1,3 +1,4 @@
+import type { StoredEvent } from "../../sdk/event.ts";
 import type { Env } from "./env.ts";
 import { usage } from "./usage.ts";
 
@@ -114,4 +115,56 @@ export async function deleteExpiredEventValues(bucket: R2Bucket, before: number)
   // A day goes once every event of it is past retention: its prefix sorts before the cutoff's day.
   if (!oldest || oldest >= eventDayPrefix(before)) return 0;
   return deletePrefix(bucket, oldest);
+}
+
+/** Event data read from the log whose JSON is in R2: what it names, until resolveEventData() fetches it. */
+const eventDataReferences = new WeakMap<object, string>();
+
+/**
+ * What an event's data reads as while its JSON is in R2 (`stored` is the log's reference):
+ * `{ "$r2": key }`, which views show as it is; resolveEventData() fetches the real data. Only
+ * objects made here are fetched, never a sender's data of the same shape.
+ */
+export function eventDataPlaceholder(stored: string): Record<string, unknown> {
+  const placeholder = { $r2: stored.slice(R2_MARKER.length) };
+  eventDataReferences.set(placeholder, stored);
+  return placeholder;
+}
+
+/**
+ * Writes the data of each event whose JSON passes LARGE_VALUE_CHARS to R2 (a bucket is bound),
+ * before the log's rows that name it; answers what each such event's `data` column stores.
+ * Undefined without a bucket or a large event.
+ *
+ * @example
+ * const stored = await offloadEventData(env, events, receivedAt);
+ * await insertEvents(env.DB, events, receivedAt, stored);
+ */
+export async function offloadEventData(env: Pick<Env, "VALUES">, events: StoredEvent[], receivedAt: number): Promise<Map<StoredEvent, string> | undefined> {
+  const bucket = env.VALUES;
+  if (!bucket) return undefined;
+  let stored: Map<StoredEvent, string> | undefined;
+  for (const event of events) {
+    const text = JSON.stringify(event.data);
+    if (text.length <= LARGE_VALUE_CHARS) continue;
+    stored ??= new Map();
+    stored.set(event, await putValue(bucket, eventValueKey(event.id, receivedAt), text));
+  }
+  return stored;
+}
+
+/**
+ * Fetches the data of every event read from the log whose data is in R2, in place; nothing
+ * (no call) when none is.
+ *
+ * @example
+ * await resolveEventData(env, await getEvents(env.DB, refs));
+ */
+export async function resolveEventData(env: Pick<Env, "VALUES">, accepted: Iterable<{ event: StoredEvent }>): Promise<void> {
+  const loads: Promise<void>[] = [];
+  for (const item of accepted) {
+    const stored = eventDataReferences.get(item.event.data);
+    if (stored) loads.push(getValue(env.VALUES, stored).then((data) => void (item.event = { ...item.event, data: data as Record<string, unknown> })));
+  }
+  await Promise.all(loads);
 }
