@@ -53,9 +53,8 @@ const invalidEvent = fc.oneof(
 );
 
 const deepArray = fc.integer({ min: 500, max: 50_000 }).map((depth) => "[".repeat(depth) + "]".repeat(depth));
-// Past the 16 MiB an event and a request may be with the tests' R2 bucket bound (test/largeValues.test.ts checks the unbound limits).
-const hugeBody = JSON.stringify([{ name: "fuzz/huge", data: { blob: "x".repeat(17 * 1024 * 1024) } }]);
-const hugeEvent = JSON.stringify({ name: "fuzz/big-event", data: { blob: "y".repeat(17 * 1024 * 1024) } });
+const hugeBody = JSON.stringify([{ name: "fuzz/huge", data: { blob: "x".repeat(3 * 1024 * 1024) } }]);
+const hugeEvent = JSON.stringify({ name: "fuzz/big-event", data: { blob: "y".repeat(520 * 1024) } });
 const tooMany = JSON.stringify(Array.from({ length: 5001 }, () => ({ name: "fuzz/many" })));
 
 /** A request body with a content type under which it must be refused. */
