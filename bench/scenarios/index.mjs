@@ -26,6 +26,7 @@ import { ingest, load } from "./ingest.mjs";
 import { waitResume10, waitResume10k } from "./waits.mjs";
 import { concurrency, throttle } from "./flowControl.mjs";
 import { remoteSteps } from "./remote.mjs";
+import { largeStep, largeStepSmall } from "./largeValues.mjs";
 
 export const scenarios = [
   oneStep,
@@ -44,5 +45,7 @@ export const scenarios = [
   concurrency,
   throttle,
   remoteSteps,
+  largeStep,
+  largeStepSmall,
   load,
 ];
