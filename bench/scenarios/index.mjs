@@ -28,6 +28,7 @@ import { waitResume10, waitResume10k } from "./waits.mjs";
 import { concurrency, throttle } from "./flowControl.mjs";
 import { remoteSteps } from "./remote.mjs";
 import { tracesDown } from "./traces.mjs";
+import { largeStep, largeStepSmall } from "./largeValues.mjs";
 
 export const scenarios = [
   oneStep,
@@ -47,5 +48,7 @@ export const scenarios = [
   throttle,
   remoteSteps,
   tracesDown,
+  largeStep,
+  largeStepSmall,
   load,
 ];

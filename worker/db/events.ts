@@ -1,6 +1,7 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import { pageOf, type PageCursor } from "./runs.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
+import { eventDataPlaceholder, R2_MARKER } from "../platform/largeValues.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -22,18 +23,20 @@ export interface EventRow {
  * an event with its id was received in the 24 h before `receivedAt`; an older one stays in the log
  * and the new one is stored beside it (Inngest's dedup window). Of several events sharing an id in
  * one request, the first is the one stored.
+ * `storedData` holds what the `data` column stores for events whose data is in R2.
  * Events travel as one JSON parameter per statement (read with json_each), so a request of 5,000
  * events is a handful of statements, within D1's limits on statements and bound parameters.
  *
  * @example
  * const fresh = await insertEvents(env.DB, events, Date.now());
  */
-export async function insertEvents(db: D1Database, events: StoredEvent[], receivedAt: number): Promise<StoredEvent[]> {
+export async function insertEvents(db: D1Database, events: StoredEvent[], receivedAt: number, storedData?: Map<StoredEvent, string>): Promise<StoredEvent[]> {
   // Deduplicated here: a statement's NOT EXISTS does not see the rows that statement inserts.
   const firsts = firstOfEachId(events);
   if (firsts.length === 0) return [];
-  // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them.
-  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
+  // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them; a
+  // large event's data as its reference to R2 (`storedData`, platform/largeValues.ts).
+  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, storedData?.get(e) ?? JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
   // The dedup check uses the primary key (id, received_at).
   const statement = db.prepare(
     `INSERT INTO events (id, name, data, user, v, ts, received_at)
@@ -198,7 +201,8 @@ export function toEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
     name: row.name,
-    data: JSON.parse(row.data) as Record<string, unknown>,
+    // Data in R2 reads as a placeholder until resolveEventData() fetches it.
+    data: row.data.startsWith(R2_MARKER) ? eventDataPlaceholder(row.data) : (JSON.parse(row.data) as Record<string, unknown>),
     ts: row.ts,
     ...(row.user ? { user: JSON.parse(row.user) as Record<string, unknown> } : {}),
     ...(row.v ? { v: row.v } : {}),

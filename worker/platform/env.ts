@@ -13,6 +13,8 @@ export interface Env {
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   /** Flow-control coordinators, one per (function, option, key value). */
   FLOWS: DurableObjectNamespace<FlowObject>;
+  /** Optional R2 bucket for values too large for a row (worker/platform/largeValues.ts); without it the smaller limits hold. */
+  VALUES?: R2Bucket;
   /** "1" under `wrangler dev`: any event key works and the API is open. */
   STEPFLARE_DEV?: string;
   /** Secret: the event keys `POST /e/:key` accepts outside dev mode, comma-separated. */

@@ -7,6 +7,7 @@ import { serializeError, type Logger, type SerializedError } from "../../sdk/typ
 import { resolveInvoke, resolveWait, satisfiesIf, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../platform/bindings.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
+import { valuesBucket } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
@@ -56,7 +57,7 @@ export class RunObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
-    this.store = new RunStore(ctx.storage.sql, this.stream);
+    this.store = new RunStore(ctx.storage.sql, this.stream, valuesBucket(this.env));
     this.slots = new RunSlots(this.env);
     this.delivery = new RunDelivery(this.env, this.store, {
       resolveWait: (stepId, index, event) => this.resolveWait(stepId, index, event),
@@ -171,6 +172,7 @@ export class RunObject extends DurableObject<Env> {
       return this.rearm();
     }
     // The retention period is over: the run's records go (DESIGN "Retention").
+    await this.store.deleteValues();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.store.clear();
@@ -179,7 +181,7 @@ export class RunObject extends DurableObject<Env> {
   /** The run with its steps; null if this object holds no run. */
   async getRun(): Promise<RunWithSteps | null> {
     const run = this.store.run();
-    return run ? { run, steps: [...this.store.steps().values()] } : null;
+    return run ? { run, steps: [...(await this.store.loadedSteps()).values()] } : null;
   }
 
   /**
@@ -189,7 +191,7 @@ export class RunObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const run = this.store.run();
     if (!run) return Response.json({ error: "this object holds no run" }, { status: 404 });
-    return this.stream.subscribe(run, this.store.steps().values(), request.headers.get("last-event-id"));
+    return this.stream.subscribe(run, (await this.store.loadedSteps()).values(), request.headers.get("last-event-id"));
   }
 
   /** The run without its steps, for listings; null if this object holds no run. */

@@ -10,6 +10,7 @@ import { runDueCrons } from "./crons.ts";
 import { resumeStalledCancellations } from "../admin/cancellations.ts";
 import { resumeStalledResumes } from "../admin/pauses.ts";
 import { pruneExpiredWaitsStatement } from "../db/waits.ts";
+import { deleteExpiredEventValues } from "../platform/largeValues.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -86,6 +87,8 @@ export async function pruneExpired(env: Env, now: number): Promise<{ events: num
     pruneExpiredWaitsStatement(env.DB, now, PRUNE_LIMIT),
   ]);
   const [events, runs, waits] = results.map((result) => result.meta.changes) as [number, number, number];
+  // Events' data in R2 goes a day at a time, once the whole day is past retention (a bucket is bound).
+  if (env.VALUES) await deleteExpiredEventValues(env.VALUES, before);
   if (events + runs + waits > 0) createLogger().info("deleted rows past retention", { events, runs, waits });
   return { events, runs, waits };
 }
