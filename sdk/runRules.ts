@@ -140,7 +140,8 @@ export function failedStep(
 
 /** Logs a step's failed attempt that will be retried (`record` as failedStep stored it). */
 export function logStepRetry(logger: Logger, record: StepRecord): void {
-  logger.warn(`step "${record.name}" failed; retrying`, { step: record.name, attempt: record.attempts - 1, error: record.error!.message });
+  const { message, stack } = record.error!;
+  logger.warn(`step "${record.name}" failed; retrying`, { step: record.name, attempt: record.attempts - 1, error: message, ...(stack ? { stack } : {}) });
 }
 
 /** A sleep as stored: over at once when `wakeAt` has come (completed, settling at `nextSeq()`), else sleeping until then. */

@@ -345,7 +345,7 @@ export class RunObject extends DurableObject<Env> {
       case "suspended":
         return this.suspend(outcome.wakeAt, run.handlerFailures);
       case "retry":
-        logger.warn("handler failed; retrying", { attempt: outcome.handlerFailures.count - 1, error: outcome.error.message });
+        logger.warn("handler failed; retrying", { attempt: outcome.handlerFailures.count - 1, error: outcome.error.message, ...(outcome.error.stack ? { stack: outcome.error.stack } : {}) });
         return this.suspend(outcome.wakeAt, outcome.handlerFailures);
       case "cancelled":
         return;

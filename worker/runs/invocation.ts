@@ -73,7 +73,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   if (run.finishBy !== undefined && now >= run.finishBy) return void (await ctx.cancel({ type: "timeout", timeout: "finish" }));
   // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
   if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return ctx.rearm();
-  const logger = createLogger({ run_id: run.id, function_id: run.functionId });
+  const logger = createLogger({ run_id: run.id, function_id: run.functionId }, { printStacks: isDevMode(ctx.env) });
   const fn = await ctx.functionOf(run.functionId);
   if (!fn) return ctx.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
   // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
