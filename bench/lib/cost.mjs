@@ -5,7 +5,8 @@ import prices from "../../worker/platform/listPrices.json" with { type: "json" }
 
 /**
  * Dollars per million of each operation (worker/platform/listPrices.json, which the engine's own
- * run cost estimate reads too). A queue message is 3 operations (write, read, delete) of $0.40/M.
+ * run cost estimate reads too). A queue message is 3 operations (write, read, delete) of $0.40/M;
+ * R2 (large values, a bucket bound): Class A (put, list) and Class B (get) operations.
  */
 export const LIST_PRICES = prices;
 

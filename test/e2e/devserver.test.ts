@@ -121,6 +121,19 @@ describe("wrangler dev", () => {
     expect(detail.body.data.steps).toMatchObject([{ name: "charge", status: "Failed" }]);
   });
 
+  it("prints a retried step's stack pointing at the source in the terminal", async () => {
+    const sent = await postEvents({ name: "app/user.registered", data: { userId: "u-stack", email: "u@example.com" } });
+    expect(sent.status).toBe(200);
+    // verify-user's first attempt of send-welcome throws (examples/tracing.ts): the JSON line, then its stack, mapped by wrangler.
+    const printed = await waitFor("the step's mapped stack", 30_000, dev, async () => {
+      // Without the terminal's colour codes.
+      const log = dev.log().replace(/\x1b\[[0-9;]*m/g, "");
+      const at = log.indexOf('step \\"send-welcome\\" failed; retrying');
+      return at >= 0 && /examples\/tracing\.ts:\d+:\d+/.test(log.slice(at)) ? log.slice(at) : undefined;
+    });
+    expect(printed).toMatch(/RetryAfterError: the mail service is warming up\s+at [^\n]*examples\/tracing\.ts:\d+:\d+/);
+  });
+
   it("answers 4xx JSON errors for bad input and unknown ids", async () => {
     const bad = await postEvents({ data: {} });
     expect(bad.status).toBe(400);

@@ -3,6 +3,7 @@ import { toEvent } from "../db/events.ts";
 import { insertPause, markResumed, pausedEventsPage, pausedFunctions, resumePageDoneStatements, stalledResumes } from "../db/pauses.ts";
 import type { RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
+import { resolveEventData } from "../platform/largeValues.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import { sendMessages } from "../queue/send.ts";
@@ -54,6 +55,7 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
       entries.push({ runId: runIdFor(fn.id, row.id, row.received_at), functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
       continue;
     }
+    await resolveEventData(env, [accepted]);
     const entry = await startEventRun(env, fn, accepted, row.position);
     // Its budget, spent again, paused the function: this event stays held, and so do those after it.
     if (!entry && fn.flow.budget && (await pausedFunctions(env)).has(functionId)) break;

@@ -74,7 +74,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   if (run.finishBy !== undefined && now >= run.finishBy) return void (await ctx.cancel({ type: "timeout", timeout: "finish" }));
   // Woken early (a watchdog, a delivery retry, the tick): a stored wake or retry time stands.
   if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return ctx.rearm();
-  const logger = createLogger({ run_id: run.id, function_id: run.functionId });
+  const logger = createLogger({ run_id: run.id, function_id: run.functionId }, { printStacks: isDevMode(ctx.env) });
   const fn = await ctx.functionOf(run.functionId);
   if (!fn) return ctx.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
   // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
@@ -118,6 +118,8 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   }
 
   const current = run;
+  // Outputs in R2 are fetched before the handler reads its memo (none read: nothing to do).
+  await store.loadedSteps();
   const host = runHost(ctx, current, fn.bufferedSteps);
   const input = {
     runId: current.id,
@@ -166,12 +168,18 @@ function runHost(ctx: InvocationContext, run: RunRecord, buffered: StepflareFunc
   return {
     steps: store.steps(),
     saveStep: (step, events) => {
-      const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run, step, store.steps().get(step.id))];
-      // Buffered checkpoints (opt-in): a completed step that sends nothing waits to be written with the next.
-      if (buffered && step.status === "completed" && entries.length === 0) return store.bufferStep(step, buffered);
-      store.saveStep(step, entries);
-      if (entries.length > 0) void ctx.deliverOutbox();
+      const save = () => {
+        const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run, step, store.steps().get(step.id))];
+        // Buffered checkpoints (opt-in): a completed step that sends nothing waits to be written with the next.
+        if (buffered && step.status === "completed" && entries.length === 0) return store.bufferStep(step, buffered);
+        store.saveStep(step, entries);
+        if (entries.length > 0) void ctx.deliverOutbox();
+      };
+      // A large output goes to R2 first (a bucket is bound), then the row that names it.
+      const staging = store.values.stageStep(run.id, step);
+      return staging ? staging.then(save) : save();
     },
+    maxStepOutputBytes: store.values.maxStepOutputBytes,
     prepareEvents: (events, idAt) => prepareStepEvents(ctx.env, run, events, idAt),
     // The run's record (first invocation) or this invocation's start is durable before a step body
     // runs: a body that kills the isolate must find it, or its next start would run it again.

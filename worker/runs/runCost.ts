@@ -8,8 +8,11 @@ import type { RunRecord } from "./records.ts";
 // record with the per-run counts `npm run bench` measures (docs/performance.md "Cost"), since the
 // engine's counters (GET /v1/usage) belong to an isolate, not to a run.
 
-/** What one run is billed for, by operation (Usage's counters, plus the Workers request of its event). */
-export type RunUsage = Omit<Usage, "d1Statements"> & { workersRequests: number };
+/**
+ * What one run is billed for, by operation (Usage's counters, plus the Workers request of its event).
+ * R2 operations (large values) are left out of the estimate.
+ */
+export type RunUsage = Pick<Usage, "doRequests" | "doRowsWritten" | "d1RowsWritten" | "queueMessages"> & { workersRequests: number };
 
 /**
  * A run's billable operations as measured per run: 1 Durable Object request and 2 + steps rows in
@@ -45,7 +48,8 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
  * costInDollars({ doRequests: 1, doRowsWritten: 7, d1RowsWritten: 9, queueMessages: 1, workersRequests: 1 }); // 0.00001765
  */
 export function costInDollars(usage: RunUsage): number {
-  const perMillion = (Object.keys(LIST_PRICES) as (keyof RunUsage)[]).reduce((sum, key) => sum + usage[key] * LIST_PRICES[key], 0);
+  const counts: Partial<Record<string, number>> = usage;
+  const perMillion = Object.entries(LIST_PRICES).reduce((sum, [key, price]) => sum + (counts[key] ?? 0) * price, 0);
   return perMillion / 1_000_000;
 }
 
