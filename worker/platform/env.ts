@@ -21,6 +21,10 @@ export interface Env {
   STEPFLARE_SIGNING_KEY?: string;
   /** Days events, runs index rows and finished runs are kept (a positive whole number; default 30). */
   STEPFLARE_RETENTION_DAYS?: string;
+  /** Seconds past its wake time after which an unfinished run counts as stuck (default 60; admin/stuck.ts). */
+  STEPFLARE_STUCK_OVERDUE_SECONDS?: string;
+  /** Seconds one step may keep retrying before its run counts as stuck (default 3600; admin/stuck.ts). */
+  STEPFLARE_STUCK_RETRYING_SECONDS?: string;
 }
 
 /**
