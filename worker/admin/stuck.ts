@@ -7,15 +7,11 @@ import { createLogger } from "../platform/logger.ts";
 import { FINAL_STATUSES } from "../platform/types.ts";
 import { runObject } from "../runs/door.ts";
 import type { RunFacts } from "../runs/health.ts";
+import type { StuckReason } from "../views/health.ts";
 
 // Stuck runs (docs/production.md "Stuck runs"): an unfinished run that nothing will move on its own.
 // The tick asks each run of its page of unfinished runs for its facts, writes the verdict into the
 // update it makes anyway (checked_at), and sends `stepflare/run.stuck` once per stuck run.
-
-/** Why a run is stuck, most telling first: a run stuck for several reasons is reported for the first. */
-export const STUCK_REASONS = ["function_missing", "no_alarm", "overdue", "retrying"] as const;
-export const stuckReasonSchema = z.enum(STUCK_REASONS);
-export type StuckReason = z.infer<typeof stuckReasonSchema>;
 
 /** The event each stuck run sends once, for a function of the user's own to alert on. */
 export const RUN_STUCK_EVENT = "stepflare/run.stuck";

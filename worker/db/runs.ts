@@ -84,6 +84,11 @@ export function markCheckedStatement(db: D1Database, runId: string, at: number, 
   return db.prepare("UPDATE runs SET checked_at = ?1, stuck_reason = ?3, stuck_since = ?4 WHERE id = ?2").bind(at, runId, stuck?.reason ?? null, stuck?.since ?? null);
 }
 
+/** Statement clearing a run's stuck verdict after an operator repaired it (and, when re-pointed, naming its new function). */
+export function clearStuckStatement(db: D1Database, runId: string, functionId?: string): D1PreparedStatement {
+  return db.prepare("UPDATE runs SET stuck_reason = NULL, stuck_since = NULL, function_id = COALESCE(?2, function_id) WHERE id = ?1").bind(runId, functionId ?? null);
+}
+
 /** Unfinished runs the tick found stuck, counted by reason (the health check). Reads the unfinished runs only (index runs_unfinished). */
 export async function stuckCounts(db: D1Database): Promise<Record<string, number>> {
   const rows = (
