@@ -118,6 +118,21 @@ describe("stuck runs", () => {
     expect((await post("/v1/runs/repair", { action: "explode", run_ids: [runId] })).status).toBe(400);
   });
 
+  it("finds a run whose wake time passed long ago as overdue (a queued run waits its turn and is not)", async () => {
+    const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("overdue") } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await getRun(runId)).steps?.some((step) => step.name === "long-wait") ? true : undefined));
+    await eventually(async () => ((await indexRow(runId)) ? true : undefined));
+    // Two hours on, its one-hour sleep should have ended: its alarm did not fire.
+    const row = await tickUntilStuck(runId);
+    expect(row.stuck_reason).toBe("overdue");
+    const sleep = (await getRun(runId)).steps!.find((step) => step.name === "long-wait") as unknown as { wake_at: string };
+    const wakeAt = Date.parse(sleep.wake_at);
+    expect(row.stuck_since).toBe(wakeAt);
+    await post(`/v1/runs/${runId}/repair`, { action: "cancel" });
+    expect((await getRun(runId)).status).toBe("Cancelled");
+  });
+
   it("finds a run whose step keeps retrying, and wakes it to retry now once the cause is fixed", async () => {
     const key = uniqueKey("retrying");
     const [eventId] = await sendEvents({ name: "test/keeps-failing", data: { key } });
