@@ -94,6 +94,14 @@ describe("stuck runs under wrangler dev", () => {
     const events = await api<{ data: { name: string; data: { run_id: string; reason: string } }[] }>("GET", "/v1/events?name=stepflare/run.stuck");
     for (const [runId, reason] of Object.entries(expected)) expect(events.body.data.filter((event) => event.data.run_id === runId && event.data.reason === reason)).toHaveLength(1);
 
+    // The Health page and a stuck run's page fit a phone's width.
+    for (const urlPath of ["/health", `/runs/${renamedRun.run_id}`]) {
+      const phone = await openPage(browser, `${dev.baseUrl}${urlPath}`, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+      expect(await phone.page.evaluate<number>("Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"), urlPath).toBeLessThanOrEqual(390);
+      expect(phone.problems).toEqual([]);
+      await phone.page.context().close();
+    }
+
     const { page, problems } = await openPage(browser, `${dev.baseUrl}/health`);
     for (const [runId, reason] of Object.entries(expected)) await page.locator(`tr[data-run-id="${runId}"][data-stuck-reason="${reason}"]`).waitFor();
     expect(await page.locator(`tr[data-run-id="${renamedRun.run_id}"] .stuck-reason`).textContent()).toBe("Function not registered");
