@@ -11,8 +11,11 @@ const NODE_TESTS = ["test/floorPlan.test.ts", "test/docsLinks.test.ts"];
 /** The workerd test files that switch D1 or the Queue off. */
 const FAULT_TESTS = ["test/faults.test.ts", "test/outage.test.ts", "test/crons.test.ts"];
 
-/** The Workers pool with the repo's Worker, as a user's entry of the documented shape. */
-function workerdPool() {
+/** The workerd test files run with the optional R2 bucket for large values bound (the others run without it). */
+const R2_TESTS = ["test/largeValues.test.ts"];
+
+/** The Workers pool with the repo's Worker, as a user's entry of the documented shape; `r2` binds the VALUES bucket. */
+function workerdPool({ r2 = false } = {}) {
   return cloudflareTest({
     // A user's entry of the documented shape, with functions that count their side effects.
     main: "./test/worker.ts",
@@ -20,7 +23,7 @@ function workerdPool() {
     // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
     // and test/auth.test.ts calls the Worker with an env that turns it off.
     // Outbound requests pass through test/outbound.ts, which serves step.fetch's tests an echo host.
-    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" }, outboundService: outboundFetch },
+    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" }, ...(r2 ? { r2Buckets: ["VALUES"] } : {}), outboundService: outboundFetch },
     // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
     // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
     additionalExports: { StepflareService: "WorkerEntrypoint" },
@@ -40,7 +43,12 @@ export default defineConfig({
       {
         // The Worker under workerd with its real D1, Queue and Durable Object bindings.
         plugins: [workerdPool()],
-        test: { name: "workers", include: ["test/*.test.ts"], exclude: [...FAULT_TESTS, ...NODE_TESTS], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+        test: { name: "workers", include: ["test/*.test.ts"], exclude: [...FAULT_TESTS, ...NODE_TESTS, ...R2_TESTS], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+      },
+      {
+        // The same Worker with an R2 bucket bound as VALUES: large step outputs and events (worker/platform/largeValues.ts).
+        plugins: [workerdPool({ r2: true })],
+        test: { name: "workers-r2", include: R2_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
         // The tests that take D1 or the Queue down (worker/platform/faults.ts): the switch is one isolate's, so

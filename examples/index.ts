@@ -5,6 +5,7 @@ import { dashboardTour } from "./dashboard.ts";
 import { flowExamples } from "./flow.ts";
 import { liveExamples } from "./live.ts";
 import { remoteExamples } from "./remote.ts";
+import { tracingExamples } from "./tracing.ts";
 import { typedExamples } from "./typed.ts";
 
 export * from "../worker/index.ts";
@@ -70,4 +71,4 @@ const weeklyReport = app.createFunction(
   },
 );
 
-export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...liveExamples(app), ...dashboardTour(app), ...remoteExamples(app), ...typedExamples(app)] });
+export default serve({ client: app, functions: [hello, importProduct, urgentShopEvents, chargeCard, weeklyReport, ...coordinationExamples(app), ...flowExamples(app), ...liveExamples(app), ...dashboardTour(app), ...remoteExamples(app), ...typedExamples(app), ...tracingExamples(app)] });

@@ -27,20 +27,21 @@ export function serialize(value: unknown): Serialized {
 /**
  * A result as it will be stored (a step's, or the handler's), checked against the limits given the
  * run's `storedBytes` so far; a breach, or a value JSON cannot hold, is a NonRetriableError naming
- * `what` it was.
+ * `what` it was. `maxBytes` is what the host can store (more than 4 MiB where it keeps large values
+ * elsewhere); `advice` ends a breach's message.
  *
  * @example
  * const { value, bytes } = serializeOutput('step "load" output', await fn(), storedBytes);
  */
-export function serializeOutput(what: string, output: unknown, storedBytes: number): Serialized {
+export function serializeOutput(what: string, output: unknown, storedBytes: number, maxBytes = MAX_STEP_OUTPUT_BYTES, advice = "return a reference instead"): Serialized {
   let serialized: Serialized;
   try {
     serialized = serialize(output);
   } catch (err) {
     throw new NonRetriableError(`${what} is not JSON-serializable: ${serializeError(err).message}`);
   }
-  if (serialized.bytes > MAX_STEP_OUTPUT_BYTES) {
-    throw new NonRetriableError(`${what} is ${formatMiB(serialized.bytes)}; the limit is 4 MiB: return a reference instead`);
+  if (serialized.bytes > maxBytes) {
+    throw new NonRetriableError(`${what} is ${formatMiB(serialized.bytes)}; the limit is ${formatLimit(maxBytes)}: ${advice}`);
   }
   checkRunState(what, serialized.bytes, storedBytes);
   return serialized;
@@ -61,6 +62,11 @@ export function checkRunState(what: string, bytes: number, storedBytes: number):
 
 export function utf8Bytes(text: string): number {
   return new TextEncoder().encode(text).length;
+}
+
+/** "4 MiB", "16 MiB": a limit as its errors name it. */
+function formatLimit(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / 1024 / 1024} MiB` : formatMiB(bytes);
 }
 
 function formatMiB(bytes: number): string {

@@ -75,6 +75,8 @@ export interface RunHost {
   /** True once the run was cancelled: no new step starts, results in flight are discarded. */
   isCancelled(): boolean;
   clock: Clock;
+  /** The most one step output may be, in UTF-8 bytes of its JSON (MAX_STEP_OUTPUT_BYTES, 4 MiB, if absent). */
+  maxStepOutputBytes?: number;
 }
 
 /** The context a handler receives. */

@@ -89,9 +89,11 @@ export function completedStep(
   step: StepIdentity,
   stored: StepRecord | undefined,
   value: unknown,
-  run: { storedBytes: number; nextSeq: () => number; startedAt: number; endedAt: number },
+  run: { storedBytes: number; nextSeq: () => number; startedAt: number; endedAt: number; maxOutputBytes?: number },
 ): { record: StepRecord; bytes: number } {
-  const output = serializeOutput(`step "${step.name}" output`, value, run.storedBytes);
+  // A host at the default limit may raise it: the Worker does with an R2 bucket bound (docs/production.md).
+  const advice = run.maxOutputBytes === undefined ? "return a reference instead, or bind an R2 bucket as VALUES to raise it to 16 MiB" : "return a reference instead";
+  const output = serializeOutput(`step "${step.name}" output`, value, run.storedBytes, run.maxOutputBytes, advice);
   const failedAttempts = stored?.failedAttempts;
   const record: StepRecord = {
     ...{ id: step.id, name: step.name, kind: step.kind, status: "completed", attempts: (stored?.attempts ?? 0) + 1, output: output.value, seq: run.nextSeq(), startedAt: run.startedAt, endedAt: run.endedAt },

@@ -105,7 +105,7 @@ export class StepRunner {
           if (host.isCancelled()) return;
           let completed;
           try {
-            completed = completedStep(call, stored, value, { storedBytes: this.storedBytes, nextSeq: () => this.target.nextSeq(), startedAt, endedAt: clock.now() });
+            completed = completedStep(call, stored, value, { storedBytes: this.storedBytes, nextSeq: () => this.target.nextSeq(), startedAt, endedAt: clock.now(), maxOutputBytes: host.maxStepOutputBytes });
           } catch (err) {
             return this.failed(call, startedAt, err);
           }

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import worker, { app } from "./worker.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { tick } from "../worker/schedule/tick.ts";
+import { sweepUndispatchedEvents } from "../worker/db/events.ts";
 import { ingestEvents, parseEvents } from "../worker/ingest/ingest.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { eventually, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
@@ -84,8 +85,13 @@ describe("POST /e/:key", () => {
     expect(await sendEvents({ id, name: "test/fanout", data: { key: first } })).toEqual([id]);
     await finishedRuns(id, 2);
     const firstReceivedAt = (await receivedAtOf(id))!;
-    // As if the first had been received 25 h ago (its runs keep the ids of its real receipt).
-    await env.DB.prepare("UPDATE events SET received_at = received_at - ?1 WHERE id = ?2").bind(25 * 3600_000, id).run();
+    // Their rows are in the runs index (each run writes its own, with its end).
+    await eventually(async () => ((await env.DB.prepare("SELECT COUNT(*) AS n FROM runs WHERE event_id = ?1").bind(id).first<{ n: number }>())?.n === 2 ? true : undefined));
+    // As if the first had been received 25 h ago, its runs started then (they keep the ids of its real receipt).
+    await env.DB.batch([
+      env.DB.prepare("UPDATE events SET received_at = received_at - ?1 WHERE id = ?2").bind(25 * 3600_000, id),
+      env.DB.prepare("UPDATE runs SET started_at = started_at - ?1 WHERE event_id = ?2").bind(25 * 3600_000, id),
+    ]);
     expect(await sendEvents({ id, name: "test/fanout", data: { key: second } })).toEqual([id]);
 
     const rows = await eventRows(id);
@@ -133,6 +139,25 @@ describe("POST /e/:key", () => {
     });
     expect(rows[0]).toMatchObject({ data: { key: old }, dispatched_at: now - 26 * 3600_000, swept_at: null });
     expect(rows[1]).toMatchObject({ data: { key: lost }, swept_at: now });
+  });
+
+  it("sweeps from its cursor: an event read once is not read again, and a backlog past the limit leaves the cursor at the oldest left", async () => {
+    // A stretch of time no other event of this file was received in.
+    const t0 = 1_000_000;
+    const insert = env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at) VALUES (?1, 'test/none', '{}', ?2, ?2)");
+    const [before, b, c, d] = ["before", "b", "c", "d"].map((name) => uniqueKey(`cursor-${name}`));
+    await env.DB.batch([env.DB.prepare("UPDATE sweep_cursor SET swept_to = ?1").bind(t0), insert.bind(before, t0 - 1000), insert.bind(b, t0 + 1), insert.bind(c, t0 + 2), insert.bind(d, t0 + 3)]);
+    const cursor = async () => (await env.DB.prepare("SELECT swept_to FROM sweep_cursor").first<{ swept_to: number }>())!.swept_to;
+    const sweep = () => sweepUndispatchedEvents(env.DB, { before: t0 + 10, sweptBefore: 0, now: t0 + 20, limit: 2, cursorTo: t0 + 5 });
+
+    expect((await sweep()).map((ref) => ref.id)).toEqual([b, c]);
+    expect(await cursor()).toBe(t0 + 3);
+    expect((await sweep()).map((ref) => ref.id)).toEqual([d]);
+    // Up to its bound, which trails the sweep (events received since are read again at the next tick).
+    expect(await cursor()).toBe(t0 + 5);
+    expect(await sweep()).toEqual([]);
+    // The one received before the cursor is read past: the cursor never passes an event neither dispatched nor swept.
+    expect((await env.DB.prepare("SELECT swept_at FROM events WHERE id = ?1").bind(before).first<{ swept_at: number | null }>())?.swept_at).toBeNull();
   });
 
   it("stores one event of several that share an id in one request", async () => {

@@ -11,7 +11,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ["routes"],
   ["admin", "schedule", "dispatch"],
   ["runs", "flow"],
-  ["remote", "ingest", "views"],
+  ["remote", "ingest", "views", "traces"],
   ["queue", "db"],
   ["platform"],
   ["sdk"],

@@ -5,7 +5,9 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { eventually, getRun, request, runIdOf, sendEvents, uniqueKey } from "./helpers.ts";
+import { eventually, finishedRuns, getRun, request, runIdOf, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+import { endRunStatement } from "../worker/db/runs.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
 
 async function indexRow(runId: string): Promise<{ status: string; ended_at: number | null } | null> {
   return env.DB.prepare("SELECT status, ended_at FROM runs WHERE id = ?1").bind(runId).first<{ status: string; ended_at: number | null }>();
@@ -64,3 +66,30 @@ describe("the runs index, written by each run's object", () => {
     await release(key);
   });
 });
+
+// D1 bills every entry a write makes, in the table and in each index it enters.
+describe("what a run's and an event's rows cost in D1", () => {
+  it("writes three entries for an event: no index of undispatched events", async () => {
+    const id = uniqueKey("entries");
+    const written = await env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at, dispatched_at) VALUES (?1, 'test/none', '{}', 1, 1, 1)").bind(id).run();
+    expect(written.meta.rows_written).toBe(3);
+  });
+
+  it("writes three entries for a run started at its event's receipt, and four for another run of that event, and lists both under it", async () => {
+    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("entries") } });
+    const runs = await finishedRuns(eventId!, 2);
+    const first = runs.get("fanout-a")!;
+    await eventually(async () => ((await indexRow(first.run_id))?.status === "Completed" ? true : undefined));
+    const receivedAt = (await env.DB.prepare("SELECT received_at FROM events WHERE id = ?1").bind(eventId).first<{ received_at: number }>())!.received_at;
+    const atReceipt = { runId: runIdFor("fanout-a", `${eventId}-again`, receivedAt), functionId: "fanout-a", eventId: `${eventId}-again`, status: "Completed" as const, startedAt: receivedAt, endedAt: receivedAt };
+    expect((await endRunStatement(env.DB, atReceipt).run()).meta.rows_written).toBe(3);
+    // A re-run: its own id and its own start, found through the index by event id.
+    const rerun = await request(`/v1/runs/${first.run_id}/rerun`, { method: "POST" });
+    const { data } = (await rerun.json()) as { data: { run_id: string } };
+    await eventually(async () => ((await indexRow(data.run_id))?.status === "Completed" ? true : undefined));
+    const other = { ...atReceipt, runId: runIdFor("fanout-a", "rerun:x", receivedAt + 1), startedAt: receivedAt + 1 };
+    expect((await endRunStatement(env.DB, other).run()).meta.rows_written).toBe(4);
+    expect((await runsOf(eventId!)).map((run) => run.run_id).sort()).toEqual([first.run_id, runs.get("fanout-b")!.run_id, data.run_id].sort());
+  });
+});
+

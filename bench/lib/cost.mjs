@@ -8,6 +8,9 @@ export const LIST_PRICES = {
   d1RowsWritten: 1.0,
   queueMessages: 3 * 0.4,
   workersRequests: 0.3,
+  // R2 (large values, a bucket bound): Class A (put, list) and Class B (get) operations.
+  r2ClassA: 4.5,
+  r2ClassB: 0.36,
 };
 
 /** The issue-21 goal for a million 5-step runs at list price, in dollars. */

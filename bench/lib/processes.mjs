@@ -36,11 +36,12 @@ export async function wrangler(args, { cwd, timeout = 120_000 } = {}) {
 }
 
 /**
- * Starts `wrangler dev` for `config` on 127.0.0.1:`port` and waits until `readyPath` answers 2xx.
- * Answers { name, url, log(), stop() }.
+ * Starts `wrangler dev` for `config` on 127.0.0.1:`port` (with `vars` as `--var NAME:VALUE`) and waits
+ * until `readyPath` answers 2xx. Answers { name, url, log(), stop() }.
  */
-export async function startWranglerDev({ name, cwd, config, port, inspectorPort, persistTo, readyPath, readyTimeoutMs = 90_000 }) {
-  const args = ["wrangler", "dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--show-interactive-dev-session=false", "--log-level", process.env.BENCH_LOG_LEVEL ?? "log"];
+export async function startWranglerDev({ name, cwd, config, port, inspectorPort, persistTo, readyPath, readyTimeoutMs = 90_000, vars = {} }) {
+  const varArgs = Object.entries(vars).flatMap(([key, value]) => ["--var", `${key}:${value}`]);
+  const args = ["wrangler", "dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--show-interactive-dev-session=false", "--log-level", process.env.BENCH_LOG_LEVEL ?? "log", ...varArgs];
   const child = spawn(NPX, args, { cwd, env: childEnv, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   started.add(child);
   let log = "";

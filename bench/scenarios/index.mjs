@@ -1,5 +1,5 @@
 // The scenarios `npm run bench` runs, in the order it runs them: one entry per scenario, each written
-// in the module of its family beside this one (steps, latency, ingest, waits, flowControl, remote),
+// in the module of its family beside this one (steps, latency, ingest, waits, flowControl, remote, traces),
 // so later work adds a scenario there and its entry here.
 //
 // A scenario has:
@@ -18,14 +18,17 @@
 // tag() (a fresh measurement id), now() (ms, Node clock), expectHits(tag, count, timeoutMs),
 // expectRuns(ids, check) and expectInstances(workflow, ids, check) (verified after all timing),
 // ingest(params) (scenario 6, bench/lib/ingest.mjs), note(text) and problem(text), and state, an
-// object that lives for the whole bench (scenario 9's background waits), and sfMemoryMb() (the
-// resident memory of the Stepflare wrangler dev's processes, in MB, or null).
+// object that lives for the whole bench (scenario 9's background waits), sfMemoryMb() (the
+// resident memory of the Stepflare wrangler dev's processes, in MB, or null), and
+// startStepflare(name, vars) (a second Stepflare wrangler dev with those vars: { url, client }).
 import { fiveSteps, longRun, oneStep, parallelSteps, twentySteps, twentyStepsBuffered } from "./steps.mjs";
 import { firstStep, invoke, sleepFromStart, sleepLateness } from "./latency.mjs";
 import { ingest, load } from "./ingest.mjs";
 import { waitResume10, waitResume10k } from "./waits.mjs";
 import { concurrency, throttle } from "./flowControl.mjs";
 import { remoteSteps } from "./remote.mjs";
+import { tracesDown } from "./traces.mjs";
+import { largeStep, largeStepSmall } from "./largeValues.mjs";
 
 export const scenarios = [
   oneStep,
@@ -44,5 +47,8 @@ export const scenarios = [
   concurrency,
   throttle,
   remoteSteps,
+  tracesDown,
+  largeStep,
+  largeStepSmall,
   load,
 ];

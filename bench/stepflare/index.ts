@@ -19,6 +19,8 @@ interface BenchData {
   steps?: number;
   /** Scenario 9: the value of `data.key` the run's wait matches on. */
   key?: string;
+  /** Scenario 14: the length of the large step's output. */
+  bytes?: number;
 }
 
 /** Tells the counter that run `key` (by default `data.i`) of measurement `tag` got here; `extra` carries timings. */
@@ -157,7 +159,18 @@ const waiter = app.createFunction<BenchData>({ id: "bench-waiter" }, { event: "b
   return { i: event.data.i, resolvedBy: resolvedBy?.id ?? null };
 });
 
-const handler = serve({ client: app, functions: [oneStep, nSteps, nStepsBuffered, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter, concurrencyLimited, throttledFirstStep] });
+/** Scenario 14: a step whose output is `data.bytes` long (3 MiB goes to R2), read back by the replay after a sleep. */
+const largeStep = app.createFunction<BenchData>({ id: "bench-large-step" }, { event: "bench/large-step" }, async ({ event, step }) => {
+  const output = await step.run("large", async () => "x".repeat(event.data.bytes ?? 0));
+  await step.sleep("nap", 1);
+  await step.run("count", async () => {
+    await hit(event.data);
+    return "counted";
+  });
+  return { length: output.length };
+});
+
+const handler = serve({ client: app, functions: [largeStep, oneStep, nSteps, nStepsBuffered, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter, concurrencyLimited, throttledFirstStep] });
 
 /**
  * The bench's own route, outside timing: `GET /bench/waits?event=<name>&key=<match key prefix>`

@@ -3,6 +3,7 @@ import { toEvent } from "../db/events.ts";
 import { insertPause, markResumed, pausedEventsPage, pausedFunctions, resumePageDoneStatements, stalledResumes } from "../db/pauses.ts";
 import type { RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
+import { resolveEventData } from "../platform/largeValues.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import { sendMessages } from "../queue/send.ts";
@@ -49,6 +50,7 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
       entries.push({ runId: runIdFor(fn.id, row.id, row.received_at), functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
       continue;
     }
+    await resolveEventData(env, [accepted]);
     const entry = await startEventRun(env, fn, accepted, row.position);
     if (entry) entries.push(entry);
   }

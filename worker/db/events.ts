@@ -1,6 +1,7 @@
 import type { StoredEvent } from "../../sdk/event.ts";
 import { pageOf, type PageCursor } from "./runs.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
+import { eventDataPlaceholder, R2_MARKER } from "../platform/largeValues.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -22,18 +23,20 @@ export interface EventRow {
  * an event with its id was received in the 24 h before `receivedAt`; an older one stays in the log
  * and the new one is stored beside it (Inngest's dedup window). Of several events sharing an id in
  * one request, the first is the one stored.
+ * `storedData` holds what the `data` column stores for events whose data is in R2.
  * Events travel as one JSON parameter per statement (read with json_each), so a request of 5,000
  * events is a handful of statements, within D1's limits on statements and bound parameters.
  *
  * @example
  * const fresh = await insertEvents(env.DB, events, Date.now());
  */
-export async function insertEvents(db: D1Database, events: StoredEvent[], receivedAt: number): Promise<StoredEvent[]> {
+export async function insertEvents(db: D1Database, events: StoredEvent[], receivedAt: number, storedData?: Map<StoredEvent, string>): Promise<StoredEvent[]> {
   // Deduplicated here: a statement's NOT EXISTS does not see the rows that statement inserts.
   const firsts = firstOfEachId(events);
   if (firsts.length === 0) return [];
-  // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them.
-  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
+  // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them; a
+  // large event's data as its reference to R2 (`storedData`, platform/largeValues.ts).
+  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, storedData?.get(e) ?? JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts]));
   // The dedup check uses the primary key (id, received_at).
   const statement = db.prepare(
     `INSERT INTO events (id, name, data, user, v, ts, received_at)
@@ -142,23 +145,41 @@ export function markDispatched(db: D1Database, refs: EventRef[], at: number): D1
 
 /**
  * Events accepted before `before` whose runs were never started (lost from the queue), and not
- * swept since `sweptBefore`, oldest first; marks them swept at `now` in the same statement.
+ * swept since `sweptBefore`, oldest first; marks them swept at `now` in the same batch. New ones are
+ * read from the sweep cursor on (index events_received: no index entry per event until it is
+ * dispatched), and the cursor moves up to the oldest still unswept, at most to `cursorTo`; those swept
+ * before and still undispatched, a rare few, come from index events_resweep.
  *
  * @example
- * const lost = await sweepUndispatchedEvents(env.DB, now - 30_000, now - 300_000, now, 1000);
+ * const lost = await sweepUndispatchedEvents(env.DB, { before: now - 30_000, sweptBefore: now - 300_000, now, limit: 1000, cursorTo: now - 120_000 });
  */
-export async function sweepUndispatchedEvents(db: D1Database, before: number, sweptBefore: number, now: number, limit: number): Promise<EventRef[]> {
-  // Uses index events_undispatched.
-  const result = await db
-    .prepare(
-      `UPDATE events SET swept_at = ?3 WHERE (id, received_at) IN (
-         SELECT id, received_at FROM events WHERE dispatched_at IS NULL AND received_at < ?1 AND (swept_at IS NULL OR swept_at < ?2)
-         ORDER BY received_at LIMIT ?4)
-       RETURNING id, received_at`,
-    )
-    .bind(before, sweptBefore, now, limit)
-    .all<{ id: string; received_at: number }>();
-  return result.results.map((row) => ({ id: row.id, receivedAt: row.received_at }));
+export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: number; sweptBefore: number; now: number; limit: number; cursorTo: number }): Promise<EventRef[]> {
+  const { before, sweptBefore, now, limit, cursorTo } = sweep;
+  const unswept = "received_at < ?1 AND dispatched_at IS NULL AND swept_at IS NULL";
+  const [fresh, , again] = await db.batch<{ id: string; received_at: number }>([
+    db
+      .prepare(
+        `UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (
+           SELECT id, received_at FROM events WHERE received_at >= (SELECT swept_to FROM sweep_cursor) AND ${unswept}
+           ORDER BY received_at LIMIT ?3)
+         RETURNING id, received_at`,
+      )
+      .bind(before, now, limit),
+    // Past the limit, the cursor stays at the oldest left for the next tick; never past `cursorTo`, which
+    // trails the sweep so that an event whose write took long to land is still read.
+    db
+      .prepare(`UPDATE sweep_cursor SET swept_to = MAX(swept_to, MIN(?2, COALESCE((SELECT MIN(received_at) FROM events WHERE received_at >= sweep_cursor.swept_to AND ${unswept}), ?2)))`)
+      .bind(before, cursorTo),
+    db
+      .prepare(
+        `UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (
+           SELECT id, received_at FROM events WHERE dispatched_at IS NULL AND swept_at IS NOT NULL AND swept_at < ?1
+           ORDER BY swept_at LIMIT ?3)
+         RETURNING id, received_at`,
+      )
+      .bind(sweptBefore, now, limit),
+  ]);
+  return [...fresh!.results, ...again!.results].map((row) => ({ id: row.id, receivedAt: row.received_at }));
 }
 
 /**
@@ -180,7 +201,8 @@ export function toEvent(row: EventRow): StoredEvent {
   return {
     id: row.id,
     name: row.name,
-    data: JSON.parse(row.data) as Record<string, unknown>,
+    // Data in R2 reads as a placeholder until resolveEventData() fetches it.
+    data: row.data.startsWith(R2_MARKER) ? eventDataPlaceholder(row.data) : (JSON.parse(row.data) as Record<string, unknown>),
     ts: row.ts,
     ...(row.user ? { user: JSON.parse(row.user) as Record<string, unknown> } : {}),
     ...(row.v ? { v: row.v } : {}),

@@ -1,3 +1,4 @@
+import { runIdFor } from "../platform/runId.ts";
 import type { RunStatus } from "../platform/types.ts";
 
 /** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
@@ -32,20 +33,29 @@ export interface RunIndexEntry {
 export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at, at_receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
        ON CONFLICT(id) DO NOTHING`,
     )
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null);
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null, atReceipt(run));
 }
 
 /** Statement recording a run's end (its whole row, if its start was never indexed: a short run's one write). */
 export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at, at_receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
        ON CONFLICT(id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at`,
     )
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null);
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null, atReceipt(run));
+}
+
+/**
+ * 1 for a run started at its event's receipt (its id derived from the event and that time, and its
+ * row's start that time): runsOfEvent finds it through the event, so it needs no entry in the index by
+ * event id. 0 for any other (a re-run, a batch, a debounce, an invoke, a cron), which does.
+ */
+function atReceipt(run: RunIndexEntry): 0 | 1 {
+  return runIdFor(run.functionId, run.eventId, run.startedAt) === run.runId ? 1 : 0;
 }
 
 export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
@@ -60,9 +70,19 @@ export async function childrenOf(db: D1Database, runId: string): Promise<RunInde
   return result.results;
 }
 
+/** The runs of every event with this id, oldest first. */
 export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunIndexRow[]> {
-  // Uses index runs_event.
-  const result = await db.prepare("SELECT * FROM runs WHERE event_id = ?1 ORDER BY started_at, id").bind(eventId).all<RunIndexRow>();
+  // Those started at an event's receipt through the event log's primary key and index runs_started;
+  // the others through index runs_event, which holds only them.
+  const result = await db
+    .prepare(
+      `SELECT runs.* FROM events JOIN runs ON runs.started_at = events.received_at AND runs.event_id = events.id WHERE events.id = ?1
+       UNION
+       SELECT * FROM runs WHERE event_id = ?1 AND at_receipt IS NOT 1
+       ORDER BY started_at, id`,
+    )
+    .bind(eventId)
+    .all<RunIndexRow>();
   return result.results;
 }
 

@@ -3,6 +3,7 @@ import { resumePage } from "../admin/pauses.ts";
 import { getEvents, markDispatched } from "../db/events.ts";
 import { endRunStatement, type RunIndexEntry } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
+import { resolveEventData } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
 import type { QueueMessage } from "../queue/messages.ts";
@@ -89,7 +90,10 @@ const handlers: Handlers = {
   async "event-ref"(messages, work) {
     if (messages.length === 0) return;
     const refs = messages.map(({ body }) => ({ id: body.id, receivedAt: body.receivedAt }));
-    const referenced = new Map((await getEvents(work.env.DB, refs)).map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
+    const logged = await getEvents(work.env.DB, refs);
+    // Large events' data is in R2: fetched before triggers and waits look at it.
+    await resolveEventData(work.env, logged);
+    const referenced = new Map(logged.map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
     for (const message of messages) {
       const accepted = referenced.get(refKey(message.body));
       if (accepted) {

@@ -8,11 +8,41 @@ import type { AcceptedEvent } from "../platform/types.ts";
 import { enqueueEvents } from "../queue/send.ts";
 import { utf8Bytes } from "../../sdk/output.ts";
 import { StepflareError } from "../platform/errors.ts";
+import { BIND_R2_HINT, MAX_LARGE_VALUE_BYTES, offloadEventData, resolveEventData } from "../platform/largeValues.ts";
 
 /** Ingest limits (DESIGN "Limits"). */
 export const MAX_EVENT_BYTES = 512 * 1024;
 export const MAX_REQUEST_BYTES = 3 * 1024 * 1024;
 export const MAX_EVENTS_PER_REQUEST = 5000;
+
+/** The most one event and one request may be: an event's data in R2 (a bucket bound) lifts both to 16 MiB. */
+export interface IngestLimits {
+  eventBytes: number;
+  requestBytes: number;
+}
+
+/** The limits without a bucket: one event's data must fit a row of the log. */
+export const ROW_LIMITS: IngestLimits = { eventBytes: MAX_EVENT_BYTES, requestBytes: MAX_REQUEST_BYTES };
+const R2_LIMITS: IngestLimits = { eventBytes: MAX_LARGE_VALUE_BYTES, requestBytes: MAX_LARGE_VALUE_BYTES };
+
+/**
+ * The event API's limits with this Worker's bindings.
+ *
+ * @example
+ * const limits = ingestLimits(c.env);
+ */
+export function ingestLimits(env: Pick<Env, "VALUES">): IngestLimits {
+  return env.VALUES ? R2_LIMITS : ROW_LIMITS;
+}
+
+/** "the limit per request" and how to raise it, for a request body over `limits.requestBytes`. */
+export function requestTooLarge(limits: IngestLimits): string {
+  return `request body is over ${limits.requestBytes} bytes (${formatBytes(limits.requestBytes)}), the limit per request${limits === ROW_LIMITS ? `; ${BIND_R2_HINT}` : ""}`;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MiB` : `${bytes / 1024} KiB`;
+}
 
 /** A request the event API refuses (`event.invalid` or `event.too_large`); the message says what is wrong. */
 export class IngestError extends StepflareError {
@@ -31,11 +61,12 @@ export class IngestError extends StepflareError {
  * an error) and checks the limits; throws IngestError. Names starting with `inngest/` and ids
  * starting with `stepflare:` are refused: the engine sends those through `ingestEvents` directly, and
  * a sender must not claim an id the engine will use. Events without an id get one from `nextId`.
+ * `limits` are the event API's (ingestLimits); a step's sends keep the row limits.
  *
  * @example
  * const events = parseEvents(JSON.parse(body));
  */
-export function parseEvents(body: unknown, nextId: (index: number) => string = () => ulid()): StoredEvent[] {
+export function parseEvents(body: unknown, nextId: (index: number) => string = () => ulid(), limits: IngestLimits = ROW_LIMITS): StoredEvent[] {
   const result = (Array.isArray(body) ? eventBatchSchema : eventPayloadSchema.transform((event) => [event])).safeParse(body);
   if (!result.success) {
     const issue = result.error.issues[0];
@@ -72,8 +103,9 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
       ...(payload.v ? { v: payload.v } : {}),
     };
     const bytes = utf8Bytes(JSON.stringify(event));
-    if (bytes > MAX_EVENT_BYTES) {
-      throw new IngestError("event.too_large", `event ${i} is ${bytes} bytes; the limit is ${MAX_EVENT_BYTES} bytes (512 KiB) per event`, String(i));
+    if (bytes > limits.eventBytes) {
+      const raise = limits === ROW_LIMITS ? `; ${BIND_R2_HINT}` : "";
+      throw new IngestError("event.too_large", `event ${i} is ${bytes} bytes; the limit is ${limits.eventBytes} bytes (${formatBytes(limits.eventBytes)}) per event${raise}`, String(i));
     }
     return event;
   });
@@ -89,11 +121,16 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
  */
 export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ ids: string[] }> {
   const receivedAt = Date.now();
-  const fresh = await insertEvents(env.DB, events, receivedAt);
+  // Large events' data goes to R2 before the log's rows that name it.
+  const fresh = await insertEvents(env.DB, events, receivedAt, await offloadEventData(env, events, receivedAt));
   const accepted: AcceptedEvent[] = fresh.map((event) => ({ event, receivedAt }));
   const freshIds = new Set(fresh.map((event) => event.id));
   const duplicates = [...new Set(events.map((event) => event.id).filter((id) => !freshIds.has(id)))];
-  if (duplicates.length > 0) accepted.push(...(await undispatchedEvents(env.DB, duplicates, receivedAt - DEDUP_WINDOW_MS)));
+  if (duplicates.length > 0) {
+    const undispatched = await undispatchedEvents(env.DB, duplicates, receivedAt - DEDUP_WINDOW_MS);
+    await resolveEventData(env, undispatched);
+    accepted.push(...undispatched);
+  }
   await enqueueEvents(env, accepted);
   return { ids: events.map((e) => e.id) };
 }

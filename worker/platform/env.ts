@@ -13,6 +13,8 @@ export interface Env {
   SCHEDULER: DurableObjectNamespace<Scheduler>;
   /** Flow-control coordinators, one per (function, option, key value). */
   FLOWS: DurableObjectNamespace<FlowObject>;
+  /** Optional R2 bucket for values too large for a row (worker/platform/largeValues.ts); without it the smaller limits hold. */
+  VALUES?: R2Bucket;
   /** "1" under `wrangler dev`: any event key works and the API is open. */
   STEPFLARE_DEV?: string;
   /** Secret: the event keys `POST /e/:key` accepts outside dev mode, comma-separated. */
@@ -21,6 +23,10 @@ export interface Env {
   STEPFLARE_SIGNING_KEY?: string;
   /** Days events, runs index rows and finished runs are kept (a positive whole number; default 30). */
   STEPFLARE_RETENTION_DAYS?: string;
+  /** An OTLP/HTTP traces endpoint (`https://collector.example/v1/traces`): each run's end exports its trace there. */
+  STEPFLARE_OTLP_ENDPOINT?: string;
+  /** Headers for that endpoint, `name=value` pairs separated by commas (OTEL_EXPORTER_OTLP_HEADERS's form). */
+  STEPFLARE_OTLP_HEADERS?: string;
   /** Seconds past its wake time after which an unfinished run counts as stuck (default 60; admin/stuck.ts). */
   STEPFLARE_STUCK_OVERDUE_SECONDS?: string;
   /** Seconds one step may keep retrying before its run counts as stuck (default 3600; admin/stuck.ts). */

@@ -11,6 +11,9 @@ export interface Usage {
   d1Statements: number;
   d1RowsWritten: number;
   queueMessages: number;
+  /** R2 Class A operations (puts, lists) and Class B (gets) on the large values bucket. */
+  r2ClassA: number;
+  r2ClassB: number;
 }
 
-export const usage: Usage = { doRequests: 0, doRowsWritten: 0, d1Statements: 0, d1RowsWritten: 0, queueMessages: 0 };
+export const usage: Usage = { doRequests: 0, doRowsWritten: 0, d1Statements: 0, d1RowsWritten: 0, queueMessages: 0, r2ClassA: 0, r2ClassB: 0 };

@@ -59,7 +59,7 @@ export class RemoteSteps {
   async completed(step: StepIdentity, data: unknown, startedAt: number): Promise<void> {
     let completed;
     try {
-      completed = completedStep(step, this.steps.get(step.id), data, { storedBytes: this.storedBytes, nextSeq: () => ++this.seq, startedAt, endedAt: this.clock.now() });
+      completed = completedStep(step, this.steps.get(step.id), data, { storedBytes: this.storedBytes, nextSeq: () => ++this.seq, startedAt, endedAt: this.clock.now(), maxOutputBytes: this.host.maxStepOutputBytes });
     } catch (err) {
       return this.failed(step, serializeError(err), true, startedAt, undefined);
     }

@@ -22,6 +22,7 @@ import { openApiDocument } from "./api/openapi.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
 import { CancellationError, cancellationRequestSchema, getCancellation, startCancellation } from "../admin/cancellations.ts";
+import { resolveEventData } from "../platform/largeValues.ts";
 
 /**
  * The REST API (Inngest's shapes). D1 says which runs exist; each run's RunObject, its record
@@ -48,6 +49,7 @@ apiRoutes.get("/v1/events/:eventId", async (c) => {
   const id = c.req.param("eventId");
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
+  await resolveEventData(c.env, [found]);
   const { event, receivedAt } = found;
   return c.json({ data: { ...event, received_at: new Date(receivedAt).toISOString() } });
 });

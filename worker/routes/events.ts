@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import type { Env } from "../platform/env.ts";
-import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../ingest/ingest.ts";
+import { IngestError, ingestEvents, ingestLimits, parseEvents, requestTooLarge } from "../ingest/ingest.ts";
 import { eventIdSource } from "../platform/eventIds.ts";
 import { requireEventKey } from "./auth.ts";
 import { readLimited } from "./body.ts";
@@ -15,8 +15,9 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
   if (contentType && !/json|text\/plain|x-www-form-urlencoded/i.test(contentType)) {
     return jsonError(c, 415, `content-type ${contentType} is not accepted: send application/json`);
   }
-  const bytes = await readLimited(c.req.raw, MAX_REQUEST_BYTES);
-  if (bytes === null) return jsonError(c, 413, `request body is over ${MAX_REQUEST_BYTES} bytes (3 MiB), the limit per request`);
+  const limits = ingestLimits(c.env);
+  const bytes = await readLimited(c.req.raw, limits.requestBytes);
+  if (bytes === null) return jsonError(c, 413, requestTooLarge(limits));
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
@@ -30,7 +31,7 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
     return jsonError(c, 400, "request body is not valid JSON");
   }
   try {
-    const { ids } = await ingestEvents(c.env, parseEvents(body, eventIdSource(c.req.header("x-inngest-event-id-seed"))));
+    const { ids } = await ingestEvents(c.env, parseEvents(body, eventIdSource(c.req.header("x-inngest-event-id-seed")), limits));
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return errorResponse(c, err);

@@ -7,10 +7,12 @@ import { serializeError, type Logger, type SerializedError } from "../../sdk/typ
 import { resolveInvoke, resolveWait, satisfiesIf, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../platform/bindings.ts";
 import { isDevMode, retentionDays, type Env } from "../platform/env.ts";
+import { valuesBucket } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
+import { traceExport } from "../traces/config.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
@@ -56,7 +58,7 @@ export class RunObject extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
-    this.store = new RunStore(ctx.storage.sql, this.stream);
+    this.store = new RunStore(ctx.storage.sql, this.stream, valuesBucket(this.env));
     this.slots = new RunSlots(this.env);
     this.delivery = new RunDelivery(this.env, this.store, {
       resolveWait: (stepId, index, event) => this.resolveWait(stepId, index, event),
@@ -165,10 +167,13 @@ export class RunObject extends DurableObject<Env> {
     if (!run) return;
     if (!FINAL_STATUSES.has(run.status)) return this.execute(false);
     if (Date.now() < (run.endedAt ?? 0) + retentionDays(this.env) * DAY_MS) {
-      await this.delivery.deliverEnd(run);
+      // Once per isolate: an alarm for the trace's next try does not write the end again.
+      if (!this.delivery.endDelivered) await this.delivery.deliverEnd(run);
+      await this.delivery.exportTrace();
       return this.rearm();
     }
     // The retention period is over: the run's records go (DESIGN "Retention").
+    await this.store.deleteValues();
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.store.clear();
@@ -177,7 +182,7 @@ export class RunObject extends DurableObject<Env> {
   /** The run with its steps; null if this object holds no run. */
   async getRun(): Promise<RunWithSteps | null> {
     const run = this.store.run();
-    return run ? { run, steps: [...this.store.steps().values()] } : null;
+    return run ? { run, steps: [...(await this.store.loadedSteps()).values()] } : null;
   }
 
   /**
@@ -187,7 +192,7 @@ export class RunObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const run = this.store.run();
     if (!run) return Response.json({ error: "this object holds no run" }, { status: 404 });
-    return this.stream.subscribe(run, this.store.steps().values(), request.headers.get("last-event-id"));
+    return this.stream.subscribe(run, (await this.store.loadedSteps()).values(), request.headers.get("last-event-id"));
   }
 
   /** The run without its steps, for listings; null if this object holds no run. */
@@ -463,20 +468,26 @@ export class RunObject extends DurableObject<Env> {
     // In the end's own commit, so a kill right after it still gives them back; while an invocation
     // holds the slots (a step body may still run), the give-back waits for its release.
     const flow = fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
-    const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow })];
+    // The run's trace, last: built from the run's records when it is sent (worker/traces/), only where an OTLP endpoint is set.
+    const trace = traceExport(this.env) ? [{ kind: "trace" as const }] : [];
+    const entries = [{ kind: "events" as const, events: [...events, ...finishedEvents(run, status, result)] }, ...endEntries(run, status, result, { waits, flow }), ...trace];
     this.store.end(status, Date.now(), result, entries);
     this.delivery.endDelivered = false;
     await this.rearm();
     await this.delivery.deliverOutbox();
     await this.delivery.deliverEnd(this.store.run() ?? run);
     await this.rearm();
+    // Not awaited: a collector that is slow or down never holds the run's end back (the alarm retries it).
+    if (trace.length > 0) void this.delivery.exportTrace();
   }
 
   /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
   private async rearm(): Promise<void> {
     const run = this.store.run();
     if (!run) return;
-    const inputs = { now: Date.now(), undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env) };
+    const now = Date.now();
+    const traceRetryAt = this.delivery.traceRetryAt(now);
+    const inputs = { now, undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env), ...(traceRetryAt !== undefined ? { traceRetryAt } : {}) };
     await this.ctx.storage.setAlarm(nextAlarm(run, inputs));
   }
 }

@@ -5,6 +5,8 @@ import type { SerializedError } from "../../sdk/types.ts";
 import type { StepRequest } from "../../sdk/wait.ts";
 import type { RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
+import { R2_MARKER } from "../platform/largeValues.ts";
+import { RunValues } from "./runValues.ts";
 import { withRepair, type RepairEntry } from "./health.ts";
 
 import type { OutboxEntry, RunObserver, RunParent, RunRecord } from "./records.ts";
@@ -104,11 +106,15 @@ export class RunStore {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
   /** The number of the next row of `step_bundles` (several step results written at once). */
   private nextBundle = 0;
+  /** Step outputs in R2 (a bucket is bound): staged before their rows are written, fetched after they are read. */
+  readonly values: RunValues;
 
   constructor(
     private readonly sql: SqlStorage,
     private readonly observer?: RunObserver,
+    bucket?: R2Bucket,
   ) {
+    this.values = new RunValues(sql, bucket);
     this.hasTables = this.tablesExist();
     if (this.hasTables) this.addMissingColumns();
   }
@@ -280,6 +286,8 @@ export class RunStore {
    * those steps run again.
    */
   bufferStep(step: StepRecord, { maxSteps, maxIntervalMs }: { maxSteps: number; maxIntervalMs: number }): void {
+    // An output in R2 is named by its step's own row, never by a bundle's.
+    if (this.values.isStaged(step.id, step.output)) return this.saveStep(step);
     this.steps().set(step.id, step);
     this.pending.push(step);
     if (this.pending.length >= maxSteps) return this.flush();
@@ -334,10 +342,14 @@ export class RunStore {
     this.observer?.stepSaved(step);
   }
 
-  /** The oldest entry waiting to leave the object, if any. */
-  nextOutboxEntry(): { seq: number; entry: OutboxEntry } | null {
+  /**
+   * The oldest entry waiting to leave the object, if any. The run's trace is sent apart from the
+   * others (a collector that is down must hold nothing else back): `"trace"` asks for it alone.
+   */
+  nextOutboxEntry(which: "entries" | "trace" = "entries"): { seq: number; entry: OutboxEntry } | null {
     if (!this.hasTables) return null;
-    const row = this.sql.exec<{ seq: number; kind: string; events: string }>("SELECT seq, kind, events FROM outbox ORDER BY seq LIMIT 1").toArray()[0];
+    const where = which === "trace" ? "kind = 'trace'" : "kind != 'trace'";
+    const row = this.sql.exec<{ seq: number; kind: string; events: string }>(`SELECT seq, kind, events FROM outbox WHERE ${where} ORDER BY seq LIMIT 1`).toArray()[0];
     if (!row) return null;
     const value = this.decode(outboxOwner(row.seq), row.events);
     // An `events` entry holds the events alone (as the first outbox did); the others, the whole entry.
@@ -353,8 +365,22 @@ export class RunStore {
     this.write("DELETE FROM outbox WHERE seq = ?", seq);
   }
 
+  /** The steps, with every output in R2 fetched: what an invocation, the run's view and its stream read. */
+  async loadedSteps(): Promise<Map<string, StepRecord>> {
+    const steps = this.steps();
+    await this.values.loadSteps(steps.values());
+    return steps;
+  }
+
+  /** Deletes the run's objects in R2, if any (its retention is over; its storage goes next). */
+  async deleteValues(): Promise<void> {
+    const run = this.run();
+    if (run) await this.values.deleteRun(run.id, this.hasTables);
+  }
+
   /** Forgets what it read, to read the object's storage again (empty once the run's retention is over and it was deleted). */
   clear(): void {
+    this.values.clear();
     this.cachedRun = undefined;
     this.cachedSteps = undefined;
     this.stepRowids.clear();
@@ -388,7 +414,8 @@ export class RunStore {
    */
   private encode(owner: string, value: unknown): string | null {
     if (value === undefined) return null;
-    const text = JSON.stringify(value);
+    // An R2 reference or the JSON text made while staging it (a bucket is bound), else the JSON now.
+    const text = this.values.takeStaged(owner, value) ?? JSON.stringify(value);
     if (text.length <= PART_CHARS) return text;
     this.sql.exec("CREATE TABLE IF NOT EXISTS parts (owner TEXT NOT NULL, seq INTEGER NOT NULL, text TEXT NOT NULL, PRIMARY KEY (owner, seq)) WITHOUT ROWID");
     this.write("DELETE FROM parts WHERE owner = ?", owner);
@@ -405,6 +432,7 @@ export class RunStore {
 
   private decode(owner: string, stored: string | null): unknown {
     if (stored === null) return undefined;
+    if (stored.startsWith(R2_MARKER)) return this.values.placeholder(stored);
     if (!stored.startsWith(PARTS_MARKER)) return JSON.parse(stored);
     const parts = this.sql.exec<{ text: string }>("SELECT text FROM parts WHERE owner = ? ORDER BY seq", owner).toArray();
     return JSON.parse(parts.map((part) => part.text).join(""));

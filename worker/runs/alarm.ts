@@ -16,14 +16,17 @@ export interface AlarmInputs {
   /** The run's end reached the runs index. */
   endDelivered: boolean;
   retentionDays: number;
+  /** When the run's trace, not exported yet, is tried again (worker/traces/schedule.ts). */
+  traceRetryAt?: number;
 }
 
 /**
- * The earliest thing the object must do: deliver what is undelivered, wake the run when it is due
+ * The earliest thing the object must do: deliver what is undelivered (its trace on its own schedule), wake the run when it is due
  * (or watch an invocation in progress), end it at `timeouts.finish`, or delete it after retention.
  */
-export function nextAlarm(run: RunRecord, { now, undelivered, endDelivered, retentionDays }: AlarmInputs): number {
+export function nextAlarm(run: RunRecord, { now, undelivered, endDelivered, retentionDays, traceRetryAt }: AlarmInputs): number {
   const times: number[] = [];
+  if (traceRetryAt !== undefined) times.push(traceRetryAt);
   if (undelivered) times.push(now + DELIVERY_RETRY_MS);
   if (FINAL_STATUSES.has(run.status)) times.push(endDelivered ? (run.endedAt ?? now) + retentionDays * DAY_MS : now + DELIVERY_RETRY_MS);
   else if (run.isOpen) times.push(now + WATCHDOG_MS);

@@ -6,6 +6,10 @@ import { endRunStatement, insertRunStatement, type RunIndexEntry } from "../db/r
 import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
+import { traceExport } from "../traces/config.ts";
+import { encodeTrace, sendTrace, type ExportResult } from "../traces/otlp.ts";
+import { isTraceGivenUp, nextTraceTry } from "../traces/schedule.ts";
+import { runTrace } from "../traces/spans.ts";
 import { deliverEntry } from "./outbox.ts";
 import type { RunRecord, RunStore } from "./RunStore.ts";
 
@@ -29,6 +33,8 @@ export interface DeliveryTarget {
 export class RunDelivery {
   /** The outbox delivery in progress, so two never send the same entry at once. */
   private delivering: Promise<void> | null = null;
+  /** The trace export in progress, so two never send the same trace at once. */
+  private exporting: Promise<void> | null = null;
   /** The run's end reached the runs index (in memory: after a restart the alarm sends it again, harmlessly). */
   endDelivered = false;
 
@@ -67,7 +73,49 @@ export class RunDelivery {
     }
   }
 
-  /** Tells the D1 runs index the run's end, through the queue (batched by the consumer). */
+  /**
+   * Exports the run's trace to the OTLP collector, if its end left one to export: once the
+   * collector takes it (or refuses it for good, or an hour after the run's end) the entry goes;
+   * else the alarm tries again later (worker/traces/schedule.ts). Never throws.
+   */
+  exportTrace(): Promise<void> {
+    this.exporting ??= this.sendTrace().finally(() => (this.exporting = null));
+    return this.exporting;
+  }
+
+  private async sendTrace(): Promise<void> {
+    // Nothing is read for a run whose Worker exports no traces.
+    const config = traceExport(this.env);
+    const entry = config && this.store.nextOutboxEntry("trace");
+    const run = this.store.run();
+    if (!config || !entry || !run) return;
+    const logger = createLogger({ run_id: run.id, function_id: run.functionId });
+    const endedAt = run.endedAt ?? Date.now();
+    let result: ExportResult;
+    try {
+      result = await sendTrace(config, encodeTrace(runTrace(run, this.store.steps().values())));
+    } catch (err) {
+      // Encoding failed: it would fail the same way next time.
+      result = { type: "refused", reason: String(err) };
+    }
+    if (result.type === "retry" && !isTraceGivenUp(endedAt, Date.now())) {
+      logger.warn("could not export the run's trace; will retry", { error: result.reason });
+      return this.target.rearm();
+    }
+    if (result.type === "retry") logger.warn("gave up exporting the run's trace: the collector did not take it within an hour of the run's end", { error: result.reason });
+    if (result.type === "refused") logger.error("the collector refused the run's trace; it is dropped", { error: result.reason });
+    this.store.delivered(entry.seq);
+    // The alarm was set for the trace's next try: back to the run's next need (its retention).
+    await this.target.rearm();
+  }
+
+  /** When the alarm must try the run's trace again, if one waits to be exported (none read when traces are off). */
+  traceRetryAt(now: number): number | undefined {
+    const run = this.store.run();
+    if (!run?.endedAt || !traceExport(this.env) || !this.store.nextOutboxEntry("trace")) return undefined;
+    return nextTraceTry(run.endedAt, now);
+  }
+
   /**
    * Writes the row of a run not over yet to the runs index, unless it has one: a run writes its own
    * row once it is worth one (it waits, queues, or runs a while), and a short run only its end, one

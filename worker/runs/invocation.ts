@@ -123,6 +123,8 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   }
 
   const current = run;
+  // Outputs in R2 are fetched before the handler reads its memo (none read: nothing to do).
+  await store.loadedSteps();
   const host = runHost(ctx, current, fn.bufferedSteps);
   const input = {
     runId: current.id,
@@ -183,12 +185,18 @@ function runHost(ctx: InvocationContext, run: RunRecord, buffered: StepflareFunc
   return {
     steps: store.steps(),
     saveStep: (step, events) => {
-      const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run, step, store.steps().get(step.id))];
-      // Buffered checkpoints (opt-in): a completed step that sends nothing waits to be written with the next.
-      if (buffered && step.status === "completed" && entries.length === 0) return store.bufferStep(step, buffered);
-      store.saveStep(step, entries);
-      if (entries.length > 0) void ctx.deliverOutbox();
+      const save = () => {
+        const entries = [...(events?.length ? [{ kind: "events" as const, events }] : []), ...requestEntries(run, step, store.steps().get(step.id))];
+        // Buffered checkpoints (opt-in): a completed step that sends nothing waits to be written with the next.
+        if (buffered && step.status === "completed" && entries.length === 0) return store.bufferStep(step, buffered);
+        store.saveStep(step, entries);
+        if (entries.length > 0) void ctx.deliverOutbox();
+      };
+      // A large output goes to R2 first (a bucket is bound), then the row that names it.
+      const staging = store.values.stageStep(run.id, step);
+      return staging ? staging.then(save) : save();
     },
+    maxStepOutputBytes: store.values.maxStepOutputBytes,
     prepareEvents: (events, idAt) => prepareStepEvents(events, idAt),
     // The run's record (first invocation) or this invocation's start is durable before a step body
     // runs: a body that kills the isolate must find it, or its next start would run it again.

@@ -161,5 +161,7 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
     case "resume-parent":
       await runObject(env, entry.parent.runId).resolveInvoke(entry.parent.stepId, entry.result);
       return;
+    case "trace":
+      throw new Error("a run's trace is sent apart from the other entries (RunDelivery.exportTrace)");
   }
 }

@@ -69,7 +69,8 @@ export interface RunParent {
 /**
  * What must leave the object, written in the commit that decides it and delivered until accepted
  * (DESIGN "An outbox for everything that leaves a run"): events to send, waits to store in D1
- * (and the run's waits to delete when it ends), a child run to start, a parent to resume.
+ * (and the run's waits to delete when it ends), a child run to start, a parent to resume, the
+ * run's trace to export (worker/traces/: its spans are built from the run's records when sent).
  */
 export type OutboxEntry =
   | { kind: "events"; events: StoredEvent[] }
@@ -77,7 +78,8 @@ export type OutboxEntry =
   | { kind: "clear-waits" }
   | { kind: "release-flow" }
   | { kind: "invoke"; stepId: string; functionId: string; data: Record<string, unknown> }
-  | { kind: "resume-parent"; parent: RunParent; result: InvokeResult };
+  | { kind: "resume-parent"; parent: RunParent; result: InvokeResult }
+  | { kind: "trace" };
 
 /** A run's record with its steps. */
 export interface RunWithSteps {

@@ -1,3 +1,4 @@
+import { utf8Bytes } from "../../sdk/output.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import { answersKey, eventKeyAt, eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
 import { toEvent, type EventRow } from "../db/events.ts";
@@ -23,6 +24,8 @@ const LOOKBACK: LookbackLimits = { pageSize: 500, maxEvents: 5_000 };
 
 /** The most bytes of keys one lookup binds (D1 holds at most 2 MB in one value; a UTF-16 unit is at most 3 bytes of UTF-8, a quote or escape a few more). */
 const MAX_KEYS_BYTES = 1_000_000;
+/** The most one D1 value holds. */
+const D1_VALUE_BYTES = 2_000_000;
 
 /** A wait row and an event that resolves it. */
 export interface WaitMatch {
@@ -221,6 +224,8 @@ function chunkKeys(keys: string[]): string[][] {
   let bytes = 0;
   for (const key of keys) {
     const size = key.length * 3 + 4;
+    // A key past D1's 2 MB per value is in no wait's row (a large event's value, its data in R2): never bound.
+    if (key.length > D1_VALUE_BYTES / 3 && utf8Bytes(key) > D1_VALUE_BYTES) continue;
     if (bytes + size > MAX_KEYS_BYTES && chunks.at(-1)!.length > 0) {
       chunks.push([]);
       bytes = 0;

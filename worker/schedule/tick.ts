@@ -9,12 +9,18 @@ import { resumeStalledCancellations } from "../admin/cancellations.ts";
 import { resumeStalledResumes } from "../admin/pauses.ts";
 import { checkUnfinishedRun, recordChecks, stuckThresholds } from "../admin/stuck.ts";
 import { pruneExpiredWaitsStatement } from "../db/waits.ts";
+import { deleteExpiredEventValues } from "../platform/largeValues.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
 export const REDISPATCH_AFTER_MS = 30_000;
 /** An event re-enqueued once and still not dispatched (a backlog, or lost again) is sent again after this. */
 export const RESWEEP_AFTER_MS = 5 * 60_000;
+/**
+ * How far the sweep's cursor trails the tick: events received since then are read again at each
+ * tick, so one whose D1 write landed late (its receipt time is taken before the write) is still found.
+ */
+const SWEEP_CURSOR_LAG_MS = 2 * 60_000;
 const SWEEP_LIMIT = 1000;
 /** Unfinished runs whose objects one tick asks for their status. */
 const INDEX_REPAIR_LIMIT = 50;
@@ -80,13 +86,17 @@ export async function pruneExpired(env: Env, now: number): Promise<{ events: num
     pruneExpiredWaitsStatement(env.DB, now, PRUNE_LIMIT),
   ]);
   const [events, runs, waits] = results.map((result) => result.meta.changes) as [number, number, number];
+  // Events' data in R2 goes a day at a time, once the whole day is past retention (a bucket is bound).
+  if (env.VALUES) await deleteExpiredEventValues(env.VALUES, before);
   if (events + runs + waits > 0) createLogger().info("deleted rows past retention", { events, runs, waits });
   return { events, runs, waits };
 }
 
 /** Re-enqueues events not dispatched within 30 s, except those a sweep sent since `sweptBefore`. */
 async function redispatchLostEvents(env: Env, now: number, sweptBefore: number): Promise<number> {
-  const refs = await sweepUndispatchedEvents(env.DB, now - REDISPATCH_AFTER_MS, sweptBefore, now, SWEEP_LIMIT);
+  // A tick asked about a time to come (a test's) never moves the cursor past the present.
+  const cursorTo = Math.min(now, Date.now()) - SWEEP_CURSOR_LAG_MS;
+  const refs = await sweepUndispatchedEvents(env.DB, { before: now - REDISPATCH_AFTER_MS, sweptBefore, now, limit: SWEEP_LIMIT, cursorTo });
   if (refs.length > 0) {
     await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
     createLogger().info("re-enqueued undispatched events", { count: refs.length });

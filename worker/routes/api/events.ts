@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import { listEvents, toEvent } from "../../db/events.ts";
 import type { Env } from "../../platform/env.ts";
-import { IngestError, ingestEvents, MAX_REQUEST_BYTES, parseEvents } from "../../ingest/ingest.ts";
+import { IngestError, ingestEvents, ingestLimits, parseEvents, requestTooLarge } from "../../ingest/ingest.ts";
 import { parseJsonBody, parseQuery, readBodyText } from "../body.ts";
 import { errorResponse, jsonError } from "../errors.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
@@ -27,12 +27,13 @@ eventsRoutes.get("/v1/events", async (c) => {
  */
 eventsRoutes.post("/v1/events", async (c) => {
   // Counted as it is read: a chunked body declares no Content-Length.
-  const text = await readBodyText(c, MAX_REQUEST_BYTES, `request body is over ${MAX_REQUEST_BYTES} bytes (3 MiB), the limit per request`);
+  const limits = ingestLimits(c.env);
+  const text = await readBodyText(c, limits.requestBytes, requestTooLarge(limits));
   if (!text.ok) return text.response;
   const body = await parseJsonBody(c, z.unknown(), "events", '{ "name": string, "data"?: object } or an array of those', text.text);
   if (!body.ok) return body.response;
   try {
-    const { ids } = await ingestEvents(c.env, parseEvents(body.data));
+    const { ids } = await ingestEvents(c.env, parseEvents(body.data, undefined, limits));
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return errorResponse(c, err);
