@@ -27,6 +27,10 @@ export interface Env {
   STEPFLARE_OTLP_ENDPOINT?: string;
   /** Headers for that endpoint, `name=value` pairs separated by commas (OTEL_EXPORTER_OTLP_HEADERS's form). */
   STEPFLARE_OTLP_HEADERS?: string;
+  /** Seconds past its wake time after which an unfinished run counts as stuck (default 60; admin/stuck.ts). */
+  STEPFLARE_STUCK_OVERDUE_SECONDS?: string;
+  /** Seconds one step may keep retrying before its run counts as stuck (default 3600; admin/stuck.ts). */
+  STEPFLARE_STUCK_RETRYING_SECONDS?: string;
 }
 
 /**
