@@ -118,6 +118,24 @@ describe("stuck runs", () => {
     expect((await post("/v1/runs/repair", { action: "explode", run_ids: [runId] })).status).toBe(400);
   });
 
+  it("wakes a run that stays without its alarm past the overdue threshold, once it has reported it", async () => {
+    const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("no-alarm-left") } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await getRun(runId)).steps?.some((step) => step.name === "long-wait") ? true : undefined));
+    await eventually(async () => ((await indexRow(runId)) ? true : undefined));
+    await runInDurableObject(runStub(runId), (_object, state) => state.storage.deleteAlarm());
+
+    const found = await tickUntilStuck(runId);
+    expect(found.stuck_reason).toBe("no_alarm");
+    // Checked again more than the overdue threshold (60 s) after it was found, and no one has woken it: the tick does.
+    await tick(env as Env, found.stuck_since! + 2 * 60_000);
+    expect(await stuckEventCount(runId)).toBe(1);
+    expect((await indexRow(runId))?.stuck_reason).toBeNull();
+    await eventually(async () => ((await runInDurableObject(runStub(runId), (_object, state) => state.storage.getAlarm())) !== null ? true : undefined));
+    expect(((await getRun(runId)) as RunWithRepairs).repairs).toEqual([expect.objectContaining({ action: "wake", detail: "by the tick" })]);
+    expect((await request(`/v1/runs/${runId}`, { method: "DELETE" })).status).toBe(200);
+  });
+
   it("finds a run whose wake time passed long ago as overdue (a queued run waits its turn and is not)", async () => {
     const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("overdue") } });
     const runId = await runIdOf(eventId!);

@@ -82,6 +82,12 @@ export async function checkUnfinishedRun(env: Env, row: RunIndexRow, now: number
   if (!verdict) return { statement: markCheckedStatement(env.DB, row.id, now) };
   const known = row.stuck_reason === verdict.reason;
   const since = known && row.stuck_since != null ? row.stuck_since : verdict.since;
+  // A run that lost its alarm is reported first, then woken by the tick if no one has woken it within the
+  // overdue threshold: it has done nothing wrong, and every accepted event must run.
+  if (verdict.reason === "no_alarm" && known && since < now - thresholds.overdueMs) {
+    await runObject(env, row.id).wake("by the tick");
+    return { statement: markCheckedStatement(env.DB, row.id, now) };
+  }
   const statement = markCheckedStatement(env.DB, row.id, now, { reason: verdict.reason, since });
   return known ? { statement } : { statement, stuckEvent: stuckEvent(row, verdict.reason, since, now), unsent: markCheckedStatement(env.DB, row.id, now) };
 }

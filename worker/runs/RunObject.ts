@@ -232,12 +232,12 @@ export class RunObject extends DurableObject<Env> {
    * its alarm set, an invocation started. Sleeps and waits keep their times. Idempotent; a run that
    * has ended stays as it is. Answers the run's status.
    */
-  async wake(): Promise<RunStatus | null> {
+  async wake(by?: string): Promise<RunStatus | null> {
     const run = this.store.run();
     if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
     const now = Date.now();
     for (const step of retriesToBringForward(this.store.steps().values(), now)) this.store.saveStep(step);
-    this.store.recordRepair({ action: "wake", at: now });
+    this.store.recordRepair({ action: "wake", at: now, ...(by ? { detail: by } : {}) });
     if (!run.isOpen) this.store.wakeAt(Math.min(run.wakeAt ?? now, now));
     await this.ctx.storage.setAlarm(now);
     void this.execute(false);
