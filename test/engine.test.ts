@@ -8,7 +8,7 @@ import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub
 
 /**
  * Wakes a run whose object keeps dying until it has failed: each wake is what production gives it,
- * fired now instead of later: the tick's re-arm (status()) and the alarm (its watchdog).
+ * fired now instead of later: a re-arm (status()) and the alarm (its watchdog).
  */
 async function wakeUntilFailed(runId: string): Promise<RunJson> {
   return eventually(async () => {
@@ -122,7 +122,7 @@ describe("the tick and the alarm", () => {
     const runId = await runIdOf(eventId!);
     await eventually(async () => ((await getRun(runId)).steps?.some((s) => s.name === "long-wait") ? true : undefined));
     await runInDurableObject(runStub(runId), (_object, state) => state.storage.deleteAlarm());
-    // What the tick asks each unfinished run it checks.
+    // What a flow coordinator asks a run (the tick asks inspect() and reports it stuck instead: test/stuck.test.ts).
     expect(await runStub(runId).status()).toMatchObject({ status: "Running" });
     // The re-armed alarm wakes the run early; it keeps sleeping until its stored wake time.
     await runDurableObjectAlarm(runStub(runId));

@@ -290,6 +290,14 @@ const sendsAfterPause = app.createFunction({ id: "sends-after-pause" }, { event:
 });
 
 /** Issue 11: a weekly report on a cron in Paris time, that can also be asked for by an event. */
+/** A step that fails until the test writes `<key>:fixed` (the stuck-run tests: a step that keeps retrying). */
+const keepsFailing = app.createFunction({ id: "keeps-failing", retries: 10 }, { event: "test/keeps-failing" }, async ({ event, step }) =>
+  step.run("flaky", async () => {
+    if (!(await env.DB.prepare("SELECT 1 FROM test_effects WHERE key = ?1").bind(`${event.data.key}:fixed`).first())) throw new Error("still broken");
+    return "fixed";
+  }),
+);
+
 const weeklyReport = app.createFunction(
   { id: "weekly-report" },
   [{ cron: "TZ=Europe/Paris 0 9 * * 1" }, { event: "test/report.requested" }],
@@ -305,7 +313,7 @@ const everyMinute = app.createFunction({ id: "every-minute" }, { cron: "* * * * 
 export default serve({
   client: app,
   functions: [largeBatch, largeSend, counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, buffered, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute,
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, buffered, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute, keepsFailing,
     ...coordinationFunctions(app), ...flowFunctions(app), ...guardFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...largeValuesFunctions(app), ...v4docsFunctions,
     // Inngest's retries: 1 would wait 15 s or more of backoff per failed step here; sdk/inngestSuite.test.ts runs it with a fake clock.
     handlingStepErrors(app, { retries: 0 }), stepInvokeNotFound(app), v3OrderReceipt],

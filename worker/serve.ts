@@ -27,7 +27,7 @@ import { ensureScheduler, tick } from "./schedule/tick.ts";
 import { env as workerEnv } from "cloudflare:workers";
 
 /** The dashboard's routes; `/login` and `/logout` (routes/login.tsx) guard themselves. */
-const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*", "/apps"];
+const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*", "/apps", "/health"];
 
 export interface ServeOptions {
   // Any client: with v3 middleware and EventSchemas as well as without.

@@ -31,14 +31,16 @@ export interface DevServer {
  * it, reachable through service bindings) and waits until `readyPath` answers. On `port` if given
  * (a test that must share a machine with others picks its own), else on a free one. In dev mode
  * unless `devMode` is false; `vars` are passed as `--var NAME:VALUE` (the secrets of a closed Worker).
- * `migrations: false` skips Stepflare's D1 migrations, for a Worker without its database.
+ * `migrations: false` skips Stepflare's D1 migrations, for a Worker without its database. With
+ * `persistDir` the server keeps its state there (a second start finds it; the caller removes it),
+ * else in a fresh directory that `stop()` removes.
  */
 export async function startDevServer(
   configs: string[],
   readyPath: string,
-  options: { port?: number; devMode?: boolean; vars?: Record<string, string>; migrations?: boolean } = {},
+  options: { port?: number; devMode?: boolean; vars?: Record<string, string>; migrations?: boolean; persistDir?: string } = {},
 ): Promise<DevServer> {
-  const persistDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-"));
+  const persistDir = options.persistDir ?? (await mkdtemp(path.join(os.tmpdir(), "stepflare-e2e-")));
   const port = options.port ?? (await freePort());
   // Its own inspector port too: wrangler's default (9229) is taken by any other dev server on the machine (a second test run beside this one).
   const inspectorPort = await freePort();
@@ -70,7 +72,7 @@ export async function startDevServer(
     async stop() {
       if (server.pid !== undefined) await stopProcessGroup(server.pid);
       process.removeListener("exit", killOnExit);
-      await rm(persistDir, { recursive: true, force: true });
+      if (!options.persistDir) await rm(persistDir, { recursive: true, force: true });
     },
   };
   await waitFor(`wrangler dev on ${baseUrl}`, READY_TIMEOUT_MS, dev, async () => {

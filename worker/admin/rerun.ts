@@ -15,12 +15,13 @@ export class RerunError extends StepflareError {
 /**
  * Starts a new run of `runId`'s function with its trigger events (the dashboard's "Rerun"). With
  * `fromStep` (a step's id or name), the new run reuses what the steps that ended before that step
- * stored, and runs that step and the rest again. Answers the new run's id.
+ * stored, and runs that step and the rest again. With `key`, a rerun asked again with the same key
+ * starts no second run. Answers the new run's id.
  *
  * @example
  * const { runId } = await rerun(env, "01J...", "charge-card");
  */
-export async function rerun(env: Env, runId: string, fromStep?: string): Promise<{ runId: string }> {
+export async function rerun(env: Env, runId: string, fromStep?: string, key?: string): Promise<{ runId: string }> {
   const found = (await runObject(env, runId).getRun()) as RunWithSteps | null;
   if (!found) throw new RerunError("run.not_found", `no run with id ${JSON.stringify(runId)}`);
   const { run, steps } = found;
@@ -28,7 +29,8 @@ export async function rerun(env: Env, runId: string, fromStep?: string): Promise
   if (!fn) throw new RerunError("function.not_found", `function ${JSON.stringify(run.functionId)} is not registered in this Worker any more`);
   const memo = fromStep === undefined ? [] : stepsBefore(steps, fromStep);
   const now = Date.now();
-  const newRunId = runIdFor(fn.id, `rerun:${ulid()}`, now);
+  // With a key (a repair), the same key names the same new run: asking twice starts it once.
+  const newRunId = key === undefined ? runIdFor(fn.id, `rerun:${ulid()}`, now) : runIdFor(fn.id, `rerun:${key}`, 0);
   await startDirectRun(env, { runId: newRunId, functionId: fn.id, events: run.events, startAt: now, startedAt: now, ...(memo.length ? { memo } : {}) });
   return { runId: newRunId };
 }

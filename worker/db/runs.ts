@@ -11,6 +11,9 @@ export interface RunIndexRow {
   ended_at: number | null;
   skip_reason: string | null;
   parent_run_id: string | null;
+  /** The tick's verdict on an unfinished run that nothing will move on its own (admin/stuck.ts); null otherwise. */
+  stuck_reason?: string | null;
+  stuck_since?: number | null;
 }
 
 export interface RunIndexEntry {
@@ -116,9 +119,27 @@ export async function unfinishedRuns(db: D1Database, before: number, limit: numb
   return result.results;
 }
 
-/** Statement noting that an unfinished run's object was asked at `at`. */
-export function markCheckedStatement(db: D1Database, runId: string, at: number): D1PreparedStatement {
-  return db.prepare("UPDATE runs SET checked_at = ?1 WHERE id = ?2").bind(at, runId);
+/**
+ * Statement noting that an unfinished run's object was asked at `at`, with the tick's verdict: stuck
+ * (why, since when) or not (null). One write either way: the verdict rides on the check's own update.
+ */
+export function markCheckedStatement(db: D1Database, runId: string, at: number, stuck: { reason: string; since: number } | null = null): D1PreparedStatement {
+  return db.prepare("UPDATE runs SET checked_at = ?1, stuck_reason = ?3, stuck_since = ?4 WHERE id = ?2").bind(at, runId, stuck?.reason ?? null, stuck?.since ?? null);
+}
+
+/** Statement clearing a run's stuck verdict after an operator repaired it (and, when re-pointed, naming its new function). */
+export function clearStuckStatement(db: D1Database, runId: string, functionId?: string): D1PreparedStatement {
+  return db.prepare("UPDATE runs SET stuck_reason = NULL, stuck_since = NULL, function_id = COALESCE(?2, function_id) WHERE id = ?1").bind(runId, functionId ?? null);
+}
+
+/** Unfinished runs the tick found stuck, counted by reason (the health check). Reads the unfinished runs only (index runs_unfinished). */
+export async function stuckCounts(db: D1Database): Promise<Record<string, number>> {
+  const rows = (
+    await db
+      .prepare("SELECT stuck_reason AS reason, COUNT(*) AS n FROM runs WHERE status IN ('Queued', 'Running') AND stuck_reason IS NOT NULL GROUP BY stuck_reason")
+      .all<{ reason: string; n: number }>()
+  ).results;
+  return Object.fromEntries(rows.map((row) => [row.reason, row.n]));
 }
 
 /**
@@ -144,6 +165,8 @@ export interface RunFilter {
   startedAfter?: number;
   /** Epoch ms, exclusive. */
   startedBefore?: number;
+  /** Only unfinished runs the tick found stuck: for this reason, or ("any") for any. */
+  stuck?: string;
 }
 
 /** Where a page of a newest-first listing ends: the last row's sort key. */
@@ -169,6 +192,7 @@ export async function listRuns(db: D1Database, filter: RunFilter, cursor: PageCu
   if (filter.statuses?.length) where.push(`status IN (${filter.statuses.map(bind).join(", ")})`);
   if (filter.startedAfter !== undefined) where.push(`started_at >= ${bind(filter.startedAfter)}`);
   if (filter.startedBefore !== undefined) where.push(`started_at < ${bind(filter.startedBefore)}`);
+  if (filter.stuck !== undefined) where.push("status IN ('Queued', 'Running')", filter.stuck === "any" ? "stuck_reason IS NOT NULL" : `stuck_reason = ${bind(filter.stuck)}`);
   if (cursor) where.push(`(started_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
   const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY started_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
   const rows = (await db.prepare(sql).bind(...params).all<RunIndexRow>()).results;

@@ -27,6 +27,10 @@ export interface Env {
   STEPFLARE_OTLP_ENDPOINT?: string;
   /** Headers for that endpoint, `name=value` pairs separated by commas (OTEL_EXPORTER_OTLP_HEADERS's form). */
   STEPFLARE_OTLP_HEADERS?: string;
+  /** Seconds past its wake time after which an unfinished run counts as stuck (default 60; admin/stuck.ts). */
+  STEPFLARE_STUCK_OVERDUE_SECONDS?: string;
+  /** Seconds one step may keep retrying before its run counts as stuck (default 3600; admin/stuck.ts). */
+  STEPFLARE_STUCK_RETRYING_SECONDS?: string;
   /** Events in a row a chain of runs may send before a send fails its step (default 32; platform/guardSettings.ts). */
   STEPFLARE_MAX_EVENT_DEPTH?: string;
   /** Dollars at list price the whole account may spend in a UTC day before every function is paused (unset: no limit). */

@@ -11,12 +11,13 @@ import type { RunWithSteps } from "../runs/RunObject.ts";
 import type { RunRecord } from "../runs/RunStore.ts";
 import { skippedRunStream } from "../runs/runStream.ts";
 import { SSE_HEADERS } from "../views/sse.ts";
-import { toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "../views/runView.ts";
+import { stuckFields, toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "../views/runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { eventsRoutes } from "./api/events.ts";
 import { functionsRoutes } from "./api/functions.ts";
 import { runsRoutes } from "./api/runs.ts";
 import { appsRoutes } from "./api/apps.ts";
+import { healthRoutes } from "./api/health.ts";
 import { openApiDocument } from "./api/openapi.ts";
 import { errorResponse, jsonError } from "./errors.ts";
 import { parseJsonBody } from "./body.ts";
@@ -38,6 +39,7 @@ apiRoutes.route("/", functionsRoutes);
 apiRoutes.route("/", runsRoutes);
 apiRoutes.route("/", eventsRoutes);
 apiRoutes.route("/", appsRoutes);
+apiRoutes.route("/", healthRoutes);
 
 /** Billable operations counted by this isolate (worker/platform/usage.ts); `npm run bench` reads them. */
 apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));
@@ -134,7 +136,10 @@ apiRoutes.get("/v1/cancellations/:id", async (c) => {
 async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
   if (!RUN_ID_PATTERN.test(runId)) return null;
   const row = await findRun(env.DB, runId);
-  return row?.status === "Skipped" ? toSkippedRunView(row) : readRun(env, runId);
+  if (row?.status === "Skipped") return toSkippedRunView(row);
+  const run = await readRun(env, runId);
+  // The tick's verdict, while the run has not ended: its object does not know it is stuck.
+  return run && row && (run.status === "Queued" || run.status === "Running") ? { ...run, ...stuckFields(row) } : run;
 }
 
 async function readRun(env: Env, runId: string): Promise<RunView | null> {

@@ -6,7 +6,7 @@ import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
 import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
 import { resolveInvoke, resolveWait, satisfiesIf, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../platform/bindings.ts";
-import { retentionDays, type Env } from "../platform/env.ts";
+import { isDevMode, retentionDays, type Env } from "../platform/env.ts";
 import { valuesBucket } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
@@ -18,6 +18,7 @@ import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.t
 import type { Op } from "../remote/wire.ts";
 import { DAY_MS, nextAlarm } from "./alarm.ts";
 import { RunDelivery, type CancellationRef } from "./delivery.ts";
+import { retriesToBringForward, runFacts, type RunFacts } from "./health.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
 import { endEventsWithinLimit, withoutDepth } from "./depth.ts";
@@ -211,6 +212,64 @@ export class RunObject extends DurableObject<Env> {
       await this.ctx.storage.setAlarm(Date.now());
     }
     return { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) };
+  }
+
+  /**
+   * The run's facts for the tick's stuck check (admin/stuck.ts): its alarm, its wake time, whether
+   * its function is registered, since when a step retries. Changes nothing; null if no run.
+   */
+  async inspect(): Promise<RunFacts | null> {
+    const run = this.store.run();
+    if (!run) return null;
+    if (FINAL_STATUSES.has(run.status)) return runFacts(run, [], { alarmAt: null, invoking: false });
+    // A registry that cannot be read (D1 down) says nothing about the function.
+    const fn = await this.functionOf(run.functionId).then((found) => found ?? null, () => undefined);
+    const live = { alarmAt: await this.ctx.storage.getAlarm(), invoking: this.executing !== null, flowControlled: fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined };
+    return runFacts(run, this.store.steps().values(), fn === undefined ? live : { ...live, functionRegistered: fn !== null });
+  }
+
+  /**
+   * Makes the run due now (a repair): its wake time and any retry's backoff are brought forward,
+   * its alarm set, an invocation started. Sleeps and waits keep their times. Idempotent; a run that
+   * has ended stays as it is. Answers the run's status.
+   */
+  async wake(by?: string): Promise<RunStatus | null> {
+    const run = this.store.run();
+    if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
+    const now = Date.now();
+    for (const step of retriesToBringForward(this.store.steps().values(), now)) this.store.saveStep(step);
+    this.store.recordRepair({ action: "wake", at: now, ...(by ? { detail: by } : {}) });
+    if (!run.isOpen) this.store.wakeAt(Math.min(run.wakeAt ?? now, now));
+    await this.ctx.storage.setAlarm(now);
+    void this.execute(false);
+    return run.status;
+  }
+
+  /**
+   * Points the run at another function (a deploy renamed its own), then wakes it. The caller
+   * checked that `functionId` is registered; pointing it where it points already changes nothing.
+   */
+  async repoint(functionId: string): Promise<RunStatus | null> {
+    const run = this.store.run();
+    if (!run || FINAL_STATUSES.has(run.status) || run.functionId === functionId) return run?.status ?? null;
+    this.store.recordRepair({ action: "repoint", at: Date.now(), detail: `${run.functionId} → ${functionId}` }, functionId);
+    return this.wake();
+  }
+
+  /** Cancels the run as a repair (recorded on its timeline); a run that has ended stays as it is. */
+  async repairCancel(rerunAs?: string): Promise<RunStatus | null> {
+    const run = this.store.run();
+    if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
+    this.store.recordRepair(rerunAs ? { action: "rerun", at: Date.now(), detail: rerunAs } : { action: "cancel", at: Date.now() });
+    await this.cancel({ type: "api" });
+    return this.store.run()?.status ?? null;
+  }
+
+  /** Dev mode's fault switch for the stuck-run tests: deletes the object's alarm, as a runtime that lost it would. */
+  async dropAlarm(): Promise<boolean> {
+    if (!isDevMode(this.env)) return false;
+    await this.ctx.storage.deleteAlarm();
+    return true;
   }
 
   /**

@@ -7,6 +7,7 @@ import type { RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
 import { R2_MARKER } from "../platform/largeValues.ts";
 import { RunValues } from "./runValues.ts";
+import { withRepair, type RepairEntry } from "./health.ts";
 
 import type { OutboxEntry, RunObserver, RunParent, RunRecord } from "./records.ts";
 
@@ -31,6 +32,7 @@ type RunRow = {
   listed_at: number | null;
   indexed: number;
   ended_at: number | null;
+  repairs: string | null;
 };
 
 type StepRow = {
@@ -76,6 +78,7 @@ const ADDED_COLUMNS: Record<string, Record<string, string>> = {
     finish_by: "INTEGER",
     listed_at: "INTEGER",
     indexed: "INTEGER NOT NULL DEFAULT 0",
+    repairs: "TEXT",
   },
   steps: { seq: "INTEGER", failed_attempts: "TEXT", request: "TEXT" },
   outbox: { kind: "TEXT NOT NULL DEFAULT 'events'" },
@@ -130,7 +133,7 @@ export class RunStore {
       id TEXT NOT NULL, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
       attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
       open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER, parent TEXT, finish_by INTEGER,
-      output TEXT, error TEXT, started_at INTEGER NOT NULL, listed_at INTEGER, indexed INTEGER NOT NULL DEFAULT 0, ended_at INTEGER)`);
+      output TEXT, error TEXT, started_at INTEGER NOT NULL, listed_at INTEGER, indexed INTEGER NOT NULL DEFAULT 0, ended_at INTEGER, repairs TEXT)`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
       id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
       output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
@@ -232,6 +235,17 @@ export class RunStore {
   markIndexed(): void {
     this.write("UPDATE run SET indexed = 1");
     this.run()!.indexed = true;
+  }
+
+  /**
+   * Records an operator's repair on the run's own row (its timeline shows it), with the function it
+   * now runs when the repair re-points it: one write, no row of its own.
+   */
+  recordRepair(entry: RepairEntry, functionId = this.run()!.functionId): void {
+    const run = this.run()!;
+    const repairs = withRepair(run.repairs, entry);
+    this.write("UPDATE run SET repairs = ?, function_id = ?", JSON.stringify(repairs), functionId);
+    Object.assign(run, { repairs, functionId });
   }
 
   /** Ends the run, with what its end sends (a failure event, a parent's resumption) in the same commit. */
@@ -452,6 +466,7 @@ function toRunRecord(row: RunRow, output: unknown, events: StoredEvent[]): RunRe
     // An object made before it wrote its own row was indexed by whoever started it.
     indexed: row.indexed === 1 || row.listed_at === null,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
+    ...(row.repairs ? { repairs: JSON.parse(row.repairs) as RepairEntry[] } : {}),
   };
 }
 

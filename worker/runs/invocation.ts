@@ -38,6 +38,12 @@ export const WATCHDOG_MS = 10_000;
 /** How long an invocation runs before the run, not listed yet, writes its row of the runs index as running. */
 const LIST_AFTER_MS = 1_000;
 
+/**
+ * How often a run whose function is not registered looks for it again: a deploy may bring it back,
+ * else the tick reports the run stuck (admin/stuck.ts) until an operator re-points or cancels it.
+ */
+export const FUNCTION_RECHECK_MS = 10 * 60_000;
+
 /** How long after its expected turn a run waiting on a throttle asks again, should its wake-up be lost. */
 const THROTTLE_RECHECK_MS = 1_000;
 
@@ -76,7 +82,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   if (!run.isOpen && run.wakeAt !== undefined && run.wakeAt > now) return ctx.rearm();
   const logger = createLogger({ run_id: run.id, function_id: run.functionId }, { printStacks: isDevMode(ctx.env) });
   const fn = await ctx.functionOf(run.functionId);
-  if (!fn) return ctx.fail(run, serializeError(new NonRetriableError(`function "${run.functionId}" is not registered in this Worker`)));
+  if (!fn) return waitForFunction(ctx, run, now, logger);
   // A delayed run's first invocation: late by more than `timeouts.start` (the Worker was down), it never runs.
   const isDelayedStart = run.starts.length === 0;
   if (isDelayedStart && fn.timeouts.start !== undefined && run.wakeAt !== undefined && now > run.wakeAt + fn.timeouts.start) {
@@ -158,6 +164,18 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
     // A run that ended meanwhile left its give-back for now (runs/delivery.ts): it goes out after the release.
     void ctx.deliverOutbox();
   }
+}
+
+/**
+ * A run whose function no Worker or app registers (a deploy removed or renamed it) waits rather than
+ * failing: its steps stay, and a re-point to the function's new id goes on from them. It is listed in
+ * the runs index, so the tick finds it.
+ */
+async function waitForFunction(ctx: InvocationContext, run: RunRecord, now: number, logger: Logger): Promise<void> {
+  logger.warn(`function "${run.functionId}" is not registered in this Worker: the run waits for it (re-point it to a registered function, or cancel it)`);
+  if (run.isOpen) ctx.store.suspend(run.wakeAt ?? now, run.handlerFailures, run.indexed);
+  await ctx.setAlarm(now + FUNCTION_RECHECK_MS);
+  await ctx.listOpen();
 }
 
 /** What the driver (or the remote executor) reads the run's steps from and stores them through. */

@@ -5,6 +5,7 @@ import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
 import type { WaitRow } from "../db/waits.ts";
 import type { RunStatus } from "../platform/types.ts";
+import type { RepairEntry } from "./health.ts";
 
 // The records of a run: what its object stores (RunStore.ts) and what its start and reads carry.
 
@@ -36,6 +37,8 @@ export interface RunRecord {
   /** Its object has written its row of the runs index (it writes its own, once it is worth a row: see RunDelivery). */
   indexed: boolean;
   endedAt?: number;
+  /** What operators did to move it on (wake, re-point, cancel, rerun), oldest first. */
+  repairs?: RepairEntry[];
 }
 
 /**

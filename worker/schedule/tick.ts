@@ -1,14 +1,13 @@
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { deleteOldEventsStatement, sweepUndispatchedEvents } from "../db/events.ts";
-import { deleteEndedRunsStatement, endRunStatement, markCheckedStatement, unfinishedRuns } from "../db/runs.ts";
-import { FINAL_STATUSES } from "../platform/types.ts";
+import { deleteEndedRunsStatement, unfinishedRuns } from "../db/runs.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
 import { sendMessages } from "../queue/send.ts";
-import { runObject } from "../runs/door.ts";
 import { createLogger } from "../platform/logger.ts";
 import { runDueCrons } from "./crons.ts";
 import { resumeStalledCancellations } from "../admin/cancellations.ts";
 import { resumeStalledResumes } from "../admin/pauses.ts";
+import { checkUnfinishedRun, recordChecks, stuckThresholds } from "../admin/stuck.ts";
 import { pruneExpiredWaitsStatement } from "../db/waits.ts";
 import { deleteExpiredEventValues } from "../platform/largeValues.ts";
 import { checkAccountBudget } from "./accountBudget.ts";
@@ -52,7 +51,7 @@ export interface TickOptions {
 /**
  * One tick: start the cron runs that are due, re-enqueue events that are in the event log but were
  * never dispatched, repair runs index rows whose end never arrived (under `wrangler dev` a queue's
- * contents vanish when the process dies), send again the next page of bulk cancellations whose
+ * contents vanish when the process dies) and find stuck runs, send again the next page of bulk cancellations whose
  * queue message was lost, and delete rows past retention and timed-out waits. Dispatch and cron runs
  * are idempotent, so ticks may repeat or overlap.
  */
@@ -107,18 +106,14 @@ async function redispatchLostEvents(env: Env, now: number, sweptBefore: number):
   return refs.length;
 }
 
-/** Asks the objects of the least recently checked unfinished runs how they stand, and records ends. */
+/**
+ * Asks the objects of the least recently checked unfinished runs how they stand: records ends the
+ * index missed, and which runs are stuck (admin/stuck.ts), in the one update per run it writes anyway.
+ */
 async function repairRunsIndex(env: Env, now: number): Promise<void> {
   const rows = await unfinishedRuns(env.DB, now - REDISPATCH_AFTER_MS, INDEX_REPAIR_LIMIT);
-  if (rows.length === 0) return;
-  const statements = await Promise.all(
-    rows.map(async (row) => {
-      const state = await runObject(env, row.id).status();
-      if (!state || !FINAL_STATUSES.has(state.status)) return markCheckedStatement(env.DB, row.id, now);
-      return endRunStatement(env.DB, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: state.status, startedAt: row.started_at, endedAt: state.endedAt });
-    }),
-  );
-  await env.DB.batch(statements);
+  const thresholds = stuckThresholds(env);
+  await recordChecks(env, await Promise.all(rows.map((row) => checkUnfinishedRun(env, row, now, thresholds))));
 }
 
 let schedulerArmed = false;

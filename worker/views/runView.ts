@@ -4,6 +4,7 @@ import { SCHEDULED_TIMER_EVENT } from "../../sdk/function.ts";
 import type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./schemas.ts";
 import type { RunRecord } from "../runs/RunStore.ts";
 import type { RunIndexRow } from "../db/runs.ts";
+import type { StuckReason } from "./health.ts";
 
 export type { PublishView, RunIndexView, RunSummaryView, RunView, StepView } from "./schemas.ts";
 
@@ -43,7 +44,14 @@ export function toRunIndexView(row: RunIndexRow): RunIndexView {
     ended_at: row.ended_at ? new Date(row.ended_at).toISOString() : null,
     ...(row.parent_run_id ? { parent_run_id: row.parent_run_id } : {}),
     ...(row.status === "Skipped" ? { skip_reason: row.skip_reason } : {}),
+    ...stuckFields(row),
   };
+}
+
+/** The tick's verdict on an unfinished run of the index that is stuck (none for a run that has ended since). */
+export function stuckFields(row: Pick<RunIndexRow, "status" | "stuck_reason" | "stuck_since" | "started_at">): { stuck_reason?: StuckReason; stuck_since?: string } {
+  if (!row.stuck_reason || (row.status !== "Queued" && row.status !== "Running")) return {};
+  return { stuck_reason: row.stuck_reason as StuckReason, stuck_since: new Date(row.stuck_since ?? row.started_at).toISOString() };
 }
 
 export function toRunSummaryView(run: RunRecord): RunSummaryView {
@@ -63,7 +71,8 @@ export function toRunSummaryView(run: RunRecord): RunSummaryView {
 }
 
 export function toRunView(run: RunRecord, steps: StepRecord[], now = Date.now()): RunView {
-  return { ...toRunSummaryView(run), events: run.events, steps: steps.map((step) => toStepView(step, now)) };
+  const repairs = run.repairs?.map((repair) => ({ action: repair.action, at: new Date(repair.at).toISOString(), ...(repair.detail ? { detail: repair.detail } : {}) }));
+  return { ...toRunSummaryView(run), events: run.events, steps: steps.map((step) => toStepView(step, now)), ...(repairs?.length ? { repairs } : {}) };
 }
 
 export function toStepView(step: StepRecord, now = Date.now()): StepView {

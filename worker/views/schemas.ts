@@ -3,6 +3,8 @@ import { z } from "@hono/zod-openapi";
 // The REST API's shapes, one schema each: the views' TypeScript types, the query and body
 // validation and the OpenAPI document (GET /v1/openapi.json) all come from these.
 
+import { repairViewSchema, stuckReasonSchema } from "./health.ts";
+
 const isoTime = z.string().openapi({ format: "date-time", example: "2026-12-03T10:00:00.000Z" });
 
 export const errorBodySchema = z
@@ -48,6 +50,8 @@ export const runIndexViewSchema = z
     ended_at: isoTime.nullable(),
     parent_run_id: z.string().optional().openapi({ description: "For a run step.invoke started: the run that invoked it" }),
     skip_reason: z.string().nullable().optional().openapi({ description: "For a run flow control skipped (status Skipped): why" }),
+    stuck_reason: stuckReasonSchema.optional().openapi({ description: "For an unfinished run the tick found stuck: why (GET /v1/health)" }),
+    stuck_since: isoTime.optional(),
   })
   .openapi("RunListing");
 
@@ -75,6 +79,7 @@ export const runViewSchema = runSummaryViewSchema
   .extend({
     steps: z.array(stepViewSchema),
     events: z.array(eventViewSchema.omit({ received_at: true })).openapi({ description: "The events that started the run (a batch or debounce: several)" }),
+    repairs: z.array(repairViewSchema).optional().openapi({ description: "What operators did to move it on, oldest first (absent when nothing)" }),
   })
   .openapi("Run");
 
@@ -114,6 +119,7 @@ export const runsQuerySchema = z
     status: z.string().max(200).optional().openapi({ description: "Comma-separated statuses, e.g. Failed,Running" }),
     started_after: listTime.optional().openapi({ description: "ISO 8601 or epoch ms, inclusive" }),
     started_before: listTime.optional().openapi({ description: "ISO 8601 or epoch ms, exclusive" }),
+    stuck: z.union([stuckReasonSchema, z.literal("any")]).optional().openapi({ description: "Only unfinished runs the tick found stuck: for this reason, or any" }),
     cursor: cursorSchema,
     limit: limitSchema,
   })

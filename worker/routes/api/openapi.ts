@@ -1,5 +1,7 @@
 import { createRoute, OpenAPIHono, z, type RouteConfig } from "@hono/zod-openapi";
 import { cancellationRequestSchema } from "../../admin/cancellations.ts";
+import { bulkRepairRequestSchema, repairRequestSchema, repointRequestSchema } from "../../admin/repair.ts";
+import { healthViewSchema, repairResultSchema } from "../../views/health.ts";
 import {
   appViewSchema,
   syncAppBodySchema,
@@ -56,6 +58,11 @@ export const API_ROUTES: RouteConfig[] = [
   }),
   route({ method: "delete", path: "/v1/runs/{runId}", summary: "Cancel a run", request: { params: runIdParam }, responses: { 200: json(dataOf(runViewSchema.nullable()), "The run as it ended"), ...errors } }),
   route({ method: "post", path: "/v1/runs/{runId}/rerun", summary: "A new run from the same events, optionally reusing the steps before one", request: { params: runIdParam, ...body(rerunBodySchema) }, responses: { 201: json(dataOf(z.object({ run_id: z.string() })), "The new run"), ...errors } }),
+  route({ method: "get", path: "/v1/health", summary: "Stuck runs counted by reason, with the listing of each", responses: { 200: json(dataOf(healthViewSchema), "Stuck runs as the tick last found them"), 401: errors[401] } }),
+  route({ method: "post", path: "/v1/runs/repair", summary: "Repair several runs the same way: wake, cancel, rerun or repoint", request: { body: { content: { "application/json": { schema: bulkRepairRequestSchema } }, required: true } }, responses: { 200: json(dataOf(z.array(repairResultSchema)), "What each repair did, or why not"), ...errors } }),
+  route({ method: "post", path: "/v1/runs/{runId}/repair", summary: "Repair a run: wake, cancel, rerun or repoint", request: { params: runIdParam, body: { content: { "application/json": { schema: repairRequestSchema } }, required: true } }, responses: { 200: json(dataOf(repairResultSchema), "What the repair did"), ...errors } }),
+  route({ method: "post", path: "/v1/runs/{runId}/wake", summary: "Make a run due now (its wake time and a retry's backoff brought forward)", request: { params: runIdParam }, responses: { 200: json(dataOf(repairResultSchema), "The run's status"), ...errors } }),
+  route({ method: "post", path: "/v1/runs/{runId}/repoint", summary: "Run a run as another registered function, from its stored steps, and wake it", request: { params: runIdParam, body: { content: { "application/json": { schema: repointRequestSchema } }, required: true } }, responses: { 200: json(dataOf(repairResultSchema), "The run's status"), ...errors } }),
   route({ method: "get", path: "/v1/events", summary: "The event log, newest first, a page at a time", request: { query: eventsQuerySchema }, responses: { 200: json(pageSchema(eventViewSchema, "EventsPage"), "A page of events"), ...errors } }),
   route({ method: "post", path: "/v1/events", summary: "Send one event or an array (as POST /e/{key}, with the signing key)", request: { body: { content: { "application/json": { schema: z.unknown() } }, required: true } }, responses: { 200: json(sendAnswerSchema, "The events were accepted"), 413: json(errorBodySchema, "Too large"), ...errors } }),
   route({ method: "get", path: "/v1/events/{eventId}", summary: "An event (the newest with this id)", request: { params: eventIdParam }, responses: { 200: json(dataOf(eventViewSchema), "The event"), ...errors } }),

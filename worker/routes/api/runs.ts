@@ -17,7 +17,7 @@ export const runsRoutes = new Hono<{ Bindings: Env }>();
 runsRoutes.get("/v1/runs", async (c) => {
   const query = parseQuery(c, runsQuerySchema);
   if (!query.ok) return query.response;
-  const { function_id, status, started_after, started_before, cursor, limit } = query.data;
+  const { function_id, status, started_after, started_before, stuck, cursor, limit } = query.data;
   const statuses: RunStatus[] = [];
   for (const name of status ? status.split(",").map((s) => s.trim()).filter(Boolean) : []) {
     const parsed = runStatusSchema.safeParse(name);
@@ -33,6 +33,7 @@ runsRoutes.get("/v1/runs", async (c) => {
       statuses,
       ...(started_after !== undefined ? { startedAfter: toEpoch(started_after) } : {}),
       ...(started_before !== undefined ? { startedBefore: toEpoch(started_before) } : {}),
+      ...(stuck !== undefined ? { stuck } : {}),
     },
     after,
     limit,

@@ -6,6 +6,7 @@ import { assetRoutes } from "./assets.ts";
 import { eventPage } from "./event.tsx";
 import { eventsPage } from "./events.tsx";
 import { functionsPage } from "./functions.tsx";
+import { healthPage } from "./health.tsx";
 import { runPage } from "./run.tsx";
 import { runsPage } from "./runs.tsx";
 
@@ -29,3 +30,4 @@ dashboardRoutes.get("/runs/:runId", runPage);
 dashboardRoutes.get("/events", eventsPage);
 dashboardRoutes.get("/events/:eventId", eventPage);
 dashboardRoutes.get("/apps", appsPage);
+dashboardRoutes.get("/health", healthPage);

@@ -5,13 +5,14 @@ import { getCookie } from "hono/cookie";
 import { SESSION_COOKIE } from "../session.ts";
 import { ASSET_VERSION } from "./assets.ts";
 
-export type PageName = "functions" | "runs" | "events" | "apps";
+export type PageName = "functions" | "runs" | "events" | "apps" | "health";
 
 const NAV: { page: PageName; href: string; label: string }[] = [
   { page: "functions", href: "/", label: "Functions" },
   { page: "runs", href: "/runs", label: "Runs" },
   { page: "events", href: "/events", label: "Events" },
   { page: "apps", href: "/apps", label: "Apps" },
+  { page: "health", href: "/health", label: "Health" },
 ];
 
 /**

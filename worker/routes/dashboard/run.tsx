@@ -1,4 +1,5 @@
-import { callApi, isFinal, type DashboardContext, type RunDetail, type TriggerEventView } from "./api.ts";
+import { callApi, isFinal, type DashboardContext, type FunctionView, type RunDetail, type TriggerEventView } from "./api.ts";
+import { STUCK_LABELS } from "./health.tsx";
 import { Duration, Empty, ErrorBlock, Facts, Flash, IdHeading, Json, Section, StatusBadge, Time } from "./components.tsx";
 import { errorPage, hasSession, Layout, renderPage } from "./layout.tsx";
 import { Timeline, timelineWindow } from "./timeline.tsx";
@@ -18,6 +19,8 @@ export async function runPage(c: DashboardContext): Promise<Response> {
   if (!answer.ok) return errorPage(c, answer, "runs");
   const run = answer.body.data;
   const events = run.events;
+  // The functions a run not over yet may be re-pointed to.
+  const functions = isFinal(run.status) ? null : await callApi<{ data: FunctionView[] }>(c, "/v1/functions");
   const final = isFinal(run.status);
   return renderPage(
     c,
@@ -26,8 +29,13 @@ export async function runPage(c: DashboardContext): Promise<Response> {
         <div class="page-head">
           <IdHeading id={run.run_id}>
             {run.function_id} <StatusBadge status={run.status} />
+            {run.stuck_reason ? (
+              <span class="badge stuck" title={`stuck since ${run.stuck_since ?? ""}: see the Health page`}>
+                stuck: {STUCK_LABELS[run.stuck_reason]}
+              </span>
+            ) : null}
           </IdHeading>
-          <RunActions run={run} />
+          <RunActions run={run} functions={functions?.ok ? functions.body.data.map((fn) => fn.id) : []} />
         </div>
         <Flash id="run-flash" />
         <div class="two-col">
@@ -36,6 +44,7 @@ export async function runPage(c: DashboardContext): Promise<Response> {
               <Timeline runId={run.run_id} steps={run.steps} window={timelineWindow(run.run_started_at, run.ended_at, run.steps, Date.now())} canRerun={final && run.status !== "Skipped"} />
             </Section>
             <RunOutcome run={run} />
+            <Repairs run={run} />
           </div>
           <div class="stack-col">
             <RunFacts run={run} />
@@ -47,15 +56,28 @@ export async function runPage(c: DashboardContext): Promise<Response> {
   );
 }
 
-/** Cancel while it can still change; rerun (a new run from the same event) once it has ended. */
-function RunActions({ run }: { run: RunDetail }) {
+/** Cancel, wake or re-point while it can still change (docs/production.md "Stuck runs"); rerun (a new run from the same event) once it has ended. */
+function RunActions({ run, functions }: { run: RunDetail; functions: string[] }) {
   const final = isFinal(run.status);
   return (
     <div class="actions">
       {final ? null : (
-        <button type="button" class="danger" data-action="cancel-run" data-run-id={run.run_id}>
-          Cancel
-        </button>
+        <>
+          <button type="button" data-action="repair" data-repair="wake" data-run-id={run.run_id}>
+            Wake now
+          </button>
+          <select name="repoint-function" data-repoint-target aria-label="function to re-point the run to">
+            {functions.map((id) => (
+              <option value={id} selected={id === run.function_id}>{id}</option>
+            ))}
+          </select>
+          <button type="button" data-action="repair" data-repair="repoint" data-run-id={run.run_id}>
+            Re-point
+          </button>
+          <button type="button" class="danger" data-action="cancel-run" data-run-id={run.run_id}>
+            Cancel
+          </button>
+        </>
       )}
       {final && run.status !== "Skipped" ? (
         <button type="button" class="primary" data-action="rerun" data-run-id={run.run_id}>
@@ -63,6 +85,27 @@ function RunActions({ run }: { run: RunDetail }) {
         </button>
       ) : null}
     </div>
+  );
+}
+
+/** What operators did to move the run on (wake, re-point, cancel, rerun), oldest first. */
+function Repairs({ run }: { run: RunDetail }) {
+  if (!run.repairs?.length) return null;
+  return (
+    <Section title="Repairs" id="repairs">
+      <ol class="plain repairs">
+        {run.repairs.map((repair) => (
+          <li data-repair={repair.action}>
+            <Time at={repair.at} /> <strong>{repair.action}</strong>{" "}
+            {repair.action === "rerun" && repair.detail ? (
+              <a class="mono" href={`/runs/${encodeURIComponent(repair.detail)}`}>{repair.detail}</a>
+            ) : (
+              <span class="mono">{repair.detail ?? ""}</span>
+            )}
+          </li>
+        ))}
+      </ol>
+    </Section>
   );
 }
 

@@ -204,6 +204,23 @@ export const APP_JS = String.raw`"use strict";
       if (!confirm("Remove " + b.dataset.appId + "? Its functions leave Stepflare until the app is synced again.")) return;
       return api("DELETE", "/v1/apps/" + encodeURIComponent(b.dataset.appId)).then(function () { return refreshRegion("apps-live"); });
     },
+    // A stuck run's repair (docs/production.md "Stuck runs"): the run of the button (its page), or the checked runs (the Health page).
+    repair: function (b) {
+      var action = b.dataset.repair;
+      var ids = b.dataset.runId ? [b.dataset.runId] : Array.prototype.map.call(document.querySelectorAll("#stuck-live input[name=run]:checked"), function (input) { return input.value; });
+      if (ids.length === 0) return void say(b, "Check the runs to repair first.", "bad");
+      if (action === "cancel" && !confirm(ids.length === 1 ? "Cancel this run?" : "Cancel these " + ids.length + " runs?")) return;
+      var body = { action: action, run_ids: ids };
+      if (action === "repoint") body.function_id = b.parentElement.querySelector("[data-repoint-target]").value;
+      return api("POST", "/v1/runs/repair", body).then(function (json) {
+        var failed = json.data.filter(function (r) { return r.error; });
+        var done = json.data.length - failed.length;
+        if (b.dataset.runId && action === "rerun" && json.data[0].new_run_id) return void (location.href = "/runs/" + encodeURIComponent(json.data[0].new_run_id));
+        var text = (done === 1 ? "1 run" : done + " runs") + ": " + action + " done." + (failed.length ? " Not repaired: " + failed.map(function (r) { return r.run_id + " (" + r.error + ")"; }).join("; ") : "");
+        var regions = b.dataset.runId ? [refreshRegion("run-live").then(startLive)] : [refreshRegion("stuck-live"), refreshRegion("stuck-counts")];
+        return Promise.all(regions).then(function () { say(document.querySelector("[data-action=repair][data-repair=" + action + "]") || b, text, failed.length ? "bad" : "ok"); });
+      });
+    },
     "bulk-cancel": function (b) {
       if (!confirm("Cancel every unfinished run of " + b.dataset.functionId + " that this filter covers?")) return;
       var body = { function_id: b.dataset.functionId };

@@ -54,6 +54,10 @@ main { max-width: 1200px; margin: 0 auto; padding: 20px; display: grid; gap: 16p
 .status-retrying { background: var(--warn-bg); color: var(--warn); }
 .status-sleeping, .status-waiting { background: var(--sleep-bg); color: var(--sleep); }
 .status-paused { background: var(--warn-bg); color: var(--warn); }
+.badge.stuck { background: var(--warn-bg); color: var(--warn); margin-left: 6px; }
+.stuck-counts { display: flex; flex-wrap: wrap; gap: 8px 24px; }
+.bulk-repair { margin-bottom: 8px; }
+.actions select { max-width: 100%; }
 .table-wrap { overflow-x: auto; -webkit-overflow-scrolling: touch; }
 table { width: 100%; border-collapse: collapse; }
 th, td { text-align: left; padding: 7px 10px; border-bottom: 1px solid var(--border); vertical-align: top; white-space: nowrap; }

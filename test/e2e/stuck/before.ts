@@ -1,0 +1,7 @@
+// The first deploy of the stuck-run end-to-end test: `nap-then-finish` is registered.
+import { serve } from "../../../worker/index.ts";
+import { alarmLost, app, keepsFailing, renamedFunction, withFixRoute } from "./functions.ts";
+
+export * from "../../../worker/index.ts";
+
+export default withFixRoute(serve({ client: app, functions: [renamedFunction("nap-then-finish"), alarmLost, keepsFailing] }) as ExportedHandler<never, never>);
