@@ -27,6 +27,12 @@ describe("Stepflare.send over HTTP", () => {
     expect(fetchStub).not.toHaveBeenCalled();
   });
 
+  it("refuses a name of the engine's own alerts (stepflare/…), which a function may trust", async () => {
+    const { app, fetchStub } = httpClient();
+    await expect(app.send({ name: "stepflare/run.stuck", data: { run_id: "x" } })).rejects.toThrow('names starting with "stepflare/" are sent only by Stepflare');
+    expect(fetchStub).not.toHaveBeenCalled();
+  });
+
   it("accepts names that only look like the reserved prefix", async () => {
     const { app, fetchStub } = httpClient();
     await app.send([{ name: "inngest" }, { name: "my-inngest/x" }, { name: "Inngest/x" }]);

@@ -19,21 +19,25 @@ export const eventPayloadSchema = z.object({
   v: z.string().max(255).nullish().transform((v) => v ?? undefined),
 });
 
-/** Event names starting with this are the engine's own (`inngest/function.failed`), as in Inngest. */
-export const RESERVED_NAME_PREFIX = "inngest/";
+/**
+ * Event names starting with one of these are the engine's own: Inngest's (`inngest/function.failed`)
+ * and Stepflare's alerts (`stepflare/run.stuck`, `stepflare/function.budget_exceeded`).
+ */
+export const RESERVED_NAME_PREFIXES = ["inngest/", "stepflare/"] as const;
 
 /**
  * Why a sender may not send the event at `index` of a request, or null when it may: names starting
- * with `inngest/` are sent only by the engine, so a function triggered by one can trust it. The
- * event API and the client both refuse with this message.
+ * with `inngest/` or `stepflare/` are sent only by the engine, so a function triggered by one can
+ * trust it. The event API and the client both refuse with this message.
  *
  * @example
  * reservedNameError("inngest/function.failed", 0);
  * // 'event 0: the name "inngest/function.failed" is reserved: names starting with "inngest/" are sent only by Stepflare'
  */
 export function reservedNameError(name: string, index: number): string | null {
-  if (!name.startsWith(RESERVED_NAME_PREFIX)) return null;
-  return `event ${index}: the name ${JSON.stringify(name)} is reserved: names starting with ${JSON.stringify(RESERVED_NAME_PREFIX)} are sent only by Stepflare`;
+  const prefix = RESERVED_NAME_PREFIXES.find((reserved) => name.startsWith(reserved));
+  if (!prefix) return null;
+  return `event ${index}: the name ${JSON.stringify(name)} is reserved: names starting with ${JSON.stringify(prefix)} are sent only by Stepflare`;
 }
 
 /**
