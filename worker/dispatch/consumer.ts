@@ -1,16 +1,13 @@
 import { cancelPage } from "../admin/cancellations.ts";
 import { resumePage } from "../admin/pauses.ts";
-import { getEvents, markDispatched } from "../db/events.ts";
-import { endRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { getEvents } from "../db/events.ts";
+import { endRunStatement } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { resolveEventData } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
-import type { AcceptedEvent, EventRef } from "../platform/types.ts";
+import type { AcceptedEvent } from "../platform/types.ts";
 import type { QueueMessage } from "../queue/messages.ts";
-import { hasRemoteCopy, loadRemoteFunctions } from "../remote/apps.ts";
-import { dispatchEvent } from "./events.ts";
-import { deliverMatches, findMatchingWaits } from "../runs/waits.ts";
-import { starterIndexStatements } from "../runs/door.ts";
+import { dispatchAccepted, refKey } from "./events.ts";
 
 // The queue consumer: every message kind has its handler in `handlers`, a map typed over
 // QueueMessage's kinds, so a kind without one does not compile.
@@ -162,60 +159,18 @@ async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Prom
 }
 
 /**
- * The batch's one pass over its events: runs start while D1 looks the events up in the waits
- * index, then each wait found is told. An event is dispatched (its message acked with the batch)
- * once its runs are started and every wait it resolves has been told; otherwise it is retried.
+ * The batch's one pass over its events (dispatchAccepted): an event is dispatched (its message acked
+ * with the batch) once its runs are started and every wait it resolves has been told; otherwise it
+ * is retried.
  */
 async function dispatchEvents(work: BatchWork): Promise<void> {
   const { env, events } = work;
-  // The synced apps' functions. With a copy of them the batch does not wait for a fresher one (that
-  // read goes on beside it: a D1 read awaited in every consumer batch stalled the local queue under
-  // load in the workerd tests). An isolate with no copy reads one first, and if it cannot, dispatches
-  // no event now: marked dispatched, an event of theirs would never start its runs.
-  if (events.length > 0 && hasRemoteCopy()) void loadRemoteFunctions(env);
-  else if (events.length > 0 && !(await loadRemoteFunctions(env))) {
-    for (const { message } of events.splice(0)) work.retry(message);
-  }
-  const now = Date.now();
-  work.stage = "dispatch";
-  const [dispatches, matches] = await Promise.all([
-    Promise.all(
-      events.map(({ accepted }, position) =>
-        dispatchEvent(env, accepted, position).catch((err: unknown) => {
-          createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
-          return null;
-        }),
-      ),
-    ),
-    findMatchingWaits(
-      env,
-      events.map((entry) => entry.accepted),
-      now,
-    ).catch((err: unknown) => {
-      createLogger().error("waits lookup failed; the batch's events will be dispatched again", { error: String(err) });
-      return null;
-    }),
-  ]);
-  work.stage = "waits delivery";
-  const { deleteStatements, failed } = matches ? await deliverMatches(env, matches) : { deleteStatements: [], failed: [] };
-  const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
-
-  const started: RunIndexEntry[] = [];
-  const dispatched: EventRef[] = [];
-  events.forEach(({ message, accepted }, i) => {
-    const runs = dispatches[i];
-    const ref = { id: accepted.event.id, receivedAt: accepted.receivedAt };
-    if (runs === null || runs === undefined || matches === null || undelivered.has(refKey(ref))) return work.retry(message);
-    started.push(...runs);
-    dispatched.push(ref);
-    work.done.push(message);
-  });
+  const outcome = await dispatchAccepted(
+    env,
+    events.map((entry) => entry.accepted),
+    (stage) => (work.stage = stage),
+  );
+  events.forEach(({ message }, i) => (outcome.dispatched[i] ? work.done.push(message) : work.retry(message)));
   // Index rows first, as before: a run's start row precedes any end row of the same batch.
-  work.statements.unshift(...starterIndexStatements(env, started));
-  work.statements.push(...deleteStatements, ...markDispatched(env.DB, dispatched, now));
-}
-
-/** One event's key in a map: its id alone may name several events. */
-function refKey({ id, receivedAt }: EventRef): string {
-  return `${receivedAt}\n${id}`;
+  work.statements.unshift(...outcome.statements);
 }

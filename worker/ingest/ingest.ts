@@ -111,15 +111,22 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
   });
 }
 
+/** How a caller with a request to finish dispatches events itself: true when it took them (dispatch/inline.ts), false to leave them to the queue. */
+export interface IngestOptions {
+  dispatchNow?: (accepted: AcceptedEvent[]) => boolean;
+}
+
 /**
- * Makes events durable and starts their dispatch: writes them to the D1 event log, then sends the
- * new ones to the queue, with any duplicate whose first copy is stored but was never queued. Answers once both are done; ids come back in order, duplicates included.
- * Takes events as they are, reserved names included: senders' events come through parseEvents.
+ * Makes events durable and starts their dispatch: writes them to the D1 event log, then hands the
+ * new ones, with any duplicate whose first copy is stored but was never dispatched, to `dispatchNow`
+ * or else to the queue. Answers once they are stored and handed over; ids come back in order,
+ * duplicates included. Takes events as they are, reserved names included: senders' events come
+ * through parseEvents.
  *
  * @example
  * const { ids } = await ingestEvents(env, parseEvents(body));
  */
-export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ ids: string[] }> {
+export async function ingestEvents(env: Env, events: StoredEvent[], { dispatchNow }: IngestOptions = {}): Promise<{ ids: string[] }> {
   const receivedAt = Date.now();
   // Large events' data goes to R2 before the log's rows that name it.
   const fresh = await insertEvents(env.DB, events, receivedAt, await offloadEventData(env, events, receivedAt));
@@ -131,6 +138,6 @@ export async function ingestEvents(env: Env, events: StoredEvent[]): Promise<{ i
     await resolveEventData(env, undispatched);
     accepted.push(...undispatched);
   }
-  await enqueueEvents(env, accepted);
+  if (!dispatchNow?.(accepted)) await enqueueEvents(env, accepted);
   return { ids: events.map((e) => e.id) };
 }
