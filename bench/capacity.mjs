@@ -2,7 +2,8 @@
 // database and the queue, measured under `wrangler dev`, and the capacity table those figures give
 // (bench/lib/capacity.mjs, docs/performance.md "Capacity").
 //
-//   node bench/capacity.mjs [--count N]      (N events or runs per measurement, default 200)
+//   node bench/capacity.mjs [--count N] [--rounds R]   (N events or runs a measurement, default 200;
+//                                                       R measurements of each, default 3: the median, and the range)
 //
 // One Stepflare `wrangler dev` (the bench's Worker, a fresh state directory). For each payload (the
 // bench's small event data, then data of 1 KiB and of 10 KiB), it sends N events that trigger nothing
@@ -14,7 +15,12 @@
 // its last step has called the counter and the counters have stopped moving (its end reaches the
 // runs index just after); an event that triggers nothing, once the counters have stopped moving.
 // The Scheduler ticks once a minute (sweep, pruning): a tick inside a measurement adds a few
-// statements to it, a hundredth of one per run at N = 200.
+// statements to it, a hundredth of one per run at N = 200. A run still going a second after it
+// started writes its runs index row open, then its end: on a busy machine more runs do, so a run's
+// statements vary between rounds. D1's time per statement is not measured: Stepflare's meter does not
+// add up `meta.duration`, and what SQLite takes on this machine is not what D1 takes to make a write
+// durable in several places; the table says instead how long a statement would have to take for one
+// database's thread to bind first.
 // Prints the figures per event and per run and the table; writes bench/results/capacity.json.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -27,8 +33,11 @@ import { freePort, killStartedSync, sleep, startWranglerDev, wrangler } from "./
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CONFIG = "bench/stepflare/wrangler.toml";
-const { values: args } = parseArgs({ options: { count: { type: "string", default: "200" } } });
+const { values: args } = parseArgs({ options: { count: { type: "string", default: "200" }, rounds: { type: "string", default: "3" } } });
 const COUNT = Number(args.count);
+const ROUNDS = Number(args.rounds);
+/** The figures a measurement gives per event or run. */
+const FIGURES = ["d1Statements", "d1RowsWritten", "d1Bytes", "queueMessages", "doRowsWritten", "doRequests"];
 const STEPS = 5;
 
 /** Event data sizes: the bench's own fields alone (about 80 bytes), then padded to 1 KiB and 10 KiB of JSON. */
@@ -123,6 +132,14 @@ async function checkRuns(sf, ids) {
 
 const round2 = (n) => Math.round(n * 100) / 100;
 
+/** One measurement's rounds as one: each figure's median, its range over the rounds, and every round's event ids. */
+function medianOf(rounds) {
+  const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  const figures = Object.fromEntries(FIGURES.map((key) => [key, median(rounds.map((r) => r[key]))]));
+  const range = Object.fromEntries(FIGURES.map((key) => [key, [Math.min(...rounds.map((r) => r[key])), Math.max(...rounds.map((r) => r[key]))]]));
+  return { ...rounds[0], ...figures, range, rounds: rounds.length, ids: rounds.flatMap((r) => r.ids) };
+}
+
 async function main() {
   tmpDir = await mkdtemp(path.join(os.tmpdir(), "stepflare-capacity-"));
   const persistTo = path.join(tmpDir, "state");
@@ -142,8 +159,9 @@ async function main() {
   for (const payload of PAYLOADS) {
     for (const mode of MODES) {
       for (const kind of KINDS) {
-        const tag = `c${++seq}`;
-        const m = await measure(sf, { kind, payload, mode }, tag);
+        const rounds = [];
+        for (let round = 0; round < ROUNDS; round++) rounds.push(await measure(sf, { kind, payload, mode }, `c${++seq}`));
+        const m = medianOf(rounds);
         measurements.push(m);
         say(`${kind.label.padEnd(5)} ${payload.label.padEnd(6)} ${mode.label.padEnd(12)} data ${m.dataBytes} B: ${round2(m.d1Statements)} statements, ${round2(m.d1RowsWritten)} D1 rows written, ${Math.round(m.d1Bytes)} B stored, ${round2(m.queueMessages)} queue messages, ${round2(m.doRowsWritten)} object rows`);
       }
@@ -154,7 +172,7 @@ async function main() {
     sf,
     measurements.filter((m) => m.kind === "run").flatMap((m) => m.ids),
   );
-  say(`checked ${measurements.filter((m) => m.kind === "run").length * COUNT} runs: ${problems.length ? `${problems.length} not Completed with the expected output` : "every one Completed with the expected output"}`);
+  say(`checked ${measurements.filter((m) => m.kind === "run").length * COUNT * ROUNDS} runs: ${problems.length ? `${problems.length} not Completed with the expected output` : "every one Completed with the expected output"}`);
 
   // A run's figures include its event's (the event-only rows show what of them is the event's).
   const figures = (kind, payload, mode) => measurements.find((m) => m.kind === kind && m.payload === payload && m.mode === mode);
@@ -164,9 +182,10 @@ async function main() {
     runs: capacityTable({ measured: measuredFor("run"), shards: [1, 4, 16], retentionDays: [7, 30] }),
     events: capacityTable({ measured: measuredFor("event"), shards: [1, 4, 16], retentionDays: [7, 30] }),
   };
-  console.log(`\nPer event and per run (${COUNT} each, wrangler dev, ${new Date().toISOString().slice(0, 10)}):`);
+  console.log(`\nPer event and per run, median of ${ROUNDS} rounds of ${COUNT} (range), wrangler dev, ${new Date().toISOString().slice(0, 10)}:`);
+  const cell = (m, key, round) => `${round(m[key])} (${m.range[key].map(round).join("–")})`;
   for (const m of measurements) {
-    console.log(`  ${m.kind.padEnd(5)} ${m.payload.padEnd(6)} ${m.mode.padEnd(12)} ${String(round2(m.d1Statements)).padStart(5)} statements ${String(round2(m.d1RowsWritten)).padStart(6)} rows ${String(Math.round(m.d1Bytes)).padStart(6)} B ${String(round2(m.queueMessages)).padStart(5)} messages`);
+    console.log(`  ${m.kind.padEnd(5)} ${m.payload.padEnd(6)} ${m.mode.padEnd(12)} statements ${cell(m, "d1Statements", round2)}, rows ${cell(m, "d1RowsWritten", round2)}, bytes ${cell(m, "d1Bytes", Math.round)}, messages ${cell(m, "queueMessages", round2)}`);
   }
   console.log(`\nLimits: ${JSON.stringify(LIMITS)}`);
   console.log(`\n5-step runs a month (each with its event):\n${formatCapacityTable(table.runs)}`);
@@ -176,7 +195,7 @@ async function main() {
   const file = path.join(ROOT, "bench", "results", "capacity.json");
   await mkdir(path.dirname(file), { recursive: true });
   const kept = measurements.map(({ ids, ...figures }) => figures);
-  await writeFile(file, `${JSON.stringify({ generatedAt: new Date().toISOString(), count: COUNT, steps: STEPS, limits: LIMITS, measurements: kept, table, problems }, null, 2)}\n`);
+  await writeFile(file, `${JSON.stringify({ generatedAt: new Date().toISOString(), count: COUNT, rounds: ROUNDS, steps: STEPS, limits: LIMITS, measurements: kept, table, problems }, null, 2)}\n`);
   say("wrote bench/results/capacity.json");
 }
 
