@@ -173,9 +173,11 @@ const largeStep = app.createFunction<BenchData>({ id: "bench-large-step" }, { ev
 const handler = serve({ client: app, functions: [largeStep, oneStep, nSteps, nStepsBuffered, firstStep, sleeper, sleepFromStart, ingestNoop, invoked, invoker, waiter, concurrencyLimited, throttledFirstStep] });
 
 /**
- * The bench's own route, outside timing: `GET /bench/waits?event=<name>&key=<match key prefix>`
+ * The bench's own routes, outside timing: `GET /bench/waits?event=<name>&key=<match key prefix>`
  * answers `{ count }`, the open waits of that event name in D1's waits index whose match key starts
- * with the prefix (`data.key="t7-` for a round's targets). Everything else goes to Stepflare.
+ * with the prefix (`data.key="t7-` for a round's targets); `GET /bench/d1-size` answers `{ bytes }`,
+ * the D1 database's size as D1 reports it after a query (`meta.size_after`: the SQLite file's pages,
+ * what counts against the 10 GB a database may hold; bench/capacity.mjs). Everything else goes to Stepflare.
  */
 export default {
   ...handler,
@@ -187,6 +189,10 @@ export default {
         .bind(url.searchParams.get("event") ?? "", prefix.length, prefix)
         .first<{ count: number }>();
       return Response.json({ count: row?.count ?? 0 });
+    }
+    if (request.method === "GET" && url.pathname === "/bench/d1-size") {
+      const { meta } = await env.DB.prepare("SELECT 1").run();
+      return Response.json({ bytes: meta.size_after });
     }
     return handler.fetch!(request, env, ctx);
   },
