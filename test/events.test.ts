@@ -5,6 +5,7 @@ import worker, { app } from "./worker.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { tick } from "../worker/schedule/tick.ts";
 import { sweepUndispatchedEvents } from "../worker/db/events.ts";
+import { dispatchInline, INLINE_MAX_EVENTS, INLINE_MAX_IN_FLIGHT, inlineDispatchesInFlight } from "../worker/dispatch/inline.ts";
 import { ingestEvents, parseEvents } from "../worker/ingest/ingest.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { eventually, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
@@ -289,3 +290,22 @@ async function finishedRunsQueued(eventId: string) {
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+describe("dispatch from the request that accepted the events", () => {
+  it("takes a request of up to INLINE_MAX_EVENTS events while fewer than INLINE_MAX_IN_FLIGHT dispatches run, and leaves the rest to the queue", async () => {
+    const background: Promise<unknown>[] = [];
+    const waitUntil = (work: Promise<unknown>) => void background.push(work);
+    const accepted = (n: number) => Array.from({ length: n }, () => ({ event: { id: uniqueKey("inline"), name: "test/none", data: {}, ts: Date.now() }, receivedAt: Date.now() }));
+    // The requests of the tests before have dispatched theirs.
+    await eventually(async () => (inlineDispatchesInFlight() === 0 ? true : undefined));
+    expect(dispatchInline(env, accepted(INLINE_MAX_EVENTS + 1), waitUntil)).toBe(false);
+    const taken = Array.from({ length: INLINE_MAX_IN_FLIGHT }, () => dispatchInline(env, accepted(1), waitUntil));
+    expect(taken.every(Boolean)).toBe(true);
+    // Every slot is taken until those dispatches end.
+    expect(dispatchInline(env, accepted(1), waitUntil)).toBe(false);
+    await Promise.all(background);
+    expect(dispatchInline(env, accepted(INLINE_MAX_EVENTS), waitUntil)).toBe(true);
+    await Promise.all(background);
+  });
+});
+

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { faults, setFaults } from "../worker/platform/faults.ts";
 import { tick } from "../worker/schedule/tick.ts";
+import { INLINE_MAX_EVENTS } from "../worker/dispatch/inline.ts";
 import worker from "./worker.ts";
 import { finishedRuns, request, sendEvents, uniqueKey } from "./helpers.ts";
 
@@ -42,21 +43,34 @@ describe("the dev-mode fault switch", () => {
     expect((await finishedRuns(eventId!)).get("counted")?.status).toBe("Completed");
   });
 
-  it("keeps an event accepted while the queue is down, and the sweep dispatches it once it is back", async () => {
+  it("dispatches an event sent alone while the queue is down, from the request that accepted it", async () => {
+    faults.queue = true;
+    const event = { id: uniqueKey("queue-down-alone"), name: "test/fanout", data: { key: uniqueKey("queue-down-alone") } };
+    expect((await postEvent(event)).status).toBe(200);
+    const runs = await finishedRuns(event.id, 2);
+    expect([...runs.values()].map((run) => run.status)).toEqual(["Completed", "Completed"]);
+    expect((await storedEvent(event.id))?.dispatched_at).not.toBeNull();
+  });
+
+  it("keeps the events of a request the queue must carry while it is down, and the sweep dispatches them once it is back", async () => {
     // Flipped directly: the tests, the Worker and its objects share one isolate, hence one switch.
     faults.queue = true;
-    const event = { id: uniqueKey("queue-down"), name: "test/fanout", data: { key: uniqueKey("queue-down") } };
-    const refused = await postEvent(event);
+    // More events than a request dispatches itself: they go through the queue.
+    const events = Array.from({ length: INLINE_MAX_EVENTS + 1 }, (_, i) => ({ id: uniqueKey(`queue-down-${i}`), name: "test/fanout", data: { key: uniqueKey("queue-down") } }));
+    const refused = await postEvent(events);
     expect(refused.status).toBeGreaterThanOrEqual(500);
-    expect(await storedEvent(event.id)).toEqual({ dispatched_at: null });
+    expect(await storedEvent(events[0]!.id)).toEqual({ dispatched_at: null });
 
     faults.queue = false;
     // As if the sweep's 30 s had passed.
-    await env.DB.prepare("UPDATE events SET received_at = received_at - 60000 WHERE id = ?1").bind(event.id).run();
-    expect((await tick(env)).redispatched).toBeGreaterThanOrEqual(1);
-    const runs = await finishedRuns(event.id, 2);
-    expect([...runs.values()].map((run) => run.status)).toEqual(["Completed", "Completed"]);
+    await env.DB.prepare("UPDATE events SET received_at = received_at - 60000 WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(events.map((event) => event.id))).run();
+    expect((await tick(env)).redispatched).toBeGreaterThanOrEqual(events.length);
+    for (const event of events) {
+      const runs = await finishedRuns(event.id, 2);
+      expect([...runs.values()].map((run) => run.status)).toEqual(["Completed", "Completed"]);
+    }
   });
+
 
   it("answers the switch on GET, and refuses a bad body with a JSON 400 that changes nothing", async () => {
     expect(await (await request("/v1/dev/faults")).json()).toEqual({ data: { d1: false, queue: false } });

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { QueueMessage } from "../worker/queue/messages.ts";
 import type { RunObject } from "../worker/runs/RunObject.ts";
 import { tick } from "../worker/schedule/tick.ts";
+import { INLINE_MAX_EVENTS } from "../worker/dispatch/inline.ts";
 import { consumeBatch } from "../worker/dispatch/consumer.ts";
 import { instrument } from "../worker/platform/bindings.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
@@ -154,8 +155,11 @@ describe("REST API", () => {
     // The event row, the runs index row and the run's end.
     expect(after.d1RowsWritten - before.d1RowsWritten).toBeGreaterThanOrEqual(3);
     expect(after.d1Statements - before.d1Statements).toBeGreaterThanOrEqual(2);
-    // The event (the run's object writes its end to the runs index itself).
-    expect(after.queueMessages - before.queueMessages).toBeGreaterThanOrEqual(1);
+    // An event sent alone is dispatched from its request, with no queue message; a request of more than
+    // INLINE_MAX_EVENTS goes through the queue, a message per event.
+    const many = Array.from({ length: INLINE_MAX_EVENTS + 1 }, () => ({ name: "test/none", data: {} }));
+    await sendEvents(many);
+    expect((await read()).queueMessages - after.queueMessages).toBeGreaterThanOrEqual(many.length);
   });
 
   it.each([

@@ -19,6 +19,11 @@ export const INLINE_MAX_IN_FLIGHT = 16;
 
 let inFlight = 0;
 
+/** The dispatches this isolate runs from requests now. */
+export function inlineDispatchesInFlight(): number {
+  return inFlight;
+}
+
 /**
  * Starts the events' dispatch in the background (`waitUntil`), or answers false to leave them to
  * the queue: too many in the request, or too many dispatches already in flight here.
@@ -42,7 +47,9 @@ export function dispatchInline(env: Env, accepted: AcceptedEvent[], waitUntil: (
  * @example
  * const { ids } = await ingestEvents(env, events, dispatchFromRequest(env, (work) => ctx.waitUntil(work)));
  */
-export function dispatchFromRequest(env: Env, waitUntil: (work: Promise<unknown>) => void): IngestOptions {
+export function dispatchFromRequest(env: Env, waitUntil: ((work: Promise<unknown>) => void) | undefined): IngestOptions {
+  // Called without a request to finish (a Hono app asked directly, in a test): the queue dispatches.
+  if (!waitUntil) return {};
   void pausedFunctions(env).catch(() => undefined);
   return { dispatchNow: (accepted) => dispatchInline(env, accepted, waitUntil) };
 }

@@ -6,6 +6,7 @@ import { eventIdSource } from "../platform/eventIds.ts";
 import { requireEventKey } from "./auth.ts";
 import { readLimited } from "./body.ts";
 import { errorResponse, jsonError } from "./errors.ts";
+import { waitUntilOf } from "./waitUntil.ts";
 
 /** The event API: `POST /e/:key` with one event or an array (Inngest's shape). */
 export const eventRoutes = new Hono<{ Bindings: Env }>();
@@ -33,7 +34,7 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
   }
   try {
     const events = parseEvents(body, eventIdSource(c.req.header("x-inngest-event-id-seed")), limits);
-    const { ids } = await ingestEvents(c.env, events, dispatchFromRequest(c.env, (work) => c.executionCtx.waitUntil(work)));
+    const { ids } = await ingestEvents(c.env, events, dispatchFromRequest(c.env, waitUntilOf(c)));
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return errorResponse(c, err);

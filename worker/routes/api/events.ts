@@ -8,6 +8,7 @@ import { errorResponse, jsonError } from "../errors.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
 import { eventsQuerySchema } from "../../views/schemas.ts";
 import { z } from "zod";
+import { waitUntilOf } from "../waitUntil.ts";
 
 /** `/v1/events`: the event log a page at a time, and sending events with the API's key. */
 export const eventsRoutes = new Hono<{ Bindings: Env }>();
@@ -34,7 +35,7 @@ eventsRoutes.post("/v1/events", async (c) => {
   const body = await parseJsonBody(c, z.unknown(), "events", '{ "name": string, "data"?: object } or an array of those', text.text);
   if (!body.ok) return body.response;
   try {
-    const { ids } = await ingestEvents(c.env, parseEvents(body.data, undefined, limits), dispatchFromRequest(c.env, (work) => c.executionCtx.waitUntil(work)));
+    const { ids } = await ingestEvents(c.env, parseEvents(body.data, undefined, limits), dispatchFromRequest(c.env, waitUntilOf(c)));
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return errorResponse(c, err);
