@@ -28,7 +28,11 @@ export function stepOutput(previous: string, index: number): string {
   return `${previous}>${index}`;
 }
 
-/** The event that starts the interpreter with this buffer setting. */
+/** The interpreter with this buffer setting, and the event that starts it. */
+export function programFunctionId(size: number, intervalMs: number): string {
+  return `buffered-program-${size}x${intervalMs}`;
+}
+
 export function programEventName(size: number, intervalMs: number): string {
   return `test/buffered-program.${size}x${intervalMs}`;
 }
@@ -51,7 +55,7 @@ export function bufferedFunctions(app: Stepflare) {
   return BUFFER_SIZES.flatMap((size) =>
     BUFFER_INTERVALS_MS.map((intervalMs) =>
       app.createFunction(
-        { id: `buffered-program-${size}x${intervalMs}`, retries: 5, checkpointing: { bufferedSteps: size, maxInterval: intervalMs } },
+        { id: programFunctionId(size, intervalMs), retries: 5, checkpointing: { bufferedSteps: size, maxInterval: intervalMs } },
         { event: programEventName(size, intervalMs) },
         async (ctx) => {
           const program = bufferedProgramSchema.parse(ctx.event.data);

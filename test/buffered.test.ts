@@ -5,24 +5,14 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { usage } from "../worker/platform/usage.ts";
 import { RunStore } from "../worker/runs/RunStore.ts";
-import { programEventName, type BufferedProgram } from "./buffered.functions.ts";
-import { effectCount, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
-
-/** Waits for a run to end, running its alarm at once (a killed run's watchdog is 10 s away). */
-async function endedRun(runId: string) {
-  return eventually(async () => {
-    const run = await getRun(runId);
-    if (run.status !== "Running" && run.status !== "Queued") return run;
-    await runDurableObjectAlarm(runStub(runId)).catch(() => false);
-    return undefined;
-  }, 20_000, `run ${runId} to end`);
-}
+import { programEventName, programFunctionId, type BufferedProgram } from "./buffered.functions.ts";
+import { derivedRunId, effectCount, endedRun, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
 
 /** Runs a program of test/buffered.functions.ts's interpreter (two results a row, 10 s apart at most) to its end. */
 async function runProgram(program: Omit<BufferedProgram, "key">) {
   const key = uniqueKey("buffered-program");
   const [eventId] = await sendEvents({ name: programEventName(2, 10_000), data: { key, ...program } });
-  return { key, run: await endedRun(await runIdOf(eventId!)) };
+  return { key, run: await endedRun(await derivedRunId(programFunctionId(2, 10_000), eventId!)) };
 }
 
 describe("buffered checkpoints", () => {
