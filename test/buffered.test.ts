@@ -5,7 +5,15 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { usage } from "../worker/platform/usage.ts";
 import { RunStore } from "../worker/runs/RunStore.ts";
-import { effectCount, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import { programEventName, programFunctionId, type BufferedProgram } from "./buffered.functions.ts";
+import { derivedRunId, effectCount, endedRun, eventually, finishedRuns, getRun, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+
+/** Runs a program of test/buffered.functions.ts's interpreter (two results a row, 10 s apart at most) to its end. */
+async function runProgram(program: Omit<BufferedProgram, "key">) {
+  const key = uniqueKey("buffered-program");
+  const [eventId] = await sendEvents({ name: programEventName(2, 10_000), data: { key, ...program } });
+  return { key, run: await endedRun(await derivedRunId(programFunctionId(2, 10_000), eventId!)) };
+}
 
 describe("buffered checkpoints", () => {
   it("writes five step results as one row, and a run reads them back in order", async () => {
@@ -39,6 +47,28 @@ describe("buffered checkpoints", () => {
     // a and b were buffered, not written, when c killed the object: they ran again; d and e once.
     expect([await effectCount(`${key}:a`), await effectCount(`${key}:b`), await effectCount(`${key}:c`)]).toEqual([2, 2, 2]);
     expect([await effectCount(`${key}:d`), await effectCount(`${key}:e`)]).toEqual([1, 1]);
+  });
+
+  // Found by test/buffered.model.test.ts: a step's own row (a failed attempt) hid the
+  // completion bundled after it, so a crash ran a written step again and the replay never settled.
+  it("a step that failed an attempt and then completed into a written row never runs again after a crash", async () => {
+    const { key, run } = await runProgram({ steps: [{ fails: 1 }, { fails: 0 }], crash: { step: 1, attempt: 0, where: "afterStep" } });
+    expect(run).toMatchObject({ status: "Completed", output: "start>0>1" });
+    expect([await effectCount(`${key}:0:0`), await effectCount(`${key}:0:1`), await effectCount(`${key}:1:0`)]).toEqual([1, 1, 1]);
+  });
+
+  it("reads a step's completion in a bundle over the failed attempt its own row holds", async () => {
+    const stub = env.RUNS.get(env.RUNS.idFromName(uniqueKey("store")));
+    const steps = await runInDurableObject(stub, (_, state) => {
+      const store = new RunStore(state.storage.sql);
+      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexed: false });
+      store.saveStep({ id: "flaky", name: "flaky", kind: "run", status: "retrying", attempts: 1, wakeAt: 3, startedAt: 1, endedAt: 2 });
+      const limits = { maxSteps: 2, maxIntervalMs: 60_000 };
+      store.bufferStep({ id: "flaky", name: "flaky", kind: "run", status: "completed", attempts: 2, output: "ok", seq: 1, startedAt: 4, endedAt: 5 }, limits);
+      store.bufferStep({ id: "next", name: "next", kind: "run", status: "completed", attempts: 1, output: "ok", seq: 2, startedAt: 5, endedAt: 6 }, limits);
+      return [...new RunStore(state.storage.sql).steps().values()].map((step) => [step.id, step.status, step.seq]);
+    });
+    expect(steps).toEqual([["flaky", "completed", 1], ["next", "completed", 2]]);
   });
 
   it("stores buffered results in one row, before any other write, and a later save of one of them wins", async () => {

@@ -1,4 +1,7 @@
+import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
+import { getEvent } from "../worker/db/events.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
 import type { RunObject } from "../worker/runs/RunObject.ts";
 import { expect } from "vitest";
 
@@ -102,4 +105,37 @@ export async function runIdOf(eventId: string): Promise<string> {
     return list.length === 1 ? list : undefined;
   }, 15_000, `the run of event ${eventId}`);
   return runs[0]!.run_id;
+}
+
+/**
+ * The id of the run `functionId` starts for event `eventId`, derived as the engine derives it, from
+ * the event log alone: no run's object is asked (a listing that asks one a test is killing fails).
+ */
+export async function derivedRunId(functionId: string, eventId: string): Promise<string> {
+  const found = await getEvent(env.DB, eventId);
+  if (!found) throw new Error(`event ${eventId} is not in the event log`);
+  return runIdFor(functionId, eventId, found.receivedAt);
+}
+
+/**
+ * Waits for a run to end, running its alarm at once (a killed run's watchdog is 10 s away). The
+ * alarm runs an invocation to its end: it is not awaited, so a replay that never settles fails at
+ * the deadline rather than hanging the test. A run not started yet, or whose object cannot answer
+ * now, is asked again.
+ */
+export async function endedRun(runId: string, timeoutMs = 30_000): Promise<RunJson> {
+  let alarm: Promise<unknown> | null = null;
+  return eventually(
+    async () => {
+      const response = await request(`/v1/runs/${runId}`);
+      const run = response.status === 200 ? ((await response.json()) as { data: RunJson }).data : undefined;
+      if (run && FINAL.has(run.status)) return run;
+      alarm ??= runDurableObjectAlarm(runStub(runId))
+        .catch(() => false)
+        .finally(() => (alarm = null));
+      return undefined;
+    },
+    timeoutMs,
+    `run ${runId} to end`,
+  );
 }

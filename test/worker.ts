@@ -10,6 +10,7 @@ import { guardFunctions } from "./guards.functions.ts";
 import { compatFunctions } from "./compat.functions.ts";
 import { streamFunctions } from "./stream.functions.ts";
 import { largeValuesFunctions } from "./largeValues.functions.ts";
+import { bufferedFunctions } from "./buffered.functions.ts";
 import { functions as v4docsFunctions } from "./compat.v4docs.functions.ts";
 import { handlingStepErrors, stepInvokeNotFound } from "./inngestSuite.functions.ts";
 import { v3OrderReceipt } from "./inngestSuite.v3.functions.ts";
@@ -314,7 +315,7 @@ export default serve({
   client: app,
   functions: [largeBatch, largeSend, counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
     chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, buffered, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute, keepsFailing,
-    ...coordinationFunctions(app), ...flowFunctions(app), ...guardFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...largeValuesFunctions(app), ...v4docsFunctions,
+    ...coordinationFunctions(app), ...flowFunctions(app), ...guardFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...largeValuesFunctions(app), ...bufferedFunctions(app), ...v4docsFunctions,
     // Inngest's retries: 1 would wait 15 s or more of backoff per failed step here; sdk/inngestSuite.test.ts runs it with a fake clock.
     handlingStepErrors(app, { retries: 0 }), stepInvokeNotFound(app), v3OrderReceipt],
 });

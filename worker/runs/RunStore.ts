@@ -270,11 +270,17 @@ export class RunStore {
     const rows = this.sql.exec<StepRow & { row: number }>("SELECT rowid AS row, * FROM steps ORDER BY started_at, rowid").toArray();
     this.stepRowids.clear();
     for (const row of rows) this.stepRowids.set(row.id, row.row);
-    // A step written on its own after it was bundled (saved again) is its row's version.
-    const own = rows.map((row) => toStepRecord(row, this.decode(row.id, row.output)));
+    const bundled = new Map(bundles.flatMap((bundle) => this.decode(bundleOwner(bundle.seq), bundle.steps) as StepRecord[]).map((step) => [step.id, step]));
+    // A step written on its own after it was bundled (saved again) is its row's version; but a row
+    // left unsettled (a failed attempt) by a step that completed into a bundle after it is older:
+    // a completed step never goes back.
+    const own = rows.map((row) => {
+      const inBundle = bundled.get(row.id);
+      const isUnsettled = row.status !== "completed" && row.status !== "failed";
+      return inBundle?.status === "completed" && isUnsettled ? inBundle : toStepRecord(row, this.decode(row.id, row.output));
+    });
     const ownIds = new Set(own.map((step) => step.id));
-    const bundled = bundles.flatMap((bundle) => this.decode(bundleOwner(bundle.seq), bundle.steps) as StepRecord[]).filter((step) => !ownIds.has(step.id));
-    const stored = [...bundled, ...own].sort((a, b) => a.startedAt - b.startedAt);
+    const stored = [...[...bundled.values()].filter((step) => !ownIds.has(step.id)), ...own].sort((a, b) => a.startedAt - b.startedAt);
     this.cachedSteps = new Map(stored.map((step) => [step.id, step]));
     return this.cachedSteps;
   }
