@@ -11,7 +11,7 @@ import type { RunWithSteps } from "../runs/RunObject.ts";
 import type { RunRecord } from "../runs/RunStore.ts";
 import { skippedRunStream } from "../runs/runStream.ts";
 import { SSE_HEADERS } from "../views/sse.ts";
-import { stuckFields, toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "../views/runView.ts";
+import { stuckFields, toRunIndexView, toRunSummaryView, toRunView, toSkippedRunView, type RunView } from "../views/runView.ts";
 import { requireSigningKey } from "./auth.ts";
 import { eventsRoutes } from "./api/events.ts";
 import { functionsRoutes } from "./api/functions.ts";
@@ -67,8 +67,9 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
     const run = (await runObject(c.env, runId).summary()) as RunRecord | null;
     return run ? toRunSummaryView(run) : null;
   };
-  // An object that cannot answer now (its runtime restarting) is left out of the unlisted, as unknown.
-  const runs = await Promise.all([...rows.map((row) => (row.status === "Skipped" ? toSkippedRunView(row) : summary(row.id))), ...unlisted.map((runId) => summary(runId).catch(() => null))]);
+  // An object that cannot answer now (its runtime restarting): a listed run shows its index row, an unlisted one is left out, as unknown.
+  const listed = rows.map((row) => (row.status === "Skipped" ? toSkippedRunView(row) : summary(row.id).catch(() => toRunIndexView(row))));
+  const runs = await Promise.all([...listed, ...unlisted.map((runId) => summary(runId).catch(() => null))]);
   return c.json({ data: runs.filter((run) => run !== null) });
 });
 
