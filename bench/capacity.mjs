@@ -29,7 +29,7 @@ import { parseArgs } from "node:util";
 import { mapLimit, stepflareClient } from "./lib/clients.mjs";
 import { startCounter } from "./lib/counter.mjs";
 import { capacityTable, formatCapacityTable, LIMITS } from "./lib/capacity.mjs";
-import { freePort, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
+import { freePort, runScript, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CONFIG = "bench/stepflare/wrangler.toml";
@@ -199,15 +199,11 @@ async function main() {
   say("wrote bench/results/capacity.json");
 }
 
-try {
-  await main();
-} catch (err) {
-  console.error(err);
-  console.error(server?.log().slice(-4000) ?? "");
-  process.exitCode = 1;
-} finally {
-  await server?.stop();
-  await counter?.close();
-  killStartedSync();
-  if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
-}
+await runScript(main, {
+  server: () => server,
+  cleanup: async () => {
+    await server?.stop();
+    await counter?.close();
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+  },
+});

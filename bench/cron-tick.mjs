@@ -24,7 +24,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, killStartedSync, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
+import { freePort, killStartedSync, runScript, sleep, startWranglerDev, wrangler } from "./lib/processes.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CONFIG = "bench/cron-tick/wrangler.toml";
@@ -174,12 +174,4 @@ async function main() {
   if (problems.length) process.exitCode = 1;
 }
 
-try {
-  await main();
-} catch (err) {
-  console.error(err);
-  console.error(server?.log().slice(-4000) ?? "");
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runScript(main, { server: () => server, cleanup });

@@ -12,7 +12,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { freePort, killStartedSync, startWranglerDev, wrangler } from "./lib/processes.mjs";
+import { freePort, runScript, startWranglerDev, wrangler } from "./lib/processes.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CONFIG = "bench/stepflare/wrangler.toml";
@@ -68,14 +68,10 @@ async function main() {
   for (const line of lines) console.log(`  ${line}`);
 }
 
-try {
-  await main();
-} catch (err) {
-  console.error(err);
-  console.error(server?.log().slice(-4000) ?? "");
-  process.exitCode = 1;
-} finally {
-  await server?.stop();
-  killStartedSync();
-  if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
-}
+await runScript(main, {
+  server: () => server,
+  cleanup: async () => {
+    await server?.stop();
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+  },
+});

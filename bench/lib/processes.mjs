@@ -138,3 +138,25 @@ export function killStartedSync() {
   for (const child of started) if (child.pid !== undefined) signalGroup(child.pid, "SIGKILL");
   started.clear();
 }
+
+/**
+ * Runs a bench script's `main`: a failure prints its error and the last of the server's output and
+ * sets a failing exit code; `cleanup` stops what the script started, whatever happened, and so does
+ * the kill of every process group left.
+ *
+ * @example
+ * await runScript(main, { server: () => server, cleanup: async () => { await server?.stop(); } });
+ */
+export async function runScript(main, { server, cleanup }) {
+  try {
+    await main();
+  } catch (err) {
+    console.error(err);
+    console.error(server()?.log().slice(-4000) ?? "");
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+    killStartedSync();
+  }
+}
+
