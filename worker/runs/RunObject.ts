@@ -1,9 +1,9 @@
 import { DurableObject } from "cloudflare:workers";
-import type { HandlerFailures, RunOutcome, StepRecord } from "../../sdk/driver.ts";
+import type { StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
 import { NonRetriableError } from "../../sdk/errors/NonRetriableError.ts";
-import { serializeError, type Logger, type SerializedError } from "../../sdk/types.ts";
+import { serializeError } from "../../sdk/types.ts";
 import { resolveInvoke, resolveWait, satisfiesIf, type InvokeResult } from "../../sdk/wait.ts";
 import { instrument } from "../platform/bindings.ts";
 import { isDevMode, retentionDays, type Env } from "../platform/env.ts";
@@ -12,24 +12,25 @@ import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
-import { traceExport } from "../traces/config.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
 import { DAY_MS, nextAlarm } from "./alarm.ts";
-import { RunDelivery, type CancellationRef } from "./delivery.ts";
-import { retriesToBringForward, runFacts, type RunFacts } from "./health.ts";
+import { RunDelivery } from "./delivery.ts";
+import type { RunFacts } from "./health.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
-import { cancellationEvents, cancelOnEntries, endEntries, failureEvents, finishedEvents } from "./outbox.ts";
-import { endEventsWithinLimit, withoutDepth } from "./depth.ts";
+import { cancellationEvents } from "./outbox.ts";
+import { withoutDepth } from "./depth.ts";
+import { cancelAsRepair, inspectRun, repointRun, wakeRun, type RepairContext } from "./repairs.ts";
+import { failRun, finishRun, listOpenRun, recordOutcome, type RunEndContext } from "./runEnd.ts";
+import { storeAndStart, type RunStartContext } from "./runStart.ts";
 import { RunSlots } from "./slots.ts";
 import { RunStore, type RunRecord } from "./RunStore.ts";
 import { RunStream } from "./runStream.ts";
+import { resolutionTime, type RunInit, type RunWithSteps } from "./records.ts";
 
 /** Invocations in a row that may break outside the handler (storage failing) before the run fails for good. */
 const MAX_FAILED_INVOCATIONS = 5;
-
-import { resolutionTime, type RunInit, type RunWithSteps } from "./records.ts";
 
 export type { RunInit, RunWithSteps };
 
@@ -56,6 +57,12 @@ export class RunObject extends DurableObject<Env> {
   private readonly slots: RunSlots;
   /** What delivers its outbox and its end. */
   private readonly delivery: RunDelivery;
+  /** What a run's start needs of this object (runs/runStart.ts). */
+  private readonly starts: RunStartContext;
+  /** What recording an invocation's outcome needs of this object (runs/runEnd.ts). */
+  private readonly ends: RunEndContext;
+  /** What the stuck check's facts and repairs need of this object (runs/repairs.ts). */
+  private readonly repairs: RepairContext;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, instrument(env));
@@ -69,52 +76,36 @@ export class RunObject extends DurableObject<Env> {
       holdsSlots: () => this.holdingSlots,
       rearm: () => this.rearm(),
     });
+    this.starts = {
+      store: this.store,
+      delivery: this.delivery,
+      functionOf: (id) => this.functionOf(id),
+      setAlarm: (at) => this.ctx.storage.setAlarm(at),
+      execute: (isFirst) => this.execute(isFirst),
+      cancel: (reason) => this.cancel(reason),
+    };
+    this.ends = {
+      env: this.env,
+      store: this.store,
+      delivery: this.delivery,
+      rearm: () => this.rearm(),
+      cancelIf: (reason, expression) => this.cancelIf(reason, expression),
+      dueAt: (wakeAt) => this.dueAt(wakeAt),
+    };
+    this.repairs = {
+      store: this.store,
+      functionOf: (id) => this.functionOf(id),
+      alarmAt: () => this.ctx.storage.getAlarm(),
+      setAlarm: (at) => this.ctx.storage.setAlarm(at),
+      isInvoking: () => this.executing !== null,
+      execute: () => void this.execute(false),
+      cancel: (reason) => this.cancel(reason),
+    };
   }
 
-  /**
-   * Stores the run (once: a repeated start changes nothing) and starts it, or arms the alarm for a
-   * delayed start. Returns as soon as the run is stored, not when it ends.
-   */
+  /** Stores the run once and starts it, or arms the alarm for a delayed start (runs/runStart.ts). */
   async start(init: RunInit): Promise<RunStatus> {
-    const existing = this.store.run();
-    if (existing) return existing.status;
-    const now = Date.now();
-    const fn = await this.functionOf(init.functionId);
-    // A run under a throttle or a concurrency limit starts as a delayed one does: its first invocation asks for its start or a slot.
-    // So is a re-run that reuses steps: its first invocation begins after them, as a replay does.
-    const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined || (init.memo?.length ?? 0) > 0;
-    const finishAfter = fn?.timeouts.finish;
-    const listed = { id: init.runId, functionId: init.functionId, events: init.events, status: "Queued" as const, startedAt: now, listedAt: init.listedAt ?? now, ...(init.parent ? { parent: init.parent } : {}), indexed: false };
-    // A run due later is listed now, as Queued; one that starts now writes its row when it is worth one (RunDelivery.indexOpen).
-    const indexed = init.startAt > now && (await this.delivery.indexOpen(listed)).indexed;
-    // A start repeated while that write was under way found no run either: the first one stored it.
-    if (this.store.run()) return this.store.run()!.status;
-    this.store.createRun(
-      {
-        id: init.runId,
-        functionId: init.functionId,
-        events: init.events,
-        startedAt: now,
-        listedAt: listed.listedAt,
-        indexed,
-        ...(delayed ? { wakeAt: init.startAt } : {}),
-        ...(init.parent ? { parent: init.parent } : {}),
-        ...(!delayed && finishAfter !== undefined ? { finishBy: now + finishAfter } : {}),
-      },
-      fn ? cancelOnEntries(fn, init.runId, init.events[0]!, Math.min(init.receivedAt ?? now, now)) : [],
-    );
-    for (const step of init.memo ?? []) this.store.saveStep(step);
-    await this.ctx.storage.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
-    if (fn?.cancelOn.length) void this.delivery.deliverOutbox();
-    if (init.startAt <= now && delayed) void this.execute(false);
-    if (delayed) return "Queued";
-    // Not started within `timeouts.start` of when it was due (dispatch came late): cancelled, never run.
-    if (fn?.timeouts.start !== undefined && now > init.startAt + fn.timeouts.start) {
-      await this.cancel({ type: "timeout", timeout: "start" });
-      return "Cancelled";
-    }
-    void this.execute(true);
-    return "Running";
+    return storeAndStart(this.starts, init);
   }
 
   /**
@@ -214,55 +205,24 @@ export class RunObject extends DurableObject<Env> {
     return { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) };
   }
 
-  /**
-   * The run's facts for the tick's stuck check (admin/stuck.ts): its alarm, its wake time, whether
-   * its function is registered, since when a step retries. Changes nothing; null if no run.
-   */
+  /** The run's facts for the tick's stuck check (runs/repairs.ts); null if no run. */
   async inspect(): Promise<RunFacts | null> {
-    const run = this.store.run();
-    if (!run) return null;
-    if (FINAL_STATUSES.has(run.status)) return runFacts(run, [], { alarmAt: null, invoking: false });
-    // A registry that cannot be read (D1 down) says nothing about the function.
-    const fn = await this.functionOf(run.functionId).then((found) => found ?? null, () => undefined);
-    const live = { alarmAt: await this.ctx.storage.getAlarm(), invoking: this.executing !== null, flowControlled: fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined };
-    return runFacts(run, this.store.steps().values(), fn === undefined ? live : { ...live, functionRegistered: fn !== null });
+    return inspectRun(this.repairs);
   }
 
-  /**
-   * Makes the run due now (a repair): its wake time and any retry's backoff are brought forward,
-   * its alarm set, an invocation started. Sleeps and waits keep their times. Idempotent; a run that
-   * has ended stays as it is. Answers the run's status.
-   */
+  /** Makes the run due now, a repair (runs/repairs.ts); answers its status. */
   async wake(by?: string): Promise<RunStatus | null> {
-    const run = this.store.run();
-    if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
-    const now = Date.now();
-    for (const step of retriesToBringForward(this.store.steps().values(), now)) this.store.saveStep(step);
-    this.store.recordRepair({ action: "wake", at: now, ...(by ? { detail: by } : {}) });
-    if (!run.isOpen) this.store.wakeAt(Math.min(run.wakeAt ?? now, now));
-    await this.ctx.storage.setAlarm(now);
-    void this.execute(false);
-    return run.status;
+    return wakeRun(this.repairs, by);
   }
 
-  /**
-   * Points the run at another function (a deploy renamed its own), then wakes it. The caller
-   * checked that `functionId` is registered; pointing it where it points already changes nothing.
-   */
+  /** Points the run at another, registered function, then wakes it (runs/repairs.ts). */
   async repoint(functionId: string): Promise<RunStatus | null> {
-    const run = this.store.run();
-    if (!run || FINAL_STATUSES.has(run.status) || run.functionId === functionId) return run?.status ?? null;
-    this.store.recordRepair({ action: "repoint", at: Date.now(), detail: `${run.functionId} → ${functionId}` }, functionId);
-    return this.wake();
+    return repointRun(this.repairs, functionId);
   }
 
-  /** Cancels the run as a repair (recorded on its timeline); a run that has ended stays as it is. */
+  /** Cancels the run as a repair, recorded on its timeline (runs/repairs.ts). */
   async repairCancel(rerunAs?: string): Promise<RunStatus | null> {
-    const run = this.store.run();
-    if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
-    this.store.recordRepair(rerunAs ? { action: "rerun", at: Date.now(), detail: rerunAs } : { action: "cancel", at: Date.now() });
-    await this.cancel({ type: "api" });
-    return this.store.run()?.status ?? null;
+    return cancelAsRepair(this.repairs, rerunAs);
   }
 
   /** Dev mode's fault switch for the stuck-run tests: deletes the object's alarm, as a runtime that lost it would. */
@@ -280,7 +240,7 @@ export class RunObject extends DurableObject<Env> {
   async cancel(reason: CancelReason = { type: "api" }): Promise<RunWithSteps | null> {
     const run = this.store.run();
     if (!run) return null;
-    await this.finish(run, "Cancelled", {}, cancellationEvents(run, reason));
+    await finishRun(this.ends, run, "Cancelled", {}, cancellationEvents(run, reason));
     return this.getRun();
   }
 
@@ -330,7 +290,7 @@ export class RunObject extends DurableObject<Env> {
     logger.error("run invocation failed", { failures: this.failedInvocations, error: String(err) });
     if (run && !FINAL_STATUSES.has(run.status) && this.failedInvocations >= MAX_FAILED_INVOCATIONS) {
       const message = `the run could not record its progress ${MAX_FAILED_INVOCATIONS} times in a row: ${serializeError(err).message}`;
-      return this.fail(run, serializeError(new NonRetriableError(message)));
+      return failRun(this.ends, run, serializeError(new NonRetriableError(message)));
     }
     await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
   }
@@ -346,10 +306,10 @@ export class RunObject extends DurableObject<Env> {
       setAlarm: (at) => this.ctx.storage.setAlarm(at),
       rearm: () => this.rearm(),
       cancel: (reason) => this.cancel(reason),
-      fail: (run, error) => this.fail(run, error),
-      record: (run, outcome, logger) => this.record(run, outcome, logger),
+      fail: (run, error) => failRun(this.ends, run, error),
+      record: (run, outcome, logger) => recordOutcome(this.ends, run, outcome, logger),
       deliverOutbox: () => this.delivery.deliverOutbox(),
-      listOpen: () => this.listOpen(),
+      listOpen: () => listOpenRun(this.ends),
       holdingSlots: (holding) => (this.holdingSlots = holding),
       sync: () => this.ctx.storage.sync(),
       abort: (reason) => this.ctx.abort(reason),
@@ -395,91 +355,11 @@ export class RunObject extends DurableObject<Env> {
     if (run && fn) await this.slots.withdraw(run, fn);
   }
 
-  private async record(run: RunRecord, outcome: RunOutcome, logger: Logger): Promise<void> {
-    if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    switch (outcome.type) {
-      case "completed":
-        return this.finish(run, "Completed", { output: outcome.output });
-      case "failed":
-        return this.fail(run, outcome.error);
-      case "suspended":
-        return this.suspend(outcome.wakeAt, run.handlerFailures);
-      case "retry":
-        logger.warn("handler failed; retrying", { attempt: outcome.handlerFailures.count - 1, error: outcome.error.message, ...(outcome.error.stack ? { stack: outcome.error.stack } : {}) });
-        return this.suspend(outcome.wakeAt, outcome.handlerFailures);
-      case "cancelled":
-        return;
-    }
-  }
-
-  /**
-   * The invocation ended with the run waiting: a run that waits is worth its row in the runs index,
-   * written first if it has none yet (noted in the same commit as the suspension).
-   */
-  private async suspend(wakeAt: number, handlerFailures: HandlerFailures): Promise<void> {
-    const { indexed, cancellations } = await this.delivery.indexOpen(this.store.run()!);
-    // A cancel that came meanwhile ended the run.
-    if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    this.store.suspend(this.dueAt(wakeAt), handlerFailures, indexed);
-    if (await this.meetCancellations(cancellations)) return;
-    return this.rearm();
-  }
-
-  /** Lists a run not over yet in the runs index, if it is not: it queues for a slot or its turn, or runs a while. */
-  private async listOpen(): Promise<void> {
-    const run = this.store.run();
-    if (!run || run.indexed || FINAL_STATUSES.has(run.status)) return;
-    const { indexed, cancellations } = await this.delivery.indexOpen(run);
-    if (indexed) this.store.markIndexed();
-    await this.meetCancellations(cancellations);
-  }
-
-  /** Cancels the run by the first bulk cancellation, made while the index did not show it, whose `if` its trigger meets. */
-  private async meetCancellations(cancellations: CancellationRef[]): Promise<boolean> {
-    for (const { id, expression } of cancellations) {
-      if (await this.cancelIf({ type: "bulk", cancellation_id: id }, expression ?? undefined)) return true;
-    }
-    return false;
-  }
-
   /** When the run is due after an invocation that asked for `wakeAt`: sooner if a wait was resolved meanwhile. */
   private dueAt(wakeAt: number): number {
     const resolved = this.resolvedDuringInvocation;
     this.resolvedDuringInvocation = undefined;
     return resolved === undefined ? wakeAt : Math.min(wakeAt, resolved);
-  }
-
-  /**
-   * Fails the run for good. Its failure event (which starts `onFailure`) goes to the outbox in the
-   * commit that ends the run, so an outage delays it and loses nothing, and a cancel that came
-   * first leaves no failure event at all.
-   */
-  private fail(run: RunRecord, error: SerializedError): Promise<void> {
-    return this.finish(run, "Failed", { error }, failureEvents(run, error));
-  }
-
-  /**
-   * Ends the run: status, result and the events its end sends in one commit (whatever ended the
-   * run first wins, and nothing replaces it), then delivers them and tells the runs index.
-   */
-  private async finish(run: RunRecord, status: RunStatus, result: { output?: unknown; error?: SerializedError }, events: StoredEvent[] = []): Promise<void> {
-    if (FINAL_STATUSES.has(this.store.run()?.status ?? "Running")) return;
-    const fn = findFunction(run.functionId);
-    const waits = (fn?.cancelOn.length ?? 0) > 0 || [...this.store.steps().values()].some((step) => step.kind === "waitForEvent");
-    // In the end's own commit, so a kill right after it still gives them back; while an invocation
-    // holds the slots (a step body may still run), the give-back waits for its release.
-    const flow = fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined;
-    // The run's trace, last: built from the run's records when it is sent (worker/traces/), only where an OTLP endpoint is set.
-    const trace = traceExport(this.env) ? [{ kind: "trace" as const }] : [];
-    const entries = [{ kind: "events" as const, events: endEventsWithinLimit(this.env, run, [...events, ...finishedEvents(run, status, result)]) }, ...endEntries(run, status, result, { waits, flow }), ...trace];
-    this.store.end(status, Date.now(), result, entries);
-    this.delivery.endDelivered = false;
-    await this.rearm();
-    await this.delivery.deliverOutbox();
-    await this.delivery.deliverEnd(this.store.run() ?? run);
-    await this.rearm();
-    // Not awaited: a collector that is slow or down never holds the run's end back (the alarm retries it).
-    if (trace.length > 0) void this.delivery.exportTrace();
   }
 
   /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
