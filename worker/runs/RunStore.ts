@@ -1,55 +1,17 @@
-import type { FailedAttempt, HandlerFailures, StepRecord } from "../../sdk/driver.ts";
+import type { HandlerFailures, StepRecord } from "../../sdk/driver.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import type { InvocationStart } from "../../sdk/replay.ts";
 import type { SerializedError } from "../../sdk/types.ts";
-import type { StepRequest } from "../../sdk/wait.ts";
 import type { RunStatus } from "../platform/types.ts";
 import { usage } from "../platform/usage.ts";
 import { R2_MARKER } from "../platform/largeValues.ts";
 import { RunValues } from "./runValues.ts";
 import { withRepair, type RepairEntry } from "./health.ts";
+import { addMissingColumns, createTables, toRunRecord, toStepRecord, type RunRow, type StepRow } from "./runTables.ts";
 
 import type { OutboxEntry, RunObserver, RunParent, RunRecord } from "./records.ts";
 
 export type { OutboxEntry, RunObserver, RunParent, RunRecord };
-
-type RunRow = {
-  id: string;
-  function_id: string;
-  events: string;
-  status: RunStatus;
-  attempt: number;
-  attempt_seq: number;
-  starts: string;
-  open: number;
-  crashes: number;
-  wake_at: number | null;
-  parent: string | null;
-  finish_by: number | null;
-  output: string | null;
-  error: string | null;
-  started_at: number;
-  listed_at: number | null;
-  indexed: number;
-  ended_at: number | null;
-  repairs: string | null;
-};
-
-type StepRow = {
-  id: string;
-  name: string;
-  kind: StepRecord["kind"];
-  status: StepRecord["status"];
-  attempts: number;
-  output: string | null;
-  error: string | null;
-  wake_at: number | null;
-  seq: number | null;
-  failed_attempts: string | null;
-  request: string | null;
-  started_at: number;
-  ended_at: number | null;
-};
 
 /** The owner of the parts of a run's events, and of an outbox entry's (no step id, hashed, looks like these). */
 const EVENTS_OWNER = "run:events";
@@ -65,24 +27,6 @@ function bundleOwner(seq: number): string {
 const PART_CHARS = 500_000;
 /** Starts a stored value whose JSON is in `parts` (JSON text never starts with a NUL). */
 const PARTS_MARKER = "\u0000parts:";
-
-/** Columns added after the first engine, for objects whose tables predate them. */
-const ADDED_COLUMNS: Record<string, Record<string, string>> = {
-  run: {
-    attempt_seq: "INTEGER NOT NULL DEFAULT 0",
-    starts: "TEXT NOT NULL DEFAULT '[]'",
-    open: "INTEGER NOT NULL DEFAULT 0",
-    crashes: "INTEGER NOT NULL DEFAULT 0",
-    wake_at: "INTEGER",
-    parent: "TEXT",
-    finish_by: "INTEGER",
-    listed_at: "INTEGER",
-    indexed: "INTEGER NOT NULL DEFAULT 0",
-    repairs: "TEXT",
-  },
-  steps: { seq: "INTEGER", failed_attempts: "TEXT", request: "TEXT" },
-  outbox: { kind: "TEXT NOT NULL DEFAULT 'events'" },
-};
 
 /**
  * A RunObject's SQLite tables, read once into memory and written through, so an invocation never
@@ -116,7 +60,7 @@ export class RunStore {
   ) {
     this.values = new RunValues(sql, bucket);
     this.hasTables = this.tablesExist();
-    if (this.hasTables) this.addMissingColumns();
+    if (this.hasTables) addMissingColumns(this.sql);
   }
 
   private tablesExist(): boolean {
@@ -126,35 +70,7 @@ export class RunStore {
   private ensureTables(): void {
     if (this.hasTables) return;
     this.hasTables = true;
-    // No primary key and no index: a row written is one row billed, where a text key costs a second
-    // row in its index (objects made before keep theirs; every statement here works on both). The
-    // run's table holds one row; a step is found by its id in memory (`stepRowids`), by rowid on disk.
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS run (
-      id TEXT NOT NULL, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
-      attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
-      open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER, parent TEXT, finish_by INTEGER,
-      output TEXT, error TEXT, started_at INTEGER NOT NULL, listed_at INTEGER, indexed INTEGER NOT NULL DEFAULT 0, ended_at INTEGER, repairs TEXT)`);
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS steps (
-      id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
-      output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
-    this.sql.exec("CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'events', events TEXT NOT NULL)");
-    this.createBundles();
-  }
-
-  /** Step results written several at once (buffered checkpoints): a row each, its steps in order. */
-  private createBundles(): void {
-    this.sql.exec("CREATE TABLE IF NOT EXISTS step_bundles (seq INTEGER PRIMARY KEY, steps TEXT NOT NULL)");
-  }
-
-  /** An object whose tables an earlier engine made gets the columns added since. */
-  private addMissingColumns(): void {
-    this.createBundles();
-    for (const [table, columns] of Object.entries(ADDED_COLUMNS)) {
-      const present = new Set(this.sql.exec(`SELECT * FROM ${table} LIMIT 0`).columnNames);
-      for (const [column, type] of Object.entries(columns)) {
-        if (!present.has(column)) this.sql.exec(`ALTER TABLE ${table} ADD COLUMN ${column} ${type}`);
-      }
-    }
+    createTables(this.sql);
   }
 
   run(): RunRecord | null {
@@ -450,46 +366,4 @@ export class RunStore {
     this.flush();
     usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
   }
-}
-
-function toRunRecord(row: RunRow, output: unknown, events: StoredEvent[]): RunRecord {
-  return {
-    id: row.id,
-    functionId: row.function_id,
-    events,
-    status: row.status,
-    handlerFailures: { count: row.attempt, unitSeq: row.attempt_seq },
-    starts: JSON.parse(row.starts) as InvocationStart[],
-    isOpen: row.open === 1,
-    crashes: row.crashes,
-    ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
-    ...(row.parent !== null ? { parent: JSON.parse(row.parent) as RunParent } : {}),
-    ...(row.finish_by !== null ? { finishBy: row.finish_by } : {}),
-    ...(output !== undefined ? { output } : {}),
-    ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
-    startedAt: row.started_at,
-    listedAt: row.listed_at ?? row.started_at,
-    // An object made before it wrote its own row was indexed by whoever started it.
-    indexed: row.indexed === 1 || row.listed_at === null,
-    ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
-    ...(row.repairs ? { repairs: JSON.parse(row.repairs) as RepairEntry[] } : {}),
-  };
-}
-
-function toStepRecord(row: StepRow, output: unknown): StepRecord {
-  return {
-    id: row.id,
-    name: row.name,
-    kind: row.kind,
-    status: row.status,
-    attempts: row.attempts,
-    ...(output !== undefined ? { output } : {}),
-    ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
-    ...(row.wake_at !== null ? { wakeAt: row.wake_at } : {}),
-    ...(row.seq !== null ? { seq: row.seq } : {}),
-    ...(row.failed_attempts !== null ? { failedAttempts: JSON.parse(row.failed_attempts) as FailedAttempt[] } : {}),
-    ...(row.request !== null ? { request: JSON.parse(row.request) as StepRequest } : {}),
-    startedAt: row.started_at,
-    ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
-  };
 }
