@@ -133,6 +133,28 @@ describe("the tick and the alarm", () => {
     await runStub(runId).cancel();
   });
 
+  it("keeps its next timer when it comes due while the invocation that set it is still ending", async () => {
+    const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("due-while-ending") } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await getRun(runId)).steps?.some((s) => s.name === "long-wait") ? true : undefined));
+    const alarmAfter = await runInDurableObject(runStub(runId), async (object, state) => {
+      // As a step retried after 5 ms: the invocation has set its alarm and not yet ended when the alarm
+      // fires, and the runtime deletes an alarm as it fires it.
+      const instance = object as unknown as { executing: Promise<void> | null; alarm(): Promise<void> };
+      let end!: () => void;
+      instance.executing = new Promise<void>((resolve) => (end = resolve));
+      await state.storage.deleteAlarm();
+      const fired = instance.alarm();
+      end();
+      instance.executing = null;
+      await fired;
+      return state.storage.getAlarm();
+    });
+    // The run's sleep still has its alarm: nothing else would ever wake it.
+    expect(alarmAfter).not.toBeNull();
+    await runStub(runId).cancel();
+  });
+
   it("deletes a finished run's records once the retention period is over", async () => {
     const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("retention") } });
     const run = (await finishedRuns(eventId!, 2)).get("fanout-a")!;

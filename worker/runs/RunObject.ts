@@ -152,8 +152,13 @@ export class RunObject extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     usage.doRequests++;
     // The invocation in progress records its own next timer when it ends: a stored wake or retry
-    // time is never cut short by a watchdog that fired meanwhile.
-    if (this.executing) return void (await this.executing);
+    // time is never cut short by a watchdog that fired meanwhile. That timer may be this very alarm (a
+    // retry after 5 ms, set before the invocation finished ending), which the runtime deletes as it
+    // fires it: set again from the record, or the run would never wake.
+    if (this.executing) {
+      await this.executing;
+      return this.rearm();
+    }
     await this.delivery.deliverOutbox();
     const run = this.store.run();
     if (!run) return;
