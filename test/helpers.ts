@@ -130,7 +130,13 @@ export async function endedRun(runId: string, timeoutMs = 30_000): Promise<RunJs
       const response = await request(`/v1/runs/${runId}`);
       const run = response.status === 200 ? ((await response.json()) as { data: RunJson }).data : undefined;
       if (run && FINAL.has(run.status)) return run;
-      alarm ??= runDurableObjectAlarm(runStub(runId))
+      // status() first sets an alarm on a run that has none: runDurableObjectAlarm deletes the alarm before it
+      // runs the handler, so a handler killed by its step (as these runs' are) leaves none, where the runtime
+      // would retry it (and the tick would wake the run).
+      alarm ??= runStub(runId)
+        .status()
+        .catch(() => null)
+        .then(() => runDurableObjectAlarm(runStub(runId)))
         .catch(() => false)
         .finally(() => (alarm = null));
       return undefined;

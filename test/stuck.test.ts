@@ -136,6 +136,22 @@ describe("stuck runs", () => {
     expect((await request(`/v1/runs/${runId}`, { method: "DELETE" })).status).toBe(200);
   });
 
+  it("wakes a run re-pointed to the function it has, as a wake does; the dev switch answers 404 for a run that does not exist", async () => {
+    const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("repoint-same") } });
+    const runId = await runIdOf(eventId!);
+    await eventually(async () => ((await getRun(runId)).steps?.some((step) => step.name === "long-wait") ? true : undefined));
+    expect((await post(`/v1/dev/runs/${runId}/drop-alarm`)).status).toBe(200);
+    expect(await runInDurableObject(runStub(runId), (_object, state) => state.storage.getAlarm())).toBeNull();
+
+    expect((await post(`/v1/runs/${runId}/repoint`, { function_id: "cancellable" })).status).toBe(200);
+    await eventually(async () => ((await runInDurableObject(runStub(runId), (_object, state) => state.storage.getAlarm())) !== null ? true : undefined));
+    expect(((await getRun(runId)) as RunWithRepairs).repairs?.map((repair) => repair.action)).toEqual(["wake"]);
+
+    const unknown = await post(`/v1/dev/runs/${"0".repeat(32)}/drop-alarm`);
+    expect(unknown).toMatchObject({ status: 404, body: { error: `no run with id "${"0".repeat(32)}"` } });
+    expect((await request(`/v1/runs/${runId}`, { method: "DELETE" })).status).toBe(200);
+  });
+
   it("finds a run whose wake time passed long ago as overdue (a queued run waits its turn and is not)", async () => {
     const [eventId] = await sendEvents({ name: "test/cancellable", data: { key: uniqueKey("overdue") } });
     const runId = await runIdOf(eventId!);

@@ -31,5 +31,6 @@ devRoutes.post("/v1/dev/faults", async (c) => {
 devRoutes.post("/v1/dev/runs/:runId/drop-alarm", async (c) => {
   const runId = c.req.param("runId");
   if (!RUN_ID_PATTERN.test(runId)) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
-  return c.json({ data: { dropped: await runObject(c.env, runId).dropAlarm() } });
+  if (!(await runObject(c.env, runId).dropAlarm())) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
+  return c.json({ data: { dropped: true } });
 });

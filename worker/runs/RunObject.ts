@@ -230,9 +230,12 @@ export class RunObject extends DurableObject<Env> {
     return cancelAsRepair(this.repairs, rerunAs);
   }
 
-  /** Dev mode's fault switch for the stuck-run tests: deletes the object's alarm, as a runtime that lost it would. */
+  /**
+   * Dev mode's fault switch for the stuck-run tests: deletes the run's alarm, as a runtime that lost it
+   * would. False when the object holds no run (or not in dev mode).
+   */
   async dropAlarm(): Promise<boolean> {
-    if (!isDevMode(this.env)) return false;
+    if (!isDevMode(this.env) || !this.store.run()) return false;
     await this.ctx.storage.deleteAlarm();
     return true;
   }

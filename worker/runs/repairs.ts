@@ -61,14 +61,16 @@ export async function wakeRun(ctx: RepairContext, by?: string): Promise<RunStatu
 
 /**
  * Points the run at another function (a deploy renamed its own), then wakes it. The caller
- * checked that `functionId` is registered; pointing it where it points already changes nothing.
+ * checked that `functionId` is registered; pointed where it points already, it is woken.
  *
  * @example
  * await repointRun(ctx, "app-send-invoice");
  */
 export async function repointRun(ctx: RepairContext, functionId: string): Promise<RunStatus | null> {
   const run = ctx.store.run();
-  if (!run || FINAL_STATUSES.has(run.status) || run.functionId === functionId) return run?.status ?? null;
+  if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
+  // Pointed where it points already: what the operator wants is the run moving, as a wake does.
+  if (run.functionId === functionId) return wakeRun(ctx);
   ctx.store.recordRepair({ action: "repoint", at: Date.now(), detail: `${run.functionId} → ${functionId}` }, functionId);
   return wakeRun(ctx);
 }
