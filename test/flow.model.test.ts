@@ -239,12 +239,19 @@ describe("the flow coordinator, over generated programs", () => {
               if (coordinator.alarmAt !== undefined) timeline.at(coordinator.alarmAt, alarmTick);
             });
             for (const [id, p] of phase) expect(["done", "cancelled"], `${id} is ${p}`).toContain(p);
-            // Any window of a period that opens at a start holds at most burst + limit starts.
-            const sorted = [...starts].sort((a, b) => a - b);
-            for (const [i, from] of sorted.entries()) expect(sorted.slice(i).filter((at) => at < from + period).length).toBeLessThanOrEqual(rate.burst + limit);
+            // The throttle paces the turns it grants: any window of a period that opens at a grant holds at most
+            // burst + limit grants. A run told its turn starts then, so its starts keep that pace too; a run whose
+            // wake-up was lost starts at its own recheck, later (seed 1298707201 found three such starts, granted a
+            // period apart, landing within one period), so with lost wake-ups only the grants are held to it.
+            const withinPace = (times: number[]) => {
+              const sorted = [...times].sort((a, b) => a - b);
+              for (const [i, from] of sorted.entries()) expect(sorted.slice(i).filter((at) => at < from + period).length).toBeLessThanOrEqual(rate.burst + limit);
+            };
+            const decisions = coordinator.store.sql.exec<{ run_id: string; at: number }>("SELECT run_id, at FROM decisions").toArray();
+            withinPace(decisions.map((row) => row.at));
+            if (!loseTells) withinPace(starts);
             // A cancelled run that never started took no turn: no start was granted to it.
-            const granted = new Set(coordinator.store.sql.exec<{ run_id: string }>("SELECT run_id FROM decisions").toArray().map((row) => row.run_id));
-            expect(granted.size).toBe(starts.length);
+            expect(new Set(decisions.map((row) => row.run_id)).size).toBe(starts.length);
           })(fresh()),
       ),
       { numRuns: 1000 },
