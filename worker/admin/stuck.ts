@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { engineEventId, type StoredEvent } from "../../sdk/event.ts";
 import { endRunStatement, markCheckedStatement, type RunIndexRow } from "../db/runs.ts";
-import type { Env } from "../platform/env.ts";
+import { readSetting, type Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { createLogger } from "../platform/logger.ts";
 import { FINAL_STATUSES } from "../platform/types.ts";
@@ -25,20 +25,20 @@ export interface StuckThresholds {
   retryingMs: number;
 }
 
-const secondsSchema = z.string().trim().regex(/^[0-9]+$/).transform(Number).pipe(z.number().int().positive());
+const secondsSchema = z.string().trim().regex(/^[0-9]+$/, "must be a whole number of seconds").transform(Number).pipe(z.number().int().positive("must be at least 1"));
 
 /**
  * The thresholds: `STEPFLARE_STUCK_OVERDUE_SECONDS` (default 60) and `STEPFLARE_STUCK_RETRYING_SECONDS`
- * (default 3600); a value that is not a positive whole number gives the default.
+ * (default 3600); a value that is not a positive whole number gives the default, with a warning in the log.
  *
  * @example
  * stuckThresholds({ STEPFLARE_STUCK_RETRYING_SECONDS: "600" }); // { overdueMs: 60_000, retryingMs: 600_000 }
  */
 export function stuckThresholds(env: Pick<Env, "STEPFLARE_STUCK_OVERDUE_SECONDS" | "STEPFLARE_STUCK_RETRYING_SECONDS">): StuckThresholds {
-  const seconds = (raw: string | undefined, fallback: number) => (raw === undefined ? fallback : (secondsSchema.safeParse(raw).data ?? fallback));
+  const seconds = (name: string, raw: string | undefined, fallback: number) => readSetting(name, raw, secondsSchema, fallback, `keeping ${fallback}`);
   return {
-    overdueMs: seconds(env.STEPFLARE_STUCK_OVERDUE_SECONDS, DEFAULT_OVERDUE_SECONDS) * 1000,
-    retryingMs: seconds(env.STEPFLARE_STUCK_RETRYING_SECONDS, DEFAULT_RETRYING_SECONDS) * 1000,
+    overdueMs: seconds("STEPFLARE_STUCK_OVERDUE_SECONDS", env.STEPFLARE_STUCK_OVERDUE_SECONDS, DEFAULT_OVERDUE_SECONDS) * 1000,
+    retryingMs: seconds("STEPFLARE_STUCK_RETRYING_SECONDS", env.STEPFLARE_STUCK_RETRYING_SECONDS, DEFAULT_RETRYING_SECONDS) * 1000,
   };
 }
 

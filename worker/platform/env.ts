@@ -118,3 +118,23 @@ function parseRetentionDays(raw: string | undefined): number {
   );
   return DEFAULT_RETENTION_DAYS;
 }
+
+const warnedSettings = new Set<string>();
+
+/**
+ * A Worker variable read with `schema`: unset or blank gives `fallback`; a bad value gives it too, with a
+ * warning in the log once per isolate and value, saying what is wrong and what is kept (`keeping`).
+ *
+ * @example
+ * readSetting("STEPFLARE_MAX_EVENT_DEPTH", env.STEPFLARE_MAX_EVENT_DEPTH, depthSchema, 32, "keeping 32");
+ */
+export function readSetting<T>(name: string, raw: string | undefined, schema: z.ZodType<T, string>, fallback: T, keeping: string): T {
+  if (raw === undefined || raw.trim() === "") return fallback;
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data;
+  if (!warnedSettings.has(`${name}=${raw}`)) {
+    warnedSettings.add(`${name}=${raw}`);
+    console.warn(JSON.stringify({ level: "warn", message: `${name} ${result.error.issues[0]?.message ?? "is invalid"}; ${keeping}`, value: raw }));
+  }
+  return fallback;
+}
