@@ -28,6 +28,7 @@ export function instrument(env: Env): Env {
   const wrapped: Env = {
     ...env,
     ...(env.DB ? { DB: new MeteredD1(unwrap(env.DB), isDev) } : {}),
+    ...Object.fromEntries(shardBindings(env).map(([name, db]) => [name, new MeteredD1(unwrap(db), isDev)])),
     ...(env.EVENTS ? { EVENTS: meterQueue(unwrap(env.EVENTS), isDev) } : {}),
     ...(env.RUNS ? { RUNS: meterNamespace(unwrap(env.RUNS)) } : {}),
     ...(env.SCHEDULER ? { SCHEDULER: meterNamespace(unwrap(env.SCHEDULER)) } : {}),
@@ -35,6 +36,13 @@ export function instrument(env: Env): Env {
   instrumented.add(wrapped);
   instrumentedOf.set(env, wrapped);
   return wrapped;
+}
+
+/** The shards bound besides DB (DB_1, DB_2, …, consecutive: worker/db/shards.ts). */
+function shardBindings(env: Env): [string, D1Database][] {
+  const found: [string, D1Database][] = [];
+  for (let i = 1; env[`DB_${i}`]; i++) found.push([`DB_${i}`, env[`DB_${i}`]!]);
+  return found;
 }
 
 function unwrap<T extends object>(binding: T): T {

@@ -8,6 +8,8 @@ import type { QueueMessage } from "../queue/messages.ts";
 /** The bindings `wrangler.toml` declares. */
 export interface Env {
   DB: D1Database;
+  /** More D1 databases as shards of the event log, the runs index and the waits (worker/db/shards.ts): DB_1, DB_2, …, consecutive. */
+  [shard: `DB_${number}`]: D1Database | undefined;
   EVENTS: Queue<QueueMessage>;
   RUNS: DurableObjectNamespace<RunObject>;
   SCHEDULER: DurableObjectNamespace<Scheduler>;

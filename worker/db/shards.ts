@@ -1,0 +1,220 @@
+// Shards: the event log, the runs index and the waits spread over every D1 database bound as `DB`,
+// `DB_1`, `DB_2`, … (consecutive; the first gap ends the list). A row lives on the shard its key
+// names under the layout it was written in: an event by its id, a run's index row by the run's id,
+// a wait by its event name. The small global tables (crons, apps, pauses, cancellations) stay on DB.
+// With only DB bound, every function here answers DB without a read.
+
+import type { Env } from "../platform/env.ts";
+import { StepflareError } from "../platform/errors.ts";
+
+/** The migration every shard must have applied before the Worker uses it (a test keeps it the newest file). */
+export const LATEST_MIGRATION = "0016_shards.sql";
+
+/** How long an isolate trusts the layouts it read before reading them again. */
+const LAYOUTS_TTL_MS = 60_000;
+
+const shardsByEnv = new WeakMap<object, D1Database[]>();
+
+/**
+ * The databases bound as shards, in order: DB, DB_1, DB_2, … up to the first binding missing.
+ *
+ * @example
+ * shardsOf(env).length; // 3 with DB, DB_1 and DB_2 bound
+ */
+export function shardsOf(env: Env): D1Database[] {
+  let shards = shardsByEnv.get(env);
+  if (!shards) {
+    shards = [env.DB];
+    for (let i = 1; env[`DB_${i}`]; i++) shards.push(env[`DB_${i}`]!);
+    shardsByEnv.set(env, shards);
+  }
+  return shards;
+}
+
+/** The binding name of shard `index`. */
+export function shardName(index: number): string {
+  return index === 0 ? "DB" : `DB_${index}`;
+}
+
+/**
+ * Which of `count` shards holds `key`: FNV-1a over the key, modulo the count. Pure and stable, so a
+ * layout (a count) always puts a key in the same place.
+ */
+export function shardIndex(key: string, count: number): number {
+  if (count <= 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % count;
+}
+
+/** The shard new rows keyed by `key` go to: the current layout's. */
+export function shardFor(env: Env, key: string): D1Database {
+  const shards = shardsOf(env);
+  return shards[shardIndex(key, shards.length)]!;
+}
+
+/**
+ * Every shard that may hold a row keyed by `key`: where each layout the deployment has written
+ * under puts it (the current one first). One shard, read from nothing, while only DB is bound.
+ */
+export async function shardsHolding(env: Env, key: string): Promise<D1Database[]> {
+  const shards = shardsOf(env);
+  if (shards.length === 1) return shards;
+  const indexes = new Set((await layoutCounts(env)).map((count) => shardIndex(key, count)));
+  return [...indexes].map((index) => shards[index]!);
+}
+
+/**
+ * Groups keyed items by every shard that may hold them (shardsHolding for many keys at once): a
+ * read by key asks each shard once, for its share.
+ */
+export async function groupByHoldingShard<T>(env: Env, items: T[], keyOf: (item: T) => string): Promise<Map<D1Database, T[]>> {
+  const shards = shardsOf(env);
+  const counts = shards.length === 1 ? [1] : await layoutCounts(env);
+  const groups = new Map<D1Database, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    for (const index of new Set(counts.map((count) => shardIndex(key, count)))) {
+      const shard = shards[index]!;
+      groups.set(shard, [...(groups.get(shard) ?? []), item]);
+    }
+  }
+  return groups;
+}
+
+let layouts: { count: number; at: number; counts: Promise<number[]> } | undefined;
+
+/**
+ * The shard counts rows may have been written under, the current one first: 1 (DB alone needs no
+ * record), every count recorded in `shard_layouts`, and the current one, which this isolate records
+ * before its first read answers. Read once a minute per isolate.
+ */
+export async function layoutCounts(env: Env): Promise<number[]> {
+  const count = shardsOf(env).length;
+  if (count === 1) return [1];
+  const now = Date.now();
+  if (!layouts || layouts.count !== count || now - layouts.at > LAYOUTS_TTL_MS) {
+    const counts = readLayouts(env, count);
+    layouts = { count, at: now, counts };
+    counts.catch(() => (layouts = undefined));
+  }
+  return layouts.counts;
+}
+
+async function readLayouts(env: Env, count: number): Promise<number[]> {
+  await recordLayout(env);
+  const { results } = await env.DB.prepare("SELECT count FROM shard_layouts").all<{ count: number }>();
+  return [...new Set([count, ...results.map((row) => row.count).filter((c) => c < count), 1])];
+}
+
+let recorded: { count: number; done: Promise<void> } | undefined;
+
+/**
+ * Records the current shard count in `shard_layouts` (once per isolate and count; nothing while only
+ * DB is bound). Every writer of sharded rows awaits it first, so no row is written under a layout a
+ * later reader does not know.
+ */
+export async function recordLayout(env: Env): Promise<void> {
+  const count = shardsOf(env).length;
+  if (count === 1) return;
+  if (recorded?.count !== count) {
+    const done = env.DB.prepare("INSERT INTO shard_layouts (count, first_seen) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+      .bind(count, Date.now())
+      .run()
+      .then(() => undefined);
+    recorded = { count, done };
+    done.catch(() => (recorded = undefined));
+  }
+  return recorded.done;
+}
+
+/**
+ * D1 statements bound for their shards, written as one batch per shard (the shards in parallel,
+ * each batch in the order its statements were added). With only DB, one batch, as before shards.
+ *
+ * @example
+ * const writes = new ShardWrites();
+ * writes.add(shardFor(env, runId), insertRunStatement(shardFor(env, runId), entry));
+ * await writes.write(env);
+ */
+export class ShardWrites {
+  private readonly byShard = new Map<D1Database, D1PreparedStatement[]>();
+
+  add(shard: D1Database, ...statements: D1PreparedStatement[]): this {
+    if (statements.length > 0) this.byShard.set(shard, [...(this.byShard.get(shard) ?? []), ...statements]);
+    return this;
+  }
+
+  /** Adds every statement of `other`, after this one's on each shard. */
+  addAll(other: ShardWrites): this {
+    for (const [shard, statements] of other.byShard) this.add(shard, ...statements);
+    return this;
+  }
+
+  get size(): number {
+    let size = 0;
+    for (const statements of this.byShard.values()) size += statements.length;
+    return size;
+  }
+
+  async write(env: Env): Promise<void> {
+    if (this.byShard.size === 0) return;
+    await recordLayout(env);
+    await Promise.all([...this.byShard].map(([shard, statements]) => shard.batch(statements)));
+  }
+}
+
+let migrationsChecked: { count: number; done: Promise<void> } | undefined;
+
+/**
+ * Refuses to work on shards that lack the newest migration: throws a StepflareError (a 503) naming
+ * each. Asked once per isolate, and only when more than DB is bound (DB alone is as before shards).
+ */
+export async function checkShardMigrations(env: Env): Promise<void> {
+  const shards = shardsOf(env);
+  if (shards.length === 1) return;
+  if (migrationsChecked?.count !== shards.length) {
+    const done = findShardsBehind(shards).then((behind) => {
+      if (behind.length === 0) return;
+      throw new StepflareError(
+        "config.invalid",
+        `D1 shard${behind.length > 1 ? "s" : ""} ${behind.join(", ")} ${behind.length > 1 ? "lack" : "lacks"} migration ${LATEST_MIGRATION}: apply the migrations to every shard (\`npx wrangler d1 migrations apply <database> --remote\` for each, docs/shards.md), then retry`,
+      );
+    });
+    migrationsChecked = { count: shards.length, done };
+    done.catch(() => (migrationsChecked = undefined));
+  }
+  return migrationsChecked.done;
+}
+
+async function findShardsBehind(shards: D1Database[]): Promise<string[]> {
+  const applied = await Promise.all(
+    shards.map((shard) =>
+      shard
+        .prepare("SELECT 1 AS ok FROM d1_migrations WHERE name = ?1")
+        .bind(LATEST_MIGRATION)
+        .first<{ ok: number }>()
+        .then((row) => row !== null)
+        .catch(() => false),
+    ),
+  );
+  return applied.flatMap((ok, index) => (ok ? [] : [shardName(index)]));
+}
+
+/**
+ * The rows of one query asked of every shard, merged newest first by `(at, id)` and cut to `limit`
+ * (a listing's page: each shard answered its own first `limit` after the same cursor).
+ */
+export function mergeNewestFirst<T>(pages: T[][], keyOf: (row: T) => { at: number; id: string }, limit: number): T[] {
+  return pages
+    .flat()
+    .sort((a, b) => {
+      const ka = keyOf(a);
+      const kb = keyOf(b);
+      return kb.at - ka.at || (kb.id < ka.id ? -1 : kb.id > ka.id ? 1 : 0);
+    })
+    .slice(0, limit);
+}
