@@ -61,7 +61,7 @@ describe("buffered checkpoints", () => {
     const stub = env.RUNS.get(env.RUNS.idFromName(uniqueKey("store")));
     const steps = await runInDurableObject(stub, (_, state) => {
       const store = new RunStore(state.storage.sql);
-      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexed: false });
+      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexedOn: null });
       store.saveStep({ id: "flaky", name: "flaky", kind: "run", status: "retrying", attempts: 1, wakeAt: 3, startedAt: 1, endedAt: 2 });
       const limits = { maxSteps: 2, maxIntervalMs: 60_000 };
       store.bufferStep({ id: "flaky", name: "flaky", kind: "run", status: "completed", attempts: 2, output: "ok", seq: 1, startedAt: 4, endedAt: 5 }, limits);
@@ -76,7 +76,7 @@ describe("buffered checkpoints", () => {
     const result = await runInDurableObject(stub, (_, state) => {
       const sql = state.storage.sql;
       const store = new RunStore(sql);
-      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexed: false });
+      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexedOn: null });
       const before = usage.doRowsWritten;
       const step = (id: string, at: number, output: unknown) => ({ id, name: id, kind: "run" as const, status: "completed" as const, attempts: 1, output, startedAt: at, endedAt: at });
       const limits = { maxSteps: 10, maxIntervalMs: 60_000 };

@@ -112,7 +112,7 @@ export async function runIdOf(eventId: string): Promise<string> {
  * the event log alone: no run's object is asked (a listing that asks one a test is killing fails).
  */
 export async function derivedRunId(functionId: string, eventId: string): Promise<string> {
-  const found = await getEvent(env.DB, eventId);
+  const found = await getEvent(env, eventId);
   if (!found) throw new Error(`event ${eventId} is not in the event log`);
   return runIdFor(functionId, eventId, found.receivedAt);
 }

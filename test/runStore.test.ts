@@ -34,7 +34,7 @@ async function threeStepRun(tables: "current" | "earlier") {
     if (tables === "earlier") for (const statement of EARLIER_TABLES) sql.exec(statement);
     const store = new RunStore(sql);
     const before = usage.doRowsWritten;
-    store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexed: false });
+    store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexedOn: null });
     for (const id of ["one", "two", "three"]) store.saveStep(step(id, "completed", { id }));
     const rows = usage.doRowsWritten - before;
     // A step saved again (a retry, a wait resolved) updates its row.

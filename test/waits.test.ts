@@ -148,7 +148,7 @@ describe("waits: look back (issue 20, item 11)", () => {
     const name = `test/waits.cut-${key}`;
     const at = Date.now();
     // One request: 26 events received in the same millisecond, the matching one stored first (the oldest).
-    await insertEvents(env.DB, [{ id: uniqueKey("match"), name, data: { key }, ts: at }, ...Array.from({ length: 25 }, (_, i) => ({ id: uniqueKey("other"), name, data: { key: `${key}-${i}` }, ts: at }))], at);
+    await insertEvents(env, [{ id: uniqueKey("match"), name, data: { key }, ts: at }, ...Array.from({ length: 25 }, (_, i) => ({ id: uniqueKey("other"), name, data: { key: `${key}-${i}` }, ts: at }))], at);
     const rowsOf = (runId: string) => waitRows("wait", runId, "reply", { id: runId, name: "test/none", data: { key }, ts: at }, [{ event: name, match: "data.key" }], at - 60_000, () => at + 3_600_000);
     const warn = vi.spyOn(console, "warn");
     try {
@@ -209,7 +209,7 @@ describe("waits: which event resolves a wait (issue 20, item 12)", () => {
     // consumer has not reached it when the run wakes to time out.
     const event = { id: uniqueKey("idle-event"), name, data: { key }, ts: timeoutAt - 5 };
     expect(Date.now()).toBeLessThan(timeoutAt - 5);
-    await insertEvents(env.DB, [event], timeoutAt - 5);
+    await insertEvents(env, [event], timeoutAt - 5);
     const run = await finished(runId);
     expect(run.output.reply).toEqual({ name, data: { key } });
     // An event received at the timeout itself is too late.
@@ -217,7 +217,7 @@ describe("waits: which event resolves a wait (issue 20, item 12)", () => {
     const lateName = `test/waits.idle-late-${lateKey}`;
     const lateRunId = await startWait(lateKey, { event: lateName, match: "data.key", timeout: "3s" });
     const lateRow = await env.DB.prepare("SELECT expires_at FROM waits WHERE run_id = ?1").bind(lateRunId).first<{ expires_at: number }>();
-    await insertEvents(env.DB, [{ id: uniqueKey("idle-late-event"), name: lateName, data: { key: lateKey }, ts: lateRow!.expires_at }], lateRow!.expires_at);
+    await insertEvents(env, [{ id: uniqueKey("idle-late-event"), name: lateName, data: { key: lateKey }, ts: lateRow!.expires_at }], lateRow!.expires_at);
     expect((await finished(lateRunId)).output.reply).toBeNull();
   });
 });

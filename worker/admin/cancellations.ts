@@ -77,7 +77,7 @@ export async function startCancellation(env: Env, request: z.output<typeof cance
 export async function cancelPage(env: Env, cancellationId: string, now = Date.now()): Promise<void> {
   const row = await findCancellation(env.DB, cancellationId);
   if (!row || row.done_at !== null) return;
-  const runIds = await runsToCancel(env.DB, row, PAGE_SIZE);
+  const runIds = await runsToCancel(env, row, PAGE_SIZE);
   const reason = { type: "bulk" as const, cancellation_id: row.id };
   const results = await Promise.all(runIds.map((runId) => runObject(env, runId).cancelIf(reason, row.expression ?? undefined)));
   const done = runIds.length < PAGE_SIZE;

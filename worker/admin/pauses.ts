@@ -7,7 +7,7 @@ import { resolveEventData } from "../platform/largeValues.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
 import { sendMessages } from "../queue/send.ts";
-import { startEventRun, starterIndexStatements } from "../runs/door.ts";
+import { startEventRun, starterIndexWrites } from "../runs/door.ts";
 import { flowObject } from "../flow/admission.ts";
 
 // Pausing a function (beyond Inngest): while paused, the events that trigger it are recorded and
@@ -63,6 +63,6 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
     done.push(row);
   }
   const more = results.length === RESUME_PAGE || done.length < results.length;
-  await env.DB.batch([...starterIndexStatements(env, entries), ...resumePageDoneStatements(env, functionId, done, more)]);
+  await starterIndexWrites(env, entries).add(env.DB, ...resumePageDoneStatements(env, functionId, done, more)).write(env);
   if (more) await sendMessages(env, [{ type: "resume-page", functionId, skip }]);
 }

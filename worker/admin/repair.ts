@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { clearStuckStatement } from "../db/runs.ts";
+import { shardsHolding, ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
 import { findFunction } from "../platform/registry.ts";
@@ -90,7 +91,9 @@ export async function repairRun(env: Env, runId: string, request: RepairRequest)
     }
   }
   if (status === null) throw notFound(runId);
-  await env.DB.batch([clearStuckStatement(env.DB, runId, request.action === "repoint" ? request.function_id : undefined)]);
+  const writes = new ShardWrites();
+  for (const shard of await shardsHolding(env, runId)) writes.add(shard, clearStuckStatement(shard, runId, request.action === "repoint" ? request.function_id : undefined));
+  await writes.write(env);
   return { run_id: runId, status, ...(newRunId ? { new_run_id: newRunId } : {}) };
 }
 

@@ -69,27 +69,28 @@ export interface RunCheck {
 }
 
 /**
- * Asks an unfinished run's object for its facts and answers the statement that records them: its
+ * Asks an unfinished run's object for its facts and answers the statement that records them on the
+ * shard its row was read from: its
  * end, if it ended and the index missed it; else the check's time with the stuck verdict (a run
  * stuck for the same reason as at the last check keeps its `since`, and sends no event again).
  */
-export async function checkUnfinishedRun(env: Env, row: RunIndexRow, now: number, thresholds: StuckThresholds): Promise<RunCheck> {
+export async function checkUnfinishedRun(env: Env, shard: D1Database, row: RunIndexRow, now: number, thresholds: StuckThresholds): Promise<RunCheck> {
   const facts = await runObject(env, row.id).inspect();
   if (facts && FINAL_STATUSES.has(facts.status)) {
-    return { statement: endRunStatement(env.DB, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: facts.status, startedAt: row.started_at, endedAt: facts.endedAt }) };
+    return { statement: endRunStatement(shard, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: facts.status, startedAt: row.started_at, endedAt: facts.endedAt }) };
   }
   const verdict = facts ? stuckVerdict(facts, now, thresholds) : null;
-  if (!verdict) return { statement: markCheckedStatement(env.DB, row.id, now) };
+  if (!verdict) return { statement: markCheckedStatement(shard, row.id, now) };
   const known = row.stuck_reason === verdict.reason;
   const since = known && row.stuck_since != null ? row.stuck_since : verdict.since;
   // A run that lost its alarm is reported first, then woken by the tick if no one has woken it within the
   // overdue threshold: it has done nothing wrong, and every accepted event must run.
   if (verdict.reason === "no_alarm" && known && since < now - thresholds.overdueMs) {
     await runObject(env, row.id).wake("by the tick");
-    return { statement: markCheckedStatement(env.DB, row.id, now) };
+    return { statement: markCheckedStatement(shard, row.id, now) };
   }
-  const statement = markCheckedStatement(env.DB, row.id, now, { reason: verdict.reason, since });
-  return known ? { statement } : { statement, stuckEvent: stuckEvent(row, verdict.reason, since, now), unsent: markCheckedStatement(env.DB, row.id, now) };
+  const statement = markCheckedStatement(shard, row.id, now, { reason: verdict.reason, since });
+  return known ? { statement } : { statement, stuckEvent: stuckEvent(row, verdict.reason, since, now), unsent: markCheckedStatement(shard, row.id, now) };
 }
 
 /**
@@ -106,13 +107,13 @@ export function stuckEvent(row: Pick<RunIndexRow, "id" | "function_id">, reason:
 }
 
 /**
- * Sends the events of runs that became stuck, then writes every check. Should the send fail, those
+ * Sends the events of runs that became stuck, then writes every check (on the shard the rows were read from). Should the send fail, those
  * runs' verdicts are not written, so the next check finds them stuck anew and sends again.
  *
  * @example
- * await recordChecks(env, await Promise.all(rows.map((row) => checkUnfinishedRun(env, row, now, thresholds))));
+ * await recordChecks(env, shard, await Promise.all(rows.map((row) => checkUnfinishedRun(env, shard, row, now, thresholds))));
  */
-export async function recordChecks(env: Env, checks: RunCheck[]): Promise<void> {
+export async function recordChecks(env: Env, shard: D1Database, checks: RunCheck[]): Promise<void> {
   if (checks.length === 0) return;
   const events = checks.flatMap((check) => (check.stuckEvent ? [check.stuckEvent] : []));
   let sent = true;
@@ -125,5 +126,5 @@ export async function recordChecks(env: Env, checks: RunCheck[]): Promise<void> 
       createLogger().error("could not send the events of stuck runs; the next check sends them", { error: String(err) });
     }
   }
-  await env.DB.batch(checks.map((check) => (!sent && check.unsent ? check.unsent : check.statement)));
+  await shard.batch(checks.map((check) => (!sent && check.unsent ? check.unsent : check.statement)));
 }

@@ -1,3 +1,6 @@
+import type { Env } from "../platform/env.ts";
+import { fromEveryShard } from "./shards.ts";
+
 /** A row of the D1 `cancellations` table (migration 0006): one bulk cancellation and how far it got. */
 export interface CancellationRow {
   id: string;
@@ -23,18 +26,22 @@ export async function findCancellation(db: D1Database, id: string): Promise<Canc
 }
 
 /**
- * The next page of unfinished runs (by the runs index) a cancellation covers, after `cursor`, by id.
- * Uses the partial index runs_unfinished's rows only through its WHERE; ids give a stable order.
+ * The next page of unfinished runs (by the runs index) a cancellation covers, after `cursor`, by id:
+ * each shard's first page after the cursor, merged. Uses the partial index runs_unfinished's rows
+ * only through its WHERE; ids give a stable order across shards.
  */
-export async function runsToCancel(db: D1Database, row: CancellationRow, limit: number): Promise<string[]> {
-  const result = await db
-    .prepare(
-      `SELECT id FROM runs WHERE status IN ('Queued', 'Running') AND function_id = ?1 AND started_at >= ?2 AND started_at <= ?3 AND id > ?4
-       ORDER BY id LIMIT ?5`,
-    )
-    .bind(row.function_id, row.started_after, row.started_before, row.cursor, limit)
-    .all<{ id: string }>();
-  return result.results.map((r) => r.id);
+export async function runsToCancel(env: Env, row: CancellationRow, limit: number): Promise<string[]> {
+  const pages = await fromEveryShard(env, async (shard) => {
+    const result = await shard
+      .prepare(
+        `SELECT id FROM runs WHERE status IN ('Queued', 'Running') AND function_id = ?1 AND started_at >= ?2 AND started_at <= ?3 AND id > ?4
+         ORDER BY id LIMIT ?5`,
+      )
+      .bind(row.function_id, row.started_after, row.started_before, row.cursor, limit)
+      .all<{ id: string }>();
+    return result.results.map((r) => r.id);
+  });
+  return pages.flat().sort().slice(0, limit);
 }
 
 /**

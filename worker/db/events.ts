@@ -2,6 +2,8 @@ import type { StoredEvent } from "../../sdk/event.ts";
 import { pageOf, type PageCursor } from "./runs.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
 import { eventDataPlaceholder, R2_MARKER } from "../platform/largeValues.ts";
+import type { Env } from "../platform/env.ts";
+import { fromEveryShard, groupByHoldingShard, mergeNewestFirst, recordLayout, shardFor, ShardWrites } from "./shards.ts";
 
 /** An event id is new again once the one before it is older than this (Inngest's dedup window). */
 export const DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -21,24 +23,36 @@ export interface EventRow {
 }
 
 /**
- * Writes events to the log in one batch and answers those that are new. An event is new unless
- * an event with its id was received in the 24 h before `receivedAt`; an older one stays in the log
- * and the new one is stored beside it (Inngest's dedup window). Of several events sharing an id in
- * one request, the first is the one stored.
+ * Writes events to the log, each on its id's shard (one batch per shard), and answers those that
+ * are new. An event is new unless an event with its id was received in the 24 h before
+ * `receivedAt`; an older one stays in the log and the new one is stored beside it (Inngest's dedup
+ * window). Of several events sharing an id in one request, the first is the one stored. Within a
+ * day of a shard's addition, an id is also looked for where the layout before put it.
  * `storedData` holds what the `data` column stores for events whose data is in R2.
  * Events travel as one JSON parameter per statement (read with json_each), so a request of 5,000
  * events is a handful of statements, within D1's limits on statements and bound parameters.
  *
  * @example
- * const fresh = await insertEvents(env.DB, events, Date.now());
+ * const fresh = await insertEvents(env, events, Date.now());
  */
-export async function insertEvents(db: D1Database, events: StoredEvent[], receivedAt: number, storedData?: Map<StoredEvent, string>): Promise<StoredEvent[]> {
+export async function insertEvents(env: Env, events: StoredEvent[], receivedAt: number, storedData?: Map<StoredEvent, string>): Promise<StoredEvent[]> {
   // Deduplicated here: a statement's NOT EXISTS does not see the rows that statement inserts.
-  const firsts = firstOfEachId(events);
+  const firsts = await notLoggedElsewhere(env, firstOfEachId(events), receivedAt - DEDUP_WINDOW_MS);
   if (firsts.length === 0) return [];
+  const byShard = new Map<D1Database, StoredEvent[]>();
+  for (const event of firsts) {
+    const shard = shardFor(env, event.id);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), event]);
+  }
+  await recordLayout(env);
+  const fresh = new Set((await Promise.all([...byShard].map(([shard, part]) => insertOnShard(shard, part, receivedAt, storedData)))).flat());
+  return firsts.filter((e) => fresh.has(e.id));
+}
+
+async function insertOnShard(db: D1Database, events: StoredEvent[], receivedAt: number, storedData?: Map<StoredEvent, string>): Promise<string[]> {
   // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them; a
   // large event's data as its reference to R2 (`storedData`, platform/largeValues.ts).
-  const rows = firsts.map((e) => JSON.stringify([e.id, e.name, storedData?.get(e) ?? JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts, e.depth || null]));
+  const rows = events.map((e) => JSON.stringify([e.id, e.name, storedData?.get(e) ?? JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts, e.depth || null]));
   // The dedup check uses the primary key (id, received_at).
   const statement = db.prepare(
     `INSERT INTO events (id, name, data, user, v, ts, received_at, depth)
@@ -50,8 +64,30 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
   const results = await db.batch<{ id: string }>(
     chunkByBytes(rows, MAX_PARAMETER_BYTES).map((part) => statement.bind(`[${part.join(",")}]`, receivedAt, receivedAt - DEDUP_WINDOW_MS)),
   );
-  const fresh = new Set(results.flatMap((r) => r.results.map((row) => row.id)));
-  return firsts.filter((e) => fresh.has(e.id));
+  return results.flatMap((r) => r.results.map((row) => row.id));
+}
+
+/**
+ * The events whose id no shard but their own received since `since`: an id sent again soon after a
+ * shard was added may be logged where the layout before put it. Reads nothing while every id's
+ * shard is the same under each layout of the window (always, with DB alone).
+ */
+async function notLoggedElsewhere(env: Env, events: StoredEvent[], since: number): Promise<StoredEvent[]> {
+  const holding = await groupByHoldingShard(env, events, (e) => e.id, () => since);
+  const elsewhere = [...holding].flatMap(([shard, part]) => {
+    const ids = part.filter((e) => shardFor(env, e.id) !== shard).map((e) => e.id);
+    return ids.length > 0 ? [{ shard, ids }] : [];
+  });
+  if (elsewhere.length === 0) return events;
+  const logged = await Promise.all(
+    elsewhere.map(async ({ shard, ids }) => {
+      // Uses the primary key (id, received_at).
+      const { results } = await shard.prepare("SELECT id FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2").bind(JSON.stringify(ids), since).all<{ id: string }>();
+      return results.map((row) => row.id);
+    }),
+  );
+  const seen = new Set(logged.flat());
+  return events.filter((e) => !seen.has(e.id));
 }
 
 /**
@@ -60,16 +96,21 @@ export async function insertEvents(db: D1Database, events: StoredEvent[], receiv
  * they must still reach the queue. Dispatch is idempotent, so a second message changes nothing.
  *
  * @example
- * const stuck = await undispatchedEvents(env.DB, ["01J..."], Date.now() - DEDUP_WINDOW_MS);
+ * const stuck = await undispatchedEvents(env, ["01J..."], Date.now() - DEDUP_WINDOW_MS);
  */
-export async function undispatchedEvents(db: D1Database, ids: string[], since: number): Promise<AcceptedEvent[]> {
+export async function undispatchedEvents(env: Env, ids: string[], since: number): Promise<AcceptedEvent[]> {
   if (ids.length === 0) return [];
-  // Uses the primary key (id, received_at).
-  const result = await db
-    .prepare("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND dispatched_at IS NULL")
-    .bind(JSON.stringify(ids), since)
-    .all<EventRow>();
-  return result.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at }));
+  const pages = await Promise.all(
+    [...(await groupByHoldingShard(env, ids, (id) => id, () => since))].map(async ([shard, part]) => {
+      // Uses the primary key (id, received_at).
+      const result = await shard
+        .prepare("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND dispatched_at IS NULL")
+        .bind(JSON.stringify(part), since)
+        .all<EventRow>();
+      return result.results;
+    }),
+  );
+  return pages.flat().map((row) => ({ event: toEvent(row), receivedAt: row.received_at }));
 }
 
 function firstOfEachId(events: StoredEvent[]): StoredEvent[] {
@@ -108,41 +149,65 @@ function refParameters(refs: EventRef[]): string[] {
  * with when it was dispatched; null if the log has none.
  *
  * @example
- * const found = await getEvent(env.DB, "01J...");
+ * const found = await getEvent(env, "01J...");
  */
-export async function getEvent(db: D1Database, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
-  // Uses the primary key (id, received_at).
-  const result = await db.prepare("SELECT * FROM events WHERE id = ?1 ORDER BY received_at DESC LIMIT 1").bind(id).all<EventRow>();
-  const row = result.results[0];
+export async function getEvent(env: Env, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
+  const pages = await Promise.all(
+    [...(await groupByHoldingShard(env, [id], (key) => key)).keys()].map(async (shard) => {
+      // Uses the primary key (id, received_at).
+      const result = await shard.prepare("SELECT * FROM events WHERE id = ?1 ORDER BY received_at DESC LIMIT 1").bind(id).all<EventRow>();
+      return result.results;
+    }),
+  );
+  const row = pages.flat().sort((a, b) => b.received_at - a.received_at)[0];
   return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at } : null;
+}
+
+/** When each event with this id was received (an id sent again after the dedup window names several). */
+export async function eventReceipts(env: Env, id: string): Promise<number[]> {
+  const pages = await Promise.all(
+    [...(await groupByHoldingShard(env, [id], (key) => key)).keys()].map(async (shard) => {
+      // Uses the primary key (id, received_at).
+      const result = await shard.prepare("SELECT received_at FROM events WHERE id = ?1").bind(id).all<{ received_at: number }>();
+      return result.results.map((row) => row.received_at);
+    }),
+  );
+  return pages.flat();
 }
 
 /**
  * The events these refs name, in no particular order; a ref the log does not hold is left out.
  *
  * @example
- * const accepted = await getEvents(env.DB, [{ id: "01J...", receivedAt: 1764000000000 }]);
+ * const accepted = await getEvents(env, [{ id: "01J...", receivedAt: 1764000000000 }]);
  */
-export async function getEvents(db: D1Database, refs: EventRef[]): Promise<AcceptedEvent[]> {
+export async function getEvents(env: Env, refs: EventRef[]): Promise<AcceptedEvent[]> {
   if (refs.length === 0) return [];
-  // Uses the primary key (id, received_at).
-  const statement = db.prepare(
-    `SELECT events.* FROM json_each(?1) AS ref JOIN events ON events.id = ref.value ->> 0 AND events.received_at = ref.value ->> 1`,
+  const pages = await Promise.all(
+    [...(await groupByHoldingShard(env, refs, (ref) => ref.id, (ref) => ref.receivedAt))].map(async ([shard, part]) => {
+      // Uses the primary key (id, received_at).
+      const statement = shard.prepare(`SELECT events.* FROM json_each(?1) AS ref JOIN events ON events.id = ref.value ->> 0 AND events.received_at = ref.value ->> 1`);
+      const results = await shard.batch<EventRow>(refParameters(part).map((param) => statement.bind(param)));
+      return results.flatMap((r) => r.results);
+    }),
   );
-  const results = await db.batch<EventRow>(refParameters(refs).map((param) => statement.bind(param)));
-  return results.flatMap((r) => r.results.map((row) => ({ event: toEvent(row), receivedAt: row.received_at })));
+  return pages.flat().map((row) => ({ event: toEvent(row), receivedAt: row.received_at }));
 }
 
 /**
- * Statements marking events dispatched: their runs are started.
+ * The writes marking events dispatched (their runs are started), on the shards that may hold them.
  *
  * @example
- * await env.DB.batch(markDispatched(env.DB, [{ id: "01J...", receivedAt: 1764000000000 }], Date.now()));
+ * await (await markDispatched(env, [{ id: "01J...", receivedAt: 1764000000000 }], Date.now())).write(env);
  */
-export function markDispatched(db: D1Database, refs: EventRef[], at: number): D1PreparedStatement[] {
-  // Uses the primary key (id, received_at).
-  const statement = db.prepare(`UPDATE events SET dispatched_at = ?1 WHERE (id, received_at) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`);
-  return refParameters(refs).map((param) => statement.bind(at, param));
+export async function markDispatched(env: Env, refs: EventRef[], at: number): Promise<ShardWrites> {
+  const writes = new ShardWrites();
+  for (const [shard, part] of await groupByHoldingShard(env, refs, (ref) => ref.id, (ref) => ref.receivedAt)) {
+    // Uses the primary key (id, received_at).
+    const statement = shard.prepare(`UPDATE events SET dispatched_at = ?1 WHERE (id, received_at) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`);
+    writes.add(shard, ...refParameters(part).map((param) => statement.bind(at, param)));
+  }
+  return writes;
 }
 
 /**
@@ -220,18 +285,20 @@ export function chunk<T>(items: T[], size: number): T[][] {
 
 /**
  * A page of the event log, newest first, after `cursor` (the previous page's `next`); with `name`,
- * only events of that name. Seeks the index (events_received or events_name) to the cursor.
+ * only events of that name. Each shard seeks its index (events_received or events_name) to the
+ * cursor and answers its first page; the pages merge by (receipt, id), which no two events share.
  *
  * @example
- * const page = await listEvents(env.DB, { name: "shop/order.placed" }, null, 50);
+ * const page = await listEvents(env, { name: "shop/order.placed" }, null, 50);
  */
-export async function listEvents(db: D1Database, filter: { name?: string }, cursor: PageCursor | null, limit: number): Promise<{ rows: EventRow[]; next: PageCursor | null }> {
+export async function listEvents(env: Env, filter: { name?: string }, cursor: PageCursor | null, limit: number): Promise<{ rows: EventRow[]; next: PageCursor | null }> {
   const where: string[] = [];
   const params: (string | number)[] = [];
   const bind = (value: string | number) => `?${params.push(value)}`;
   if (filter.name !== undefined) where.push(`name = ${bind(filter.name)}`);
   if (cursor) where.push(`(received_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
   const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY received_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
-  const rows = (await db.prepare(sql).bind(...params).all<EventRow>()).results;
-  return pageOf(rows, limit, (row) => ({ at: row.received_at, id: row.id }));
+  const keyOf = (row: EventRow) => ({ at: row.received_at, id: row.id });
+  const pages = await fromEveryShard(env, async (shard) => (await shard.prepare(sql).bind(...params).all<EventRow>()).results);
+  return pageOf(mergeNewestFirst(pages, keyOf, limit + 1), limit, keyOf);
 }

@@ -1,5 +1,7 @@
 import { runIdFor } from "../platform/runId.ts";
 import type { RunStatus } from "../platform/types.ts";
+import type { Env } from "../platform/env.ts";
+import { fromEveryShard, groupByHoldingShard, mergeNewestFirst } from "./shards.ts";
 
 /** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
 export interface RunIndexRow {
@@ -66,47 +68,66 @@ function atReceipt(run: RunIndexEntry): 0 | 1 {
  * The steps the runs of `functionId` started since `since` took, as their ends told the index (a
  * function's `budget.steps`; a run not over yet counts once it ends).
  */
-export async function stepsSince(db: D1Database, functionId: string, since: number): Promise<number> {
-  // Uses index runs_function_started, then each run's row for its steps.
-  const row = await db.prepare("SELECT COALESCE(SUM(steps), 0) AS n FROM runs WHERE function_id = ?1 AND started_at >= ?2").bind(functionId, since).first<{ n: number }>();
-  return row?.n ?? 0;
+export async function stepsSince(env: Env, functionId: string, since: number): Promise<number> {
+  // Uses index runs_function_started, then each run's row for its steps; on every shard.
+  const counts = await fromEveryShard(env, async (shard) => [
+    (await shard.prepare("SELECT COALESCE(SUM(steps), 0) AS n FROM runs WHERE function_id = ?1 AND started_at >= ?2").bind(functionId, since).first<{ n: number }>())?.n ?? 0,
+  ]);
+  return counts.flat().reduce((a, b) => a + b, 0);
 }
 
 /**
  * Dollars at list price the runs started since `since` cost, as their ends told the index (the
  * account's daily budget). Reads every run of the window (index runs_started, then each row).
  */
-export async function spendSince(db: D1Database, since: number): Promise<number> {
-  const row = await db.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1").bind(since).first<{ usd: number }>();
-  return row?.usd ?? 0;
+export async function spendSince(env: Env, since: number): Promise<number> {
+  const sums = await fromEveryShard(env, async (shard) => [
+    (await shard.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1").bind(since).first<{ usd: number }>())?.usd ?? 0,
+  ]);
+  return sums.flat().reduce((a, b) => a + b, 0);
 }
 
-export async function findRun(db: D1Database, runId: string): Promise<RunIndexRow | null> {
-  const result = await db.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).all<RunIndexRow>();
-  return result.results[0] ?? null;
+/** A run's row of the runs index, read from the shards its id may be on (one, with DB alone). */
+export async function findRun(env: Env, runId: string): Promise<RunIndexRow | null> {
+  const rows = await Promise.all(
+    [...(await groupByHoldingShard(env, [runId], (id) => id)).keys()].map(async (shard) => (await shard.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).all<RunIndexRow>()).results),
+  );
+  return rows.flat()[0] ?? null;
 }
 
-/** The runs that `runId` started with step.invoke, oldest first. */
-export async function childrenOf(db: D1Database, runId: string): Promise<RunIndexRow[]> {
+/** The runs that `runId` started with step.invoke, oldest first (from every shard). */
+export async function childrenOf(env: Env, runId: string): Promise<RunIndexRow[]> {
   // Uses index runs_parent.
-  const result = await db.prepare("SELECT * FROM runs WHERE parent_run_id = ?1 ORDER BY started_at, id").bind(runId).all<RunIndexRow>();
-  return result.results;
+  const pages = await fromEveryShard(env, async (shard) => (await shard.prepare("SELECT * FROM runs WHERE parent_run_id = ?1").bind(runId).all<RunIndexRow>()).results);
+  return oldestFirst(pages.flat());
 }
 
-/** The runs of every event with this id, oldest first. */
-export async function runsOfEvent(db: D1Database, eventId: string): Promise<RunIndexRow[]> {
-  // Those started at an event's receipt through the event log's primary key and index runs_started;
-  // the others through index runs_event, which holds only them.
-  const result = await db
-    .prepare(
-      `SELECT runs.* FROM events JOIN runs ON runs.started_at = events.received_at AND runs.event_id = events.id WHERE events.id = ?1
-       UNION
-       SELECT * FROM runs WHERE event_id = ?1 AND at_receipt IS NOT 1
-       ORDER BY started_at, id`,
-    )
-    .bind(eventId)
-    .all<RunIndexRow>();
-  return result.results;
+/**
+ * The runs of the events with this id received at `receivedAts` (an id sent again after the dedup
+ * window names several events), oldest first, from every shard: a run's row is on its own id's shard.
+ */
+export async function runsOfEvent(env: Env, eventId: string, receivedAts: number[]): Promise<RunIndexRow[]> {
+  // Those started at an event's receipt through index runs_started; the others through index
+  // runs_event, which holds only them.
+  const pages = await fromEveryShard(
+    env,
+    async (shard) =>
+      (
+        await shard
+          .prepare(
+            `SELECT * FROM runs WHERE started_at IN (SELECT value FROM json_each(?2)) AND event_id = ?1
+             UNION
+             SELECT * FROM runs WHERE event_id = ?1 AND at_receipt IS NOT 1`,
+          )
+          .bind(eventId, JSON.stringify(receivedAts))
+          .all<RunIndexRow>()
+      ).results,
+  );
+  return oldestFirst(pages.flat());
+}
+
+function oldestFirst(rows: RunIndexRow[]): RunIndexRow[] {
+  return rows.sort((a, b) => a.started_at - b.started_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 /** Unfinished runs indexed before `before`, least recently checked first. */
@@ -132,14 +153,20 @@ export function clearStuckStatement(db: D1Database, runId: string, functionId?: 
   return db.prepare("UPDATE runs SET stuck_reason = NULL, stuck_since = NULL, function_id = COALESCE(?2, function_id) WHERE id = ?1").bind(runId, functionId ?? null);
 }
 
-/** Unfinished runs the tick found stuck, counted by reason (the health check). Reads the unfinished runs only (index runs_unfinished). */
-export async function stuckCounts(db: D1Database): Promise<Record<string, number>> {
-  const rows = (
-    await db
-      .prepare("SELECT stuck_reason AS reason, COUNT(*) AS n FROM runs WHERE status IN ('Queued', 'Running') AND stuck_reason IS NOT NULL GROUP BY stuck_reason")
-      .all<{ reason: string; n: number }>()
-  ).results;
-  return Object.fromEntries(rows.map((row) => [row.reason, row.n]));
+/** Unfinished runs the tick found stuck, counted by reason (the health check). Reads the unfinished runs only (index runs_unfinished), on every shard. */
+export async function stuckCounts(env: Env): Promise<Record<string, number>> {
+  const pages = await fromEveryShard(
+    env,
+    async (shard) =>
+      (
+        await shard
+          .prepare("SELECT stuck_reason AS reason, COUNT(*) AS n FROM runs WHERE status IN ('Queued', 'Running') AND stuck_reason IS NOT NULL GROUP BY stuck_reason")
+          .all<{ reason: string; n: number }>()
+      ).results,
+  );
+  const counts: Record<string, number> = {};
+  for (const row of pages.flat()) counts[row.reason] = (counts[row.reason] ?? 0) + row.n;
+  return counts;
 }
 
 /**
@@ -178,13 +205,14 @@ export interface PageCursor {
 /**
  * A page of the runs index, newest first, after `cursor` (the previous page's `next`); `next` is
  * null on the last page. A page costs its own rows and the rows its status filter passes over,
- * whatever its depth: it seeks the index (runs_started or runs_function_started) to the cursor.
+ * whatever its depth: each shard seeks its index (runs_started or runs_function_started) to the
+ * cursor and answers its first page; the pages merge by (start, id), which no two runs share.
  *
  * @example
- * const first = await listRuns(env.DB, { functionId: "hello" }, null, 50);
- * const second = first.next ? await listRuns(env.DB, { functionId: "hello" }, first.next, 50) : null;
+ * const first = await listRuns(env, { functionId: "hello" }, null, 50);
+ * const second = first.next ? await listRuns(env, { functionId: "hello" }, first.next, 50) : null;
  */
-export async function listRuns(db: D1Database, filter: RunFilter, cursor: PageCursor | null, limit: number): Promise<{ rows: RunIndexRow[]; next: PageCursor | null }> {
+export async function listRuns(env: Env, filter: RunFilter, cursor: PageCursor | null, limit: number): Promise<{ rows: RunIndexRow[]; next: PageCursor | null }> {
   const where: string[] = [];
   const params: (string | number)[] = [];
   const bind = (value: string | number) => `?${params.push(value)}`;
@@ -195,8 +223,9 @@ export async function listRuns(db: D1Database, filter: RunFilter, cursor: PageCu
   if (filter.stuck !== undefined) where.push("status IN ('Queued', 'Running')", filter.stuck === "any" ? "stuck_reason IS NOT NULL" : `stuck_reason = ${bind(filter.stuck)}`);
   if (cursor) where.push(`(started_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
   const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY started_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
-  const rows = (await db.prepare(sql).bind(...params).all<RunIndexRow>()).results;
-  return pageOf(rows, limit, (row) => ({ at: row.started_at, id: row.id }));
+  const keyOf = (row: RunIndexRow) => ({ at: row.started_at, id: row.id });
+  const pages = await fromEveryShard(env, async (shard) => (await shard.prepare(sql).bind(...params).all<RunIndexRow>()).results);
+  return pageOf(mergeNewestFirst(pages, keyOf, limit + 1), limit, keyOf);
 }
 
 /** A function's runs by status since a time, and per hour its runs and failures (the dashboard's counts and chart). */
@@ -209,19 +238,24 @@ export interface FunctionStats {
 
 /**
  * Every function's runs started since `since`, counted by status and by hour (epoch ms of the hour's
- * start). Reads the runs of that window once (index runs_started).
+ * start). Reads the runs of that window once (index runs_started) on every shard.
  *
  * @example
- * const stats = await functionStats(env.DB, Date.now() - 24 * 3_600_000);
+ * const stats = await functionStats(env, Date.now() - 24 * 3_600_000);
  * stats.get("hello")?.byStatus.Failed; // 3
  */
-export async function functionStats(db: D1Database, since: number): Promise<Map<string, FunctionStats>> {
-  const rows = (
-    await db
-      .prepare("SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1 GROUP BY function_id, status, hour")
-      .bind(since)
-      .all<{ function_id: string; status: RunStatus; hour: number; n: number; usd: number }>()
-  ).results;
+export async function functionStats(env: Env, since: number): Promise<Map<string, FunctionStats>> {
+  const pages = await fromEveryShard(
+    env,
+    async (shard) =>
+      (
+        await shard
+          .prepare("SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1 GROUP BY function_id, status, hour")
+          .bind(since)
+          .all<{ function_id: string; status: RunStatus; hour: number; n: number; usd: number }>()
+      ).results,
+  );
+  const rows = pages.flat();
   const stats = new Map<string, FunctionStats>();
   for (const row of rows) {
     let entry = stats.get(row.function_id);

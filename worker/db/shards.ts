@@ -57,57 +57,77 @@ export function shardFor(env: Env, key: string): D1Database {
 }
 
 /**
- * Every shard that may hold a row keyed by `key`: where each layout the deployment has written
- * under puts it (the current one first). One shard, read from nothing, while only DB is bound.
+ * Every shard that may hold a row keyed by `key` and written since `since` (default: ever): where
+ * each layout in use since then puts it, the current one first. One shard, read from nothing, while
+ * only DB is bound.
  */
-export async function shardsHolding(env: Env, key: string): Promise<D1Database[]> {
-  const shards = shardsOf(env);
-  if (shards.length === 1) return shards;
-  const indexes = new Set((await layoutCounts(env)).map((count) => shardIndex(key, count)));
-  return [...indexes].map((index) => shards[index]!);
+export async function shardsHolding(env: Env, key: string, since = -Infinity): Promise<D1Database[]> {
+  return [...(await groupByHoldingShard(env, [key], (k) => k, () => since)).keys()];
 }
 
 /**
- * Groups keyed items by every shard that may hold them (shardsHolding for many keys at once): a
- * read by key asks each shard once, for its share.
+ * Groups keyed items by every shard that may hold them (shardsHolding for many keys at once, each
+ * item written since `sinceOf(item)`): a read by key asks each shard once, for its share.
  */
-export async function groupByHoldingShard<T>(env: Env, items: T[], keyOf: (item: T) => string): Promise<Map<D1Database, T[]>> {
+export async function groupByHoldingShard<T>(env: Env, items: T[], keyOf: (item: T) => string, sinceOf: (item: T) => number = () => -Infinity): Promise<Map<D1Database, T[]>> {
   const shards = shardsOf(env);
-  const counts = shards.length === 1 ? [1] : await layoutCounts(env);
+  const eras = shards.length === 1 ? [] : await layoutEras(env);
   const groups = new Map<D1Database, T[]>();
+  const add = (index: number, item: T) => {
+    const shard = shards[index]!;
+    const group = groups.get(shard);
+    if (group?.at(-1) === item) return;
+    if (group) group.push(item);
+    else groups.set(shard, [item]);
+  };
   for (const item of items) {
     const key = keyOf(item);
-    for (const index of new Set(counts.map((count) => shardIndex(key, count)))) {
-      const shard = shards[index]!;
-      groups.set(shard, [...(groups.get(shard) ?? []), item]);
-    }
+    add(shardIndex(key, shards.length), item);
+    const since = sinceOf(item);
+    for (const era of eras) if (era.until > since) add(shardIndex(key, era.count), item);
   }
   return groups;
 }
 
-let layouts: { count: number; at: number; counts: Promise<number[]> } | undefined;
+/** A layout the deployment wrote under before the current one, and until when (epoch ms) it may have. */
+interface LayoutEra {
+  count: number;
+  until: number;
+}
+
+let layouts: { count: number; at: number; eras: Promise<LayoutEra[]> } | undefined;
 
 /**
- * The shard counts rows may have been written under, the current one first: 1 (DB alone needs no
- * record), every count recorded in `shard_layouts`, and the current one, which this isolate records
- * before its first read answers. Read once a minute per isolate.
+ * The layouts rows may have been written under besides the current one, each with its end: the
+ * first use of the next larger count recorded in `shard_layouts` (DB alone, count 1, needs no record
+ * and ended at the first count recorded). Read once a minute per isolate, after this isolate has
+ * recorded the current count.
  */
+async function layoutEras(env: Env): Promise<LayoutEra[]> {
+  const count = shardsOf(env).length;
+  const now = Date.now();
+  if (!layouts || layouts.count !== count || now - layouts.at > LAYOUTS_TTL_MS) {
+    const eras = readLayoutEras(env, count);
+    layouts = { count, at: now, eras };
+    eras.catch(() => (layouts = undefined));
+  }
+  return layouts.eras;
+}
+
+async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
+  await recordLayout(env);
+  const { results } = await env.DB.prepare("SELECT count, first_seen FROM shard_layouts ORDER BY first_seen, count").all<{ count: number; first_seen: number }>();
+  const recorded = results.filter((row) => row.count < count);
+  // A count was in use until a larger one was first seen; the current count's rows are placed by it.
+  const untilOf = (count: number, since: number) => Math.min(...results.filter((row) => row.count > count && row.first_seen >= since).map((row) => row.first_seen), Infinity);
+  return [{ count: 1, until: untilOf(1, -Infinity) }, ...recorded.map((row) => ({ count: row.count, until: untilOf(row.count, row.first_seen) }))];
+}
+
+/** The shard counts rows may have been written under, the current one first (shards' tests and the docs' example). */
 export async function layoutCounts(env: Env): Promise<number[]> {
   const count = shardsOf(env).length;
   if (count === 1) return [1];
-  const now = Date.now();
-  if (!layouts || layouts.count !== count || now - layouts.at > LAYOUTS_TTL_MS) {
-    const counts = readLayouts(env, count);
-    layouts = { count, at: now, counts };
-    counts.catch(() => (layouts = undefined));
-  }
-  return layouts.counts;
-}
-
-async function readLayouts(env: Env, count: number): Promise<number[]> {
-  await recordLayout(env);
-  const { results } = await env.DB.prepare("SELECT count FROM shard_layouts").all<{ count: number }>();
-  return [...new Set([count, ...results.map((row) => row.count).filter((c) => c < count), 1])];
+  return [...new Set([count, ...(await layoutEras(env)).map((era) => era.count)])];
 }
 
 let recorded: { count: number; done: Promise<void> } | undefined;
@@ -129,6 +149,11 @@ export async function recordLayout(env: Env): Promise<void> {
     done.catch(() => (recorded = undefined));
   }
   return recorded.done;
+}
+
+/** Asks every shard the same read and answers their rows in shard order (listings merge them). */
+export async function fromEveryShard<T>(env: Env, read: (shard: D1Database) => Promise<T[]>): Promise<T[][]> {
+  return Promise.all(shardsOf(env).map(read));
 }
 
 /**

@@ -2,6 +2,7 @@ import { cancelPage } from "../admin/cancellations.ts";
 import { resumePage } from "../admin/pauses.ts";
 import { getEvents } from "../db/events.ts";
 import { endRunStatement } from "../db/runs.ts";
+import { shardFor, ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { resolveEventData } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
@@ -27,8 +28,8 @@ export const BATCH_TIME_LIMIT_MS = 30_000;
 class BatchWork {
   /** Events to dispatch in the batch's one pass (runs started, waits looked up). */
   readonly events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
-  /** Statements written in the batch's one D1 round trip, before its messages are acked. */
-  readonly statements: D1PreparedStatement[] = [];
+  /** Statements written in the batch's one D1 round trip (per shard), before its messages are acked. */
+  writes = new ShardWrites();
   /** Messages acked once the batch's D1 write went through. */
   readonly done: Message<QueueMessage>[] = [];
   /** Work of its own per message (a page of a bulk cancellation or a resume), going on beside the dispatch. */
@@ -87,7 +88,7 @@ const handlers: Handlers = {
   async "event-ref"(messages, work) {
     if (messages.length === 0) return;
     const refs = messages.map(({ body }) => ({ id: body.id, receivedAt: body.receivedAt }));
-    const logged = await getEvents(work.env.DB, refs);
+    const logged = await getEvents(work.env, refs);
     // Large events' data is in R2: fetched before triggers and waits look at it.
     await resolveEventData(work.env, logged);
     const referenced = new Map(logged.map((a) => [refKey({ id: a.event.id, receivedAt: a.receivedAt }), a]));
@@ -107,7 +108,8 @@ const handlers: Handlers = {
   // Only messages an earlier engine queued before an upgrade: a run's object now writes its end itself.
   "run-ended"(messages, work) {
     for (const message of messages) {
-      work.statements.push(endRunStatement(work.env.DB, { ...message.body }));
+      const shard = shardFor(work.env, message.body.runId);
+      work.writes.add(shard, endRunStatement(shard, { ...message.body }));
       work.done.push(message);
     }
   },
@@ -148,7 +150,7 @@ async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Prom
   await dispatchEvents(work);
   work.stage = "D1 write";
   try {
-    if (work.statements.length > 0) await work.env.DB.batch(work.statements);
+    await work.writes.write(work.env);
     for (const message of work.done) work.ack(message);
   } catch (err) {
     createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
@@ -172,5 +174,5 @@ async function dispatchEvents(work: BatchWork): Promise<void> {
   );
   events.forEach(({ message }, i) => (outcome.dispatched[i] ? work.done.push(message) : work.retry(message)));
   // Index rows first, as before: a run's start row precedes any end row of the same batch.
-  work.statements.unshift(...outcome.statements);
+  work.writes = outcome.writes.addAll(work.writes);
 }

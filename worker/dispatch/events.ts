@@ -5,7 +5,8 @@ import { createLogger } from "../platform/logger.ts";
 import { allFunctions } from "../platform/registry.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
 import { hasRemoteCopy, loadRemoteFunctions } from "../remote/apps.ts";
-import { starterIndexStatements, startEventRuns } from "../runs/door.ts";
+import { ShardWrites } from "../db/shards.ts";
+import { starterIndexWrites, startEventRuns } from "../runs/door.ts";
 import { deliverMatches, findMatchingWaits } from "../runs/waits.ts";
 
 /**
@@ -22,8 +23,8 @@ export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position 
 export interface DispatchOutcome {
   /** Per event, in order: its runs are started and every wait it resolves was told. The others must be dispatched again. */
   dispatched: boolean[];
-  /** Skipped runs' index rows first, then the waits it used up and the events' dispatched marks: one D1 batch. */
-  statements: D1PreparedStatement[];
+  /** Skipped runs' index rows first, then the waits it used up and the events' dispatched marks: one D1 batch per shard. */
+  writes: ShardWrites;
 }
 
 /**
@@ -32,16 +33,16 @@ export interface DispatchOutcome {
  * a debounce's or batch's events. `stage` hears where the pass is (a batch that runs out of time logs it).
  *
  * @example
- * const { dispatched, statements } = await dispatchAccepted(env, [{ event, receivedAt }]);
+ * const { dispatched, writes } = await dispatchAccepted(env, [{ event, receivedAt }]);
  */
 export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage: (name: string) => void = () => {}): Promise<DispatchOutcome> {
-  if (events.length === 0) return { dispatched: [], statements: [] };
+  if (events.length === 0) return { dispatched: [], writes: new ShardWrites() };
   // The synced apps' functions. With a copy of them the pass does not wait for a fresher one (that
   // read goes on beside it: a D1 read awaited in every consumer batch stalled the local queue under
   // load in the workerd tests). An isolate with no copy reads one first, and if it cannot, dispatches
   // no event now: marked dispatched, an event of theirs would never start its runs.
   if (hasRemoteCopy()) void loadRemoteFunctions(env);
-  else if (!(await loadRemoteFunctions(env))) return { dispatched: events.map(() => false), statements: [] };
+  else if (!(await loadRemoteFunctions(env))) return { dispatched: events.map(() => false), writes: new ShardWrites() };
   const now = Date.now();
   stage("dispatch");
   const [runs, matches] = await Promise.all([
@@ -59,7 +60,7 @@ export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage:
     }),
   ]);
   stage("waits delivery");
-  const { deleteStatements, failed } = matches ? await deliverMatches(env, matches) : { deleteStatements: [], failed: [] };
+  const { deletes, failed } = matches ? await deliverMatches(env, matches) : { deletes: new ShardWrites(), failed: [] };
   const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
   const started: RunIndexEntry[] = [];
   const refs: EventRef[] = [];
@@ -71,7 +72,7 @@ export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage:
     refs.push(ref);
     return true;
   });
-  return { dispatched, statements: [...starterIndexStatements(env, started), ...deleteStatements, ...markDispatched(env.DB, refs, now)] };
+  return { dispatched, writes: starterIndexWrites(env, started).addAll(deletes).addAll(await markDispatched(env, refs, now)) };
 }
 
 /** One event's key in a map: its id alone may name several events. */

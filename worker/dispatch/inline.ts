@@ -61,9 +61,9 @@ export function dispatchFromRequest(env: Env, waitUntil: ((work: Promise<unknown
 async function dispatchNow(env: Env, accepted: AcceptedEvent[]): Promise<void> {
   let left = accepted;
   try {
-    const { dispatched, statements } = await dispatchAccepted(env, accepted);
+    const { dispatched, writes } = await dispatchAccepted(env, accepted);
     // The marks first: an event dispatched here and not marked would be swept and started again (harmless, but paid for).
-    if (statements.length > 0) await env.DB.batch(statements);
+    await writes.write(env);
     left = accepted.filter((_, i) => !dispatched[i]);
   } catch (err) {
     createLogger().warn("dispatch from the request failed; the queue takes it", { events: accepted.length, error: String(err) });

@@ -57,7 +57,7 @@ export class FlowObject extends DurableObject<Env> {
   /** Counts a run of `functionId` against its budget, or answers that the budget is spent (flow/budget.ts). */
   async budget(functionId: string, ask: BudgetAsk, now = Date.now()): Promise<BudgetAnswer> {
     usage.doRequests++;
-    return decideBudget(this.coordinator, ask, now, (since) => stepsSince(this.env.DB, functionId, since));
+    return decideBudget(this.coordinator, ask, now, (since) => stepsSince(this.env, functionId, since));
   }
 
   /** The function was resumed: its budget counts again from now (flow/budget.ts). */

@@ -129,12 +129,12 @@ export interface IngestOptions {
 export async function ingestEvents(env: Env, events: StoredEvent[], { dispatchNow }: IngestOptions = {}): Promise<{ ids: string[] }> {
   const receivedAt = Date.now();
   // Large events' data goes to R2 before the log's rows that name it.
-  const fresh = await insertEvents(env.DB, events, receivedAt, await offloadEventData(env, events, receivedAt));
+  const fresh = await insertEvents(env, events, receivedAt, await offloadEventData(env, events, receivedAt));
   const accepted: AcceptedEvent[] = fresh.map((event) => ({ event, receivedAt }));
   const freshIds = new Set(fresh.map((event) => event.id));
   const duplicates = [...new Set(events.map((event) => event.id).filter((id) => !freshIds.has(id)))];
   if (duplicates.length > 0) {
-    const undispatched = await undispatchedEvents(env.DB, duplicates, receivedAt - DEDUP_WINDOW_MS);
+    const undispatched = await undispatchedEvents(env, duplicates, receivedAt - DEDUP_WINDOW_MS);
     await resolveEventData(env, undispatched);
     accepted.push(...undispatched);
   }

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { nameSchema } from "../../sdk/event.ts";
-import { getEvent } from "../db/events.ts";
+import { eventReceipts, getEvent } from "../db/events.ts";
 import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
@@ -47,7 +47,7 @@ apiRoutes.get("/v1/usage", (c) => c.json({ data: usage }));
 // An id sent again after the 24 h dedup window names several events: this answers the newest.
 apiRoutes.get("/v1/events/:eventId", async (c) => {
   const id = c.req.param("eventId");
-  const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
+  const found = nameSchema.safeParse(id).success ? await getEvent(c.env, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
   await resolveEventData(c.env, [found]);
   const { event, receivedAt } = found;
@@ -57,9 +57,9 @@ apiRoutes.get("/v1/events/:eventId", async (c) => {
 // The runs of every event with this id, oldest first (an id sent again after 24 h names several).
 apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   const id = c.req.param("eventId");
-  const found = nameSchema.safeParse(id).success ? await getEvent(c.env.DB, id) : null;
+  const found = nameSchema.safeParse(id).success ? await getEvent(c.env, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
-  const [rows] = await Promise.all([runsOfEvent(c.env.DB, id), loadRemoteFunctions(c.env)]);
+  const [rows] = await Promise.all([eventReceipts(c.env, id).then((receipts) => runsOfEvent(c.env, id, receipts)), loadRemoteFunctions(c.env)]);
   // A run in its first second may not be listed yet: the newest event's runs are asked for by id too.
   const unlisted = unlistedRunIds(found, new Set(rows.map((row) => row.id)));
   // A listing reads each run's record only, never its steps (up to 32 MiB of outputs per run).
@@ -78,7 +78,7 @@ apiRoutes.get("/v1/runs/:runId", async (c) => {
   const run = await indexedRun(c.env, runId);
   if (!run) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
   // The runs it started with step.invoke, from the runs index.
-  const children = (await childrenOf(c.env.DB, runId)).map((row) => ({ run_id: row.id, function_id: row.function_id, status: row.status }));
+  const children = (await childrenOf(c.env, runId)).map((row) => ({ run_id: row.id, function_id: row.function_id, status: row.status }));
   return c.json({ data: { ...run, children } });
 });
 
@@ -89,7 +89,7 @@ apiRoutes.get("/v1/runs/:runId", async (c) => {
 apiRoutes.get("/v1/runs/:runId/stream", async (c) => {
   const runId = c.req.param("runId");
   if (!RUN_ID_PATTERN.test(runId)) return jsonError(c, 404, `no run with id ${JSON.stringify(runId)}`);
-  const row = await findRun(c.env.DB, runId);
+  const row = await findRun(c.env, runId);
   // A skipped run has no object: its index row is its whole story.
   if (row?.status === "Skipped") {
     const { steps: _none, ...run } = toSkippedRunView(row);
@@ -136,7 +136,7 @@ apiRoutes.get("/v1/cancellations/:id", async (c) => {
  */
 async function indexedRun(env: Env, runId: string): Promise<RunView | null> {
   if (!RUN_ID_PATTERN.test(runId)) return null;
-  const row = await findRun(env.DB, runId);
+  const row = await findRun(env, runId);
   if (row?.status === "Skipped") return toSkippedRunView(row);
   const run = await readRun(env, runId);
   // The tick's verdict, while the run has not ended: its object does not know it is stuck.

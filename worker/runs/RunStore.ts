@@ -87,7 +87,7 @@ export class RunStore {
    * for both); a delayed one waits for `wakeAt`.
    */
   createRun(
-    run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; listedAt: number; indexed: boolean; wakeAt?: number; parent?: RunParent; finishBy?: number },
+    run: { id: string; functionId: string; events: StoredEvent[]; startedAt: number; listedAt: number; indexedOn: number | null; wakeAt?: number; parent?: RunParent; finishBy?: number },
     entries: OutboxEntry[] = [],
   ): void {
     const delayed = run.wakeAt !== undefined;
@@ -113,7 +113,7 @@ export class RunStore {
       record.finishBy ?? null,
       record.startedAt,
       record.listedAt,
-      record.indexed ? 1 : 0,
+      indexedColumn(record.indexedOn),
     );
     this.addToOutbox(entries);
     this.cachedRun = record;
@@ -141,16 +141,16 @@ export class RunStore {
     this.run()!.wakeAt = wakeAt;
   }
 
-  /** Records that the invocation ended with the run waiting until `wakeAt` (and whether the runs index has its row now). */
-  suspend(wakeAt: number, handlerFailures: HandlerFailures, indexed: boolean): void {
-    this.write("UPDATE run SET open = 0, crashes = 0, wake_at = ?, attempt = ?, attempt_seq = ?, indexed = ?", wakeAt, handlerFailures.count, handlerFailures.unitSeq, indexed ? 1 : 0);
-    Object.assign(this.run()!, { isOpen: false, crashes: 0, wakeAt, handlerFailures, indexed });
+  /** Records that the invocation ended with the run waiting until `wakeAt` (and the shard of the runs index that has its row now, if one has). */
+  suspend(wakeAt: number, handlerFailures: HandlerFailures, indexedOn: number | null): void {
+    this.write("UPDATE run SET open = 0, crashes = 0, wake_at = ?, attempt = ?, attempt_seq = ?, indexed = ?", wakeAt, handlerFailures.count, handlerFailures.unitSeq, indexedColumn(indexedOn));
+    Object.assign(this.run()!, { isOpen: false, crashes: 0, wakeAt, handlerFailures, indexedOn });
   }
 
-  /** Records that the runs index has the run's row (written while no other write of the run's row was due). */
-  markIndexed(): void {
-    this.write("UPDATE run SET indexed = 1");
-    this.run()!.indexed = true;
+  /** Records that shard `shard` of the runs index has the run's row (written while no other write of the run's row was due). */
+  markIndexed(shard: number): void {
+    this.write("UPDATE run SET indexed = ?", indexedColumn(shard));
+    this.run()!.indexedOn = shard;
   }
 
   /**
@@ -366,4 +366,9 @@ export class RunStore {
     this.flush();
     usage.doRowsWritten += this.sql.exec(query, ...bindings).rowsWritten;
   }
+}
+
+/** The run table's `indexed` column: 0 while the run is not in the runs index, else 1 + the shard its row is on. */
+function indexedColumn(indexedOn: number | null): number {
+  return indexedOn === null ? 0 : indexedOn + 1;
 }

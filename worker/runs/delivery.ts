@@ -3,6 +3,7 @@ import type { CancelReason } from "../../sdk/function.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
 import { cancellationsSinceStatement } from "../db/cancellations.ts";
 import { endRunStatement, insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { recordLayout, shardFor, shardIndex, shardsOf } from "../db/shards.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
@@ -122,20 +123,26 @@ export class RunDelivery {
   /**
    * Writes the row of a run not over yet to the runs index, unless it has one: a run writes its own
    * row once it is worth one (it waits, queues, or runs a while), and a short run only its end, one
-   * write in all. Answers whether the index has the row now (if not, a later point tries again),
+   * write in all. Answers the shard that has the row now (null: none yet, a later point tries again),
    * and the bulk cancellations made since the run began that cover it: no page of theirs saw it.
    */
-  async indexOpen(run: ListedRun, status: RunStatus = run.status): Promise<{ indexed: boolean; cancellations: CancellationRef[] }> {
-    if (run.indexed) return { indexed: true, cancellations: [] };
+  async indexOpen(run: ListedRun, status: RunStatus = run.status): Promise<{ indexedOn: number | null; cancellations: CancellationRef[] }> {
+    if (run.indexedOn !== null) return { indexedOn: run.indexedOn, cancellations: [] };
+    const index = shardIndex(run.id, shardsOf(this.env).length);
+    const shard = shardsOf(this.env)[index]!;
+    const insert = insertRunStatement(shard, { ...indexEntryOf(run), status });
+    // Cancellations are on DB: one batch with the insert when the run's shard is DB too.
+    const cancellationsSince = cancellationsSinceStatement(this.env.DB, run.functionId, run.listedAt, run.startedAt);
     try {
-      const [, cancellations] = await this.env.DB.batch<CancellationRef>([
-        insertRunStatement(this.env.DB, { ...indexEntryOf(run), status }),
-        cancellationsSinceStatement(this.env.DB, run.functionId, run.listedAt, run.startedAt),
-      ]);
-      return { indexed: true, cancellations: cancellations!.results };
+      await recordLayout(this.env);
+      const cancellations =
+        shard === this.env.DB
+          ? (await this.env.DB.batch<CancellationRef>([insert, cancellationsSince]))[1]!
+          : (await Promise.all([shard.batch([insert]), cancellationsSince.all<CancellationRef>()]))[1];
+      return { indexedOn: index, cancellations: cancellations.results };
     } catch (err) {
       createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not write the run's row to the runs index; will try again", { error: String(err) });
-      return { indexed: false, cancellations: [] };
+      return { indexedOn: null, cancellations: [] };
     }
   }
 
@@ -147,7 +154,11 @@ export class RunDelivery {
       // Its steps and estimated cost ride on the same row (a function's budget and the account's sum them).
       const steps = [...this.store.steps().values()];
       const costUsd = costInDollars(runUsage(run, steps));
-      await this.env.DB.batch([endRunStatement(this.env.DB, { ...indexEntryOf(run), endedAt: run.endedAt ?? Date.now(), steps: steps.length, costUsd })]);
+      // The shard its open row is on, or the current layout's for a run that wrote none.
+      const shards = shardsOf(this.env);
+      const shard = shards[run.indexedOn ?? shardIndex(run.id, shards.length)] ?? shardFor(this.env, run.id);
+      await recordLayout(this.env);
+      await shard.batch([endRunStatement(shard, { ...indexEntryOf(run), endedAt: run.endedAt ?? Date.now(), steps: steps.length, costUsd })]);
       this.endDelivered = true;
     } catch (err) {
       createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not write the run's end to the runs index; will retry", { error: String(err) });
@@ -156,7 +167,7 @@ export class RunDelivery {
 }
 
 /** What a run's row of the runs index is made of. */
-type ListedRun = Pick<RunRecord, "id" | "functionId" | "events" | "status" | "startedAt" | "listedAt" | "parent" | "indexed">;
+type ListedRun = Pick<RunRecord, "id" | "functionId" | "events" | "status" | "startedAt" | "listedAt" | "parent" | "indexedOn">;
 
 /** A bulk cancellation a run listed late must meet. */
 export interface CancellationRef {

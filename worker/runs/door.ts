@@ -1,6 +1,7 @@
 import type { StepflareFunction } from "../../sdk/function.ts";
 import { pausedFunctions, recordPausedEvent } from "../db/pauses.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { shardFor, ShardWrites } from "../db/shards.ts";
 import { admitRun } from "../flow/admission.ts";
 import { admitByBudget } from "../flow/budgetAdmission.ts";
 import type { Env } from "../platform/env.ts";
@@ -66,8 +67,10 @@ async function startRun(env: Env, { startedAt, ...init }: RunStart): Promise<Run
  * no object. A started run's object writes its own row, once the run is worth one (it waits,
  * queues or runs a while) or with its end: a short run's row is one write (runs/delivery.ts).
  */
-export function starterIndexStatements(env: Env, entries: RunIndexEntry[]): D1PreparedStatement[] {
-  return entries.filter((entry) => entry.status === "Skipped").map((entry) => insertRunStatement(env.DB, entry));
+export function starterIndexWrites(env: Env, entries: RunIndexEntry[]): ShardWrites {
+  const writes = new ShardWrites();
+  for (const entry of entries.filter((e) => e.status === "Skipped")) writes.add(shardFor(env, entry.runId), insertRunStatement(shardFor(env, entry.runId), entry));
+  return writes;
 }
 
 /**

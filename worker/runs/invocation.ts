@@ -145,7 +145,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   // `timeouts.finish` while the handler runs: the cancel stops it at its next step boundary.
   const finishTimer = current.finishBy === undefined ? undefined : setTimeout(() => void ctx.cancel({ type: "timeout", timeout: "finish" }), current.finishBy - now);
   // A run that runs a while is listed as running; a short one writes only its end.
-  const listTimer = current.indexed ? undefined : setTimeout(() => void ctx.listOpen(), LIST_AFTER_MS);
+  const listTimer = current.indexedOn !== null ? undefined : setTimeout(() => void ctx.listOpen(), LIST_AFTER_MS);
   // A concurrency slot is held while the invocation runs, renewed well before its lease ends.
   const renewTimer = fn.flow.concurrency ? setInterval(() => void ctx.slots.acquire(current, fn).catch(() => undefined), LEASE_MS / 3) : undefined;
   ctx.holdingSlots(true);
@@ -173,7 +173,7 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
  */
 async function waitForFunction(ctx: InvocationContext, run: RunRecord, now: number, logger: Logger): Promise<void> {
   logger.warn(`function "${run.functionId}" is not registered in this Worker: the run waits for it (re-point it to a registered function, or cancel it)`);
-  if (run.isOpen) ctx.store.suspend(run.wakeAt ?? now, run.handlerFailures, run.indexed);
+  if (run.isOpen) ctx.store.suspend(run.wakeAt ?? now, run.handlerFailures, run.indexedOn);
   await ctx.setAlarm(now + FUNCTION_RECHECK_MS);
   await ctx.listOpen();
 }

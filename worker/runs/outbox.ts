@@ -3,7 +3,7 @@ import { FUNCTION_CANCELLED_EVENT, FUNCTION_FAILED_EVENT, FUNCTION_FINISHED_EVEN
 import type { StepRecord } from "../../sdk/run.ts";
 import type { SerializedError } from "../../sdk/types.ts";
 import type { InvokeResult } from "../../sdk/wait.ts";
-import { deleteRunWaitsStatement, deleteWaitsStatement, type WaitRow } from "../db/waits.ts";
+import type { WaitRow } from "../db/waits.ts";
 import type { Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { startInvokedRun } from "./invoke.ts";
@@ -12,7 +12,7 @@ import { FunctionPausedError, runObject } from "./door.ts";
 import { allFunctions, findFunction } from "../platform/registry.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunStatus } from "../platform/types.ts";
-import { registerWaits, waitRows } from "./waits.ts";
+import { clearRunWaits, deleteWaitsWrites, registerWaits, waitRows } from "./waits.ts";
 import type { OutboxEntry, RunRecord } from "./RunStore.ts";
 
 // What leaves a run (DESIGN "An outbox for everything that leaves a run"): the entries a run's
@@ -134,14 +134,14 @@ export async function deliverEntry(env: Env, run: OutboxRun, entry: OutboxEntry)
         // Not awaited: the cancel ends the run through this same outbox.
         else run.cancel({ type: "event", event: accepted.event });
       }
-      if (matches.length > 0) await env.DB.batch([deleteWaitsStatement(env.DB, matches.map((match) => match.row.id))]);
+      if (matches.length > 0) await (await deleteWaitsWrites(env, matches.map((match) => match.row))).write(env);
       return;
     }
     case "release-flow":
       await run.releaseFlow();
       return;
     case "clear-waits":
-      await env.DB.batch([deleteRunWaitsStatement(env.DB, run.runId)]);
+      await clearRunWaits(env, run.runId);
       return;
     case "invoke": {
       // A synced app's function this isolate does not know yet: read the apps again first.

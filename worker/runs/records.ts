@@ -34,8 +34,11 @@ export interface RunRecord {
   startedAt: number;
   /** When the runs index says it started: its trigger's receipt for an event's run, else its start. */
   listedAt: number;
-  /** Its object has written its row of the runs index (it writes its own, once it is worth a row: see RunDelivery). */
-  indexed: boolean;
+  /**
+   * The shard of the runs index its object wrote its row to (0: DB), null until it has (it writes its
+   * own, once it is worth a row: see RunDelivery). Its end goes to the same shard, whatever was added since.
+   */
+  indexedOn: number | null;
   endedAt?: number;
   /** What operators did to move it on (wake, re-point, cancel, rerun), oldest first. */
   repairs?: RepairEntry[];

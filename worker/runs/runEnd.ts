@@ -57,10 +57,10 @@ export async function recordOutcome(ctx: RunEndContext, run: RunRecord, outcome:
  * written first if it has none yet (noted in the same commit as the suspension).
  */
 async function suspendRun(ctx: RunEndContext, wakeAt: number, handlerFailures: HandlerFailures): Promise<void> {
-  const { indexed, cancellations } = await ctx.delivery.indexOpen(ctx.store.run()!);
+  const { indexedOn, cancellations } = await ctx.delivery.indexOpen(ctx.store.run()!);
   // A cancel that came meanwhile ended the run.
   if (FINAL_STATUSES.has(ctx.store.run()?.status ?? "Running")) return;
-  ctx.store.suspend(ctx.dueAt(wakeAt), handlerFailures, indexed);
+  ctx.store.suspend(ctx.dueAt(wakeAt), handlerFailures, indexedOn);
   if (await meetCancellations(ctx, cancellations)) return;
   return ctx.rearm();
 }
@@ -73,9 +73,9 @@ async function suspendRun(ctx: RunEndContext, wakeAt: number, handlerFailures: H
  */
 export async function listOpenRun(ctx: RunEndContext): Promise<void> {
   const run = ctx.store.run();
-  if (!run || run.indexed || FINAL_STATUSES.has(run.status)) return;
-  const { indexed, cancellations } = await ctx.delivery.indexOpen(run);
-  if (indexed) ctx.store.markIndexed();
+  if (!run || run.indexedOn !== null || FINAL_STATUSES.has(run.status)) return;
+  const { indexedOn, cancellations } = await ctx.delivery.indexOpen(run);
+  if (indexedOn !== null) ctx.store.markIndexed(indexedOn);
   await meetCancellations(ctx, cancellations);
 }
 

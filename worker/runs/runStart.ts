@@ -37,9 +37,9 @@ export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promis
   // So is a re-run that reuses steps: its first invocation begins after them, as a replay does.
   const delayed = init.startAt > now || fn?.flow.concurrency !== undefined || fn?.flow.throttle !== undefined || (init.memo?.length ?? 0) > 0;
   const finishAfter = fn?.timeouts.finish;
-  const listed = { id: init.runId, functionId: init.functionId, events: init.events, status: "Queued" as const, startedAt: now, listedAt: init.listedAt ?? now, ...(init.parent ? { parent: init.parent } : {}), indexed: false };
+  const listed = { id: init.runId, functionId: init.functionId, events: init.events, status: "Queued" as const, startedAt: now, listedAt: init.listedAt ?? now, ...(init.parent ? { parent: init.parent } : {}), indexedOn: null };
   // A run due later is listed now, as Queued; one that starts now writes its row when it is worth one (RunDelivery.indexOpen).
-  const indexed = init.startAt > now && (await ctx.delivery.indexOpen(listed)).indexed;
+  const indexedOn = init.startAt > now ? (await ctx.delivery.indexOpen(listed)).indexedOn : null;
   // A start repeated while that write was under way found no run either: the first one stored it.
   if (ctx.store.run()) return ctx.store.run()!.status;
   ctx.store.createRun(
@@ -49,7 +49,7 @@ export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promis
       events: init.events,
       startedAt: now,
       listedAt: listed.listedAt,
-      indexed,
+      indexedOn,
       ...(delayed ? { wakeAt: init.startAt } : {}),
       ...(init.parent ? { parent: init.parent } : {}),
       ...(!delayed && finishAfter !== undefined ? { finishBy: now + finishAfter } : {}),

@@ -15,7 +15,7 @@ const run: RunRecord = {
   crashes: 0,
   startedAt: T0,
   listedAt: T0,
-  indexed: false,
+  indexedOn: null,
 };
 const step = (name: string, output: unknown): StepRecord => ({ id: name, name, kind: "run", status: "completed", attempts: 1, output, startedAt: T0, endedAt: T0 });
 

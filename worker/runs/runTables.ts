@@ -118,8 +118,9 @@ export function toRunRecord(row: RunRow, output: unknown, events: StoredEvent[])
     ...(row.error !== null ? { error: JSON.parse(row.error) as SerializedError } : {}),
     startedAt: row.started_at,
     listedAt: row.listed_at ?? row.started_at,
-    // An object made before it wrote its own row was indexed by whoever started it.
-    indexed: row.indexed === 1 || row.listed_at === null,
+    // Column `indexed`: 0 while unlisted, else 1 + the shard. An object made before it wrote its own
+    // row was indexed by whoever started it, on DB.
+    indexedOn: row.indexed > 0 ? row.indexed - 1 : row.listed_at === null ? 0 : null,
     ...(row.ended_at !== null ? { endedAt: row.ended_at } : {}),
     ...(row.repairs ? { repairs: JSON.parse(row.repairs) as RepairEntry[] } : {}),
   };

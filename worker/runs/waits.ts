@@ -2,7 +2,8 @@ import { utf8Bytes } from "../../sdk/output.ts";
 import type { StoredEvent } from "../../sdk/event.ts";
 import { answersKey, eventKeyAt, eventMatchKeys, satisfiesIf, waitIndexKey, type WaitCondition } from "../../sdk/wait.ts";
 import { toEvent, type EventRow } from "../db/events.ts";
-import { deleteWaitsStatement, eventsBeforeStatements, eventsSinceStatement, findWaitsStatement, insertWaitStatements, keyPathsStatement, type EventCursor, type WaitRow } from "../db/waits.ts";
+import { deleteRunWaitsStatement, deleteWaitsStatement, eventsBeforeStatements, eventsSinceStatement, findWaitsStatement, insertWaitStatements, keyPathsStatement, type EventCursor, type WaitRow } from "../db/waits.ts";
+import { groupByHoldingShard, shardFor, shardsOf, ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { runObject } from "../runs/door.ts";
@@ -80,21 +81,34 @@ function rowMatcher(row: WaitRow): (accepted: AcceptedEvent) => boolean {
 }
 
 /**
- * Stores wait rows and, in the same D1 batch, reads the events that already resolve them: those
- * received since each row's `since` (its lookback, and the events that arrived while the wait was
- * on its way here). D1 runs a batch as one transaction, and an event is in the log before the
- * queue carries it: an event the consumer matched before the rows existed is found here, and one
- * matched after finds the rows. Answers, per row, the earliest event that resolves it, earliest
- * first (so `mode: "any"` takes the earliest of its conditions' events).
+ * Stores wait rows (each on its event name's shard) and reads the events that already resolve
+ * them: those received since each row's `since` (its lookback, and the events that arrived while
+ * the wait was on its way here). An event is in the log before the queue carries it, and the
+ * consumer looks for waits after that: with DB alone the rows and the read are one D1 batch (one
+ * transaction); with shards the rows are stored before the read begins. Either way an event the
+ * consumer matched before the rows existed is found here, and one matched after finds the rows.
+ * Answers, per row, the earliest event that resolves it, earliest first (so `mode: "any"` takes
+ * the earliest of its conditions' events).
  */
 export async function registerWaits(env: Env, rows: WaitRow[], limits: LookbackLimits = LOOKBACK): Promise<WaitMatch[]> {
   if (rows.length === 0) return [];
   const names = windowsByName(rows);
-  const results = await env.DB.batch<EventRow>([
-    ...insertWaitStatements(env.DB, rows),
-    ...[...names].map(([name, since]) => eventsSinceStatement(env.DB, name, since, limits.pageSize)),
-  ]);
-  return earliestMatches(env, rows, names, (i) => results[rows.length + i]!.results, limits);
+  const shards = shardsOf(env);
+  if (shards.length === 1) {
+    const results = await env.DB.batch<EventRow>([
+      ...insertWaitStatements(env.DB, rows),
+      ...[...names].map(([name, since]) => eventsSinceStatement(env.DB, name, since, limits.pageSize)),
+    ]);
+    return earliestMatches(env, rows, names, (i) => new Map([[env.DB, results[rows.length + i]!.results]]), limits);
+  }
+  const writes = new ShardWrites();
+  for (const row of rows) writes.add(shardFor(env, row.event_name), ...insertWaitStatements(shardFor(env, row.event_name), [row]));
+  await writes.write(env);
+  // Events are on their ids' shards: every shard is read for each name.
+  const firstPages = await Promise.all(
+    shards.map(async (shard) => await shard.batch<EventRow>([...names].map(([name, since]) => eventsSinceStatement(shard, name, since, limits.pageSize)))),
+  );
+  return earliestMatches(env, rows, names, (i) => new Map(shards.map((shard, s) => [shard, firstPages[s]![i]!.results])), limits);
 }
 
 /**
@@ -107,14 +121,22 @@ export async function lastLook(env: Env, rows: WaitRow[], limits: LookbackLimits
   if (rows.length === 0) return [];
   const names = windowsByName(rows);
   const before = (name: string): EventCursor => ({ receivedAt: Math.max(...rows.filter((row) => row.event_name === name).map((row) => row.expires_at)), id: "" });
-  const statements = [...names].map(([name, since]) => eventsBeforeStatements(env.DB, name, since, limits.pageSize, before(name)));
-  const results = await env.DB.batch<EventRow>(statements.flat());
-  return earliestMatches(env, rows, names, (i) => [...results[2 * i]!.results, ...results[2 * i + 1]!.results].slice(0, limits.pageSize), limits);
+  const shards = shardsOf(env);
+  const results = await Promise.all(
+    shards.map((shard) => shard.batch<EventRow>([...names].flatMap(([name, since]) => eventsBeforeStatements(shard, name, since, limits.pageSize, before(name))))),
+  );
+  const firstPage = (i: number) => new Map(shards.map((shard, s) => [shard, [...results[s]![2 * i]!.results, ...results[s]![2 * i + 1]!.results].slice(0, limits.pageSize)]));
+  return earliestMatches(env, rows, names, firstPage, limits);
 }
 
 /** The order of events received in one millisecond: by id, as the log reads them (SQLite's BINARY collation). */
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Which of two logged events came first: by receipt, then by id. */
+function isEarlier(a: AcceptedEvent, b: AcceptedEvent): boolean {
+  return a.receivedAt < b.receivedAt || (a.receivedAt === b.receivedAt && compareIds(a.event.id, b.event.id) < 0);
 }
 
 /** Each event name the rows wait for, with the start of the earliest window among them. */
@@ -124,23 +146,31 @@ function windowsByName(rows: WaitRow[]): Map<string, number> {
   return sinceByName;
 }
 
-/** Reads each name's window from its first page (`firstPage(i)`, the i-th name's) and answers, per row, the earliest event that resolves it, earliest first. */
-async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, number>, firstPage: (index: number) => EventRow[], limits: LookbackLimits): Promise<WaitMatch[]> {
+/**
+ * Reads each name's window on every shard from its first page there (`firstPages(i)`, the i-th
+ * name's, by shard) and answers, per row, the earliest event that resolves it, earliest first.
+ */
+async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, number>, firstPages: (index: number) => Map<D1Database, EventRow[]>, limits: LookbackLimits): Promise<WaitMatch[]> {
   const earliest = new Map<string, AcceptedEvent>();
   await Promise.all(
     [...names].map(async ([name, since], i) => {
       const matchers = rows.filter((row) => row.event_name === name).map((row) => ({ id: row.id, matches: rowMatcher(row) }));
-      // Pages come newest first, each older than the one before: a page's oldest match is the earliest yet.
-      const cut = await readWindow(env, name, since, firstPage(i), limits, (page) => {
-        for (const { id, matches } of matchers) {
-          for (let at = page.length - 1; at >= 0; at--) {
-            if (!matches(page[at]!)) continue;
-            earliest.set(id, page[at]!);
-            break;
-          }
-        }
-      });
-      if (cut) warnCut(rows, name, since, limits.maxEvents);
+      const cuts = await Promise.all(
+        [...firstPages(i)].map(([shard, firstPage]) =>
+          readWindow(shard, name, since, firstPage, limits, (page) => {
+            // Pages come newest first: a page's oldest match is the earliest of its shard yet.
+            for (const { id, matches } of matchers) {
+              for (let at = page.length - 1; at >= 0; at--) {
+                if (!matches(page[at]!)) continue;
+                const known = earliest.get(id);
+                if (!known || isEarlier(page[at]!, known)) earliest.set(id, page[at]!);
+                break;
+              }
+            }
+          }),
+        ),
+      );
+      if (cuts.some(Boolean)) warnCut(rows, name, since, limits.maxEvents);
     }),
   );
   return rows
@@ -153,11 +183,11 @@ async function earliestMatches(env: Env, rows: WaitRow[], names: Map<string, num
 }
 
 /**
- * Hands `onPage` the first page (read with the rows) and the older pages after it, while they come
- * back full, up to `maxEvents` in all: one page in memory at a time. Answers true when the last page
- * read was full: the window was cut, and older events in it were not read.
+ * Hands `onPage` the first page of one shard (read with the rows) and the older pages after it,
+ * while they come back full, up to `maxEvents` in all: one page in memory at a time. Answers true
+ * when the last page read was full: the window was cut, and older events in it were not read.
  */
-async function readWindow(env: Env, name: string, since: number, firstPage: EventRow[], limits: LookbackLimits, onPage: (page: AcceptedEvent[]) => void): Promise<boolean> {
+async function readWindow(shard: D1Database, name: string, since: number, firstPage: EventRow[], limits: LookbackLimits, onPage: (page: AcceptedEvent[]) => void): Promise<boolean> {
   const logged = (row: EventRow): AcceptedEvent => ({ event: toEvent(row), receivedAt: row.received_at });
   let page = firstPage;
   let read = page.length;
@@ -167,7 +197,7 @@ async function readWindow(env: Env, name: string, since: number, firstPage: Even
     const last = page.at(-1)!;
     const before: EventCursor = { receivedAt: last.received_at, id: last.id };
     const size = Math.min(limits.pageSize, limits.maxEvents - read);
-    const [sameMs, older] = await env.DB.batch<EventRow>(eventsBeforeStatements(env.DB, name, since, size, before));
+    const [sameMs, older] = await shard.batch<EventRow>(eventsBeforeStatements(shard, name, since, size, before));
     page = [...sameMs!.results, ...older!.results].slice(0, size);
     read += page.length;
     full = page.length === size;
@@ -195,10 +225,17 @@ function warnCut(rows: WaitRow[], name: string, since: number, maxEvents: number
  */
 export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], _now?: number): Promise<WaitMatch[]> {
   if (accepted.length === 0) return [];
+  // A name's waits are on its shard (and, registered before a shard was added, where the layout of their time put them).
+  const byShard = await groupByHoldingShard(env, accepted, (entry) => entry.event.name);
+  const found = await Promise.all([...byShard].map(([shard, entries]) => findMatchingWaitsOn(shard, entries)));
+  return found.flat().sort((a, b) => a.accepted.receivedAt - b.accepted.receivedAt);
+}
+
+async function findMatchingWaitsOn(shard: D1Database, accepted: AcceptedEvent[]): Promise<WaitMatch[]> {
   const keys = accepted.map((entry) => eventMatchKeys(entry.event));
   const wide = [...new Set(accepted.flatMap((entry, i) => (keys[i] === null ? [entry.event.name] : [])))];
   if (wide.length > 0) {
-    const paths = await env.DB.batch<{ key: string }>(wide.map((name) => keyPathsStatement(env.DB, name)));
+    const paths = await shard.batch<{ key: string }>(wide.map((name) => keyPathsStatement(shard, name)));
     const keyedPaths = new Map(wide.map((name, i) => [name, paths[i]!.results.map((row) => row.key)]));
     accepted.forEach((entry, i) => {
       if (keys[i] !== null) return;
@@ -207,15 +244,15 @@ export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], _no
   }
   // An event's keys hold its values: a large one's go in several statements, each parameter under D1's 2 MB.
   const lookups = accepted.flatMap((entry, i) =>
-    chunkKeys(keys[i]!).map((chunk, c) => ({ entry, statement: findWaitsStatement(env.DB, entry.event.name, chunk, entry.receivedAt, c > 0) })),
+    chunkKeys(keys[i]!).map((chunk, c) => ({ entry, statement: findWaitsStatement(shard, entry.event.name, chunk, entry.receivedAt, c > 0) })),
   );
-  const results = await env.DB.batch<WaitRow>(lookups.map((lookup) => lookup.statement));
+  const results = await shard.batch<WaitRow>(lookups.map((lookup) => lookup.statement));
   const matches: WaitMatch[] = [];
   results.forEach((result, i) => {
     const { entry } = lookups[i]!;
     for (const row of result.results) if (rowMatches(row, entry)) matches.push({ row, accepted: entry });
   });
-  return matches.sort((a, b) => a.accepted.receivedAt - b.accepted.receivedAt);
+  return matches;
 }
 
 /** Keys in chunks of at most MAX_KEYS_BYTES of JSON (one chunk, maybe empty, for all but huge values). */
@@ -241,10 +278,10 @@ function chunkKeys(keys: string[]): string[][] {
  * the order their events arrived, and answers the statement deleting the rows delivered (the run
  * took the event, or no longer waits). A row whose run could not be reached stays for a redelivery.
  */
-export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ deleteStatements: D1PreparedStatement[]; failed: WaitMatch[] }> {
+export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ deletes: ShardWrites; failed: WaitMatch[] }> {
   const byRun = new Map<string, WaitMatch[]>();
   for (const match of matches) byRun.set(match.row.run_id, [...(byRun.get(match.row.run_id) ?? []), match]);
-  const delivered: string[] = [];
+  const delivered: WaitRow[] = [];
   const failed: WaitMatch[] = [];
   await Promise.all(
     [...byRun.values()].map(async (list) => {
@@ -253,7 +290,7 @@ export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ 
         try {
           if (match.row.kind === "wait") await run.resolveWait(match.row.step_id, match.row.idx, match.accepted.event, match.accepted.receivedAt);
           else await run.cancelIf({ type: "event", event: match.accepted.event });
-          delivered.push(match.row.id);
+          delivered.push(match.row);
         } catch (err) {
           createLogger({ run_id: match.row.run_id, event_id: match.accepted.event.id }).error("could not deliver an event to its waiting run; will retry", { error: String(err) });
           failed.push(match);
@@ -261,5 +298,17 @@ export async function deliverMatches(env: Env, matches: WaitMatch[]): Promise<{ 
       }
     }),
   );
-  return { deleteStatements: delivered.length > 0 ? [deleteWaitsStatement(env.DB, delivered)] : [], failed };
+  return { deletes: await deleteWaitsWrites(env, delivered), failed };
+}
+
+/** The writes deleting wait rows, on the shards that may hold them (their event names'). */
+export async function deleteWaitsWrites(env: Env, rows: WaitRow[]): Promise<ShardWrites> {
+  const writes = new ShardWrites();
+  for (const [shard, part] of await groupByHoldingShard(env, rows, (row) => row.event_name)) writes.add(shard, deleteWaitsStatement(shard, part.map((row) => row.id)));
+  return writes;
+}
+
+/** Deletes every wait of a run (it ended), on every shard: its waits' names are not kept. Uses index waits_run. */
+export async function clearRunWaits(env: Env, runId: string): Promise<void> {
+  await Promise.all(shardsOf(env).map((shard) => shard.batch([deleteRunWaitsStatement(shard, runId)])));
 }

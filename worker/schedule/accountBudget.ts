@@ -37,10 +37,10 @@ export async function checkAccountBudget(env: Env, now: number, functions: reado
   const budgetUsd = dailyBudget(env);
   if (budgetUsd === null) return null;
   const day = Math.floor(now / DAY_MS) * DAY_MS;
-  const spentUsd = await spendSince(env.DB, now - DAY_MS);
+  const spentUsd = await spendSince(env, now - DAY_MS);
   if (spentUsd <= budgetUsd) return { spentUsd, budgetUsd, paused: false };
   const eventId = engineEventId("budget", "account", String(day));
-  if (await getEvent(env.DB, eventId)) return { spentUsd, budgetUsd, paused: false };
+  if (await getEvent(env, eventId)) return { spentUsd, budgetUsd, paused: false };
   const reason = `account budget: $${spentUsd.toFixed(6)} spent in the last 24 hours, over STEPFLARE_BUDGET_DAILY ($${budgetUsd}); resume each function to start the events held meanwhile`;
   const paused = await pausedFunctions(env, true);
   for (const fn of functions) if (!paused.has(fn.id)) await insertPause(env, fn.id, false, now, reason);

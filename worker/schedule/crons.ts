@@ -3,7 +3,8 @@ import { engineEventId, RESERVED_ID_PREFIX, type StoredEvent } from "../../sdk/e
 import { SCHEDULED_TIMER_EVENT, type StepflareFunction } from "../../sdk/function.ts";
 import { advanceCronStatement, allCrons, deleteCronStatement, upsertCronStatement } from "../db/crons.ts";
 import type { RunIndexEntry } from "../db/runs.ts";
-import { FunctionPausedError, startDirectRun, starterIndexStatements } from "../runs/door.ts";
+import { FunctionPausedError, startDirectRun, starterIndexWrites } from "../runs/door.ts";
+import { ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { allFunctions } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
@@ -68,8 +69,7 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
     const batch = due.slice(i, i + START_BATCH);
     started.push(...(await Promise.all(batch.map(({ fn, schedule, scheduledAt }) => startCronRun(env, fn, schedule, scheduledAt, now)))));
   }
-  statements.push(...starterIndexStatements(env, started));
-  if (statements.length > 0) await env.DB.batch(statements);
+  await new ShardWrites().add(env.DB, ...statements).addAll(starterIndexWrites(env, started)).write(env);
   return { started, nextAt: nextTimes.length > 0 ? Math.min(...nextTimes) : null };
 }
 
@@ -133,6 +133,5 @@ function cronKey(functionId: string, cron: string): string {
 
 /** Writes the rows of the runs a paused function's schedule skipped (a started run's object writes its own). */
 async function indexSkipped(env: Env, entries: RunIndexEntry[]): Promise<void> {
-  const statements = starterIndexStatements(env, entries);
-  if (statements.length > 0) await env.DB.batch(statements);
+  await starterIndexWrites(env, entries).write(env);
 }

@@ -1,5 +1,6 @@
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { deleteOldEventsStatement, sweepUndispatchedEvents } from "../db/events.ts";
+import { shardsOf } from "../db/shards.ts";
 import { deleteEndedRunsStatement, unfinishedRuns } from "../db/runs.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
 import { sendMessages } from "../queue/send.ts";
@@ -73,32 +74,38 @@ export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: T
 
 /**
  * Deletes events received, and runs index rows of runs that ended, more than
- * `STEPFLARE_RETENTION_DAYS` before `now`: at most `PRUNE_LIMIT` rows per table, oldest first.
- * Unfinished runs keep their rows. Answers how many rows of each went.
+ * `STEPFLARE_RETENTION_DAYS` before `now`: at most `PRUNE_LIMIT` rows per table and shard, oldest
+ * first. Unfinished runs keep their rows. Answers how many rows of each went.
  *
  * @example
  * const { events, runs } = await pruneExpired(env, Date.now());
  */
 export async function pruneExpired(env: Env, now: number): Promise<{ events: number; runs: number; waits: number }> {
   const before = now - retentionDays(env) * DAY_MS;
-  const results = await env.DB.batch([
-    deleteOldEventsStatement(env.DB, before, PRUNE_LIMIT),
-    deleteEndedRunsStatement(env.DB, before, PRUNE_LIMIT),
-    // Waits that timed out: their runs have moved on (a timed-out wait returns null without D1).
-    pruneExpiredWaitsStatement(env.DB, now, PRUNE_LIMIT),
-  ]);
-  const [events, runs, waits] = results.map((result) => result.meta.changes) as [number, number, number];
+  const perShard = await Promise.all(
+    shardsOf(env).map(async (shard) => {
+      const results = await shard.batch([
+        deleteOldEventsStatement(shard, before, PRUNE_LIMIT),
+        deleteEndedRunsStatement(shard, before, PRUNE_LIMIT),
+        // Waits that timed out: their runs have moved on (a timed-out wait returns null without D1).
+        pruneExpiredWaitsStatement(shard, now, PRUNE_LIMIT),
+      ]);
+      return results.map((result) => result.meta.changes);
+    }),
+  );
+  const [events, runs, waits] = [0, 1, 2].map((i) => perShard.reduce((sum, changes) => sum + changes[i]!, 0)) as [number, number, number];
   // Events' data in R2 goes a day at a time, once the whole day is past retention (a bucket is bound).
   if (env.VALUES) await deleteExpiredEventValues(env.VALUES, before);
   if (events + runs + waits > 0) createLogger().info("deleted rows past retention", { events, runs, waits });
   return { events, runs, waits };
 }
 
-/** Re-enqueues events not dispatched within 30 s, except those a sweep sent since `sweptBefore`. */
+/** Re-enqueues events not dispatched within 30 s, except those a sweep sent since `sweptBefore`; each shard swept from its own cursor. */
 async function redispatchLostEvents(env: Env, now: number, sweptBefore: number): Promise<number> {
   // A tick asked about a time to come (a test's) never moves the cursor past the present.
   const cursorTo = Math.min(now, Date.now()) - SWEEP_CURSOR_LAG_MS;
-  const refs = await sweepUndispatchedEvents(env.DB, { before: now - REDISPATCH_AFTER_MS, sweptBefore, now, limit: SWEEP_LIMIT, cursorTo });
+  const sweep = { before: now - REDISPATCH_AFTER_MS, sweptBefore, now, limit: SWEEP_LIMIT, cursorTo };
+  const refs = (await Promise.all(shardsOf(env).map((shard) => sweepUndispatchedEvents(shard, sweep)))).flat();
   if (refs.length > 0) {
     await sendMessages(env, refs.map((ref) => ({ type: "event-ref", ...ref })));
     createLogger().info("re-enqueued undispatched events", { count: refs.length });
@@ -111,9 +118,13 @@ async function redispatchLostEvents(env: Env, now: number, sweptBefore: number):
  * index missed, and which runs are stuck (admin/stuck.ts), in the one update per run it writes anyway.
  */
 async function repairRunsIndex(env: Env, now: number): Promise<void> {
-  const rows = await unfinishedRuns(env.DB, now - REDISPATCH_AFTER_MS, INDEX_REPAIR_LIMIT);
   const thresholds = stuckThresholds(env);
-  await recordChecks(env, await Promise.all(rows.map((row) => checkUnfinishedRun(env, row, now, thresholds))));
+  await Promise.all(
+    shardsOf(env).map(async (shard) => {
+      const rows = await unfinishedRuns(shard, now - REDISPATCH_AFTER_MS, INDEX_REPAIR_LIMIT);
+      await recordChecks(env, shard, await Promise.all(rows.map((row) => checkUnfinishedRun(env, shard, row, now, thresholds))));
+    }),
+  );
 }
 
 let schedulerArmed = false;

@@ -22,7 +22,7 @@ function run(overrides: Partial<RunRecord> = {}): RunRecord {
     output: { ok: true },
     startedAt: T0,
     listedAt: T0,
-    indexed: true,
+    indexedOn: 0,
     endedAt: T0 + 10_000,
     ...overrides,
   };

@@ -19,7 +19,7 @@ eventsRoutes.get("/v1/events", async (c) => {
   const { name, cursor, limit } = query.data;
   const after = cursor === undefined ? null : decodeCursor(cursor);
   if (cursor !== undefined && !after) return jsonError(c, 400, "invalid query parameter cursor: pass the next_cursor of the page before, unchanged", "cursor");
-  const page = await listEvents(c.env.DB, name !== undefined ? { name } : {}, after, limit);
+  const page = await listEvents(c.env, name !== undefined ? { name } : {}, after, limit);
   return c.json({ data: page.rows.map((row) => ({ ...toEvent(row), received_at: new Date(row.received_at).toISOString() })), next_cursor: encodeCursor(page.next) });
 });
 

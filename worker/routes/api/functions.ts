@@ -19,7 +19,7 @@ export const functionsRoutes = new Hono<{ Bindings: Env }>();
 
 functionsRoutes.get("/v1/functions", async (c) => {
   const now = Date.now();
-  const [paused, stats] = await Promise.all([pauseReasons(c.env), functionStats(c.env.DB, now - STATS_WINDOW_MS)]);
+  const [paused, stats] = await Promise.all([pauseReasons(c.env), functionStats(c.env, now - STATS_WINDOW_MS)]);
   const data: FunctionView[] = allFunctions().map((fn) => ({
     id: fn.id,
     name: fn.name,

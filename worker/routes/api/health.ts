@@ -13,7 +13,7 @@ import type { Context } from "hono";
 export const healthRoutes = new Hono<{ Bindings: Env }>();
 
 // Stuck runs by reason, as the tick last found them, with the listing of each.
-healthRoutes.get("/v1/health", async (c) => c.json({ data: healthView(await stuckCounts(c.env.DB)) }));
+healthRoutes.get("/v1/health", async (c) => c.json({ data: healthView(await stuckCounts(c.env)) }));
 
 // Several runs at once, the same repair for each (the Health page's bulk actions).
 healthRoutes.post("/v1/runs/repair", async (c) => {

@@ -27,7 +27,7 @@ runsRoutes.get("/v1/runs", async (c) => {
   const after = cursor === undefined ? null : decodeCursor(cursor);
   if (cursor !== undefined && !after) return jsonError(c, 400, "invalid query parameter cursor: pass the next_cursor of the page before, unchanged", "cursor");
   const page = await listRuns(
-    c.env.DB,
+    c.env,
     {
       ...(function_id !== undefined ? { functionId: function_id } : {}),
       statuses,
