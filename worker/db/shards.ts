@@ -123,6 +123,11 @@ async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
   return [{ count: 1, until: untilOf(1, -Infinity) }, ...recorded.map((row) => ({ count: row.count, until: untilOf(row.count, row.first_seen) }))];
 }
 
+/** Makes the next read of the layouts go to `shard_layouts` (for a test that records a past layout by hand). */
+export function forgetLayouts(): void {
+  layouts = undefined;
+}
+
 /** The shard counts rows may have been written under, the current one first (shards' tests and the docs' example). */
 export async function layoutCounts(env: Env): Promise<number[]> {
   const count = shardsOf(env).length;
