@@ -33,6 +33,13 @@ export function flowFunctions(app: Stepflare) {
     async ({ event }) => ({ n: event.data.n }),
   );
 
+  // The same pace stretched: a waiting run's turn stays minutes away, however slowly a loaded machine runs the test.
+  const throttledSlowly = app.createFunction(
+    { id: "flow-throttled-slowly", throttle: { limit: 2, period: "10m", burst: 1, key: "event.data.group" } },
+    { event: "test/flow.throttled-slowly" },
+    async ({ event }) => ({ n: event.data.n }),
+  );
+
   // One start a second per group; a run's `priority` moves it up the queue of runs waiting for their start.
   const throttledByPriority = app.createFunction(
     { id: "flow-throttled-priority", throttle: { limit: 1, period: "1s", key: "event.data.group" }, priority: { run: "event.data.priority" } },
@@ -129,5 +136,5 @@ export function flowFunctions(app: Stepflare) {
     }
   });
 
-  return [batchedSlowly, pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
+  return [batchedSlowly, pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledSlowly, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
 }

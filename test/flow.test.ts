@@ -68,9 +68,10 @@ describe("rateLimit, as Inngest documents it", () => {
 describe("throttle", () => {
   it("delays starts beyond limit + burst, spaced period / limit apart, and drops none", async () => {
     const group = uniqueKey("group");
-    const ids = await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.throttled", data: { group, n } })));
-    // limit 2 + burst 1 start at once; the other two wait for their turn in the throttle's queue.
-    const throttle = flowObject(env, "flow-throttled", "throttle", group);
+    const ids = await sendEvents([0, 1, 2, 3, 4].map((n) => ({ name: "test/flow.throttled-slowly", data: { group, n } })));
+    // limit 2 + burst 1 start at once; the other two wait for their turn in the throttle's queue, minutes away
+    // (a turn that came while the test looked would take the run's alarm with it).
+    const throttle = flowObject(env, "flow-throttled-slowly", "throttle", group);
     const waiting = await eventually(async () => {
       const rows = await runInDurableObject(throttle, (_, state) => state.storage.sql.exec<{ run_id: string }>("SELECT run_id FROM waiting ORDER BY order_key, rowid").toArray());
       return rows.length === 2 ? rows : undefined;
@@ -80,9 +81,10 @@ describe("throttle", () => {
       return runs.length === 5 && runs.filter((run) => FINAL.has(run.status)).length === 3 ? runs : undefined;
     }, 20_000, "three runs finished");
     expect(finished.filter((run) => run.status === "Queued")).toHaveLength(2);
-    // Each waiting run's alarm stands at its expected turn (plus the same recheck margin): 5 s apart (10 s / 2).
+    // Each waiting run's alarm stands at its expected turn (plus the same recheck margin): 5 minutes apart (10 m / 2).
     const alarms = await Promise.all(waiting.map(({ run_id }) => runInDurableObject(env.RUNS.get(env.RUNS.idFromName(run_id)), (_, state) => state.storage.getAlarm())));
-    expect(alarms[1]! - alarms[0]!).toBe(5000);
+    expect(alarms[1]! - alarms[0]!).toBe(300_000);
+    for (const { run_id } of waiting) expect((await request(`/v1/runs/${run_id}`, { method: "DELETE" })).status).toBe(200);
   });
 
   it("takes a run cancelled while it waits for its start out of the throttle's queue at once", async () => {
