@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { checkShardMigrations, LATEST_MIGRATION, layoutCounts, recordLayout, shardsOf } from "../worker/db/shards.ts";
+import { checkShardMigrations, LATEST_MIGRATION, layoutCounts, recordLayout, shardFor, shardsOf, ShardWrites } from "../worker/db/shards.ts";
 import { StepflareError } from "../worker/platform/errors.ts";
 import { request } from "./helpers.ts";
 
@@ -22,6 +22,30 @@ describe("three D1 shards bound", () => {
       expect(await shard.prepare("SELECT count(*) AS n FROM shard_layouts").first<{ n: number }>()).toEqual({ n: 0 });
     }
     expect(await layoutCounts(env)).toEqual([3, 1]);
+  });
+});
+
+describe("ShardWrites", () => {
+  it("writes each shard's statements to that shard, in the order they were added", async () => {
+    const shards = shardsOf(env);
+    await Promise.all(shards.map((shard) => shard.prepare("CREATE TABLE IF NOT EXISTS shard_writes_probe (batch TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL)").run()));
+    // Fixed keys, so their shards are known (each gets some); this test's own batch id sets its rows apart.
+    const batch = crypto.randomUUID();
+    const keys = Array.from({ length: 30 }, (_, i) => `probe-${i}`);
+    const writes = new ShardWrites();
+    keys.forEach((key, seq) => {
+      const shard = shardFor(env, key);
+      writes.add(shard, shard.prepare("INSERT INTO shard_writes_probe (batch, key, seq) VALUES (?1, ?2, ?3)").bind(batch, key, seq));
+    });
+    expect(writes.size).toBe(30);
+    await writes.write(env);
+
+    for (const shard of shards) {
+      const { results } = await shard.prepare("SELECT key, seq FROM shard_writes_probe WHERE batch = ?1 ORDER BY rowid").bind(batch).all<{ key: string; seq: number }>();
+      const wanted = keys.flatMap((key, seq) => (shardFor(env, key) === shard ? [{ key, seq }] : []));
+      expect(wanted.length).toBeGreaterThan(0);
+      expect(results).toEqual(wanted);
+    }
   });
 });
 
