@@ -14,8 +14,18 @@ const FAULT_TESTS = ["test/faults.test.ts", "test/outage.test.ts", "test/crons.t
 /** The workerd test files run with the optional R2 bucket for large values bound (the others run without it). */
 const R2_TESTS = ["test/largeValues.test.ts"];
 
-/** The Workers pool with the repo's Worker, as a user's entry of the documented shape; `r2` binds the VALUES bucket. */
-function workerdPool({ r2 = false } = {}) {
+/**
+ * The workerd test files run with three D1 shards (DB, DB_1, DB_2: worker/db/shards.ts); the others run with DB
+ * alone. A listed file that does not exist yet matches nothing.
+ */
+const SHARD_TESTS = ["test/shardsInfra.test.ts", "test/shards.test.ts"];
+
+/**
+ * The Workers pool with the repo's Worker, as a user's entry of the documented shape; `r2` binds the VALUES bucket,
+ * `shards` binds that many more D1 databases beside wrangler.toml's DB, as DB_1, DB_2, ….
+ */
+function workerdPool({ r2 = false, shards = 0 } = {}) {
+  const extraShards = Array.from({ length: shards }, (_, i) => `DB_${i + 1}`);
   return cloudflareTest({
     // A user's entry of the documented shape, with functions that count their side effects.
     main: "./test/worker.ts",
@@ -23,7 +33,13 @@ function workerdPool({ r2 = false } = {}) {
     // Dev mode, as `npm run dev` runs it (wrangler.toml leaves it off): the tests drive an open API,
     // and test/auth.test.ts calls the Worker with an env that turns it off.
     // Outbound requests pass through test/outbound.ts, which serves step.fetch's tests an echo host.
-    miniflare: { bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" }, ...(r2 ? { r2Buckets: ["VALUES"] } : {}), outboundService: outboundFetch },
+    // Extra D1 databases are merged with the wrangler config's DB, each a database of its own.
+    miniflare: {
+      bindings: { TEST_MIGRATIONS: migrations, STEPFLARE_DEV: "1" },
+      ...(r2 ? { r2Buckets: ["VALUES"] } : {}),
+      ...(extraShards.length > 0 ? { d1Databases: extraShards } : {}),
+      outboundService: outboundFetch,
+    },
     // `export * from "../worker/index.ts"` hides the entrypoint from the pool's static look at
     // the entry's exports: name it, so tests reach it as `exports.StepflareService`.
     additionalExports: { StepflareService: "WorkerEntrypoint" },
@@ -43,12 +59,17 @@ export default defineConfig({
       {
         // The Worker under workerd with its real D1, Queue and Durable Object bindings.
         plugins: [workerdPool()],
-        test: { name: "workers", include: ["test/*.test.ts"], exclude: [...FAULT_TESTS, ...NODE_TESTS, ...R2_TESTS], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+        test: { name: "workers", include: ["test/*.test.ts"], exclude: [...FAULT_TESTS, ...NODE_TESTS, ...R2_TESTS, ...SHARD_TESTS], setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
         // The same Worker with an R2 bucket bound as VALUES: large step outputs and events (worker/platform/largeValues.ts).
         plugins: [workerdPool({ r2: true })],
         test: { name: "workers-r2", include: R2_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
+      },
+      {
+        // The same Worker with D1 spread over three shards (DB, DB_1, DB_2): docs/shards.md.
+        plugins: [workerdPool({ shards: 2 })],
+        test: { name: "workers-shards", include: SHARD_TESTS, setupFiles: ["./test/setup.ts"], testTimeout: 30_000, sequence: { groupOrder: 0 } },
       },
       {
         // The tests that take D1 or the Queue down (worker/platform/faults.ts): the switch is one isolate's, so

@@ -24,6 +24,7 @@ import { registerRoutes } from "./routes/register.ts";
 import { loginRoutes } from "./routes/login.tsx";
 import { pageHeaders } from "./routes/pageHeaders.ts";
 import { ensureScheduler, tick } from "./schedule/tick.ts";
+import { checkShardMigrations } from "./db/shards.ts";
 import { env as workerEnv } from "cloudflare:workers";
 
 /** The dashboard's routes; `/login` and `/logout` (routes/login.tsx) guard themselves. */
@@ -52,8 +53,9 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   for (const fn of functions) if (fn.client instanceof Stepflare && !fn.client.hasSender) fn.client.useSender(sender);
 
   const app = new Hono<{ Bindings: Env }>();
+  // A shard without the newest migration answers 503 naming it (once per isolate: worker/db/shards.ts).
   app.use(async (c, next) => {
-    await Promise.all([ensureScheduler(c.env), loadRemoteFunctions(c.env)]);
+    await Promise.all([checkShardMigrations(c.env), ensureScheduler(c.env), loadRemoteFunctions(c.env)]);
     await next();
   });
   app.route("/", eventRoutes);
@@ -76,6 +78,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
     fetch: (request, env, ctx) => app.fetch(request, instrument(env), ctx),
     async queue(batch, env) {
       const metered = instrument(env);
+      await checkShardMigrations(metered);
       await ensureScheduler(metered);
       await consumeBatch(batch, metered);
     },
@@ -83,6 +86,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
     // same tick as the Scheduler's alarm, and the functions whose cron is exactly this trigger's.
     async scheduled(controller, env) {
       const metered = instrument(env);
+      await checkShardMigrations(metered);
       const now = Date.now();
       await Promise.all([tick(metered, now), fireCronTrigger(metered, controller.cron, controller.scheduledTime, now)]);
     },

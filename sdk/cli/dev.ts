@@ -1,13 +1,13 @@
 /**
- * `stepflare dev`: the local dev server. Applies the D1 migrations, starts the project's `wrangler dev`
+ * `stepflare dev`: the local dev server. Applies the D1 migrations to every shard, starts the project's `wrangler dev`
  * in dev mode with cron testing, prints where the dashboard is, and keeps Inngest SDK apps (`--app`)
  * synced: like Inngest's Dev Server, which polls the apps it knows every few seconds, it syncs each
  * app again every `--sync-interval` seconds (`POST /v1/apps`), so a changed app's functions follow.
  */
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { checkMigrationsDir } from "./migrate.ts";
-import { CliError, runWrangler, spawnWrangler, wranglerConfig } from "./project.ts";
+import { applyMigrations, checkMigrationsDir } from "./migrate.ts";
+import { CliError, spawnWrangler, wranglerConfig } from "./project.ts";
 
 export interface DevOptions {
   port: number;
@@ -26,8 +26,8 @@ export async function dev(options: DevOptions): Promise<number> {
   const config = wranglerConfig(options.config);
   const projectDir = path.dirname(config);
   checkMigrationsDir(config);
+  await applyMigrations(config, { remote: false, ...(options.persistTo ? { persistTo: options.persistTo } : {}) });
   const persist = options.persistTo ? ["--persist-to", options.persistTo] : [];
-  await runWrangler(projectDir, ["d1", "migrations", "apply", "DB", "--local", "--config", config, ...persist]);
 
   const args = ["dev", "--config", config, "--ip", options.ip, "--port", String(options.port), "--test-scheduled", "--var", "STEPFLARE_DEV:1", ...persist, ...options.wranglerArgs];
   const child = spawnWrangler(projectDir, args);

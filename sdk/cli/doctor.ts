@@ -9,6 +9,7 @@ import { promisify } from "node:util";
 import { SIGNING_KEY_FORM } from "../../worker/platform/env.ts";
 import { checkMigrationsDir } from "./migrate.ts";
 import { wranglerBin, wranglerConfig } from "./project.ts";
+import { shardDatabases, shardsUsed } from "./shards.ts";
 import { readWranglerToml, type TomlTable, type TomlValue } from "./toml.ts";
 
 export interface Finding {
@@ -50,17 +51,28 @@ export function checkConfig(config: string, toml: TomlTable): Finding[] {
   if (!flags.includes("nodejs_als") && !flags.includes("nodejs_compat")) error('compatibility_flags lacks "nodejs_als" (or "nodejs_compat"): the engine uses AsyncLocalStorage');
   if (typeof toml.compatibility_date !== "string") error('no compatibility_date: set compatibility_date = "2026-04-01" or later');
 
-  // D1: the database, its migrations.
-  const db = tables(toml.d1_databases).find((entry) => entry.binding === "DB");
-  if (!db) error('no D1 database bound as DB: add [[d1_databases]] binding = "DB", database_name, database_id (from `wrangler d1 create <name>`) and migrations_dir = "node_modules/stepflare/migrations"');
+  // D1: the database and its shards (DB_1, DB_2, …), their migrations, each a database of its own.
+  const shards = shardDatabases(toml);
+  if (shards[0]?.binding !== "DB") error('no D1 database bound as DB: add [[d1_databases]] binding = "DB", database_name, database_id (from `wrangler d1 create <name>`) and migrations_dir = "node_modules/stepflare/migrations"');
   else {
     try {
       checkMigrationsDir(config);
     } catch (err) {
       error((err as Error).message);
     }
-    if (typeof db.database_id !== "string" || PLACEHOLDER_ID.test(db.database_id)) {
-      error(`the DB database's database_id is ${typeof db.database_id === "string" ? "a placeholder" : "not set"} (fine for \`wrangler dev\`, not for a deploy): run \`npx wrangler d1 create ${String(db.database_name ?? "<name>")}\` and put its id in database_id`);
+    const used = shardsUsed(shards);
+    for (const shard of shards.filter((s) => !used.includes(s))) {
+      error(`${shard.binding} is bound but DB_${used.length} is not: the Worker uses DB, DB_1, … up to the first missing number, so ${shard.binding} is never read; number the shards without a gap`);
+    }
+    const byId = new Map<string, string>();
+    for (const { binding, entry } of shards) {
+      if (typeof entry.database_id !== "string" || PLACEHOLDER_ID.test(entry.database_id)) {
+        error(`the ${binding} database's database_id is ${typeof entry.database_id === "string" ? "a placeholder" : "not set"} (fine for \`wrangler dev\`, not for a deploy): run \`npx wrangler d1 create ${String(entry.database_name ?? "<name>")}\` and put its id in database_id`);
+      }
+      const id = typeof entry.database_id === "string" ? entry.database_id : undefined;
+      const twin = id === undefined ? undefined : byId.get(id);
+      if (twin) error(`${binding} has the same database_id as ${twin}: each shard must be a database of its own (\`npx wrangler d1 create <name>\` makes one; locally too, wrangler keeps one database per id)`);
+      else if (id !== undefined) byId.set(id, binding);
     }
   }
 
@@ -101,6 +113,14 @@ export function checkConfig(config: string, toml: TomlTable): Finding[] {
   return findings;
 }
 
+/** The D1 shards the config binds, as `stepflare doctor` lists them. */
+export function describeShards(toml: TomlTable): string {
+  const shards = shardsUsed(shardDatabases(toml));
+  if (shards.length === 0) return "D1 shards: none (no database bound as DB)";
+  if (shards.length === 1) return "D1 shards: DB alone (more databases bound as DB_1, DB_2, … spread the event log, the runs index and the waits: Stepflare's docs/shards.md)";
+  return `D1 shards: ${shards.map((shard) => `${shard.binding} (${String(shard.entry.database_name ?? "no database_name")})`).join(", ")}: ${shards.length} databases`;
+}
+
 /** Checks `.dev.vars` beside the config: dev mode for local runs, and a signing key in a form the engine takes. */
 export function checkDevVars(config: string): Finding[] {
   const file = path.join(path.dirname(config), ".dev.vars");
@@ -137,7 +157,9 @@ export async function checkDeployedSecrets(config: string): Promise<Finding[]> {
 /** Runs every check, prints the findings, and answers whether there was no error. */
 export async function doctor(options: { config?: string; secrets: boolean }): Promise<boolean> {
   const config = wranglerConfig(options.config);
-  const findings = [...checkConfig(config, readWranglerToml(config)), ...checkDevVars(config)];
+  const toml = readWranglerToml(config);
+  console.log(`· ${describeShards(toml)}`);
+  const findings = [...checkConfig(config, toml), ...checkDevVars(config)];
   if (options.secrets) findings.push(...(await checkDeployedSecrets(config)));
   for (const finding of findings) console.log(`${finding.level === "error" ? "✗" : "!"} ${finding.message}`);
   const errors = findings.filter((f) => f.level === "error").length;

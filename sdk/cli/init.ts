@@ -130,6 +130,8 @@ database_name = "${name}"
 database_id = "00000000-0000-0000-0000-000000000000"
 # The installed release's migrations: \`npx stepflare migrate\` applies them after an upgrade.
 migrations_dir = "node_modules/stepflare/migrations"
+# More D1 databases share the event log, the runs index and the waits when one is not enough (Stepflare's
+# docs/shards.md): bind each as DB_1, DB_2, … with its own database_id and this migrations_dir.
 
 [[queues.producers]]
 binding = "EVENTS"

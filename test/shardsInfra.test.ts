@@ -1,0 +1,85 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { checkShardMigrations, LATEST_MIGRATION, layoutCounts, recordLayout, shardFor, shardsOf, ShardWrites } from "../worker/db/shards.ts";
+import { StepflareError } from "../worker/platform/errors.ts";
+import { request } from "./helpers.ts";
+
+// The workers-shards project (vitest.config.ts): the Worker with three D1 databases, DB, DB_1 and DB_2, each
+// migrated by test/setup.ts. What the shards stand on: their list, the layouts recorded, the migrations check.
+
+describe("three D1 shards bound", () => {
+  it("are DB, DB_1 and DB_2, in that order", () => {
+    expect(shardsOf(env)).toEqual([env.DB, env.DB_1, env.DB_2]);
+    expect(new Set(shardsOf(env)).size).toBe(3);
+  });
+
+  it("record their layout as one row on DB alone, and read it back current first", async () => {
+    await recordLayout(env);
+    await recordLayout(env);
+    const onDb = await env.DB.prepare("SELECT count FROM shard_layouts").all<{ count: number }>();
+    expect(onDb.results).toEqual([{ count: 3 }]);
+    for (const shard of [env.DB_1!, env.DB_2!]) {
+      expect(await shard.prepare("SELECT count(*) AS n FROM shard_layouts").first<{ n: number }>()).toEqual({ n: 0 });
+    }
+    expect(await layoutCounts(env)).toEqual([3, 1]);
+  });
+});
+
+describe("ShardWrites", () => {
+  it("writes each shard's statements to that shard, in the order they were added", async () => {
+    const shards = shardsOf(env);
+    await Promise.all(shards.map((shard) => shard.prepare("CREATE TABLE IF NOT EXISTS shard_writes_probe (batch TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL)").run()));
+    // Fixed keys, so their shards are known (each gets some); this test's own batch id sets its rows apart.
+    const batch = crypto.randomUUID();
+    const keys = Array.from({ length: 30 }, (_, i) => `probe-${i}`);
+    const writes = new ShardWrites();
+    keys.forEach((key, seq) => {
+      const shard = shardFor(env, key);
+      writes.add(shard, shard.prepare("INSERT INTO shard_writes_probe (batch, key, seq) VALUES (?1, ?2, ?3)").bind(batch, key, seq));
+    });
+    expect(writes.size).toBe(30);
+    await writes.write(env);
+
+    for (const shard of shards) {
+      const { results } = await shard.prepare("SELECT key, seq FROM shard_writes_probe WHERE batch = ?1 ORDER BY rowid").bind(batch).all<{ key: string; seq: number }>();
+      const wanted = keys.flatMap((key, seq) => (shardFor(env, key) === shard ? [{ key, seq }] : []));
+      expect(wanted.length).toBeGreaterThan(0);
+      expect(results).toEqual(wanted);
+    }
+  });
+});
+
+describe("the shards' migrations check", () => {
+  it("refuses a shard without the newest migration, naming it, over the HTTP API too, and passes once it has it", async () => {
+    const behind = env.DB_2!;
+    const row = await behind.prepare("SELECT id, name, applied_at FROM d1_migrations WHERE name = ?1").bind(LATEST_MIGRATION).first<{ id: number; name: string; applied_at: string }>();
+    expect(row).not.toBeNull();
+    await behind.prepare("DELETE FROM d1_migrations WHERE name = ?1").bind(LATEST_MIGRATION).run();
+    try {
+      // The check's answer is kept per isolate and per shard count: asking with two shards first makes the
+      // three-shard check below run afresh, whatever this isolate asked before.
+      await expect(checkShardMigrations({ ...env, DB_2: undefined })).resolves.toBeUndefined();
+
+      const refusal = await checkShardMigrations(env).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(refusal).toBeInstanceOf(StepflareError);
+      expect(refusal).toMatchObject({ code: "config.invalid" });
+      expect((refusal as StepflareError).message).toContain(`DB_2 lacks migration ${LATEST_MIGRATION}`);
+      expect((refusal as StepflareError).message).not.toContain("DB_1");
+
+      const res = await request("/v1/functions");
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: string };
+      expect(body.error).toContain(`DB_2 lacks migration ${LATEST_MIGRATION}`);
+    } finally {
+      await behind.prepare("INSERT INTO d1_migrations (id, name, applied_at) VALUES (?1, ?2, ?3)").bind(row!.id, row!.name, row!.applied_at).run();
+    }
+
+    // A refusal is not kept: the next request checks again, and finds every shard up to date.
+    await expect(checkShardMigrations(env)).resolves.toBeUndefined();
+    const res = await request("/v1/functions");
+    expect(res.status).toBe(200);
+  });
+});
