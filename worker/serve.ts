@@ -30,6 +30,9 @@ import { env as workerEnv } from "cloudflare:workers";
 /** The dashboard's routes; `/login` and `/logout` (routes/login.tsx) guard themselves. */
 const DASHBOARD_PATHS = ["/", "/runs", "/runs/*", "/events", "/events/*", "/apps", "/health"];
 
+/** How long a queue batch waits before it is tried again while a D1 shard lacks a migration. */
+const SHARD_NOT_READY_RETRY_SECONDS = 60;
+
 export interface ServeOptions {
   // Any client: with v3 middleware and EventSchemas as well as without.
   client: Stepflare<readonly MiddlewareEntry[], EventCatalog>;
@@ -78,7 +81,14 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
     fetch: (request, env, ctx) => app.fetch(request, instrument(env), ctx),
     async queue(batch, env) {
       const metered = instrument(env);
-      await checkShardMigrations(metered);
+      try {
+        await checkShardMigrations(metered);
+      } catch (err) {
+        // A shard behind (a deploy before its migrations): the batch waits a minute a try, not its retries' worth of instant redeliveries.
+        createLogger().error("queue batch held back: a D1 shard is not ready", { error: String(err) });
+        batch.retryAll({ delaySeconds: SHARD_NOT_READY_RETRY_SECONDS });
+        return;
+      }
       await ensureScheduler(metered);
       await consumeBatch(batch, metered);
     },

@@ -228,7 +228,11 @@ async function findShardsBehind(shards: D1Database[]): Promise<string[]> {
         .bind(LATEST_MIGRATION)
         .first<{ ok: number }>()
         .then((row) => row !== null)
-        .catch(() => false),
+        // A database never migrated has no d1_migrations table; any other failure is D1's, not a shard behind.
+        .catch((err: unknown) => {
+          if (String(err).includes("no such table")) return false;
+          throw err;
+        }),
     ),
   );
   return applied.flatMap((ok, index) => (ok ? [] : [shardName(index)]));
