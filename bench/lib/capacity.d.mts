@@ -34,6 +34,7 @@ export interface CapacityRow extends Record<Bound, number> {
 export declare const LIMITS: CapacityLimits;
 export declare const SECONDS_PER_MONTH: number;
 export declare function capacity(input: { perUnit: PerUnit; retentionDays: number; shards: number; queues?: number; limits?: CapacityLimits }): Capacity;
+export declare function spreadStatements(batched: PerUnit, shards: number): PerUnit;
 export declare function capacityTable(input: { measured: Record<string, { alone: PerUnit; batched: PerUnit }>; shards: number[]; retentionDays: number[]; limits?: CapacityLimits }): CapacityRow[];
 export declare function formatCount(n: number): string;
 export declare function formatCapacityTable(rows: CapacityRow[]): string;

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { capacity, capacityTable, formatCapacityTable, formatCount, LIMITS, SECONDS_PER_MONTH } from "./capacity.mjs";
+import { capacity, capacityTable, formatCapacityTable, formatCount, LIMITS, SECONDS_PER_MONTH, spreadStatements } from "./capacity.mjs";
 
 const month = 30 * 86_400;
 
@@ -75,6 +75,9 @@ describe("capacityTable", () => {
     expect(first!.threadBatched).toBeCloseTo((1000 / 1.5) * month);
     expect(first!.storage).toBeCloseTo((10e9 / 3000) * (30 / 7));
     expect(first!.binds).toBe("storage");
+    // On 16 shards a request of 100 events writes its insert and its mark on each shard: 2 × 15 statements more per 100 events.
+    expect(rows[2]!.threadBatched).toBeCloseTo(((16 * 1000) / (1.5 + 0.3)) * month);
+    expect(rows[2]!.thread).toBeCloseTo(((16 * 1000) / 4) * month);
   });
 
   it("prints as a Markdown table", () => {
@@ -84,6 +87,13 @@ describe("capacityTable", () => {
       "|---|---|---|---|---|---|---|---|---|---|",
       "| 1 KiB | 30 d | 1 | 3.3 M | 22 M | 648 M | 1.7 B | 13 B | storage | 194 ms |",
     ]);
+  });
+});
+
+describe("spreadStatements", () => {
+  it("adds a request's insert and mark on every further shard, shared by its 100 events", () => {
+    expect(spreadStatements({ d1Bytes: 1, d1Statements: 2.52, queueMessages: 1 }, 1).d1Statements).toBeCloseTo(2.52);
+    expect(spreadStatements({ d1Bytes: 1, d1Statements: 2.52, queueMessages: 1 }, 4).d1Statements).toBeCloseTo(2.58);
   });
 });
 
