@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { checkShardMigrations, LATEST_MIGRATION, layoutCounts, recordLayout, shardFor, shardsOf, ShardWrites } from "../worker/db/shards.ts";
+import { checkShardMigrations, forgetLayouts, LATEST_MIGRATION, layoutCounts, recordLayout, shardFor, shardsOf, ShardWrites } from "../worker/db/shards.ts";
 import { StepflareError } from "../worker/platform/errors.ts";
 import { request } from "./helpers.ts";
 
@@ -21,7 +21,19 @@ describe("three D1 shards bound", () => {
     for (const shard of [env.DB_1!, env.DB_2!]) {
       expect(await shard.prepare("SELECT count(*) AS n FROM shard_layouts").first<{ n: number }>()).toEqual({ n: 0 });
     }
+    // DB holds nothing from a time it was alone: keys are not looked for there as under one shard.
+    expect(await layoutCounts(env)).toEqual([3]);
+  });
+
+  it("look for keys where DB alone put them while DB holds a row from that time, and no longer once it is gone", async () => {
+    const firstSeen = (await env.DB.prepare("SELECT first_seen FROM shard_layouts WHERE count = 3").first<{ first_seen: number }>())!.first_seen;
+    const id = `alone-${crypto.randomUUID()}`;
+    await env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at) VALUES (?1, 'test/alone', '{}', ?2, ?2)").bind(id, firstSeen - 1000).run();
+    forgetLayouts();
     expect(await layoutCounts(env)).toEqual([3, 1]);
+    await env.DB.prepare("DELETE FROM events WHERE id = ?1").bind(id).run();
+    forgetLayouts();
+    expect(await layoutCounts(env)).toEqual([3]);
   });
 });
 

@@ -120,7 +120,29 @@ async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
   const recorded = results.filter((row) => row.count < count);
   // A count was in use until a larger one was first seen; the current count's rows are placed by it.
   const untilOf = (count: number, since: number) => Math.min(...results.filter((row) => row.count > count && row.first_seen >= since).map((row) => row.first_seen), Infinity);
-  return [{ count: 1, until: untilOf(1, -Infinity) }, ...recorded.map((row) => ({ count: row.count, until: untilOf(row.count, row.first_seen) }))];
+  const aloneUntil = untilOf(1, -Infinity);
+  const eras = recorded.map((row) => ({ count: row.count, until: untilOf(row.count, row.first_seen) }));
+  return (await heldRowsBefore(env.DB, aloneUntil)) ? [{ count: 1, until: aloneUntil }, ...eras] : eras;
+}
+
+/**
+ * Whether DB still holds an event, a runs index row or a wait written before `until`: rows of the
+ * time DB was alone. A deployment made with shards never had that time, and one that added them has
+ * none left once retention has removed them: then keys are not looked for there any more. Three
+ * seeks: index events_received, index runs_started, and the oldest wait by rowid (waits have no
+ * index by their start, and a rowid table gives each new row a larger rowid).
+ */
+async function heldRowsBefore(db: D1Database, until: number): Promise<boolean> {
+  if (until === Infinity) return true;
+  const row = await db
+    .prepare(
+      `SELECT EXISTS (SELECT 1 FROM events WHERE received_at < ?1)
+           OR EXISTS (SELECT 1 FROM runs WHERE started_at < ?1)
+           OR COALESCE((SELECT since FROM waits ORDER BY rowid LIMIT 1) < ?1, 0) AS held`,
+    )
+    .bind(until)
+    .first<{ held: number }>();
+  return row?.held === 1;
 }
 
 /** Makes the next read of the layouts go to `shard_layouts` (for a test that records a past layout by hand). */
