@@ -3,6 +3,7 @@
 // under an earlier layout still found, and the tick's sweep and repair working on every shard.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { getEvents } from "../worker/db/events.ts";
 import { forgetLayouts, shardIndex, shardsOf } from "../worker/db/shards.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import type { Env } from "../worker/platform/env.ts";
@@ -137,6 +138,13 @@ describe("shards", () => {
     // Sent again within the dedup window, the id is known: no second event on the current layout's shard.
     await sendEvents({ id, name: "test/fanout", data: { key } });
     expect(await shardsWith("events", id)).toEqual([shardIndex(id, 2)]);
+
+    // A Worker a deploy had not replaced yet still writes under two shards after three were first seen: its event is found by ref.
+    let late = "";
+    for (let i = 0; shardIndex(late, 2) === shardIndex(late, 3); i++) late = uniqueKey(`late-${i}`);
+    const now = Date.now();
+    await shards()[shardIndex(late, 2)]!.prepare("INSERT INTO events (id, name, data, ts, received_at) VALUES (?1, 'test/nothing', '{}', ?2, ?2)").bind(late, now).run();
+    expect((await getEvents(workerEnv, [{ id: late, receivedAt: now }])).map((found) => found.event.id)).toEqual([late]);
   });
 
   it("repairs an index row on its own shard: the tick asks the run's object and records its end there", async () => {
@@ -156,6 +164,19 @@ describe("shards", () => {
       20_000,
       "the repaired row",
     );
+  });
+
+  it("starts, on resume, every event a paused function held, whichever shard it is on", async () => {
+    const post = (path: string) => request(path, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect((await post("/v1/functions/fanout-a/pause")).status).toBe(200);
+    const key = uniqueKey("held");
+    const ids = await sendEvents(Array.from({ length: 12 }, (_, i) => ({ name: "test/fanout", data: { key: `${key}-${i}` } })));
+    expect(new Set(ids.map((id) => shardIndex(id, 3))).size).toBe(3);
+    // Held: each event is recorded for the paused function (fanout-b, not paused, runs at once).
+    await eventually(async () => ((await workerEnv.DB.prepare("SELECT COUNT(*) AS n FROM paused_events WHERE function_id = 'fanout-a'").first<{ n: number }>())!.n === 12 ? true : undefined), 15_000, "12 held events");
+    expect((await post("/v1/functions/fanout-a/resume")).status).toBe(200);
+    for (const [i, id] of ids.entries()) expect((await finished(runIdFor("fanout-a", id, await receivedAt(id)))).output).toBe(`a:${key}-${i}`);
+    expect(await workerEnv.DB.prepare("SELECT COUNT(*) AS n FROM paused_events WHERE function_id = 'fanout-a'").first<{ n: number }>()).toEqual({ n: 0 });
   });
 
   it("cancels in bulk the runs of every shard", async () => {

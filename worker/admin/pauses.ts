@@ -2,6 +2,7 @@ import type { StepflareFunction } from "../../sdk/function.ts";
 import { toEvent } from "../db/events.ts";
 import { insertPause, markResumed, pausedEventsPage, pausedFunctions, resumePageDoneStatements, stalledResumes } from "../db/pauses.ts";
 import type { RunIndexEntry } from "../db/runs.ts";
+import { ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { resolveEventData } from "../platform/largeValues.ts";
 import { findFunction } from "../platform/registry.ts";
@@ -44,9 +45,10 @@ export async function resumeStalledResumes(env: Env, now: number): Promise<void>
 export async function resumePage(env: Env, functionId: string, skip: boolean): Promise<void> {
   const fn = findFunction(functionId);
   if (!fn || (await pausedFunctions(env, true)).has(functionId)) return;
-  const results = await pausedEventsPage(env, functionId, RESUME_PAGE);
+  const { rows: results, gone } = await pausedEventsPage(env, functionId, RESUME_PAGE);
   const entries: RunIndexEntry[] = [];
-  const done: typeof results = [];
+  // An event past retention is gone from the log: its record goes with the page.
+  const done: { id: string; received_at: number }[] = [...gone];
   // One after another: runs start in the order their events came.
   for (const row of results) {
     const accepted = { event: toEvent(row), receivedAt: row.received_at };
@@ -62,7 +64,8 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
     if (entry) entries.push(entry);
     done.push(row);
   }
-  const more = results.length === RESUME_PAGE || done.length < results.length;
-  await starterIndexWrites(env, entries).add(env.DB, ...resumePageDoneStatements(env, functionId, done, more)).write(env);
+  const more = results.length + gone.length === RESUME_PAGE || done.length < results.length + gone.length;
+  // The page's records go only once its skipped runs are indexed.
+  await starterIndexWrites(env, entries).writeThen(env, new ShardWrites().add(env.DB, ...resumePageDoneStatements(env, functionId, done, more)));
   if (more) await sendMessages(env, [{ type: "resume-page", functionId, skip }]);
 }

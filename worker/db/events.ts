@@ -146,33 +146,22 @@ function refParameters(refs: EventRef[]): string[] {
 
 /**
  * The newest event with this id (an id sent again after the dedup window names several events),
- * with when it was dispatched; null if the log has none.
+ * with when it was dispatched and when each event with the id was received; null if the log has none.
  *
  * @example
  * const found = await getEvent(env, "01J...");
  */
-export async function getEvent(env: Env, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null }) | null> {
+export async function getEvent(env: Env, id: string): Promise<(AcceptedEvent & { dispatchedAt: number | null; receipts: number[] }) | null> {
   const pages = await Promise.all(
     [...(await groupByHoldingShard(env, [id], (key) => key)).keys()].map(async (shard) => {
       // Uses the primary key (id, received_at).
-      const result = await shard.prepare("SELECT * FROM events WHERE id = ?1 ORDER BY received_at DESC LIMIT 1").bind(id).all<EventRow>();
+      const result = await shard.prepare("SELECT * FROM events WHERE id = ?1").bind(id).all<EventRow>();
       return result.results;
     }),
   );
-  const row = pages.flat().sort((a, b) => b.received_at - a.received_at)[0];
-  return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at } : null;
-}
-
-/** When each event with this id was received (an id sent again after the dedup window names several). */
-export async function eventReceipts(env: Env, id: string): Promise<number[]> {
-  const pages = await Promise.all(
-    [...(await groupByHoldingShard(env, [id], (key) => key)).keys()].map(async (shard) => {
-      // Uses the primary key (id, received_at).
-      const result = await shard.prepare("SELECT received_at FROM events WHERE id = ?1").bind(id).all<{ received_at: number }>();
-      return result.results.map((row) => row.received_at);
-    }),
-  );
-  return pages.flat();
+  const rows = pages.flat().sort((a, b) => b.received_at - a.received_at);
+  const row = rows[0];
+  return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at, receipts: rows.map((r) => r.received_at) } : null;
 }
 
 /**
@@ -182,6 +171,11 @@ export async function eventReceipts(env: Env, id: string): Promise<number[]> {
  * const accepted = await getEvents(env, [{ id: "01J...", receivedAt: 1764000000000 }]);
  */
 export async function getEvents(env: Env, refs: EventRef[]): Promise<AcceptedEvent[]> {
+  return (await getEventRows(env, refs)).map((row) => ({ event: toEvent(row), receivedAt: row.received_at }));
+}
+
+/** The rows of the log these refs name, from the shards that may hold them, in no particular order. */
+export async function getEventRows(env: Env, refs: EventRef[]): Promise<EventRow[]> {
   if (refs.length === 0) return [];
   const pages = await Promise.all(
     [...(await groupByHoldingShard(env, refs, (ref) => ref.id, (ref) => ref.receivedAt))].map(async ([shard, part]) => {
@@ -191,7 +185,7 @@ export async function getEvents(env: Env, refs: EventRef[]): Promise<AcceptedEve
       return results.flatMap((r) => r.results);
     }),
   );
-  return pages.flat().map((row) => ({ event: toEvent(row), receivedAt: row.received_at }));
+  return pages.flat();
 }
 
 /**

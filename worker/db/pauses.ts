@@ -1,4 +1,4 @@
-import type { EventRow } from "./events.ts";
+import { getEventRows, type EventRow } from "./events.ts";
 import type { Env } from "../platform/env.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 
@@ -56,15 +56,23 @@ export async function stalledResumes(env: Env, before: number): Promise<{ functi
   return results.map((row) => ({ functionId: row.function_id, skip: row.skip === 1 }));
 }
 
-/** The oldest `limit` events recorded for a paused function, in the order they came. */
-export async function pausedEventsPage(env: Env, functionId: string, limit: number): Promise<(EventRow & { position: number })[]> {
-  const { results } = await env.DB.prepare(
-    `SELECT paused_events.position, events.* FROM paused_events JOIN events ON events.id = paused_events.event_id AND events.received_at = paused_events.received_at
-     WHERE paused_events.function_id = ?1 ORDER BY paused_events.received_at, paused_events.position LIMIT ?2`,
-  )
+/**
+ * The oldest `limit` events recorded for a paused function, in the order they came: the page from
+ * `paused_events` (on DB), then the events themselves from their shards. `gone`: the recorded events
+ * the log no longer holds (past retention), which nothing can start.
+ */
+export async function pausedEventsPage(env: Env, functionId: string, limit: number): Promise<{ rows: (EventRow & { position: number })[]; gone: { id: string; received_at: number }[] }> {
+  const { results } = await env.DB.prepare("SELECT event_id, received_at, position FROM paused_events WHERE function_id = ?1 ORDER BY received_at, position LIMIT ?2")
     .bind(functionId, limit)
-    .all<EventRow & { position: number }>();
-  return results;
+    .all<{ event_id: string; received_at: number; position: number }>();
+  const rows = new Map((await getEventRows(env, results.map((row) => ({ id: row.event_id, receivedAt: row.received_at })))).map((row) => [`${row.received_at}\n${row.id}`, row]));
+  const page: { rows: (EventRow & { position: number })[]; gone: { id: string; received_at: number }[] } = { rows: [], gone: [] };
+  for (const held of results) {
+    const row = rows.get(`${held.received_at}\n${held.event_id}`);
+    if (row) page.rows.push({ ...row, position: held.position });
+    else page.gone.push({ id: held.event_id, received_at: held.received_at });
+  }
+  return page;
 }
 
 /**

@@ -95,13 +95,22 @@ interface LayoutEra {
   until: number;
 }
 
+/**
+ * How long after a larger count is first seen rows may still be written under the smaller one: a
+ * deploy that adds a shard replaces the Worker's isolates over seconds to minutes (hours with
+ * gradual deployments), and until then the old ones write where they always did.
+ */
+const LAYOUT_CHANGE_MARGIN_MS = 24 * 60 * 60 * 1000;
+
 let layouts: { count: number; at: number; eras: Promise<LayoutEra[]> } | undefined;
 
 /**
  * The layouts rows may have been written under besides the current one, each with its end: the
  * first use of the next larger count recorded in `shard_layouts` (DB alone, count 1, needs no record
- * and ended at the first count recorded). Read once a minute per isolate, after this isolate has
- * recorded the current count.
+ * and ended at the first count recorded), plus a margin for the isolates a deploy had not replaced
+ * yet. A layout counts only while its shards hold a row older than its end: a deployment made with
+ * shards never had DB alone, and a layout whose rows retention has removed is not asked any more.
+ * Read once a minute per isolate, after this isolate has recorded the current count.
  */
 async function layoutEras(env: Env): Promise<LayoutEra[]> {
   const count = shardsOf(env).length;
@@ -117,32 +126,34 @@ async function layoutEras(env: Env): Promise<LayoutEra[]> {
 async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
   await recordLayout(env);
   const { results } = await env.DB.prepare("SELECT count, first_seen FROM shard_layouts ORDER BY first_seen, count").all<{ count: number; first_seen: number }>();
-  const recorded = results.filter((row) => row.count < count);
   // A count was in use until a larger one was first seen; the current count's rows are placed by it.
-  const untilOf = (count: number, since: number) => Math.min(...results.filter((row) => row.count > count && row.first_seen >= since).map((row) => row.first_seen), Infinity);
-  const aloneUntil = untilOf(1, -Infinity);
-  const eras = recorded.map((row) => ({ count: row.count, until: untilOf(row.count, row.first_seen) }));
-  return (await heldRowsBefore(env.DB, aloneUntil)) ? [{ count: 1, until: aloneUntil }, ...eras] : eras;
+  const endOf = (count: number, since: number) => Math.min(...results.filter((row) => row.count > count && row.first_seen >= since).map((row) => row.first_seen), Infinity);
+  const candidates = [{ count: 1, ended: endOf(1, -Infinity) }, ...results.filter((row) => row.count < count).map((row) => ({ count: row.count, ended: endOf(row.count, row.first_seen) }))];
+  const oldest = await oldestRowTimes(shardsOf(env).slice(0, Math.max(...candidates.map((era) => era.count))));
+  return candidates
+    .filter((era) => era.ended === Infinity || oldest.slice(0, era.count).some((at) => at < era.ended))
+    .map((era) => ({ count: era.count, until: era.ended + LAYOUT_CHANGE_MARGIN_MS }));
 }
 
 /**
- * Whether DB still holds an event, a runs index row or a wait written before `until`: rows of the
- * time DB was alone. A deployment made with shards never had that time, and one that added them has
- * none left once retention has removed them: then keys are not looked for there any more. Three
- * seeks: index events_received, index runs_started, and the oldest wait by rowid (waits have no
- * index by their start, and a rowid table gives each new row a larger rowid).
+ * The time of each shard's oldest event, runs index row or wait (Infinity for an empty shard): one
+ * statement a shard, three seeks (index events_received, index runs_started, and the oldest wait by
+ * rowid: waits have no index by their start, and a rowid table gives each new row a larger rowid).
  */
-async function heldRowsBefore(db: D1Database, until: number): Promise<boolean> {
-  if (until === Infinity) return true;
-  const row = await db
-    .prepare(
-      `SELECT EXISTS (SELECT 1 FROM events WHERE received_at < ?1)
-           OR EXISTS (SELECT 1 FROM runs WHERE started_at < ?1)
-           OR COALESCE((SELECT since FROM waits ORDER BY rowid LIMIT 1) < ?1, 0) AS held`,
-    )
-    .bind(until)
-    .first<{ held: number }>();
-  return row?.held === 1;
+async function oldestRowTimes(shards: D1Database[]): Promise<number[]> {
+  return Promise.all(
+    shards.map(async (shard) => {
+      const row = await shard
+        .prepare(
+          `SELECT MIN(COALESCE((SELECT MIN(received_at) FROM events), ?1), COALESCE((SELECT MIN(started_at) FROM runs), ?1),
+                      COALESCE((SELECT since FROM waits ORDER BY rowid LIMIT 1), ?1)) AS oldest`,
+        )
+        .bind(Number.MAX_SAFE_INTEGER)
+        .first<{ oldest: number }>();
+      const oldest = row?.oldest ?? Number.MAX_SAFE_INTEGER;
+      return oldest >= Number.MAX_SAFE_INTEGER ? Infinity : oldest;
+    }),
+  );
 }
 
 /** Makes the next read of the layouts go to `shard_layouts` (for a test that records a past layout by hand). */
@@ -216,6 +227,17 @@ export class ShardWrites {
     if (this.byShard.size === 0) return;
     await recordLayout(env);
     await Promise.all([...this.byShard].map(([shard, statements]) => shard.batch(statements)));
+  }
+
+  /**
+   * Writes these, then `after` once these went through on every shard (a batch per shard is its own
+   * transaction, and one may fail while another commits). With DB alone, both in one batch: one
+   * transaction, one round trip, as before shards.
+   */
+  async writeThen(env: Env, after: ShardWrites): Promise<void> {
+    if (shardsOf(env).length === 1) return this.addAll(after).write(env);
+    await this.write(env);
+    await after.write(env);
   }
 }
 

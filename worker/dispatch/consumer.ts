@@ -2,7 +2,7 @@ import { cancelPage } from "../admin/cancellations.ts";
 import { resumePage } from "../admin/pauses.ts";
 import { getEvents } from "../db/events.ts";
 import { endRunStatement } from "../db/runs.ts";
-import { shardFor, ShardWrites } from "../db/shards.ts";
+import { ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { resolveEventData } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
@@ -30,6 +30,8 @@ class BatchWork {
   readonly events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
   /** Statements written in the batch's one D1 round trip (per shard), before its messages are acked. */
   writes = new ShardWrites();
+  /** The events' dispatched marks, written after `writes`: with shards, a mark must not land while a write it covers failed. */
+  marks = new ShardWrites();
   /** Messages acked once the batch's D1 write went through. */
   readonly done: Message<QueueMessage>[] = [];
   /** Work of its own per message (a page of a bulk cancellation or a resume), going on beside the dispatch. */
@@ -108,8 +110,8 @@ const handlers: Handlers = {
   // Only messages an earlier engine queued before an upgrade: a run's object now writes its end itself.
   "run-ended"(messages, work) {
     for (const message of messages) {
-      const shard = shardFor(work.env, message.body.runId);
-      work.writes.add(shard, endRunStatement(shard, { ...message.body }));
+      // Sent by releases before shards, whose runs' rows are all on DB.
+      work.writes.add(work.env.DB, endRunStatement(work.env.DB, { ...message.body }));
       work.done.push(message);
     }
   },
@@ -150,7 +152,7 @@ async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Prom
   await dispatchEvents(work);
   work.stage = "D1 write";
   try {
-    await work.writes.write(work.env);
+    await work.writes.writeThen(work.env, work.marks);
     for (const message of work.done) work.ack(message);
   } catch (err) {
     createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
@@ -175,4 +177,5 @@ async function dispatchEvents(work: BatchWork): Promise<void> {
   events.forEach(({ message }, i) => (outcome.dispatched[i] ? work.done.push(message) : work.retry(message)));
   // Index rows first, as before: a run's start row precedes any end row of the same batch.
   work.writes = outcome.writes.addAll(work.writes);
+  work.marks = outcome.marks;
 }

@@ -23,8 +23,10 @@ export async function dispatchEvent(env: Env, accepted: AcceptedEvent, position 
 export interface DispatchOutcome {
   /** Per event, in order: its runs are started and every wait it resolves was told. The others must be dispatched again. */
   dispatched: boolean[];
-  /** Skipped runs' index rows first, then the waits it used up and the events' dispatched marks: one D1 batch per shard. */
+  /** Skipped runs' index rows and the waits it used up: one D1 batch per shard. */
   writes: ShardWrites;
+  /** The events' dispatched marks, written once `writes` went through: a marked event is never swept again. */
+  marks: ShardWrites;
 }
 
 /**
@@ -33,16 +35,16 @@ export interface DispatchOutcome {
  * a debounce's or batch's events. `stage` hears where the pass is (a batch that runs out of time logs it).
  *
  * @example
- * const { dispatched, writes } = await dispatchAccepted(env, [{ event, receivedAt }]);
+ * const { dispatched, writes, marks } = await dispatchAccepted(env, [{ event, receivedAt }]);
  */
 export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage: (name: string) => void = () => {}): Promise<DispatchOutcome> {
-  if (events.length === 0) return { dispatched: [], writes: new ShardWrites() };
+  if (events.length === 0) return { dispatched: [], writes: new ShardWrites(), marks: new ShardWrites() };
   // The synced apps' functions. With a copy of them the pass does not wait for a fresher one (that
   // read goes on beside it: a D1 read awaited in every consumer batch stalled the local queue under
   // load in the workerd tests). An isolate with no copy reads one first, and if it cannot, dispatches
   // no event now: marked dispatched, an event of theirs would never start its runs.
   if (hasRemoteCopy()) void loadRemoteFunctions(env);
-  else if (!(await loadRemoteFunctions(env))) return { dispatched: events.map(() => false), writes: new ShardWrites() };
+  else if (!(await loadRemoteFunctions(env))) return { dispatched: events.map(() => false), writes: new ShardWrites(), marks: new ShardWrites() };
   const now = Date.now();
   stage("dispatch");
   const [runs, matches] = await Promise.all([
@@ -72,7 +74,7 @@ export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage:
     refs.push(ref);
     return true;
   });
-  return { dispatched, writes: starterIndexWrites(env, started).addAll(deletes).addAll(await markDispatched(env, refs, now)) };
+  return { dispatched, writes: starterIndexWrites(env, started).addAll(deletes), marks: await markDispatched(env, refs, now) };
 }
 
 /** One event's key in a map: its id alone may name several events. */

@@ -61,9 +61,9 @@ export function dispatchFromRequest(env: Env, waitUntil: ((work: Promise<unknown
 async function dispatchNow(env: Env, accepted: AcceptedEvent[]): Promise<void> {
   let left = accepted;
   try {
-    const { dispatched, writes } = await dispatchAccepted(env, accepted);
-    // The marks first: an event dispatched here and not marked would be swept and started again (harmless, but paid for).
-    await writes.write(env);
+    const { dispatched, writes, marks } = await dispatchAccepted(env, accepted);
+    // Written before the queue is asked: an event dispatched here and not marked would be swept and started again (harmless, but paid for).
+    await writes.writeThen(env, marks);
     left = accepted.filter((_, i) => !dispatched[i]);
   } catch (err) {
     createLogger().warn("dispatch from the request failed; the queue takes it", { events: accepted.length, error: String(err) });

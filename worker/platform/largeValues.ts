@@ -138,7 +138,7 @@ export function eventDataPlaceholder(stored: string): Record<string, unknown> {
  *
  * @example
  * const stored = await offloadEventData(env, events, receivedAt);
- * await insertEvents(env.DB, events, receivedAt, stored);
+ * await insertEvents(env, events, receivedAt, stored);
  */
 export async function offloadEventData(env: Pick<Env, "VALUES">, events: StoredEvent[], receivedAt: number): Promise<Map<StoredEvent, string> | undefined> {
   const bucket = env.VALUES;
@@ -158,7 +158,7 @@ export async function offloadEventData(env: Pick<Env, "VALUES">, events: StoredE
  * (no call) when none is.
  *
  * @example
- * await resolveEventData(env, await getEvents(env.DB, refs));
+ * await resolveEventData(env, await getEvents(env, refs));
  */
 export async function resolveEventData(env: Pick<Env, "VALUES">, accepted: Iterable<{ event: StoredEvent }>): Promise<void> {
   const loads: Promise<void>[] = [];

@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { nameSchema } from "../../sdk/event.ts";
-import { eventReceipts, getEvent } from "../db/events.ts";
+import { getEvent } from "../db/events.ts";
 import { childrenOf, findRun, runsOfEvent } from "../db/runs.ts";
 import type { Env } from "../platform/env.ts";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
@@ -59,7 +59,7 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   const id = c.req.param("eventId");
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
-  const [rows] = await Promise.all([eventReceipts(c.env, id).then((receipts) => runsOfEvent(c.env, id, receipts)), loadRemoteFunctions(c.env)]);
+  const [rows] = await Promise.all([runsOfEvent(c.env, id, found.receipts), loadRemoteFunctions(c.env)]);
   // A run in its first second may not be listed yet: the newest event's runs are asked for by id too.
   const unlisted = unlistedRunIds(found, new Set(rows.map((row) => row.id)));
   // A listing reads each run's record only, never its steps (up to 32 MiB of outputs per run).

@@ -131,14 +131,17 @@ export class RunDelivery {
     const index = shardIndex(run.id, shardsOf(this.env).length);
     const shard = shardsOf(this.env)[index]!;
     const insert = insertRunStatement(shard, { ...indexEntryOf(run), status });
-    // Cancellations are on DB: one batch with the insert when the run's shard is DB too.
+    // Cancellations are on DB: one batch (one transaction) with the insert when the run's shard is DB too;
+    // else the insert first, so that a cancellation made after the read finds the row.
     const cancellationsSince = cancellationsSinceStatement(this.env.DB, run.functionId, run.listedAt, run.startedAt);
     try {
       await recordLayout(this.env);
-      const cancellations =
-        shard === this.env.DB
-          ? (await this.env.DB.batch<CancellationRef>([insert, cancellationsSince]))[1]!
-          : (await Promise.all([shard.batch([insert]), cancellationsSince.all<CancellationRef>()]))[1];
+      let cancellations: D1Result<CancellationRef>;
+      if (shard === this.env.DB) cancellations = (await this.env.DB.batch<CancellationRef>([insert, cancellationsSince]))[1]!;
+      else {
+        await shard.batch([insert]);
+        cancellations = await cancellationsSince.all<CancellationRef>();
+      }
       return { indexedOn: index, cancellations: cancellations.results };
     } catch (err) {
       createLogger({ run_id: run.id, function_id: run.functionId }).warn("could not write the run's row to the runs index; will try again", { error: String(err) });

@@ -228,7 +228,9 @@ export async function findMatchingWaits(env: Env, accepted: AcceptedEvent[], _no
   // A name's waits are on its shard (and, registered before a shard was added, where the layout of their time put them).
   const byShard = await groupByHoldingShard(env, accepted, (entry) => entry.event.name);
   const found = await Promise.all([...byShard].map(([shard, entries]) => findMatchingWaitsOn(shard, entries)));
-  return found.flat().sort((a, b) => a.accepted.receivedAt - b.accepted.receivedAt);
+  // Events of one millisecond (one request's) in the order they were sent, whichever shard their waits are on.
+  const order = new Map(accepted.map((entry, i) => [entry, i]));
+  return found.flat().sort((a, b) => a.accepted.receivedAt - b.accepted.receivedAt || order.get(a.accepted)! - order.get(b.accepted)!);
 }
 
 async function findMatchingWaitsOn(shard: D1Database, accepted: AcceptedEvent[]): Promise<WaitMatch[]> {

@@ -69,7 +69,8 @@ export async function runDueCrons(env: Env, now: number, functions: readonly Ste
     const batch = due.slice(i, i + START_BATCH);
     started.push(...(await Promise.all(batch.map(({ fn, schedule, scheduledAt }) => startCronRun(env, fn, schedule, scheduledAt, now)))));
   }
-  await new ShardWrites().add(env.DB, ...statements).addAll(starterIndexWrites(env, started)).write(env);
+  // The crons move on only once their skipped runs are indexed.
+  await starterIndexWrites(env, started).writeThen(env, new ShardWrites().add(env.DB, ...statements));
   return { started, nextAt: nextTimes.length > 0 ? Math.min(...nextTimes) : null };
 }
 

@@ -1,6 +1,6 @@
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { deleteOldEventsStatement, sweepUndispatchedEvents } from "../db/events.ts";
-import { shardsOf } from "../db/shards.ts";
+import { checkShardMigrations, shardsOf } from "../db/shards.ts";
 import { deleteEndedRunsStatement, unfinishedRuns } from "../db/runs.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
 import { sendMessages } from "../queue/send.ts";
@@ -58,6 +58,8 @@ export interface TickOptions {
  */
 export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: TickOptions = {}): Promise<TickResult> {
   const sweptBefore = sweepAgain ? now : now - RESWEEP_AFTER_MS;
+  // A shard without the newest migration: the tick waits (its alarm retries), rather than half run.
+  await checkShardMigrations(env);
   // The crons of synced apps' functions too: a tick that cannot read them would drop their schedules.
   await loadRemoteFunctions(env, { required: true });
   const [crons, redispatched] = await Promise.all([
