@@ -144,8 +144,9 @@ describe("D1 shards under wrangler dev", () => {
     const waitingRun = await waitFor("the waiter's wait to be stored", SETTLE_MS, dev, async () => {
       const { body } = await api()<{ data: { run_id: string; function_id: string }[] }>("GET", `/v1/events/${sent.ids[0]}/runs`);
       const runId = body.data.find((run) => run.function_id === "shards-waiter")?.run_id;
+      if (!runId) return undefined;
       const stored = (await shards()).flatMap((shard, index) => shard.waits.filter((wait) => wait.run_id === runId).map((wait) => ({ ...wait, index })));
-      return runId && stored.length > 0 ? { runId, stored } : undefined;
+      return stored.length > 0 ? { runId, stored } : undefined;
     });
     expect(waitingRun.stored).toEqual([{ event_name: "shards/reply", run_id: waitingRun.runId, index: shardIndex("shards/reply", 3) }]);
     // The point of the check after the restart: four shards put the reply's waits elsewhere.
