@@ -8,6 +8,8 @@ export const ROOT = path.resolve(import.meta.dirname, "..", "..");
 /** The chaos Worker's config (bindings, main = chaos/index.ts); runs use a frozen build of it (see freezeWorker). */
 export const SOURCE_CONFIG = path.join(ROOT, "chaos", "wrangler.toml");
 export const WRANGLER = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+/** The D1 shards the chaos Worker binds (DB, DB_1, …: the `[[d1_databases]]` of SOURCE_CONFIG), each migrated and read. */
+export const SHARDS = [...fs.readFileSync(SOURCE_CONFIG, "utf8").matchAll(/^\[\[d1_databases\]\]\s*\nbinding = "(DB(?:_[1-9][0-9]*)?)"$/gm)].map((match) => match[1]);
 export const FINAL = new Set(["Completed", "Failed", "Cancelled"]);
 /** A hit processed by the counter this long after a kill may still come from before it (event-loop lag). */
 export const HIT_CLOCK_SLACK_MS = 250;

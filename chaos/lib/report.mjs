@@ -109,7 +109,7 @@ export function printSummary(report, results) {
   const staleIndex = (report.d1.unfinishedInIndex ?? []).filter((row) => FINAL.has(row.object?.status));
   if (report.d1.runsIndexByStatus) {
     log(
-      `D1 after the run: runs index ${JSON.stringify(report.d1.runsIndexByStatus)}, ${report.d1.undispatchedEvents.length} events never marked dispatched, ` +
+      `D1 after the run (shards ${report.d1.shards.join(", ")}): runs index ${JSON.stringify(report.d1.runsIndexByStatus)}, ${report.d1.undispatchedEvents.length} events never marked dispatched, ` +
         `${report.d1.eventLog.length} events in the log` +
         (staleIndex.length ? ` (warning: the index misses the end of ${staleIndex.length} runs their objects say are over: ${staleIndex.slice(0, 3).map((r) => r.id).join(", ")})` : ""),
     );

@@ -5,7 +5,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { childEnv, freePort, groupAlive, signalGroup, stopProcessGroup } from "../../bench/lib/processes.mjs";
-import { killTimes, lives, log, paths, ROOT, server, sleep, SOURCE_CONFIG, WRANGLER } from "./context.mjs";
+import { killTimes, lives, log, paths, ROOT, server, SHARDS, sleep, SOURCE_CONFIG, WRANGLER } from "./context.mjs";
 
 // The dev server: detached in its own process group, so a kill takes wrangler, esbuild and workerd
 // at once, as a machine losing power would. Only groups started here are ever signalled.
@@ -26,25 +26,29 @@ export async function freezeWorker(counterUrl) {
   });
   const source = fs.readFileSync(SOURCE_CONFIG, "utf8");
   const main = /^main = ".*"$/m;
-  const migrations = /^migrations_dir = "(.*)"$/m;
-  if (!main.test(source) || !migrations.test(source)) throw new Error(`${SOURCE_CONFIG}: expected a main and a migrations_dir line`);
-  const migrationsDir = path.resolve(path.dirname(SOURCE_CONFIG), source.match(migrations)[1]);
+  // Every shard's: each `[[d1_databases]]` has its own.
+  const migrations = /^migrations_dir = "(.*)"$/gm;
+  if (!main.test(source) || !source.match(migrations)) throw new Error(`${SOURCE_CONFIG}: expected a main and a migrations_dir line`);
+  const migrationsDir = (dir) => JSON.stringify(path.resolve(path.dirname(SOURCE_CONFIG), dir));
   const vars = /^\[vars\]$/m;
   if (!vars.test(source)) throw new Error(`${SOURCE_CONFIG}: expected a [vars] section`);
   const frozen = source
     .replace(main, `main = "bundle/index.js"\nno_bundle = true`)
-    .replace(migrations, `migrations_dir = ${JSON.stringify(migrationsDir)}`)
+    .replace(migrations, (_, dir) => `migrations_dir = ${migrationsDir(dir)}`)
     .replace(vars, `[vars]\nCHAOS_COUNTER = ${JSON.stringify(counterUrl)}`);
   fs.writeFileSync(paths.config, `# Written by chaos/run.mjs from chaos/wrangler.toml: serves the build in bundle/.\n${frozen}`);
 }
 
-/** Applies the D1 migrations to the fresh `--persist-to` dir, with the frozen config. */
+/** Applies the D1 migrations to every shard in the fresh `--persist-to` dir, with the frozen config, one shard after the other. */
 export async function applyMigrations() {
-  await promisify(execFile)(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--config", paths.config, "--persist-to", paths.persistDir], {
-    cwd: ROOT,
-    env: childEnv,
-    timeout: 120_000,
-  });
+  if (SHARDS[0] !== "DB") throw new Error(`${SOURCE_CONFIG}: expected the first [[d1_databases]] to bind DB, found ${JSON.stringify(SHARDS)}`);
+  for (const shard of SHARDS) {
+    await promisify(execFile)(process.execPath, [WRANGLER, "d1", "migrations", "apply", shard, "--local", "--config", paths.config, "--persist-to", paths.persistDir], {
+      cwd: ROOT,
+      env: childEnv,
+      timeout: 120_000,
+    });
+  }
 }
 
 let upWaiters = [];

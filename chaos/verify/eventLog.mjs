@@ -6,7 +6,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { childEnv } from "../../bench/lib/processes.mjs";
 import { cronScenario } from "../scenarios.mjs";
-import { FINAL, killTimes, paths, ROOT, server, WRANGLER } from "../lib/context.mjs";
+import { FINAL, killTimes, paths, ROOT, server, SHARDS, WRANGLER } from "../lib/context.mjs";
 import { cronWindowStart, MINUTE_MS } from "../lib/minute.mjs";
 import { groupBy, issue } from "./common.mjs";
 
@@ -42,6 +42,8 @@ export function checkD1(d1, out) {
   // server ticked until it stopped).
   const cronRunIds = new Set();
   for (let t = cronWindowStart() - 2 * MINUTE_MS; t <= Date.now() + MINUTE_MS; t += MINUTE_MS) cronRunIds.add(cronScenario.runId(t));
+  const runRows = groupBy(d1.allRuns ?? [], (row) => row.id);
+  for (const [runId, rows] of runRows) if (rows.length > 1) issue(problems, "duplicated", rows[0].event_id, { what: `the runs index holds run ${runId} ${rows.length} times (statuses ${rows.map((r) => r.status).join(", ")})` });
   for (const row of d1.allRuns ?? []) {
     if (out.runIds.has(row.id) || (row.function_id === cronScenario.fn && cronRunIds.has(row.id))) continue;
     issue(problems, FINAL.has(row.status) ? "duplicated" : "lost", row.event_id, { what: `the runs index holds run ${row.id} (${row.function_id}, event ${row.event_id}, ${row.status}), which no check accounts for` });
@@ -58,24 +60,31 @@ export function checkD1(d1, out) {
 }
 
 /**
- * The D1 event log and runs index, read from the persisted state: how many runs each status has in
- * the index, and events never marked dispatched. The REST API reads a run's status from its Durable
- * Object, so a stale index row is not a lost run; it is reported as what it is.
+ * The D1 event log and runs index, read from the persisted state of every shard and merged: how
+ * many runs each status has in the index, and events never marked dispatched. The REST API reads a
+ * run's status from its Durable Object, so a stale index row is not a lost run; it is reported as
+ * what it is. An event or a run found on two shards is counted as two rows (`n`, duplicates).
  */
 export async function readD1() {
-  // One `wrangler d1 execute` per list of statements: each costs seconds to start.
-  const query = async (...statements) => {
+  // One `wrangler d1 execute` per shard and list of statements: each costs seconds to start.
+  const query = async (shard, ...statements) => {
     const { stdout } = await promisify(execFile)(
       process.execPath,
-      [WRANGLER, "d1", "execute", "DB", "--local", "--config", paths.config, "--persist-to", paths.persistDir, "--json", "--command", statements.join(";\n")],
+      [WRANGLER, "d1", "execute", shard, "--local", "--config", paths.config, "--persist-to", paths.persistDir, "--json", "--command", statements.join(";\n")],
       { cwd: ROOT, env: childEnv, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
     );
     const answers = JSON.parse(stdout).map((answer) => answer.results);
-    if (answers.length !== statements.length) throw new Error(`wrangler d1 execute answered ${answers.length} results for ${statements.length} statements`);
+    if (answers.length !== statements.length) throw new Error(`wrangler d1 execute answered ${answers.length} results for ${statements.length} statements on ${shard}`);
+    return answers;
+  };
+  // The same statements on every shard, one shard after the other; each answer the shards' rows together.
+  const everyShard = async (...statements) => {
+    const answers = statements.map(() => []);
+    for (const shard of SHARDS) (await query(shard, ...statements)).forEach((rows, i) => answers[i].push(...rows));
     return answers;
   };
   try {
-    const [runs, undispatched, stale, eventLog, allRuns] = await query(
+    const [runs, undispatched, stale, eventRows, allRuns] = await everyShard(
       "SELECT status, COUNT(*) AS n FROM runs GROUP BY status",
       "SELECT id FROM events WHERE dispatched_at IS NULL",
       "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled')",
@@ -85,13 +94,27 @@ export async function readD1() {
     );
     const eventIds = [...new Set(stale.map((r) => r.event_id))];
     const [staleEvents] = eventIds.length
-      ? await query(`SELECT id, received_at, dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
+      ? await everyShard(`SELECT id, received_at, dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
       : [[]];
     for (const row of stale) row.eventRow = staleEvents.find((e) => e.id === row.event_id) ?? null;
-    return { runsIndexByStatus: Object.fromEntries(runs.map((r) => [r.status, r.n])), undispatchedEvents: undispatched.map((r) => r.id), unfinishedInIndex: stale, eventLog, allRuns };
+    const runsIndexByStatus = {};
+    for (const row of runs) runsIndexByStatus[row.status] = (runsIndexByStatus[row.status] ?? 0) + row.n;
+    return { shards: SHARDS, runsIndexByStatus, undispatchedEvents: undispatched.map((r) => r.id), unfinishedInIndex: stale, eventLog: mergeCounted(eventRows), allRuns };
   } catch (err) {
     return { error: String(err) };
   }
+}
+
+/** Rows of `SELECT …, COUNT(*) AS n … GROUP BY` from several shards, one per group, their `n` added. */
+function mergeCounted(rows) {
+  const merged = new Map();
+  for (const row of rows) {
+    const key = JSON.stringify([row.id, row.name, row.root]);
+    const seen = merged.get(key);
+    if (seen) seen.n += row.n;
+    else merged.set(key, { ...row });
+  }
+  return [...merged.values()];
 }
 
 /**

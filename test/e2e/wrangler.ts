@@ -1,6 +1,6 @@
 /**
  * `wrangler dev` as a user runs it (`npm run dev`: `--test-scheduled`, dev mode by `--var STEPFLARE_DEV:1`), for end-to-end tests:
- * migrations applied to a fresh `--persist-to` directory, then the dev server on a free port of 127.0.0.1, detached in its own
+ * migrations applied to a fresh `--persist-to` directory (to every D1 shard the configs bind: DB, DB_1, …), then the dev server on a free port of 127.0.0.1, detached in its own
  * process group, which `stop()` (and a process exit hook) kills by group id: wrangler starts npm,
  * node, esbuild and workerd children, and none may outlive the test.
  */
@@ -10,6 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { freePort, signalGroup, sleep, stopProcessGroup } from "../../bench/lib/processes.mjs";
+import { readWranglerToml } from "../../sdk/cli/toml.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const NPX = process.platform === "win32" ? "npx.cmd" : "npx";
@@ -31,7 +32,8 @@ export interface DevServer {
  * it, reachable through service bindings) and waits until `readyPath` answers. On `port` if given
  * (a test that must share a machine with others picks its own), else on a free one. In dev mode
  * unless `devMode` is false; `vars` are passed as `--var NAME:VALUE` (the secrets of a closed Worker).
- * `migrations: false` skips Stepflare's D1 migrations, for a Worker without its database. With
+ * The D1 migrations are applied to every shard a config binds (DB, DB_1, …: each needs every one);
+ * `migrations: false` skips them, for a Worker without its database. With
  * `persistDir` the server keeps its state there (a second start finds it; the caller removes it),
  * else in a fresh directory that `stop()` removes.
  */
@@ -45,7 +47,7 @@ export async function startDevServer(
   // Its own inspector port too: wrangler's default (9229) is taken by any other dev server on the machine (a second test run beside this one).
   const inspectorPort = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  if (options.migrations !== false) await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
+  if (options.migrations !== false) await applyMigrations(configs, persistDir);
 
   let log = "";
   const configArgs = configs.flatMap((config) => ["-c", config]);
@@ -83,6 +85,24 @@ export async function startDevServer(
     return res.status < 500 ? true : undefined;
   });
   return dev;
+}
+
+/** The bindings of the `[[d1_databases]]` of `config` that Stepflare uses as shards: DB, DB_1, DB_2, … */
+function shardBindings(config: string): string[] {
+  const databases = readWranglerToml(path.resolve(ROOT, config)).d1_databases;
+  return (Array.isArray(databases) ? databases : []).flatMap((database) => {
+    const binding = typeof database === "object" && !Array.isArray(database) ? database.binding : undefined;
+    return typeof binding === "string" && /^DB(_[1-9][0-9]*)?$/.test(binding) ? [binding] : [];
+  });
+}
+
+/** Applies the migrations to every shard of every config, one after the other; again on a directory that has them, none. */
+async function applyMigrations(configs: string[], persistDir: string): Promise<void> {
+  for (const config of configs) {
+    for (const binding of shardBindings(config)) {
+      await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", binding, "--local", "--config", config, "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
+    }
+  }
 }
 
 /** Polls `probe` until it answers something other than undefined, or throws when `timeoutMs` passes. */
