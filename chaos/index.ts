@@ -7,6 +7,7 @@
 // chaos/scenarios.mjs, which holds what each run must end as and how many times each step body may run.
 import { env as workerEnv } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError } from "../sdk/index.ts";
+import { shardsOf } from "../worker/db/shards.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { serve } from "../worker/index.ts";
 import type { StepflareService } from "../worker/rpc.ts";
@@ -277,10 +278,12 @@ export default {
       return Response.json({ data: states });
     }
     if (request.method === "POST" && pathname === "/chaos/events") {
-      // When each event was received and dispatched, from the D1 event log (ids in the body).
+      // When each event was received and dispatched, from the D1 event log of every shard (ids in the body).
       const ids = (await request.json()) as string[];
-      const { results } = await env.DB.prepare("SELECT id, received_at, dispatched_at FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).all();
-      return Response.json({ data: results });
+      const pages = await Promise.all(
+        shardsOf(env).map(async (shard) => (await shard.prepare("SELECT id, received_at, dispatched_at FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).all()).results),
+      );
+      return Response.json({ data: pages.flat() });
     }
     const run = /^\/chaos\/rpc\/runs\/([^/]+)$/.exec(pathname);
     if (request.method === "GET" && run) {
