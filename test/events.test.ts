@@ -161,6 +161,18 @@ describe("POST /e/:key", () => {
     expect((await env.DB.prepare("SELECT swept_at FROM events WHERE id = ?1").bind(before).first<{ swept_at: number | null }>())?.swept_at).toBeNull();
   });
 
+  it("queues a large request's events several to a message, and dispatches and marks each of them", async () => {
+    const key = uniqueKey("packed");
+    const ids = await sendEvents(Array.from({ length: 130 }, (_, i) => ({ name: "test/fanout", data: { key: `${key}-${i}` } })));
+    // Past a consumer batch's dispatch chunk (100 events): every event's two runs, and every event marked.
+    for (const [i, id] of ids.entries()) expect((await finishedRuns(id, 2)).get("fanout-a")!.output).toBe(`a:${key}-${i}`);
+    await eventually(
+      async () => ((await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND dispatched_at IS NOT NULL").bind(JSON.stringify(ids)).first<{ n: number }>())!.n === ids.length ? true : undefined),
+      15_000,
+      "every event marked dispatched",
+    );
+  }, 60_000);
+
   it("stores one event of several that share an id in one request", async () => {
     const id = uniqueKey("twice");
     expect(await sendEvents([{ id, name: "test/fanout", data: { key: "first" } }, { id, name: "test/fanout", data: { key: "second" } }])).toEqual([id, id]);

@@ -14,6 +14,9 @@ import { dispatchAccepted, refKey } from "./events.ts";
 // QueueMessage's kinds, so a kind without one does not compile.
 
 type Kind = QueueMessage["type"];
+
+/** Events one dispatch pass takes at most: a batch of 100 messages of packed events is a few passes, not one pass of a thousand. */
+const DISPATCH_CHUNK = 100;
 type MessageOf<K extends Kind> = Message<Extract<QueueMessage, { type: K }>>;
 
 /**
@@ -84,6 +87,9 @@ class BatchWork {
 type Handlers = { [K in Kind]: (messages: MessageOf<K>[], work: BatchWork) => void | Promise<void> };
 
 const handlers: Handlers = {
+  events(messages, work) {
+    for (const message of messages) for (const accepted of message.body.events) work.events.push({ message, accepted });
+  },
   event(messages, work) {
     for (const message of messages) work.events.push({ message, accepted: { event: message.body.event, receivedAt: message.body.receivedAt } });
   },
@@ -141,7 +147,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env, 
 }
 
 async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Promise<void> {
-  const byKind: { [K in Kind]: MessageOf<K>[] } = { event: [], "event-ref": [], "run-ended": [], "cancel-page": [], "resume-page": [] };
+  const byKind: { [K in Kind]: MessageOf<K>[] } = { events: [], event: [], "event-ref": [], "run-ended": [], "cancel-page": [], "resume-page": [] };
   // The one cast: a message's kind is its body's, which TypeScript does not carry over to Message<…>.
   for (const message of batch.messages) (byKind[message.body.type] as Message<QueueMessage>[]).push(message);
   const handle = <K extends Kind>(kind: K) => handlers[kind](byKind[kind], work);
@@ -169,13 +175,23 @@ async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Prom
  */
 async function dispatchEvents(work: BatchWork): Promise<void> {
   const { env, events } = work;
-  const outcome = await dispatchAccepted(
-    env,
-    events.map((entry) => entry.accepted),
-    (stage) => (work.stage = stage),
-  );
-  events.forEach(({ message }, i) => (outcome.dispatched[i] ? work.done.push(message) : work.retry(message)));
+  const writes = new ShardWrites();
+  const failed = new Set<Message<QueueMessage>>();
+  // A message may carry several events: a batch of them is dispatched a chunk at a time, each chunk one pass.
+  for (let first = 0; first < events.length; first += DISPATCH_CHUNK) {
+    const chunk = events.slice(first, first + DISPATCH_CHUNK);
+    const outcome = await dispatchAccepted(
+      env,
+      chunk.map((entry) => entry.accepted),
+      (stage) => (work.stage = stage),
+      first,
+    );
+    chunk.forEach(({ message }, i) => outcome.dispatched[i] || failed.add(message));
+    writes.addAll(outcome.writes);
+    work.marks.addAll(outcome.marks);
+  }
+  // A message is done once each of its events is; else it comes again, whole (dispatch is idempotent).
+  for (const message of new Set(events.map((entry) => entry.message))) (failed.has(message) ? work.retry(message) : work.done.push(message));
   // Index rows first, as before: a run's start row precedes any end row of the same batch.
-  work.writes = outcome.writes.addAll(work.writes);
-  work.marks = outcome.marks;
+  work.writes = writes.addAll(work.writes);
 }

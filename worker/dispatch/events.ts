@@ -31,13 +31,14 @@ export interface DispatchOutcome {
 
 /**
  * Dispatches events in one pass (a queue batch's, or a request's): runs start while D1 looks the
- * events up in the waits index, then each wait found is told. An event's place in the list orders
- * a debounce's or batch's events. `stage` hears where the pass is (a batch that runs out of time logs it).
+ * events up in the waits index, then each wait found is told. An event's place in the list (after
+ * `firstPosition`, for a list that goes on from another pass's) orders a debounce's or batch's
+ * events. `stage` hears where the pass is (a batch that runs out of time logs it).
  *
  * @example
  * const { dispatched, writes, marks } = await dispatchAccepted(env, [{ event, receivedAt }]);
  */
-export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage: (name: string) => void = () => {}): Promise<DispatchOutcome> {
+export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage: (name: string) => void = () => {}, firstPosition = 0): Promise<DispatchOutcome> {
   if (events.length === 0) return { dispatched: [], writes: new ShardWrites(), marks: new ShardWrites() };
   // The synced apps' functions. With a copy of them the pass does not wait for a fresher one (that
   // read goes on beside it: a D1 read awaited in every consumer batch stalled the local queue under
@@ -50,7 +51,7 @@ export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage:
   const [runs, matches] = await Promise.all([
     Promise.all(
       events.map((accepted, position) =>
-        dispatchEvent(env, accepted, position).catch((err: unknown) => {
+        dispatchEvent(env, accepted, firstPosition + position).catch((err: unknown) => {
           createLogger({ event_id: accepted.event.id }).error("dispatch failed; will retry", { error: String(err) });
           return null;
         }),

@@ -6,6 +6,8 @@ import type { AcceptedEvent, EventRef, RunStatus } from "../platform/types.ts";
  * in the consumer's batch (DESIGN "Performance notes").
  */
 export type QueueMessage =
+  | { type: "events"; events: AcceptedEvent[] }
+  // One event a message: sent by releases before events were packed, still read.
   | ({ type: "event" } & AcceptedEvent)
   | ({ type: "event-ref" } & EventRef)
   // A run's end for the runs index, as an earlier engine queued it (a run's object now writes its end itself).

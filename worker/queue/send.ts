@@ -9,13 +9,41 @@ import type { QueueMessage } from "./messages.ts";
 const MAX_INLINE_MESSAGE_BYTES = 100 * 1024;
 const MAX_BATCH_MESSAGES = 100;
 const MAX_BATCH_BYTES = 200 * 1024;
+/** A pack of events stays within one 64 KB unit of the queue's billing. */
+const MAX_PACK_BYTES = 60 * 1024;
 
-/** Sends accepted events to the queue, in batches within the queue's limits. */
+/**
+ * Events one queue message carries at most. The queue bills each message (a write, a read and a
+ * delete, per 64 KB), so a request's events travel several to a message; few enough that a consumer
+ * batch of 100 messages stays a bounded amount of work.
+ */
+export const EVENTS_PER_MESSAGE = 10;
+
+/**
+ * Sends accepted events to the queue, in order, up to EVENTS_PER_MESSAGE to a message within the
+ * queue's size limit; an event too large for a message travels by reference to the event log.
+ */
 export async function enqueueEvents(env: Env, accepted: AcceptedEvent[]): Promise<void> {
-  const messages = accepted.map(({ event, receivedAt }): QueueMessage => {
-    const inline: QueueMessage = { type: "event", event, receivedAt };
-    return utf8Bytes(JSON.stringify(inline)) <= MAX_INLINE_MESSAGE_BYTES ? inline : { type: "event-ref", id: event.id, receivedAt };
-  });
+  const messages: QueueMessage[] = [];
+  let pack: AcceptedEvent[] = [];
+  let packBytes = 0;
+  const close = () => {
+    if (pack.length > 0) messages.push({ type: "events", events: pack });
+    pack = [];
+    packBytes = 0;
+  };
+  for (const entry of accepted) {
+    const bytes = utf8Bytes(JSON.stringify(entry)) + 1;
+    if (bytes > MAX_INLINE_MESSAGE_BYTES) {
+      close();
+      messages.push({ type: "event-ref", id: entry.event.id, receivedAt: entry.receivedAt });
+      continue;
+    }
+    if (pack.length === EVENTS_PER_MESSAGE || (pack.length > 0 && packBytes + bytes > MAX_PACK_BYTES)) close();
+    pack.push(entry);
+    packBytes += bytes;
+  }
+  close();
   await sendMessages(env, messages);
 }
 
