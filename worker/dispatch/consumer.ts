@@ -33,8 +33,6 @@ class BatchWork {
   readonly events: { message: Message<QueueMessage>; accepted: AcceptedEvent }[] = [];
   /** Statements written in the batch's one D1 round trip (per shard), before its messages are acked. */
   writes = new ShardWrites();
-  /** The events' dispatched marks, written after `writes`: with shards, a mark must not land while a write it covers failed. */
-  marks = new ShardWrites();
   /** Messages acked once the batch's D1 write went through. */
   readonly done: Message<QueueMessage>[] = [];
   /** Work of its own per message (a page of a bulk cancellation or a resume), going on beside the dispatch. */
@@ -157,41 +155,47 @@ async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Prom
   work.events.sort((a, b) => order.get(a.message)! - order.get(b.message)!);
   await dispatchEvents(work);
   work.stage = "D1 write";
-  try {
-    await work.writes.writeThen(work.env, work.marks);
-    for (const message of work.done) work.ack(message);
-  } catch (err) {
-    createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
-    for (const message of work.done) work.retry(message);
-  }
+  await writeAndSettle(work, work.writes, new ShardWrites(), work.done);
   work.stage = "pages";
   await Promise.all(work.pages);
 }
 
+/** Writes a part of the batch's D1 work (`then` once `first` went through), then acks its messages, or retries them if the write failed. */
+async function writeAndSettle(work: BatchWork, first: ShardWrites, then: ShardWrites, messages: Message<QueueMessage>[]): Promise<void> {
+  try {
+    await first.writeThen(work.env, then);
+    for (const message of messages) work.ack(message);
+  } catch (err) {
+    createLogger().error("D1 write of a dispatched batch failed; will retry", { error: String(err) });
+    for (const message of messages) work.retry(message);
+  }
+}
+
 /**
- * The batch's one pass over its events (dispatchAccepted): an event is dispatched (its message acked
- * with the batch) once its runs are started and every wait it resolves has been told; otherwise it
- * is retried.
+ * The batch's passes over its events (dispatchAccepted), a chunk of whole messages (about
+ * DISPATCH_CHUNK events) at a time: each chunk's D1 writes go out and its messages are settled
+ * before the next chunk starts, so a batch that runs out of time keeps what it finished. A message
+ * is acked once each of its events is dispatched (its runs started, every wait it resolves told);
+ * otherwise it comes again, whole (dispatch is idempotent).
  */
 async function dispatchEvents(work: BatchWork): Promise<void> {
   const { env, events } = work;
-  const writes = new ShardWrites();
-  const failed = new Set<Message<QueueMessage>>();
-  // A message may carry several events: a batch of them is dispatched a chunk at a time, each chunk one pass.
-  for (let first = 0; first < events.length; first += DISPATCH_CHUNK) {
-    const chunk = events.slice(first, first + DISPATCH_CHUNK);
+  let first = 0;
+  while (first < events.length) {
+    let end = Math.min(first + DISPATCH_CHUNK, events.length);
+    // A message's events stay in one chunk.
+    while (end < events.length && events[end]!.message === events[end - 1]!.message) end++;
+    const chunk = events.slice(first, end);
     const outcome = await dispatchAccepted(
       env,
       chunk.map((entry) => entry.accepted),
       (stage) => (work.stage = stage),
       first,
     );
-    chunk.forEach(({ message }, i) => outcome.dispatched[i] || failed.add(message));
-    writes.addAll(outcome.writes);
-    work.marks.addAll(outcome.marks);
+    const failed = new Set(chunk.filter((_, i) => !outcome.dispatched[i]).map((entry) => entry.message));
+    for (const message of failed) work.retry(message);
+    work.stage = "D1 write";
+    await writeAndSettle(work, outcome.writes, outcome.marks, [...new Set(chunk.map((entry) => entry.message))].filter((message) => !failed.has(message)));
+    first = end;
   }
-  // A message is done once each of its events is; else it comes again, whole (dispatch is idempotent).
-  for (const message of new Set(events.map((entry) => entry.message))) (failed.has(message) ? work.retry(message) : work.done.push(message));
-  // Index rows first, as before: a run's start row precedes any end row of the same batch.
-  work.writes = writes.addAll(work.writes);
 }
