@@ -326,6 +326,12 @@ describe("the flow coordinator, over generated programs", () => {
                 expect(run.handLastOnly).toBe(true);
                 const dueAt = Math.min(last + options.period, options.debounceTimeout === undefined ? Infinity : first + options.debounceTimeout);
                 expect(run.at, "a debounce released before its quiet period").toBeGreaterThanOrEqual(dueAt);
+                // Each event came while the debounce was still waiting: one that came once it was due, its alarm late, begins the next.
+                for (let i = 1; i < run.events.length; i++) {
+                  const before = collectedAt.get(run.events[i - 1]!.event.id)!;
+                  const due = Math.min(before + options.period, options.debounceTimeout === undefined ? Infinity : first + options.debounceTimeout);
+                  expect(collectedAt.get(run.events[i]!.event.id)!, "an event that came after the debounce was due joined it").toBeLessThan(due);
+                }
               }
             }
           })(fresh()),

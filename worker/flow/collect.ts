@@ -22,6 +22,9 @@ const RELEASED_KEPT_MS = 24 * 60 * 60 * 1000;
 export async function collect(coordinator: Coordinator, ask: CollectAsk, now: number): Promise<void> {
   const { store } = coordinator;
   const { event, receivedAt } = ask.accepted;
+  // A debounce whose quiet period ended before this event came (its alarm late: the runtime was down) starts its
+  // run first, with the events it had; this one begins the next.
+  if (ask.kind === "debounce" && debounceDueAt(coordinator) <= now) await coordinator.exclusively(() => release(coordinator));
   const added = store.write("INSERT INTO pending (id, received_at, position, event) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", event.id, receivedAt, ask.position, JSON.stringify(event));
   // An event collected before (pending, or released already) changes nothing when it comes again.
   if (added === 0) return;
@@ -33,7 +36,10 @@ export async function collect(coordinator: Coordinator, ask: CollectAsk, now: nu
   store.set("delay", ask.kind === "debounce" ? ask.period : ask.timeout);
   if (ask.kind === "debounce") {
     store.set("keep_all", ask.keepAll);
+    store.set("last_at", now);
     const dueAt = Math.min(now + ask.period, ask.timeout === undefined ? Infinity : firstAt + ask.timeout);
+    if (ask.timeout !== undefined) store.setIfChanged("timeout", ask.timeout);
+    else if (store.get("timeout") !== undefined) store.unset("timeout");
     return coordinator.setAlarm(dueAt);
   }
   store.set("max_size", ask.maxSize);
@@ -49,11 +55,26 @@ export async function collect(coordinator: Coordinator, ask: CollectAsk, now: nu
  */
 export async function releaseWhenDue(coordinator: Coordinator, now: number): Promise<void> {
   const { store } = coordinator;
+  // An alarm that fired for a period an event has since extended (it came while the alarm was on its way) waits for the new end.
+  if (store.get("kind") === "debounce" && debounceDueAt(coordinator) > now) return coordinator.setAlarm(debounceDueAt(coordinator));
   if (store.get("kind") === "batchEvents") {
     const dueAt = (store.get("first_at") ?? now) + (store.get("delay") ?? 0);
     if (store.count("pending") < (store.get("max_size") ?? 1) && now < dueAt) return coordinator.setAlarm(dueAt);
   }
   await coordinator.exclusively(() => release(coordinator));
+}
+
+/**
+ * When a debounce's collected events are due: a period after the last came, at most its timeout after
+ * the first; Infinity when none wait (or when they were collected by a release that did not note when
+ * its last came: then its alarm decides, as it did).
+ */
+function debounceDueAt(coordinator: Coordinator): number {
+  const { store } = coordinator;
+  const lastAt = store.get("last_at");
+  if (store.get("kind") !== "debounce" || lastAt === undefined || store.sql.exec("SELECT 1 FROM pending WHERE released_at IS NULL LIMIT 1").toArray().length === 0) return Infinity;
+  const timeout = store.get("timeout");
+  return Math.min(lastAt + (store.get("delay") ?? 0), timeout === undefined ? Infinity : (store.get("first_at") ?? lastAt) + timeout);
 }
 
 /**

@@ -29,6 +29,9 @@ export interface FlowState {
   delay: number;
   /** Debounce: hand the run every event, not the last. */
   keep_all: boolean;
+  /** Debounce: when the last event pending came, and the most a run waits after the first (its `timeout`). */
+  last_at: number;
+  timeout: number;
   /** Batches: the most events a run takes. */
   max_size: number;
   /** Budgets: the last resume, and how many resumes there were. */
@@ -49,6 +52,8 @@ const CODECS: { [K in keyof FlowState]: { encode(value: FlowState[K]): string; d
   first_at: numberCodec(),
   delay: numberCodec(),
   keep_all: { encode: (value) => (value ? "1" : "0"), decode: (text) => text === "1" },
+  last_at: numberCodec(),
+  timeout: numberCodec(),
   max_size: numberCodec(),
   budget_reset_at: numberCodec(),
   budget_round: numberCodec(),
