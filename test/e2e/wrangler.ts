@@ -97,17 +97,14 @@ function shardBindings(config: string): string[] {
 }
 
 /**
- * Applies the migrations to every shard of every config, a config's shards at once (each is a local
- * database file of its own; a wrangler start is most of an apply's time); again on a directory that
- * has them, none.
+ * Applies the migrations to every shard of every config, one after the other (the local databases
+ * share a metadata file: two applies at once met SQLITE_BUSY); again on a directory that has them, none.
  */
 async function applyMigrations(configs: string[], persistDir: string): Promise<void> {
   for (const config of configs) {
-    await Promise.all(
-      shardBindings(config).map((binding) =>
-        promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", binding, "--local", "--config", config, "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 }),
-      ),
-    );
+    for (const binding of shardBindings(config)) {
+      await promisify(execFile)(NPX, ["wrangler", "d1", "migrations", "apply", binding, "--local", "--config", config, "--persist-to", persistDir], { cwd: ROOT, env: childEnv, timeout: 60_000 });
+    }
   }
 }
 
