@@ -322,7 +322,8 @@ describe("concurrency", () => {
     await eventually(async () => {
       const held = [...(await coordinatorRows(tenant, "waiting")), ...(await coordinatorRows(tenant, "leases")), ...(await coordinatorRows(global, "waiting")), ...(await coordinatorRows(global, "leases"))];
       return held.includes(b!) ? undefined : true;
-    }, 15_000, "B out of every queue");
+      // Under the 30 s lease (LEASE_MS) a slot granted to B would hold: sooner means its place went with the cancel.
+    }, 25_000, "B out of every queue");
     await openGate(gate(0));
     await openGate(gate(1));
     const all = await spans(group, 3);
