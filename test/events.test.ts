@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import worker, { app } from "./worker.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { tick } from "../worker/schedule/tick.ts";
-import { sweepUndispatchedEvents } from "../worker/db/events.ts";
+import { ulid } from "ulidx";
+import { idOrdered, insertEvents, listEvents, sweepUndispatchedEvents } from "../worker/db/events.ts";
 import { dispatchInline, INLINE_MAX_EVENTS, INLINE_MAX_IN_FLIGHT, inlineDispatchesInFlight } from "../worker/dispatch/inline.ts";
 import { ingestEvents, parseEvents } from "../worker/ingest/ingest.ts";
 import type { Env } from "../worker/platform/env.ts";
@@ -145,9 +146,17 @@ describe("POST /e/:key", () => {
   it("sweeps from its cursor: an event read once is not read again, and a backlog past the limit leaves the cursor at the oldest left", async () => {
     // A stretch of time no other event of this file was received in.
     const t0 = 1_000_000;
-    const insert = env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at) VALUES (?1, 'test/none', '{}', ?2, ?2)");
-    const [before, b, c, d] = ["before", "b", "c", "d"].map((name) => uniqueKey(`cursor-${name}`));
-    await env.DB.batch([env.DB.prepare("UPDATE sweep_cursor SET swept_to = ?1").bind(t0), insert.bind(before, t0 - 1000), insert.bind(b, t0 + 1), insert.bind(c, t0 + 2), insert.bind(d, t0 + 3)]);
+    // Rows of both kinds: ids the engine made (ULIDs of their receipt, read by id) and a sender's (index events_received).
+    const insert = env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at, id_ordered) VALUES (?1, 'test/none', '{}', ?2, ?2, ?3)");
+    const [before, c] = ["before", "c"].map((name) => uniqueKey(`cursor-${name}`));
+    const [b, d] = [ulid(t0 + 1), ulid(t0 + 3)];
+    await env.DB.batch([
+      env.DB.prepare("UPDATE sweep_cursor SET swept_to = ?1").bind(t0),
+      insert.bind(before, t0 - 1000, null),
+      insert.bind(b, t0 + 1, 1),
+      insert.bind(c, t0 + 2, null),
+      insert.bind(d, t0 + 3, 1),
+    ]);
     const cursor = async () => (await env.DB.prepare("SELECT swept_to FROM sweep_cursor").first<{ swept_to: number }>())!.swept_to;
     const sweep = () => sweepUndispatchedEvents(env.DB, { before: t0 + 10, sweptBefore: 0, now: t0 + 20, limit: 2, cursorTo: t0 + 5 });
 
@@ -321,3 +330,53 @@ describe("dispatch from the request that accepted the events", () => {
   });
 });
 
+
+describe("the event log ordered by the engine's ids", () => {
+  const write = (id: string, at: number, ordered: 1 | null) =>
+    env.DB.prepare("INSERT INTO events (id, name, data, ts, received_at, id_ordered) VALUES (?1, 'test/none', '{}', ?2, ?2, ?3)").bind(id, at, ordered).run();
+
+  it("marks an event whose id the engine made at its receipt, and no other; such a row is written without an entry by receipt", async () => {
+    const receivedAt = Date.now();
+    const own = { id: ulid(receivedAt), name: "test/none", data: {}, ts: receivedAt };
+    const senders = { id: uniqueKey("sender-id"), name: "test/none", data: {}, ts: receivedAt };
+    // A ULID of another millisecond: an id derived from the inngest SDK's seed, made on the sender's clock.
+    const seeded = { id: ulid(receivedAt - 5), name: "test/none", data: {}, ts: receivedAt };
+    expect(await insertEvents(env as Env, [own, senders, seeded], receivedAt)).toHaveLength(3);
+    const { results } = await env.DB.prepare("SELECT id, id_ordered FROM events WHERE id IN (?1, ?2, ?3)").bind(own.id, senders.id, seeded.id).all<{ id: string; id_ordered: number | null }>();
+    expect(new Map(results.map((row) => [row.id, row.id_ordered]))).toEqual(new Map([[own.id, 1], [senders.id, null], [seeded.id, null]]));
+    expect([idOrdered(own.id, receivedAt), idOrdered(own.id.toLowerCase(), receivedAt), idOrdered(own.id, receivedAt + 1)]).toEqual([1, null, null]);
+
+    // An event sent without an id gets one of its receipt's millisecond.
+    const [sent] = await sendEvents({ name: "test/none", data: {} });
+    expect(await env.DB.prepare("SELECT id_ordered FROM events WHERE id = ?1").bind(sent).first("id_ordered")).toBe(1);
+
+    // D1 counts each index entry as a row written: the row and its entry in events_name, against three.
+    const at = Date.now();
+    expect((await write(ulid(at), at, 1)).meta.rows_written).toBe(2);
+    expect((await write(uniqueKey("sender-id"), at, null)).meta.rows_written).toBe(3);
+  });
+
+  it("lists both kinds newest first by (receipt, id), each once, a few to a page", async () => {
+    // In the year 2100, after every other test's events: listed from a cursor just past them.
+    const t = Date.UTC(2100, 0, 1);
+    const stored: { id: string; at: number }[] = [];
+    try {
+      for (let ms = 0; ms < 5; ms++) {
+        const events = [ulid(t + ms), uniqueKey("listed"), ulid(t + ms)].map((id) => ({ id, name: "test/none", data: {}, ts: t }));
+        await insertEvents(env as Env, events, t + ms);
+        stored.push(...events.map((event) => ({ id: event.id, at: t + ms })));
+      }
+      const expected = [...stored].sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1)).map((row) => row.id);
+      const listed: string[] = [];
+      let cursor: { at: number; id: string } | null = { at: t + 10, id: "" };
+      while (cursor && listed.length < expected.length) {
+        const page: Awaited<ReturnType<typeof listEvents>> = await listEvents(env as Env, {}, cursor, 4);
+        listed.push(...page.rows.map((row) => row.id));
+        cursor = page.next;
+      }
+      expect(listed.slice(0, expected.length)).toEqual(expected);
+    } finally {
+      await env.DB.prepare("DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(stored.map((row) => row.id))).run();
+    }
+  });
+});

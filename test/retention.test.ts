@@ -1,4 +1,5 @@
 import { env } from "cloudflare:workers";
+import { monotonicFactory } from "ulidx";
 import { describe, expect, it } from "vitest";
 import { pruneExpired, PRUNE_LIMIT } from "../worker/schedule/tick.ts";
 import { uniqueKey } from "./helpers.ts";
@@ -10,13 +11,18 @@ async function count(sql: string, key: string): Promise<number> {
   return row?.n ?? 0;
 }
 
-/** Stores `n` dispatched events named `prefix` received at `at`. */
+/**
+ * Stores `n` dispatched events named `prefix` received at `at`: half with ids the engine makes (ULIDs of
+ * their receipt, ordered by their ids), half with ids a sender chose (in index events_received).
+ */
 async function storeEvents(prefix: string, n: number, at: number): Promise<void> {
+  const next = monotonicFactory();
+  const ids = Array.from({ length: n }, (_, i) => (i % 2 ? [`${prefix}-event-${i}`, null] : [next(at), 1]));
   await env.DB.prepare(
-    `INSERT INTO events (id, name, data, ts, received_at, dispatched_at)
-     SELECT ?1 || '-event-' || value, ?1, '{}', ?2, ?2, ?2 FROM json_each(?3)`,
+    `INSERT INTO events (id, name, data, ts, received_at, dispatched_at, id_ordered)
+     SELECT value ->> 0, ?1, '{}', ?2, ?2, ?2, value ->> 1 FROM json_each(?3)`,
   )
-    .bind(prefix, at, JSON.stringify(Array.from({ length: n }, (_, i) => i)))
+    .bind(prefix, at, JSON.stringify(ids))
     .run();
 }
 

@@ -1,3 +1,4 @@
+import { decodeTime } from "ulidx";
 import type { StoredEvent } from "../../sdk/event.ts";
 import { pageOf, type PageCursor } from "./runs.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
@@ -20,7 +21,35 @@ export interface EventRow {
   dispatched_at: number | null;
   /** The runaway guard's chain depth (NULL: 0, an event from outside). */
   depth?: number | null;
+  /** 1 when the id is a ULID of `received_at`, so the primary key orders the row by receipt (migration 0017). */
+  id_ordered?: 1 | null;
 }
+
+/** A ULID as the engine makes them: 10 characters of time, then 16 random, in Crockford's base 32. */
+const ULID = /^[0-7][0-9A-HJKMNP-TV-Z]{25}$/;
+
+/**
+ * 1 when the primary key (id, received_at) already orders this event by receipt: its id is a ULID
+ * of the millisecond it was received, as the engine's own ids for events sent without one are.
+ * Such a row enters no index by receipt; every other (null) enters index events_received.
+ */
+export function idOrdered(id: string, receivedAt: number): 1 | null {
+  return ULID.test(id) && decodeTime(id) === receivedAt ? 1 : null;
+}
+
+const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/**
+ * SQL for the time prefix of the ULIDs of millisecond `ms` (an SQL integer expression): ULIDs of that
+ * millisecond sort from it, those of earlier ones below it. Computed in SQL so that a bound read in
+ * the same statement (the sweep's cursor) can be one.
+ */
+export function ulidTimeSql(ms: string): string {
+  return Array.from({ length: 10 }, (_, i) => `substr('${CROCKFORD}', (((${ms}) >> ${45 - 5 * i}) & 31) + 1, 1)`).join(" || ");
+}
+
+/** Above every ULID: their first character is at most 7. */
+const ABOVE_ULIDS = "'8'";
 
 /**
  * Writes events to the log, each on its id's shard (one batch per shard), and answers those that
@@ -52,11 +81,13 @@ export async function insertEvents(env: Env, events: StoredEvent[], receivedAt: 
 async function insertOnShard(db: D1Database, events: StoredEvent[], receivedAt: number, storedData?: Map<StoredEvent, string>): Promise<string[]> {
   // data and user go in as JSON text, so they are stored exactly as JSON.stringify wrote them; a
   // large event's data as its reference to R2 (`storedData`, platform/largeValues.ts).
-  const rows = events.map((e) => JSON.stringify([e.id, e.name, storedData?.get(e) ?? JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts, e.depth || null]));
+  const rows = events.map((e) =>
+    JSON.stringify([e.id, e.name, storedData?.get(e) ?? JSON.stringify(e.data), e.user ? JSON.stringify(e.user) : null, e.v ?? null, e.ts, e.depth || null, idOrdered(e.id, receivedAt)]),
+  );
   // The dedup check uses the primary key (id, received_at).
   const statement = db.prepare(
-    `INSERT INTO events (id, name, data, user, v, ts, received_at, depth)
-     SELECT sent.value ->> 0, sent.value ->> 1, sent.value ->> 2, sent.value ->> 3, sent.value ->> 4, sent.value ->> 5, ?2, sent.value ->> 6
+    `INSERT INTO events (id, name, data, user, v, ts, received_at, depth, id_ordered)
+     SELECT sent.value ->> 0, sent.value ->> 1, sent.value ->> 2, sent.value ->> 3, sent.value ->> 4, sent.value ->> 5, ?2, sent.value ->> 6, sent.value ->> 7
      FROM json_each(?1) AS sent
      WHERE NOT EXISTS (SELECT 1 FROM events WHERE events.id = sent.value ->> 0 AND events.received_at >= ?3)
      RETURNING id`,
@@ -205,31 +236,51 @@ export async function markDispatched(env: Env, refs: EventRef[], at: number): Pr
 }
 
 /**
+ * SQL selecting `columns` of the log's rows received in [`from`, `to`) (SQL expressions) that meet
+ * `where`, the first `limit` by receipt (`DESC`: the last). Rows ordered by their ids are read
+ * through the primary key from their ids' time prefix, the others through index events_received;
+ * the two parts merge by (receipt, id). A statement changing the rows it picks names them in a
+ * WITH clause: SQLite seeks the primary key for each then, where `IN (compound select)` scans.
+ */
+function receivedBetween(columns: string, from: string, to: string, where: string, limit: string, order: "" | " DESC" = ""): string {
+  const lower = from === "0" ? "'0'" : ulidTimeSql(from);
+  const upper = to === "NULL" ? ABOVE_ULIDS : ulidTimeSql(to);
+  const until = to === "NULL" ? "" : ` AND received_at < ${to}`;
+  return `SELECT ${columns} FROM (
+      SELECT ${columns} FROM events WHERE id >= ${lower} AND id < ${upper} AND id_ordered = 1 AND received_at >= ${from}${until} AND ${where}
+      ORDER BY id${order} LIMIT ${limit})
+    UNION ALL
+    SELECT ${columns} FROM (
+      SELECT ${columns} FROM events WHERE id_ordered IS NULL AND received_at >= ${from}${until} AND ${where}
+      ORDER BY received_at${order}, id${order} LIMIT ${limit})
+    ORDER BY received_at${order}, id${order} LIMIT ${limit}`;
+}
+
+/**
  * Events accepted before `before` whose runs were never started (lost from the queue), and not
  * swept since `sweptBefore`, oldest first; marks them swept at `now` in the same batch. New ones are
- * read from the sweep cursor on (index events_received: no index entry per event until it is
- * dispatched), and the cursor moves up to the oldest still unswept, at most to `cursorTo`; those swept
- * before and still undispatched, a rare few, come from index events_resweep.
+ * read from the sweep cursor on (by their ids' time or index events_received: no index entry per
+ * event until it is dispatched), and the cursor moves up to the oldest still unswept, at most to
+ * `cursorTo`; those swept before and still undispatched, a rare few, come from index events_resweep.
  *
  * @example
  * const lost = await sweepUndispatchedEvents(env.DB, { before: now - 30_000, sweptBefore: now - 300_000, now, limit: 1000, cursorTo: now - 120_000 });
  */
 export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: number; sweptBefore: number; now: number; limit: number; cursorTo: number }): Promise<EventRef[]> {
   const { before, sweptBefore, now, limit, cursorTo } = sweep;
-  const unswept = "received_at < ?1 AND dispatched_at IS NULL AND swept_at IS NULL";
+  const unswept = "dispatched_at IS NULL AND swept_at IS NULL";
   const [fresh, , again] = await db.batch<{ id: string; received_at: number }>([
     db
       .prepare(
-        `UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (
-           SELECT id, received_at FROM events WHERE received_at >= (SELECT swept_to FROM sweep_cursor) AND ${unswept}
-           ORDER BY received_at LIMIT ?3)
+        `WITH picked AS (${receivedBetween("id, received_at", "(SELECT swept_to FROM sweep_cursor)", "?1", unswept, "?3")})
+         UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (SELECT id, received_at FROM picked)
          RETURNING id, received_at`,
       )
       .bind(before, now, limit),
     // Past the limit, the cursor stays at the oldest left for the next tick; never past `cursorTo`, which
     // trails the sweep so that an event whose write took long to land is still read.
     db
-      .prepare(`UPDATE sweep_cursor SET swept_to = MAX(swept_to, MIN(?2, COALESCE((SELECT MIN(received_at) FROM events WHERE received_at >= sweep_cursor.swept_to AND ${unswept}), ?2)))`)
+      .prepare(`UPDATE sweep_cursor SET swept_to = MAX(swept_to, MIN(?2, COALESCE((SELECT received_at FROM (${receivedBetween("received_at, id", "(SELECT swept_to FROM sweep_cursor)", "?1", unswept, "1")})), ?2)))`)
       .bind(before, cursorTo),
     db
       .prepare(
@@ -251,9 +302,8 @@ export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: n
  * await env.DB.batch([deleteOldEventsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
  */
 export function deleteOldEventsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
-  // Uses index events_received.
   return db
-    .prepare("DELETE FROM events WHERE (id, received_at) IN (SELECT id, received_at FROM events WHERE received_at < ?1 ORDER BY received_at LIMIT ?2)")
+    .prepare(`WITH picked AS (${receivedBetween("id, received_at", "0", "?1", "1", "?2")}) DELETE FROM events WHERE (id, received_at) IN (SELECT id, received_at FROM picked)`)
     .bind(before, limit);
 }
 
@@ -286,12 +336,13 @@ export function chunk<T>(items: T[], size: number): T[][] {
  * const page = await listEvents(env, { name: "shop/order.placed" }, null, 50);
  */
 export async function listEvents(env: Env, filter: { name?: string }, cursor: PageCursor | null, limit: number): Promise<{ rows: EventRow[]; next: PageCursor | null }> {
-  const where: string[] = [];
   const params: (string | number)[] = [];
   const bind = (value: string | number) => `?${params.push(value)}`;
-  if (filter.name !== undefined) where.push(`name = ${bind(filter.name)}`);
-  if (cursor) where.push(`(received_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
-  const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY received_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
+  const after = cursor ? `(received_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})` : "1";
+  const sql =
+    filter.name === undefined
+      ? receivedBetween("*", "0", cursor ? `${bind(cursor.at)} + 1` : "NULL", after, bind(limit + 1), " DESC")
+      : `SELECT * FROM events WHERE name = ${bind(filter.name)} AND ${after} ORDER BY received_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
   const keyOf = (row: EventRow) => ({ at: row.received_at, id: row.id });
   const pages = await fromEveryShard(env, async (shard) => (await shard.prepare(sql).bind(...params).all<EventRow>()).results);
   return pageOf(mergeNewestFirst(pages, keyOf, limit + 1), limit, keyOf);

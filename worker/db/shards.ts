@@ -8,7 +8,7 @@ import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
 
 /** The migration every shard must have applied before the Worker uses it (a test keeps it the newest file). */
-export const LATEST_MIGRATION = "0016_shards.sql";
+export const LATEST_MIGRATION = "0017_events_by_id_time.sql";
 
 /** How long an isolate trusts the layouts it read before reading them again. */
 const LAYOUTS_TTL_MS = 60_000;
@@ -137,15 +137,18 @@ async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
 
 /**
  * The time of each shard's oldest event, runs index row or wait (Infinity for an empty shard): one
- * statement a shard, three seeks (index events_received, index runs_started, and the oldest wait by
- * rowid: waits have no index by their start, and a rowid table gives each new row a larger rowid).
+ * statement a shard, four seeks (index events_received and the oldest ULID in the primary key for
+ * the events, index runs_started, and the oldest wait by rowid: waits have no index by their start,
+ * and a rowid table gives each new row a larger rowid).
  */
 async function oldestRowTimes(shards: D1Database[]): Promise<number[]> {
   return Promise.all(
     shards.map(async (shard) => {
       const row = await shard
         .prepare(
-          `SELECT MIN(COALESCE((SELECT MIN(received_at) FROM events), ?1), COALESCE((SELECT MIN(started_at) FROM runs), ?1),
+          `SELECT MIN(COALESCE((SELECT MIN(received_at) FROM events WHERE id_ordered IS NULL), ?1),
+                      COALESCE((SELECT received_at FROM events WHERE id >= '0' AND id < '8' AND id_ordered = 1 ORDER BY id LIMIT 1), ?1),
+                      COALESCE((SELECT MIN(started_at) FROM runs), ?1),
                       COALESCE((SELECT since FROM waits ORDER BY rowid LIMIT 1), ?1)) AS oldest`,
         )
         .bind(Number.MAX_SAFE_INTEGER)
