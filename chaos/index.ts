@@ -7,6 +7,7 @@
 // chaos/scenarios.mjs, which holds what each run must end as and how many times each step body may run.
 import { env as workerEnv } from "cloudflare:workers";
 import { NonRetriableError, RetryAfterError } from "../sdk/index.ts";
+import { dispatchedAtSql } from "../worker/db/events.ts";
 import { shardsOf } from "../worker/db/shards.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { serve } from "../worker/index.ts";
@@ -281,7 +282,7 @@ export default {
       // When each event was received and dispatched, from the D1 event log of every shard (ids in the body).
       const ids = (await request.json()) as string[];
       const pages = await Promise.all(
-        shardsOf(env).map(async (shard) => (await shard.prepare("SELECT id, received_at, dispatched_at FROM events WHERE id IN (SELECT value FROM json_each(?1))").bind(JSON.stringify(ids)).all()).results),
+        shardsOf(env).map(async (shard) => (await shard.prepare(`SELECT id, received_at, ${dispatchedAtSql()} AS dispatched_at FROM events WHERE id IN (SELECT value FROM json_each(?1))`).bind(JSON.stringify(ids)).all()).results),
       );
       return Response.json({ data: pages.flat() });
     }

@@ -5,7 +5,7 @@ import worker, { app } from "./worker.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { tick } from "../worker/schedule/tick.ts";
 import { ulid } from "ulidx";
-import { idOrdered, insertEvents, listEvents, sweepUndispatchedEvents } from "../worker/db/events.ts";
+import { DEDUP_WINDOW_MS, dispatchedAtSql, getEvent, idOrdered, insertEvents, listEvents, markDispatched, sweepUndispatchedEvents, undispatchedEvents } from "../worker/db/events.ts";
 import { dispatchInline, INLINE_MAX_EVENTS, INLINE_MAX_IN_FLIGHT, inlineDispatchesInFlight } from "../worker/dispatch/inline.ts";
 import { ingestEvents, parseEvents } from "../worker/ingest/ingest.ts";
 import type { Env } from "../worker/platform/env.ts";
@@ -176,11 +176,51 @@ describe("POST /e/:key", () => {
     // Past a consumer batch's dispatch chunk (100 events): every event's two runs, and every event marked.
     for (const [i, id] of ids.entries()) expect((await finishedRuns(id, 2)).get("fanout-a")!.output).toBe(`a:${key}-${i}`);
     await eventually(
-      async () => ((await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND dispatched_at IS NOT NULL").bind(JSON.stringify(ids)).first<{ n: number }>())!.n === ids.length ? true : undefined),
+      async () => ((await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND ${dispatchedAtSql()} IS NOT NULL`).bind(JSON.stringify(ids)).first<{ n: number }>())!.n === ids.length ? true : undefined),
       15_000,
       "every event marked dispatched",
     );
+    // Marked a pass at a time (one row per second of receipt), not one update per event.
+    const own = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND dispatched_at IS NOT NULL").bind(JSON.stringify(ids)).first("n");
+    expect(own).toBe(0);
   }, 60_000);
+
+  it("marks a pass over several events in one row, which the sweep, a duplicate's check and the API read", async () => {
+    const now = Date.now();
+    const events = Array.from({ length: 25 }, (_, i) => ({ id: uniqueKey(`pass-${i}`), name: "test/none", data: {}, ts: now }));
+    await insertEvents(env as Env, events, now - 40_000);
+    const refs = events.map((event) => ({ id: event.id, receivedAt: now - 40_000 }));
+    // One the sweep already took (re-enqueued, say) is marked on its own row too: it leaves the resweep's index.
+    await env.DB.prepare("UPDATE events SET swept_at = ?1 WHERE id = ?2").bind(now - 5_000, events[0]!.id).run();
+    // D1's count of rows written: the marks' row, and the one swept row's mark.
+    const results: D1Result[] = [];
+    const db = new Proxy(env.DB, {
+      get(target, property) {
+        if (property === "batch") return async (statements: D1PreparedStatement[]) => results.push(...(await target.batch(statements))) && results;
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const counted = { ...(env as Env), DB: db };
+    await (await markDispatched(counted, refs, now)).write(counted);
+    expect(results.reduce((sum, result) => sum + result.meta.rows_written, 0)).toBe(2);
+
+    const marks = await env.DB.prepare("SELECT second, refs, at FROM dispatch_marks WHERE second = ?1").bind(Math.floor((now - 40_000) / 1000)).all<{ refs: string; at: number }>();
+    const named = marks.results.filter((row) => row.refs.includes(events[1]!.id));
+    expect(named).toHaveLength(1);
+    expect(JSON.parse(named[0]!.refs)).toEqual(refs.map((ref) => [ref.id, ref.receivedAt]));
+    expect((await eventRows(events[0]!.id))[0]).toMatchObject({ dispatched_at: now });
+    expect((await eventRows(events[1]!.id))[0]).toMatchObject({ dispatched_at: null, swept_at: null });
+
+    expect((await getEvent(env as Env, events[1]!.id))?.dispatchedAt).toBe(now);
+    expect(await undispatchedEvents(env as Env, events.map((event) => event.id), now - DEDUP_WINDOW_MS)).toEqual([]);
+    // The sweep passes them by: its window holds them, and none is taken.
+    await env.DB.prepare("UPDATE sweep_cursor SET swept_to = ?1").bind(now - 41_000).run();
+    const swept = await sweepUndispatchedEvents(env.DB, { before: now - 30_000, sweptBefore: 0, now, limit: 1000, cursorTo: now - 39_000 });
+    expect(swept.filter((ref) => events.some((event) => event.id === ref.id))).toEqual([]);
+    const dispatched = await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND ${dispatchedAtSql()} = ?2`).bind(JSON.stringify(events.map((event) => event.id)), now).first("n");
+    expect(dispatched).toBe(events.length);
+  });
 
   it("stores one event of several that share an id in one request", async () => {
     const id = uniqueKey("twice");

@@ -1,6 +1,6 @@
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
-import { getEvent } from "../worker/db/events.ts";
+import { dispatchedAtSql, getEvent } from "../worker/db/events.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import type { RunObject } from "../worker/runs/RunObject.ts";
 import { expect } from "vitest";
@@ -88,7 +88,7 @@ export async function storedEventCount(): Promise<number> {
 /** Waits until the consumer has dispatched the event (started every run it triggers, maybe none). */
 export async function dispatched(eventId: string): Promise<void> {
   await eventually(async () => {
-    const row = await env.DB.prepare("SELECT dispatched_at FROM events WHERE id = ?1").bind(eventId).first<{ dispatched_at: number | null }>();
+    const row = await env.DB.prepare(`SELECT ${dispatchedAtSql()} AS dispatched_at FROM events WHERE id = ?1`).bind(eventId).first<{ dispatched_at: number | null }>();
     return row?.dispatched_at ? true : undefined;
   }, 15_000, `dispatch of event ${eventId}`);
 }

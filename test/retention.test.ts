@@ -50,6 +50,10 @@ describe("retention", () => {
     await indexRuns(recent, 3, realNow - 6 * DAY, realNow - 5 * DAY);
     await indexRuns(unfinished, 3, realNow - 25 * DAY, null);
 
+    // A pass's dispatch marks go with the events they name.
+    const mark = env.DB.prepare("INSERT INTO dispatch_marks (second, pass, refs, at) VALUES (?1, ?2, '[]', ?3)");
+    await env.DB.batch([mark.bind(Math.floor((realNow - 20 * DAY) / 1000), old, realNow - 20 * DAY), mark.bind(Math.floor((realNow - 5 * DAY) / 1000), recent, realNow - 5 * DAY)]);
+    const marks = (prefix: string) => count("SELECT COUNT(*) AS n FROM dispatch_marks WHERE pass = ?1", prefix);
     const events = (prefix: string) => count("SELECT COUNT(*) AS n FROM events WHERE name = ?1", prefix);
     const runs = (prefix: string) => count("SELECT COUNT(*) AS n FROM runs WHERE event_id = ?1", prefix);
 
@@ -60,6 +64,7 @@ describe("retention", () => {
 
     expect([await events(old), await runs(old)]).toEqual([0, 0]);
     expect([await events(recent), await runs(recent)]).toEqual([3, 3]);
+    expect([await marks(old), await marks(recent)]).toEqual([0, 1]);
     expect(await runs(unfinished)).toBe(3);
   });
 });

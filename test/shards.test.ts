@@ -3,7 +3,7 @@
 // under an earlier layout still found, and the tick's sweep and repair working on every shard.
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { getEvents } from "../worker/db/events.ts";
+import { dispatchedAtSql, getEvents } from "../worker/db/events.ts";
 import { forgetLayouts, shardIndex, shardsOf } from "../worker/db/shards.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import type { Env } from "../worker/platform/env.ts";
@@ -139,7 +139,7 @@ describe("shards", () => {
     await tick(workerEnv);
     const run = await finished(runIdFor("fanout-a", id, at));
     expect(run.output).toBe(`a:${key}`);
-    await eventually(async () => ((await oldShard.prepare("SELECT dispatched_at FROM events WHERE id = ?1").bind(id).first<{ dispatched_at: number | null }>())?.dispatched_at ? true : undefined), 15_000, "the dispatched mark on the old layout's shard");
+    await eventually(async () => ((await oldShard.prepare(`SELECT ${dispatchedAtSql()} AS dispatched_at FROM events WHERE id = ?1`).bind(id).first<{ dispatched_at: number | null }>())?.dispatched_at ? true : undefined), 15_000, "the dispatched mark on the old layout's shard");
     // Sent again within the dedup window, the id is known: no second event on the current layout's shard.
     await sendEvents({ id, name: "test/fanout", data: { key } });
     expect(await shardsWith("events", id)).toEqual([shardIndex(id, 2)]);

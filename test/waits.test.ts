@@ -6,7 +6,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import type { StoredEvent } from "../sdk/event.ts";
 import { eventKeyAt, eventMatchKeys } from "../sdk/wait.ts";
-import { insertEvents } from "../worker/db/events.ts";
+import { dispatchedAtSql, insertEvents } from "../worker/db/events.ts";
 import { findWaitsStatement, insertWaitStatements, keyPathsStatement } from "../worker/db/waits.ts";
 import { deliverMatches, findMatchingWaits, registerWaits, waitRows } from "../worker/runs/waits.ts";
 import { getRun, eventually, runIdOf, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
@@ -40,7 +40,7 @@ async function finished(runId: string, timeoutMs = 20_000): Promise<RunJson & { 
 /** Waits until the consumer has dispatched every event of `name` (looked each up in the waits index). */
 async function allDispatched(name: string): Promise<void> {
   await eventually(async () => {
-    const row = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE name = ?1 AND dispatched_at IS NULL").bind(name).first<{ n: number }>();
+    const row = await env.DB.prepare(`SELECT COUNT(*) AS n FROM events WHERE name = ?1 AND ${dispatchedAtSql()} IS NULL`).bind(name).first<{ n: number }>();
     return row?.n === 0 ? true : undefined;
   }, 30_000, `dispatch of the events of ${name}`);
 }

@@ -10,6 +10,10 @@ import { FINAL, killTimes, paths, ROOT, server, SHARDS, WRANGLER } from "../lib/
 import { cronWindowStart, MINUTE_MS } from "../lib/minute.mjs";
 import { groupBy, issue } from "./common.mjs";
 
+/** When an event was dispatched: its row's mark or a dispatch_marks row naming it (the engine's dispatchedAtSql, worker/db/events.ts). */
+const DISPATCHED_AT = `COALESCE(events.dispatched_at, (SELECT m.at FROM dispatch_marks AS m, json_each(m.refs) AS r
+  WHERE m.second = events.received_at / 1000 AND r.value ->> 0 = events.id AND r.value ->> 1 = events.received_at))`;
+
 /**
  * The event log as the server left it, against what each row leads to: every event a root leads
  * to is stored once (so an event `step.sendEvent` sent again after a crash, its id derived or
@@ -86,7 +90,7 @@ export async function readD1() {
   try {
     const [runs, undispatched, stale, eventRows, allRuns] = await everyShard(
       "SELECT status, COUNT(*) AS n FROM runs GROUP BY status",
-      "SELECT id FROM events WHERE dispatched_at IS NULL",
+      `SELECT id FROM events WHERE ${DISPATCHED_AT} IS NULL`,
       "SELECT * FROM runs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled')",
       // Every event with the root it belongs to (a failure event carries the failed run's event).
       "SELECT id, name, COALESCE(json_extract(data, '$.root'), json_extract(data, '$.event.data.root')) AS root, COUNT(*) AS n FROM events GROUP BY id, name, root",
@@ -94,7 +98,7 @@ export async function readD1() {
     );
     const eventIds = [...new Set(stale.map((r) => r.event_id))];
     const [staleEvents] = eventIds.length
-      ? await everyShard(`SELECT id, received_at, dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
+      ? await everyShard(`SELECT id, received_at, ${DISPATCHED_AT} AS dispatched_at FROM events WHERE id IN (${eventIds.map((id) => `'${id.replace(/'/g, "''")}'`).join(",")})`)
       : [[]];
     for (const row of stale) row.eventRow = staleEvents.find((e) => e.id === row.event_id) ?? null;
     const runsIndexByStatus = {};

@@ -1,4 +1,4 @@
-import { decodeTime } from "ulidx";
+import { decodeTime, ulid } from "ulidx";
 import type { StoredEvent } from "../../sdk/event.ts";
 import { pageOf, type PageCursor } from "./runs.ts";
 import type { AcceptedEvent, EventRef } from "../platform/types.ts";
@@ -135,7 +135,7 @@ export async function undispatchedEvents(env: Env, ids: string[], since: number)
     [...(await groupByHoldingShard(env, ids, (id) => id, () => since))].map(async ([shard, part]) => {
       // Uses the primary key (id, received_at).
       const result = await shard
-        .prepare("SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND dispatched_at IS NULL")
+        .prepare(`SELECT * FROM events WHERE id IN (SELECT value FROM json_each(?1)) AND received_at >= ?2 AND ${dispatchedAtSql()} IS NULL`)
         .bind(JSON.stringify(part), since)
         .all<EventRow>();
       return result.results;
@@ -186,13 +186,13 @@ export async function getEvent(env: Env, id: string): Promise<(AcceptedEvent & {
   const pages = await Promise.all(
     [...(await groupByHoldingShard(env, [id], (key) => key)).keys()].map(async (shard) => {
       // Uses the primary key (id, received_at).
-      const result = await shard.prepare("SELECT * FROM events WHERE id = ?1").bind(id).all<EventRow>();
+      const result = await shard.prepare(`SELECT *, ${dispatchedAtSql()} AS dispatched_at_or_marked FROM events WHERE id = ?1`).bind(id).all<EventRow & { dispatched_at_or_marked: number | null }>();
       return result.results;
     }),
   );
   const rows = pages.flat().sort((a, b) => b.received_at - a.received_at);
   const row = rows[0];
-  return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at, receipts: rows.map((r) => r.received_at) } : null;
+  return row ? { event: toEvent(row), receivedAt: row.received_at, dispatchedAt: row.dispatched_at_or_marked, receipts: rows.map((r) => r.received_at) } : null;
 }
 
 /**
@@ -221,6 +221,10 @@ export async function getEventRows(env: Env, refs: EventRef[]): Promise<EventRow
 
 /**
  * The writes marking events dispatched (their runs are started), on the shards that may hold them.
+ * A pass over several events received in fewer seconds than they are many writes one row of
+ * dispatch_marks per second (a queue batch's 100 events of one request: one row, not 100 updates),
+ * and sets the mark on the rows of those the sweep already took, so they leave index events_resweep;
+ * other passes set each event's `dispatched_at`.
  *
  * @example
  * await (await markDispatched(env, [{ id: "01J...", receivedAt: 1764000000000 }], Date.now())).write(env);
@@ -228,11 +232,42 @@ export async function getEventRows(env: Env, refs: EventRef[]): Promise<EventRow
 export async function markDispatched(env: Env, refs: EventRef[], at: number): Promise<ShardWrites> {
   const writes = new ShardWrites();
   for (const [shard, part] of await groupByHoldingShard(env, refs, (ref) => ref.id, (ref) => ref.receivedAt)) {
+    const bySecond = new Map<number, EventRef[]>();
+    for (const ref of part) {
+      const second = Math.floor(ref.receivedAt / 1000);
+      bySecond.set(second, [...(bySecond.get(second) ?? []), ref]);
+    }
     // Uses the primary key (id, received_at).
-    const statement = shard.prepare(`UPDATE events SET dispatched_at = ?1 WHERE (id, received_at) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`);
-    writes.add(shard, ...refParameters(part).map((param) => statement.bind(at, param)));
+    const update = `UPDATE events SET dispatched_at = ?1 WHERE (id, received_at) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`;
+    if (bySecond.size >= part.length) {
+      writes.add(shard, ...refParameters(part).map((param) => shard.prepare(update).bind(at, param)));
+      continue;
+    }
+    const pass = ulid();
+    const insert = shard.prepare("INSERT INTO dispatch_marks (second, pass, refs, at) VALUES (?1, ?2, ?3, ?4)");
+    for (const [second, ofSecond] of bySecond) writes.add(shard, ...refParameters(ofSecond).map((param, i) => insert.bind(second, `${pass}-${i}`, param, at)));
+    // Writes only rows the sweep took (rare): the others are read and left.
+    writes.add(shard, ...refParameters(part).map((param) => shard.prepare(`${update} AND swept_at IS NOT NULL`).bind(at, param)));
   }
   return writes;
+}
+
+/**
+ * SQL for when a row of `events` (named `table` in the statement) was dispatched, NULL while it is
+ * not: its own `dispatched_at`, or the time of the row of dispatch_marks that names it (markDispatched).
+ */
+export function dispatchedAtSql(table = "events"): string {
+  return `COALESCE(${table}.dispatched_at, (SELECT m.at FROM dispatch_marks AS m, json_each(m.refs) AS r
+     WHERE m.second = ${table}.received_at / 1000 AND r.value ->> 0 = ${table}.id AND r.value ->> 1 = ${table}.received_at))`;
+}
+
+/**
+ * A WITH clause naming `marked`: the events dispatch_marks names, received from the second of
+ * `from` to that of `to` (SQL expressions), for a statement reading the events of that window.
+ */
+function markedBetween(from: string, to: string): string {
+  return `marked (id, received_at) AS MATERIALIZED (
+      SELECT r.value ->> 0, r.value ->> 1 FROM dispatch_marks AS m, json_each(m.refs) AS r WHERE m.second >= (${from}) / 1000 AND m.second <= (${to}) / 1000)`;
 }
 
 /**
@@ -268,11 +303,12 @@ function receivedBetween(columns: string, from: string, to: string, where: strin
  */
 export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: number; sweptBefore: number; now: number; limit: number; cursorTo: number }): Promise<EventRef[]> {
   const { before, sweptBefore, now, limit, cursorTo } = sweep;
-  const unswept = "dispatched_at IS NULL AND swept_at IS NULL";
+  const unswept = "dispatched_at IS NULL AND swept_at IS NULL AND (id, received_at) NOT IN (SELECT id, received_at FROM marked)";
+  const marked = markedBetween("SELECT swept_to FROM sweep_cursor", "?1");
   const [fresh, , again] = await db.batch<{ id: string; received_at: number }>([
     db
       .prepare(
-        `WITH picked AS (${receivedBetween("id, received_at", "(SELECT swept_to FROM sweep_cursor)", "?1", unswept, "?3")})
+        `WITH ${marked}, picked AS (${receivedBetween("id, received_at", "(SELECT swept_to FROM sweep_cursor)", "?1", unswept, "?3")})
          UPDATE events SET swept_at = ?2 WHERE (id, received_at) IN (SELECT id, received_at FROM picked)
          RETURNING id, received_at`,
       )
@@ -280,7 +316,7 @@ export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: n
     // Past the limit, the cursor stays at the oldest left for the next tick; never past `cursorTo`, which
     // trails the sweep so that an event whose write took long to land is still read.
     db
-      .prepare(`UPDATE sweep_cursor SET swept_to = MAX(swept_to, MIN(?2, COALESCE((SELECT received_at FROM (${receivedBetween("received_at, id", "(SELECT swept_to FROM sweep_cursor)", "?1", unswept, "1")})), ?2)))`)
+      .prepare(`WITH ${marked} UPDATE sweep_cursor SET swept_to = MAX(swept_to, MIN(?2, COALESCE((SELECT received_at FROM (${receivedBetween("received_at, id", "(SELECT swept_to FROM sweep_cursor)", "?1", unswept, "1")})), ?2)))`)
       .bind(before, cursorTo),
     db
       .prepare(
@@ -305,6 +341,14 @@ export function deleteOldEventsStatement(db: D1Database, before: number, limit: 
   return db
     .prepare(`WITH picked AS (${receivedBetween("id, received_at", "0", "?1", "1", "?2")}) DELETE FROM events WHERE (id, received_at) IN (SELECT id, received_at FROM picked)`)
     .bind(before, limit);
+}
+
+/**
+ * Statement deleting up to `limit` rows of dispatch_marks naming events received before `before`
+ * (retention, beside deleteOldEventsStatement's).
+ */
+export function deleteOldMarksStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
+  return db.prepare("DELETE FROM dispatch_marks WHERE (second, pass) IN (SELECT second, pass FROM dispatch_marks WHERE second < ?1 / 1000 ORDER BY second LIMIT ?2)").bind(before, limit);
 }
 
 /** The event a row of the log holds. */

@@ -8,7 +8,7 @@ import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
 
 /** The migration every shard must have applied before the Worker uses it (a test keeps it the newest file). */
-export const LATEST_MIGRATION = "0017_events_by_id_time.sql";
+export const LATEST_MIGRATION = "0019_dispatch_marks.sql";
 
 /** How long an isolate trusts the layouts it read before reading them again. */
 const LAYOUTS_TTL_MS = 60_000;

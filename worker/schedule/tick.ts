@@ -1,5 +1,5 @@
 import { loadRemoteFunctions } from "../remote/apps.ts";
-import { deleteOldEventsStatement, sweepUndispatchedEvents } from "../db/events.ts";
+import { deleteOldEventsStatement, deleteOldMarksStatement, sweepUndispatchedEvents } from "../db/events.ts";
 import { checkShardMigrations, shardsOf } from "../db/shards.ts";
 import { deleteEndedRunsStatement, unfinishedRuns } from "../db/runs.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
@@ -91,6 +91,8 @@ export async function pruneExpired(env: Env, now: number): Promise<{ events: num
         deleteEndedRunsStatement(shard, before, PRUNE_LIMIT),
         // Waits that timed out: their runs have moved on (a timed-out wait returns null without D1).
         pruneExpiredWaitsStatement(shard, now, PRUNE_LIMIT),
+        // The dispatch marks of those seconds: a row names up to a pass's events.
+        deleteOldMarksStatement(shard, before, PRUNE_LIMIT),
       ]);
       return results.map((result) => result.meta.changes);
     }),
