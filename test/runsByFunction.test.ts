@@ -55,9 +55,12 @@ function newestFirst(rows: Row[]): string[] {
   return [...rows].sort((a, b) => b.startedAt - a.startedAt || (b.id < a.id ? -1 : b.id > a.id ? 1 : 0)).map((row) => row.id);
 }
 
-/** Runs of four functions, ten each, two functions starting at the same millisecond at times (the id breaks the tie). */
-function runsOfFourFunctions(key: string, t0: number): Row[] {
-  return Array.from({ length: 4 }, (_, f) =>
+/**
+ * Runs of seven functions (more than a statement's five: worker/db/runs.ts), ten each, functions starting at the
+ * same millisecond at times (the id breaks the tie).
+ */
+function runsOfSevenFunctions(key: string, t0: number): Row[] {
+  return Array.from({ length: 7 }, (_, f) =>
     Array.from({ length: 10 }, (_, i) => ({
       id: `${key}-f${f}-${String(i).padStart(2, "0")}`,
       functionId: `${key}-f${f}`,
@@ -125,7 +128,7 @@ describe("the runs index keeps one index by start, by function", () => {
   it("lists the runs of several functions a few at a time, newest first, each once, with a status filter and a start window too", async () => {
     const key = uniqueKey("all-functions");
     const t0 = quietWindowStart();
-    const rows = runsOfFourFunctions(key, t0);
+    const rows = runsOfSevenFunctions(key, t0);
     await indexRows(rows);
     const window = { startedAfter: t0, startedBefore: t0 + 60_000 };
 
@@ -138,7 +141,7 @@ describe("the runs index keeps one index by start, by function", () => {
 
     const narrower = { startedAfter: t0 + 3_000, startedBefore: t0 + 7_000 };
     const inside = rows.filter((row) => row.startedAt >= narrower.startedAfter && row.startedAt < narrower.startedBefore);
-    expect(inside.length).toBe(16);
+    expect(inside.length).toBe(7 * 4);
     expect((await listAll(narrower, 5)).ids).toEqual(newestFirst(inside));
     expect((await listAll({ ...narrower, statuses: ["Completed", "Cancelled"] }, 4)).ids).toEqual(newestFirst(inside.filter((row) => row.status === "Completed")));
   });

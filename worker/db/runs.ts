@@ -172,9 +172,9 @@ export async function stuckCounts(env: Env): Promise<Record<string, number>> {
 }
 
 /**
- * Statement deleting up to `limit` index rows of runs that ended before `before` (retention), oldest
- * first within each function, the functions in id order. Unfinished runs have no end and are never
- * deleted here.
+ * Statement deleting up to `limit` index rows of runs that ended before `before` (retention): those
+ * the index meets first, each function's oldest, the functions in id order. Unfinished runs have no
+ * end and are never deleted here.
  *
  * @example
  * await env.DB.batch([deleteEndedRunsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
@@ -223,7 +223,8 @@ export async function listRuns(env: Env, filter: RunFilter, cursor: PageCursor |
   const pages = await fromEveryShard(env, async (shard) => {
     const functionIds = filter.functionId !== undefined ? [filter.functionId] : (await shard.prepare(FUNCTION_IDS_WITH_RUNS).all<{ id: string }>()).results.map((row) => row.id);
     const statements = chunksOf(functionIds, FUNCTIONS_PER_STATEMENT).map((ids) => firstPagesStatement(shard, ids, filter, cursor, limit + 1));
-    return statements.length === 0 ? [] : (await shard.batch<RunIndexRow>(statements)).map((result) => result.results);
+    if (statements.length <= 1) return statements.length === 0 ? [] : [(await statements[0]!.all<RunIndexRow>()).results];
+    return (await shard.batch<RunIndexRow>(statements)).map((result) => result.results);
   });
   return pageOf(mergeNewestFirst(pages.flat(), keyOf, limit + 1), limit, keyOf);
 }
