@@ -1,6 +1,7 @@
 import { runIdFor } from "../platform/runId.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
+import { FUNCTION_IDS_WITH_RUNS } from "./runFunctions.ts";
 import { fromEveryShard, groupByHoldingShard, mergeNewestFirst } from "./shards.ts";
 
 /** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
@@ -78,11 +79,12 @@ export async function stepsSince(env: Env, functionId: string, since: number): P
 
 /**
  * Dollars at list price the runs started since `since` cost, as their ends told the index (the
- * account's daily budget). Reads every run of the window (index runs_started, then each row).
+ * account's daily budget). Reads every run of the window, function by function, then each row.
  */
 export async function spendSince(env: Env, since: number): Promise<number> {
+  // Uses index runs_function_started: one seek per function present (runFunctions.ts).
   const sums = await fromEveryShard(env, async (shard) => [
-    (await shard.prepare("SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1").bind(since).first<{ usd: number }>())?.usd ?? 0,
+    (await shard.prepare(`SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at >= ?1`).bind(since).first<{ usd: number }>())?.usd ?? 0,
   ]);
   return sums.flat().reduce((a, b) => a + b, 0);
 }
@@ -107,15 +109,15 @@ export async function childrenOf(env: Env, runId: string): Promise<RunIndexRow[]
  * window names several events), oldest first, from every shard: a run's row is on its own id's shard.
  */
 export async function runsOfEvent(env: Env, eventId: string, receivedAts: number[]): Promise<RunIndexRow[]> {
-  // Those started at an event's receipt through index runs_started; the others through index
-  // runs_event, which holds only them.
+  // Those started at an event's receipt through index runs_function_started, a seek per function
+  // present and receipt (runFunctions.ts); the others through index runs_event, which holds only them.
   const pages = await fromEveryShard(
     env,
     async (shard) =>
       (
         await shard
           .prepare(
-            `SELECT * FROM runs WHERE started_at IN (SELECT value FROM json_each(?2)) AND event_id = ?1
+            `SELECT * FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at IN (SELECT value FROM json_each(?2)) AND event_id = ?1
              UNION
              SELECT * FROM runs WHERE event_id = ?1 AND at_receipt IS NOT 1`,
           )
@@ -170,17 +172,19 @@ export async function stuckCounts(env: Env): Promise<Record<string, number>> {
 }
 
 /**
- * Statement deleting up to `limit` index rows of runs that ended before `before`, oldest first
- * (retention). Unfinished runs have no end and are never deleted here.
+ * Statement deleting up to `limit` index rows of runs that ended before `before` (retention): those
+ * the index meets first, each function's oldest, the functions in id order. Unfinished runs have no
+ * end and are never deleted here.
  *
  * @example
  * await env.DB.batch([deleteEndedRunsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
  */
 export function deleteEndedRunsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
-  // Uses index runs_started: a run that ended before `before` started before it. Runs started long ago
-  // and still going are read past, never written: an index of ends would cost every end a row.
+  // Uses index runs_function_started, a seek per function present (runFunctions.ts): a run that ended
+  // before `before` started before it. Runs started before it that have not ended by then are read past,
+  // never written (an index of ends would cost every end a row); it stops at `limit` runs to delete.
   return db
-    .prepare("DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE started_at < ?1 AND ended_at < ?1 ORDER BY started_at, id LIMIT ?2)")
+    .prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at < ?1 AND ended_at < ?1 LIMIT ?2)`)
     .bind(before, limit);
 }
 
@@ -204,28 +208,60 @@ export interface PageCursor {
 
 /**
  * A page of the runs index, newest first, after `cursor` (the previous page's `next`); `next` is
- * null on the last page. A page costs its own rows and the rows its status filter passes over,
- * whatever its depth: each shard seeks its index (runs_started or runs_function_started) to the
- * cursor and answers its first page; the pages merge by (start, id), which no two runs share.
+ * null on the last page. A page costs its own rows and the rows its filters pass over, whatever its
+ * depth: each shard seeks index runs_function_started to the cursor, for the one function asked or
+ * for each function it holds runs of (runFunctions.ts), and answers each one's first page; the pages
+ * merge by (start, id), which no two runs share. Without a function, a page reads up to a page per
+ * function, the shard's function ids first.
  *
  * @example
  * const first = await listRuns(env, { functionId: "hello" }, null, 50);
  * const second = first.next ? await listRuns(env, { functionId: "hello" }, first.next, 50) : null;
  */
 export async function listRuns(env: Env, filter: RunFilter, cursor: PageCursor | null, limit: number): Promise<{ rows: RunIndexRow[]; next: PageCursor | null }> {
-  const where: string[] = [];
+  const keyOf = (row: RunIndexRow) => ({ at: row.started_at, id: row.id });
+  const pages = await fromEveryShard(env, async (shard) => {
+    const functionIds = filter.functionId !== undefined ? [filter.functionId] : (await shard.prepare(FUNCTION_IDS_WITH_RUNS).all<{ id: string }>()).results.map((row) => row.id);
+    const statements = chunksOf(functionIds, FUNCTIONS_PER_STATEMENT).map((ids) => firstPagesStatement(shard, ids, filter, cursor, limit + 1));
+    if (statements.length <= 1) return statements.length === 0 ? [] : [(await statements[0]!.all<RunIndexRow>()).results];
+    return (await shard.batch<RunIndexRow>(statements)).map((result) => result.results);
+  });
+  return pageOf(mergeNewestFirst(pages.flat(), keyOf, limit + 1), limit, keyOf);
+}
+
+/**
+ * How many functions' pages one statement asks for: D1's SQLite joins at most 5 SELECTs in a compound
+ * one (measured under workerd: 6 fail with "too many terms in compound SELECT"). A shard's statements go
+ * in one batch, one round trip.
+ */
+const FUNCTIONS_PER_STATEMENT = 5;
+
+/** Statement answering the first `size` runs of each of `functionIds` that pass the filter after the cursor, newest first. */
+function firstPagesStatement(db: D1Database, functionIds: string[], filter: RunFilter, cursor: PageCursor | null, size: number): D1PreparedStatement {
   const params: (string | number)[] = [];
   const bind = (value: string | number) => `?${params.push(value)}`;
-  if (filter.functionId !== undefined) where.push(`function_id = ${bind(filter.functionId)}`);
-  if (filter.statuses?.length) where.push(`status IN (${filter.statuses.map(bind).join(", ")})`);
-  if (filter.startedAfter !== undefined) where.push(`started_at >= ${bind(filter.startedAfter)}`);
-  if (filter.startedBefore !== undefined) where.push(`started_at < ${bind(filter.startedBefore)}`);
-  if (filter.stuck !== undefined) where.push("status IN ('Queued', 'Running')", filter.stuck === "any" ? "stuck_reason IS NOT NULL" : `stuck_reason = ${bind(filter.stuck)}`);
-  if (cursor) where.push(`(started_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
-  const sql = `SELECT * FROM runs ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY started_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
-  const keyOf = (row: RunIndexRow) => ({ at: row.started_at, id: row.id });
-  const pages = await fromEveryShard(env, async (shard) => (await shard.prepare(sql).bind(...params).all<RunIndexRow>()).results);
-  return pageOf(mergeNewestFirst(pages, keyOf, limit + 1), limit, keyOf);
+  const conditions = pageConditions("runs", filter, cursor, bind);
+  const pageSize = bind(size);
+  // Uses index runs_function_started: a seek per function to the cursor, each one's page merged.
+  const pages = functionIds.map((id) => `SELECT * FROM (SELECT * FROM runs WHERE runs.function_id = ${bind(id)}${conditions} ORDER BY runs.started_at DESC, runs.id DESC LIMIT ${pageSize})`);
+  return db.prepare(`${pages.join(" UNION ALL ")} ORDER BY started_at DESC, id DESC LIMIT ${pageSize}`).bind(...params);
+}
+
+function chunksOf<T>(items: T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
+/** The conditions of a listing's filter (but its function) and cursor on `table`'s columns, each after " AND ". */
+function pageConditions(table: string, filter: RunFilter, cursor: PageCursor | null, bind: (value: string | number) => string): string {
+  const where: string[] = [];
+  if (filter.statuses?.length) where.push(`${table}.status IN (${filter.statuses.map(bind).join(", ")})`);
+  if (filter.startedAfter !== undefined) where.push(`${table}.started_at >= ${bind(filter.startedAfter)}`);
+  if (filter.startedBefore !== undefined) where.push(`${table}.started_at < ${bind(filter.startedBefore)}`);
+  if (filter.stuck !== undefined) where.push(`${table}.status IN ('Queued', 'Running')`, filter.stuck === "any" ? `${table}.stuck_reason IS NOT NULL` : `${table}.stuck_reason = ${bind(filter.stuck)}`);
+  if (cursor) where.push(`(${table}.started_at, ${table}.id) < (${bind(cursor.at)}, ${bind(cursor.id)})`);
+  return where.map((condition) => ` AND ${condition}`).join("");
 }
 
 /** A function's runs by status since a time, and per hour its runs and failures (the dashboard's counts and chart). */
@@ -238,7 +274,7 @@ export interface FunctionStats {
 
 /**
  * Every function's runs started since `since`, counted by status and by hour (epoch ms of the hour's
- * start). Reads the runs of that window once (index runs_started) on every shard.
+ * start). Reads the runs of that window once, function by function, on every shard.
  *
  * @example
  * const stats = await functionStats(env, Date.now() - 24 * 3_600_000);
@@ -250,7 +286,11 @@ export async function functionStats(env: Env, since: number): Promise<Map<string
     async (shard) =>
       (
         await shard
-          .prepare("SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE started_at >= ?1 GROUP BY function_id, status, hour")
+          // Uses index runs_function_started: one seek per function present (runFunctions.ts).
+          .prepare(
+            `SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM runs
+             WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at >= ?1 GROUP BY function_id, status, hour`,
+          )
           .bind(since)
           .all<{ function_id: string; status: RunStatus; hour: number; n: number; usd: number }>()
       ).results,

@@ -77,7 +77,7 @@ export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: T
 /**
  * Deletes events received, and runs index rows of runs that ended, more than
  * `STEPFLARE_RETENTION_DAYS` before `now`: at most `PRUNE_LIMIT` rows per table and shard, oldest
- * first. Unfinished runs keep their rows. Answers how many rows of each went.
+ * first (runs: each function's oldest first). Unfinished runs keep their rows. Answers how many rows of each went.
  *
  * @example
  * const { events, runs } = await pruneExpired(env, Date.now());
