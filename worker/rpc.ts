@@ -2,7 +2,7 @@ import { WorkerEntrypoint } from "cloudflare:workers";
 import { z } from "zod";
 import { instrument } from "./platform/bindings.ts";
 import type { Env } from "./platform/env.ts";
-import { IngestError, ingestEvents, parseEvents } from "./ingest/ingest.ts";
+import { acceptEvents, IngestError } from "./ingest/ingest.ts";
 import { dispatchFromRequest } from "./dispatch/inline.ts";
 import type { RunWithSteps } from "./runs/RunObject.ts";
 import { findFunction } from "./platform/registry.ts";
@@ -39,7 +39,7 @@ export class StepflareService extends WorkerEntrypoint<Env> {
   async send(events: unknown): Promise<SendAnswer> {
     try {
       const env = instrument(this.env);
-      const { ids } = await ingestEvents(env, parseEvents(events), dispatchFromRequest(env, (work) => this.ctx.waitUntil(work)));
+      const { ids } = await acceptEvents(env, events, dispatchFromRequest(env, (work) => this.ctx.waitUntil(work)));
       return { ids, status: 200 };
     } catch (err) {
       if (err instanceof IngestError) return { error: err.message, status: HTTP_STATUS[err.code], ...(err.path ? { path: err.path } : {}) };

@@ -6,7 +6,7 @@ import type { MiddlewareEntry } from "../sdk/middleware/v3.ts";
 import type { StepflareFunction } from "../sdk/function.ts";
 import { instrument } from "./platform/bindings.ts";
 import type { Env } from "./platform/env.ts";
-import { ingestEvents, parseEvents } from "./ingest/ingest.ts";
+import { acceptEvents } from "./ingest/ingest.ts";
 import { createLogger } from "./platform/logger.ts";
 import type { QueueMessage } from "./queue/messages.ts";
 import { fireCronTrigger } from "./schedule/crons.ts";
@@ -51,7 +51,7 @@ export function serve({ client, functions }: ServeOptions): ExportedHandler<Env,
   registerFunctions(functions);
   // Inside the Worker, app.send() takes the ingest path directly, for the functions' own clients too
   // (a module of functions may make its own, with its own middleware).
-  const sender = async (events: EventPayload[]) => ingestEvents(instrument(workerEnv as Env), parseEvents(events));
+  const sender = async (events: EventPayload[]) => acceptEvents(instrument(workerEnv as Env), events);
   client.useSender(sender);
   for (const fn of functions) if (fn.client instanceof Stepflare && !fn.client.hasSender) fn.client.useSender(sender);
 

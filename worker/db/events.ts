@@ -327,7 +327,9 @@ export async function sweepUndispatchedEvents(db: D1Database, sweep: { before: n
       )
       .bind(sweptBefore, now, limit),
   ]);
-  return [...fresh!.results, ...again!.results].map((row) => ({ id: row.id, receivedAt: row.received_at }));
+  // RETURNING answers in the order the update met the rows (the primary key's), not the pick's.
+  const oldestFirst = (rows: { id: string; received_at: number }[]) => rows.sort((a, b) => a.received_at - b.received_at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return [...oldestFirst(fresh!.results), ...oldestFirst(again!.results)].map((row) => ({ id: row.id, receivedAt: row.received_at }));
 }
 
 /**

@@ -8,6 +8,7 @@ import type { AcceptedEvent } from "../platform/types.ts";
 import { enqueueEvents } from "../queue/send.ts";
 import { utf8Bytes } from "../../sdk/output.ts";
 import { StepflareError } from "../platform/errors.ts";
+import { eventIdSource } from "../platform/eventIds.ts";
 import { BIND_R2_HINT, MAX_LARGE_VALUE_BYTES, offloadEventData, resolveEventData } from "../platform/largeValues.ts";
 
 /** Ingest limits (DESIGN "Limits"). */
@@ -114,6 +115,20 @@ export function parseEvents(body: unknown, nextId: (index: number) => string = (
 /** How a caller with a request to finish dispatches events itself: true when it took them (dispatch/inline.ts), false to leave them to the queue. */
 export interface IngestOptions {
   dispatchNow?: (accepted: AcceptedEvent[]) => boolean;
+  /** When the events were received (default: now); acceptEvents gives the time their ids were made at. */
+  receivedAt?: number;
+}
+
+/**
+ * A sender's request of events, validated (parseEvents) and stored (ingestEvents): those without an
+ * id get one made at the receipt's millisecond, or from the `inngest` SDK's id `seed`.
+ *
+ * @example
+ * const { ids } = await acceptEvents(env, body, { seed: c.req.header("x-inngest-event-id-seed"), limits });
+ */
+export async function acceptEvents(env: Env, body: unknown, { seed, limits = ROW_LIMITS, ...options }: IngestOptions & { seed?: string | null; limits?: IngestLimits } = {}): Promise<{ ids: string[] }> {
+  const receivedAt = Date.now();
+  return ingestEvents(env, parseEvents(body, eventIdSource(seed, receivedAt), limits), { ...options, receivedAt });
 }
 
 /**
@@ -126,8 +141,7 @@ export interface IngestOptions {
  * @example
  * const { ids } = await ingestEvents(env, parseEvents(body));
  */
-export async function ingestEvents(env: Env, events: StoredEvent[], { dispatchNow }: IngestOptions = {}): Promise<{ ids: string[] }> {
-  const receivedAt = Date.now();
+export async function ingestEvents(env: Env, events: StoredEvent[], { dispatchNow, receivedAt = Date.now() }: IngestOptions = {}): Promise<{ ids: string[] }> {
   // Large events' data goes to R2 before the log's rows that name it.
   const fresh = await insertEvents(env, events, receivedAt, await offloadEventData(env, events, receivedAt));
   const accepted: AcceptedEvent[] = fresh.map((event) => ({ event, receivedAt }));

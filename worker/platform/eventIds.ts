@@ -1,18 +1,22 @@
-import { monotonicFactory, ulid } from "ulidx";
+import { monotonicFactory } from "ulidx";
 
 /**
  * Ids for the events of one request that carry none. With Inngest's `x-inngest-event-id-seed`
  * header (`<epoch ms>,<10 random bytes, base64>`, which the `inngest` SDK sends and keeps across its
  * own retries), the ids are ULIDs derived from the seed, so a retried send is recognised as a
- * duplicate; without it they are fresh ULIDs.
+ * duplicate; without it they are fresh ULIDs of `receivedAt`'s millisecond, in order (the event
+ * log's primary key then orders them by receipt, with no index entry of their own).
  *
  * @example
- * const next = eventIdSource(request.headers.get("x-inngest-event-id-seed"));
+ * const next = eventIdSource(request.headers.get("x-inngest-event-id-seed"), Date.now());
  * next(); next(); // two ULIDs, in order
  */
-export function eventIdSource(seed: string | null | undefined): () => string {
+export function eventIdSource(seed: string | null | undefined, receivedAt: number): () => string {
   const parsed = parseSeed(seed);
-  if (!parsed) return () => ulid();
+  if (!parsed) {
+    const next = monotonicFactory();
+    return () => next(receivedAt);
+  }
   // ulidx draws the 16 random characters last to first, each as floor(prng() * 32): feed it the
   // seed's 5-bit groups in that order; its monotonic factory increments the random part after.
   let drawn = 0;

@@ -1,8 +1,7 @@
 import { Hono } from "hono";
 import type { Env } from "../platform/env.ts";
-import { IngestError, ingestEvents, ingestLimits, parseEvents, requestTooLarge } from "../ingest/ingest.ts";
+import { acceptEvents, IngestError, ingestLimits, requestTooLarge } from "../ingest/ingest.ts";
 import { dispatchFromRequest } from "../dispatch/inline.ts";
-import { eventIdSource } from "../platform/eventIds.ts";
 import { requireEventKey } from "./auth.ts";
 import { readLimited } from "./body.ts";
 import { errorResponse, jsonError } from "./errors.ts";
@@ -33,8 +32,7 @@ eventRoutes.post("/e/:key", requireEventKey, async (c) => {
     return jsonError(c, 400, "request body is not valid JSON");
   }
   try {
-    const events = parseEvents(body, eventIdSource(c.req.header("x-inngest-event-id-seed")), limits);
-    const { ids } = await ingestEvents(c.env, events, dispatchFromRequest(c.env, waitUntilOf(c)));
+    const { ids } = await acceptEvents(c.env, body, { seed: c.req.header("x-inngest-event-id-seed"), limits, ...dispatchFromRequest(c.env, waitUntilOf(c)) });
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return errorResponse(c, err);

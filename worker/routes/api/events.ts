@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { listEvents, toEvent } from "../../db/events.ts";
 import { dispatchFromRequest } from "../../dispatch/inline.ts";
 import type { Env } from "../../platform/env.ts";
-import { IngestError, ingestEvents, ingestLimits, parseEvents, requestTooLarge } from "../../ingest/ingest.ts";
+import { acceptEvents, IngestError, ingestLimits, requestTooLarge } from "../../ingest/ingest.ts";
 import { parseJsonBody, parseQuery, readBodyText } from "../body.ts";
 import { errorResponse, jsonError } from "../errors.ts";
 import { decodeCursor, encodeCursor } from "./cursor.ts";
@@ -35,7 +35,7 @@ eventsRoutes.post("/v1/events", async (c) => {
   const body = await parseJsonBody(c, z.unknown(), "events", '{ "name": string, "data"?: object } or an array of those', text.text);
   if (!body.ok) return body.response;
   try {
-    const { ids } = await ingestEvents(c.env, parseEvents(body.data, undefined, limits), dispatchFromRequest(c.env, waitUntilOf(c)));
+    const { ids } = await acceptEvents(c.env, body.data, { limits, ...dispatchFromRequest(c.env, waitUntilOf(c)) });
     return c.json({ ids, status: 200 });
   } catch (err) {
     if (err instanceof IngestError) return errorResponse(c, err);
