@@ -104,6 +104,10 @@ async function writtenAtCrash(runId: string): Promise<Set<string> | null> {
         const tables = new Set(sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").toArray().map((row) => row.name));
         const written = new Set<string>();
         if (tables.has("steps")) for (const row of sql.exec<{ name: string }>("SELECT name FROM steps WHERE status = 'completed'")) written.add(row.name);
+        // Results still buffered at the run's end are written on its row.
+        for (const row of sql.exec<{ last_steps: string | null }>("SELECT last_steps FROM run")) {
+          for (const step of JSON.parse(row.last_steps ?? "[]") as { name: string; status: string }[]) if (step.status === "completed") written.add(step.name);
+        }
         if (tables.has("step_bundles")) {
           for (const row of sql.exec<{ steps: string }>("SELECT steps FROM step_bundles")) {
             for (const step of JSON.parse(row.steps) as { name: string; status: string }[]) if (step.status === "completed") written.add(step.name);

@@ -95,4 +95,24 @@ describe("buffered checkpoints", () => {
     expect(result.rows).toBe(3);
     expect(result.steps).toEqual([["one", "again"], ["two", 2], ["three", 3]]);
   });
+
+  it("writes the results still buffered at the run's end on the end's own row: 2 rows for a run shorter than its buffer", async () => {
+    const stub = env.RUNS.get(env.RUNS.idFromName(uniqueKey("store")));
+    const result = await runInDurableObject(stub, (_, state) => {
+      const sql = state.storage.sql;
+      const store = new RunStore(sql);
+      const before = usage.doRowsWritten;
+      store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexedOn: null });
+      const limits = { maxSteps: 10, maxIntervalMs: 60_000 };
+      for (const [i, id] of ["a", "b", "c"].entries()) store.bufferStep({ id, name: id, kind: "run", status: "completed", attempts: 1, output: id.repeat(i + 1), seq: i, startedAt: i + 2, endedAt: i + 2 }, limits);
+      store.end("Completed", 9, { output: "done" });
+      return {
+        rows: usage.doRowsWritten - before,
+        bundles: sql.exec("SELECT COUNT(*) AS n FROM step_bundles").one().n,
+        reread: [...new RunStore(sql).steps().values()].map((step) => [step.id, step.output]),
+        run: new RunStore(sql).run()?.status,
+      };
+    });
+    expect(result).toEqual({ rows: 2, bundles: 0, reread: [["a", "a"], ["b", "bb"], ["c", "ccc"]], run: "Completed" });
+  });
 });

@@ -23,6 +23,9 @@ function bundleOwner(seq: number): string {
   return `bundle:${seq}`;
 }
 
+/** The owner of the parts of the buffered results a run's end wrote on its own row (`last_steps`). */
+const LAST_STEPS_OWNER = "run:last-steps";
+
 /** Longest JSON text stored in one value: at most 1.5 MB of UTF-8, under SQLite's 2 MB per value. */
 const PART_CHARS = 500_000;
 /** Starts a stored value whose JSON is in `parts` (JSON text never starts with a NUL). */
@@ -164,15 +167,21 @@ export class RunStore {
     Object.assign(run, { repairs, functionId });
   }
 
-  /** Ends the run, with what its end sends (a failure event, a parent's resumption) in the same commit. */
+  /**
+   * Ends the run, with what its end sends (a failure event, a parent's resumption) in the same commit.
+   * Buffered results not written yet go on the end's own row (`last_steps`), not a row of their own.
+   */
   end(status: RunStatus, endedAt: number, result: { output?: unknown; error?: SerializedError }, entries: OutboxEntry[] = []): void {
+    const last = this.takePending();
     this.write(
-      "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?, open = 0, wake_at = NULL",
+      "UPDATE run SET status = ?, ended_at = ?, output = ?, error = ?, open = 0, wake_at = NULL, last_steps = ?",
       status,
       endedAt,
       this.encode("run", result.output),
       result.error ? JSON.stringify(result.error) : null,
+      last.length > 0 ? this.encode(LAST_STEPS_OWNER, last) : null,
     );
+    for (const step of last) this.observer?.stepSaved(step);
     this.addToOutbox(entries);
     Object.assign(this.run()!, { status, endedAt, isOpen: false, wakeAt: undefined, ...result });
     this.observer?.runEnded(this.run()!);
@@ -186,7 +195,10 @@ export class RunStore {
     const rows = this.sql.exec<StepRow & { row: number }>("SELECT rowid AS row, * FROM steps ORDER BY started_at, rowid").toArray();
     this.stepRowids.clear();
     for (const row of rows) this.stepRowids.set(row.id, row.row);
-    const bundled = new Map(bundles.flatMap((bundle) => this.decode(bundleOwner(bundle.seq), bundle.steps) as StepRecord[]).map((step) => [step.id, step]));
+    const last = (this.sql.exec<{ last_steps: string | null }>("SELECT last_steps FROM run LIMIT 1").toArray()[0]?.last_steps ?? null) as string | null;
+    const bundled = new Map(
+      [...bundles.flatMap((bundle) => this.decode(bundleOwner(bundle.seq), bundle.steps) as StepRecord[]), ...((this.decode(LAST_STEPS_OWNER, last) as StepRecord[] | undefined) ?? [])].map((step) => [step.id, step]),
+    );
     // A step written on its own after it was bundled (saved again) is its row's version; but a row
     // left unsettled (a failed attempt) by a step that completed into a bundle after it is older:
     // a completed step never goes back.
@@ -218,14 +230,20 @@ export class RunStore {
 
   /** Writes the buffered step results, if any, as one row. */
   flush(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    if (this.pending.length === 0) return;
-    const steps = this.pending;
-    this.pending = [];
+    const steps = this.takePending();
+    if (steps.length === 0) return;
     const seq = this.nextBundle++;
     this.write("INSERT INTO step_bundles (seq, steps) VALUES (?, ?)", seq, this.encode(bundleOwner(seq), steps));
     for (const step of steps) this.observer?.stepSaved(step);
+  }
+
+  /** The buffered step results not written yet, which the caller writes: none wait after it. */
+  private takePending(): StepRecord[] {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const steps = this.pending;
+    this.pending = [];
+    return steps;
   }
 
   /** Writes a step and what it sends; the output gate holds every later reply and fetch until both are durable. */

@@ -62,6 +62,7 @@ const ADDED_COLUMNS: Record<string, Record<string, string>> = {
     listed_at: "INTEGER",
     indexed: "INTEGER NOT NULL DEFAULT 0",
     repairs: "TEXT",
+    last_steps: "TEXT",
   },
   steps: { seq: "INTEGER", failed_attempts: "TEXT", request: "TEXT" },
   outbox: { kind: "TEXT NOT NULL DEFAULT 'events'" },
@@ -76,7 +77,8 @@ export function createTables(sql: SqlStorage): void {
       id TEXT NOT NULL, function_id TEXT NOT NULL, events TEXT NOT NULL, status TEXT NOT NULL,
       attempt INTEGER NOT NULL DEFAULT 0, attempt_seq INTEGER NOT NULL DEFAULT 0, starts TEXT NOT NULL DEFAULT '[]',
       open INTEGER NOT NULL DEFAULT 0, crashes INTEGER NOT NULL DEFAULT 0, wake_at INTEGER, parent TEXT, finish_by INTEGER,
-      output TEXT, error TEXT, started_at INTEGER NOT NULL, listed_at INTEGER, indexed INTEGER NOT NULL DEFAULT 0, ended_at INTEGER, repairs TEXT)`);
+      output TEXT, error TEXT, started_at INTEGER NOT NULL, listed_at INTEGER, indexed INTEGER NOT NULL DEFAULT 0, ended_at INTEGER, repairs TEXT,
+      last_steps TEXT)`);
   sql.exec(`CREATE TABLE IF NOT EXISTS steps (
       id TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
       output TEXT, error TEXT, wake_at INTEGER, seq INTEGER, failed_attempts TEXT, request TEXT, started_at INTEGER NOT NULL, ended_at INTEGER)`);
