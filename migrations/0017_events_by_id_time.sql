@@ -7,3 +7,7 @@
 ALTER TABLE events ADD COLUMN id_ordered INTEGER;  -- 1: the id is a ULID of received_at
 DROP INDEX events_received;
 CREATE INDEX events_received ON events (received_at) WHERE id_ordered IS NULL;
+-- No row received before this migration (less a day, for clocks) is ordered by its id: reads by id prefix
+-- start there, never reading the ids of other kinds that sort below the ULIDs of that time.
+ALTER TABLE sweep_cursor ADD COLUMN ordered_since INTEGER NOT NULL DEFAULT 0;  -- epoch ms
+UPDATE sweep_cursor SET ordered_since = (CAST(strftime('%s', 'now') AS INTEGER) - 86400) * 1000;

@@ -44,6 +44,8 @@ describe("retention", () => {
     const now = realNow + 20 * DAY;
     const [old, recent, unfinished] = [uniqueKey("retention-old"), uniqueKey("retention-recent"), uniqueKey("retention-unfinished")];
     const extra = 100;
+    // Ordered rows 20 days old: as in a deployment that migrated before them (lowering it is always safe).
+    await env.DB.prepare("UPDATE sweep_cursor SET ordered_since = MIN(ordered_since, ?1)").bind(realNow - 30 * DAY).run();
     await storeEvents(old, PRUNE_LIMIT + extra, realNow - 20 * DAY);
     await indexRuns(old, PRUNE_LIMIT + extra, realNow - 21 * DAY, realNow - 20 * DAY);
     await storeEvents(recent, 3, realNow - 5 * DAY);
@@ -59,6 +61,8 @@ describe("retention", () => {
 
     expect(await pruneExpired(env, now)).toMatchObject({ events: PRUNE_LIMIT, runs: PRUNE_LIMIT });
     expect([await events(old), await runs(old)]).toEqual([extra, extra]);
+    // A mark outlives none of the events it names: those left keep theirs.
+    expect(await marks(old)).toBe(1);
     expect(await pruneExpired(env, now)).toMatchObject({ events: extra, runs: extra });
     expect(await pruneExpired(env, now)).toMatchObject({ events: 0, runs: 0 });
 

@@ -48,8 +48,30 @@ export function ulidTimeSql(ms: string): string {
   return Array.from({ length: 10 }, (_, i) => `substr('${CROCKFORD}', (((${ms}) >> ${45 - 5 * i}) & 31) + 1, 1)`).join(" || ");
 }
 
-/** Above every ULID: their first character is at most 7. */
-const ABOVE_ULIDS = "'8'";
+/** SQL for the earliest receipt a row ordered by its id may have (migration 0017's time, less a day). */
+const ORDERED_SINCE = "(SELECT ordered_since FROM sweep_cursor)";
+
+/** How far past now a read of the newest rows by their ids' prefix reaches (clocks differ a little). */
+export const ORDERED_AHEAD_MS = 86_400_000;
+
+/**
+ * SQL for the primary key's range that holds the rows ordered by their ids received in [`from`, `to`)
+ * (SQL expressions), from the time prefix of the later of `from` and ORDERED_SINCE: ids of other kinds
+ * that sort outside it (a sender's zero-padded or numeric ids, UUIDs) are never read.
+ */
+function orderedIdRange(from: string, to: string): string {
+  return `id >= ${ulidTimeSql(`MAX(${from}, ${ORDERED_SINCE})`)} AND id < ${ulidTimeSql(`MAX(${to}, 0)`)} AND id_ordered = 1`;
+}
+
+/**
+ * SQL for the receipt of the oldest event received before `to` (an SQL expression), NULL when there
+ * is none: one seek in index events_received, one in the primary key.
+ */
+export function oldestReceiptSql(to: string): string {
+  const indexed = `(SELECT MIN(received_at) FROM events WHERE id_ordered IS NULL AND received_at < ${to})`;
+  const ordered = `(SELECT received_at FROM events WHERE ${orderedIdRange("0", to)} ORDER BY id LIMIT 1)`;
+  return `MIN(COALESCE(${indexed}, ${ordered}), COALESCE(${ordered}, ${indexed}))`;
+}
 
 /**
  * Writes events to the log, each on its id's shard (one batch per shard), and answers those that
@@ -278,15 +300,13 @@ function markedBetween(from: string, to: string): string {
  * WITH clause: SQLite seeks the primary key for each then, where `IN (compound select)` scans.
  */
 function receivedBetween(columns: string, from: string, to: string, where: string, limit: string, order: "" | " DESC" = ""): string {
-  const lower = from === "0" ? "'0'" : ulidTimeSql(from);
-  const upper = to === "NULL" ? ABOVE_ULIDS : ulidTimeSql(to);
-  const until = to === "NULL" ? "" : ` AND received_at < ${to}`;
+  const received = `received_at >= ${from} AND received_at < ${to}`;
   return `SELECT ${columns} FROM (
-      SELECT ${columns} FROM events WHERE id >= ${lower} AND id < ${upper} AND id_ordered = 1 AND received_at >= ${from}${until} AND ${where}
+      SELECT ${columns} FROM events WHERE ${orderedIdRange(from, to)} AND ${received} AND ${where}
       ORDER BY id${order} LIMIT ${limit})
     UNION ALL
     SELECT ${columns} FROM (
-      SELECT ${columns} FROM events WHERE id_ordered IS NULL AND received_at >= ${from}${until} AND ${where}
+      SELECT ${columns} FROM events WHERE id_ordered IS NULL AND ${received} AND ${where}
       ORDER BY received_at${order}, id${order} LIMIT ${limit})
     ORDER BY received_at${order}, id${order} LIMIT ${limit}`;
 }
@@ -350,7 +370,13 @@ export function deleteOldEventsStatement(db: D1Database, before: number, limit: 
  * (retention, beside deleteOldEventsStatement's).
  */
 export function deleteOldMarksStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
-  return db.prepare("DELETE FROM dispatch_marks WHERE (second, pass) IN (SELECT second, pass FROM dispatch_marks WHERE second < ?1 / 1000 ORDER BY second LIMIT ?2)").bind(before, limit);
+  // Never past the oldest event left: a backlog of deletes keeps the marks of the events it has not reached.
+  return db
+    .prepare(
+      `DELETE FROM dispatch_marks WHERE (second, pass) IN (
+         SELECT second, pass FROM dispatch_marks WHERE second < CAST(COALESCE(${oldestReceiptSql("CAST(?1 AS INTEGER)")}, ?1) AS INTEGER) / 1000 ORDER BY second LIMIT ?2)`,
+    )
+    .bind(before, limit);
 }
 
 /** The event a row of the log holds. */
@@ -387,7 +413,7 @@ export async function listEvents(env: Env, filter: { name?: string }, cursor: Pa
   const after = cursor ? `(received_at, id) < (${bind(cursor.at)}, ${bind(cursor.id)})` : "1";
   const sql =
     filter.name === undefined
-      ? receivedBetween("*", "0", cursor ? `${bind(cursor.at)} + 1` : "NULL", after, bind(limit + 1), " DESC")
+      ? receivedBetween("*", "0", cursor ? `${bind(cursor.at)} + 1` : bind(Date.now() + ORDERED_AHEAD_MS), after, bind(limit + 1), " DESC")
       : `SELECT * FROM events WHERE name = ${bind(filter.name)} AND ${after} ORDER BY received_at DESC, id DESC LIMIT ${bind(limit + 1)}`;
   const keyOf = (row: EventRow) => ({ at: row.received_at, id: row.id });
   const pages = await fromEveryShard(env, async (shard) => (await shard.prepare(sql).bind(...params).all<EventRow>()).results);

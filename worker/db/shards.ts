@@ -6,6 +6,7 @@
 
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
+import { oldestReceiptSql, ORDERED_AHEAD_MS } from "./events.ts";
 import { FUNCTIONS_WITH_RUNS } from "./runFunctions.ts";
 
 /** The migration every shard must have applied before the Worker uses it (a test keeps it the newest file). */
@@ -138,8 +139,8 @@ async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
 
 /**
  * The time of each shard's oldest event, runs index row or wait (Infinity for an empty shard): one
- * statement a shard: a seek in index events_received and one for the oldest ULID in the primary key
- * (the events), two per function present in index runs_function_started (its id, then its oldest
+ * statement a shard: a seek in index events_received and one in the primary key (the events,
+ * oldestReceiptSql), two per function present in index runs_function_started (its id, then its oldest
  * run: runFunctions.ts), and the oldest wait by rowid (waits have no index by their start, and a
  * rowid table gives each new row a larger rowid).
  */
@@ -148,12 +149,11 @@ async function oldestRowTimes(shards: D1Database[]): Promise<number[]> {
     shards.map(async (shard) => {
       const row = await shard
         .prepare(
-          `SELECT MIN(COALESCE((SELECT MIN(received_at) FROM events WHERE id_ordered IS NULL), ?1),
-                      COALESCE((SELECT received_at FROM events WHERE id >= '0' AND id < '8' AND id_ordered = 1 ORDER BY id LIMIT 1), ?1),
+          `SELECT MIN(COALESCE(${oldestReceiptSql("?2")}, ?1),
                       COALESCE((${FUNCTIONS_WITH_RUNS} SELECT MIN((SELECT MIN(started_at) FROM runs WHERE function_id = fns.id)) FROM fns WHERE fns.id IS NOT NULL), ?1),
                       COALESCE((SELECT since FROM waits ORDER BY rowid LIMIT 1), ?1)) AS oldest`,
         )
-        .bind(Number.MAX_SAFE_INTEGER)
+        .bind(Number.MAX_SAFE_INTEGER, Date.now() + ORDERED_AHEAD_MS)
         .first<{ oldest: number }>();
       const oldest = row?.oldest ?? Number.MAX_SAFE_INTEGER;
       return oldest >= Number.MAX_SAFE_INTEGER ? Infinity : oldest;
