@@ -5,12 +5,12 @@ import worker, { app } from "./worker.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { tick } from "../worker/schedule/tick.ts";
 import { ulid } from "ulidx";
-import fc from "fast-check";
 import { DEDUP_WINDOW_MS, deleteOldEventsStatement, dispatchedAtSql, getEvent, idOrdered, insertEvents, listEvents, markDispatched, sweepUndispatchedEvents, undispatchedEvents } from "../worker/db/events.ts";
 import { dispatchInline, INLINE_MAX_EVENTS, INLINE_MAX_IN_FLIGHT, inlineDispatchesInFlight } from "../worker/dispatch/inline.ts";
 import { ingestEvents, parseEvents } from "../worker/ingest/ingest.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { eventually, finishedRuns, request, runsOf, sendEvents, uniqueKey } from "./helpers.ts";
+import { checkGeneratedLogs } from "./eventLog.model.ts";
 
 async function receivedAtOf(id: string): Promise<number | undefined> {
   const row = await env.DB.prepare("SELECT received_at FROM events WHERE id = ?1").bind(id).first<{ received_at: number }>();
@@ -424,127 +424,9 @@ describe("the event log ordered by the engine's ids", () => {
   });
 });
 
-// The event log's reads by receipt, generated: logs fast-check makes of events with ids of every
-// kind (the engine's, ULIDs of their receipt, which the primary key orders by receipt; a sender's
-// own; ULIDs of another millisecond, as the `inngest` SDK's seeded ids are), received a few to a
-// millisecond, some dispatched (marked on their rows or by a pass's row of dispatch_marks), stored in
-// real D1. Each log asserts what the listing, the tick's sweep and retention read of it: the listing
-// pages through it newest first by (receipt, id), each event once; the sweep takes each event neither
-// dispatched nor swept once, oldest first, and nothing else; retention deletes what was received
-// before its cutoff and nothing after. Every log lies in a window of time of its own, far from the
-// other tests' events.
 // Here, in this file, because it moves the sweep's cursor as the sweep test above does: one file at a time.
-/** Fixed, so a failure reproduces; fast-check prints it with the counterexample too. */
-const SEED = 2017_0019;
-const NUM_RUNS = 40;
-
-type IdKind = "engine" | "sender" | "seeded";
-type Dispatch = "no" | "own" | "pass";
-interface LoggedEvent {
-  offsetMs: number;
-  kind: IdKind;
-  dispatched: Dispatch;
-}
-interface Log {
-  events: LoggedEvent[];
-  pageSize: number;
-  sweepLimit: number;
-  /** Where the sweep's window and retention's cutoff fall in the log's span, in ms from its start. */
-  cutMs: number;
-}
-
-const logArb: fc.Arbitrary<Log> = fc.record({
-  events: fc.array(
-    fc.record({
-      // A few milliseconds, across a second's edge: events share milliseconds and seconds.
-      offsetMs: fc.integer({ min: 0, max: 40 }).map((ms) => ms * 37),
-      kind: fc.constantFrom<IdKind>("engine", "engine", "sender", "seeded"),
-      dispatched: fc.constantFrom<Dispatch>("no", "own", "pass", "pass"),
-    }),
-    { minLength: 1, maxLength: 30 },
-  ),
-  pageSize: fc.integer({ min: 1, max: 7 }),
-  sweepLimit: fc.integer({ min: 1, max: 8 }),
-  cutMs: fc.integer({ min: 0, max: 41 * 37 }),
-});
-
-interface Stored {
-  id: string;
-  receivedAt: number;
-  dispatched: Dispatch;
-}
-
-const byReceipt = (a: Stored, b: Stored) => a.receivedAt - b.receivedAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-
-/** Stores a log from `start`, the way ingest and dispatch do: each millisecond's events in one insert, marks by markDispatched. */
-async function store(log: Log, start: number, tag: string): Promise<Stored[]> {
-  const stored: Stored[] = log.events.map((event, i) => {
-    const receivedAt = start + event.offsetMs;
-    const id = event.kind === "engine" ? ulid(receivedAt) : event.kind === "seeded" ? ulid(receivedAt - 1 - i) : `${i % 3 ? "" : "0"}${tag}-${i}`;
-    return { id, receivedAt, dispatched: event.dispatched };
-  });
-  for (const receivedAt of new Set(stored.map((event) => event.receivedAt))) {
-    const events = stored.filter((event) => event.receivedAt === receivedAt).map((event) => ({ id: event.id, name: "model/none", data: {}, ts: receivedAt }));
-    expect(await insertEvents(env as Env, events, receivedAt)).toHaveLength(events.length);
-  }
-  const refs = (dispatched: Dispatch) => stored.filter((event) => event.dispatched === dispatched).map((event) => ({ id: event.id, receivedAt: event.receivedAt }));
-  for (const ref of refs("own")) await (await markDispatched(env as Env, [ref], start)).write(env as Env);
-  await (await markDispatched(env as Env, refs("pass"), start)).write(env as Env);
-  return stored;
-}
-
-async function listAll(start: number, end: number, pageSize: number, count: number): Promise<string[]> {
-  const listed: string[] = [];
-  let cursor: { at: number; id: string } | null = { at: end, id: "" };
-  while (cursor && listed.length < count) {
-    const page: Awaited<ReturnType<typeof listEvents>> = await listEvents(env as Env, {}, cursor, pageSize);
-    listed.push(...page.rows.filter((row) => row.received_at >= start).map((row) => row.id));
-    cursor = page.rows.some((row) => row.received_at < start) ? null : page.next;
-  }
-  return listed;
-}
-
-describe("the event log's reads by receipt, over generated logs", () => {
+describe("the event log's reads by receipt, over generated logs (test/eventLog.model.ts)", () => {
   it("lists, sweeps and prunes each log's events as its ids and marks say", async () => {
-    const realCursor = (await env.DB.prepare("SELECT swept_to FROM sweep_cursor").first<{ swept_to: number }>())!.swept_to;
-    // Ordered rows from 1970 exist only here: reads by id prefix start early enough for them.
-    await env.DB.prepare("UPDATE sweep_cursor SET ordered_since = MIN(ordered_since, ?1)").bind(100_000_000).run();
-    let window = 0;
-    try {
-      await fc.assert(
-        fc.asyncProperty(logArb, async (log) => {
-          // A window of its own in 1970, older than every other test's events (retention deletes oldest first).
-          const start = 100_000_000 + window++ * 10_000;
-          const end = start + 41 * 37 + 1;
-          const stored = await store(log, start, `model-${window}`);
-          const newestFirst = [...stored].sort(byReceipt).reverse();
-
-          expect(await listAll(start, end, log.pageSize, stored.length)).toEqual(newestFirst.map((event) => event.id));
-
-          const before = start + log.cutMs;
-          await env.DB.prepare("UPDATE sweep_cursor SET swept_to = ?1").bind(start).run();
-          const swept: string[] = [];
-          for (let round = 0; round <= stored.length; round++) {
-            const taken = await sweepUndispatchedEvents(env.DB, { before, sweptBefore: 0, now: end, limit: log.sweepLimit, cursorTo: before });
-            const ours = taken.filter((ref) => ref.receivedAt >= start && ref.receivedAt < end);
-            expect(ours.map((ref) => ref.receivedAt)).toEqual([...ours.map((ref) => ref.receivedAt)].sort((a, b) => a - b));
-            swept.push(...ours.map((ref) => ref.id));
-            if (taken.length === 0) break;
-          }
-          const lost = stored.filter((event) => event.dispatched === "no" && event.receivedAt < before).sort(byReceipt);
-          expect([...swept].sort()).toEqual(lost.map((event) => event.id).sort());
-
-          let deleted = 0;
-          do deleted = (await env.DB.batch([deleteOldEventsStatement(env.DB, before, log.sweepLimit)]))[0]!.meta.changes;
-          while (deleted > 0);
-          const left = await env.DB.prepare("SELECT id FROM events WHERE received_at >= ?1 AND received_at < ?2").bind(start, end).all<{ id: string }>();
-          expect(left.results.map((row) => row.id).sort()).toEqual(stored.filter((event) => event.receivedAt >= before).map((event) => event.id).sort());
-          await env.DB.prepare("DELETE FROM events WHERE received_at >= ?1 AND received_at < ?2").bind(start, end).run();
-        }),
-        { seed: SEED, numRuns: NUM_RUNS, endOnFailure: true },
-      );
-    } finally {
-      await env.DB.prepare("UPDATE sweep_cursor SET swept_to = ?1").bind(realCursor).run();
-    }
+    await checkGeneratedLogs(env as Env);
   });
 });

@@ -9,6 +9,7 @@ import { runIdFor } from "../worker/platform/runId.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { tick } from "../worker/schedule/tick.ts";
 import { eventually, request, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+import { checkGeneratedLogs } from "./eventLog.model.ts";
 
 const workerEnv = env as unknown as Env;
 const shards = () => shardsOf(workerEnv);
@@ -199,5 +200,11 @@ describe("shards", () => {
         return run.status === "Cancelled" ? true : undefined;
       }, 20_000, `run ${runId} cancelled`);
     }
+  });
+});
+
+describe("the event log's reads by receipt over three shards, generated (test/eventLog.model.ts)", () => {
+  it("lists every shard's events merged, sweeps each shard's, and prunes them, as their ids and marks say", async () => {
+    await checkGeneratedLogs(env as Env);
   });
 });
