@@ -19,6 +19,7 @@ import { buildRows, formatTable, resultsJson, SYSTEMS } from "./lib/report.mjs";
 import { summarize } from "./lib/stats.mjs";
 import { scenarios as allScenarios } from "./scenarios/index.mjs";
 import { BUFFERED_COST_GOAL_PER_MILLION, COST_GOAL_PER_MILLION, costPerMillion } from "./lib/cost.mjs";
+import { dispatchedAtSql } from "./lib/dispatched.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const RESULTS_DIR = path.join(ROOT, "bench", "results");
@@ -327,9 +328,7 @@ async function verifyIngest(ctx, checks, sfPersist) {
   if (checks.length === 0) return;
   const sql =
     "SELECT json_extract(e.data, '$.tag') AS tag, COUNT(*) AS stored, " +
-    // Dispatched: the row's own mark or a dispatch_marks row naming it (the engine's dispatchedAtSql, worker/db/events.ts).
-    "SUM(e.dispatched_at IS NOT NULL OR EXISTS (SELECT 1 FROM dispatch_marks m, json_each(m.refs) r " +
-    "WHERE m.second = e.received_at / 1000 AND r.value ->> 0 = e.id AND r.value ->> 1 = e.received_at)) AS dispatched, " +
+    `SUM(${dispatchedAtSql("e")} IS NOT NULL) AS dispatched, ` +
     // A run started at its event's receipt is found by its function and that time (index runs_function_started).
     "SUM(EXISTS (SELECT 1 FROM runs r WHERE r.started_at = e.received_at AND r.event_id = e.id AND r.function_id = 'bench-ingest-noop')) AS indexed " +
     "FROM events e WHERE e.name = 'bench/ingest' GROUP BY tag";

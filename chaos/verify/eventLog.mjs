@@ -4,15 +4,14 @@ import { execFile } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
+import { dispatchedAtSql } from "../../bench/lib/dispatched.mjs";
 import { childEnv } from "../../bench/lib/processes.mjs";
 import { cronScenario } from "../scenarios.mjs";
 import { FINAL, killTimes, paths, ROOT, server, SHARDS, WRANGLER } from "../lib/context.mjs";
 import { cronWindowStart, MINUTE_MS } from "../lib/minute.mjs";
 import { groupBy, issue } from "./common.mjs";
 
-/** When an event was dispatched: its row's mark or a dispatch_marks row naming it (the engine's dispatchedAtSql, worker/db/events.ts). */
-const DISPATCHED_AT = `COALESCE(events.dispatched_at, (SELECT m.at FROM dispatch_marks AS m, json_each(m.refs) AS r
-  WHERE m.second = events.received_at / 1000 AND r.value ->> 0 = events.id AND r.value ->> 1 = events.received_at))`;
+const DISPATCHED_AT = dispatchedAtSql();
 
 /**
  * The event log as the server left it, against what each row leads to: every event a root leads

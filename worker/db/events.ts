@@ -393,12 +393,6 @@ export function toEvent(row: EventRow): StoredEvent {
   };
 }
 
-export function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
 /**
  * A page of the event log, newest first, after `cursor` (the previous page's `next`); with `name`,
  * only events of that name. Each shard seeks its index (events_received or events_name) to the
