@@ -16,7 +16,7 @@ async function runProgram(program: Omit<BufferedProgram, "key">) {
 }
 
 describe("buffered checkpoints", () => {
-  it("writes five step results as one row, and a run reads them back in order", async () => {
+  it("writes three step results as one row when a fourth arrives, the last two on the end's row, and reads them back in order", async () => {
     const key = uniqueKey("buffered");
     const [eventId] = await sendEvents({ name: "test/buffered-steps", data: { key } });
     const run = (await finishedRuns(eventId!)).get("buffered-steps")!;
@@ -25,8 +25,9 @@ describe("buffered checkpoints", () => {
     const rows = await runInDurableObject(runStub(runId), (_, state) => ({
       bundles: state.storage.sql.exec("SELECT COUNT(*) AS n FROM step_bundles").one().n,
       steps: state.storage.sql.exec("SELECT COUNT(*) AS n FROM steps").one().n,
+      onEnd: (JSON.parse(state.storage.sql.exec<{ last: string }>("SELECT last_steps AS last FROM run").one().last) as { name: string }[]).map((step) => step.name),
     }));
-    expect(rows).toEqual({ bundles: 1, steps: 0 });
+    expect(rows).toEqual({ bundles: 1, steps: 0, onEnd: ["d", "e"] });
     expect((await getRun(runId)).steps?.map((step) => [step.name, step.output])).toEqual(["a", "b", "c", "d", "e"].map((name) => [name, name]));
     for (const name of ["a", "b", "c", "d", "e"]) expect(await effectCount(`${key}:${name}`)).toBe(1);
   });
@@ -52,9 +53,11 @@ describe("buffered checkpoints", () => {
   // Found by test/buffered.model.test.ts: a step's own row (a failed attempt) hid the
   // completion bundled after it, so a crash ran a written step again and the replay never settled.
   it("a step that failed an attempt and then completed into a written row never runs again after a crash", async () => {
-    const { key, run } = await runProgram({ steps: [{ fails: 1 }, { fails: 0 }], crash: { step: 1, attempt: 0, where: "afterStep" } });
-    expect(run).toMatchObject({ status: "Completed", output: "start>0>1" });
-    expect([await effectCount(`${key}:0:0`), await effectCount(`${key}:0:1`), await effectCount(`${key}:1:0`)]).toEqual([1, 1, 1]);
+    // Steps 0 and 1 fill the buffer, written when step 2's result arrives; the crash just after step 2
+    // loses only step 2's result.
+    const { key, run } = await runProgram({ steps: [{ fails: 1 }, { fails: 0 }, { fails: 0 }], crash: { step: 2, attempt: 0, where: "afterStep" } });
+    expect(run).toMatchObject({ status: "Completed", output: "start>0>1>2" });
+    expect([await effectCount(`${key}:0:0`), await effectCount(`${key}:0:1`), await effectCount(`${key}:1:0`), await effectCount(`${key}:2:0`)]).toEqual([1, 1, 1, 2]);
   });
 
   it("reads a step's completion in a bundle over the failed attempt its own row holds", async () => {
@@ -66,6 +69,7 @@ describe("buffered checkpoints", () => {
       const limits = { maxSteps: 2, maxIntervalMs: 60_000 };
       store.bufferStep({ id: "flaky", name: "flaky", kind: "run", status: "completed", attempts: 2, output: "ok", seq: 1, startedAt: 4, endedAt: 5 }, limits);
       store.bufferStep({ id: "next", name: "next", kind: "run", status: "completed", attempts: 1, output: "ok", seq: 2, startedAt: 5, endedAt: 6 }, limits);
+      store.flush();
       return [...new RunStore(state.storage.sql).steps().values()].map((step) => [step.id, step.status, step.seq]);
     });
     expect(steps).toEqual([["flaky", "completed", 1], ["next", "completed", 2]]);
@@ -114,5 +118,22 @@ describe("buffered checkpoints", () => {
       };
     });
     expect(result).toEqual({ rows: 2, bundles: 0, reread: [["a", "a"], ["b", "bb"], ["c", "ccc"]], run: "Completed" });
+  });
+
+  it("keeps a full buffer until the next result or the end: a run whose last result fills it writes 2 rows, one of a result more 3", async () => {
+    /** Rows a run of `steps` results buffered three at a time writes: while they wait, and in all with its end. */
+    const rowsFor = (steps: number) =>
+      runInDurableObject(env.RUNS.get(env.RUNS.idFromName(uniqueKey("store"))), (_, state) => {
+        const store = new RunStore(state.storage.sql);
+        const before = usage.doRowsWritten;
+        store.createRun({ id: "r1", functionId: "f", events: [{ id: "e1", name: "a/b", data: {}, ts: 1 }], startedAt: 1, listedAt: 1, indexedOn: null });
+        const limits = { maxSteps: 3, maxIntervalMs: 60_000 };
+        for (let i = 0; i < steps; i++) store.bufferStep({ id: `s${i}`, name: `s${i}`, kind: "run", status: "completed", attempts: 1, output: i, seq: i, startedAt: i + 2, endedAt: i + 2 }, limits);
+        const beforeEnd = usage.doRowsWritten - before;
+        store.end("Completed", 99, { output: "done" });
+        return { beforeEnd, rows: usage.doRowsWritten - before, reread: [...new RunStore(state.storage.sql).steps().values()].map((step) => step.output) };
+      });
+    expect(await rowsFor(3)).toEqual({ beforeEnd: 1, rows: 2, reread: [0, 1, 2] });
+    expect(await rowsFor(4)).toEqual({ beforeEnd: 2, rows: 3, reread: [0, 1, 2, 3] });
   });
 });

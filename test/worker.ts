@@ -231,11 +231,12 @@ const diesInStep = app.createFunction({ id: "dies-in-step", retries: 0 }, { even
 });
 
 /**
- * Issue 21: five steps under buffered checkpoints (`checkpointing.bufferedSteps`); with `data.die`,
- * the third kills its object the first time, before the buffered results of the first two are written.
+ * Issue 21: five steps under buffered checkpoints of three (`checkpointing.bufferedSteps`): a, b and c
+ * are written as one row when d's result arrives, d and e on the end's row. With `data.die`, the third
+ * kills its object the first time, before the buffered results of the first two are written.
  */
 const buffered = app.createFunction(
-  { id: "buffered-steps", retries: 1, checkpointing: { bufferedSteps: 5, maxInterval: "10s" } },
+  { id: "buffered-steps", retries: 1, checkpointing: { bufferedSteps: 3, maxInterval: "10s" } },
   { event: "test/buffered-steps" },
   async ({ event, step }) => {
     const key = event.data.key as string;

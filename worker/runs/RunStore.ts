@@ -215,16 +215,18 @@ export class RunStore {
 
   /**
    * Saves a settled step's result in memory, to be written with the results after it as one row
-   * (a function's `checkpointing.bufferedSteps`): once `maxSteps` wait, once the oldest has waited
-   * `maxIntervalMs`, or before any other write of the run. A crash loses what is not written yet:
+   * (a function's `checkpointing.bufferedSteps`): when a result arrives and `maxSteps` already wait,
+   * once the oldest has waited `maxIntervalMs`, or with any other write of the run. A full buffer
+   * waits for the next result rather than being written at once, so a run whose last result fills it
+   * writes them on its end's row. A crash loses what is not written yet (never more than `maxSteps`):
    * those steps run again.
    */
   bufferStep(step: StepRecord, { maxSteps, maxIntervalMs }: { maxSteps: number; maxIntervalMs: number }): void {
     // An output in R2 is named by its step's own row, never by a bundle's.
     if (this.values.isStaged(step.id, step.output)) return this.saveStep(step);
+    if (this.pending.length >= maxSteps) this.flush();
     this.steps().set(step.id, step);
     this.pending.push(step);
-    if (this.pending.length >= maxSteps) return this.flush();
     this.flushTimer ??= setTimeout(() => this.flush(), maxIntervalMs);
   }
 
