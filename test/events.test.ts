@@ -93,7 +93,7 @@ describe("POST /e/:key", () => {
     // As if the first had been received 25 h ago, its runs started then (they keep the ids of its real receipt).
     await env.DB.batch([
       env.DB.prepare("UPDATE events SET received_at = received_at - ?1 WHERE id = ?2").bind(25 * 3600_000, id),
-      env.DB.prepare("UPDATE runs SET started_at = started_at - ?1 WHERE event_id = ?2").bind(25 * 3600_000, id),
+      env.DB.prepare("UPDATE runs SET started_at = started_at - ?1, id_ordered = NULL WHERE event_id = ?2").bind(25 * 3600_000, id),
     ]);
     expect(await sendEvents({ id, name: "test/fanout", data: { key: second } })).toEqual([id]);
 

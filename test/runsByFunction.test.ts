@@ -1,9 +1,10 @@
-// The runs index without an index of every run by start (migration 0018): what reads runs across
-// functions reads them function by function through runs_function_started. Listings of all runs,
-// an event's runs and retention, over several functions, and what an ended run's row costs.
+// The runs index without an index of every run by start (migration 0018), keyed by (function, start,
+// id) (migration 0020): what reads runs across functions reads them function by function through its
+// key. Listings of all runs, an event's runs, a run by its id alone, retention and a repoint, over
+// several functions, and what an ended run's row costs.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { deleteEndedRunsStatement, endRunStatement, functionStats, listRuns, runsOfEvent, spendSince, type PageCursor, type RunFilter, type RunIndexRow } from "../worker/db/runs.ts";
+import { clearStuckStatements, deleteEndedRunsStatement, endRunStatement, findRun, functionStats, listRuns, runsOfEvent, spendSince, type PageCursor, type RunFilter, type RunIndexRow } from "../worker/db/runs.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { pruneExpired, PRUNE_LIMIT } from "../worker/schedule/tick.ts";
@@ -20,13 +21,15 @@ interface Row {
   startedAt: number;
   endedAt?: number | null;
   atReceipt?: 0 | 1;
+  /** 1 for an id that is a ULID of its start (runIdFor's), found by id through the key. */
+  idOrdered?: 1;
 }
 
 /** Writes rows of the runs index as they are, with no end unless given (the tick's retention and repair leave those alone). */
 async function indexRows(rows: Row[]): Promise<void> {
-  const statement = env.DB.prepare("INSERT INTO runs (id, function_id, event_id, status, started_at, ended_at, at_receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  const statement = env.DB.prepare("INSERT INTO runs (id, function_id, event_id, status, started_at, ended_at, at_receipt, id_ordered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
   for (let i = 0; i < rows.length; i += 100) {
-    await env.DB.batch(rows.slice(i, i + 100).map((row) => statement.bind(row.id, row.functionId, row.eventId ?? `${row.id}-event`, row.status, row.startedAt, row.endedAt ?? null, row.atReceipt ?? 0)));
+    await env.DB.batch(rows.slice(i, i + 100).map((row) => statement.bind(row.id, row.functionId, row.eventId ?? `${row.id}-event`, row.status, row.startedAt, row.endedAt ?? null, row.atReceipt ?? 0, row.idOrdered ?? null)));
   }
 }
 
@@ -113,16 +116,21 @@ async function planOf(sql: string, params: unknown[]): Promise<string[]> {
   return results.map((row) => row.detail);
 }
 
-describe("the runs index keeps one index by start, by function", () => {
-  it("has no index runs_started, and an ended run's row is 2 rows written: the row and its entry in runs_function_started", async () => {
+describe("the runs index is keyed by function and start", () => {
+  it("has no index by start: an ended run's row is 1 row written; one whose id carries no time of its start, 3 (its entries in runs_id and runs_event)", async () => {
     const { results } = await env.DB.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs'").all<{ name: string }>();
     const indexes = results.map((row) => row.name);
     expect(indexes).not.toContain("runs_started");
-    expect(indexes).toContain("runs_function_started");
+    expect(indexes).not.toContain("runs_function_started");
     const eventId = uniqueKey("rows-written");
     const startedAt = quietWindowStart();
     const run = { runId: runIdFor("rows-written", eventId, startedAt), functionId: "rows-written", eventId, status: "Completed" as const, startedAt, endedAt: startedAt + 5 };
-    expect((await endRunStatement(env.DB, run).run()).meta.rows_written).toBe(2);
+    expect((await endRunStatement(env.DB, run).run()).meta.rows_written).toBe(1);
+    const hexId = { ...run, runId: crypto.randomUUID().replace(/-/g, "") };
+    expect((await endRunStatement(env.DB, hexId).run()).meta.rows_written).toBe(3);
+    const otherTime = { ...run, runId: runIdFor("rows-written", eventId, 0) };
+    expect((await endRunStatement(env.DB, otherTime).run()).meta.rows_written).toBe(3);
+    for (const { runId } of [run, hexId, otherTime]) expect(await findRun(workerEnv, runId)).toMatchObject({ id: runId, function_id: "rows-written", started_at: startedAt, status: "Completed" });
   });
 
   it("lists the runs of several functions a few at a time, newest first, each once, with a status filter and a start window too", async () => {
@@ -146,7 +154,7 @@ describe("the runs index keeps one index by start, by function", () => {
     expect((await listAll({ ...narrower, statuses: ["Completed", "Cancelled"] }, 4)).ids).toEqual(newestFirst(inside.filter((row) => row.status === "Completed")));
   });
 
-  it("reads a page per function for a page of all runs, each through runs_function_started, never a scan of the runs", async () => {
+  it("reads a page per function for a page of all runs, each through the key, never a scan of the runs", async () => {
     const key = uniqueKey("plans");
     const t0 = quietWindowStart();
     // Many runs per function: a scan would read them all, a page a few of each.
@@ -179,7 +187,7 @@ describe("the runs index keeps one index by start, by function", () => {
     for (const { sql, params } of metered.statements) {
       const plan = await planOf(sql, params);
       expect(plan.filter((detail) => /^SCAN runs\b/.test(detail)), sql).toEqual([]);
-      expect(plan.some((detail) => detail.includes("runs_function_started")), sql).toBe(true);
+      expect(plan.some((detail) => detail.includes("USING PRIMARY KEY")), sql).toBe(true);
     }
   });
 
@@ -196,6 +204,42 @@ describe("the runs index keeps one index by start, by function", () => {
     await indexRows([...atReceipt, rerun, ...others]);
     const found = await runsOfEvent(workerEnv, eventId, [receivedAt]);
     expect(found.map((row) => row.id)).toEqual([...[...atReceipt].sort((a, b) => (a.id < b.id ? -1 : 1)).map((row) => row.id), rerun.id]);
+  });
+
+  it("finds a run by its id alone through the key, a seek per function present, never a scan", async () => {
+    const key = uniqueKey("by-id");
+    const t0 = quietWindowStart();
+    // Many runs of a few functions: a scan would read them all.
+    const rows = Array.from({ length: 3 }, (_, f) => Array.from({ length: 100 }, (_, i) => ({ id: runIdFor(`${key}-f${f}`, `${key}-${i}`, t0 + i), functionId: `${key}-f${f}`, status: "Completed", startedAt: t0 + i })))
+      .flat()
+      .map((row) => ({ ...row, idOrdered: 1 as const }));
+    await indexRows(rows);
+    const wanted = rows[150]!;
+    const metered = meteredEnv();
+    expect(await findRun(metered.env, wanted.id)).toMatchObject({ id: wanted.id, function_id: wanted.functionId, started_at: wanted.startedAt });
+    // A few rows a function present (its id, a seek), however many runs each has: a scan would read them all.
+    const rowsRead = metered.statements.reduce((sum, statement) => sum + statement.rowsRead, 0);
+    expect(rowsRead).toBeLessThanOrEqual(6 * (await functionsPresent()));
+    for (const { sql, params } of metered.statements) expect((await planOf(sql, params)).filter((detail) => /^SCAN runs\b/.test(detail)), sql).toEqual([]);
+    expect(await findRun(workerEnv, runIdFor(`${key}-f0`, `${key}-none`, t0))).toBeNull();
+  });
+
+  it("moves a re-pointed run's row to its new function, and keeps the end its object wrote there first", async () => {
+    const key = uniqueKey("repoint");
+    const startedAt = quietWindowStart();
+    const running = (n: number) => ({ runId: runIdFor(`${key}-old`, `${key}-${n}`, startedAt), functionId: `${key}-old`, eventId: `${key}-${n}`, status: "Running" as const, startedAt });
+    const [moved, endedFirst] = [running(1), running(2)];
+    await env.DB.batch([endRunStatement(env.DB, moved), endRunStatement(env.DB, endedFirst)]);
+    // The second run's object, re-pointed, ended before the repair's own write: its end is under the new function.
+    await endRunStatement(env.DB, { ...endedFirst, functionId: `${key}-new`, status: "Completed", endedAt: startedAt + 9 }).run();
+    for (const { runId } of [moved, endedFirst]) await env.DB.batch(clearStuckStatements(env.DB, runId, `${key}-new`));
+    const rows = await env.DB.prepare("SELECT id, function_id, status FROM runs WHERE function_id IN (?1, ?2) ORDER BY id").bind(`${key}-old`, `${key}-new`).all();
+    expect(rows.results).toEqual(
+      [
+        { id: moved.runId, function_id: `${key}-new`, status: "Running" },
+        { id: endedFirst.runId, function_id: `${key}-new`, status: "Completed" },
+      ].sort((a, b) => (a.id < b.id ? -1 : 1)),
+    );
   });
 
   it("deletes only runs of every function that ended before the cutoff, in bounded batches", async () => {

@@ -160,7 +160,7 @@ describe("shards", () => {
     const shard = shards()[shardIndex(runId, 3)]!;
     await eventually(async () => ((await shardsWith("runs", runId)).length > 0 ? true : undefined), 10_000, "the index row");
     // The index lost the end (an older Worker's crash, say): the row says Running, long ago.
-    await shard.prepare("UPDATE runs SET status = 'Running', ended_at = NULL, started_at = ?2, checked_at = 0 WHERE id = ?1").bind(runId, Date.now() - 120_000).run();
+    await shard.prepare("UPDATE runs SET status = 'Running', ended_at = NULL, started_at = ?2, checked_at = 0, id_ordered = NULL WHERE id = ?1").bind(runId, Date.now() - 120_000).run();
     await eventually(
       async () => {
         await tick(workerEnv);

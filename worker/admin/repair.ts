@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { clearStuckStatement } from "../db/runs.ts";
+import { clearStuckStatements } from "../db/runs.ts";
 import { shardsHolding, ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
@@ -19,7 +19,7 @@ export const REPAIR_ACTIONS = ["wake", "cancel", "rerun", "repoint"] as const;
 /** The most runs one bulk repair names (each is a call to its run's object). */
 export const MAX_BULK_REPAIR = 100;
 
-const runIdSchema = z.string().regex(RUN_ID_PATTERN, "must be a run id (32 hex characters)");
+const runIdSchema = z.string().regex(RUN_ID_PATTERN, "must be a run id (a ULID, or 32 hex characters for a run started by 0.1)");
 const functionIdSchema = z.string().min(1).max(255);
 
 /** A repair of one run: `POST /v1/runs/:runId/repair`'s body. */
@@ -92,7 +92,7 @@ export async function repairRun(env: Env, runId: string, request: RepairRequest)
   }
   if (status === null) throw notFound(runId);
   const writes = new ShardWrites();
-  for (const shard of await shardsHolding(env, runId)) writes.add(shard, clearStuckStatement(shard, runId, request.action === "repoint" ? request.function_id : undefined));
+  for (const shard of await shardsHolding(env, runId)) writes.add(shard, ...clearStuckStatements(shard, runId, request.action === "repoint" ? request.function_id : undefined));
   await writes.write(env);
   return { run_id: runId, status, ...(newRunId ? { new_run_id: newRunId } : {}) };
 }

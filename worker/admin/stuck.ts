@@ -80,17 +80,17 @@ export async function checkUnfinishedRun(env: Env, shard: D1Database, row: RunIn
     return { statement: endRunStatement(shard, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: facts.status, startedAt: row.started_at, endedAt: facts.endedAt }) };
   }
   const verdict = facts ? stuckVerdict(facts, now, thresholds) : null;
-  if (!verdict) return { statement: markCheckedStatement(shard, row.id, now) };
+  if (!verdict) return { statement: markCheckedStatement(shard, row, now) };
   const known = row.stuck_reason === verdict.reason;
   const since = known && row.stuck_since != null ? row.stuck_since : verdict.since;
   // A run that lost its alarm is reported first, then woken by the tick if no one has woken it within the
   // overdue threshold: it has done nothing wrong, and every accepted event must run.
   if (verdict.reason === "no_alarm" && known && since < now - thresholds.overdueMs) {
     await runObject(env, row.id).wake("by the tick");
-    return { statement: markCheckedStatement(shard, row.id, now) };
+    return { statement: markCheckedStatement(shard, row, now) };
   }
-  const statement = markCheckedStatement(shard, row.id, now, { reason: verdict.reason, since });
-  return known ? { statement } : { statement, stuckEvent: stuckEvent(row, verdict.reason, since, now), unsent: markCheckedStatement(shard, row.id, now) };
+  const statement = markCheckedStatement(shard, row, now, { reason: verdict.reason, since });
+  return known ? { statement } : { statement, stuckEvent: stuckEvent(row, verdict.reason, since, now), unsent: markCheckedStatement(shard, row, now) };
 }
 
 /**

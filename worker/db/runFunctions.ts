@@ -1,11 +1,11 @@
-// The runs index has no index of every run by start (migration 0018: it cost each run a D1 row written),
-// only runs_function_started (function_id, started_at, id). What reads runs by start across functions
-// reads them function by function, from the function ids this file's CTE finds.
+// The runs index has no index of every run by start (migration 0018: it cost each run a D1 row written);
+// it is keyed by (function_id, started_at, id) (migration 0020). What reads runs by start across
+// functions reads them function by function, from the function ids this file's CTE finds.
 
 /**
  * A common table expression `fns(id)`: each function id present in this database's runs table, in
  * order, then one NULL that ends the walk. A skip-scan: each row is one seek in index
- * runs_function_started to the next larger function id, so it reads one index entry per function,
+ * the primary key to the next larger function id, so it reads one index entry per function,
  * however many runs each has.
  *
  * @example
@@ -16,7 +16,7 @@ export const FUNCTIONS_WITH_RUNS =
 
 /**
  * A subquery answering the function ids present in the runs table, for `function_id IN (…)`: the
- * condition then seeks runs_function_started once per function.
+ * condition then seeks the primary key once per function.
  *
  * @example
  * db.prepare(`SELECT COUNT(*) AS n FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at >= ?1`);

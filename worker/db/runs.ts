@@ -1,10 +1,13 @@
-import { runIdFor } from "../platform/runId.ts";
+import { runIdFor, runIdTime } from "../platform/runId.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
 import { FUNCTION_IDS_WITH_RUNS } from "./runFunctions.ts";
 import { fromEveryShard, groupByHoldingShard, mergeNewestFirst } from "./shards.ts";
 
-/** A row of the D1 runs index: where to find a run; the RunObject holds its truth. */
+/**
+ * A row of the D1 runs index: where to find a run; the RunObject holds its truth. Keyed by
+ * (function_id, started_at, id), the order its listings read (migration 0020).
+ */
 export interface RunIndexRow {
   id: string;
   function_id: string;
@@ -39,21 +42,42 @@ export interface RunIndexEntry {
 export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at, at_receipt) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-       ON CONFLICT(id) DO NOTHING`,
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at, at_receipt, id_ordered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+       ON CONFLICT(function_id, started_at, id) DO NOTHING`,
     )
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null, atReceipt(run));
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null, atReceipt(run), idOrdered(run));
 }
 
 /** Statement recording a run's end (its whole row, if its start was never indexed: a short run's one write). */
 export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at, at_receipt, steps, cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-       ON CONFLICT(id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at, at_receipt, steps, cost_usd, id_ordered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+       ON CONFLICT(function_id, started_at, id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,
          steps = COALESCE(excluded.steps, steps), cost_usd = COALESCE(excluded.cost_usd, cost_usd)`,
     )
-    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null, atReceipt(run), run.steps ?? null, run.costUsd ?? null);
+    .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.endedAt ?? null, atReceipt(run), run.steps ?? null, run.costUsd ?? null, idOrdered(run));
+}
+
+/**
+ * 1 for a run whose id is a ULID of its start (runIdFor's, of an event's receipt or a rerun's
+ * start): a lookup by id finds it through the key. NULL for any other, which enters index runs_id.
+ */
+function idOrdered(run: RunIndexEntry): 1 | null {
+  return runIdTime(run.runId) === run.startedAt ? 1 : null;
+}
+
+/**
+ * The ways to the row of run `runId` by its id alone, each a condition on `runs` and its parameters:
+ * for an id that is a ULID of its start, the primary key, a seek per function present
+ * (runFunctions.ts); for any row whose id is not, index runs_id. A statement takes one path (SQLite
+ * scans the table for a key matched against a compound SELECT).
+ */
+function runIdPaths(runId: string): { where: string; params: (string | number)[] }[] {
+  const time = runIdTime(runId);
+  const byKey = { where: `function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at = ?2 AND id = ?1 AND id_ordered = 1`, params: [runId, time!] };
+  const byIndex = { where: "id = ?1 AND id_ordered IS NULL", params: [runId] };
+  return time === null ? [byIndex] : [byKey, byIndex];
 }
 
 /**
@@ -70,7 +94,7 @@ function atReceipt(run: RunIndexEntry): 0 | 1 {
  * function's `budget.steps`; a run not over yet counts once it ends).
  */
 export async function stepsSince(env: Env, functionId: string, since: number): Promise<number> {
-  // Uses index runs_function_started, then each run's row for its steps; on every shard.
+  // Uses the primary key; on every shard.
   const counts = await fromEveryShard(env, async (shard) => [
     (await shard.prepare("SELECT COALESCE(SUM(steps), 0) AS n FROM runs WHERE function_id = ?1 AND started_at >= ?2").bind(functionId, since).first<{ n: number }>())?.n ?? 0,
   ]);
@@ -82,7 +106,7 @@ export async function stepsSince(env: Env, functionId: string, since: number): P
  * account's daily budget). Reads every run of the window, function by function, then each row.
  */
 export async function spendSince(env: Env, since: number): Promise<number> {
-  // Uses index runs_function_started: one seek per function present (runFunctions.ts).
+  // Uses the primary key: one seek per function present (runFunctions.ts).
   const sums = await fromEveryShard(env, async (shard) => [
     (await shard.prepare(`SELECT COALESCE(SUM(cost_usd), 0) AS usd FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at >= ?1`).bind(since).first<{ usd: number }>())?.usd ?? 0,
   ]);
@@ -92,7 +116,9 @@ export async function spendSince(env: Env, since: number): Promise<number> {
 /** A run's row of the runs index, read from the shards its id may be on (one, with DB alone). */
 export async function findRun(env: Env, runId: string): Promise<RunIndexRow | null> {
   const rows = await Promise.all(
-    [...(await groupByHoldingShard(env, [runId], (id) => id)).keys()].map(async (shard) => (await shard.prepare("SELECT * FROM runs WHERE id = ?1").bind(runId).all<RunIndexRow>()).results),
+    [...(await groupByHoldingShard(env, [runId], (id) => id)).keys()].map(
+      async (shard) => (await Promise.all(runIdPaths(runId).map(async ({ where, params }) => (await shard.prepare(`SELECT * FROM runs WHERE ${where}`).bind(...params).all<RunIndexRow>()).results))).flat(),
+    ),
   );
   return rows.flat()[0] ?? null;
 }
@@ -109,7 +135,7 @@ export async function childrenOf(env: Env, runId: string): Promise<RunIndexRow[]
  * window names several events), oldest first, from every shard: a run's row is on its own id's shard.
  */
 export async function runsOfEvent(env: Env, eventId: string, receivedAts: number[]): Promise<RunIndexRow[]> {
-  // Those started at an event's receipt through index runs_function_started, a seek per function
+  // Those started at an event's receipt through the primary key, a seek per function
   // present and receipt (runFunctions.ts); the others through index runs_event, which holds only them.
   const pages = await fromEveryShard(
     env,
@@ -146,13 +172,32 @@ export async function unfinishedRuns(db: D1Database, before: number, limit: numb
  * Statement noting that an unfinished run's object was asked at `at`, with the tick's verdict: stuck
  * (why, since when) or not (null). One write either way: the verdict rides on the check's own update.
  */
-export function markCheckedStatement(db: D1Database, runId: string, at: number, stuck: { reason: string; since: number } | null = null): D1PreparedStatement {
-  return db.prepare("UPDATE runs SET checked_at = ?1, stuck_reason = ?3, stuck_since = ?4 WHERE id = ?2").bind(at, runId, stuck?.reason ?? null, stuck?.since ?? null);
+export function markCheckedStatement(db: D1Database, row: RunKey, at: number, stuck: { reason: string; since: number } | null = null): D1PreparedStatement {
+  return db
+    .prepare("UPDATE runs SET checked_at = ?1, stuck_reason = ?2, stuck_since = ?3 WHERE function_id = ?4 AND started_at = ?5 AND id = ?6")
+    .bind(at, stuck?.reason ?? null, stuck?.since ?? null, row.function_id, row.started_at, row.id);
 }
 
-/** Statement clearing a run's stuck verdict after an operator repaired it (and, when re-pointed, naming its new function). */
-export function clearStuckStatement(db: D1Database, runId: string, functionId?: string): D1PreparedStatement {
-  return db.prepare("UPDATE runs SET stuck_reason = NULL, stuck_since = NULL, function_id = COALESCE(?2, function_id) WHERE id = ?1").bind(runId, functionId ?? null);
+/** What names a row of the runs index. */
+export type RunKey = Pick<RunIndexRow, "function_id" | "started_at" | "id">;
+
+/**
+ * Statements clearing a run's stuck verdict after an operator repaired it and, when it was re-pointed,
+ * moving its row to its new function. The run's object may have written its end under the new
+ * function first: then that row stays and the old one goes.
+ */
+export function clearStuckStatements(db: D1Database, runId: string, functionId?: string): D1PreparedStatement[] {
+  return runIdPaths(runId).flatMap(({ where, params }) => {
+    const clear = db.prepare(`UPDATE runs SET stuck_reason = NULL, stuck_since = NULL WHERE ${where}`).bind(...params);
+    if (functionId === undefined) return [clear];
+    // The new function's id is the last parameter, after the path's own.
+    const newFunction = `?${params.length + 1}`;
+    return [
+      clear,
+      db.prepare(`UPDATE OR IGNORE runs SET function_id = ${newFunction} WHERE function_id != ${newFunction} AND ${where}`).bind(...params, functionId),
+      db.prepare(`DELETE FROM runs WHERE function_id != ${newFunction} AND ${where}`).bind(...params, functionId),
+    ];
+  });
 }
 
 /** Unfinished runs the tick found stuck, counted by reason (the health check). Reads the unfinished runs only (index runs_unfinished), on every shard. */
@@ -180,11 +225,13 @@ export async function stuckCounts(env: Env): Promise<Record<string, number>> {
  * await env.DB.batch([deleteEndedRunsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
  */
 export function deleteEndedRunsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
-  // Uses index runs_function_started, a seek per function present (runFunctions.ts): a run that ended
-  // before `before` started before it. Runs started before it that have not ended by then are read past,
+  // Uses the primary key, a seek per function present (runFunctions.ts): a run that ended before
+  // `before` started before it. Runs started before it that have not ended by then are read past,
   // never written (an index of ends would cost every end a row); it stops at `limit` runs to delete.
   return db
-    .prepare(`DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at < ?1 AND ended_at < ?1 LIMIT ?2)`)
+    .prepare(
+      `DELETE FROM runs WHERE (function_id, started_at, id) IN (SELECT function_id, started_at, id FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at < ?1 AND ended_at < ?1 LIMIT ?2)`,
+    )
     .bind(before, limit);
 }
 
@@ -209,7 +256,7 @@ export interface PageCursor {
 /**
  * A page of the runs index, newest first, after `cursor` (the previous page's `next`); `next` is
  * null on the last page. A page costs its own rows and the rows its filters pass over, whatever its
- * depth: each shard seeks index runs_function_started to the cursor, for the one function asked or
+ * depth: each shard seeks the primary key to the cursor, for the one function asked or
  * for each function it holds runs of (runFunctions.ts), and answers each one's first page; the pages
  * merge by (start, id), which no two runs share. Without a function, a page reads up to a page per
  * function, the shard's function ids first.
@@ -242,7 +289,7 @@ function firstPagesStatement(db: D1Database, functionIds: string[], filter: RunF
   const bind = (value: string | number) => `?${params.push(value)}`;
   const conditions = pageConditions("runs", filter, cursor, bind);
   const pageSize = bind(size);
-  // Uses index runs_function_started: a seek per function to the cursor, each one's page merged.
+  // Uses the primary key: a seek per function to the cursor, each one's page merged.
   const pages = functionIds.map((id) => `SELECT * FROM (SELECT * FROM runs WHERE runs.function_id = ${bind(id)}${conditions} ORDER BY runs.started_at DESC, runs.id DESC LIMIT ${pageSize})`);
   return db.prepare(`${pages.join(" UNION ALL ")} ORDER BY started_at DESC, id DESC LIMIT ${pageSize}`).bind(...params);
 }
@@ -286,7 +333,7 @@ export async function functionStats(env: Env, since: number): Promise<Map<string
     async (shard) =>
       (
         await shard
-          // Uses index runs_function_started: one seek per function present (runFunctions.ts).
+          // Uses the primary key: one seek per function present (runFunctions.ts).
           .prepare(
             `SELECT function_id, status, started_at / 3600000 AS hour, COUNT(*) AS n, COALESCE(SUM(cost_usd), 0) AS usd FROM runs
              WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at >= ?1 GROUP BY function_id, status, hour`,

@@ -10,7 +10,7 @@ import { oldestReceiptSql, ORDERED_AHEAD_MS } from "./events.ts";
 import { FUNCTIONS_WITH_RUNS } from "./runFunctions.ts";
 
 /** The migration every shard must have applied before the Worker uses it (a test keeps it the newest file). */
-export const LATEST_MIGRATION = "0019_dispatch_marks.sql";
+export const LATEST_MIGRATION = "0020_runs_keyed_by_function.sql";
 
 /** How long an isolate trusts the layouts it read before reading them again. */
 const LAYOUTS_TTL_MS = 60_000;
@@ -140,7 +140,7 @@ async function readLayoutEras(env: Env, count: number): Promise<LayoutEra[]> {
 /**
  * The time of each shard's oldest event, runs index row or wait (Infinity for an empty shard): one
  * statement a shard: a seek in index events_received and one in the primary key (the events,
- * oldestReceiptSql), two per function present in index runs_function_started (its id, then its oldest
+ * oldestReceiptSql), two per function present in the runs index's key (its id, then its oldest
  * run: runFunctions.ts), and the oldest wait by rowid (waits have no index by their start, and a
  * rowid table gives each new row a larger rowid).
  */

@@ -1,4 +1,4 @@
-import { monotonicFactory } from "ulidx";
+import { monotonicFactory, ulid } from "ulidx";
 
 /**
  * Ids for the events of one request that carry none. With Inngest's `x-inngest-event-id-seed`
@@ -17,11 +17,25 @@ export function eventIdSource(seed: string | null | undefined, receivedAt: numbe
     const next = monotonicFactory();
     return () => next(receivedAt);
   }
-  // ulidx draws the 16 random characters last to first, each as floor(prng() * 32): feed it the
-  // seed's 5-bit groups in that order; its monotonic factory increments the random part after.
-  let drawn = 0;
-  const next = monotonicFactory(() => (parsed.random[15 - (drawn++ % 16)]! + 0.5) / 32);
+  // Its monotonic factory increments the random part after the first.
+  const next = monotonicFactory(drawing(parsed.random));
   return () => next(parsed.millis);
+}
+
+/**
+ * The ULID of `millis` whose random part is `bytes` (10 bytes, 80 bits), the same every time.
+ *
+ * @example
+ * seededUlid(1764000000000, sha256(key).slice(0, 10)); // "01KB…"
+ */
+export function seededUlid(millis: number, bytes: Uint8Array): string {
+  return ulid(millis, drawing(fiveBitGroups(bytes)));
+}
+
+/** A PRNG making ulidx draw `groups` as a ULID's random part: it draws the 16 characters last to first, each as floor(prng() * 32). */
+function drawing(groups: number[]): () => number {
+  let drawn = 0;
+  return () => (groups[15 - (drawn++ % 16)]! + 0.5) / 32;
 }
 
 function parseSeed(seed: string | null | undefined): { millis: number; random: number[] } | null {
@@ -30,12 +44,16 @@ function parseSeed(seed: string | null | undefined): { millis: number; random: n
   const millis = Number(match[1]);
   const bytes = Uint8Array.from(atob(match[2]!), (c) => c.charCodeAt(0));
   if (bytes.length !== 10 || millis > 2 ** 48 - 1) return null;
-  // 80 bits of entropy are exactly the 16 base32 characters of a ULID's random part.
-  const random: number[] = [];
+  return { millis, random: fiveBitGroups(bytes) };
+}
+
+/** 10 bytes (80 bits) as the 16 five-bit groups of a ULID's random part, first bit first. */
+function fiveBitGroups(bytes: Uint8Array): number[] {
+  const groups: number[] = [];
   for (let bit = 0; bit < 80; bit += 5) {
     let value = 0;
     for (let b = bit; b < bit + 5; b++) value = (value << 1) | ((bytes[b >> 3]! >> (7 - (b & 7))) & 1);
-    random.push(value);
+    groups.push(value);
   }
-  return { millis, random };
+  return groups;
 }

@@ -1,0 +1,32 @@
+-- One D1 row fewer per run (D1 bills each index entry written): the runs index is keyed by
+-- (function_id, started_at, id), the order its listings read, instead of by id with an index by
+-- function and start beside it. A run id made by the engine is now a ULID of the run's start, so a
+-- lookup by id alone seeks that key once per function present (db/runs.ts); rows whose id carries no
+-- such time (runs started before this migration, a rerun with an idempotency key, a cron's run, a
+-- batch's) say id_ordered NULL and keep an entry in runs_id.
+CREATE TABLE runs_keyed (
+  function_id   TEXT NOT NULL,
+  started_at    INTEGER NOT NULL,
+  id            TEXT NOT NULL,
+  event_id      TEXT NOT NULL,
+  status        TEXT NOT NULL,
+  ended_at      INTEGER,
+  checked_at    INTEGER,          -- when the tick last asked an unfinished run's object how it stands
+  parent_run_id TEXT,             -- the run that started this one with step.invoke
+  skip_reason   TEXT,             -- why flow control skipped it (status 'Skipped')
+  at_receipt    INTEGER,          -- 1: started at its event's receipt, found through it
+  stuck_reason  TEXT,
+  stuck_since   INTEGER,
+  steps         INTEGER,
+  cost_usd      REAL,
+  id_ordered    INTEGER,          -- 1: the id is a ULID of started_at, found by id through the key
+  PRIMARY KEY (function_id, started_at, id)
+) WITHOUT ROWID;
+INSERT INTO runs_keyed (function_id, started_at, id, event_id, status, ended_at, checked_at, parent_run_id, skip_reason, at_receipt, stuck_reason, stuck_since, steps, cost_usd)
+  SELECT function_id, started_at, id, event_id, status, ended_at, checked_at, parent_run_id, skip_reason, at_receipt, stuck_reason, stuck_since, steps, cost_usd FROM runs;
+DROP TABLE runs;
+ALTER TABLE runs_keyed RENAME TO runs;
+CREATE INDEX runs_id ON runs (id) WHERE id_ordered IS NULL;
+CREATE INDEX runs_event ON runs (event_id) WHERE at_receipt IS NOT 1;
+CREATE INDEX runs_unfinished ON runs (checked_at) WHERE status IN ('Queued', 'Running');
+CREATE INDEX runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
