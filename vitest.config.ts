@@ -54,7 +54,7 @@ export default defineConfig({
     projects: [
       {
         // Pure modules (the SDK's driver, durations, errors, the bench's capacity model) in Node.
-        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts", "bench/**/*.test.ts", ...NODE_TESTS], environment: "node", sequence: { groupOrder: 0 } },
+        test: { name: "unit", include: ["sdk/**/*.test.ts", "worker/**/*.test.ts", "bench/**/*.test.ts", "chaos/**/*.test.ts", ...NODE_TESTS], environment: "node", sequence: { groupOrder: 0 } },
       },
       {
         // The Worker under workerd with its real D1, Queue and Durable Object bindings.

@@ -329,7 +329,7 @@ async function verifyIngest(ctx, checks, sfPersist) {
   const sql =
     "SELECT json_extract(e.data, '$.tag') AS tag, COUNT(*) AS stored, " +
     `SUM(${dispatchedAtSql("e")} IS NOT NULL) AS dispatched, ` +
-    // A run started at its event's receipt is found by its function and that time (index runs_function_started).
+    // A run started at its event's receipt is found by its function and that time (the runs index is keyed by function and start).
     "SUM(EXISTS (SELECT 1 FROM runs r WHERE r.started_at = e.received_at AND r.event_id = e.id AND r.function_id = 'bench-ingest-noop')) AS indexed " +
     "FROM events e WHERE e.name = 'bench/ingest' GROUP BY tag";
   let rows;

@@ -39,6 +39,7 @@
 // with `remoteSteps` in place of counted effects.
 
 import { createHash } from "node:crypto";
+import { ulid } from "ulidx";
 
 /** @typedef {{ int: (n: number) => number }} Rng */
 
@@ -65,9 +66,16 @@ function derivedSends(d, root, runId) {
   return sends;
 }
 
-/** A run's id as the engine derives it (worker/platform/runId.ts): sha256(`<function>\n<event id>\n<time>`), first 16 bytes in hex. */
+/**
+ * A run's id as the engine derives it (worker/platform/runId.ts; chaos/scenarios.test.ts keeps the two
+ * equal): the ULID of `at` whose random part is the first 10 bytes of sha256(`<function>\n<event id>\n<time>`).
+ */
 export function runIdFor(functionId, eventId, at) {
-  return createHash("sha256").update(`${functionId}\n${eventId}\n${at}`).digest("hex").slice(0, 32);
+  const bits = BigInt(`0x${createHash("sha256").update(`${functionId}\n${eventId}\n${at}`).digest("hex").slice(0, 20)}`);
+  const groups = Array.from({ length: 16 }, (_, i) => Number((bits >> BigInt(75 - 5 * i)) & 31n));
+  // ulidx draws the random part's 16 characters last to first, each as floor(prng() * 32).
+  let drawn = 0;
+  return ulid(at, () => (groups[15 - drawn++] + 0.5) / 32);
 }
 
 /** `name`, then `name:1`, `name:2`…: the stored names of a step id called `count` times. */

@@ -16,14 +16,14 @@ export type RunUsage = Pick<Usage, "doRequests" | "doRowsWritten" | "d1RowsWritt
 
 /**
  * A run's billable operations as measured per run: 1 Durable Object request and 2 + steps rows in
- * its object, 5 D1 rows (its event with its entry by name and its dispatched mark, its index row with
- * its entry by function) and no queue message (an event sent alone dispatches itself); each
+ * its object, 4 D1 rows (its event with its entry by name and its dispatched mark, its index row,
+ * keyed by function and start) and no queue message (an event sent alone dispatches itself); each
  * invocation after the first adds a request (its alarm) and 2 rows; each event it sent adds its
  * outbox row and its deletion, its 4 D1 rows (its id is not one of its receipt: one entry more) and
  * a queue message.
  *
  * @example
- * runUsage(run, steps); // { doRequests: 1, doRowsWritten: 7, d1RowsWritten: 5, queueMessages: 0, workersRequests: 1 }
+ * runUsage(run, steps); // { doRequests: 1, doRowsWritten: 7, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }
  */
 export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRecord>): RunUsage {
   let stepCount = 0;
@@ -36,7 +36,7 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
   return {
     doRequests: 1 + laterInvocations,
     doRowsWritten: 2 + stepCount + 2 * laterInvocations + 2 * eventsSent,
-    d1RowsWritten: 5 + 4 * eventsSent,
+    d1RowsWritten: 4 + 4 * eventsSent,
     queueMessages: eventsSent,
     workersRequests: 1,
   };
@@ -47,7 +47,7 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
  * million; the included allowances ignored).
  *
  * @example
- * costInDollars({ doRequests: 1, doRowsWritten: 7, d1RowsWritten: 5, queueMessages: 0, workersRequests: 1 }); // 0.00001245
+ * costInDollars({ doRequests: 1, doRowsWritten: 7, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }); // 0.00001145
  */
 export function costInDollars(usage: RunUsage): number {
   const counts: Partial<Record<string, number>> = usage;

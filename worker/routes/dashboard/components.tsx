@@ -205,9 +205,12 @@ export function RunsTable({ runs, showFunction = true, showEvent = true }: { run
   );
 }
 
-/** An id short enough for a table cell; the full id stays in the link and its title. */
+/**
+ * An id short enough for a table cell: its head and tail, since ULIDs (run ids, event ids) of the same
+ * moment share their first ten characters. The full id stays in the link and its title.
+ */
 export function shortId(id: string): string {
-  return id.length > 14 ? `${id.slice(0, 12)}…` : id;
+  return id.length > 14 ? `${id.slice(0, 4)}…${id.slice(-8)}` : id;
 }
 
 export const RUN_STATUSES: RunStatus[] = ["Queued", "Running", "Completed", "Failed", "Cancelled", "Skipped"];
