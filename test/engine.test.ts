@@ -103,6 +103,22 @@ describe("a step that kills the runtime at once", () => {
   });
 });
 
+describe("a step that kills the runtime in an invocation its alarm woke", () => {
+  it("is found dead by that alarm, which the runtime runs again (no helper wakes it)", async () => {
+    const key = uniqueKey("die-after-sleep");
+    const [eventId] = await sendEvents({ name: "test/dies-after-sleep", data: { key } });
+    const runId = await runIdOf(eventId!);
+    // Only the runtime's own alarm: after the sleep it wakes the run, and after the death it fires again.
+    const run = await eventually(async () => {
+      const found = await getRun(runId);
+      return found.status === "Failed" ? found : undefined;
+    }, 60_000, "the run to fail after its step killed the runtime");
+    expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
+    expect(run.steps?.find((step) => step.name === "die")).toMatchObject({ status: "Failed", attempts: 1 });
+    expect(await effectCount(`${key}:die`)).toBe(1);
+  });
+});
+
 describe("code outside steps that kills the runtime", () => {
   it("fails the run after as many deaths in a row as its retries allow, instead of looping", async () => {
     const key = uniqueKey("die-outside");

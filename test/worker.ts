@@ -263,6 +263,15 @@ const diesAtOnce = app.createFunction({ id: "dies-at-once", retries: 0 }, { even
   await step.run("die", () => killCurrentRunObject());
 });
 
+/** Issue 21: a step after a sleep kills its object: the invocation its alarm woke dies in it. */
+const diesAfterSleep = app.createFunction({ id: "dies-after-sleep", retries: 0 }, { event: "test/dies-after-sleep" }, async ({ event, step }) => {
+  await step.sleep("nap", "1s");
+  await step.run("die", async () => {
+    await effect(`${event.data.key}:die`);
+    killCurrentRunObject();
+  });
+});
+
 /** Issue 9, item 9: code outside steps that kills the object every time (a synchronous loop, say). */
 const diesOutsideSteps = app.createFunction({ id: "dies-outside-steps", retries: 0 }, { event: "test/dies-outside-steps" }, async ({ event }) => {
   await effect(`${event.data.key}:handler`);
@@ -315,7 +324,7 @@ const everyMinute = app.createFunction({ id: "every-minute" }, { cron: "* * * * 
 export default serve({
   client: app,
   functions: [largeBatch, largeSend, counted, fanoutA, fanoutB, chainStart, chainNext, failing, recovers, retriesHandler, parallel, wildcard, cancellable, isolated, expressionFails, bigOutput, failureWatcher, logs,
-    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, buffered, diesAtOnce, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute, keepsFailing,
+    chargeWhileRejecting, raceThenSleep, longThenRetryLater, flakyBetweenSteps, sendsNothing, forgesFailure, diesInStep, buffered, diesAtOnce, diesAfterSleep, diesOutsideSteps, failsAfterPause, sendsAfterPause, weeklyReport, everyMinute, keepsFailing,
     ...coordinationFunctions(app), ...flowFunctions(app), ...guardFunctions(app), ...compatFunctions(app), ...streamFunctions(app), ...largeValuesFunctions(app), ...bufferedFunctions(app), ...v4docsFunctions,
     // Inngest's retries: 1 would wait 15 s or more of backoff per failed step here; sdk/inngestSuite.test.ts runs it with a fake clock.
     handlingStepErrors(app, { retries: 0 }), stepInvokeNotFound(app), v3OrderReceipt],

