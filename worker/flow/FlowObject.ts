@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { instrument } from "../platform/bindings.ts";
 import type { Env } from "../platform/env.ts";
-import { usage } from "../platform/usage.ts";
+import { setAlarm, usage } from "../platform/usage.ts";
 import { runObject, startCollectedRun } from "../runs/door.ts";
 import { collect, releaseWhenDue, type CollectAsk } from "./collect.ts";
 import { acquireSlot, grantWaiting, releaseSlot } from "./concurrency.ts";
@@ -34,7 +34,7 @@ export class FlowObject extends DurableObject<Env> {
     const store = new FlowStore(ctx.storage.sql);
     this.coordinator = {
       store,
-      setAlarm: (at) => ctx.storage.setAlarm(at),
+      setAlarm: (at) => setAlarm(ctx.storage, at),
       getAlarm: () => ctx.storage.getAlarm(),
       deleteAlarm: () => ctx.storage.deleteAlarm(),
       exclusively: (work) => ctx.blockConcurrencyWhile(work),

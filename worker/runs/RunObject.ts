@@ -11,7 +11,7 @@ import { valuesBucket } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
 import { findFunction } from "../platform/registry.ts";
 import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
-import { usage } from "../platform/usage.ts";
+import { setAlarm, usage } from "../platform/usage.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.ts";
 import type { Op } from "../remote/wire.ts";
@@ -80,7 +80,7 @@ export class RunObject extends DurableObject<Env> {
       store: this.store,
       delivery: this.delivery,
       functionOf: (id) => this.functionOf(id),
-      setAlarm: (at) => this.ctx.storage.setAlarm(at),
+      setAlarm: (at) => setAlarm(this.ctx.storage, at),
       execute: (isFirst) => this.execute(isFirst),
       cancel: (reason) => this.cancel(reason),
     };
@@ -89,6 +89,7 @@ export class RunObject extends DurableObject<Env> {
       store: this.store,
       delivery: this.delivery,
       rearm: () => this.rearm(),
+      armSoon: () => this.armSoon(),
       cancelIf: (reason, expression) => this.cancelIf(reason, expression),
       dueAt: (wakeAt) => this.dueAt(wakeAt),
     };
@@ -96,7 +97,7 @@ export class RunObject extends DurableObject<Env> {
       store: this.store,
       functionOf: (id) => this.functionOf(id),
       alarmAt: () => this.ctx.storage.getAlarm(),
-      setAlarm: (at) => this.ctx.storage.setAlarm(at),
+      setAlarm: (at) => setAlarm(this.ctx.storage, at),
       isInvoking: () => this.executing !== null,
       execute: () => void this.execute(false),
       cancel: (reason) => this.cancel(reason),
@@ -144,7 +145,7 @@ export class RunObject extends DurableObject<Env> {
       return "resolved";
     }
     this.store.wakeAt(at);
-    await this.ctx.storage.setAlarm(at);
+    await setAlarm(this.ctx.storage, at);
     void this.execute(false);
     return "resolved";
   }
@@ -205,7 +206,7 @@ export class RunObject extends DurableObject<Env> {
     const run = this.store.run();
     if (!run) return null;
     if (!FINAL_STATUSES.has(run.status) && !this.executing && (await this.ctx.storage.getAlarm()) === null) {
-      await this.ctx.storage.setAlarm(Date.now());
+      await setAlarm(this.ctx.storage, Date.now());
     }
     return { status: run.status, ...(run.endedAt ? { endedAt: run.endedAt } : {}) };
   }
@@ -285,7 +286,7 @@ export class RunObject extends DurableObject<Env> {
     const run = this.store.run();
     if (at === undefined || !run || FINAL_STATUSES.has(run.status)) return;
     this.store.wakeAt(Math.min(at, run.wakeAt ?? at));
-    void this.ctx.storage.setAlarm(Math.min(at, run.wakeAt ?? at)).then(() => this.execute(false));
+    void setAlarm(this.ctx.storage, Math.min(at, run.wakeAt ?? at)).then(() => this.execute(false));
   }
 
   /**
@@ -301,7 +302,7 @@ export class RunObject extends DurableObject<Env> {
       const message = `the run could not record its progress ${MAX_FAILED_INVOCATIONS} times in a row: ${serializeError(err).message}`;
       return failRun(this.ends, run, serializeError(new NonRetriableError(message)));
     }
-    await this.ctx.storage.setAlarm(Date.now() + WATCHDOG_MS);
+    await setAlarm(this.ctx.storage, Date.now() + WATCHDOG_MS);
   }
 
   /** Runs the handler once against the stored steps (runs/invocation.ts) and records what came of it. */
@@ -312,7 +313,7 @@ export class RunObject extends DurableObject<Env> {
       slots: this.slots,
       checkpoints: this.checkpoints,
       functionOf: (id) => this.functionOf(id),
-      setAlarm: (at) => this.ctx.storage.setAlarm(at),
+      setAlarm: (at) => setAlarm(this.ctx.storage, at),
       rearm: () => this.rearm(),
       cancel: (reason) => this.cancel(reason),
       fail: (run, error) => failRun(this.ends, run, error),
@@ -371,6 +372,13 @@ export class RunObject extends DurableObject<Env> {
     return resolved === undefined ? wakeAt : Math.min(wakeAt, resolved);
   }
 
+  /** Sets the alarm as rearm does, unless one is already due within WATCHDOG_MS (a set alarm is a row written). */
+  private async armSoon(): Promise<void> {
+    const pending = await this.ctx.storage.getAlarm();
+    if (pending !== null && pending <= Date.now() + WATCHDOG_MS) return;
+    await this.rearm();
+  }
+
   /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
   private async rearm(): Promise<void> {
     const run = this.store.run();
@@ -378,6 +386,6 @@ export class RunObject extends DurableObject<Env> {
     const now = Date.now();
     const traceRetryAt = this.delivery.traceRetryAt(now);
     const inputs = { now, undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env), ...(traceRetryAt !== undefined ? { traceRetryAt } : {}) };
-    await this.ctx.storage.setAlarm(nextAlarm(run, inputs));
+    await setAlarm(this.ctx.storage, nextAlarm(run, inputs));
   }
 }

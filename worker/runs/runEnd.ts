@@ -23,6 +23,8 @@ export interface RunEndContext {
   delivery: RunDelivery;
   /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
   rearm(): Promise<void>;
+  /** Makes sure an alarm comes within WATCHDOG_MS, keeping one already due by then (a set alarm is a row written). */
+  armSoon(): Promise<void>;
   /** Cancels the run if it has not ended and its trigger satisfies `expression`; answers whether it did. */
   cancelIf(reason: CancelReason, expression?: string): Promise<boolean>;
   /** When the run is due after an invocation that asked for `wakeAt`: sooner if a wait was resolved meanwhile. */
@@ -118,7 +120,9 @@ export async function finishRun(ctx: RunEndContext, run: RunRecord, status: RunS
   const entries = [{ kind: "events" as const, events: endEventsWithinLimit(ctx.env, run, [...events, ...finishedEvents(run, status, result)]) }, ...endEntries(run, status, result, { waits, flow }), ...trace];
   ctx.store.end(status, Date.now(), result, entries);
   ctx.delivery.endDelivered = false;
-  await ctx.rearm();
+  // Should the runtime die before the end is delivered, an alarm soon delivers it: the invocation's
+  // watchdog, when it has one, already does.
+  await ctx.armSoon();
   await ctx.delivery.deliverOutbox();
   await ctx.delivery.deliverEnd(ctx.store.run() ?? run);
   await ctx.rearm();

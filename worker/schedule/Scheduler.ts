@@ -3,7 +3,7 @@ import { instrument } from "../platform/bindings.ts";
 import type { Env } from "../platform/env.ts";
 import { createLogger } from "../platform/logger.ts";
 import { tick, TICK_MS } from "./tick.ts";
-import { usage } from "../platform/usage.ts";
+import { setAlarm, usage } from "../platform/usage.ts";
 
 /**
  * How soon a tick runs again when it failed (D1 down) or died with the process: well within the
@@ -31,7 +31,7 @@ export class Scheduler extends DurableObject<Env> {
    * being picked up by a tick a minute later.
    */
   async ensureTicking(): Promise<void> {
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now());
+    if ((await this.ctx.storage.getAlarm()) === null) await setAlarm(this.ctx.storage, Date.now());
   }
 
   override async alarm(): Promise<void> {
@@ -39,7 +39,7 @@ export class Scheduler extends DurableObject<Env> {
     usage.doRequests++;
     // Re-arm first, and soon: a tick that fails or is cut by a crash must not stop the next one,
     // nor push a due schedule past its minute.
-    await this.ctx.storage.setAlarm(Date.now() + TICK_RETRY_MS);
+    await setAlarm(this.ctx.storage, Date.now() + TICK_RETRY_MS);
     let nextCronAt: number | null;
     try {
       ({ nextCronAt } = await tick(this.env, Date.now(), { sweepAgain: !this.ticked }));
@@ -50,6 +50,6 @@ export class Scheduler extends DurableObject<Env> {
     }
     // Crons fire at their minute, not up to a tick later.
     const next = Date.now() + TICK_MS;
-    await this.ctx.storage.setAlarm(nextCronAt !== null && nextCronAt < next ? Math.max(nextCronAt, Date.now()) : next);
+    await setAlarm(this.ctx.storage, nextCronAt !== null && nextCronAt < next ? Math.max(nextCronAt, Date.now()) : next);
   }
 }
