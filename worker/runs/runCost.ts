@@ -15,15 +15,17 @@ import type { RunRecord } from "./records.ts";
 export type RunUsage = Pick<Usage, "doRequests" | "doRowsWritten" | "d1RowsWritten" | "queueMessages"> & { workersRequests: number };
 
 /**
- * A run's billable operations as measured per run: 1 Durable Object request and 2 + steps rows in
- * its object, 4 D1 rows (its event with its entry by name and its dispatched mark, its index row,
- * keyed by function and start) and no queue message (an event sent alone dispatches itself); each
- * invocation after the first adds a request (its alarm) and 2 rows; each event it sent adds its
- * outbox row and its deletion, its 4 D1 rows (its id is not one of its receipt: one entry more) and
- * a queue message.
+ * A run's billable operations as measured per run: 1 Durable Object request; in its object 2 + steps
+ * rows and 2 alarms set (Cloudflare bills each `setAlarm` as a row written: the first invocation's
+ * watchdog, the end's retention); 4 D1 rows (its event with its entry by name and its dispatched
+ * mark, its index row, keyed by function and start); no queue message (an event sent alone
+ * dispatches itself). Each invocation after the first adds a request (its alarm), 2 rows and the
+ * alarm set for it, and the end of such a run one alarm more (the one that woke it is spent); each
+ * event it sent adds its outbox row and its deletion, its 4 D1 rows (its id is not one of its
+ * receipt: one entry more) and a queue message.
  *
  * @example
- * runUsage(run, steps); // { doRequests: 1, doRowsWritten: 7, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }
+ * runUsage(run, steps); // { doRequests: 1, doRowsWritten: 9, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }
  */
 export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRecord>): RunUsage {
   let stepCount = 0;
@@ -33,9 +35,10 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
     if (step.kind === "sendEvent") eventsSent += sentIds(step.output);
   }
   const laterInvocations = Math.max(0, run.starts.length - 1);
+  const alarms = 2 + laterInvocations + (laterInvocations > 0 ? 1 : 0);
   return {
     doRequests: 1 + laterInvocations,
-    doRowsWritten: 2 + stepCount + 2 * laterInvocations + 2 * eventsSent,
+    doRowsWritten: 2 + stepCount + alarms + 2 * laterInvocations + 2 * eventsSent,
     d1RowsWritten: 4 + 4 * eventsSent,
     queueMessages: eventsSent,
     workersRequests: 1,
@@ -47,7 +50,7 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
  * million; the included allowances ignored).
  *
  * @example
- * costInDollars({ doRequests: 1, doRowsWritten: 7, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }); // 0.00001145
+ * costInDollars({ doRequests: 1, doRowsWritten: 9, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }); // 0.00001345
  */
 export function costInDollars(usage: RunUsage): number {
   const counts: Partial<Record<string, number>> = usage;
