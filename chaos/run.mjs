@@ -71,6 +71,7 @@ import { buildReport, printSummary, writeReport, writeRunFiles } from "./lib/rep
 import { applyMigrations, freezeWorker, startServer, stopServer } from "./lib/server.mjs";
 import { remoteScenarios } from "./scenarios.mjs";
 import { checkCoordination } from "./verify/coordination.mjs";
+import { issue } from "./verify/common.mjs";
 import { verifyCron } from "./verify/cron.mjs";
 import { checkD1, readD1, scanLogs } from "./verify/eventLog.mjs";
 import { checkFlow, settleFlow } from "./verify/flow.mjs";
@@ -138,13 +139,13 @@ async function main() {
   // The outage, drawn first so that a seed gives the same outage whatever the other options.
   planOutage(rng, opts.outage, KILLS, OUTAGE_MS);
   const counter = await startCounter();
-  const { instances, requests, invocations, runs, aimed, aimedBuffered, burst, late: lateReplies } = plan(rng, counter.url, outage.plan !== null, { targetRuns: TARGET_RUNS, kills: KILLS, invokes: INVOKES });
+  const { instances, requests, invocations, runs, aimed, aimedBuffered, burst, swept, late: lateReplies } = plan(rng, counter.url, outage.plan !== null, { targetRuns: TARGET_RUNS, kills: KILLS, invokes: INVOKES });
   const batches = requests.filter((r) => r.batch);
   // The remote app's runs, from a generator of their own: a seed gives the same local plan and kill delays.
   const remote = planRemote(makeRng(SEED ^ 0x5eed), REMOTE_RUNS);
   log(
     `${instances.length} events (${runs} runs) in ${batches.length} requests (${batches.filter((r) => r.via === "rpc").length} through the service binding's send), ` +
-      `${aimed.length + aimedBuffered.length + burst.length} of them sent alone at aimed kills and before the outage; ${invocations.length} runs started through its invoke; ` +
+      `${aimed.length + aimedBuffered.length + burst.length} of them sent alone at aimed kills and before the outage, ${swept.length} in one request while the queue is down; ${invocations.length} runs started through its invoke; ` +
       `${remote.length} runs of the remote app's functions, one event a request`,
   );
   instances.push(...remote);
@@ -180,7 +181,7 @@ async function main() {
   const flowFlush = new Promise((resolve) => (flushFlow = resolve));
   const flowSending = sendFlowGroups(flow.groups, kills.length * 6_500 + (outage.plan ? outage.plan.leadMs + outage.plan.durationMs : 0), flowFlush);
   const pausing = runPause(paused.pause);
-  const through = await sendThroughKills({ kills, requests, remote, aimed, aimedBuffered, burst, lateReplies, instances, app });
+  const through = await sendThroughKills({ kills, requests, remote, aimed, aimedBuffered, burst, swept, lateReplies, instances, app });
   const { aimedKills, remoteAims } = through;
   flushFlow();
   await Promise.all([flowSending, pausing]);
@@ -216,6 +217,10 @@ async function main() {
   const remoteStats = checkRemoteSteps(remote, app.hits, killTimes, out.found, out.problems, HIT_CLOCK_SLACK_MS);
   whereAimedKillsLanded(aimedKills, remoteAims, out, remoteStats);
   const logs = scanLogs();
+  // The request sent while the queue was down had no dispatch but the sweep's: its runs ran, so it swept them.
+  if (swept.length > 0 && logs.reenqueued < swept.length) {
+    issue(out.problems, "wrong", swept[0].root, { what: `the ${swept.length} events sent while the queue was down were to be re-enqueued by the tick's sweep, which re-enqueued ${logs.reenqueued} events` });
+  }
 
   const results = { runs: runs + flow.runs + paused.runs, instances, remote, burst, invocations, synced, aimedKills, remoteAims, out, logs, invokeStats, coordination, flowStats, flowGroups: flow.groups, pauseStats, pause: paused.pause, remoteStats, cronReport, minutes, settledAfterMs };
   const report = buildReport({ mode: SHORT ? "short" : "full", seed: SEED, ...results });

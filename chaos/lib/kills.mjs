@@ -35,11 +35,11 @@ async function aimAtHeldBack(instance, step, k, aimMs, heldBack, aimedKills) {
 
 /**
  * Sends every request (`requests`, the `remote` events, the instances held back for the aimed
- * kills and the outage's `burst`, and last the `lateReplies`) while making the planned `kills`,
+ * kills, the outage's `burst` and `swept`, and last the `lateReplies`) while making the planned `kills`,
  * the kills at a minute and the outage; `instances` are all the events, for the log. Answers when
  * the last event was accepted (`chaosEnd`), and the kills aimed at a send and at a remote step.
  */
-export async function sendThroughKills({ kills, requests, remote, aimed, aimedBuffered, burst, lateReplies, instances, app }) {
+export async function sendThroughKills({ kills, requests, remote, aimed, aimedBuffered, burst, swept, lateReplies, instances, app }) {
   // Spread the requests over about half the time the kills take (a server life of 0.3–3 s, then
   // about 3.5 s to kill and restart), so crashes land in ingest and dispatch too.
   const intervalMs = Math.min(1000, Math.max(30, (kills.length * 2500) / requests.length));
@@ -94,7 +94,7 @@ export async function sendThroughKills({ kills, requests, remote, aimed, aimedBu
     if (outage.plan && k === outage.plan.afterKill) {
       // A minute that would pass during the outage (no kill can come then) gets its kill first.
       await minuteKillsWithin(outage.plan.leadMs + outage.plan.durationMs + RESTART_MS);
-      await runOutage(burst);
+      await runOutage(burst, swept);
     }
   }
   flushRemote();

@@ -52,9 +52,10 @@ export async function setFaults(change) {
 
 /**
  * Sends the burst, waits until its runs are under way, takes the planned bindings down for the
- * planned time while the sending goes on, and brings them back.
+ * planned time while the sending goes on, and brings them back. Then the queue alone goes down while
+ * `swept` is sent in one request: stored, not dispatched, they are the tick's sweep's to re-enqueue.
  */
-export async function runOutage(burst) {
+export async function runOutage(burst, swept) {
   const { which, leadMs, durationMs } = outage.plan;
   await Promise.all(burst.map((instance) => sendUntilAccepted([instance])));
   outage.burstAcceptedAt = Date.now();
@@ -67,7 +68,14 @@ export async function runOutage(burst) {
   log(`outage: ${which.join(" and ")} down for ${(durationMs / 1000).toFixed(1)} s (server life ${server.life})`);
   await sleep(durationMs);
   await setFaults(Object.fromEntries(which.map((binding) => [binding, false])));
+  log(`outage over: ${which.join(" and ")} back up; ${sendStats.refusedInOutage} requests refused meanwhile (sent again)`);
+  if (swept.length > 0) {
+    await setFaults({ queue: true });
+    await sendUntilAccepted(swept);
+    outage.sweptAcceptedAt = Date.now();
+    await setFaults({ queue: false });
+    log(`the queue down alone while a request of ${swept.length} events was accepted: they wait for the tick's sweep`);
+  }
   outage.on = false;
   outage.endedAt = Date.now();
-  log(`outage over: ${which.join(" and ")} back up; ${sendStats.refusedInOutage} requests refused meanwhile (sent again)`);
 }

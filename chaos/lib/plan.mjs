@@ -7,6 +7,9 @@ import { killKind } from "./kills.mjs";
 const RPC_SEND_SHARE = 0.25;
 
 /** mulberry32: a small seeded generator, so a seed replays the same events, batches and kill delays. */
+/** The events of the request sent while only the queue is down: more than the 10 a request dispatches itself. */
+const SWEPT_BATCH = 12;
+
 export function makeRng(seed) {
   let a = seed >>> 0;
   const next = () => {
@@ -105,7 +108,10 @@ export function plan(rng, counterUrl, withOutage, { targetRuns, kills, invokes }
   const aimedBuffered = [];
   for (let k = 1; k <= kills; k++) if (killKind(k) === "buffered") aimedBuffered.push(make(i++, row("chaos/buffered")));
   const burst = withOutage ? ["chaos/fails", "chaos/chain", "chaos/derived", "chaos/steps"].map((event) => make(i++, row(event))) : [];
-  return { instances, requests, invocations, runs, aimed, aimedBuffered, burst, late };
+  // One request of more than 10 events, sent while only the queue is down (lib/outage.mjs): such a request's
+  // events go through the queue, so they are stored and wait undispatched until the tick's sweep re-enqueues them.
+  const swept = withOutage ? Array.from({ length: SWEPT_BATCH }, (_, n) => make(i++, row(n % 2 === 0 ? "chaos/steps" : "chaos/derived"))) : [];
+  return { instances, requests, invocations, runs, aimed, aimedBuffered, burst, swept, late };
 }
 
 /**
