@@ -218,7 +218,7 @@ async function main() {
   whereAimedKillsLanded(aimedKills, remoteAims, out, remoteStats);
   const logs = scanLogs();
   // The request sent while the queue was down had no dispatch but the sweep's: its runs ran, so it swept them.
-  if (swept.length > 0 && logs.reenqueued < swept.length) {
+  if (outage.sweptAt !== null && logs.reenqueued < swept.length) {
     issue(out.problems, "wrong", swept[0].root, { what: `the ${swept.length} events sent while the queue was down were to be re-enqueued by the tick's sweep, which re-enqueued ${logs.reenqueued} events` });
   }
 

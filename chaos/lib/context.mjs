@@ -47,7 +47,7 @@ export const firstSent = new Map(); // root → when a request first carried it:
 export const sendStats = { requests: 0, ok: 0, cut: 0, refused: 0, refusedInOutage: 0, viaRpc: 0, okViaRpc: 0, cutIds: [], refusals: [] };
 
 /** The outage: its plan, whether it is on, when it came (lib/outage.mjs). */
-export const outage = { on: false, plan: null, startedAt: null, endedAt: null, burstAcceptedAt: null, sweptAcceptedAt: null };
+export const outage = { on: false, plan: null, startedAt: null, endedAt: null, burstAcceptedAt: null, sweptAt: null };
 
 /** The kills at a minute: planned, then where they came (lib/minute.mjs). */
 export const minuteKills = []; // { kind, offsetMs, boundary?, killAt?, upAt?, life? }

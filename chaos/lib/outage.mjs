@@ -1,7 +1,7 @@
 // The outage: its seeded plan, the dev server's fault switch, and the phase in which D1 and/or the
 // Queue are down.
-import { log, outage, sendStats, server, sleep } from "./context.mjs";
-import { sendUntilAccepted } from "./send.mjs";
+import { accepted, log, outage, sendStats, server, sleep } from "./context.mjs";
+import { sendBatch, sendUntilAccepted } from "./send.mjs";
 
 // The outage: the dev server's fault switch (`POST /v1/dev/faults`, dev mode only) makes every D1
 // call and/or every Queue send fail while it is on. It lives in the server's memory, so a kill
@@ -69,13 +69,28 @@ export async function runOutage(burst, swept) {
   await sleep(durationMs);
   await setFaults(Object.fromEntries(which.map((binding) => [binding, false])));
   log(`outage over: ${which.join(" and ")} back up; ${sendStats.refusedInOutage} requests refused meanwhile (sent again)`);
-  if (swept.length > 0) {
-    await setFaults({ queue: true });
-    await sendUntilAccepted(swept);
-    outage.sweptAcceptedAt = Date.now();
-    await setFaults({ queue: false });
-    log(`the queue down alone while a request of ${swept.length} events was accepted: they wait for the tick's sweep`);
-  }
+  if (swept.length > 0) await sendWhileQueueDown(swept);
   outage.on = false;
   outage.endedAt = Date.now();
+}
+
+/**
+ * Sends `swept` once while the queue alone is down: the request stores them, fails to queue them and
+ * answers a 5xx. A 5xx does not say the events were not stored, and these were (read back): a sender
+ * that does not send them again still gets their runs, from the tick's sweep, so they count as
+ * accepted. Were they not stored (the request cut), they are sent again once the queue is back.
+ */
+async function sendWhileQueueDown(swept) {
+  await setFaults({ queue: true });
+  const answered200 = await sendBatch(swept);
+  const stored = await Promise.all(swept.map(async ({ root }) => (await fetch(`${server.baseUrl}/v1/events/${encodeURIComponent(root)}`, { signal: AbortSignal.timeout(10_000) }).catch(() => null))?.status === 200));
+  await setFaults({ queue: false });
+  if (answered200 || !stored.every(Boolean)) {
+    log(`the request of ${swept.length} events sent while the queue was down ${answered200 ? "answered 200" : "was not stored whole"}: sent again`);
+    await sendUntilAccepted(swept);
+    return;
+  }
+  for (const { root } of swept) if (!accepted.has(root)) accepted.set(root, { at: Date.now(), life: server.life });
+  outage.sweptAt = Date.now();
+  log(`the queue down alone: a request of ${swept.length} events answered 5xx with them stored; they wait for the tick's sweep`);
 }
