@@ -307,6 +307,9 @@ export class RunObject extends DurableObject<Env> {
 
   /** Runs the handler once against the stored steps (runs/invocation.ts) and records what came of it. */
   private invoke(isFirst: boolean, byAlarm: boolean): Promise<void> {
+    // An invocation the alarm handler runs ends inside it, and the runtime runs that alarm again should
+    // the handler die: the end it records needs no alarm of its own to be delivered.
+    const ends: RunEndContext = byAlarm ? { ...this.ends, armSoon: async () => {} } : this.ends;
     const ctx: InvocationContext = {
       env: this.env,
       store: this.store,
@@ -316,8 +319,8 @@ export class RunObject extends DurableObject<Env> {
       setAlarm: (at) => setAlarm(this.ctx.storage, at),
       rearm: () => this.rearm(),
       cancel: (reason) => this.cancel(reason),
-      fail: (run, error) => failRun(this.ends, run, error),
-      record: (run, outcome, logger) => recordOutcome(this.ends, run, outcome, logger),
+      fail: (run, error) => failRun(ends, run, error),
+      record: (run, outcome, logger) => recordOutcome(ends, run, outcome, logger),
       deliverOutbox: () => this.delivery.deliverOutbox(),
       listOpen: () => listOpenRun(this.ends),
       holdingSlots: (holding) => (this.holdingSlots = holding),

@@ -20,7 +20,8 @@ export type RunUsage = Pick<Usage, "doRequests" | "doRowsWritten" | "d1RowsWritt
  * watchdog, the end's retention); 4 D1 rows (its event with its entry by name and its dispatched
  * mark, its index row, keyed by function and start); no queue message (an event sent alone
  * dispatches itself). Each invocation after the first adds a request (its alarm), 2 rows and the
- * alarm set for it, and the end of such a run one alarm more (the one that woke it is spent); each
+ * alarm set for it (it sets no watchdog, nor does an end inside it: the runtime runs its alarm again
+ * should it die); each
  * event it sent adds its outbox row and its deletion, its 4 D1 rows (its id is not one of its
  * receipt: one entry more) and a queue message.
  *
@@ -35,7 +36,7 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
     if (step.kind === "sendEvent") eventsSent += sentIds(step.output);
   }
   const laterInvocations = Math.max(0, run.starts.length - 1);
-  const alarms = 2 + laterInvocations + (laterInvocations > 0 ? 1 : 0);
+  const alarms = 2 + laterInvocations;
   return {
     doRequests: 1 + laterInvocations,
     doRowsWritten: 2 + stepCount + alarms + 2 * laterInvocations + 2 * eventsSent,
