@@ -30,3 +30,10 @@ CREATE INDEX runs_id ON runs (id) WHERE id_ordered IS NULL;
 CREATE INDEX runs_event ON runs (event_id) WHERE at_receipt IS NOT 1;
 CREATE INDEX runs_unfinished ON runs (checked_at) WHERE status IN ('Queued', 'Running');
 CREATE INDEX runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL;
+
+-- Run ids are ULIDs only for runs started at or after an hour past this migration (runs started
+-- before keep the 32-hex ids the code before derives): code of before and of after, both running
+-- during an upgrade, derive the same id for a run either may start, so none starts twice
+-- (platform/runId.ts). A database holding no run nor event takes ULIDs at once. Read on DB alone.
+ALTER TABLE sweep_cursor ADD COLUMN ulid_runs_since INTEGER NOT NULL DEFAULT 0;  -- epoch ms
+UPDATE sweep_cursor SET ulid_runs_since = CASE WHEN EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM events) THEN (CAST(strftime('%s', 'now') AS INTEGER) + 3600) * 1000 ELSE 0 END;

@@ -4,6 +4,8 @@ import { describe, expect, it } from "vitest";
 import { checkShardMigrations, forgetLayouts, LATEST_MIGRATION, layoutCounts, recordLayout, shardFor, shardsOf, ShardWrites } from "../worker/db/shards.ts";
 import { deleteOldEventsStatement } from "../worker/db/events.ts";
 import { StepflareError } from "../worker/platform/errors.ts";
+import { forgetRunIdScheme, runIdScheme } from "../worker/db/runIdScheme.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
 import { request } from "./helpers.ts";
 
 // The workers-shards project (vitest.config.ts): the Worker with three D1 databases, DB, DB_1 and DB_2, each
@@ -119,5 +121,33 @@ describe("the event log's reads by id prefix", () => {
     } finally {
       await db.prepare("DELETE FROM events WHERE name = 'prefix/none'").run();
     }
+  });
+});
+
+// Migration 0020's cutover: a deployment whose database held runs when it was migrated derives the ids the
+// code before derived (32 hex characters) for runs until an hour later, so that code of before and of after,
+// both running during the upgrade, start the same run under the same id. Shown on DB_2 given as a
+// deployment's DB (the scheme is read per database): no other test derives ids from it.
+describe("the run id scheme", () => {
+  it("takes ULIDs at once on a database migrated empty, and the ids of before until the cutover on one that held runs", async () => {
+    expect(await env.DB.prepare("SELECT ulid_runs_since AS at FROM sweep_cursor").first<{ at: number }>()).toEqual({ at: 0 });
+    const db = env.DB_2!;
+    const deployment = { ...env, DB: db };
+    const cutover = Date.now() + 3_600_000;
+    await db.prepare("UPDATE sweep_cursor SET ulid_runs_since = ?1").bind(cutover).run();
+    forgetRunIdScheme(db);
+    try {
+      const idFor = await runIdScheme(deployment);
+      expect(idFor("fn", "event-1", cutover - 1)).toBe(runIdFor("fn", "event-1", cutover - 1, Infinity));
+      expect(idFor("fn", "event-1", cutover - 1)).toMatch(/^[0-9a-f]{32}$/);
+      expect(idFor("fn", "event-1", cutover)).toBe(runIdFor("fn", "event-1", cutover));
+      // Read once: the scheme does not change under the isolate that read it.
+      await db.prepare("UPDATE sweep_cursor SET ulid_runs_since = 0").run();
+      expect((await runIdScheme(deployment))("fn", "event-1", cutover - 1)).toMatch(/^[0-9a-f]{32}$/);
+    } finally {
+      await db.prepare("UPDATE sweep_cursor SET ulid_runs_since = 0").run();
+      forgetRunIdScheme(db);
+    }
+    expect((await runIdScheme(deployment))("fn", "event-1", cutover - 1)).toBe(runIdFor("fn", "event-1", cutover - 1));
   });
 });

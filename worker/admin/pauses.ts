@@ -6,7 +6,7 @@ import { ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { resolveEventData } from "../platform/largeValues.ts";
 import { findFunction } from "../platform/registry.ts";
-import { runIdFor } from "../platform/runId.ts";
+import { runIdScheme } from "../db/runIdScheme.ts";
 import { sendMessages } from "../queue/send.ts";
 import { startEventRun, starterIndexWrites } from "../runs/door.ts";
 import { flowObject } from "../flow/admission.ts";
@@ -47,6 +47,7 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
   if (!fn || (await pausedFunctions(env, true)).has(functionId)) return;
   const { rows: results, gone } = await pausedEventsPage(env, functionId, RESUME_PAGE);
   const entries: RunIndexEntry[] = [];
+  const idFor = await runIdScheme(env);
   // An event past retention is gone from the log: its record goes with the page.
   const done: { id: string; received_at: number }[] = [...gone];
   // One after another: runs start in the order their events came.
@@ -54,7 +55,7 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
     const accepted = { event: toEvent(row), receivedAt: row.received_at };
     if (skip) {
       done.push(row);
-      entries.push({ runId: runIdFor(fn.id, row.id, row.received_at), functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
+      entries.push({ runId: idFor(fn.id, row.id, row.received_at), functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
       continue;
     }
     await resolveEventData(env, [accepted]);

@@ -73,6 +73,8 @@ export async function repairRun(env: Env, runId: string, request: RepairRequest)
   if (request.action === "repoint") await requireFunction(env, request.function_id!);
   let status: RunStatus | null;
   let newRunId: string | undefined;
+  // The function the run's index row moves to: a re-pointed run's new one (not one that had ended).
+  let movedTo: string | undefined;
   switch (request.action) {
     case "wake":
       status = await stub.wake();
@@ -80,9 +82,12 @@ export async function repairRun(env: Env, runId: string, request: RepairRequest)
     case "cancel":
       status = await stub.repairCancel();
       break;
-    case "repoint":
-      status = await stub.repoint(request.function_id!);
+    case "repoint": {
+      const repointed = await stub.repoint(request.function_id!);
+      status = repointed?.status ?? null;
+      if (repointed?.repointed) movedTo = request.function_id;
       break;
+    }
     case "rerun": {
       if (!(await stub.summary())) throw notFound(runId);
       newRunId = (await rerun(env, runId, request.from_step, `${runId}:${request.from_step ?? ""}`)).runId;
@@ -92,7 +97,7 @@ export async function repairRun(env: Env, runId: string, request: RepairRequest)
   }
   if (status === null) throw notFound(runId);
   const writes = new ShardWrites();
-  for (const shard of await shardsHolding(env, runId)) writes.add(shard, ...clearStuckStatements(shard, runId, request.action === "repoint" ? request.function_id : undefined));
+  for (const shard of await shardsHolding(env, runId)) writes.add(shard, ...clearStuckStatements(shard, runId, movedTo));
   await writes.write(env);
   return { run_id: runId, status, ...(newRunId ? { new_run_id: newRunId } : {}) };
 }

@@ -6,6 +6,7 @@ import { StepflareError } from "../platform/errors.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
+import { runIdScheme } from "../db/runIdScheme.ts";
 
 /** Why a run cannot be re-run, with a message that says what to do. */
 export class RerunError extends StepflareError {
@@ -30,7 +31,7 @@ export async function rerun(env: Env, runId: string, fromStep?: string, key?: st
   const memo = fromStep === undefined ? [] : stepsBefore(steps, fromStep);
   const now = Date.now();
   // With a key (a repair), the same key names the same new run: asking twice starts it once.
-  const newRunId = key === undefined ? runIdFor(fn.id, `rerun:${ulid()}`, now) : runIdFor(fn.id, `rerun:${key}`, 0);
+  const newRunId = key === undefined ? runIdFor(fn.id, `rerun:${ulid()}`, now) : (await runIdScheme(env))(fn.id, `rerun:${key}`, 0);
   await startDirectRun(env, { runId: newRunId, functionId: fn.id, events: run.events, startAt: now, startedAt: now, ...(memo.length ? { memo } : {}) });
   return { runId: newRunId };
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { engineEventId, type StoredEvent } from "../../sdk/event.ts";
-import { endRunStatement, markCheckedStatement, type RunIndexRow } from "../db/runs.ts";
+import { markCheckedStatement, recordEndStatement, type RunIndexRow } from "../db/runs.ts";
 import { readSetting, type Env } from "../platform/env.ts";
 import { ingestEvents } from "../ingest/ingest.ts";
 import { createLogger } from "../platform/logger.ts";
@@ -77,7 +77,7 @@ export interface RunCheck {
 export async function checkUnfinishedRun(env: Env, shard: D1Database, row: RunIndexRow, now: number, thresholds: StuckThresholds): Promise<RunCheck> {
   const facts = await runObject(env, row.id).inspect();
   if (facts && FINAL_STATUSES.has(facts.status)) {
-    return { statement: endRunStatement(shard, { runId: row.id, functionId: row.function_id, eventId: row.event_id, status: facts.status, startedAt: row.started_at, endedAt: facts.endedAt }) };
+    return { statement: recordEndStatement(shard, row, facts.status, facts.endedAt ?? now) };
   }
   const verdict = facts ? stuckVerdict(facts, now, thresholds) : null;
   if (!verdict) return { statement: markCheckedStatement(shard, row, now) };

@@ -1,4 +1,4 @@
-import { runIdFor, runIdTime } from "../platform/runId.ts";
+import { isRunIdFor, runIdTime } from "../platform/runId.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { Env } from "../platform/env.ts";
 import { FUNCTION_IDS_WITH_RUNS } from "./runFunctions.ts";
@@ -86,7 +86,7 @@ function runIdPaths(runId: string): { where: string; params: (string | number)[]
  * event id. 0 for any other (a re-run, a batch, a debounce, an invoke, a cron), which does.
  */
 function atReceipt(run: RunIndexEntry): 0 | 1 {
-  return runIdFor(run.functionId, run.eventId, run.startedAt) === run.runId ? 1 : 0;
+  return isRunIdFor(run.runId, run.functionId, run.eventId, run.startedAt) ? 1 : 0;
 }
 
 /**
@@ -180,6 +180,15 @@ export function markCheckedStatement(db: D1Database, row: RunKey, at: number, st
 
 /** What names a row of the runs index. */
 export type RunKey = Pick<RunIndexRow, "function_id" | "started_at" | "id">;
+
+/**
+ * Statement writing a run's end on the row `row` names (the tick's repair of an end the index missed):
+ * an update of that row only. Should the row have moved since it was read (a repoint), it changes
+ * nothing, and the run's object writes its end where its row is now.
+ */
+export function recordEndStatement(db: D1Database, row: RunKey, status: RunStatus, endedAt: number): D1PreparedStatement {
+  return db.prepare("UPDATE runs SET status = ?1, ended_at = ?2 WHERE function_id = ?3 AND started_at = ?4 AND id = ?5").bind(status, endedAt, row.function_id, row.started_at, row.id);
+}
 
 /**
  * Statements clearing a run's stuck verdict after an operator repaired it and, when it was re-pointed,

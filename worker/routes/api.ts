@@ -6,6 +6,7 @@ import type { Env } from "../platform/env.ts";
 import { RUN_ID_PATTERN } from "../platform/runId.ts";
 import { usage } from "../platform/usage.ts";
 import { runObject, unlistedRunIds } from "../runs/door.ts";
+import { runIdScheme } from "../db/runIdScheme.ts";
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import type { RunWithSteps } from "../runs/RunObject.ts";
 import type { RunRecord } from "../runs/RunStore.ts";
@@ -59,9 +60,9 @@ apiRoutes.get("/v1/events/:eventId/runs", async (c) => {
   const id = c.req.param("eventId");
   const found = nameSchema.safeParse(id).success ? await getEvent(c.env, id) : null;
   if (!found) return jsonError(c, 404, `no event with id ${JSON.stringify(id)}`);
-  const [rows] = await Promise.all([runsOfEvent(c.env, id, found.receipts), loadRemoteFunctions(c.env)]);
+  const [rows, , idFor] = await Promise.all([runsOfEvent(c.env, id, found.receipts), loadRemoteFunctions(c.env), runIdScheme(c.env)]);
   // A run in its first second may not be listed yet: the newest event's runs are asked for by id too.
-  const unlisted = unlistedRunIds(found, new Set(rows.map((row) => row.id)));
+  const unlisted = unlistedRunIds(found, new Set(rows.map((row) => row.id)), idFor);
   // A listing reads each run's record only, never its steps (up to 32 MiB of outputs per run).
   const summary = async (runId: string) => {
     const run = (await runObject(c.env, runId).summary()) as RunRecord | null;

@@ -222,7 +222,7 @@ export class RunObject extends DurableObject<Env> {
   }
 
   /** Points the run at another, registered function, then wakes it (runs/repairs.ts). */
-  async repoint(functionId: string): Promise<RunStatus | null> {
+  async repoint(functionId: string): Promise<{ status: RunStatus; repointed: boolean } | null> {
     return repointRun(this.repairs, functionId);
   }
 

@@ -1,13 +1,13 @@
 import type { StepflareFunction } from "../../sdk/function.ts";
 import { pausedFunctions, recordPausedEvent } from "../db/pauses.ts";
 import { insertRunStatement, type RunIndexEntry } from "../db/runs.ts";
+import { runIdScheme, type RunIdScheme } from "../db/runIdScheme.ts";
 import { shardFor, ShardWrites } from "../db/shards.ts";
 import { admitRun } from "../flow/admission.ts";
 import { admitByBudget } from "../flow/budgetAdmission.ts";
 import type { Env } from "../platform/env.ts";
 import { StepflareError } from "../platform/errors.ts";
 import { allFunctions, findFunction } from "../platform/registry.ts";
-import { runIdFor } from "../platform/runId.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 import type { RunInit } from "./RunObject.ts";
 
@@ -24,10 +24,10 @@ export function runObject(env: Env, runId: string) {
  * The ids of the runs an event started that the runs index may not list yet (a run writes its own
  * row once it is worth one, or with its end): one per registered function the event triggers.
  */
-export function unlistedRunIds(accepted: AcceptedEvent, listed: ReadonlySet<string>): string[] {
+export function unlistedRunIds(accepted: AcceptedEvent, listed: ReadonlySet<string>, idFor: RunIdScheme): string[] {
   return allFunctions()
     .filter((fn) => fn.matches(accepted.event))
-    .map((fn) => runIdFor(fn.id, accepted.event.id, accepted.receivedAt))
+    .map((fn) => idFor(fn.id, accepted.event.id, accepted.receivedAt))
     .filter((runId) => !listed.has(runId));
 }
 
@@ -94,7 +94,7 @@ export async function startEventRuns(env: Env, targets: StepflareFunction[], acc
  */
 export async function startEventRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number): Promise<RunIndexEntry | null> {
   const { event, receivedAt } = accepted;
-  const runId = runIdFor(fn.id, event.id, receivedAt);
+  const runId = (await runIdScheme(env))(fn.id, event.id, receivedAt);
   const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
   if (admitted === "none") return null;
   // A skipped run has no object: its row in the runs index is its whole record.
@@ -114,7 +114,7 @@ export async function startCollectedRun(env: Env, functionId: string, kind: "deb
     return null;
   }
   const first = events[0]!;
-  const runId = runIdFor(functionId, `${kind}:${first.event.id}`, first.receivedAt);
+  const runId = (await runIdScheme(env))(functionId, `${kind}:${first.event.id}`, first.receivedAt);
   const handed = (handLastOnly ? events.slice(-1) : events).map(({ event }) => event);
   // Events sent with a future `ts` start their run no sooner than the latest of them, as a plain function's would.
   const startAt = Math.max(now, ...handed.map((event) => event.ts));

@@ -6,6 +6,7 @@ import type { Env } from "../platform/env.ts";
 import type { RunStatus } from "../platform/types.ts";
 import type { RunParent } from "./RunStore.ts";
 import { runIdFor } from "../platform/runId.ts";
+import { runIdScheme, type RunIdScheme } from "../db/runIdScheme.ts";
 
 /** The event a run started directly receives (Inngest's name for an invocation). */
 export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
@@ -21,13 +22,13 @@ export const FUNCTION_INVOKED_EVENT = "inngest/function.invoked";
  */
 export async function startInvokedRun(env: Env, fn: StepflareFunction, data: Record<string, unknown>, parent?: RunParent, depth = 0): Promise<{ runId: string; status: RunStatus }> {
   const now = Date.now();
-  const runId = parent ? childRunId(fn.id, parent) : runIdFor(fn.id, ulid(), now);
+  const runId = parent ? childRunId(fn.id, parent, await runIdScheme(env)) : runIdFor(fn.id, ulid(), now);
   const event: StoredEvent = { id: parent ? engineEventId(runId, "invoked") : ulid(), name: FUNCTION_INVOKED_EVENT, data, ts: now, ...(depth > 0 ? { depth } : {}) };
   const entry = await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now, ...(parent ? { parent } : {}) });
   return { runId, status: entry.status };
 }
 
 /** The id of the child run that step `parent.stepId` of `parent.runId` invokes. */
-export function childRunId(functionId: string, parent: RunParent): string {
-  return runIdFor(functionId, `${parent.runId}/${parent.stepId}`, 0);
+export function childRunId(functionId: string, parent: RunParent, idFor: RunIdScheme = runIdFor): string {
+  return idFor(functionId, `${parent.runId}/${parent.stepId}`, 0);
 }

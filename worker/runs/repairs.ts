@@ -61,18 +61,19 @@ export async function wakeRun(ctx: RepairContext, by?: string): Promise<RunStatu
 
 /**
  * Points the run at another function (a deploy renamed its own), then wakes it. The caller
- * checked that `functionId` is registered; pointed where it points already, it is woken.
+ * checked that `functionId` is registered; pointed where it points already, it is woken. Answers
+ * its status and whether it now runs as `functionId` (a run that had ended is left as it was).
  *
  * @example
- * await repointRun(ctx, "app-send-invoice");
+ * await repointRun(ctx, "app-send-invoice"); // { status: "Running", repointed: true }
  */
-export async function repointRun(ctx: RepairContext, functionId: string): Promise<RunStatus | null> {
+export async function repointRun(ctx: RepairContext, functionId: string): Promise<{ status: RunStatus; repointed: boolean } | null> {
   const run = ctx.store.run();
-  if (!run || FINAL_STATUSES.has(run.status)) return run?.status ?? null;
+  if (!run) return null;
+  if (FINAL_STATUSES.has(run.status)) return { status: run.status, repointed: false };
   // Pointed where it points already: what the operator wants is the run moving, as a wake does.
-  if (run.functionId === functionId) return wakeRun(ctx);
-  ctx.store.recordRepair({ action: "repoint", at: Date.now(), detail: `${run.functionId} → ${functionId}` }, functionId);
-  return wakeRun(ctx);
+  if (run.functionId !== functionId) ctx.store.recordRepair({ action: "repoint", at: Date.now(), detail: `${run.functionId} → ${functionId}` }, functionId);
+  return { status: (await wakeRun(ctx))!, repointed: true };
 }
 
 /**

@@ -8,6 +8,7 @@ import { ShardWrites } from "../db/shards.ts";
 import type { Env } from "../platform/env.ts";
 import { allFunctions } from "../platform/registry.ts";
 import { runIdFor } from "../platform/runId.ts";
+import { runIdScheme, type RunIdScheme } from "../db/runIdScheme.ts";
 
 /** Cron runs started at once by one pass. */
 const START_BATCH = 50;
@@ -105,14 +106,16 @@ export async function triggerCronNow(env: Env, fn: StepflareFunction, now: numbe
  * A paused function's is Skipped; one asked for by hand (`manual`) throws FunctionPausedError.
  */
 async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSchedule, scheduledAt: number, now: number, manual = false): Promise<RunIndexEntry> {
-  const runId = cronRunId(fn.id, schedule.source, scheduledAt);
+  const runId = cronRunId(fn.id, schedule.source, scheduledAt, await runIdScheme(env));
   const event: StoredEvent = { id: engineEventId("cron", runId), name: SCHEDULED_TIMER_EVENT, data: { cron: schedule.source }, ts: scheduledAt };
   try {
-    return await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: now });
+    // Listed at its scheduled time, which its id carries: both ways a schedule fires (the cron trigger and the
+    // Scheduler's tick, whichever comes first) name the same row of the runs index, and no index entry by id.
+    return await startDirectRun(env, { runId, functionId: fn.id, events: [event], startAt: now, startedAt: scheduledAt });
   } catch (err) {
     // A paused function's scheduled time passes without a run: recorded as Skipped, not made up later.
     if (!(err instanceof FunctionPausedError) || manual) throw err;
-    return { runId, functionId: fn.id, eventId: event.id, status: "Skipped", startedAt: now, skipReason: "the function is paused" };
+    return { runId, functionId: fn.id, eventId: event.id, status: "Skipped", startedAt: scheduledAt, skipReason: "the function is paused" };
   }
 }
 
@@ -124,8 +127,8 @@ async function startCronRun(env: Env, fn: StepflareFunction, schedule: CronSched
  * @example
  * cronRunId("weekly-report", "TZ=Europe/Paris 0 9 * * 1", Date.parse("2026-03-30T07:00:00Z"));
  */
-export function cronRunId(functionId: string, source: string, scheduledAt: number): string {
-  return runIdFor(functionId, `${RESERVED_ID_PREFIX}cron ${source}`, scheduledAt);
+export function cronRunId(functionId: string, source: string, scheduledAt: number, idFor: RunIdScheme = runIdFor): string {
+  return idFor(functionId, `${RESERVED_ID_PREFIX}cron ${source}`, scheduledAt);
 }
 
 function cronKey(functionId: string, cron: string): string {
