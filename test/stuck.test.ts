@@ -94,6 +94,9 @@ describe("stuck runs", () => {
     expect(await post(`/v1/runs/${runId}/repoint`, { function_id: "counted" })).toMatchObject({ status: 200, body: { data: { status: "Completed" } } });
     expect(((await getRun(runId)) as RunWithRepairs).repairs).toHaveLength(2);
     expect((await indexRow(runId))?.stuck_reason).toBeNull();
+    // Nor does a repoint of the run, now ended, to another function move its row: one row, under the function it ran as.
+    expect(await post(`/v1/runs/${runId}/repoint`, { function_id: "cancellable" })).toMatchObject({ status: 200, body: { data: { status: "Completed" } } });
+    expect((await env.DB.prepare("SELECT function_id, status FROM runs WHERE id = ?1").bind(runId).all()).results).toEqual([{ function_id: "counted", status: "Completed" }]);
   });
 
   it("finds a run whose object lost its alarm, and wakes it; then cancels it in bulk", async () => {
