@@ -117,7 +117,13 @@ export async function spendSince(env: Env, since: number): Promise<number> {
 export async function findRun(env: Env, runId: string): Promise<RunIndexRow | null> {
   const rows = await Promise.all(
     [...(await groupByHoldingShard(env, [runId], (id) => id)).keys()].map(
-      async (shard) => (await Promise.all(runIdPaths(runId).map(async ({ where, params }) => (await shard.prepare(`SELECT * FROM runs WHERE ${where}`).bind(...params).all<RunIndexRow>()).results))).flat(),
+      async (shard) => {
+        // One statement, each SELECT of the compound on its own path; the first path's parameters are
+        // every path's (?1 the id, ?2 its time).
+        const paths = runIdPaths(runId);
+        const params = paths[0]!.params;
+        return (await shard.prepare(paths.map(({ where }) => `SELECT * FROM runs WHERE ${where}`).join(" UNION ALL ")).bind(...params).all<RunIndexRow>()).results;
+      },
     ),
   );
   return rows.flat()[0] ?? null;
