@@ -4,7 +4,7 @@
 // several functions, and what an ended run's row costs.
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { clearStuckStatements, deleteEndedRunsStatement, endRunStatement, findRun, functionStats, listRuns, runsOfEvent, spendSince, type PageCursor, type RunFilter, type RunIndexRow } from "../worker/db/runs.ts";
+import { clearStuckStatements, deleteEndedRunsStatement, endRunStatement, findRun, insertRunStatement, functionStats, listRuns, runsOfEvent, spendSince, type PageCursor, type RunFilter, type RunIndexRow } from "../worker/db/runs.ts";
 import type { Env } from "../worker/platform/env.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
 import { pruneExpired, PRUNE_LIMIT } from "../worker/schedule/tick.ts";
@@ -240,6 +240,20 @@ describe("the runs index is keyed by function and start", () => {
         { id: endedFirst.runId, function_id: `${key}-new`, status: "Completed" },
       ].sort((a, b) => (a.id < b.id ? -1 : 1)),
     );
+  });
+
+  it("writes the start and end of a run whose row was found by its id onto that row, whatever start they name", async () => {
+    // A run started before migration 0020: its row was written at its event's receipt; its object, of an earlier
+    // release, knows only its own start, a moment later.
+    const key = uniqueKey("legacy");
+    const receivedAt = quietWindowStart();
+    const runId = crypto.randomUUID().replace(/-/g, "");
+    await indexRows([{ id: runId, functionId: `${key}-fn`, eventId: `${key}-event`, status: "Running", startedAt: receivedAt }]);
+    const known = { runId, functionId: `${key}-fn`, eventId: `${key}-event`, startedAt: receivedAt + 40 };
+    await insertRunStatement(env.DB, { ...known, status: "Running" }).run();
+    await endRunStatement(env.DB, { ...known, status: "Completed", endedAt: receivedAt + 90, steps: 2 }).run();
+    const rows = await env.DB.prepare("SELECT started_at, status, ended_at, steps FROM runs WHERE id = ?1").bind(runId).all();
+    expect(rows.results).toEqual([{ started_at: receivedAt, status: "Completed", ended_at: receivedAt + 90, steps: 2 }]);
   });
 
   it("deletes only runs of every function that ended before the cutoff, in bounded batches", async () => {

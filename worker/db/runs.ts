@@ -38,21 +38,35 @@ export interface RunIndexEntry {
   costUsd?: number;
 }
 
+/**
+ * A run's row already in the index whose id carries no time of its start, found by its id (index
+ * runs_id), as `listed`: a row of a run started before migration 0020, which an object of an earlier
+ * release may end at another start than the one its row was written at, or one a repoint moved. A run
+ * whose id is a ULID of its start has no such row: its key is its id's.
+ */
+const LISTED_BY_ID = "(SELECT function_id, started_at FROM runs WHERE id = ?1 AND id_ordered IS NULL LIMIT 1) AS listed";
+
 /** Statement recording a started run; never overwrites a row that already learned its end. */
 export function insertRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at, at_receipt, id_ordered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, skip_reason, ended_at, at_receipt, id_ordered)
+       SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND id_ordered IS NULL)
        ON CONFLICT(function_id, started_at, id) DO NOTHING`,
     )
     .bind(run.runId, run.functionId, run.eventId, run.status, run.startedAt, run.parentRunId ?? null, run.skipReason ?? null, run.status === "Skipped" ? run.startedAt : null, atReceipt(run), idOrdered(run));
 }
 
-/** Statement recording a run's end (its whole row, if its start was never indexed: a short run's one write). */
+/**
+ * Statement recording a run's end (its whole row, if its start was never indexed: a short run's one
+ * write), on the row its id already has if that row was found by id (LISTED_BY_ID), never beside it.
+ */
 export function endRunStatement(db: D1Database, run: RunIndexEntry): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at, at_receipt, steps, cost_usd, id_ordered) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+      `INSERT INTO runs (id, function_id, event_id, status, started_at, parent_run_id, ended_at, at_receipt, steps, cost_usd, id_ordered)
+       SELECT ?1, COALESCE(listed.function_id, ?2), ?3, ?4, COALESCE(listed.started_at, ?5), ?6, ?7, ?8, ?9, ?10, ?11
+       FROM (SELECT 1) LEFT JOIN ${LISTED_BY_ID} ON true WHERE true
        ON CONFLICT(function_id, started_at, id) DO UPDATE SET status = excluded.status, ended_at = excluded.ended_at,
          steps = COALESCE(excluded.steps, steps), cost_usd = COALESCE(excluded.cost_usd, cost_usd)`,
     )
