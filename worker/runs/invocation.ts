@@ -100,11 +100,13 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean, byAlarm =
   if (fn.flow.throttle && isDelayedStart) {
     const answer = await ctx.slots.acquireStart(run, fn, fn.flow.throttle);
     if (!answer.granted) {
+      if (endedWhileQueueing(ctx)) return givePlaceBack(ctx, run, fn);
       await ctx.setAlarm(Math.min(Math.max(answer.estimate, now) + THROTTLE_RECHECK_MS, startDeadline));
       return ctx.listOpen();
     }
   }
   if (fn.flow.concurrency && !(await ctx.slots.acquire(run, fn))) {
+    if (endedWhileQueueing(ctx)) return givePlaceBack(ctx, run, fn);
     await ctx.setAlarm(Math.min(now + LEASE_MS, startDeadline));
     return ctx.listOpen();
   }
@@ -171,6 +173,21 @@ export async function invoke(ctx: InvocationContext, isFirst: boolean, byAlarm =
     // A run that ended meanwhile left its give-back for now (runs/delivery.ts): it goes out after the release.
     void ctx.deliverOutbox();
   }
+}
+
+/** Whether the run ended (a cancel) while it asked its coordinators for a place. */
+function endedWhileQueueing(ctx: InvocationContext): boolean {
+  return FINAL_STATUSES.has(ctx.store.run()?.status ?? "Running");
+}
+
+/**
+ * A run that ended while it asked for a slot or a start: its end's give-back may have reached the
+ * coordinators before its ask did, so it gives back again what the ask took, and leaves the alarm
+ * to what its end needs (a delivery's retry, its retention), not the queue's recheck.
+ */
+async function givePlaceBack(ctx: InvocationContext, run: RunRecord, fn: StepflareFunction): Promise<void> {
+  await ctx.slots.withdraw(run, fn);
+  await ctx.rearm();
 }
 
 /**
