@@ -2,7 +2,11 @@
 // that broke a guarantee of the first engine.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+import { FIRST_INVOCATION_WAIT_MS } from "../worker/runs/runStart.ts";
+import { WATCHDOG_MS } from "../worker/runs/invocation.ts";
+import type { RunObject } from "../worker/runs/RunObject.ts";
+import { runIdFor } from "../worker/platform/runId.ts";
+import { derivedRunId, effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 
 
 
@@ -129,6 +133,75 @@ describe("code outside steps that kills the runtime", () => {
     expect(run.error).toMatchObject({ name: "RuntimeDiedError" });
     // The first invocation, and the recovery that found no step to blame (retries: 0).
     expect(await effectCount(`${key}:handler`)).toBe(2);
+  });
+});
+
+/** A run's start as an event's dispatch makes it (its caller starts it again until a start answers), of a new run of `functionId`. */
+function dispatchedStart(functionId: string, data: Record<string, unknown> = {}) {
+  const now = Date.now();
+  const event = { id: uniqueKey("event"), name: `test/${functionId}`, data, ts: now };
+  const runId = runIdFor(functionId, event.id, now);
+  return { runId, init: { runId, functionId, events: [event], startAt: now, repeatedUntilAnswered: true } };
+}
+
+/** Starts the run inside its object, counting the alarms it sets meanwhile (each is a row written). */
+async function startCountingAlarms(runId: string, init: ReturnType<typeof dispatchedStart>["init"]) {
+  return runInDurableObject(runStub(runId), async (object, state) => {
+    const alarms: number[] = [];
+    const setAlarm = state.storage.setAlarm.bind(state.storage);
+    state.storage.setAlarm = (at: number | Date) => {
+      alarms.push(Number(at));
+      return setAlarm(at);
+    };
+    const startedAt = Date.now();
+    const status = await (object as unknown as RunObject).start(init);
+    return { status, startedAt, answeredAt: Date.now(), alarms };
+  });
+}
+
+describe("a start its dispatch repeats until it answers", () => {
+  it("answers with the end of a run that ends at once, and arms no watchdog", async () => {
+    const { runId, init } = dispatchedStart("fanout-a", { key: uniqueKey("no-watchdog") });
+    const { status, alarms, answeredAt } = await startCountingAlarms(runId, init);
+    expect(status).toBe("Completed");
+    // No alarm within the watchdog's reach: whatever it set is for later than the run could need one.
+    expect(alarms.filter((at) => at <= answeredAt + WATCHDOG_MS)).toEqual([]);
+    expect((await getRun(runId)).status).toBe("Completed");
+  });
+
+  it("arms the watchdog once the first invocation outlasts its wait, and answers then", async () => {
+    const key = uniqueKey("outlasts");
+    const { runId, init } = dispatchedStart("long-then-retry-later", { key });
+    const { status, alarms, startedAt } = await startCountingAlarms(runId, init);
+    expect(status).toBe("Running");
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]).toBeGreaterThanOrEqual(startedAt + FIRST_INVOCATION_WAIT_MS + WATCHDOG_MS);
+    // The invocation goes on and records its retry an hour later, replacing the watchdog.
+    await eventually(async () => {
+      const at = await runInDurableObject(runStub(runId), (_object, state) => state.storage.getAlarm());
+      return at !== null && at > Date.now() + 50 * 60_000 ? true : undefined;
+    });
+    await runStub(runId).cancel();
+  });
+
+  it("arms the watchdog a repeated start finds missing after the object died in the first invocation", async () => {
+    const key = uniqueKey("repeated");
+    const [eventId] = await sendEvents({ name: "test/dies-in-step", data: { key } });
+    const runId = await derivedRunId("dies-in-step", eventId!);
+    // The step kills the object before its start answers; the dispatch hands the event to the queue,
+    // whose start finds the run with no alarm and arms the watchdog the first start did not.
+    const { alarm, firstStart } = await eventually(() =>
+      runInDurableObject(runStub(runId), async (_object, state) => {
+        const starts = state.storage.sql.exec<{ starts: string }>("SELECT starts FROM run").toArray()[0]?.starts;
+        const at = await state.storage.getAlarm();
+        return starts && at !== null ? { alarm: at, firstStart: (JSON.parse(starts) as { at: number }[])[0]!.at } : undefined;
+      }).catch(() => undefined), // asked while the kill resets it
+    );
+    expect(alarm).toBe(firstStart + WATCHDOG_MS);
+    expect(await effectCount(`${key}:die`)).toBe(1);
+    const run = await wakeUntilFailed(runId);
+    expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
+    expect(await effectCount(`${key}:die`)).toBe(1);
   });
 });
 

@@ -59,7 +59,8 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
       continue;
     }
     await resolveEventData(env, [accepted]);
-    const entry = await startEventRun(env, fn, accepted, row.position);
+    // Not waiting for each run's first invocation (a page would take as long as its runs): each start arms its watchdog.
+    const entry = await startEventRun(env, fn, accepted, row.position, { repeatedUntilAnswered: false });
     // Its budget, spent again, paused the function: this event stays held, and so do those after it.
     if (!entry && fn.flow.budget && (await pausedFunctions(env)).has(functionId)) break;
     if (entry) entries.push(entry);

@@ -51,6 +51,8 @@ export class RunObject extends DurableObject<Env> {
   private resolvedDuringInvocation: number | undefined;
   /** The calls to a remote function's app in progress that may checkpoint, by call id: what accepts their steps. */
   private readonly checkpoints = new CallCheckpoints();
+  /** Starts waiting for the invocation in progress (runs/runStart.ts): a run's end arms no alarm meanwhile. */
+  private startsWaiting = 0;
   /** An invocation holds its concurrency slots now (its step bodies may still be running). */
   private holdingSlots = false;
   /** Its slots of the function's concurrency limits, and its throttle turn. */
@@ -82,6 +84,11 @@ export class RunObject extends DurableObject<Env> {
       functionOf: (id) => this.functionOf(id),
       setAlarm: (at) => setAlarm(this.ctx.storage, at),
       execute: (isFirst) => this.execute(isFirst),
+      invoking: () => this.executing,
+      alarmAt: () => this.ctx.storage.getAlarm(),
+      rearm: () => this.rearm(),
+      endDelivered: () => this.delivery.endDelivered,
+      waiting: (change) => (this.startsWaiting += change),
       cancel: (reason) => this.cancel(reason),
     };
     this.ends = {
@@ -375,8 +382,12 @@ export class RunObject extends DurableObject<Env> {
     return resolved === undefined ? wakeAt : Math.min(wakeAt, resolved);
   }
 
-  /** Sets the alarm as rearm does, unless one is already due within WATCHDOG_MS (a set alarm is a row written). */
+  /**
+   * Sets the alarm as rearm does, unless one is already due within WATCHDOG_MS (a set alarm is a row
+   * written) or a start waits for the invocation (its caller starts it again should the object die).
+   */
   private async armSoon(): Promise<void> {
+    if (this.startsWaiting > 0) return;
     const pending = await this.ctx.storage.getAlarm();
     if (pending !== null && pending <= Date.now() + WATCHDOG_MS) return;
     await this.rearm();

@@ -90,16 +90,17 @@ export async function startEventRuns(env: Env, targets: StepflareFunction[], acc
  * Starts the run of one function for an event, through its flow control, its pause already
  * checked (by startEventRuns, or the resume that works through held events); null when none
  * starts (yet). `position` is the event's place in its queue batch (events accepted in the same
- * millisecond are collected in the order they were sent).
+ * millisecond are collected in the order they were sent). The caller starts it again until a start
+ * answers (RunInit `repeatedUntilAnswered`), unless it says otherwise.
  */
-export async function startEventRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number): Promise<RunIndexEntry | null> {
+export async function startEventRun(env: Env, fn: StepflareFunction, accepted: AcceptedEvent, position: number, { repeatedUntilAnswered = true } = {}): Promise<RunIndexEntry | null> {
   const { event, receivedAt } = accepted;
   const runId = (await runIdScheme(env))(fn.id, event.id, receivedAt);
   const admitted = fn.hasFlowControl ? await admitRun(env, fn, accepted, runId, position) : { startAt: Math.max(event.ts, receivedAt) };
   if (admitted === "none") return null;
   // A skipped run has no object: its row in the runs index is its whole record.
   if ("skipped" in admitted) return { runId, functionId: fn.id, eventId: event.id, status: "Skipped", startedAt: receivedAt, skipReason: admitted.skipped };
-  return startRun(env, { runId, functionId: fn.id, events: [event], startAt: admitted.startAt, startedAt: receivedAt });
+  return startRun(env, { runId, functionId: fn.id, events: [event], startAt: admitted.startAt, startedAt: receivedAt, repeatedUntilAnswered });
 }
 
 /**

@@ -104,4 +104,10 @@ export interface RunInit {
   memo?: StepRecord[];
   /** When the runs index says it started (its trigger's receipt for an event's run); now if absent. */
   listedAt?: number;
+  /**
+   * The caller starts the run again until a start answers (an event's dispatch: the queue redelivers
+   * its message, the sweep finds an event never marked dispatched): the start then answers once the
+   * first invocation ended or its watchdog is armed, and a run that ends soon sets no watchdog.
+   */
+  repeatedUntilAnswered?: boolean;
 }

@@ -1,5 +1,5 @@
 import type { CancelReason, StepflareFunction } from "../../sdk/function.ts";
-import type { RunStatus } from "../platform/types.ts";
+import { FINAL_STATUSES, type RunStatus } from "../platform/types.ts";
 import type { RunDelivery } from "./delivery.ts";
 import { WATCHDOG_MS } from "./invocation.ts";
 import { cancelOnEntries } from "./outbox.ts";
@@ -8,6 +8,13 @@ import type { RunStore } from "./RunStore.ts";
 
 // The object's side of a run's start: the run stored once, listed if it is due later, and its first
 // invocation begun or its alarm armed. door.ts is the caller's side (which object, with what).
+
+/**
+ * How long a start its caller repeats until it answers (an event's dispatch) waits for the run's
+ * first invocation before it arms the watchdog: a run that ends within it sets no alarm but its end's.
+ * A run still running then is one the runs index lists as running anyway (LIST_AFTER_MS).
+ */
+export const FIRST_INVOCATION_WAIT_MS = 1_000;
 
 /** What a run's start needs of its RunObject. */
 export interface RunStartContext {
@@ -18,19 +25,32 @@ export interface RunStartContext {
   setAlarm(at: number): Promise<void>;
   /** Starts an invocation, unless one is running; `isFirst` for the one a start begins with its run. */
   execute(isFirst: boolean): Promise<void>;
+  /** The invocation running in this isolate, if one is. */
+  invoking(): Promise<void> | null;
+  alarmAt(): Promise<number | null>;
+  /** Sets the alarm to the earliest thing the object must do (its end's delivery, say). */
+  rearm(): Promise<void>;
+  /** This isolate delivered the run's end to the runs index. */
+  endDelivered(): boolean;
+  /**
+   * A start waits for the invocation in progress (+1), or stops (-1): meanwhile a run's end arms no
+   * alarm for its delivery, since the start's caller starts it again should the object die.
+   */
+  waiting(change: 1 | -1): void;
   cancel(reason: CancelReason): Promise<unknown>;
 }
 
 /**
  * Stores the run (once: a repeated start changes nothing) and starts it, or arms the alarm for a
- * delayed start. Returns as soon as the run is stored, not when it ends.
+ * delayed start. Returns as soon as the run is stored, not when it ends; a start its caller repeats
+ * (`init.repeatedUntilAnswered`) returns once the run's first invocation ended or its watchdog is armed.
  *
  * @example
  * const status = await storeAndStart(ctx, init);
  */
 export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promise<RunStatus> {
   const existing = ctx.store.run();
-  if (existing) return existing.status;
+  if (existing) return restart(ctx, init, existing.status);
   const now = Date.now();
   const fn = await ctx.functionOf(init.functionId);
   // A run under a throttle or a concurrency limit starts as a delayed one does: its first invocation asks for its start or a slot.
@@ -57,7 +77,9 @@ export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promis
     fn ? cancelOnEntries(fn, init.runId, init.events[0]!, Math.min(init.receivedAt ?? now, now)) : [],
   );
   for (const step of init.memo ?? []) ctx.store.saveStep(step);
-  await ctx.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
+  // A start its caller repeats until answered needs no watchdog while it waits for the first invocation.
+  const watchedByCaller = !delayed && init.repeatedUntilAnswered === true;
+  if (!watchedByCaller) await ctx.setAlarm(delayed ? init.startAt : now + WATCHDOG_MS);
   if (fn?.cancelOn.length) void ctx.delivery.deliverOutbox();
   if (init.startAt <= now && delayed) void ctx.execute(false);
   if (delayed) return "Queued";
@@ -66,6 +88,49 @@ export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promis
     await ctx.cancel({ type: "timeout", timeout: "start" });
     return "Cancelled";
   }
-  void ctx.execute(true);
-  return "Running";
+  const first = ctx.execute(true);
+  if (!watchedByCaller) return "Running";
+  await firstInvocationSettled(ctx, first);
+  return ctx.store.run()?.status ?? "Running";
+}
+
+/**
+ * A start repeated: nothing changes, unless the caller repeats it because the object died in the
+ * run's first invocation, armed with no watchdog (`repeatedUntilAnswered`): it arms that watchdog
+ * now, due when it would have been (recovery keeps its pace: a step that kills the runtime is not
+ * run again at each redelivery). One repeated while that invocation still runs here answers when
+ * the first start would.
+ */
+async function restart(ctx: RunStartContext, init: RunInit, status: RunStatus): Promise<RunStatus> {
+  if (!init.repeatedUntilAnswered) return status;
+  const invoking = ctx.invoking();
+  if (invoking) await firstInvocationSettled(ctx, invoking);
+  else if ((await ctx.alarmAt()) !== null) return status;
+  else if (!FINAL_STATUSES.has(status)) {
+    const began = ctx.store.run()?.starts.at(-1)?.at ?? Date.now();
+    await ctx.setAlarm(Math.max(Date.now(), began + WATCHDOG_MS));
+  }
+  // An end this isolate did not deliver may have died with the last one: the alarm delivers it again (an idempotent write).
+  else if (!ctx.endDelivered()) await ctx.setAlarm(Date.now());
+  return ctx.store.run()?.status ?? status;
+}
+
+/**
+ * Waits for the run's first invocation to record what came of it, at most FIRST_INVOCATION_WAIT_MS:
+ * past that, a run still in it gets its watchdog, as every start's did before it began.
+ */
+async function firstInvocationSettled(ctx: RunStartContext, first: Promise<void>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waited = new Promise<"waited">((resolve) => (timer = setTimeout(() => resolve("waited"), FIRST_INVOCATION_WAIT_MS)));
+  ctx.waiting(1);
+  const outcome = await Promise.race([first.then(() => "settled" as const), waited]).finally(() => {
+    clearTimeout(timer);
+    ctx.waiting(-1);
+  });
+  if (outcome === "settled") return;
+  // Still running: the watchdog. Ending: what its end needs, which it left to the waiting start. An
+  // invocation that recorded a sleep or a retry armed it: a watchdog now would only replace it.
+  const run = ctx.store.run();
+  if (run && FINAL_STATUSES.has(run.status)) return void (ctx.endDelivered() || (await ctx.rearm()));
+  if (run?.isOpen) await ctx.setAlarm(Date.now() + WATCHDOG_MS);
 }
