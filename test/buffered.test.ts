@@ -36,8 +36,8 @@ describe("buffered checkpoints", () => {
     const key = uniqueKey("buffered-die");
     const [eventId] = await sendEvents({ name: "test/buffered-steps", data: { key, die: true } });
     const runId = await runIdOf(eventId!);
-    await eventually(async () => ((await effectCount(`${key}:c`)) >= 1 ? true : undefined));
-    // The dispatch's repeated start or the watchdog alarm wakes the object the step killed (the alarm run here at once, as engine.test.ts does).
+    await eventually(async () => ((await effectCount(`${key}:c`)) === 1 ? true : undefined));
+    // The watchdog alarm wakes the object the step killed (run here at once, as engine.test.ts does).
     const run = await eventually(async () => {
       await runStub(runId).status().catch(() => null);
       await runDurableObjectAlarm(runStub(runId)).catch(() => false);
