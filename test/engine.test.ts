@@ -3,6 +3,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+import type { RunWithSteps } from "../worker/runs/RunObject.ts";
+import { alarmOf, DAY, endInIndex, tablesOf } from "./indexRows.ts";
 
 
 
@@ -171,26 +173,38 @@ describe("the tick and the alarm", () => {
     await runStub(runId).cancel();
   });
 
-  it("deletes a finished run's records once the retention period is over", async () => {
-    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("retention") } });
+  it("sets no alarm for a finished run once its end reached the runs index: one left pending finds nothing to do", async () => {
+    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("no-retention-alarm") } });
     const run = (await finishedRuns(eventId!, 2)).get("fanout-a")!;
-    // Its end reached the index, and the alarm stands at the end of the retention period.
-    const alarm = await eventually(async () => {
-      const at = await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm());
-      return at !== null && at > Date.now() + 29 * 24 * 3600_000 ? at : undefined;
+    await endInIndex(run.run_id);
+    // No alarm at the end of the retention period (the tick deletes the object with its row): an alarm
+    // still pending (the run's watchdog, say) goes off and sets none after it.
+    const pending = await alarmOf(run.run_id);
+    expect(pending === null || pending < Date.now() + 24 * 3600_000, `an alarm at ${pending}`).toBe(true);
+    await eventually(async () => {
+      await runDurableObjectAlarm(runStub(run.run_id));
+      return (await alarmOf(run.run_id)) === null ? true : undefined;
     });
-    expect(alarm).toBeLessThan(Date.now() + 31 * 24 * 3600_000);
-    // Thirty-one days later (moved in the object's record rather than waited for):
-    await runInDurableObject(runStub(run.run_id), (object, state) => {
-      state.storage.sql.exec("UPDATE run SET ended_at = ?", Date.now() - 31 * 24 * 3600_000);
+    expect(((await runStub(run.run_id).getRun()) as unknown as RunWithSteps).run.status).toBe("Completed");
+  });
+
+  it("deletes the records of an object of an earlier release when the retention alarm it holds goes off", async () => {
+    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("retention-alarm") } });
+    const run = (await finishedRuns(eventId!, 2)).get("fanout-a")!;
+    await endInIndex(run.run_id);
+    // An earlier release set the alarm at the end of the retention period; thirty-one days later (moved in
+    // the object's record rather than waited for) it goes off.
+    await runInDurableObject(runStub(run.run_id), async (object, state) => {
+      await state.storage.setAlarm(Date.now() + 30 * DAY);
+      state.storage.sql.exec("UPDATE run SET ended_at = ?", Date.now() - 31 * DAY);
       // The object reads its record once: make it read the changed one.
       (object as unknown as { store: { clear(): void } }).store.clear();
     });
-    await runDurableObjectAlarm(runStub(run.run_id));
+    expect(await runDurableObjectAlarm(runStub(run.run_id))).toBe(true);
     expect(await runStub(run.run_id).getRun()).toBeNull();
-    expect(await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm())).toBeNull();
+    expect(await alarmOf(run.run_id)).toBeNull();
     // Its storage is gone, tables and all.
-    expect(await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray())).toEqual([]);
+    expect(await tablesOf(run.run_id)).toEqual([]);
   });
 });
 

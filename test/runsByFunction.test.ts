@@ -269,7 +269,9 @@ describe("the runs index is keyed by function and start", () => {
     const now = realNow + 20 * DAY;
     const key = uniqueKey("retention-functions");
     const functions = [0, 1, 2].map((f) => `${key}-f${f}`);
-    const old = functions.flatMap((functionId, f) => Array.from({ length: 200 + f * 50 }, (_, i) => ({ id: `${functionId}-old-${i}`, functionId, status: "Completed", startedAt: realNow - 21 * DAY + i, endedAt: realNow - 20 * DAY })));
+    // Skipped runs, rows with no object behind them, as these have: a finished run's id would go to its object
+    // through the queue, and hundreds of objects asked would hold the tests' queue for seconds.
+    const old = functions.flatMap((functionId, f) => Array.from({ length: 200 + f * 50 }, (_, i) => ({ id: `${functionId}-old-${i}`, functionId, status: "Skipped", startedAt: realNow - 21 * DAY + i, endedAt: realNow - 20 * DAY })));
     const kept = functions.flatMap((functionId) => [
       { id: `${functionId}-recent`, functionId, status: "Completed", startedAt: realNow - 6 * DAY, endedAt: realNow - 5 * DAY },
       { id: `${functionId}-unfinished`, functionId, status: "Waiting", startedAt: realNow - 25 * DAY, endedAt: null },
