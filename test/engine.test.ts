@@ -2,7 +2,7 @@
 // that broke a guarantee of the first engine.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { effectCount, eventually, finishedRuns, getRun, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
+import { effectCount, eventually, finishedRuns, getRun, request, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 import type { RunWithSteps } from "../worker/runs/RunObject.ts";
 import { alarmOf, DAY, endInIndex, tablesOf } from "./indexRows.ts";
 
@@ -112,8 +112,10 @@ describe("a step that kills the runtime in an invocation its alarm woke", () => 
     const runId = await runIdOf(eventId!);
     // Only the runtime's own alarm: after the sleep it wakes the run, and after the death it fires again.
     const run = await eventually(async () => {
-      const found = await getRun(runId);
-      return found.status === "Failed" ? found : undefined;
+      // A read that reaches the object as its step kills it fails (500): asked again, as endedRun does.
+      const response = await request(`/v1/runs/${runId}`);
+      const found = response.status === 200 ? ((await response.json()) as { data: RunJson }).data : undefined;
+      return found?.status === "Failed" ? found : undefined;
     }, 60_000, "the run to fail after its step killed the runtime");
     expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
     expect(run.steps?.find((step) => step.name === "die")).toMatchObject({ status: "Failed", attempts: 1 });
