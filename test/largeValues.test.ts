@@ -1,10 +1,11 @@
-import { createExecutionContext, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../worker/platform/env.ts";
 import { eventDayPrefix, runPrefix } from "../worker/platform/largeValues.ts";
 import { pruneExpired } from "../worker/schedule/tick.ts";
 import { effectCount, eventually, finishedRuns, getRun, request, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import { ageIndexRow, DAY, endInIndex, pruneUntilGone } from "./indexRows.ts";
 import worker from "./worker.ts";
 
 const MiB = 1024 * 1024;
@@ -47,22 +48,16 @@ describe("large values in R2 (a bucket bound as VALUES)", () => {
     expect(failed.error?.message).toMatch(/step "big" output is 16\.0 MiB; the limit is 16 MiB: return a reference instead$/);
   });
 
-  it("deletes a run's objects in R2 with its storage once its retention is over", async () => {
+  it("deletes a run's objects in R2 with its storage once the tick prunes its index row at retention", async () => {
     const [eventId] = await sendEvents({ name: "test/large.output", data: { key: uniqueKey("large-output"), bytes: 2 * MiB } });
     const run = (await finishedRuns(eventId!)).get("large-output")!;
     expect(await keysUnder(runPrefix(run.run_id))).toHaveLength(1);
-    // The alarm stands at the end of the retention period once the run's end reached the index.
-    await eventually(async () => {
-      const at = await runInDurableObject(runStub(run.run_id), (_object, state) => state.storage.getAlarm());
-      return at !== null && at > Date.now() + 29 * 24 * 3600_000 ? true : undefined;
-    });
-    // Thirty-one days later (moved in the object's record rather than waited for):
-    await runInDurableObject(runStub(run.run_id), (object, state) => {
-      state.storage.sql.exec("UPDATE run SET ended_at = ?", Date.now() - 31 * 24 * 3600_000);
-      (object as unknown as { store: { clear(): void } }).store.clear();
-    });
-    await runDurableObjectAlarm(runStub(run.run_id));
-    expect(await runStub(run.run_id).getRun()).toBeNull();
+    await endInIndex(run.run_id);
+    // Its row 20 days old, pruned as if 20 days from now: past retention, where other tests' rows are not.
+    await ageIndexRow(run.run_id, 20 * DAY);
+    await pruneUntilGone(run.run_id, Date.now() + 20 * DAY);
+    // Its object, told through the queue, deletes its storage and its objects in R2.
+    await eventually(async () => ((await runStub(run.run_id).getRun()) === null ? true : undefined), 15_000, "the run's object deleted");
     expect(await keysUnder(runPrefix(run.run_id))).toEqual([]);
   });
 });

@@ -2,12 +2,17 @@
 // are cancelled: nothing that leaves a run is lost or doubled, and a run's own status and error are
 // final at once (issue 9, items 7 and 8).
 import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { engineEventId } from "../sdk/event.ts";
 import { sendEventId } from "../sdk/step.ts";
+import { instrument } from "../worker/platform/bindings.ts";
+import type { Env } from "../worker/platform/env.ts";
 import { setFaults } from "../worker/platform/faults.ts";
+import { pruneExpired } from "../worker/schedule/tick.ts";
 import type { RunWithSteps } from "../worker/runs/RunObject.ts";
 import { effectCount, eventually, finishedRuns, runIdOf, runsOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import { ageIndexRow, DAY, endInIndex, indexRowOf, pruneUntilGone } from "./indexRows.ts";
 
 
 /** The run's own record, asked of its object (the REST API needs D1, which may be down). */
@@ -102,3 +107,26 @@ describe("cancel and failure", () => {
     expect(await effectCount(`${key}:onFailure`)).toBe(0);
   });
 });
+
+describe("retention during a queue outage", () => {
+  it("keeps the index row of a run past retention while the queue refuses its id, and prunes it and the run's object once the queue is back", async () => {
+    const [eventId] = await sendEvents({ name: "test/fanout", data: { key: uniqueKey("outage-retention") } });
+    const run = (await finishedRuns(eventId!, 2)).get("fanout-a")!;
+    await endInIndex(run.run_id);
+    // Its row 20 days old, pruned as if 20 days from now: past retention, where other tests' rows are not.
+    await ageIndexRow(run.run_id, 20 * DAY);
+    const now = Date.now() + 20 * DAY;
+    // The tick's env, as the Scheduler has it: its Queue fails while the switch is on.
+    const tickEnv = instrument(env as unknown as Env);
+
+    setFaults({ queue: true });
+    expect((await pruneExpired(tickEnv, now)).runs).toBe(0);
+    expect(await indexRowOf(run.run_id)).not.toBeNull();
+    expect((await objectRun(run.run_id)).status).toBe("Completed");
+
+    setFaults({ queue: false });
+    await pruneUntilGone(run.run_id, now, tickEnv);
+    await eventually(async () => ((await runStub(run.run_id).getRun()) === null ? true : undefined), 15_000, "the run's object deleted");
+  });
+});
+

@@ -2,9 +2,9 @@ import { env } from "cloudflare:workers";
 import { monotonicFactory } from "ulidx";
 import { describe, expect, it } from "vitest";
 import { pruneExpired, PRUNE_LIMIT } from "../worker/schedule/tick.ts";
-import { uniqueKey } from "./helpers.ts";
-
-const DAY = 86_400_000;
+import { eventually, finishedRuns, request, runIdOf, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import type { RunWithSteps } from "../worker/runs/RunObject.ts";
+import { ageIndexRow, alarmOf, DAY, endInIndex, indexRowOf, pruneUntilGone, tablesOf } from "./indexRows.ts";
 
 async function count(sql: string, key: string): Promise<number> {
   const row = await env.DB.prepare(sql).bind(key).first<{ n: number }>();
@@ -26,13 +26,17 @@ async function storeEvents(prefix: string, n: number, at: number): Promise<void>
     .run();
 }
 
-/** Indexes `n` runs of event `prefix` started at `startedAt` that ended at `endedAt` (null: unfinished). */
+/**
+ * Indexes `n` runs of event `prefix` started at `startedAt` that ended at `endedAt` (null: unfinished). Those
+ * that ended are skipped runs: rows with no object behind them, as these have (a finished run's id would go
+ * to its object through the queue, and hundreds of objects asked would hold the tests' queue for seconds).
+ */
 async function indexRuns(prefix: string, n: number, startedAt: number, endedAt: number | null): Promise<void> {
   await env.DB.prepare(
     `INSERT INTO runs (id, function_id, event_id, status, started_at, ended_at)
      SELECT ?1 || '-run-' || value, 'retention', ?1, ?2, ?3, ?4 FROM json_each(?5)`,
   )
-    .bind(prefix, endedAt === null ? "Running" : "Completed", startedAt, endedAt, JSON.stringify(Array.from({ length: n }, (_, i) => i)))
+    .bind(prefix, endedAt === null ? "Running" : "Skipped", startedAt, endedAt, JSON.stringify(Array.from({ length: n }, (_, i) => i)))
     .run();
 }
 
@@ -70,5 +74,38 @@ describe("retention", () => {
     expect([await events(recent), await runs(recent)]).toEqual([3, 3]);
     expect([await marks(old), await marks(recent)]).toEqual([0, 1]);
     expect(await runs(unfinished)).toBe(3);
+  });
+});
+
+describe("a run's retention", () => {
+  it("deletes a finished run's object once the tick prunes its index row, and keeps an unfinished run's object and row", async () => {
+    const key = uniqueKey("run-retention");
+    const [finishedEvent, sleepingEvent] = await sendEvents([
+      { name: "test/fanout", data: { key } },
+      { name: "test/cancellable", data: { key } },
+    ]);
+    const finished = (await finishedRuns(finishedEvent!, 2)).get("fanout-a")!;
+    const sleepingId = await runIdOf(sleepingEvent!);
+    await endInIndex(finished.run_id);
+    expect(await indexRowOf(sleepingId)).toMatchObject({ ended_at: null });
+    // Both rows 20 days old, pruned as if 20 days from now: past retention, where other tests' rows are not.
+    await Promise.all([ageIndexRow(finished.run_id, 20 * DAY), ageIndexRow(sleepingId, 20 * DAY)]);
+    const now = Date.now() + 20 * DAY;
+
+    await pruneUntilGone(finished.run_id, now);
+    // The queue took its id: its object deletes its records, tables and all.
+    await eventually(async () => ((await runStub(finished.run_id).getRun()) === null ? true : undefined), 15_000, "the finished run's object deleted");
+    expect(await tablesOf(finished.run_id)).toEqual([]);
+    expect(await alarmOf(finished.run_id)).toBeNull();
+    // Asked again (a message delivered twice), it finds nothing to delete.
+    expect(await runStub(finished.run_id).expire()).toBe("absent");
+
+    // The sleeping run, unfinished, keeps its row and its object, even when asked to expire.
+    expect(await indexRowOf(sleepingId)).toMatchObject({ ended_at: null });
+    expect(await runStub(sleepingId).expire()).toBe("unfinished");
+    expect(((await runStub(sleepingId).getRun()) as unknown as RunWithSteps).run.status).toBe("Running");
+
+    await ageIndexRow(sleepingId, -20 * DAY);
+    expect((await request(`/v1/runs/${sleepingId}`, { method: "DELETE" })).status).toBe(200);
   });
 });

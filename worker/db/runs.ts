@@ -245,25 +245,6 @@ export async function stuckCounts(env: Env): Promise<Record<string, number>> {
   return counts;
 }
 
-/**
- * Statement deleting up to `limit` index rows of runs that ended before `before` (retention): those
- * the index meets first, each function's oldest, the functions in id order. Unfinished runs have no
- * end and are never deleted here.
- *
- * @example
- * await env.DB.batch([deleteEndedRunsStatement(env.DB, Date.now() - 30 * 86_400_000, 500)]);
- */
-export function deleteEndedRunsStatement(db: D1Database, before: number, limit: number): D1PreparedStatement {
-  // Uses the primary key, a seek per function present (runFunctions.ts): a run that ended before
-  // `before` started before it. Runs started before it that have not ended by then are read past,
-  // never written (an index of ends would cost every end a row); it stops at `limit` runs to delete.
-  return db
-    .prepare(
-      `DELETE FROM runs WHERE (function_id, started_at, id) IN (SELECT function_id, started_at, id FROM runs WHERE function_id IN (${FUNCTION_IDS_WITH_RUNS}) AND started_at < ?1 AND ended_at < ?1 LIMIT ?2)`,
-    )
-    .bind(before, limit);
-}
-
 /** Which runs a listing shows: all of them, or those of one function, statuses, start window. */
 export interface RunFilter {
   functionId?: string;

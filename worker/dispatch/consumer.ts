@@ -8,6 +8,7 @@ import { resolveEventData } from "../platform/largeValues.ts";
 import { createLogger } from "../platform/logger.ts";
 import type { AcceptedEvent } from "../platform/types.ts";
 import type { QueueMessage } from "../queue/messages.ts";
+import { expireRuns } from "../schedule/retention.ts";
 import { dispatchAccepted, refKey } from "./events.ts";
 
 // The queue consumer: every message kind has its handler in `handlers`, a map typed over
@@ -35,7 +36,7 @@ class BatchWork {
   writes = new ShardWrites();
   /** Messages acked once the batch's D1 write went through. */
   readonly done: Message<QueueMessage>[] = [];
-  /** Work of its own per message (a page of a bulk cancellation or a resume), going on beside the dispatch. */
+  /** Work of its own per message (a page of a bulk cancellation or a resume, runs to expire), going on beside the dispatch. */
   readonly pages: Promise<unknown>[] = [];
   /** Where the batch is, for the log of one that ran out of time. */
   stage = "handlers";
@@ -74,7 +75,7 @@ class BatchWork {
       work().then(
         () => this.ack(message),
         (err: unknown) => {
-          createLogger().error("a page of a bulk cancellation or a resume failed; will retry", { message: message.body, error: String(err) });
+          createLogger().error("a page of a bulk cancellation or a resume, or runs to expire, failed; will retry", { message: message.body, error: String(err) });
           this.retry(message);
         },
       ),
@@ -125,6 +126,9 @@ const handlers: Handlers = {
   "resume-page"(messages, work) {
     for (const message of messages) work.page(message, () => resumePage(work.env, message.body.functionId, message.body.skip));
   },
+  "expire-runs"(messages, work) {
+    for (const message of messages) work.page(message, () => expireRuns(work.env, message.body.runIds));
+  },
 };
 
 /**
@@ -145,7 +149,7 @@ export async function consumeBatch(batch: MessageBatch<QueueMessage>, env: Env, 
 }
 
 async function consume(batch: MessageBatch<QueueMessage>, work: BatchWork): Promise<void> {
-  const byKind: { [K in Kind]: MessageOf<K>[] } = { events: [], event: [], "event-ref": [], "run-ended": [], "cancel-page": [], "resume-page": [] };
+  const byKind: { [K in Kind]: MessageOf<K>[] } = { events: [], event: [], "event-ref": [], "run-ended": [], "cancel-page": [], "resume-page": [], "expire-runs": [] };
   // The one cast: a message's kind is its body's, which TypeScript does not carry over to Message<…>.
   for (const message of batch.messages) (byKind[message.body.type] as Message<QueueMessage>[]).push(message);
   const handle = <K extends Kind>(kind: K) => handlers[kind](byKind[kind], work);

@@ -13,4 +13,6 @@ export type QueueMessage =
   // A run's end for the runs index, as an earlier engine queued it (a run's object now writes its end itself).
   | { type: "run-ended"; runId: string; functionId: string; eventId: string; status: RunStatus; startedAt: number; endedAt: number }
   | { type: "cancel-page"; cancellationId: string }
-  | { type: "resume-page"; functionId: string; skip: boolean };
+  | { type: "resume-page"; functionId: string; skip: boolean }
+  // Runs whose index rows the tick prunes at retention: their objects delete their records (schedule/retention.ts).
+  | { type: "expire-runs"; runIds: string[] };

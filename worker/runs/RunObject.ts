@@ -17,6 +17,7 @@ import { CallCheckpoints, type CheckpointVerdict } from "../remote/checkpoints.t
 import type { Op } from "../remote/wire.ts";
 import { DAY_MS, nextAlarm } from "./alarm.ts";
 import { RunDelivery } from "./delivery.ts";
+import { deleteRunRecords, expireRun, type ExpireOutcome } from "./expire.ts";
 import type { RunFacts } from "./health.ts";
 import { invoke, WATCHDOG_MS, type InvocationContext } from "./invocation.ts";
 import { cancellationEvents } from "./outbox.ts";
@@ -177,11 +178,13 @@ export class RunObject extends DurableObject<Env> {
       await this.delivery.exportTrace();
       return this.rearm();
     }
-    // The retention period is over: the run's records go (DESIGN "Retention").
-    await this.store.deleteValues();
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    this.store.clear();
+    // The retention alarm of an object of an earlier release: the run's records go (DESIGN "Retention").
+    await deleteRunRecords(this.store, this.ctx.storage);
+  }
+
+  /** Deletes the run's records if it is over (asked by the tick at retention, through the queue: runs/expire.ts); answers what happened. */
+  async expire(): Promise<ExpireOutcome> {
+    return expireRun(this.store, this.ctx.storage);
   }
 
   /** The run with its steps; null if this object holds no run. */
@@ -393,13 +396,14 @@ export class RunObject extends DurableObject<Env> {
     await this.rearm();
   }
 
-  /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts). */
+  /** Sets the alarm to the earliest thing the object must do (runs/alarm.ts); none when there is none (a pending one finds nothing to do). */
   private async rearm(): Promise<void> {
     const run = this.store.run();
     if (!run) return;
     const now = Date.now();
     const traceRetryAt = this.delivery.traceRetryAt(now);
-    const inputs = { now, undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, retentionDays: retentionDays(this.env), ...(traceRetryAt !== undefined ? { traceRetryAt } : {}) };
-    await setAlarm(this.ctx.storage, nextAlarm(run, inputs));
+    const inputs = { now, undelivered: this.store.nextOutboxEntry() !== null, endDelivered: this.delivery.endDelivered, ...(traceRetryAt !== undefined ? { traceRetryAt } : {}) };
+    const at = nextAlarm(run, inputs);
+    if (at !== null) await setAlarm(this.ctx.storage, at);
   }
 }

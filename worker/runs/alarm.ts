@@ -15,22 +15,24 @@ export interface AlarmInputs {
   undelivered: boolean;
   /** The run's end reached the runs index. */
   endDelivered: boolean;
-  retentionDays: number;
   /** When the run's trace, not exported yet, is tried again (worker/traces/schedule.ts). */
   traceRetryAt?: number;
 }
 
 /**
  * The earliest thing the object must do: deliver what is undelivered (its trace on its own schedule), wake the run when it is due
- * (or watch an invocation in progress), end it at `timeouts.finish`, or delete it after retention.
+ * (or watch an invocation in progress), or end it at `timeouts.finish`. Null when there is nothing: a run that is over and has
+ * delivered everything needs no alarm, since the tick deletes its object with its index row at retention (a set alarm is a
+ * row written).
  */
-export function nextAlarm(run: RunRecord, { now, undelivered, endDelivered, retentionDays, traceRetryAt }: AlarmInputs): number {
+export function nextAlarm(run: RunRecord, { now, undelivered, endDelivered, traceRetryAt }: AlarmInputs): number | null {
   const times: number[] = [];
   if (traceRetryAt !== undefined) times.push(traceRetryAt);
   if (undelivered) times.push(now + DELIVERY_RETRY_MS);
-  if (FINAL_STATUSES.has(run.status)) times.push(endDelivered ? (run.endedAt ?? now) + retentionDays * DAY_MS : now + DELIVERY_RETRY_MS);
-  else if (run.isOpen) times.push(now + WATCHDOG_MS);
+  if (FINAL_STATUSES.has(run.status)) {
+    if (!endDelivered) times.push(now + DELIVERY_RETRY_MS);
+  } else if (run.isOpen) times.push(now + WATCHDOG_MS);
   else times.push(run.wakeAt ?? now);
   if (!FINAL_STATUSES.has(run.status) && run.finishBy !== undefined) times.push(run.finishBy);
-  return Math.min(...times);
+  return times.length > 0 ? Math.min(...times) : null;
 }

@@ -109,7 +109,7 @@ export class RunDelivery {
     if (result.type === "retry") logger.warn("gave up exporting the run's trace: the collector did not take it within an hour of the run's end", { error: result.reason });
     if (result.type === "refused") logger.error("the collector refused the run's trace; it is dropped", { error: result.reason });
     this.store.delivered(entry.seq);
-    // The alarm was set for the trace's next try: back to the run's next need (its retention).
+    // The alarm was set for the trace's next try: back to the run's next need, if any.
     await this.target.rearm();
   }
 

@@ -1,7 +1,7 @@
 import { loadRemoteFunctions } from "../remote/apps.ts";
 import { deleteOldEventsStatement, deleteOldMarksStatement, sweepUndispatchedEvents } from "../db/events.ts";
 import { checkShardMigrations, shardsOf } from "../db/shards.ts";
-import { deleteEndedRunsStatement, unfinishedRuns } from "../db/runs.ts";
+import { unfinishedRuns } from "../db/runs.ts";
 import { retentionDays, type Env } from "../platform/env.ts";
 import { sendMessages } from "../queue/send.ts";
 import { createLogger } from "../platform/logger.ts";
@@ -12,6 +12,7 @@ import { checkUnfinishedRun, recordChecks, stuckThresholds } from "../admin/stuc
 import { pruneExpiredWaitsStatement } from "../db/waits.ts";
 import { deleteExpiredEventValues } from "../platform/largeValues.ts";
 import { checkAccountBudget } from "./accountBudget.ts";
+import { pruneEndedRuns } from "./retention.ts";
 
 export const TICK_MS = 60_000;
 /** An event stored this long ago and still not dispatched was lost from the queue (DESIGN "Ingest"). */
@@ -77,7 +78,9 @@ export async function tick(env: Env, now = Date.now(), { sweepAgain = false }: T
 /**
  * Deletes events received, and runs index rows of runs that ended, more than
  * `STEPFLARE_RETENTION_DAYS` before `now`: at most `PRUNE_LIMIT` rows per table and shard, oldest
- * first (runs: each function's oldest first). Unfinished runs keep their rows. Answers how many rows of each went.
+ * first (runs: each function's oldest first). A run's row goes once its id is on the queue for its
+ * object to delete its records (schedule/retention.ts); if the queue refuses it, the row stays for the
+ * next tick. Unfinished runs keep their rows and objects. Answers how many rows of each went.
  *
  * @example
  * const { events, runs } = await pruneExpired(env, Date.now());
@@ -86,15 +89,18 @@ export async function pruneExpired(env: Env, now: number): Promise<{ events: num
   const before = now - retentionDays(env) * DAY_MS;
   const perShard = await Promise.all(
     shardsOf(env).map(async (shard) => {
-      const results = await shard.batch([
-        deleteOldEventsStatement(shard, before, PRUNE_LIMIT),
-        deleteEndedRunsStatement(shard, before, PRUNE_LIMIT),
-        // Waits that timed out: their runs have moved on (a timed-out wait returns null without D1).
-        pruneExpiredWaitsStatement(shard, now, PRUNE_LIMIT),
-        // The dispatch marks of those seconds: a row names up to a pass's events.
-        deleteOldMarksStatement(shard, before, PRUNE_LIMIT),
+      const [results, runs] = await Promise.all([
+        shard.batch([
+          deleteOldEventsStatement(shard, before, PRUNE_LIMIT),
+          // Waits that timed out: their runs have moved on (a timed-out wait returns null without D1).
+          pruneExpiredWaitsStatement(shard, now, PRUNE_LIMIT),
+          // The dispatch marks of those seconds: a row names up to a pass's events.
+          deleteOldMarksStatement(shard, before, PRUNE_LIMIT),
+        ]),
+        // Runs' rows go once their objects are told to delete their records (schedule/retention.ts).
+        pruneEndedRuns(env, shard, before, PRUNE_LIMIT),
       ]);
-      return results.map((result) => result.meta.changes);
+      return [results[0]!.meta.changes, runs, results[1]!.meta.changes];
     }),
   );
   const [events, runs, waits] = [0, 1, 2].map((i) => perShard.reduce((sum, changes) => sum + changes[i]!, 0)) as [number, number, number];
