@@ -15,18 +15,20 @@ import type { RunRecord } from "./records.ts";
 export type RunUsage = Pick<Usage, "doRequests" | "doRowsWritten" | "d1RowsWritten" | "queueMessages"> & { workersRequests: number };
 
 /**
- * A run's billable operations as measured per run: 1 Durable Object request; in its object 2 + steps
- * rows and 2 alarms set (Cloudflare bills each `setAlarm` as a row written: the first invocation's
- * watchdog, the end's retention); 4 D1 rows (its event with its entry by name and its dispatched
- * mark, its index row, keyed by function and start); no queue message (an event sent alone
- * dispatches itself). Each invocation after the first adds a request (its alarm), 2 rows and the
- * alarm set for it (it sets no watchdog, nor does an end inside it: the runtime runs its alarm again
- * should it die); each
- * event it sent adds its outbox row and its deletion, its 4 D1 rows (its id is not one of its
- * receipt: one entry more) and a queue message.
+ * A run's billable operations as measured per run, for a run an event started: 2 Durable Object
+ * requests (its start, and the tick's at retention that deletes it); in its object 2 + steps rows
+ * and no alarm (the dispatch starts it again should the object die in its first invocation, and the
+ * tick deletes it at retention: runs/runStart.ts, schedule/retention.ts); 4 D1 rows (its event with
+ * its entry by name and its dispatched mark, its index row, keyed by function and start); no queue
+ * message (an event sent alone dispatches itself). Each invocation after the first adds a request
+ * (its alarm), 2 rows and the alarm set for it (it sets no watchdog, nor does an end inside it: the
+ * runtime runs its alarm again should it die); each event it sent adds its outbox row and its
+ * deletion, its 4 D1 rows (its id is not one of its receipt: one entry more) and a queue message. A
+ * run a cron, an invoke or a rerun started, or one whose first invocation outlasts a second, sets a
+ * watchdog too: one row more than this estimate.
  *
  * @example
- * runUsage(run, steps); // { doRequests: 1, doRowsWritten: 9, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }
+ * runUsage(run, steps); // { doRequests: 2, doRowsWritten: 7, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }
  */
 export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRecord>): RunUsage {
   let stepCount = 0;
@@ -36,9 +38,9 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
     if (step.kind === "sendEvent") eventsSent += sentIds(step.output);
   }
   const laterInvocations = Math.max(0, run.starts.length - 1);
-  const alarms = 2 + laterInvocations;
+  const alarms = laterInvocations;
   return {
-    doRequests: 1 + laterInvocations,
+    doRequests: 2 + laterInvocations,
     doRowsWritten: 2 + stepCount + alarms + 2 * laterInvocations + 2 * eventsSent,
     d1RowsWritten: 4 + 4 * eventsSent,
     queueMessages: eventsSent,
@@ -51,7 +53,7 @@ export function runUsage(run: Pick<RunRecord, "starts">, steps: Iterable<StepRec
  * million; the included allowances ignored).
  *
  * @example
- * costInDollars({ doRequests: 1, doRowsWritten: 9, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }); // 0.00001345
+ * costInDollars({ doRequests: 2, doRowsWritten: 7, d1RowsWritten: 4, queueMessages: 0, workersRequests: 1 }); // 0.0000116
  */
 export function costInDollars(usage: RunUsage): number {
   const counts: Partial<Record<string, number>> = usage;
