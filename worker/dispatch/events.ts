@@ -48,7 +48,9 @@ export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage:
   else if (!(await loadRemoteFunctions(env))) return { dispatched: events.map(() => false), writes: new ShardWrites(), marks: new ShardWrites() };
   const now = Date.now();
   stage("dispatch");
-  const [runs, matches] = await Promise.all([
+  // The waits an event resolves are told as soon as they are found, not once the runs it starts have
+  // answered (a start waits for its run's first invocation: runs/runStart.ts).
+  const [runs, waits] = await Promise.all([
     Promise.all(
       events.map((accepted, position) =>
         dispatchEvent(env, accepted, firstPosition + position).catch((err: unknown) => {
@@ -57,20 +59,23 @@ export async function dispatchAccepted(env: Env, events: AcceptedEvent[], stage:
         }),
       ),
     ),
-    findMatchingWaits(env, events, now).catch((err: unknown) => {
-      createLogger().error("waits lookup failed; the events will be dispatched again", { error: String(err) });
-      return null;
-    }),
+    findMatchingWaits(env, events, now).then(
+      (matches) => deliverMatches(env, matches),
+      (err: unknown) => {
+        createLogger().error("waits lookup failed; the events will be dispatched again", { error: String(err) });
+        return null;
+      },
+    ),
   ]);
-  stage("waits delivery");
-  const { deletes, failed } = matches ? await deliverMatches(env, matches) : { deletes: new ShardWrites(), failed: [] };
+  stage("index writes");
+  const { deletes, failed } = waits ?? { deletes: new ShardWrites(), failed: [] };
   const undelivered = new Set(failed.map((match) => refKey({ id: match.accepted.event.id, receivedAt: match.accepted.receivedAt })));
   const started: RunIndexEntry[] = [];
   const refs: EventRef[] = [];
   const dispatched = events.map((accepted, i) => {
     const ref = { id: accepted.event.id, receivedAt: accepted.receivedAt };
     const eventRuns = runs[i];
-    if (!eventRuns || matches === null || undelivered.has(refKey(ref))) return false;
+    if (!eventRuns || waits === null || undelivered.has(refKey(ref))) return false;
     started.push(...eventRuns);
     refs.push(ref);
     return true;
