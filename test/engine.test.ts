@@ -147,6 +147,14 @@ function dispatchedStart(functionId: string, data: Record<string, unknown> = {})
   return { runId, init: { runId, functionId, events: [event], startAt: now, repeatedUntilAnswered: true } };
 }
 
+/** What a test reaches inside a run's object to interleave a start with a cancel. */
+interface StartingObject {
+  execute(isFirst: boolean): Promise<void>;
+  delivery: { deliverEnd(run: { status: string }): Promise<void> };
+  start: RunObject["start"];
+  cancel: RunObject["cancel"];
+}
+
 /** Starts the run inside its object, counting the alarms it sets meanwhile (each is a row written). */
 async function startCountingAlarms(runId: string, init: ReturnType<typeof dispatchedStart>["init"]) {
   return runInDurableObject(runStub(runId), async (object, state) => {
@@ -205,6 +213,30 @@ describe("a start its dispatch repeats until it answers", () => {
     const run = await wakeUntilFailed(runId);
     expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
     expect(await effectCount(`${key}:die`)).toBe(1);
+  });
+
+  it("leaves an alarm for the end of a cancel that came while it waited, should the runtime die before that end is delivered", async () => {
+    const { runId, init } = dispatchedStart("fanout-a", { key: uniqueKey("cancel-while-waiting") });
+    const status = await runInDurableObject(runStub(runId), async (object) => {
+      const instance = object as unknown as StartingObject;
+      // The cancel's write of its end to the runs index is still under way when the first invocation settles.
+      const deliverEnd = instance.delivery.deliverEnd.bind(instance.delivery);
+      instance.delivery.deliverEnd = async (run) => (run.status === "Cancelled" ? new Promise<void>(() => {}) : deliverEnd(run));
+      // The cancel comes just as the first invocation has begun.
+      const execute = instance.execute.bind(instance);
+      instance.execute = (isFirst) => {
+        queueMicrotask(() => void instance.cancel());
+        return execute(isFirst);
+      };
+      return instance.start(init);
+    });
+    // The start answered: its caller marks the event dispatched and never starts the run again.
+    expect(status).toBe("Cancelled");
+    // The runtime dies now, the end's write in flight: something must still deliver the end.
+    await runInDurableObject(runStub(runId), (_object, state) => state.abort("killed while the end's write was in flight")).catch(() => undefined);
+    expect(await alarmOf(runId)).not.toBeNull();
+    expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
+    expect(await endInIndex(runId)).toMatchObject({ status: "Cancelled" });
   });
 });
 
