@@ -127,10 +127,11 @@ async function firstInvocationSettled(ctx: RunStartContext, first: Promise<void>
     clearTimeout(timer);
     ctx.waiting(-1);
   });
-  if (outcome === "settled") return;
-  // Still running: the watchdog. Ending: what its end needs, which it left to the waiting start. An
-  // invocation that recorded a sleep or a retry armed it: a watchdog now would only replace it.
+  // Ended: what its end needs, which it left to the waiting start, even once the invocation settled:
+  // an end that did not come from it (a cancel, `timeouts.finish`) may still be on its way to the runs
+  // index. Still running: the watchdog. An invocation that recorded a sleep or a retry armed it: a
+  // watchdog now would only replace it.
   const run = ctx.store.run();
   if (run && FINAL_STATUSES.has(run.status)) return void (ctx.endDelivered() || (await ctx.rearm()));
-  if (run?.isOpen) await ctx.setAlarm(Date.now() + WATCHDOG_MS);
+  if (outcome === "waited" && run?.isOpen) await ctx.setAlarm(Date.now() + WATCHDOG_MS);
 }
