@@ -1,11 +1,14 @@
 // The run engine's guarantees under interleavings and crashes (issue 9): each test is a scenario
 // that broke a guarantee of the first engine.
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { FIRST_INVOCATION_WAIT_MS } from "../worker/runs/runStart.ts";
 import { WATCHDOG_MS } from "../worker/runs/invocation.ts";
 import type { RunObject, RunWithSteps } from "../worker/runs/RunObject.ts";
 import { runIdFor } from "../worker/platform/runId.ts";
+import { getEvent } from "../worker/db/events.ts";
+import type { Env } from "../worker/platform/env.ts";
 import { derivedRunId, effectCount, eventually, finishedRuns, getRun, request, runIdOf, runsOf, runStub, sendEvents, uniqueKey, type RunJson } from "./helpers.ts";
 import { alarmOf, DAY, endInIndex, tablesOf } from "./indexRows.ts";
 
@@ -147,6 +150,14 @@ function dispatchedStart(functionId: string, data: Record<string, unknown> = {})
   return { runId, init: { runId, functionId, events: [event], startAt: now, repeatedUntilAnswered: true } };
 }
 
+/** What a test reaches inside a run's object to interleave a start with a cancel. */
+interface StartingObject {
+  execute(isFirst: boolean): Promise<void>;
+  delivery: { deliverEnd(run: { status: string }): Promise<void> };
+  start: RunObject["start"];
+  cancel: RunObject["cancel"];
+}
+
 /** Starts the run inside its object, counting the alarms it sets meanwhile (each is a row written). */
 async function startCountingAlarms(runId: string, init: ReturnType<typeof dispatchedStart>["init"]) {
   return runInDurableObject(runStub(runId), async (object, state) => {
@@ -206,7 +217,68 @@ describe("a start its dispatch repeats until it answers", () => {
     expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
     expect(await effectCount(`${key}:die`)).toBe(1);
   });
+
+  it("leaves an alarm for the end of a cancel that came while it waited, should the runtime die before that end is delivered", async () => {
+    const { runId, init } = dispatchedStart("fanout-a", { key: uniqueKey("cancel-while-waiting") });
+    const status = await runInDurableObject(runStub(runId), async (object) => {
+      const instance = object as unknown as StartingObject;
+      // The cancel's write of its end to the runs index is still under way when the first invocation settles.
+      const deliverEnd = instance.delivery.deliverEnd.bind(instance.delivery);
+      instance.delivery.deliverEnd = async (run) => (run.status === "Cancelled" ? new Promise<void>(() => {}) : deliverEnd(run));
+      // The cancel comes just as the first invocation has begun.
+      const execute = instance.execute.bind(instance);
+      instance.execute = (isFirst) => {
+        queueMicrotask(() => void instance.cancel());
+        return execute(isFirst);
+      };
+      return instance.start(init);
+    });
+    // The start answered: its caller marks the event dispatched and never starts the run again.
+    expect(status).toBe("Cancelled");
+    // The runtime dies now, the end's write in flight: something must still deliver the end.
+    await runInDurableObject(runStub(runId), (_object, state) => state.abort("killed while the end's write was in flight")).catch(() => undefined);
+    expect(await alarmOf(runId)).not.toBeNull();
+    expect(await runDurableObjectAlarm(runStub(runId))).toBe(true);
+    expect(await endInIndex(runId)).toMatchObject({ status: "Cancelled" });
+  });
 });
+
+describe("a start its dispatch repeats, when the repeat meets the function paused", () => {
+  const post = (path: string) => request(path, { method: "POST" });
+
+  it("arms the watchdog of the run that died in its first invocation when the resume starts it", async () => {
+    const key = uniqueKey("died-then-paused");
+    expect((await post("/v1/functions/dies-in-step/pause")).status).toBe(200);
+    try {
+      // The dispatch's repeat found the function paused and held the event for its resume...
+      const [eventId] = await sendEvents({ name: "test/dies-in-step", data: { key } });
+      await eventually(async () => ((await pausedEventCount(eventId!)) === 1 ? true : undefined));
+      // ...after its first start, which read the pause before it came, died in the run's first invocation, armed with no watchdog.
+      const found = (await getEvent(env as unknown as Env, eventId!))!;
+      const runId = await derivedRunId("dies-in-step", eventId!);
+      const init = { runId, functionId: "dies-in-step", events: [found.event], startAt: found.receivedAt, repeatedUntilAnswered: true };
+      await runStub(runId)
+        .start(init)
+        .catch(() => undefined);
+      expect(await effectCount(`${key}:die`)).toBe(1);
+      expect(await alarmOf(runId)).toBeNull();
+      // The resume's start is the repeat: it arms the watchdog, or nothing ever wakes the run.
+      expect((await post("/v1/functions/dies-in-step/resume")).status).toBe(200);
+      await eventually(async () => ((await pausedEventCount(eventId!)) === 0 ? true : undefined));
+      expect(await alarmOf(runId)).not.toBeNull();
+      const run = await wakeUntilFailed(runId);
+      expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
+      expect(await effectCount(`${key}:die`)).toBe(1);
+    } finally {
+      await post("/v1/functions/dies-in-step/resume");
+    }
+  });
+});
+
+/** How many of a paused function's held events are `eventId`. */
+async function pausedEventCount(eventId: string): Promise<number> {
+  return (await env.DB.prepare("SELECT COUNT(*) AS n FROM paused_events WHERE event_id = ?1").bind(eventId).first<{ n: number }>())?.n ?? 0;
+}
 
 describe("the tick and the alarm", () => {
   it("re-arms the alarm of a run that is not over and has none (the runtime gave up retrying it)", async () => {

@@ -95,17 +95,18 @@ export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promis
 }
 
 /**
- * A start repeated: nothing changes, unless the caller repeats it because the object died in the
- * run's first invocation, armed with no watchdog (`repeatedUntilAnswered`): it arms that watchdog
- * now, due when it would have been (recovery keeps its pace: a step that kills the runtime is not
- * run again at each redelivery). One repeated while that invocation still runs here answers when
- * the first start would.
+ * A start repeated: nothing changes, unless the object died in the run's first invocation, armed
+ * with no watchdog (`repeatedUntilAnswered`): it arms that watchdog now, due when it would have been
+ * (recovery keeps its pace: a step that kills the runtime is not run again at each redelivery). So
+ * does a start that does not wait (a resume's): the dispatch's repeat may have met the function
+ * paused, and held the event for it. One its caller repeats, made while that invocation still runs
+ * here, answers when the first start would.
  */
 async function restart(ctx: RunStartContext, init: RunInit, status: RunStatus): Promise<RunStatus> {
-  if (!init.repeatedUntilAnswered) return status;
   const invoking = ctx.invoking();
-  if (invoking) await firstInvocationSettled(ctx, invoking);
-  else if ((await ctx.alarmAt()) !== null) return status;
+  if (invoking) {
+    if (init.repeatedUntilAnswered) await firstInvocationSettled(ctx, invoking);
+  } else if ((await ctx.alarmAt()) !== null) return status;
   else if (!FINAL_STATUSES.has(status)) {
     const began = ctx.store.run()?.starts.at(-1)?.at ?? Date.now();
     await ctx.setAlarm(Math.max(Date.now(), began + WATCHDOG_MS));
@@ -127,10 +128,11 @@ async function firstInvocationSettled(ctx: RunStartContext, first: Promise<void>
     clearTimeout(timer);
     ctx.waiting(-1);
   });
-  if (outcome === "settled") return;
-  // Still running: the watchdog. Ending: what its end needs, which it left to the waiting start. An
-  // invocation that recorded a sleep or a retry armed it: a watchdog now would only replace it.
+  // Ended: what its end needs, which it left to the waiting start, even once the invocation settled:
+  // an end that did not come from it (a cancel, `timeouts.finish`) may still be on its way to the runs
+  // index. Still running: the watchdog. An invocation that recorded a sleep or a retry armed it: a
+  // watchdog now would only replace it.
   const run = ctx.store.run();
   if (run && FINAL_STATUSES.has(run.status)) return void (ctx.endDelivered() || (await ctx.rearm()));
-  if (run?.isOpen) await ctx.setAlarm(Date.now() + WATCHDOG_MS);
+  if (outcome === "waited" && run?.isOpen) await ctx.setAlarm(Date.now() + WATCHDOG_MS);
 }
