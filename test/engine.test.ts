@@ -273,6 +273,30 @@ describe("a start its dispatch repeats, when the repeat meets the function pause
       await post("/v1/functions/dies-in-step/resume");
     }
   });
+
+  it("does not skip, on a resume that skips, the run that died in its first invocation: asked, it arms its watchdog", async () => {
+    const key = uniqueKey("died-then-skipped");
+    expect((await request("/v1/functions/dies-in-step/pause", { method: "POST", body: JSON.stringify({ skip: true }), headers: { "content-type": "application/json" } })).status).toBe(200);
+    try {
+      const [eventId] = await sendEvents({ name: "test/dies-in-step", data: { key } });
+      await eventually(async () => ((await pausedEventCount(eventId!)) === 1 ? true : undefined));
+      // As above: its first start died in the run's first invocation, with no watchdog armed.
+      const found = (await getEvent(env as unknown as Env, eventId!))!;
+      const runId = await derivedRunId("dies-in-step", eventId!);
+      await runStub(runId)
+        .start({ runId, functionId: "dies-in-step", events: [found.event], startAt: found.receivedAt, repeatedUntilAnswered: true })
+        .catch(() => undefined);
+      expect(await alarmOf(runId)).toBeNull();
+      expect((await post("/v1/functions/dies-in-step/resume")).status).toBe(200);
+      await eventually(async () => ((await pausedEventCount(eventId!)) === 0 ? true : undefined));
+      // The run began before the pause: it goes on, recorded by its own object, never as Skipped.
+      const run = await wakeUntilFailed(runId);
+      expect(run.error?.message).toMatch(/the runtime died while running step "die"/);
+      expect((await runsOf(eventId!)).map((listed) => listed.status)).toEqual(["Failed"]);
+    } finally {
+      await post("/v1/functions/dies-in-step/resume");
+    }
+  });
 });
 
 /** How many of a paused function's held events are `eventId`. */

@@ -8,7 +8,7 @@ import { resolveEventData } from "../platform/largeValues.ts";
 import { findFunction } from "../platform/registry.ts";
 import { runIdScheme } from "../db/runIdScheme.ts";
 import { sendMessages } from "../queue/send.ts";
-import { startEventRun, starterIndexWrites } from "../runs/door.ts";
+import { runObject, startEventRun, starterIndexWrites } from "../runs/door.ts";
 import { flowObject } from "../flow/admission.ts";
 
 // Pausing a function (beyond Inngest): while paused, the events that trigger it are recorded and
@@ -55,7 +55,11 @@ export async function resumePage(env: Env, functionId: string, skip: boolean): P
     const accepted = { event: toEvent(row), receivedAt: row.received_at };
     if (skip) {
       done.push(row);
-      entries.push({ runId: idFor(fn.id, row.id, row.received_at), functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
+      const runId = idFor(fn.id, row.id, row.received_at);
+      // A run its dispatch began before the pause (its object died in its first invocation, and the
+      // dispatch's repeat met the pause) is not skipped: asked, it arms its watchdog and goes on.
+      if (await runObject(env, runId).status()) continue;
+      entries.push({ runId, functionId, eventId: row.id, status: "Skipped", startedAt: row.received_at, skipReason: "the function was paused, and resumed skipping its events" });
       continue;
     }
     await resolveEventData(env, [accepted]);

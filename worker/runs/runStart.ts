@@ -106,14 +106,16 @@ async function restart(ctx: RunStartContext, init: RunInit, status: RunStatus): 
   const invoking = ctx.invoking();
   if (invoking) {
     if (init.repeatedUntilAnswered) await firstInvocationSettled(ctx, invoking);
-  } else if ((await ctx.alarmAt()) !== null) return status;
-  else if (!FINAL_STATUSES.has(status)) {
-    const began = ctx.store.run()?.starts.at(-1)?.at ?? Date.now();
-    await ctx.setAlarm(Math.max(Date.now(), began + WATCHDOG_MS));
+    return ctx.store.run()?.status ?? status;
   }
-  // An end this isolate did not deliver may have died with the last one: the alarm delivers it again (an idempotent write).
-  else if (!ctx.endDelivered()) await ctx.setAlarm(Date.now());
-  return ctx.store.run()?.status ?? status;
+  const ended = FINAL_STATUSES.has(status);
+  // Only an end made while a start waited may have no alarm for its delivery (armSoon arms none meanwhile):
+  // one this isolate did not deliver may have died with the last one. The alarm delivers it again (an idempotent write).
+  if (ended && !(init.repeatedUntilAnswered && !ctx.endDelivered())) return status;
+  if ((await ctx.alarmAt()) !== null) return status;
+  const began = ctx.store.run()?.starts.at(-1)?.at ?? Date.now();
+  await ctx.setAlarm(ended ? Date.now() : Math.max(Date.now(), began + WATCHDOG_MS));
+  return status;
 }
 
 /**
