@@ -60,8 +60,8 @@ export async function storeAndStart(ctx: RunStartContext, init: RunInit): Promis
   const listed = { id: init.runId, functionId: init.functionId, events: init.events, status: "Queued" as const, startedAt: now, listedAt: init.listedAt ?? now, ...(init.parent ? { parent: init.parent } : {}), indexedOn: null };
   // A run due later is listed now, as Queued; one that starts now writes its row when it is worth one (RunDelivery.indexOpen).
   const indexedOn = init.startAt > now ? (await ctx.delivery.indexOpen(listed)).indexedOn : null;
-  // A start repeated while that write was under way found no run either: the first one stored it.
-  if (ctx.store.run()) return ctx.store.run()!.status;
+  // A start repeated while that write (or the read of a synced app's function) was under way found no run either: the first one stored it.
+  if (ctx.store.run()) return restart(ctx, init, ctx.store.run()!.status);
   ctx.store.createRun(
     {
       id: init.runId,
