@@ -27,6 +27,7 @@ export interface RunStartContext {
   execute(isFirst: boolean): Promise<void>;
   /** The invocation running in this isolate, if one is. */
   invoking(): Promise<void> | null;
+  /** When the object's alarm is due; null when none is set. */
   alarmAt(): Promise<number | null>;
   /** Sets the alarm to the earliest thing the object must do (its end's delivery, say). */
   rearm(): Promise<void>;
@@ -111,7 +112,7 @@ async function restart(ctx: RunStartContext, init: RunInit, status: RunStatus): 
   const ended = FINAL_STATUSES.has(status);
   // Only an end made while a start waited may have no alarm for its delivery (armSoon arms none meanwhile):
   // one this isolate did not deliver may have died with the last one. The alarm delivers it again (an idempotent write).
-  if (ended && !(init.repeatedUntilAnswered && !ctx.endDelivered())) return status;
+  if (ended && (!init.repeatedUntilAnswered || ctx.endDelivered())) return status;
   if ((await ctx.alarmAt()) !== null) return status;
   const began = ctx.store.run()?.starts.at(-1)?.at ?? Date.now();
   await ctx.setAlarm(ended ? Date.now() : Math.max(Date.now(), began + WATCHDOG_MS));
