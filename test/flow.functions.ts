@@ -111,6 +111,16 @@ export function flowFunctions(app: Stepflare) {
     },
   );
 
+  // One at a time per group, with no start timeout: a run queued behind a gated one waits as long as the test needs.
+  const oneAtATime = app.createFunction(
+    { id: "flow-one-at-a-time", concurrency: { limit: 1, key: "event.data.group" } },
+    { event: "test/flow.one-at-a-time" },
+    async ({ event, step }) => step.run("work", async () => {
+      if (event.data.gate) await gateOpens(event.data.gate);
+      return event.data.n;
+    }),
+  );
+
   // A run under a concurrency limit that holds at its gate, then waits for an event.
   const waitsUnderLimit = app.createFunction(
     { id: "flow-waits-under-limit", concurrency: { limit: 5 } },
@@ -136,5 +146,5 @@ export function flowFunctions(app: Stepflare) {
     }
   });
 
-  return [batchedSlowly, pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledSlowly, throttledByPriority, debounced, debouncedAll, batched, startBounded, waitsUnderLimit];
+  return [batchedSlowly, pausedEverywhere, invokesPaused, paused, limited, singletonSkip, singletonCancel, idempotent, rateLimited, throttled, throttledSlowly, throttledByPriority, debounced, debouncedAll, batched, startBounded, oneAtATime, waitsUnderLimit];
 }
