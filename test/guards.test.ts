@@ -130,8 +130,8 @@ describe("the account's daily budget", () => {
     const key = uniqueKey("account");
     const [eventId] = await sendEvents({ name: "guards/account", data: { key } });
     const cost = await eventually(async () => (await env.DB.prepare("SELECT cost_usd FROM runs WHERE event_id = ?1").bind(eventId).first<{ cost_usd: number | null }>())?.cost_usd ?? undefined, 15_000, "the run's cost");
-    // A 1-step run: 1 request, 3 rows and 2 alarms set in its object, 4 D1 rows, 1 Workers request at list price.
-    expect(cost).toBeCloseTo((0.15 + 5 + 4 + 0.3) / 1_000_000, 12);
+    // A 1-step run: 2 requests (its start, its deletion at retention), 3 rows and no alarm in its object, 4 D1 rows, 1 Workers request at list price.
+    expect(cost).toBeCloseTo((2 * 0.15 + 3 + 4 + 0.3) / 1_000_000, 12);
     const fn = findFunction("guard-account")!;
     const now = Date.now();
 
