@@ -37,8 +37,8 @@ export type { RunInit, RunWithSteps };
 
 /**
  * One function run (DESIGN "A run"): its record and steps in this object's SQLite, the handler
- * executed here through the SDK's driver, and every timer (start, sleep, retry, watchdog, delivery,
- * retention) on the alarm.
+ * executed here through the SDK's driver, and every timer (start, sleep, retry, watchdog, delivery)
+ * on the alarm; at retention the tick has it deleted (`expire`).
  */
 export class RunObject extends DurableObject<Env> {
   private readonly store: RunStore;
