@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { flowObject } from "../worker/flow/admission.ts";
 import { DELIVERY_RETRY_MS } from "../worker/runs/alarm.ts";
 import { derivedRunId, eventually, getRun, request, runStub, sendEvents, uniqueKey } from "./helpers.ts";
+import { alarmOf } from "./indexRows.ts";
 
 // A run cancelled while its invocation asks its coordinator for a slot or a start: the cancel's end
 // gives its place back (the outbox's release-flow), and the ask may reach the coordinator after that.
@@ -49,9 +50,20 @@ async function askAfterCancel(runId: string, ask: "acquire" | "acquireStart", co
   return eventually(async () => (queueAtAsk !== undefined && !(await invoking()) ? queueAtAsk : undefined), 30_000, "the invocation that asked after the cancel to end");
 }
 
-/** The run's alarm: null, or a time. */
-function alarmOf(runId: string): Promise<number | null> {
-  return runInDurableObject(runStub(runId), (_, state) => state.storage.getAlarm());
+/**
+ * Queues runs B and C (`start`ed) behind the runs holding the coordinator's places, then cancels B as
+ * its next ask for a place goes out (askAfterCancel). Checks the interleaving happened: the cancel's
+ * give-back had taken B out of the queue before its ask came. Answers B and C.
+ */
+async function cancelWhileAsking(start: () => Promise<string>, ask: "acquire" | "acquireStart", coordinatorOf: () => Coordinator): Promise<{ b: string; c: string }> {
+  const coordinator = coordinatorOf();
+  const b = await start();
+  await inTable(coordinator, "waiting", [b], "B waiting for its place");
+  const c = await start();
+  await inTable(coordinator, "waiting", [b, c], "B and C waiting for their places");
+  expect(await askAfterCancel(b, ask, coordinatorOf)).toEqual([c]);
+  expect((await getRun(b)).status).toBe("Cancelled");
+  return { b, c };
 }
 
 /** Sends one event and answers the id of the run `functionId` starts for it. */
@@ -66,19 +78,12 @@ describe("a run cancelled while it asks for its place", () => {
     const gate = `${group}:gate`;
     const limitOf = () => flowObject(env, "flow-one-at-a-time", "concurrency:0", group);
     const limit = limitOf();
-    const start = (n: number, extra: Record<string, unknown> = {}) => startRun("flow-one-at-a-time", "test/flow.one-at-a-time", { group, n, ...extra });
-    // A holds the one slot behind its gate; B queues, then C behind it.
-    const a = await start(0, { gate });
+    let n = 0;
+    const start = (extra: Record<string, unknown> = {}) => startRun("flow-one-at-a-time", "test/flow.one-at-a-time", { group, n: n++, ...extra });
+    // A holds the one slot behind its gate; B queues, then C behind it; B is cancelled as it asks again.
+    const a = await start({ gate });
     await inTable(limit, "leases", [a], "A holding the slot");
-    const b = await start(1);
-    await inTable(limit, "waiting", [b], "B waiting for the slot");
-    const c = await start(2);
-    await inTable(limit, "waiting", [b, c], "B and C waiting for the slot");
-
-    const queueAtAsk = await askAfterCancel(b, "acquire", limitOf);
-    // The interleaving happened: the cancel's give-back took B out of the queue before B's ask came.
-    expect(queueAtAsk).toEqual([c]);
-    expect((await getRun(b)).status).toBe("Cancelled");
+    const { b, c } = await cancelWhileAsking(start, "acquire", limitOf);
     // (a) The ask that came late took nothing B keeps.
     expect(await rowsOf(limit, "waiting")).toEqual([c]);
     expect(await rowsOf(limit, "leases")).toEqual([a]);
@@ -101,18 +106,12 @@ describe("a run cancelled while it asks for its place", () => {
     const group = uniqueKey("cancel-asking-start");
     const throttleOf = () => flowObject(env, "flow-throttled-slowly", "throttle", group);
     const throttle = throttleOf();
-    const start = (n: number) => startRun("flow-throttled-slowly", "test/flow.throttled-slowly", { group, n });
+    let n = 0;
+    const start = () => startRun("flow-throttled-slowly", "test/flow.throttled-slowly", { group, n: n++ });
     // limit 2 + burst 1 start at once; the next start is minutes away, so B and C wait for it.
-    const first = await Promise.all([0, 1, 2].map((n) => start(n)));
+    const first = await Promise.all([start(), start(), start()]);
     await inTable(throttle, "decisions", first, "the first three granted their start");
-    const b = await start(3);
-    await inTable(throttle, "waiting", [b], "B waiting for its start");
-    const c = await start(4);
-    await inTable(throttle, "waiting", [b, c], "B and C waiting for their start");
-
-    const queueAtAsk = await askAfterCancel(b, "acquireStart", throttleOf);
-    expect(queueAtAsk).toEqual([c]);
-    expect((await getRun(b)).status).toBe("Cancelled");
+    const { b, c } = await cancelWhileAsking(start, "acquireStart", throttleOf);
     // (a) B is out of the queue and was granted no start: C is first in line.
     expect(await rowsOf(throttle, "waiting")).toEqual([c]);
     expect(await rowsOf(throttle, "decisions")).not.toContain(b);
